@@ -1,0 +1,23 @@
+use std::path::Path;
+
+use clap::Args as ClapArgs;
+
+use crate::{
+    cli::{Outcome, output},
+    local_cluster::dev,
+};
+
+#[derive(Debug, ClapArgs)]
+pub struct Args {}
+
+pub async fn run(_args: Args, dir: &Path, json: bool) -> anyhow::Result<Outcome> {
+    let stopped = dev::down(dir).await?;
+    if json {
+        output::print_json(&serde_json::json!({ "stopped": stopped, "data_dir": dir }))?;
+    } else if stopped {
+        println!("Stopped the development database in {}.", dir.display());
+    } else {
+        println!("The development database in {} was not running.", dir.display());
+    }
+    Ok(Outcome::Success)
+}

@@ -1,0 +1,88 @@
+//! `cabinet-db dev`: the local development database.
+
+mod down;
+mod status;
+mod up;
+
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+
+use super::Outcome;
+use crate::local_cluster::dev::default_data_dir;
+
+#[derive(Debug, Args)]
+pub struct DevArgs {
+    #[command(subcommand)]
+    pub command: DevCommand,
+    /// Where the cluster lives [default: /var/lib/cabinet-db/dev as root, else
+    /// ~/.local/state/cabinet-db/dev].
+    #[arg(long, env = "CABINET_DEV_DIR", global = true)]
+    pub data_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DevCommand {
+    /// Create (first time), start, migrate and seed the local database; idempotent.
+    Up(up::Args),
+    /// Stop the local database (its data stays).
+    Down(down::Args),
+    /// Show whether it runs, its URL, version, tables and demo rows.
+    Status(status::Args),
+}
+
+pub async fn run(args: DevArgs, json: bool) -> anyhow::Result<Outcome> {
+    let dir = args.data_dir.unwrap_or_else(default_data_dir);
+    let dir = std::path::absolute(&dir).unwrap_or(dir);
+    match args.command {
+        DevCommand::Up(a) => up::run(a, &dir, json).await,
+        DevCommand::Down(a) => down::run(a, &dir, json).await,
+        DevCommand::Status(a) => status::run(a, &dir, json).await,
+    }
+}
+
+/// The report as people read it.
+fn print_report(report: &crate::local_cluster::dev::DevReport) {
+    for action in &report.actions {
+        println!("- {action}");
+    }
+    println!("data dir:   {}", report.data_dir.display());
+    println!("server:     {} as user {}", report.server_binaries, report.server_user);
+    if !report.running {
+        println!("state:      stopped (cabinet-db dev up starts it)");
+        return;
+    }
+    if let Some(url) = &report.database_url {
+        println!("state:      running on 127.0.0.1:{}", report.port);
+        println!(
+            "database:   {url} (password in {}/superuser.password; --json prints the full URL)",
+            report.data_dir.display()
+        );
+    }
+    match report.migration_version {
+        Some(v) => println!("migrations: at {v:04} of {:04}", report.migration_head),
+        None => println!("migrations: none applied"),
+    }
+    if !report.tables.is_empty() {
+        println!();
+        let rows: Vec<Vec<String>> =
+            report.tables.iter().map(|t| vec![t.table.clone(), t.rows.to_string()]).collect();
+        super::output::print_table(&["table", "rows"], &rows);
+    }
+    if !report.sites.is_empty() {
+        println!();
+        let rows: Vec<Vec<String>> = report
+            .sites
+            .iter()
+            .map(|s| {
+                vec![
+                    s.site_id.clone(),
+                    s.domain.clone(),
+                    s.language.clone(),
+                    s.brand_name.clone().unwrap_or_default(),
+                ]
+            })
+            .collect();
+        super::output::print_table(&["site_id", "domain", "language", "brand_name"], &rows);
+    }
+}

@@ -1,0 +1,21 @@
+use std::path::Path;
+
+use clap::Args as ClapArgs;
+
+use crate::{
+    cli::{Outcome, output},
+    local_cluster::dev,
+};
+
+#[derive(Debug, ClapArgs)]
+pub struct Args {}
+
+pub async fn run(_args: Args, dir: &Path, json: bool) -> anyhow::Result<Outcome> {
+    let report = dev::status(dir).await?;
+    if json {
+        output::print_json(&report)?;
+    } else {
+        super::print_report(&report);
+    }
+    Ok(Outcome::Success)
+}

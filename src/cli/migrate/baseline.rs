@@ -1,0 +1,61 @@
+use clap::Args as ClapArgs;
+
+use super::RunnerArgs;
+use crate::{
+    cli::{ConnectionArgs, Outcome, output},
+    migrations::{
+        MigrationSet,
+        baseline::{self, BaselineOptions},
+    },
+};
+
+#[derive(Debug, ClapArgs)]
+pub struct Args {
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
+    /// Record migrations up to this version as applied (default: the newest).
+    #[arg(long)]
+    pub version: Option<i64>,
+    /// The database was created by Alembic/SQLAlchemy: convert its types, add the models'
+    /// constraints and drop alembic_version, in one transaction.
+    #[arg(long)]
+    pub from_alembic: bool,
+    /// The time zone naive `timestamp` values were written in (for --from-alembic).
+    #[arg(long, default_value = "UTC")]
+    pub assume_timezone: String,
+    #[command(flatten)]
+    pub runner: RunnerArgs,
+}
+
+pub async fn run(args: Args, set: &MigrationSet, json: bool) -> anyhow::Result<Outcome> {
+    let options = BaselineOptions {
+        version: args.version,
+        from_alembic: args.from_alembic,
+        assume_timezone: args.assume_timezone,
+    };
+    let report =
+        baseline::baseline(&args.connection.database_url, set, &options, &args.runner.options()).await?;
+    if json {
+        output::print_json(&report)?;
+        return Ok(Outcome::Success);
+    }
+    if let Some(revision) = &report.alembic_revision {
+        println!("Alembic revision: {revision}");
+    }
+    if report.differences.is_empty() {
+        println!("The schema matched the models.");
+    } else {
+        println!("Differences from the models found:");
+        for d in &report.differences {
+            println!("  - {d}");
+        }
+    }
+    if !report.statements.is_empty() {
+        println!("Converted with:");
+        for s in &report.statements {
+            println!("  {}", s.replace('\n', "\n  "));
+        }
+    }
+    println!("Recorded migrations up to {:04} as applied.", report.version);
+    Ok(Outcome::Success)
+}

@@ -1,0 +1,33 @@
+use clap::Args as ClapArgs;
+use sqlx::Connection;
+
+use crate::{
+    cli::{ConnectionArgs, Outcome, output},
+    db, schema_diff,
+};
+
+#[derive(Debug, ClapArgs)]
+pub struct Args {
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
+}
+
+pub async fn run(args: Args, json: bool) -> anyhow::Result<Outcome> {
+    let mut conn = db::connect(&args.connection.database_url, "cabinet-db migrate check").await?;
+    let differences = schema_diff::drift(&mut conn).await?;
+    conn.close().await?;
+    if json {
+        output::print_json(
+            &serde_json::json!({ "clean": differences.is_empty(), "differences": differences }),
+        )?;
+    } else if differences.is_empty() {
+        println!("No drift: the database matches the models.");
+    } else {
+        println!("The database differs from the models in {} ways:", differences.len());
+        for d in &differences {
+            println!("  - {d}");
+        }
+        println!("cabinet-db migrate diff prints SQL that would fix this (a draft for a new migration).");
+    }
+    Ok(if differences.is_empty() { Outcome::Success } else { Outcome::CheckFailed })
+}

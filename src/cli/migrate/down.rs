@@ -1,0 +1,45 @@
+use clap::Args as ClapArgs;
+
+use super::{RunnerArgs, print_steps};
+use crate::{
+    cli::{ConnectionArgs, Outcome, output},
+    migrations::{
+        MigrationSet,
+        runner::{self, DownTarget},
+    },
+};
+
+#[derive(Debug, ClapArgs)]
+#[group(id = "target", required = true, multiple = false, args = ["to", "steps", "all"])]
+pub struct Args {
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
+    /// Revert everything newer than this version (0 reverts all).
+    #[arg(long)]
+    pub to: Option<i64>,
+    /// Revert the newest N applied migrations.
+    #[arg(long)]
+    pub steps: Option<u32>,
+    /// Revert every applied migration (drops the application tables and their data).
+    #[arg(long)]
+    pub all: bool,
+    #[command(flatten)]
+    pub runner: RunnerArgs,
+}
+
+pub async fn run(args: Args, set: &MigrationSet, json: bool) -> anyhow::Result<Outcome> {
+    let target = match (args.to, args.steps) {
+        (Some(v), _) => DownTarget::To(v),
+        (None, Some(n)) => DownTarget::Steps(n),
+        (None, None) => DownTarget::All,
+    };
+    let steps = runner::down(&args.connection.database_url, set, target, &args.runner.options()).await?;
+    if json {
+        output::print_json(&steps)?;
+    } else if steps.is_empty() {
+        println!("Nothing to revert.");
+    } else {
+        print_steps(&steps, "reverted");
+    }
+    Ok(Outcome::Success)
+}

@@ -1,0 +1,23 @@
+use clap::Args as ClapArgs;
+
+use crate::{
+    cli::{Outcome, output},
+    migrations::{MigrationSet, lint},
+};
+
+#[derive(Debug, ClapArgs)]
+pub struct Args {}
+
+pub fn run(_args: Args, set: &MigrationSet, json: bool) -> anyhow::Result<Outcome> {
+    let findings = lint::lint(set);
+    if json {
+        output::print_json(&findings)?;
+    } else {
+        for f in &findings {
+            println!("{f}");
+        }
+        let scripts = set.iter().count() * 2;
+        println!("{} finding(s) in {scripts} scripts ({})", findings.len(), set.origin());
+    }
+    Ok(if findings.is_empty() { Outcome::Success } else { Outcome::CheckFailed })
+}

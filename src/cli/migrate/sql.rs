@@ -1,0 +1,24 @@
+use clap::Args as ClapArgs;
+
+use super::RunnerArgs;
+use crate::{
+    cli::Outcome,
+    migrations::{MigrationSet, offline},
+};
+
+#[derive(Debug, ClapArgs)]
+pub struct Args {
+    /// The version the database is at (default 0: empty).
+    #[arg(long, default_value_t = 0)]
+    pub from: i64,
+    /// The version to reach (default: the newest). Below --from prints a downgrade.
+    #[arg(long)]
+    pub to: Option<i64>,
+    #[command(flatten)]
+    pub runner: RunnerArgs,
+}
+
+pub fn run(args: Args, set: &MigrationSet) -> anyhow::Result<Outcome> {
+    print!("{}", offline::render(set, args.from, args.to.unwrap_or(set.head()), &args.runner.options())?);
+    Ok(Outcome::Success)
+}

@@ -1,0 +1,33 @@
+use clap::Args as ClapArgs;
+
+use super::{RunnerArgs, print_steps};
+use crate::{
+    cli::{ConnectionArgs, Outcome, output},
+    migrations::{MigrationSet, runner},
+};
+
+#[derive(Debug, ClapArgs)]
+pub struct Args {
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
+    /// Stop after this version (default: the newest).
+    #[arg(long)]
+    pub to: Option<i64>,
+    #[command(flatten)]
+    pub runner: RunnerArgs,
+}
+
+pub async fn run(args: Args, set: &MigrationSet, json: bool) -> anyhow::Result<Outcome> {
+    let steps = runner::up(&args.connection.database_url, set, args.to, &args.runner.options()).await?;
+    if json {
+        output::print_json(&steps)?;
+    } else if steps.is_empty() {
+        println!(
+            "Nothing to apply: the database is at {:04}.",
+            args.to.unwrap_or(set.head()).min(set.head())
+        );
+    } else {
+        print_steps(&steps, "applied");
+    }
+    Ok(Outcome::Success)
+}

@@ -1,0 +1,115 @@
+//! The command line: one enum of subcommands, one file per subcommand, each with its
+//! `Args` and `run`. `--help` is the configuration reference.
+
+/// `cabinet-db dev …`: the local development database.
+pub mod dev;
+/// `cabinet-db migrate …`: the migration runner.
+pub mod migrate;
+/// Tables for people, JSON for scripts.
+pub mod output;
+
+use std::{path::PathBuf, time::Duration};
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::db::DatabaseUrl;
+
+/// How a command ended, beyond "it failed with an error" (exit code 2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Exit 0.
+    Success,
+    /// Exit 1: the command ran, and what it checks is not as it should be.
+    CheckFailed,
+}
+
+/// cabinet-db: AI Cabinet's main application database (sites and users) and the tool that
+/// owns its schema.
+///
+/// Exit codes: 0 success, 1 a check found a problem (drift, lint findings), 2 error.
+#[derive(Debug, Parser)]
+#[command(name = "cabinet-db", version, propagate_version = true, max_term_width = 100)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+
+    /// Print machine-readable JSON on stdout instead of tables.
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    /// Log more on stderr (-v info, -vv debug); RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Apply, revert, inspect and check schema migrations.
+    Migrate(migrate::MigrateArgs),
+    /// Run a local PostgreSQL with the schema and demo data, for development.
+    Dev(dev::DevArgs),
+}
+
+/// Where the database is.
+#[derive(Debug, Clone, Args)]
+pub struct ConnectionArgs {
+    /// PostgreSQL URL, e.g. postgres://cabinet_owner:PASSWORD@cabinet-db.tail1234.ts.net:5432/cabinet.
+    /// The password is never logged or echoed.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: DatabaseUrl,
+}
+
+/// Runs the parsed command line.
+pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
+    match cli.command {
+        Command::Migrate(args) => migrate::run(args, cli.json).await,
+        Command::Dev(args) => dev::run(args, cli.json).await,
+    }
+}
+
+/// `500ms`, `30s`, `5m`, `1h`; a bare number means seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (digits, unit) = text.split_at(split);
+    let value: u64 =
+        digits.parse().map_err(|_| format!("{text:?} is not a duration; write e.g. 500ms, 30s, 5m"))?;
+    let millis = match unit {
+        "ms" => value,
+        "" | "s" => value * 1_000,
+        "m" | "min" => value * 60_000,
+        "h" => value * 3_600_000,
+        other => return Err(format!("unknown unit {other:?} in {text:?}; use ms, s, m or h")),
+    };
+    Ok(Duration::from_millis(millis))
+}
+
+/// The migrations directory option shared by the migrate subcommands.
+#[derive(Debug, Clone, Args)]
+pub struct MigrationsDirArgs {
+    /// Read migrations from this directory instead of the ones built into the binary
+    /// (for trying a new migration before rebuilding).
+    #[arg(long, env = "CABINET_MIGRATIONS_DIR", global = true)]
+    pub migrations_dir: Option<PathBuf>,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn durations_parse_with_units() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("30"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("5 parsecs").is_err());
+    }
+}

@@ -1,0 +1,188 @@
+//! Connecting to PostgreSQL: the secret-safe URL type, the server version gate, and the one
+//! identifier-quoting helper every piece of dynamic SQL uses.
+
+use std::{fmt, str::FromStr, time::Duration};
+
+use sqlx::{
+    ConnectOptions, Connection, PgConnection, PgPool,
+    postgres::{PgConnectOptions, PgPoolOptions},
+};
+
+/// The oldest server we support: `server_version_num` of PostgreSQL 14.
+pub const MIN_SERVER_VERSION_NUM: i32 = 140_000;
+
+/// How long to wait for a TCP connection before giving up.
+pub const CONNECT_TIMEOUT_SECS: u64 = 10;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("the database URL is not valid (expected postgres://user:password@host:port/database)")]
+    BadUrl(#[source] sqlx::Error),
+    #[error("could not connect to {target}")]
+    Connect {
+        target: String,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error(
+        "{target} runs PostgreSQL {version}, but cabinet-db needs 14 or newer; upgrade the server (e.g. apt-get install postgresql-16) and migrate the data with pg_upgrade"
+    )]
+    ServerTooOld { target: String, version: String },
+    #[error(transparent)]
+    Query(#[from] sqlx::Error),
+}
+
+/// A connection URL that may carry a password: never printed by `Debug` or `Display`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DatabaseUrl(String);
+
+impl DatabaseUrl {
+    pub fn new(url: impl Into<String>) -> Self {
+        DatabaseUrl(url.into())
+    }
+
+    /// The full URL, password included: only for handing to a client or printing on request.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    pub fn connect_options(&self) -> Result<PgConnectOptions, DbError> {
+        let options = PgConnectOptions::from_str(&self.0).map_err(DbError::BadUrl)?;
+        // Our statements are logged by us when they matter; sqlx's per-statement INFO
+        // lines would only repeat them (and could show values).
+        Ok(options.disable_statement_logging())
+    }
+
+    /// `user@host:port/database`: enough to say where, nothing secret.
+    pub fn redacted(&self) -> String {
+        match self.connect_options() {
+            Ok(o) => describe_target(&o),
+            Err(_) => "<unparsable database URL>".to_owned(),
+        }
+    }
+}
+
+impl fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "DatabaseUrl({})", self.redacted())
+    }
+}
+
+impl fmt::Display for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
+impl FromStr for DatabaseUrl {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(DatabaseUrl::new(s))
+    }
+}
+
+pub fn describe_target(options: &PgConnectOptions) -> String {
+    format!(
+        "{}@{}:{}/{}",
+        options.get_username(),
+        options.get_host(),
+        options.get_port(),
+        options.get_database().unwrap_or("(default)")
+    )
+}
+
+/// One connection, refused when the server is older than we support.
+pub async fn connect(url: &DatabaseUrl, application_name: &str) -> Result<PgConnection, DbError> {
+    let options = url.connect_options()?.application_name(application_name);
+    connect_with(&options).await
+}
+
+pub async fn connect_with(options: &PgConnectOptions) -> Result<PgConnection, DbError> {
+    let target = describe_target(options);
+    let mut conn = tokio::time::timeout(Duration::from_secs(CONNECT_TIMEOUT_SECS), options.connect())
+        .await
+        .map_err(|_| DbError::Connect { target: target.clone(), source: sqlx::Error::PoolTimedOut })?
+        .map_err(|source| DbError::Connect { target: target.clone(), source })?;
+    if let Err(e) = check_server_version(&mut conn, &target).await {
+        let _ = conn.close().await;
+        return Err(e);
+    }
+    Ok(conn)
+}
+
+/// A pool for the data commands; every connection passed the version gate once (the first).
+pub async fn pool(
+    url: &DatabaseUrl,
+    application_name: &str,
+    max_connections: u32,
+) -> Result<PgPool, DbError> {
+    let options = url.connect_options()?.application_name(application_name);
+    let first = connect_with(&options).await?;
+    let _ = first.close().await;
+    let target = describe_target(&options);
+    PgPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(Duration::from_secs(CONNECT_TIMEOUT_SECS))
+        .connect_with(options)
+        .await
+        .map_err(|source| DbError::Connect { target, source })
+}
+
+async fn check_server_version(conn: &mut PgConnection, target: &str) -> Result<i32, DbError> {
+    let (num, version): (String, String) =
+        sqlx::query_as("SELECT current_setting('server_version_num'), current_setting('server_version')")
+            .fetch_one(&mut *conn)
+            .await?;
+    let num: i32 = num.parse().unwrap_or(0);
+    if num < MIN_SERVER_VERSION_NUM {
+        return Err(DbError::ServerTooOld { target: target.to_owned(), version });
+    }
+    Ok(num)
+}
+
+/// Quotes an identifier (role, database, table name) for SQL text: the only way dynamic
+/// identifiers enter our statements. Values always travel as bind parameters instead.
+pub fn quote_ident(ident: &str) -> String {
+    format!("\"{}\"", ident.replace('"', "\"\""))
+}
+
+/// Quotes a string literal for SQL text that is printed rather than executed with binds
+/// (offline `migrate sql`) or for utility statements that take no parameters.
+pub fn quote_literal(value: &str) -> String {
+    format!("'{}'", value.replace('\'', "''"))
+}
+
+/// The SQLSTATE of a database error, when it is one.
+pub fn sqlstate(error: &sqlx::Error) -> Option<String> {
+    error.as_database_error().and_then(|e| e.code()).map(|c| c.into_owned())
+}
+
+/// SQLSTATE 55P03: `lock_timeout` expired.
+pub const SQLSTATE_LOCK_NOT_AVAILABLE: &str = "55P03";
+
+/// The model's sentence for a constraint violation, when the error is one of ours.
+pub fn violation_message(error: &sqlx::Error) -> Option<String> {
+    let db = error.as_database_error()?;
+    let name = db.constraint()?;
+    let def = crate::models::schema::constraint(name)?;
+    Some(format!("{} (constraint {name})", def.meaning))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_of_a_database_url_never_shows_the_password() {
+        let url = DatabaseUrl::new("postgres://alice:s3cr3t-pw@db.example:5432/cabinet");
+        let shown = format!("{url:?} {url}");
+        assert!(!shown.contains("s3cr3t-pw"), "{shown}");
+        assert!(shown.contains("alice@db.example:5432/cabinet"), "{shown}");
+    }
+
+    #[test]
+    fn quote_ident_doubles_embedded_quotes() {
+        assert_eq!(quote_ident(r#"we"ird"#), r#""we""ird""#);
+        assert_eq!(quote_literal("it's"), "'it''s'");
+    }
+}

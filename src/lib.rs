@@ -1,0 +1,17 @@
+//! cabinet-db: AI Cabinet's main application database and the tool that owns it.
+//!
+//! The binary (`src/main.rs`) only parses arguments and maps outcomes to exit codes; all
+//! logic lives here so the integration tests call it directly. See docs/ARCHITECTURE.md.
+
+/// The command line: subcommands, their arguments and their output.
+pub mod cli;
+/// Connections, the server version gate, identifier quoting, constraint messages.
+pub mod db;
+/// Private PostgreSQL clusters: the development database and the test harness.
+pub mod local_cluster;
+/// Versioned migrations and the runner.
+pub mod migrations;
+/// `Site`, `User` and the declarative schema: the source of truth.
+pub mod models;
+/// Live database vs models: drift and the SQL that removes it.
+pub mod schema_diff;

@@ -1,0 +1,265 @@
+//! `cabinet-db dev`: a local database in one command.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sqlx::Connection;
+
+use super::{ClusterError, LocalCluster, ServerSettings};
+use crate::{
+    db::{self, DatabaseUrl, DbError, quote_ident},
+    migrations::{MigrateError, MigrationSet, RunnerOptions, runner},
+    models::schema::TABLES,
+};
+
+/// Chosen away from 5432 so it never collides with a system PostgreSQL.
+pub const DEFAULT_DEV_PORT: u16 = 54320;
+pub const DEV_SUPERUSER: &str = "cabinet";
+pub const DEV_DATABASE: &str = "cabinet";
+const STATE_FILE: &str = "dev.json";
+
+/// A few sites and users so a fresh database shows something; loaded once, at creation.
+const DEMO_DATA_SQL: &str = "
+INSERT INTO sites (site_id, domain, ai_script_id, ai_prompt, brand_name, language, hubspot_pipeline, hubspot_stage)
+VALUES
+  ('demo-acme', 'acme.example.com', 'support-v2', 'You are the friendly support assistant of ACME.', 'ACME', 'en', 'default', 'appointmentscheduled'),
+  ('demo-baeckerei', 'baeckerei-schmidt.example.de', 'sales-v1', 'Du bist der Assistent der Bäckerei Schmidt.', 'Bäckerei Schmidt', 'de', NULL, NULL),
+  ('demo-lisboa', 'loja.example.pt', 'support-v2', 'Você é o assistente da Loja Lisboa.', 'Loja Lisboa', 'pt-BR', 'default', 'qualifiedtobuy')
+ON CONFLICT DO NOTHING;
+INSERT INTO users (user_id, email, first_seen, last_seen)
+VALUES
+  ('291840123456789012', 'ada@example.com', now() - interval '30 days', now() - interval '1 hour'),
+  ('291840123456789013', 'grace@example.org', now() - interval '7 days', now() - interval '2 days'),
+  ('291840123456789014', NULL, now() - interval '1 day', now())
+ON CONFLICT DO NOTHING;
+";
+
+#[derive(Debug, thiserror::Error)]
+pub enum DevError {
+    #[error(transparent)]
+    Cluster(#[from] ClusterError),
+    #[error(transparent)]
+    Migrate(#[from] MigrateError),
+    #[error(transparent)]
+    Db(#[from] DbError),
+    #[error("no development database in {0}; create it with cabinet-db dev up")]
+    NotCreated(PathBuf),
+    #[error(
+        "the development database in {dir} is running on port {running}; stop it (cabinet-db dev down) before choosing port {requested}"
+    )]
+    PortInUse { dir: PathBuf, running: u16, requested: u16 },
+    #[error("could not read {0}")]
+    State(PathBuf, #[source] std::io::Error),
+    #[error("database query failed")]
+    Query(#[from] sqlx::Error),
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct DevState {
+    port: u16,
+}
+
+/// Where the development database lives unless `--data-dir` says otherwise: as root
+/// `/var/lib/cabinet-db/dev` (the server user must be able to reach it, and root's home is
+/// private), otherwise `$XDG_STATE_HOME/cabinet-db/dev` (`~/.local/state/cabinet-db/dev`).
+pub fn default_data_dir() -> PathBuf {
+    if nix::unistd::geteuid().is_root() {
+        return PathBuf::from("/var/lib/cabinet-db/dev");
+    }
+    let state = std::env::var_os("XDG_STATE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
+        .unwrap_or_else(|| PathBuf::from("."));
+    state.join("cabinet-db/dev")
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DevReport {
+    pub data_dir: PathBuf,
+    pub port: u16,
+    pub running: bool,
+    pub server_binaries: String,
+    pub server_user: String,
+    /// The superuser's URL, password included: printed only on request (`--json`).
+    #[serde(serialize_with = "expose_url")]
+    pub database_url: Option<DatabaseUrl>,
+    pub server_version: Option<String>,
+    pub migration_version: Option<i64>,
+    pub migration_head: i64,
+    pub tables: Vec<TableRows>,
+    pub sites: Vec<SiteLine>,
+    /// What this invocation did: `created`, `started`, `migrated to 0001`, `loaded demo data`.
+    pub actions: Vec<String>,
+}
+
+fn expose_url<S: serde::Serializer>(url: &Option<DatabaseUrl>, s: S) -> Result<S::Ok, S::Error> {
+    match url {
+        Some(url) => s.serialize_str(url.expose()),
+        None => s.serialize_none(),
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TableRows {
+    pub table: String,
+    pub rows: i64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SiteLine {
+    pub site_id: String,
+    pub domain: String,
+    pub language: String,
+    pub brand_name: Option<String>,
+}
+
+fn cluster(data_dir: &Path, port: u16) -> Result<LocalCluster, DevError> {
+    Ok(LocalCluster::new(data_dir.to_owned(), port)?)
+}
+
+fn read_state(data_dir: &Path) -> Result<Option<DevState>, DevError> {
+    let path = data_dir.join(STATE_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => Ok(serde_json::from_str(&text).ok()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(DevError::State(path, e)),
+    }
+}
+
+fn write_state(data_dir: &Path, state: &DevState) -> Result<(), DevError> {
+    let path = data_dir.join(STATE_FILE);
+    std::fs::write(&path, serde_json::to_string_pretty(state).expect("state serialises"))
+        .map_err(|e| DevError::State(path, e))
+}
+
+/// Creates (first time), starts, migrates and seeds the development database; idempotent.
+pub async fn up(data_dir: &Path, port: Option<u16>) -> Result<DevReport, DevError> {
+    let state = read_state(data_dir)?;
+    let port = port.or(state.as_ref().map(|s| s.port)).unwrap_or(DEFAULT_DEV_PORT);
+    let cluster = cluster(data_dir, port)?;
+    let mut actions = Vec::new();
+    let settings = ServerSettings { port, durable: true };
+    if !cluster.is_initialized() {
+        cluster.init(DEV_SUPERUSER, settings)?;
+        actions.push("created the cluster".to_owned());
+    }
+    if cluster.is_running() {
+        let running = state.as_ref().map_or(port, |s| s.port);
+        if running != port {
+            return Err(DevError::PortInUse { dir: data_dir.to_owned(), running, requested: port });
+        }
+    } else {
+        cluster.write_settings(settings)?;
+        cluster.start()?;
+        actions.push(format!("started PostgreSQL on 127.0.0.1:{port}"));
+    }
+    write_state(data_dir, &DevState { port })?;
+
+    let password = cluster.superuser_password()?;
+    let admin_url = cluster.url(DEV_SUPERUSER, &password, "postgres");
+    let created_database = ensure_database(&admin_url, DEV_DATABASE).await?;
+    if created_database {
+        actions.push(format!("created database {DEV_DATABASE}"));
+    }
+    let url = cluster.url(DEV_SUPERUSER, &password, DEV_DATABASE);
+    let set = MigrationSet::embedded().map_err(MigrateError::from)?;
+    let applied = runner::up(&url, &set, None, &RunnerOptions::default()).await?;
+    if let Some(last) = applied.last() {
+        actions.push(format!("migrated to {:04}", last.version));
+    }
+    if created_database {
+        let mut conn = db::connect(&url, "cabinet-db dev").await?;
+        sqlx::raw_sql(DEMO_DATA_SQL).execute(&mut conn).await?;
+        conn.close().await?;
+        actions.push("loaded demo data".to_owned());
+    }
+    let mut report = describe(&cluster, Some(url), &set).await?;
+    report.actions = actions;
+    Ok(report)
+}
+
+/// Stops the development database; `Ok(false)` when it was not running.
+pub async fn down(data_dir: &Path) -> Result<bool, DevError> {
+    let state = read_state(data_dir)?.ok_or_else(|| DevError::NotCreated(data_dir.to_owned()))?;
+    let cluster = cluster(data_dir, state.port)?;
+    if !cluster.is_running() {
+        return Ok(false);
+    }
+    cluster.stop("fast")?;
+    Ok(true)
+}
+
+pub async fn status(data_dir: &Path) -> Result<DevReport, DevError> {
+    let state = read_state(data_dir)?.ok_or_else(|| DevError::NotCreated(data_dir.to_owned()))?;
+    let cluster = cluster(data_dir, state.port)?;
+    let set = MigrationSet::embedded().map_err(MigrateError::from)?;
+    let url = cluster.is_running().then(|| -> Result<_, DevError> {
+        Ok(cluster.url(DEV_SUPERUSER, &cluster.superuser_password()?, DEV_DATABASE))
+    });
+    describe(&cluster, url.transpose()?, &set).await
+}
+
+/// Creates the database unless it exists; `true` when it was created.
+pub async fn ensure_database(admin_url: &DatabaseUrl, name: &str) -> Result<bool, DevError> {
+    let mut conn = db::connect(admin_url, "cabinet-db dev").await?;
+    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+        .bind(name)
+        .fetch_one(&mut conn)
+        .await?;
+    if !exists {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {}", quote_ident(name))))
+            .execute(&mut conn)
+            .await?;
+    }
+    conn.close().await?;
+    Ok(!exists)
+}
+
+async fn describe(
+    cluster: &LocalCluster,
+    url: Option<DatabaseUrl>,
+    set: &MigrationSet,
+) -> Result<DevReport, DevError> {
+    let mut report = DevReport {
+        data_dir: cluster.root.clone(),
+        port: cluster.port,
+        running: url.is_some(),
+        server_binaries: format!("{} ({})", cluster.binaries.version, cluster.binaries.bindir.display()),
+        server_user: cluster.run_as.user_name(),
+        database_url: None,
+        server_version: None,
+        migration_version: None,
+        migration_head: set.head(),
+        tables: vec![],
+        sites: vec![],
+        actions: vec![],
+    };
+    let Some(url) = url else { return Ok(report) };
+    let assessment = runner::status(&url, set).await?;
+    report.migration_version = assessment.current;
+    let mut conn = db::connect(&url, "cabinet-db dev").await?;
+    report.server_version = Some(sqlx::query_scalar("SELECT version()").fetch_one(&mut conn).await?);
+    if assessment.current.is_some() {
+        for table in TABLES {
+            let rows: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                "SELECT count(*) FROM {}",
+                quote_ident(table.name)
+            )))
+            .fetch_one(&mut conn)
+            .await?;
+            report.tables.push(TableRows { table: table.name.to_owned(), rows });
+        }
+        let sites: Vec<(String, String, String, Option<String>)> = sqlx::query_as(
+            "SELECT site_id, domain, language, brand_name FROM sites ORDER BY site_id LIMIT 10",
+        )
+        .fetch_all(&mut conn)
+        .await?;
+        report.sites = sites
+            .into_iter()
+            .map(|(site_id, domain, language, brand_name)| SiteLine { site_id, domain, language, brand_name })
+            .collect();
+    }
+    conn.close().await?;
+    report.database_url = Some(url);
+    Ok(report)
+}

@@ -1,0 +1,234 @@
+//! `migrate baseline`: adopt a database whose schema exists already (Alembic's `stamp`).
+//!
+//! Plain: record migrations up to a version as applied without running them; at the head
+//! version the live schema must match the models, because we are about to vouch for it.
+//!
+//! `--from-alembic`: the database was built by SQLAlchemy/Alembic from the original
+//! `models.py`. Read `alembic_version`, require our tables and columns, convert what
+//! SQLAlchemy created (`character varying` → `text`, `timestamp without time zone` →
+//! `timestamptz` in an explicit zone) and add our defaults, constraints and indexes, drop
+//! `alembic_version`, then record the baseline: all in one transaction, so existing rows
+//! that break a constraint leave the database exactly as it was.
+
+use serde::Serialize;
+use sqlx::{AssertSqlSafe, Connection, PgConnection};
+
+use super::{
+    ledger,
+    runner::{self, MigrateError, RunnerOptions},
+    source::MigrationSet,
+};
+use crate::{
+    db::{self, DatabaseUrl},
+    schema_diff::{self, Difference},
+};
+
+/// The table Alembic keeps its revision in.
+pub const ALEMBIC_VERSION_TABLE: &str = "alembic_version";
+
+#[derive(Debug, Clone)]
+pub struct BaselineOptions {
+    /// Record migrations up to this version (default: the newest).
+    pub version: Option<i64>,
+    pub from_alembic: bool,
+    /// The zone naive `timestamp` values were written in (`--assume-timezone`).
+    pub assume_timezone: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BaselineReport {
+    pub version: i64,
+    /// The Alembic revision the database was at, with `--from-alembic`.
+    pub alembic_revision: Option<String>,
+    /// How the schema differed from the models before the conversion.
+    pub differences: Vec<String>,
+    /// The statements run to convert it.
+    pub statements: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BaselineError {
+    #[error(transparent)]
+    Migrate(#[from] MigrateError),
+    #[error(
+        "this database is already managed by cabinet-db (at version {current:04}); baseline is for adopting a database, use cabinet-db migrate up / down to move it"
+    )]
+    AlreadyManaged { current: i64 },
+    #[error("baseline needs a version of at least 0001")]
+    NothingToRecord,
+    #[error(
+        "there is no {ALEMBIC_VERSION_TABLE} table: this database was not managed by Alembic; run baseline without --from-alembic"
+    )]
+    NotAlembic,
+    #[error(
+        "{ALEMBIC_VERSION_TABLE} holds {0} rows (several Alembic heads); merge the heads with alembic merge first"
+    )]
+    AlembicHeads(usize),
+    #[error("cannot adopt: {}; create them with Alembic first, or start from an empty database with cabinet-db migrate up", .0.join(", "))]
+    MissingTables(Vec<String>),
+    #[error(
+        "--assume-timezone {0:?} is not a time zone this server knows; use a name from pg_timezone_names, e.g. UTC or Europe/Berlin"
+    )]
+    BadTimezone(String),
+    #[error(
+        "cannot adopt without losing data; these differences would drop something:\n{}\nmove that data out (it belongs in another database) and drop it yourself, then rerun",
+        .0.iter().map(|d| format!("  - {d}")).collect::<Vec<_>>().join("\n")
+    )]
+    Destructive(Vec<String>),
+    #[error(
+        "the schema does not match the models, so it cannot be recorded as version {version:04}:\n{}\nfix it (cabinet-db migrate diff prints the SQL) or baseline an older --version",
+        .differences.iter().map(|d| format!("  - {d}")).collect::<Vec<_>>().join("\n")
+    )]
+    Drift { version: i64, differences: Vec<String> },
+    #[error("converting the Alembic schema failed at: {statement}\n{meaning}nothing was changed")]
+    Conversion {
+        statement: String,
+        meaning: String,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error("database query failed")]
+    Query(#[from] sqlx::Error),
+}
+
+impl From<BaselineError> for MigrateError {
+    fn from(e: BaselineError) -> Self {
+        match e {
+            BaselineError::Migrate(m) => m,
+            other => MigrateError::Baseline(Box::new(other)),
+        }
+    }
+}
+
+pub async fn baseline(
+    url: &DatabaseUrl,
+    set: &MigrationSet,
+    options: &BaselineOptions,
+    runner_options: &RunnerOptions,
+) -> Result<BaselineReport, MigrateError> {
+    let version = options.version.unwrap_or(set.head());
+    if version == 0 {
+        return Err(BaselineError::NothingToRecord.into());
+    }
+    if set.get(version).is_none() {
+        return Err(MigrateError::UnknownTarget { version, head: set.head() });
+    }
+    runner::with_lock(url, runner_options, async |conn| {
+        let mut tx = conn.begin().await?;
+        let report = adopt(&mut tx, set, version, options).await.map_err(MigrateError::from)?;
+        tx.commit().await?;
+        Ok(report)
+    })
+    .await
+}
+
+async fn adopt(
+    conn: &mut PgConnection,
+    set: &MigrationSet,
+    version: i64,
+    options: &BaselineOptions,
+) -> Result<BaselineReport, BaselineError> {
+    if let Some(current) = ledger::applied(conn).await?.last() {
+        return Err(BaselineError::AlreadyManaged { current: current.version });
+    }
+    let mut report =
+        BaselineReport { version, alembic_revision: None, differences: vec![], statements: vec![] };
+    let differences = schema_diff::drift(conn).await?;
+    report.differences = differences.iter().map(ToString::to_string).collect();
+
+    if options.from_alembic {
+        report.alembic_revision = Some(alembic_revision(conn).await?);
+        convert_alembic_schema(conn, &differences, options, &mut report).await?;
+    }
+    if version == set.head() {
+        let remaining = schema_diff::drift(conn).await?;
+        if !remaining.is_empty() {
+            return Err(BaselineError::Drift {
+                version,
+                differences: remaining.iter().map(ToString::to_string).collect(),
+            });
+        }
+    }
+    ledger::ensure_table(conn).await?;
+    for migration in set.iter().filter(|m| m.version <= version) {
+        ledger::record(conn, migration.version, &migration.name, &migration.up, 0, true).await?;
+    }
+    Ok(report)
+}
+
+async fn alembic_revision(conn: &mut PgConnection) -> Result<String, BaselineError> {
+    let exists: bool = sqlx::query_scalar("SELECT to_regclass($1) IS NOT NULL")
+        .bind(ALEMBIC_VERSION_TABLE)
+        .fetch_one(&mut *conn)
+        .await?;
+    if !exists {
+        return Err(BaselineError::NotAlembic);
+    }
+    let revisions: Vec<String> =
+        sqlx::query_scalar("SELECT version_num::text FROM alembic_version").fetch_all(&mut *conn).await?;
+    match revisions.as_slice() {
+        [one] => Ok(one.clone()),
+        other => Err(BaselineError::AlembicHeads(other.len())),
+    }
+}
+
+async fn convert_alembic_schema(
+    conn: &mut PgConnection,
+    differences: &[Difference],
+    options: &BaselineOptions,
+    report: &mut BaselineReport,
+) -> Result<(), BaselineError> {
+    let missing: Vec<String> = differences
+        .iter()
+        .filter_map(|d| match d {
+            Difference::MissingTable { table } => Some(format!("table {table} is missing")),
+            Difference::MissingColumn { table, column } => {
+                Some(format!("column {table}.{column} is missing"))
+            }
+            _ => None,
+        })
+        .collect();
+    if !missing.is_empty() {
+        return Err(BaselineError::MissingTables(missing));
+    }
+    let known_zone: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_timezone_names WHERE name = $1)")
+            .bind(&options.assume_timezone)
+            .fetch_one(&mut *conn)
+            .await?;
+    if !known_zone {
+        return Err(BaselineError::BadTimezone(options.assume_timezone.clone()));
+    }
+    let destructive: Vec<String> = differences
+        .iter()
+        .filter(|d| match d {
+            Difference::UnexpectedTable { table } => table != ALEMBIC_VERSION_TABLE,
+            Difference::UnexpectedColumn { .. } => true,
+            _ => false,
+        })
+        .map(ToString::to_string)
+        .collect();
+    if !destructive.is_empty() {
+        return Err(BaselineError::Destructive(destructive));
+    }
+    let conversions: Vec<Difference> =
+        differences.iter().filter(|d| !matches!(d, Difference::UnexpectedTable { .. })).cloned().collect();
+    let sql = schema_diff::to_sql(&conversions, &options.assume_timezone);
+    let mut statements: Vec<String> =
+        sql.split_inclusive(";\n").map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect();
+    statements.push(format!("DROP TABLE {ALEMBIC_VERSION_TABLE};"));
+    for statement in &statements {
+        if let Err(source) = sqlx::raw_sql(AssertSqlSafe(statement.clone())).execute(&mut *conn).await {
+            let meaning = match db::violation_message(&source) {
+                Some(m) => {
+                    format!("existing rows break a rule of the models: {m}; correct those rows, then rerun\n")
+                }
+                None => String::new(),
+            };
+            return Err(BaselineError::Conversion { statement: statement.clone(), meaning, source });
+        }
+        tracing::info!(statement = %statement, "converted");
+    }
+    report.statements = statements;
+    Ok(())
+}

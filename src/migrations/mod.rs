@@ -1,0 +1,23 @@
+//! Versioned migrations: where they come from, what the database has applied, and the
+//! runner that moves a database between versions safely.
+
+/// Adopting an existing database (plain or Alembic-managed) without running migrations.
+pub mod baseline;
+/// The `cabinet_migrations` bookkeeping table.
+pub mod ledger;
+/// squawk-linter over every migration, plus our own rules.
+pub mod lint;
+/// The session-level advisory lock that serialises deployers.
+pub mod lock;
+/// The SQL an upgrade or downgrade would run, rendered without a database.
+pub mod offline;
+/// Comparing the migrations with what a database has applied.
+pub mod plan;
+/// Applying and reverting migrations.
+pub mod runner;
+/// Reading migrations: the embedded set or a directory, one parser for both.
+pub mod source;
+
+pub use plan::{Assessment, Problem};
+pub use runner::{MigrateError, RunnerOptions};
+pub use source::{Migration, MigrationSet, Script, SourceError};

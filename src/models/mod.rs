@@ -1,0 +1,16 @@
+//! The models: the one place that says what the database holds.
+//!
+//! `schema` describes every table, column, constraint and index declaratively; the
+//! migrations must produce exactly that (a test checks it) and `migrate check` / `migrate
+//! diff` compare a live database with it. `Site` and `User` are the rows as Rust types.
+
+/// The declarative schema: tables, columns, constraints, indexes.
+pub mod schema;
+/// A row of `sites`.
+pub mod site;
+/// A row of `users`.
+pub mod user;
+
+pub use schema::{ColumnDef, ConstraintDef, IndexDef, TABLES, TableDef};
+pub use site::Site;
+pub use user::User;

@@ -1,0 +1,219 @@
+//! The expected schema, declared once.
+//!
+//! Integrity lives in PostgreSQL itself because n8n and the admin panel write SQL directly;
+//! our own code is only one of the clients. Every constraint is named so that a violation,
+//! whoever caused it, maps back to the human sentence in [`ConstraintDef::meaning`].
+//!
+//! Expressions here are written as we would write them in a migration. They are compared
+//! with a live database by letting PostgreSQL itself deparse both sides (see
+//! `crate::schema_diff::model_snapshot`), so formatting differences never count as drift.
+
+/// A table of the application schema (all live in schema `public`).
+#[derive(Debug, Clone, Copy)]
+pub struct TableDef {
+    pub name: &'static str,
+    pub columns: &'static [ColumnDef],
+    pub constraints: &'static [ConstraintDef],
+    pub indexes: &'static [IndexDef],
+}
+
+/// A column: its SQL type as written in DDL, nullability and default expression.
+#[derive(Debug, Clone, Copy)]
+pub struct ColumnDef {
+    pub name: &'static str,
+    pub sql_type: &'static str,
+    pub not_null: bool,
+    pub default: Option<&'static str>,
+}
+
+/// A named table constraint (`PRIMARY KEY`, `UNIQUE` or `CHECK`).
+#[derive(Debug, Clone, Copy)]
+pub struct ConstraintDef {
+    pub name: &'static str,
+    /// The constraint clause after `CONSTRAINT <name>`.
+    pub definition: &'static str,
+    /// What a violation means, said to the person who caused it.
+    pub meaning: &'static str,
+}
+
+/// A secondary index that no constraint creates.
+#[derive(Debug, Clone, Copy)]
+pub struct IndexDef {
+    pub name: &'static str,
+    pub unique: bool,
+    /// The key list, with parentheses: `(lower(email))`.
+    pub keys: &'static str,
+}
+
+const fn column(name: &'static str, sql_type: &'static str) -> ColumnDef {
+    ColumnDef { name, sql_type, not_null: false, default: None }
+}
+
+const fn required(name: &'static str, sql_type: &'static str) -> ColumnDef {
+    ColumnDef { name, sql_type, not_null: true, default: None }
+}
+
+const fn required_with_default(
+    name: &'static str,
+    sql_type: &'static str,
+    default: &'static str,
+) -> ColumnDef {
+    ColumnDef { name, sql_type, not_null: true, default: Some(default) }
+}
+
+pub const SITES: TableDef = TableDef {
+    name: "sites",
+    columns: &[
+        required("site_id", "text"),
+        required("domain", "text"),
+        column("ai_script_id", "text"),
+        column("ai_prompt", "text"),
+        column("brand_name", "text"),
+        required_with_default("language", "text", "'en'"),
+        column("hubspot_pipeline", "text"),
+        column("hubspot_stage", "text"),
+        required_with_default("created_at", "timestamptz", "now()"),
+    ],
+    constraints: &[
+        ConstraintDef {
+            name: "sites_pkey",
+            definition: "PRIMARY KEY (site_id)",
+            meaning: "a site with this site_id already exists",
+        },
+        ConstraintDef {
+            name: "sites_site_id_format",
+            definition: "CHECK (length(site_id) <= 200 AND site_id ~ '^[^[:space:][:cntrl:]]([^[:cntrl:]]*[^[:space:][:cntrl:]])?$')",
+            meaning: "site_id must be 1-200 characters, without leading or trailing white space or control characters",
+        },
+        ConstraintDef {
+            name: "sites_domain_key",
+            definition: "UNIQUE (domain)",
+            meaning: "another site already uses this domain (domains are compared case-insensitively)",
+        },
+        ConstraintDef {
+            name: "sites_domain_lowercase",
+            definition: "CHECK (domain = lower(domain))",
+            meaning: "domain must be stored in lower case, e.g. example.com rather than Example.COM",
+        },
+        ConstraintDef {
+            name: "sites_domain_hostname",
+            definition: "CHECK (length(domain) <= 253 AND domain ~* '^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)+[a-z]([a-z0-9-]{0,61}[a-z0-9])?$')",
+            meaning: "domain must be a host name such as example.com or shop.example.co.uk (letters, digits, hyphens and dots; no scheme, port or path)",
+        },
+        ConstraintDef {
+            name: "sites_language_tag",
+            definition: "CHECK (language ~ '^[a-z]{2,3}(-[A-Za-z0-9]{1,8})*$')",
+            meaning: "language must be a BCP 47 tag such as en, de or pt-BR",
+        },
+        ConstraintDef {
+            name: "sites_hubspot_stage_needs_pipeline",
+            definition: "CHECK (hubspot_stage IS NULL OR hubspot_pipeline IS NOT NULL)",
+            meaning: "hubspot_stage is set but hubspot_pipeline is not: a stage belongs to a pipeline",
+        },
+    ],
+    indexes: &[],
+};
+
+pub const USERS: TableDef = TableDef {
+    name: "users",
+    columns: &[
+        required("user_id", "text"),
+        column("email", "text"),
+        required_with_default("first_seen", "timestamptz", "now()"),
+        required_with_default("last_seen", "timestamptz", "now()"),
+    ],
+    constraints: &[
+        ConstraintDef {
+            name: "users_pkey",
+            definition: "PRIMARY KEY (user_id)",
+            meaning: "a user with this user_id already exists",
+        },
+        ConstraintDef {
+            name: "users_user_id_format",
+            definition: "CHECK (length(user_id) <= 200 AND user_id ~ '^[^[:space:][:cntrl:]]([^[:cntrl:]]*[^[:space:][:cntrl:]])?$')",
+            meaning: "user_id (the Zitadel sub) must be 1-200 characters, without leading or trailing white space or control characters",
+        },
+        ConstraintDef {
+            name: "users_email_format",
+            definition: "CHECK (length(email) <= 320 AND email ~ '^[^@[:space:][:cntrl:]]+@[^@[:space:][:cntrl:]]+\\.[^@[:space:][:cntrl:]]+$')",
+            meaning: "email must look like name@example.com (or be left empty)",
+        },
+        ConstraintDef {
+            name: "users_seen_order",
+            definition: "CHECK (first_seen <= last_seen)",
+            meaning: "first_seen must not be later than last_seen",
+        },
+    ],
+    indexes: &[
+        IndexDef { name: "users_email_idx", unique: false, keys: "(lower(email))" },
+        IndexDef { name: "users_last_seen_idx", unique: false, keys: "(last_seen)" },
+    ],
+};
+
+/// Every table the application owns, in creation order.
+pub const TABLES: &[TableDef] = &[SITES, USERS];
+
+/// The table where the migration runner records what it applied. It lives beside the
+/// application tables but is not part of the model.
+pub const MIGRATIONS_TABLE: &str = "cabinet_migrations";
+
+impl TableDef {
+    pub fn column_names(&self) -> Vec<&'static str> {
+        self.columns.iter().map(|c| c.name).collect()
+    }
+
+    /// `CREATE TABLE` for this table; `qualifier` is prepended to the name (`""` or `pg_temp.`).
+    pub fn create_table_sql(&self, qualifier: &str) -> String {
+        let mut lines: Vec<String> = self.columns.iter().map(ColumnDef::ddl).collect();
+        lines.extend(self.constraints.iter().map(|c| format!("CONSTRAINT {} {}", c.name, c.definition)));
+        format!("CREATE TABLE {qualifier}{} (\n    {}\n);\n", self.name, lines.join(",\n    "))
+    }
+
+    pub fn create_index_sql(&self, index: &IndexDef, qualifier: &str) -> String {
+        format!(
+            "CREATE {}INDEX {} ON {qualifier}{} {};\n",
+            if index.unique { "UNIQUE " } else { "" },
+            index.name,
+            self.name,
+            index.keys
+        )
+    }
+
+    /// The table and its indexes, as a migration would create them.
+    pub fn create_sql(&self, qualifier: &str) -> String {
+        let mut sql = self.create_table_sql(qualifier);
+        for index in self.indexes {
+            sql.push_str(&self.create_index_sql(index, qualifier));
+        }
+        sql
+    }
+}
+
+impl ColumnDef {
+    /// The column as it appears in `CREATE TABLE` or `ADD COLUMN`.
+    pub fn ddl(&self) -> String {
+        let mut ddl = format!("{} {}", self.name, self.sql_type);
+        if let Some(default) = self.default {
+            ddl.push_str(" DEFAULT ");
+            ddl.push_str(default);
+        }
+        if self.not_null {
+            ddl.push_str(" NOT NULL");
+        }
+        ddl
+    }
+}
+
+/// The model's SQL for the whole schema, in creation order.
+pub fn create_all_sql() -> String {
+    TABLES.iter().map(|t| t.create_sql("")).collect::<Vec<_>>().join("\n")
+}
+
+pub fn table(name: &str) -> Option<&'static TableDef> {
+    TABLES.iter().find(|t| t.name == name)
+}
+
+/// The constraint of that name in any table of the model.
+pub fn constraint(name: &str) -> Option<&'static ConstraintDef> {
+    TABLES.iter().flat_map(|t| t.constraints.iter()).find(|c| c.name == name)
+}

@@ -1,0 +1,48 @@
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sqlx::{FromRow, Row, postgres::PgRow};
+
+/// One client site's configuration: a row of `sites`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Site {
+    pub site_id: String,
+    pub domain: String,
+    pub ai_script_id: Option<String>,
+    pub ai_prompt: Option<String>,
+    pub brand_name: Option<String>,
+    pub language: String,
+    pub hubspot_pipeline: Option<String>,
+    pub hubspot_stage: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl Site {
+    /// The struct's fields in table order; a test holds this equal to the schema model.
+    pub const COLUMNS: [&'static str; 9] = [
+        "site_id",
+        "domain",
+        "ai_script_id",
+        "ai_prompt",
+        "brand_name",
+        "language",
+        "hubspot_pipeline",
+        "hubspot_stage",
+        "created_at",
+    ];
+}
+
+impl<'r> FromRow<'r, PgRow> for Site {
+    fn from_row(row: &'r PgRow) -> Result<Self, sqlx::Error> {
+        Ok(Site {
+            site_id: row.try_get("site_id")?,
+            domain: row.try_get("domain")?,
+            ai_script_id: row.try_get("ai_script_id")?,
+            ai_prompt: row.try_get("ai_prompt")?,
+            brand_name: row.try_get("brand_name")?,
+            language: row.try_get("language")?,
+            hubspot_pipeline: row.try_get("hubspot_pipeline")?,
+            hubspot_stage: row.try_get("hubspot_stage")?,
+            created_at: row.try_get("created_at")?,
+        })
+    }
+}

@@ -1,0 +1,28 @@
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sqlx::{FromRow, Row, postgres::PgRow};
+
+/// A registered user, keyed by the Zitadel `sub`: a row of `users`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct User {
+    pub user_id: String,
+    pub email: Option<String>,
+    pub first_seen: DateTime<Utc>,
+    pub last_seen: DateTime<Utc>,
+}
+
+impl User {
+    /// The struct's fields in table order; a test holds this equal to the schema model.
+    pub const COLUMNS: [&'static str; 4] = ["user_id", "email", "first_seen", "last_seen"];
+}
+
+impl<'r> FromRow<'r, PgRow> for User {
+    fn from_row(row: &'r PgRow) -> Result<Self, sqlx::Error> {
+        Ok(User {
+            user_id: row.try_get("user_id")?,
+            email: row.try_get("email")?,
+            first_seen: row.try_get("first_seen")?,
+            last_seen: row.try_get("last_seen")?,
+        })
+    }
+}

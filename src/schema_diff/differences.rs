@@ -1,0 +1,255 @@
+use std::fmt;
+
+use serde::Serialize;
+
+use super::snapshot::{IndexSnapshot, Snapshot, TableSnapshot};
+use crate::{db::quote_literal, models::schema};
+
+/// One way the live schema differs from the models.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Difference {
+    MissingTable { table: String },
+    UnexpectedTable { table: String },
+    MissingColumn { table: String, column: String },
+    UnexpectedColumn { table: String, column: String, data_type: String },
+    ColumnType { table: String, column: String, expected: String, actual: String },
+    Nullability { table: String, column: String, expected_not_null: bool },
+    Default { table: String, column: String, expected: Option<String>, actual: Option<String> },
+    MissingConstraint { table: String, name: String, definition: String },
+    UnexpectedConstraint { table: String, name: String, definition: String },
+    ConstraintDefinition { table: String, name: String, expected: String, actual: String },
+    MissingIndex { table: String, name: String, definition: String },
+    UnexpectedIndex { table: String, name: String, definition: String },
+    IndexDefinition { table: String, name: String, expected: String, actual: String },
+}
+
+impl fmt::Display for Difference {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use Difference::*;
+        match self {
+            MissingTable { table } => write!(f, "table {table} is missing"),
+            UnexpectedTable { table } => write!(
+                f,
+                "table {table} exists but is not in the models (chat history, embeddings and n8n data belong in other databases)"
+            ),
+            MissingColumn { table, column } => write!(f, "{table}.{column} is missing"),
+            UnexpectedColumn { table, column, data_type } => {
+                write!(f, "{table}.{column} ({data_type}) exists but is not in the models")
+            }
+            ColumnType { table, column, expected, actual } => {
+                write!(f, "{table}.{column} has type {actual}, the models say {expected}")
+            }
+            Nullability { table, column, expected_not_null: true } => {
+                write!(f, "{table}.{column} allows NULL, the models say NOT NULL")
+            }
+            Nullability { table, column, expected_not_null: false } => {
+                write!(f, "{table}.{column} is NOT NULL, the models allow NULL")
+            }
+            Default { table, column, expected, actual } => write!(
+                f,
+                "{table}.{column} has default {}, the models say {}",
+                actual.as_deref().unwrap_or("(none)"),
+                expected.as_deref().unwrap_or("(none)")
+            ),
+            MissingConstraint { table, name, definition } => {
+                write!(f, "{table}: constraint {name} is missing ({definition})")
+            }
+            UnexpectedConstraint { table, name, definition } => {
+                write!(f, "{table}: constraint {name} ({definition}) is not in the models")
+            }
+            ConstraintDefinition { table, name, expected, actual } => {
+                write!(f, "{table}: constraint {name} is {actual}, the models say {expected}")
+            }
+            MissingIndex { table, name, definition } => {
+                write!(f, "{table}: index {name} is missing ({definition})")
+            }
+            UnexpectedIndex { table, name, definition } => {
+                write!(f, "{table}: index {name} ({definition}) is not in the models")
+            }
+            IndexDefinition { table, name, expected, actual } => {
+                write!(f, "{table}: index {name} is {actual}, the models say {expected}")
+            }
+        }
+    }
+}
+
+/// What it takes to turn `live` into `model`.
+pub fn compare(model: &Snapshot, live: &Snapshot) -> Vec<Difference> {
+    let mut out = Vec::new();
+    for (name, expected) in &model.tables {
+        match live.tables.get(name) {
+            None => out.push(Difference::MissingTable { table: name.clone() }),
+            Some(actual) => compare_table(name, expected, actual, &mut out),
+        }
+    }
+    for name in live.tables.keys().filter(|n| !model.tables.contains_key(*n)) {
+        out.push(Difference::UnexpectedTable { table: name.clone() });
+    }
+    out
+}
+
+fn compare_table(table: &str, expected: &TableSnapshot, actual: &TableSnapshot, out: &mut Vec<Difference>) {
+    let t = || table.to_owned();
+    for column in &expected.columns {
+        let Some(live) = actual.column(&column.name) else {
+            out.push(Difference::MissingColumn { table: t(), column: column.name.clone() });
+            continue;
+        };
+        if live.data_type != column.data_type {
+            out.push(Difference::ColumnType {
+                table: t(),
+                column: column.name.clone(),
+                expected: column.data_type.clone(),
+                actual: live.data_type.clone(),
+            });
+        }
+        if live.not_null != column.not_null {
+            out.push(Difference::Nullability {
+                table: t(),
+                column: column.name.clone(),
+                expected_not_null: column.not_null,
+            });
+        }
+        if live.default != column.default {
+            out.push(Difference::Default {
+                table: t(),
+                column: column.name.clone(),
+                expected: column.default.clone(),
+                actual: live.default.clone(),
+            });
+        }
+    }
+    for column in actual.columns.iter().filter(|c| expected.column(&c.name).is_none()) {
+        out.push(Difference::UnexpectedColumn {
+            table: t(),
+            column: column.name.clone(),
+            data_type: column.data_type.clone(),
+        });
+    }
+    for (name, definition) in &expected.constraints {
+        match actual.constraints.get(name) {
+            None => out.push(Difference::MissingConstraint {
+                table: t(),
+                name: name.clone(),
+                definition: definition.clone(),
+            }),
+            Some(live) if live != definition => out.push(Difference::ConstraintDefinition {
+                table: t(),
+                name: name.clone(),
+                expected: definition.clone(),
+                actual: live.clone(),
+            }),
+            Some(_) => {}
+        }
+    }
+    for (name, definition) in
+        actual.constraints.iter().filter(|(n, _)| !expected.constraints.contains_key(*n))
+    {
+        out.push(Difference::UnexpectedConstraint {
+            table: t(),
+            name: name.clone(),
+            definition: definition.clone(),
+        });
+    }
+    for (name, index) in &expected.indexes {
+        match actual.indexes.get(name) {
+            None => out.push(Difference::MissingIndex {
+                table: t(),
+                name: name.clone(),
+                definition: describe(index),
+            }),
+            Some(live) if live != index => out.push(Difference::IndexDefinition {
+                table: t(),
+                name: name.clone(),
+                expected: describe(index),
+                actual: describe(live),
+            }),
+            Some(_) => {}
+        }
+    }
+    for (name, index) in actual.indexes.iter().filter(|(n, _)| !expected.indexes.contains_key(*n)) {
+        out.push(Difference::UnexpectedIndex { table: t(), name: name.clone(), definition: describe(index) });
+    }
+}
+
+fn describe(index: &IndexSnapshot) -> String {
+    if index.unique { format!("UNIQUE {}", index.definition) } else { index.definition.clone() }
+}
+
+/// SQL that brings the live schema to the models: a reviewed draft for a new migration.
+///
+/// Statements are ordered so each one can succeed: new tables first, then constraints and
+/// indexes that will change are dropped, columns are added and converted, and the model's
+/// constraints and indexes are created last, once the data has its final types. Steps that
+/// lose data are marked `DESTRUCTIVE` and come at the very end.
+///
+/// `assume_timezone` says what zone `timestamp without time zone` values were written in when
+/// they become `timestamptz`.
+pub fn to_sql(differences: &[Difference], assume_timezone: &str) -> String {
+    use Difference::*;
+    let mut phases: [Vec<String>; 8] = [(); 8].map(|_| Vec::new());
+    let (create, drop_old, add_columns, convert, defaults, nullability, add_new, destructive) =
+        (0, 1, 2, 3, 4, 5, 6, 7);
+    for d in differences {
+        match d {
+            MissingTable { table } => {
+                if let Some(def) = schema::table(table) {
+                    phases[create].push(def.create_sql(""));
+                }
+            }
+            UnexpectedTable { table } => phases[destructive]
+                .push(format!("-- DESTRUCTIVE: drops table {table} and all its rows\nDROP TABLE {table};\n")),
+            MissingColumn { table, column } => {
+                if let Some(def) = schema::table(table).and_then(|t| t.columns.iter().find(|c| c.name == column)) {
+                    phases[add_columns].push(format!("ALTER TABLE {table} ADD COLUMN {};\n", def.ddl()));
+                }
+            }
+            UnexpectedColumn { table, column, .. } => phases[destructive].push(format!(
+                "-- DESTRUCTIVE: drops column {table}.{column} and its values\nALTER TABLE {table} DROP COLUMN {column};\n"
+            )),
+            ColumnType { table, column, expected, actual } => {
+                let using = if actual.starts_with("timestamp without time zone")
+                    && expected.starts_with("timestamp with time zone")
+                {
+                    format!("{column} AT TIME ZONE {}", quote_literal(assume_timezone))
+                } else {
+                    format!("{column}::{expected}")
+                };
+                phases[convert]
+                    .push(format!("ALTER TABLE {table} ALTER COLUMN {column} TYPE {expected} USING {using};\n"));
+            }
+            Nullability { table, column, expected_not_null } => phases[nullability].push(format!(
+                "ALTER TABLE {table} ALTER COLUMN {column} {} NOT NULL;\n",
+                if *expected_not_null { "SET" } else { "DROP" }
+            )),
+            Default { table, column, expected, .. } => phases[defaults].push(match expected {
+                Some(expr) => format!("ALTER TABLE {table} ALTER COLUMN {column} SET DEFAULT {expr};\n"),
+                None => format!("ALTER TABLE {table} ALTER COLUMN {column} DROP DEFAULT;\n"),
+            }),
+            MissingConstraint { table, name, definition } => {
+                phases[add_new].push(format!("ALTER TABLE {table} ADD CONSTRAINT {name} {definition};\n"))
+            }
+            UnexpectedConstraint { table, name, .. } => {
+                phases[drop_old].push(format!("ALTER TABLE {table} DROP CONSTRAINT {name};\n"))
+            }
+            ConstraintDefinition { table, name, expected, .. } => {
+                phases[drop_old].push(format!("ALTER TABLE {table} DROP CONSTRAINT {name};\n"));
+                phases[add_new].push(format!("ALTER TABLE {table} ADD CONSTRAINT {name} {expected};\n"));
+            }
+            MissingIndex { table, name, .. } => phases[add_new].extend(create_index(table, name)),
+            UnexpectedIndex { name, .. } => phases[drop_old].push(format!("DROP INDEX {name};\n")),
+            IndexDefinition { table, name, .. } => {
+                phases[drop_old].push(format!("DROP INDEX {name};\n"));
+                phases[add_new].extend(create_index(table, name));
+            }
+        }
+    }
+    phases.concat().concat()
+}
+
+fn create_index(table: &str, name: &str) -> Option<String> {
+    let def = schema::table(table)?;
+    let index = def.indexes.iter().find(|i| i.name == name)?;
+    Some(def.create_index_sql(index, ""))
+}
