@@ -159,6 +159,8 @@ pub fn sqlstate(error: &sqlx::Error) -> Option<String> {
 
 /// SQLSTATE 55P03: `lock_timeout` expired.
 pub const SQLSTATE_LOCK_NOT_AVAILABLE: &str = "55P03";
+/// SQLSTATE 23502: a NULL where NOT NULL is required.
+pub const SQLSTATE_NOT_NULL_VIOLATION: &str = "23502";
 
 /// The model's sentence for a constraint violation, when the error is one of ours.
 pub fn violation_message(error: &sqlx::Error) -> Option<String> {

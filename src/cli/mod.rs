@@ -28,7 +28,7 @@ pub enum Outcome {
 ///
 /// Exit codes: 0 success, 1 a check found a problem (drift, lint findings), 2 error.
 #[derive(Debug, Parser)]
-#[command(name = "cabinet-db", version, propagate_version = true, max_term_width = 100)]
+#[command(name = "cabinet-db", version, max_term_width = 100)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

@@ -219,11 +219,15 @@ async fn convert_alembic_schema(
     statements.push(format!("DROP TABLE {ALEMBIC_VERSION_TABLE};"));
     for statement in &statements {
         if let Err(source) = sqlx::raw_sql(AssertSqlSafe(statement.clone())).execute(&mut *conn).await {
-            let meaning = match db::violation_message(&source) {
-                Some(m) => {
+            let meaning = match (db::violation_message(&source), db::sqlstate(&source).as_deref()) {
+                (Some(m), _) => {
                     format!("existing rows break a rule of the models: {m}; correct those rows, then rerun\n")
                 }
-                None => String::new(),
+                (None, Some(db::SQLSTATE_NOT_NULL_VIOLATION)) => {
+                    "existing rows have NULL in a column the models require; fill it in, then rerun\n"
+                        .to_owned()
+                }
+                _ => String::new(),
             };
             return Err(BaselineError::Conversion { statement: statement.clone(), meaning, source });
         }

@@ -219,10 +219,21 @@ pub fn to_sql(differences: &[Difference], assume_timezone: &str) -> String {
                 phases[convert]
                     .push(format!("ALTER TABLE {table} ALTER COLUMN {column} TYPE {expected} USING {using};\n"));
             }
-            Nullability { table, column, expected_not_null } => phases[nullability].push(format!(
-                "ALTER TABLE {table} ALTER COLUMN {column} {} NOT NULL;\n",
-                if *expected_not_null { "SET" } else { "DROP" }
-            )),
+            Nullability { table, column, expected_not_null: true } => {
+                // Rows written before the column was required get the model's default,
+                // the value they would have had; without a default they must be fixed by hand.
+                let default = schema::table(table)
+                    .and_then(|t| t.columns.iter().find(|c| c.name == column))
+                    .and_then(|c| c.default);
+                if let Some(expr) = default {
+                    phases[nullability]
+                        .push(format!("UPDATE {table} SET {column} = {expr} WHERE {column} IS NULL;\n"));
+                }
+                phases[nullability].push(format!("ALTER TABLE {table} ALTER COLUMN {column} SET NOT NULL;\n"));
+            }
+            Nullability { table, column, expected_not_null: false } => {
+                phases[nullability].push(format!("ALTER TABLE {table} ALTER COLUMN {column} DROP NOT NULL;\n"))
+            }
             Default { table, column, expected, .. } => phases[defaults].push(match expected {
                 Some(expr) => format!("ALTER TABLE {table} ALTER COLUMN {column} SET DEFAULT {expr};\n"),
                 None => format!("ALTER TABLE {table} ALTER COLUMN {column} DROP DEFAULT;\n"),

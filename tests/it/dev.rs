@@ -1,0 +1,84 @@
+use std::{os::unix::fs::PermissionsExt, path::Path, time::Instant};
+
+use crate::harness::{binary, stderr, stdout};
+
+/// Stops the development cluster when the test ends, passed or failed.
+struct DevGuard<'a>(&'a Path);
+
+impl Drop for DevGuard<'_> {
+    fn drop(&mut self) {
+        let _ = binary().args(["dev", "down", "--data-dir"]).arg(self.0).output();
+    }
+}
+
+fn dev(dir: &Path, args: &[&str]) -> std::process::Output {
+    binary().arg("dev").args(args).arg("--data-dir").arg(dir).output().unwrap()
+}
+
+#[tokio::test]
+async fn dev_up_creates_a_working_database_and_is_idempotent() {
+    // Arrange: a directory the server user can reach when we are root.
+    let dir = tempfile::Builder::new()
+        .prefix("cabinet-dev-test-")
+        .permissions(std::fs::Permissions::from_mode(0o755))
+        .tempdir_in("/tmp")
+        .unwrap();
+    let data_dir = dir.path().join("dev");
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port().to_string();
+    let _guard = DevGuard(&data_dir);
+
+    // Act
+    let started = Instant::now();
+    let first = dev(&data_dir, &["up", "--port", &port, "--json"]);
+    let first_secs = started.elapsed().as_secs_f64();
+    let second = dev(&data_dir, &["up", "--json"]);
+
+    // Assert
+    assert!(first.status.success(), "{}", stderr(&first));
+    assert!(second.status.success(), "{}", stderr(&second));
+    let first: serde_json::Value = serde_json::from_str(&stdout(&first)).unwrap();
+    let second: serde_json::Value = serde_json::from_str(&stdout(&second)).unwrap();
+    eprintln!("dev up (cold) took {first_secs:.2} s");
+    assert!(first["actions"].as_array().unwrap().iter().any(|a| a == "loaded demo data"));
+    assert_eq!(second["actions"], serde_json::json!([]), "a second up changes nothing");
+    assert_eq!(second["migration_version"], 1);
+    assert_eq!(
+        second["tables"],
+        serde_json::json!([{"table": "sites", "rows": 3}, {"table": "users", "rows": 3}])
+    );
+    let url = second["database_url"].as_str().unwrap();
+    assert!(
+        url.starts_with(&format!("postgres://cabinet:"))
+            && url.ends_with(&format!("@127.0.0.1:{port}/cabinet"))
+    );
+
+    // The URL works for other tools, and check finds no drift.
+    let check = binary().env("DATABASE_URL", url).args(["migrate", "check"]).output().unwrap();
+    assert_eq!(check.status.code(), Some(0), "{}", stdout(&check));
+
+    // The password file is private.
+    let mode = std::fs::metadata(data_dir.join("superuser.password")).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+
+    // Human status shows the demo rows; down stops it; status then says stopped.
+    let status = dev(&data_dir, &["status"]);
+    assert!(stdout(&status).contains("acme.example.com"), "{}", stdout(&status));
+    assert!(!stdout(&status).contains(url), "the human output never shows the password");
+    let down = dev(&data_dir, &["down"]);
+    assert!(stdout(&down).contains("Stopped"), "{}", stdout(&down));
+    let stopped: serde_json::Value =
+        serde_json::from_str(&stdout(&dev(&data_dir, &["status", "--json"]))).unwrap();
+    assert_eq!(stopped["running"], false);
+}
+
+#[test]
+fn dev_up_without_server_binaries_says_how_to_install_them() {
+    let out = binary()
+        .env("PG_BINDIR", "/nonexistent/bin")
+        .args(["dev", "up", "--data-dir", "/tmp/cabinet-dev-never-created"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("apt-get install postgresql"), "{}", stderr(&out));
+    assert!(!Path::new("/tmp/cabinet-dev-never-created").exists());
+}

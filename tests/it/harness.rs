@@ -1,0 +1,275 @@
+//! The test cluster: started once per test run from the machine's PostgreSQL binaries (or
+//! taken from `CABINET_TEST_DATABASE_URL`), with a migrated template database that every
+//! test clones, crates.io-style, and drops again when its guard goes out of scope.
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Command, Output},
+    sync::{
+        OnceLock,
+        atomic::{AtomicU32, Ordering},
+    },
+};
+
+use cabinet_db::{
+    db::{self, DatabaseUrl, quote_ident},
+    local_cluster::{LocalCluster, ServerSettings},
+    migrations::{MigrationSet, RunnerOptions, runner},
+};
+use sqlx::{AssertSqlSafe, Connection, PgConnection};
+
+const TEST_SUPERUSER: &str = "cabinet_test";
+const TEST_ROOT_PREFIX: &str = "cabinet-db-test-";
+
+pub struct TestCluster {
+    /// Superuser URL without a database name; tests append one.
+    base: String,
+    template: String,
+}
+
+static CLUSTER: OnceLock<TestCluster> = OnceLock::new();
+static NEXT_DB: AtomicU32 = AtomicU32::new(0);
+
+pub fn cluster() -> &'static TestCluster {
+    // Initialised on a thread of its own: each #[tokio::test] has its own runtime, and the
+    // cluster must outlive all of them.
+    CLUSTER.get_or_init(|| {
+        std::thread::spawn(|| {
+            tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(start())
+        })
+        .join()
+        .expect("starting the test cluster panicked")
+    })
+}
+
+async fn start() -> TestCluster {
+    let base = match std::env::var("CABINET_TEST_DATABASE_URL") {
+        Ok(url) => url.trim_end_matches('/').rsplit_once('/').map_or(url.clone(), |(b, _)| b.to_owned()),
+        Err(_) => {
+            let cluster = start_local_cluster();
+            let password = cluster.superuser_password().unwrap();
+            format!("postgres://{TEST_SUPERUSER}:{password}@127.0.0.1:{}", cluster.port)
+        }
+    };
+    let template = format!("cabinet_test_tpl_{}", std::process::id());
+    let mut admin =
+        PgConnection::connect(&format!("{base}/postgres")).await.expect("connect to the test cluster");
+    sweep_leftover_databases(&mut admin).await;
+    exec(&mut admin, &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", quote_ident(&template))).await;
+    exec(&mut admin, &format!("CREATE DATABASE {}", quote_ident(&template))).await;
+    admin.close().await.unwrap();
+    let url = DatabaseUrl::new(format!("{base}/{template}"));
+    let set = MigrationSet::embedded().unwrap();
+    runner::up(&url, &set, None, &RunnerOptions::default()).await.expect("migrate the template database");
+    TestCluster { base, template }
+}
+
+fn start_local_cluster() -> LocalCluster {
+    sweep_leftover_clusters();
+    let root = std::env::temp_dir().join(format!("{TEST_ROOT_PREFIX}{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let port = free_port();
+    let cluster = LocalCluster::new(root, port).expect("PostgreSQL binaries for the tests");
+    let settings = ServerSettings { port, durable: false };
+    cluster.init(TEST_SUPERUSER, settings).expect("initdb for the tests");
+    cluster.start().expect("start the test cluster");
+    STOP_ON_EXIT.set(cluster.clone()).ok();
+    // SAFETY: registering a plain extern "C" function with the C runtime.
+    unsafe { libc::atexit(stop_test_cluster) };
+    cluster
+}
+
+static STOP_ON_EXIT: OnceLock<LocalCluster> = OnceLock::new();
+
+/// Runs when the test binary exits (the harness calls `exit` after the last test).
+extern "C" fn stop_test_cluster() {
+    if let Some(cluster) = STOP_ON_EXIT.get() {
+        let _ = cluster.stop("immediate");
+        let _ = std::fs::remove_dir_all(&cluster.root);
+    }
+}
+
+/// Clusters of earlier runs that died before their exit handler (killed, aborted).
+fn sweep_leftover_clusters() {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else { return };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name.strip_prefix(TEST_ROOT_PREFIX).and_then(|p| p.parse::<i32>().ok()) else {
+            continue;
+        };
+        if Path::new(&format!("/proc/{pid}")).exists() {
+            continue;
+        }
+        if let Ok(old) = LocalCluster::new(entry.path(), 0) {
+            let _ = old.stop("immediate");
+        }
+        let _ = std::fs::remove_dir_all(entry.path());
+    }
+}
+
+/// Databases left by runs against an external server whose process is gone.
+async fn sweep_leftover_databases(admin: &mut PgConnection) {
+    let names: Vec<String> =
+        sqlx::query_scalar("SELECT datname FROM pg_database WHERE datname LIKE 'cabinet\\_test\\_%'")
+            .fetch_all(&mut *admin)
+            .await
+            .unwrap();
+    for name in names {
+        let pid = name.split('_').find_map(|part| part.parse::<i32>().ok());
+        if pid.is_some_and(|pid| {
+            pid != std::process::id() as i32 && !Path::new(&format!("/proc/{pid}")).exists()
+        }) {
+            exec(admin, &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", quote_ident(&name))).await;
+        }
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+async fn exec(conn: &mut PgConnection, sql: &str) {
+    sqlx::raw_sql(AssertSqlSafe(sql.to_owned()))
+        .execute(&mut *conn)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+}
+
+/// A database for one test, dropped when this goes out of scope.
+pub struct TestDb {
+    pub name: String,
+    pub url: DatabaseUrl,
+}
+
+impl TestDb {
+    /// A clone of the migrated template: the schema at head, no rows.
+    pub async fn migrated() -> TestDb {
+        let template = cluster().template.clone();
+        Self::create(&format!("TEMPLATE {}", quote_ident(&template))).await
+    }
+
+    /// An empty database: nothing applied.
+    pub async fn empty() -> TestDb {
+        Self::create("TEMPLATE template0").await
+    }
+
+    async fn create(template_clause: &str) -> TestDb {
+        let cluster = cluster();
+        let name = format!("cabinet_test_{}_{}", std::process::id(), NEXT_DB.fetch_add(1, Ordering::Relaxed));
+        let mut admin = PgConnection::connect(&format!("{}/postgres", cluster.base)).await.unwrap();
+        exec(&mut admin, &format!("CREATE DATABASE {} {template_clause}", quote_ident(&name))).await;
+        admin.close().await.unwrap();
+        let url = DatabaseUrl::new(format!("{}/{name}", cluster.base));
+        TestDb { name, url }
+    }
+
+    pub async fn conn(&self) -> PgConnection {
+        db::connect(&self.url, "cabinet-db tests").await.unwrap()
+    }
+
+    /// Runs SQL (several statements allowed) and panics on failure.
+    pub async fn exec(&self, sql: &str) {
+        let mut conn = self.conn().await;
+        exec(&mut conn, sql).await;
+        conn.close().await.unwrap();
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let base = cluster().base.clone();
+        let name = self.name.clone();
+        // Drop runs inside the test's runtime, which cannot block on itself.
+        let _ = std::thread::spawn(move || {
+            tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+                if let Ok(mut admin) = PgConnection::connect(&format!("{base}/postgres")).await {
+                    let _ = sqlx::raw_sql(AssertSqlSafe(format!(
+                        "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                        quote_ident(&name)
+                    )))
+                    .execute(&mut admin)
+                    .await;
+                    let _ = admin.close().await;
+                }
+            })
+        })
+        .join();
+    }
+}
+
+/// The cabinet-db binary built for these tests.
+pub fn binary() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_cabinet-db"));
+    command.env_remove("DATABASE_URL").env_remove("CABINET_MIGRATIONS_DIR").env("NO_COLOR", "1");
+    command
+}
+
+/// Runs the binary with `DATABASE_URL` set to `url`.
+pub fn run(url: &DatabaseUrl, args: &[&str]) -> Output {
+    binary().env("DATABASE_URL", url.expose()).args(args).output().expect("run cabinet-db")
+}
+
+pub fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// A migrations directory holding the real migrations plus `extra` files.
+pub fn migrations_dir(extra: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let real = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("migrations");
+    for entry in std::fs::read_dir(real).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), dir.path().join(entry.file_name())).unwrap();
+    }
+    for (name, sql) in extra {
+        std::fs::write(dir.path().join(name), sql).unwrap();
+    }
+    dir
+}
+
+/// Test migrations 0002 and 0003 on top of the real ones.
+pub const EXTRA_MIGRATIONS: &[(&str, &str)] = &[
+    ("0002_add_site_notes.up.sql", "ALTER TABLE sites ADD COLUMN notes text;\n"),
+    ("0002_add_site_notes.down.sql", "ALTER TABLE sites DROP COLUMN notes;\n"),
+    ("0003_add_audit_table.up.sql", "CREATE TABLE test_audit (id bigint PRIMARY KEY);\n"),
+    ("0003_add_audit_table.down.sql", "DROP TABLE test_audit;\n"),
+];
+
+pub async fn applied_versions(db: &TestDb) -> Vec<i64> {
+    let mut conn = db.conn().await;
+    let versions = sqlx::query_scalar("SELECT version FROM cabinet_migrations ORDER BY version")
+        .fetch_all(&mut conn)
+        .await
+        .unwrap_or_default();
+    conn.close().await.unwrap();
+    versions
+}
+
+pub async fn table_exists(db: &TestDb, table: &str) -> bool {
+    let mut conn = db.conn().await;
+    let exists = sqlx::query_scalar("SELECT to_regclass($1) IS NOT NULL")
+        .bind(table)
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    conn.close().await.unwrap();
+    exists
+}
+
+pub async fn column_exists(db: &TestDb, table: &str, column: &str) -> bool {
+    let mut conn = db.conn().await;
+    let exists = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM information_schema.columns WHERE table_name = $1 AND column_name = $2)",
+    )
+    .bind(table)
+    .bind(column)
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    conn.close().await.unwrap();
+    exists
+}

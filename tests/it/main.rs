@@ -1,0 +1,17 @@
+//! Integration tests: one binary, one PostgreSQL cluster per run (see `harness`), one fresh
+//! database per test.
+
+/// `migrate baseline`, plain and from an Alembic-built database.
+mod baseline;
+/// The database rejects bad rows whoever writes them.
+mod constraints;
+/// `cabinet-db dev up / status / down`.
+mod dev;
+/// `migrate check` and `migrate diff` against seeded drift.
+mod drift;
+/// The shared test cluster and per-test databases.
+mod harness;
+/// The runner: up/down/targets, checksums, order, the lock, retries, crashes.
+mod migrate;
+/// Offline commands: `sql`, `history`, `new`, `lint`.
+mod offline;

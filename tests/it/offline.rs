@@ -1,0 +1,83 @@
+use std::process::{Command, Stdio};
+
+use crate::harness::{TestDb, binary, migrations_dir, run, stderr, stdout};
+
+#[tokio::test]
+async fn the_offline_sql_applied_with_psql_yields_the_models_schema() {
+    // Arrange
+    let db = TestDb::empty().await;
+    let sql = binary().args(["migrate", "sql"]).output().unwrap();
+    assert!(sql.status.success(), "{}", stderr(&sql));
+
+    // Act: a DBA runs it by hand.
+    let mut psql = Command::new("psql")
+        .args(["--quiet", "--no-psqlrc", db.url.expose()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("psql (postgresql-client) is installed by the setup");
+    std::io::Write::write_all(psql.stdin.as_mut().unwrap(), &sql.stdout).unwrap();
+    assert!(psql.wait().unwrap().success());
+
+    // Assert: the runner sees itself at head, the schema matches.
+    let status = run(&db.url, &["migrate", "status", "--json"]);
+    let value: serde_json::Value = serde_json::from_str(&stdout(&status)).unwrap();
+    assert_eq!(value["current"], 1);
+    assert_eq!(value["problems"], serde_json::json!([]), "the recorded checksum matches the file");
+    assert_eq!(run(&db.url, &["migrate", "check"]).status.code(), Some(0));
+
+    // And the downgrade script reverses it.
+    let down = binary().args(["migrate", "sql", "--from", "1", "--to", "0"]).output().unwrap();
+    assert!(stdout(&down).contains("DROP TABLE sites;"));
+    assert!(stdout(&down).contains("DELETE FROM cabinet_migrations WHERE version = 1;"));
+}
+
+#[test]
+fn history_lists_the_embedded_migrations() {
+    let out = binary().args(["migrate", "history", "--json"]).output().unwrap();
+    let value: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(value[0]["version"], 1);
+    assert_eq!(value[0]["up"], "0001_create_sites_and_users.up.sql");
+}
+
+#[test]
+fn new_creates_the_next_numbered_pair() {
+    let dir = migrations_dir(&[]);
+    let dir_arg = dir.path().to_str().unwrap();
+    let out =
+        binary().args(["migrate", "--migrations-dir", dir_arg, "new", "add_site_notes"]).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(dir.path().join("0002_add_site_notes.up.sql").is_file());
+    assert!(dir.path().join("0002_add_site_notes.down.sql").is_file());
+    let history =
+        binary().args(["migrate", "--migrations-dir", dir_arg, "history", "--json"]).output().unwrap();
+    assert!(stdout(&history).contains("0002_add_site_notes.up.sql"), "the new pair parses");
+
+    let bad = binary().args(["migrate", "--migrations-dir", dir_arg, "new", "Add Notes"]).output().unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(stderr(&bad).contains("lower-case letters, digits and underscores"), "{}", stderr(&bad));
+}
+
+#[test]
+fn lint_passes_the_embedded_migrations_and_fails_a_risky_one_with_its_location() {
+    let clean = binary().args(["migrate", "lint"]).output().unwrap();
+    assert_eq!(clean.status.code(), Some(0), "{}", stdout(&clean));
+
+    let dir = migrations_dir(&[
+        (
+            "0002_risky.up.sql",
+            "-- adds an index the blocking way\nCREATE INDEX sites_brand_idx ON sites (brand_name);\n",
+        ),
+        ("0002_risky.down.sql", "DROP INDEX IF EXISTS sites_brand_idx;\n"),
+    ]);
+    let risky = binary()
+        .args(["migrate", "--migrations-dir", dir.path().to_str().unwrap(), "lint"])
+        .output()
+        .unwrap();
+    assert_eq!(risky.status.code(), Some(1));
+    assert!(
+        stdout(&risky).contains("0002_risky.up.sql:2:1: require-concurrent-index-creation"),
+        "{}",
+        stdout(&risky)
+    );
+}
