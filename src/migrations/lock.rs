@@ -17,6 +17,9 @@ pub const MIGRATION_LOCK_KEY: i64 = 0x6361_6264_6d69_6772;
 
 const POLL_INTERVAL_MS: u64 = 100;
 
+/// pid, application_name, client address, backend start.
+type HolderRow = (i32, Option<String>, Option<String>, Option<chrono::DateTime<chrono::Utc>>);
+
 /// Who holds the lock, from `pg_stat_activity`.
 #[derive(Debug, Clone, Serialize)]
 pub struct LockHolder {
@@ -69,7 +72,7 @@ pub async fn release(conn: &mut PgConnection) -> Result<(), sqlx::Error> {
 
 /// The session holding the migration lock in this database, if any.
 pub async fn holder(conn: &mut PgConnection) -> Result<Option<LockHolder>, sqlx::Error> {
-    let row: Option<(i32, Option<String>, Option<String>, Option<chrono::DateTime<chrono::Utc>>)> = sqlx::query_as(
+    let row: Option<HolderRow> = sqlx::query_as(
         "SELECT l.pid, a.application_name, coalesce(host(a.client_addr), 'the local socket'), a.backend_start
            FROM pg_locks l
            LEFT JOIN pg_stat_activity a ON a.pid = l.pid

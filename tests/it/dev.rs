@@ -47,10 +47,7 @@ async fn dev_up_creates_a_working_database_and_is_idempotent() {
         serde_json::json!([{"table": "sites", "rows": 3}, {"table": "users", "rows": 3}])
     );
     let url = second["database_url"].as_str().unwrap();
-    assert!(
-        url.starts_with(&format!("postgres://cabinet:"))
-            && url.ends_with(&format!("@127.0.0.1:{port}/cabinet"))
-    );
+    assert!(url.starts_with("postgres://cabinet:") && url.ends_with(&format!("@127.0.0.1:{port}/cabinet")));
 
     // The URL works for other tools, and check finds no drift.
     let check = binary().env("DATABASE_URL", url).args(["migrate", "check"]).output().unwrap();
@@ -61,6 +58,8 @@ async fn dev_up_creates_a_working_database_and_is_idempotent() {
     assert_eq!(mode & 0o777, 0o600);
 
     // Human status shows the demo rows; down stops it; status then says stopped.
+    let printed_url = dev(&data_dir, &["url"]);
+    assert_eq!(stdout(&printed_url).trim(), url);
     let status = dev(&data_dir, &["status"]);
     assert!(stdout(&status).contains("acme.example.com"), "{}", stdout(&status));
     assert!(!stdout(&status).contains(url), "the human output never shows the password");

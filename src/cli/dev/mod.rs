@@ -3,6 +3,7 @@
 mod down;
 mod status;
 mod up;
+mod url;
 
 use std::path::PathBuf;
 
@@ -29,6 +30,8 @@ pub enum DevCommand {
     Down(down::Args),
     /// Show whether it runs, its URL, version, tables and demo rows.
     Status(status::Args),
+    /// Print its connection URL (with the password): export DATABASE_URL="$(cabinet-db dev url)".
+    Url(url::Args),
 }
 
 pub async fn run(args: DevArgs, json: bool) -> anyhow::Result<Outcome> {
@@ -38,6 +41,7 @@ pub async fn run(args: DevArgs, json: bool) -> anyhow::Result<Outcome> {
         DevCommand::Up(a) => up::run(a, &dir, json).await,
         DevCommand::Down(a) => down::run(a, &dir, json).await,
         DevCommand::Status(a) => status::run(a, &dir, json).await,
+        DevCommand::Url(a) => url::run(a, &dir).await,
     }
 }
 
@@ -55,7 +59,7 @@ fn print_report(report: &crate::local_cluster::dev::DevReport) {
     if let Some(url) = &report.database_url {
         println!("state:      running on 127.0.0.1:{}", report.port);
         println!(
-            "database:   {url} (password in {}/superuser.password; --json prints the full URL)",
+            "database:   {url} (password in {}/superuser.password; `cabinet-db dev url` prints the full URL)",
             report.data_dir.display()
         );
     }
