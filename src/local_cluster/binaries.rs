@@ -10,6 +10,8 @@ use super::ClusterError;
 const REQUIRED_TOOLS: [&str; 3] = ["initdb", "pg_ctl", "postgres"];
 /// Where Debian and Ubuntu install each server version.
 const DEBIAN_PREFIX: &str = "/usr/lib/postgresql";
+/// The oldest server major version cabinet-db supports.
+pub const MIN_MAJOR_VERSION: u32 = 14;
 
 #[derive(Debug, Clone)]
 pub struct PgBinaries {
@@ -61,13 +63,23 @@ impl PgBinaries {
         Err(ClusterError::BinariesNotFound { searched: searched.join(", ") })
     }
 
-    fn at(bindir: PathBuf) -> Result<Self, ClusterError> {
+    /// The binaries in `bindir`, refused when they are older than PostgreSQL 14.
+    pub fn at(bindir: PathBuf) -> Result<Self, ClusterError> {
         let postgres = bindir.join("postgres");
         let out = Command::new(&postgres)
             .arg("--version")
             .output()
             .map_err(|source| ClusterError::Spawn { program: postgres.display().to_string(), source })?;
-        Ok(PgBinaries { version: String::from_utf8_lossy(&out.stdout).trim().to_owned(), bindir })
+        let version = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        match major_version(&version) {
+            Some(major) if major >= MIN_MAJOR_VERSION => Ok(PgBinaries { version, bindir }),
+            _ => Err(ClusterError::TooOld { bindir, version }),
+        }
+    }
+
+    /// The major version, e.g. 15.
+    pub fn major(&self) -> u32 {
+        major_version(&self.version).unwrap_or(0)
     }
 
     pub fn tool(&self, name: &str) -> PathBuf {
@@ -75,6 +87,25 @@ impl PgBinaries {
     }
 }
 
+/// `postgres (PostgreSQL) 15.18 (Debian …)` → 15.
+fn major_version(version: &str) -> Option<u32> {
+    let number = version.split_whitespace().find(|w| w.starts_with(|c: char| c.is_ascii_digit()))?;
+    number.split(['.', 'b', 'r', 'd']).next()?.parse().ok()
+}
+
 fn has_tools(dir: &Path) -> bool {
     REQUIRED_TOOLS.iter().all(|t| dir.join(t).is_file())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::major_version;
+
+    #[test]
+    fn major_versions_are_read_from_postgres_version_output() {
+        assert_eq!(major_version("postgres (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)"), Some(15));
+        assert_eq!(major_version("postgres (PostgreSQL) 13.23"), Some(13));
+        assert_eq!(major_version("postgres (PostgreSQL) 18beta1"), Some(18));
+        assert_eq!(major_version("garbage"), None);
+    }
 }

@@ -35,6 +35,10 @@ pub enum ClusterError {
     )]
     BinariesNotFound { searched: String },
     #[error(
+        "the PostgreSQL binaries in {} are {version}, but cabinet-db needs 14 or newer; install a newer server (apt-get install postgresql-16) or point PG_BINDIR at one", .bindir.display()
+    )]
+    TooOld { bindir: PathBuf, version: String },
+    #[error(
         "running as root, PostgreSQL must run as an unprivileged user, but user {name:?} cannot be used ({reason}); create it (useradd --system --home-dir /var/lib/postgresql --shell /bin/bash {name}; installing the postgresql package does this) or set CABINET_PG_USER"
     )]
     NoServerUser { name: String, reason: String },
@@ -72,8 +76,13 @@ pub struct ServerSettings {
 }
 
 impl LocalCluster {
+    /// A cluster run by the binaries `PgBinaries::locate` finds.
     pub fn new(root: PathBuf, port: u16) -> Result<Self, ClusterError> {
-        Ok(LocalCluster { root, port, binaries: PgBinaries::locate()?, run_as: RunAs::detect()? })
+        Self::with_binaries(root, port, PgBinaries::locate()?)
+    }
+
+    pub fn with_binaries(root: PathBuf, port: u16, binaries: PgBinaries) -> Result<Self, ClusterError> {
+        Ok(LocalCluster { root, port, binaries, run_as: RunAs::detect()? })
     }
 
     pub fn pgdata(&self) -> PathBuf {

@@ -1,4 +1,8 @@
-use std::{os::unix::fs::PermissionsExt, path::Path, time::Instant};
+use std::{
+    os::unix::fs::{MetadataExt, PermissionsExt},
+    path::Path,
+    time::Instant,
+};
 
 use crate::harness::{binary, stderr, stdout};
 
@@ -52,6 +56,14 @@ async fn dev_up_creates_a_working_database_and_is_idempotent() {
     // The URL works for other tools, and check finds no drift.
     let check = binary().env("DATABASE_URL", url).args(["migrate", "check"]).output().unwrap();
     assert_eq!(check.status.code(), Some(0), "{}", stdout(&check));
+
+    // As root, the server runs as the unprivileged postgres user and owns its data.
+    if nix::unistd::geteuid().is_root() {
+        assert_eq!(second["server_user"], "postgres");
+        let owner = std::fs::metadata(data_dir.join("pgdata")).unwrap().uid();
+        let postgres = nix::unistd::User::from_name("postgres").unwrap().unwrap();
+        assert_eq!(owner, postgres.uid.as_raw());
+    }
 
     // The password file is private.
     let mode = std::fs::metadata(data_dir.join("superuser.password")).unwrap().permissions().mode();

@@ -15,3 +15,5 @@ mod harness;
 mod migrate;
 /// Offline commands: `sql`, `history`, `new`, `lint`.
 mod offline;
+/// PostgreSQL older than 14 is refused.
+mod server_version;

@@ -375,3 +375,23 @@ async fn a_bad_database_url_is_an_error_with_exit_code_2() {
     assert!(stderr(&out).contains("could not connect to nobody@127.0.0.1:1/none"), "{}", stderr(&out));
     assert!(!stderr(&out).contains("secret-pw"), "the password must never be printed");
 }
+
+#[tokio::test]
+async fn a_migration_over_its_statement_timeout_is_cancelled_and_rolled_back() {
+    let db = TestDb::migrated().await;
+    let dir = migrations_dir(&[
+        ("0002_slow.up.sql", "CREATE TABLE too_slow (n int);\nSELECT pg_sleep(5);\n"),
+        ("0002_slow.down.sql", "DROP TABLE too_slow;\n"),
+    ]);
+    let set = MigrationSet::from_dir(dir.path()).unwrap();
+    let options = RunnerOptions { statement_timeout: Duration::from_millis(300), ..quick() };
+
+    let err = runner::up(&db.url, &set, None, &options).await.unwrap_err();
+
+    let chain =
+        format!("{err}: {}", std::error::Error::source(&err).map(|e| e.to_string()).unwrap_or_default());
+    assert!(chain.contains("0002_slow.up.sql failed"), "{chain}");
+    assert!(chain.contains("statement timeout"), "{chain}");
+    assert_eq!(applied_versions(&db).await, vec![1]);
+    assert!(!table_exists(&db, "too_slow").await);
+}
