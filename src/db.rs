@@ -3,10 +3,7 @@
 
 use std::{fmt, str::FromStr, time::Duration};
 
-use sqlx::{
-    ConnectOptions, Connection, PgConnection, PgPool,
-    postgres::{PgConnectOptions, PgPoolOptions},
-};
+use sqlx::{ConnectOptions, Connection, PgConnection, postgres::PgConnectOptions};
 
 /// The oldest server we support: `server_version_num` of PostgreSQL 14.
 pub const MIN_SERVER_VERSION_NUM: i32 = 140_000;
@@ -108,24 +105,6 @@ pub async fn connect_with(options: &PgConnectOptions) -> Result<PgConnection, Db
         return Err(e);
     }
     Ok(conn)
-}
-
-/// A pool for the data commands; every connection passed the version gate once (the first).
-pub async fn pool(
-    url: &DatabaseUrl,
-    application_name: &str,
-    max_connections: u32,
-) -> Result<PgPool, DbError> {
-    let options = url.connect_options()?.application_name(application_name);
-    let first = connect_with(&options).await?;
-    let _ = first.close().await;
-    let target = describe_target(&options);
-    PgPoolOptions::new()
-        .max_connections(max_connections)
-        .acquire_timeout(Duration::from_secs(CONNECT_TIMEOUT_SECS))
-        .connect_with(options)
-        .await
-        .map_err(|source| DbError::Connect { target, source })
 }
 
 async fn check_server_version(conn: &mut PgConnection, target: &str) -> Result<i32, DbError> {

@@ -30,12 +30,14 @@ pub fn render(
         out.push_str(ledger::CREATE_TABLE_SQL);
         out.push('\n');
     }
-    let timeouts = format!(
-        "SET {scope}lock_timeout = '{}ms';\nSET {scope}statement_timeout = '{}ms';\n",
-        options.ddl_lock_timeout.as_millis(),
-        options.statement_timeout.as_millis(),
-        scope = "{scope}"
-    );
+    // `LOCAL` inside a migration's transaction, session-wide (then reset) outside one.
+    let timeouts = |scope: &str| {
+        format!(
+            "SET {scope}lock_timeout = '{}ms';\nSET {scope}statement_timeout = '{}ms';\n",
+            options.ddl_lock_timeout.as_millis(),
+            options.statement_timeout.as_millis(),
+        )
+    };
     let steps: Vec<_> = if to >= from {
         set.iter().filter(|m| m.version > from && m.version <= to).map(|m| (m, true)).collect()
     } else {
@@ -55,14 +57,14 @@ pub fn render(
         };
         out.push_str(&format!("-- {}\n", script.file));
         if script.no_transaction {
-            out.push_str(&timeouts.replace("{scope}", ""));
+            out.push_str(&timeouts(""));
             out.push_str(script.sql.trim_end());
             out.push('\n');
             out.push_str(&bookkeeping);
             out.push_str("RESET lock_timeout;\nRESET statement_timeout;\n\n");
         } else {
             out.push_str("BEGIN;\n");
-            out.push_str(&timeouts.replace("{scope}", "LOCAL "));
+            out.push_str(&timeouts("LOCAL "));
             out.push_str(script.sql.trim_end());
             out.push('\n');
             out.push_str(&bookkeeping);

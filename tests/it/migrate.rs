@@ -283,15 +283,21 @@ async fn the_lock_is_released_after_a_failed_migration() {
     assert!(free, "the migration lock must be released after a failure");
 }
 
+/// A session in an open transaction holding a lock on `sites` that blocks any ALTER TABLE.
+async fn lock_sites(db: &TestDb) -> sqlx::PgConnection {
+    let mut blocker = db.conn().await;
+    blocker.execute("BEGIN").await.unwrap();
+    blocker.execute("LOCK TABLE sites IN ACCESS SHARE MODE").await.unwrap();
+    blocker
+}
+
 #[tokio::test]
 async fn a_migration_blocked_by_a_table_lock_is_retried_until_it_gets_through() {
     // Arrange: a long transaction holds a lock on sites for ~1.5 s.
     let db = TestDb::migrated().await;
     let dir = migrations_dir(EXTRA_MIGRATIONS);
     let set = MigrationSet::from_dir(dir.path()).unwrap();
-    let mut blocker = db.conn().await;
-    blocker.execute("BEGIN").await.unwrap();
-    blocker.execute("LOCK TABLE sites IN ACCESS SHARE MODE").await.unwrap();
+    let mut blocker = lock_sites(&db).await;
     let release = tokio::spawn(async move {
         tokio::time::sleep(Duration::from_millis(1500)).await;
         blocker.execute("COMMIT").await.unwrap();
@@ -314,9 +320,7 @@ async fn lock_timeout_retries_give_up_with_a_clear_error() {
     let db = TestDb::migrated().await;
     let dir = migrations_dir(EXTRA_MIGRATIONS);
     let set = MigrationSet::from_dir(dir.path()).unwrap();
-    let mut blocker = db.conn().await;
-    blocker.execute("BEGIN").await.unwrap();
-    blocker.execute("LOCK TABLE sites IN ACCESS SHARE MODE").await.unwrap();
+    let mut blocker = lock_sites(&db).await;
     let options = RunnerOptions { ddl_lock_timeout: Duration::from_millis(100), lock_retries: 1, ..quick() };
 
     let err = runner::up(&db.url, &set, Some(2), &options).await.unwrap_err();
