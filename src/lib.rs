@@ -13,5 +13,9 @@ pub mod local_cluster;
 pub mod migrations;
 /// `Site`, `User` and the declarative schema: the source of truth.
 pub mod models;
+/// Least-privilege roles: the model, `roles apply`, `roles rotate`, SCRAM verifiers.
+pub mod roles;
 /// Live database vs models: drift and the SQL that removes it.
 pub mod schema_diff;
+/// Writing files that hold secrets (0600, replaced whole).
+pub mod secret_file;

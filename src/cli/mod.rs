@@ -7,6 +7,8 @@ pub mod dev;
 pub mod migrate;
 /// Tables for people, JSON for scripts.
 pub mod output;
+/// `cabinet-db roles …`: least-privilege roles.
+pub mod roles;
 
 use std::{path::PathBuf, time::Duration};
 
@@ -48,6 +50,8 @@ pub enum Command {
     Migrate(migrate::MigrateArgs),
     /// Run a local PostgreSQL with the schema and demo data, for development.
     Dev(dev::DevArgs),
+    /// Create and check the least-privilege roles (owner, admin panel, n8n).
+    Roles(roles::RolesArgs),
 }
 
 /// Where the database is.
@@ -64,6 +68,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
     match cli.command {
         Command::Migrate(args) => migrate::run(args, cli.json).await,
         Command::Dev(args) => dev::run(args, cli.json).await,
+        Command::Roles(args) => roles::run(args, cli.json).await,
     }
 }
 

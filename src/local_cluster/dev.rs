@@ -1,6 +1,9 @@
 //! `cabinet-db dev`: a local database in one command.
 
-use std::path::{Path, PathBuf};
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+};
 
 use serde::{Deserialize, Serialize};
 use sqlx::Connection;
@@ -10,6 +13,7 @@ use crate::{
     db::{self, DatabaseUrl, DbError, quote_ident},
     migrations::{MigrateError, MigrationSet, RunnerOptions, runner},
     models::schema::TABLES,
+    roles::{self, RoleKind, Roles, RolesError, password::PasswordSources},
 };
 
 /// Chosen away from 5432 so it never collides with a system PostgreSQL.
@@ -42,6 +46,8 @@ pub enum DevError {
     Migrate(#[from] MigrateError),
     #[error(transparent)]
     Db(#[from] DbError),
+    #[error(transparent)]
+    Roles(#[from] RolesError),
     #[error("no development database in {0}; create it with cabinet-db dev up")]
     NotCreated(PathBuf),
     #[error(
@@ -83,6 +89,9 @@ pub struct DevReport {
     /// The superuser's URL, password included: printed only on request (`--json`).
     #[serde(serialize_with = "expose_url")]
     pub database_url: Option<DatabaseUrl>,
+    /// One URL per login role (`cabinet_admin`, `cabinet_n8n`), passwords included.
+    #[serde(serialize_with = "expose_urls")]
+    pub role_urls: BTreeMap<String, DatabaseUrl>,
     pub server_version: Option<String>,
     pub migration_version: Option<i64>,
     pub migration_head: i64,
@@ -90,6 +99,10 @@ pub struct DevReport {
     pub sites: Vec<SiteLine>,
     /// What this invocation did: `created`, `started`, `migrated to 0001`, `loaded demo data`.
     pub actions: Vec<String>,
+}
+
+fn expose_urls<S: serde::Serializer>(urls: &BTreeMap<String, DatabaseUrl>, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_map(urls.iter().map(|(role, url)| (role, url.expose())))
 }
 
 fn expose_url<S: serde::Serializer>(url: &Option<DatabaseUrl>, s: S) -> Result<S::Ok, S::Error> {
@@ -111,6 +124,11 @@ pub struct SiteLine {
     pub domain: String,
     pub language: String,
     pub brand_name: Option<String>,
+}
+
+/// Where `dev up` keeps the generated passwords of the login roles.
+fn secrets_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join("secrets")
 }
 
 fn cluster(data_dir: &Path, port: u16) -> Result<LocalCluster, DevError> {
@@ -166,6 +184,12 @@ pub async fn up(data_dir: &Path, port: Option<u16>) -> Result<DevReport, DevErro
     let applied = runner::up(&url, &set, None, &RunnerOptions::default()).await?;
     if let Some(last) = applied.last() {
         actions.push(format!("migrated to {:04}", last.version));
+    }
+    let roles = Roles::default();
+    let sources = PasswordSources { files: vec![], secrets_dir: Some(secrets_dir(data_dir)) };
+    let applied_roles = roles::apply::apply(&url, &roles, &sources).await?;
+    if !applied_roles.created.is_empty() {
+        actions.push(format!("created roles {}", applied_roles.created.join(", ")));
     }
     if created_database {
         let mut conn = db::connect(&url, "cabinet-db dev").await?;
@@ -227,6 +251,7 @@ async fn describe(
         server_binaries: format!("{} ({})", cluster.binaries.version, cluster.binaries.bindir.display()),
         server_user: cluster.run_as.user_name(),
         database_url: None,
+        role_urls: BTreeMap::new(),
         server_version: None,
         migration_version: None,
         migration_head: set.head(),
@@ -260,6 +285,15 @@ async fn describe(
             .collect();
     }
     conn.close().await?;
+    let roles = Roles::default();
+    for kind in RoleKind::ALL.into_iter().filter(|k| k.can_login()) {
+        let name = roles.name(kind);
+        if let Ok(password) =
+            roles::password::read(&secrets_dir(&cluster.root).join(format!("{name}.password")))
+        {
+            report.role_urls.insert(name.clone(), cluster.url(&name, password.expose(), DEV_DATABASE));
+        }
+    }
     report.database_url = Some(url);
     Ok(report)
 }

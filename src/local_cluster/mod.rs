@@ -15,7 +15,7 @@ pub mod run_as;
 use std::{
     fs,
     io::Write,
-    os::unix::fs::{DirBuilderExt, OpenOptionsExt},
+    os::unix::fs::DirBuilderExt,
     path::{Path, PathBuf},
     process::Output,
 };
@@ -115,11 +115,11 @@ impl LocalCluster {
             self.run_as.hand_over(&dir)?;
         }
         let password = generate_password();
-        write_private(&self.password_file(), &password)?;
+        write_secret(&self.password_file(), &password)?;
         // initdb reads the password from a file the server user can read; it lives only
         // for the duration of initdb.
         let pwfile = self.root.join(".initdb-pwfile");
-        write_private(&pwfile, &password)?;
+        write_secret(&pwfile, &password)?;
         self.run_as.hand_over(&pwfile)?;
         let mut initdb = self.run_as.command(&self.binaries.tool("initdb"));
         initdb
@@ -247,25 +247,17 @@ fn run(command: &mut std::process::Command, action: &str) -> Result<Output, Clus
     }
 }
 
+fn write_secret(path: &Path, contents: &str) -> Result<(), ClusterError> {
+    crate::secret_file::write_private(path, contents)
+        .map_err(|source| ClusterError::Io { action: format!("write {}", path.display()), source })
+}
+
 fn make_dir(path: &Path, mode: u32) -> Result<(), ClusterError> {
     fs::DirBuilder::new()
         .recursive(true)
         .mode(mode)
         .create(path)
         .map_err(|source| ClusterError::Io { action: format!("create {}", path.display()), source })
-}
-
-/// Writes a secret to a file only its owner can read.
-pub fn write_private(path: &Path, contents: &str) -> Result<(), ClusterError> {
-    let _ = fs::remove_file(path);
-    let mut file = fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(|source| ClusterError::Io { action: format!("create {}", path.display()), source })?;
-    file.write_all(contents.as_bytes())
-        .map_err(|source| ClusterError::Io { action: format!("write {}", path.display()), source })
 }
 
 /// 32 random alphanumerics: URL-safe, so it can sit in a connection URL unescaped.

@@ -41,6 +41,9 @@ pub struct RunnerOptions {
     pub statement_timeout: Duration,
     /// Retries of a migration that failed on `lock_timeout` (SQLSTATE 55P03).
     pub lock_retries: u32,
+    /// The role that owns the schema: migrations `SET ROLE` to it when it exists and the
+    /// connecting user is a member, so everything they create belongs to it.
+    pub owner_role: Option<String>,
 }
 
 impl Default for RunnerOptions {
@@ -50,6 +53,7 @@ impl Default for RunnerOptions {
             ddl_lock_timeout: Duration::from_millis(DEFAULT_DDL_LOCK_TIMEOUT_MS),
             statement_timeout: Duration::from_secs(DEFAULT_STATEMENT_TIMEOUT_SECS),
             lock_retries: DEFAULT_LOCK_RETRIES,
+            owner_role: Some(crate::roles::Roles::default().name(crate::roles::RoleKind::Owner)),
         }
     }
 }
@@ -226,6 +230,9 @@ pub async fn with_lock<T>(
     sqlx::query("SELECT set_config('client_connection_check_interval', '1s', false)")
         .execute(&mut conn)
         .await?;
+    if let Some(owner) = &options.owner_role {
+        become_owner(&mut conn, owner).await?;
+    }
     match lock::acquire(&mut conn, options.lock_wait).await? {
         Ok(()) => {}
         Err(holder) => {
@@ -241,6 +248,24 @@ pub async fn with_lock<T>(
     }
     let _ = conn.close().await;
     result
+}
+
+/// `SET ROLE owner` when that role exists and we may; otherwise we stay who we are (e.g. a
+/// fresh database before `roles apply`).
+async fn become_owner(conn: &mut PgConnection, owner: &str) -> Result<(), sqlx::Error> {
+    let member: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1 AND pg_has_role(current_user, oid, 'MEMBER'))",
+    )
+    .bind(owner)
+    .fetch_one(&mut *conn)
+    .await?;
+    if member {
+        sqlx::raw_sql(AssertSqlSafe(format!("SET ROLE {}", db::quote_ident(owner))))
+            .execute(&mut *conn)
+            .await?;
+        tracing::debug!(role = owner, "migrating as the owner role");
+    }
+    Ok(())
 }
 
 async fn run_step(

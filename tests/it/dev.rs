@@ -4,6 +4,8 @@ use std::{
     time::Instant,
 };
 
+use sqlx::Connection;
+
 use crate::harness::{binary, stderr, stdout};
 
 /// Stops the development cluster when the test ends, passed or failed.
@@ -64,6 +66,15 @@ async fn dev_up_creates_a_working_database_and_is_idempotent() {
         let postgres = nix::unistd::User::from_name("postgres").unwrap().unwrap();
         assert_eq!(owner, postgres.uid.as_raw());
     }
+
+    // The n8n role's URL can read sites and nothing more.
+    let n8n_url = second["role_urls"]["cabinet_n8n"].as_str().expect("an n8n URL");
+    let mut n8n = sqlx::PgConnection::connect(n8n_url).await.unwrap();
+    let sites: i64 = sqlx::query_scalar("SELECT count(*) FROM sites").fetch_one(&mut n8n).await.unwrap();
+    assert_eq!(sites, 3);
+    assert!(sqlx::query("SELECT * FROM users").execute(&mut n8n).await.is_err());
+    assert!(sqlx::query("DELETE FROM sites").execute(&mut n8n).await.is_err());
+    assert!(second["role_urls"]["cabinet_admin"].is_string());
 
     // The password file is private.
     let mode = std::fs::metadata(data_dir.join("superuser.password")).unwrap().permissions().mode();

@@ -120,7 +120,23 @@ async fn sweep_leftover_databases(admin: &mut PgConnection) {
             pid != std::process::id() as i32 && !Path::new(&format!("/proc/{pid}")).exists()
         }) {
             exec(admin, &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", quote_ident(&name))).await;
+            drop_roles_with_prefix(admin, &format!("{name}_")).await;
         }
+    }
+}
+
+/// Drops the roles a test created (after its database, which held their grants).
+async fn drop_roles_with_prefix(admin: &mut PgConnection, prefix: &str) {
+    let pattern = format!("{}%", prefix.replace('_', "\\_"));
+    let roles: Vec<String> = sqlx::query_scalar("SELECT rolname FROM pg_roles WHERE rolname LIKE $1")
+        .bind(pattern)
+        .fetch_all(&mut *admin)
+        .await
+        .unwrap_or_default();
+    for role in roles {
+        let _ = sqlx::raw_sql(AssertSqlSafe(format!("DROP ROLE IF EXISTS {}", quote_ident(&role))))
+            .execute(&mut *admin)
+            .await;
     }
 }
 
@@ -167,6 +183,18 @@ impl TestDb {
         db::connect(&self.url, "cabinet-db tests").await.unwrap()
     }
 
+    /// A connection as another role; errors (e.g. no CONNECT privilege) are the caller's.
+    pub async fn conn_as(&self, role: &str, password: &str) -> Result<PgConnection, sqlx::Error> {
+        let options = self.url.connect_options().unwrap().username(role).password(password);
+        sqlx::ConnectOptions::connect(&options).await
+    }
+
+    /// The role names of this test start with this (roles are cluster-wide); they are dropped
+    /// with the database.
+    pub fn role_prefix(&self) -> String {
+        format!("{}_", self.name)
+    }
+
     /// Runs SQL (several statements allowed) and panics on failure.
     pub async fn exec(&self, sql: &str) {
         let mut conn = self.conn().await;
@@ -189,6 +217,7 @@ impl Drop for TestDb {
                     )))
                     .execute(&mut admin)
                     .await;
+                    drop_roles_with_prefix(&mut admin, &format!("{name}_")).await;
                     let _ = admin.close().await;
                 }
             })

@@ -15,5 +15,7 @@ mod harness;
 mod migrate;
 /// Offline commands: `sql`, `history`, `new`, `lint`.
 mod offline;
+/// The least-privilege roles, tried by connecting as each.
+mod roles;
 /// PostgreSQL older than 14 is refused.
 mod server_version;

@@ -63,6 +63,14 @@ fn print_report(report: &crate::local_cluster::dev::DevReport) {
             report.data_dir.display()
         );
     }
+    if !report.role_urls.is_empty() {
+        let roles: Vec<&str> = report.role_urls.keys().map(String::as_str).collect();
+        println!(
+            "roles:      {} (`cabinet-db dev url --role NAME`; passwords in {}/secrets)",
+            roles.join(", "),
+            report.data_dir.display()
+        );
+    }
     match report.migration_version {
         Some(v) => println!("migrations: at {v:04} of {:04}", report.migration_head),
         None => println!("migrations: none applied"),

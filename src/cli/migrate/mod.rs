@@ -73,6 +73,10 @@ pub struct RunnerArgs {
     /// Retries of a migration rolled back by lock_timeout (SQLSTATE 55P03), with doubling pauses.
     #[arg(long, default_value_t = DEFAULT_LOCK_RETRIES)]
     pub lock_retries: u32,
+    /// Run migrations as this role (SET ROLE) when it exists and you are a member, so it owns
+    /// what they create.
+    #[arg(long, env = "CABINET_OWNER_ROLE", default_value = "cabinet_owner")]
+    pub owner_role: String,
 }
 
 /// A duration that clap can print as its own default.
@@ -97,6 +101,7 @@ impl RunnerArgs {
             ddl_lock_timeout: self.ddl_lock_timeout.0,
             statement_timeout: self.statement_timeout.0,
             lock_retries: self.lock_retries,
+            owner_role: Some(self.owner_role.clone()),
         }
     }
 }

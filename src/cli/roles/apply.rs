@@ -1,0 +1,36 @@
+use clap::Args as ClapArgs;
+
+use super::RoleOptions;
+use crate::{
+    cli::{Outcome, output},
+    roles::apply,
+};
+
+#[derive(Debug, ClapArgs)]
+pub struct Args {
+    #[command(flatten)]
+    pub options: RoleOptions,
+}
+
+pub async fn run(args: Args, json: bool) -> anyhow::Result<Outcome> {
+    let report =
+        apply::apply(&args.options.connection.database_url, &args.options.roles(), &args.options.sources())
+            .await?;
+    if json {
+        output::print_json(&report)?;
+        return Ok(Outcome::Success);
+    }
+    for role in &report.created {
+        println!("created role {role}");
+    }
+    for role in &report.updated {
+        println!("checked role {role}");
+    }
+    for path in &report.password_files {
+        println!("wrote a generated password to {} (0600)", path.display());
+    }
+    for table in &report.missing_tables {
+        println!("table {table} does not exist yet: run `cabinet-db migrate up`, then `roles apply` again");
+    }
+    Ok(Outcome::Success)
+}

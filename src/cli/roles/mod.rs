@@ -1,0 +1,69 @@
+//! `cabinet-db roles`: least-privilege roles as code.
+
+mod apply;
+mod rotate;
+
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+
+use super::{ConnectionArgs, Outcome};
+use crate::roles::{DEFAULT_ROLE_PREFIX, Roles, password::PasswordSources};
+
+#[derive(Debug, Args)]
+pub struct RolesArgs {
+    #[command(subcommand)]
+    pub command: RolesCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RolesCommand {
+    /// Create or correct cabinet_owner, cabinet_admin and cabinet_n8n and every grant
+    /// (idempotent; run as a superuser, after `migrate up`).
+    Apply(apply::Args),
+    /// Give a login role a new password.
+    Rotate(rotate::Args),
+}
+
+/// Options shared by the roles subcommands.
+#[derive(Debug, Clone, Args)]
+pub struct RoleOptions {
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
+    /// Prefix of the role names (owner, admin, n8n are appended).
+    #[arg(long, env = "CABINET_ROLE_PREFIX", default_value = DEFAULT_ROLE_PREFIX)]
+    pub role_prefix: String,
+    /// Take a login role's password from a file: ROLE=PATH (repeatable). Otherwise
+    /// CABINET_ADMIN_PASSWORD / CABINET_N8N_PASSWORD, otherwise one is generated.
+    #[arg(long, value_name = "ROLE=PATH", value_parser = parse_password_file)]
+    pub password_file: Vec<(String, PathBuf)>,
+    /// Where generated passwords are written, one ROLE.password file each (0600).
+    #[arg(long, env = "CABINET_SECRETS_DIR")]
+    pub secrets_dir: Option<PathBuf>,
+}
+
+impl RoleOptions {
+    pub fn roles(&self) -> Roles {
+        Roles::new(self.role_prefix.clone())
+    }
+
+    pub fn sources(&self) -> PasswordSources {
+        PasswordSources { files: self.password_file.clone(), secrets_dir: self.secrets_dir.clone() }
+    }
+}
+
+fn parse_password_file(text: &str) -> Result<(String, PathBuf), String> {
+    match text.split_once('=') {
+        Some((role, path)) if !role.is_empty() && !path.is_empty() => {
+            Ok((role.to_owned(), PathBuf::from(path)))
+        }
+        _ => Err(format!("{text:?} should be ROLE=PATH, e.g. cabinet_n8n=/etc/cabinet-db/n8n.password")),
+    }
+}
+
+pub async fn run(args: RolesArgs, json: bool) -> anyhow::Result<Outcome> {
+    match args.command {
+        RolesCommand::Apply(a) => apply::run(a, json).await,
+        RolesCommand::Rotate(a) => rotate::run(a, json).await,
+    }
+}

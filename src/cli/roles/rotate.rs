@@ -1,0 +1,35 @@
+use clap::Args as ClapArgs;
+
+use super::RoleOptions;
+use crate::{
+    cli::{Outcome, output},
+    roles::apply,
+};
+
+#[derive(Debug, ClapArgs)]
+pub struct Args {
+    /// The login role, e.g. cabinet_n8n.
+    pub role: String,
+    #[command(flatten)]
+    pub options: RoleOptions,
+}
+
+pub async fn run(args: Args, json: bool) -> anyhow::Result<Outcome> {
+    let report = apply::rotate(
+        &args.options.connection.database_url,
+        &args.options.roles(),
+        &args.role,
+        &args.options.sources(),
+    )
+    .await?;
+    if json {
+        output::print_json(&report)?;
+    } else {
+        match &report.password_file {
+            Some(path) => println!("new password for {} written to {} (0600)", report.role, path.display()),
+            None => println!("set the supplied password for {}", report.role),
+        }
+        println!("update the client's credentials (n8n: Credentials > Postgres) before it reconnects");
+    }
+    Ok(Outcome::Success)
+}

@@ -1,0 +1,230 @@
+use std::path::PathBuf;
+
+use serde::Serialize;
+use sqlx::{AssertSqlSafe, Connection, PgConnection};
+
+use super::{
+    RoleKind, Roles, RolesError, governed_tables,
+    password::{self, Password, PasswordSources},
+    scram,
+};
+use crate::db::{self, DatabaseUrl, quote_ident, quote_literal};
+
+/// Serialises concurrent `roles apply` runs against one database ("cabdrole").
+const ROLES_LOCK_KEY: i64 = 0x6361_6264_726f_6c65;
+/// Sessions idle inside a transaction longer than this are ended: they hold locks.
+const IDLE_IN_TRANSACTION_TIMEOUT: &str = "60s";
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ApplyReport {
+    pub created: Vec<String>,
+    pub updated: Vec<String>,
+    /// Roles whose password was set by this run.
+    pub passwords_set: Vec<String>,
+    /// Files generated passwords were written to.
+    pub password_files: Vec<PathBuf>,
+    /// Governed tables that do not exist yet (run `migrate up`, then `roles apply` again).
+    pub missing_tables: Vec<String>,
+}
+
+/// Creates or corrects the roles and every grant, in one transaction; idempotent.
+pub async fn apply(
+    url: &DatabaseUrl,
+    roles: &Roles,
+    sources: &PasswordSources,
+) -> Result<ApplyReport, RolesError> {
+    let mut conn = db::connect(url, "cabinet-db roles").await?;
+    let mut tx = conn.begin().await?;
+    sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(ROLES_LOCK_KEY).execute(&mut *tx).await?;
+    let mut report = ApplyReport::default();
+    let mut written = Vec::new();
+    let result = apply_in(&mut tx, roles, sources, &mut report, &mut written).await;
+    match result {
+        Ok(()) => tx.commit().await?,
+        Err(e) => {
+            // The passwords in files written for this run were never set: remove them.
+            for path in &written {
+                let _ = std::fs::remove_file(path);
+            }
+            return Err(e);
+        }
+    }
+    conn.close().await?;
+    report.password_files = written;
+    Ok(report)
+}
+
+async fn apply_in(
+    conn: &mut PgConnection,
+    roles: &Roles,
+    sources: &PasswordSources,
+    report: &mut ApplyReport,
+    written: &mut Vec<PathBuf>,
+) -> Result<(), RolesError> {
+    for kind in RoleKind::ALL {
+        let name = roles.name(kind);
+        let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)")
+            .bind(&name)
+            .fetch_one(&mut *conn)
+            .await?;
+        let password = match (kind.can_login(), sources.given(kind, &name)?, exists) {
+            (false, _, _) => None,
+            (true, Some(given), _) => Some(given),
+            (true, None, false) => {
+                let generated = Password::generate();
+                let path = sources.generated_path(&name)?;
+                password::store(&path, &generated)?;
+                written.push(path);
+                Some(generated)
+            }
+            (true, None, true) => None,
+        };
+        let verb = if exists { "ALTER" } else { "CREATE" };
+        let mut sql = format!(
+            "{verb} ROLE {} {} NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS INHERIT CONNECTION LIMIT {}",
+            quote_ident(&name),
+            if kind.can_login() { "LOGIN" } else { "NOLOGIN" },
+            kind.connection_limit()
+        );
+        if let Some(password) = &password {
+            sql.push_str(&format!(" PASSWORD {}", quote_literal(&scram::verifier(password.expose()))));
+            report.passwords_set.push(name.clone());
+        }
+        execute(conn, &sql).await?;
+        if kind.can_login() {
+            if let Some(timeout) = kind.statement_timeout() {
+                execute(
+                    conn,
+                    &format!(
+                        "ALTER ROLE {} SET statement_timeout = {}",
+                        quote_ident(&name),
+                        quote_literal(timeout)
+                    ),
+                )
+                .await?;
+            }
+            execute(
+                conn,
+                &format!(
+                    "ALTER ROLE {} SET idle_in_transaction_session_timeout = {}",
+                    quote_ident(&name),
+                    quote_literal(IDLE_IN_TRANSACTION_TIMEOUT)
+                ),
+            )
+            .await?;
+        }
+        if exists { report.updated.push(name) } else { report.created.push(name) }
+    }
+
+    let owner = quote_ident(&roles.name(RoleKind::Owner));
+    let admin = quote_ident(&roles.name(RoleKind::Admin));
+    let n8n = quote_ident(&roles.name(RoleKind::N8n));
+    let database: String = sqlx::query_scalar("SELECT current_database()").fetch_one(&mut *conn).await?;
+    let database = quote_ident(&database);
+    for sql in [
+        // Only our roles may connect; PUBLIC's default CONNECT and TEMPORARY go.
+        format!("REVOKE ALL ON DATABASE {database} FROM PUBLIC"),
+        format!("GRANT CONNECT ON DATABASE {database} TO {admin}, {n8n}"),
+        // The drift check materialises the models as temporary tables.
+        format!("GRANT CONNECT, TEMPORARY ON DATABASE {database} TO {owner}"),
+        // PostgreSQL 14 (and databases restored from it) still lets PUBLIC create here.
+        "REVOKE CREATE ON SCHEMA public FROM PUBLIC".to_owned(),
+        format!("GRANT USAGE, CREATE ON SCHEMA public TO {owner}"),
+        format!("GRANT USAGE ON SCHEMA public TO {admin}, {n8n}"),
+        // Future objects of the owner: nothing for PUBLIC (tables never had anything; functions
+        // and types would get EXECUTE / USAGE). New tables get grants from the roles model when
+        // `roles apply` runs after the migration that adds them.
+        format!("ALTER DEFAULT PRIVILEGES FOR ROLE {owner} REVOKE EXECUTE ON FUNCTIONS FROM PUBLIC"),
+        format!("ALTER DEFAULT PRIVILEGES FOR ROLE {owner} REVOKE USAGE ON TYPES FROM PUBLIC"),
+    ] {
+        execute(conn, &sql).await?;
+    }
+
+    for table in governed_tables() {
+        let exists: bool = sqlx::query_scalar("SELECT to_regclass($1) IS NOT NULL")
+            .bind(format!("public.{table}"))
+            .fetch_one(&mut *conn)
+            .await?;
+        if !exists {
+            report.missing_tables.push(table.to_owned());
+            continue;
+        }
+        let qualified = format!("public.{}", quote_ident(table));
+        execute(conn, &format!("ALTER TABLE {qualified} OWNER TO {owner}")).await?;
+        execute(conn, &format!("REVOKE ALL ON {qualified} FROM PUBLIC, {admin}, {n8n}")).await?;
+        for kind in [RoleKind::Admin, RoleKind::N8n] {
+            let privileges = kind.table_privileges(table);
+            if !privileges.is_empty() {
+                let grantee = quote_ident(&roles.name(kind));
+                execute(conn, &format!("GRANT {} ON {qualified} TO {grantee}", privileges.join(", ")))
+                    .await?;
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn execute(conn: &mut PgConnection, sql: &str) -> Result<(), RolesError> {
+    tracing::debug!(statement = %redact_password(sql), "roles");
+    sqlx::raw_sql(AssertSqlSafe(sql.to_owned())).execute(&mut *conn).await?;
+    Ok(())
+}
+
+/// Statements are logged without their verifier.
+fn redact_password(sql: &str) -> &str {
+    sql.split(" PASSWORD ").next().unwrap_or(sql)
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RotateReport {
+    pub role: String,
+    /// Where the new password was written, when it was generated.
+    pub password_file: Option<PathBuf>,
+}
+
+/// Gives a login role a new password: the one supplied, else a generated one written to the
+/// secrets directory.
+pub async fn rotate(
+    url: &DatabaseUrl,
+    roles: &Roles,
+    role: &str,
+    sources: &PasswordSources,
+) -> Result<RotateReport, RolesError> {
+    let kind = roles.kind_of(role).filter(|k| k.can_login()).ok_or_else(|| RolesError::UnknownRole {
+        role: role.to_owned(),
+        known: RoleKind::ALL.iter().filter(|k| k.can_login()).map(|k| roles.name(*k)).collect(),
+    })?;
+    let (password, file) = match sources.given(kind, role)? {
+        Some(given) => (given, None),
+        None => (Password::generate(), Some(sources.generated_path(role)?)),
+    };
+    // A generated password is on disk (beside its file) before the server takes it, and
+    // replaces the old file only after: whatever fails, one file holds the password in force.
+    let pending = file.as_ref().map(|path| path.with_extension("password.new"));
+    if let Some(pending) = &pending {
+        password::store(pending, &password)?;
+    }
+    let result = async {
+        let mut conn = db::connect(url, "cabinet-db roles").await?;
+        let verifier = scram::verifier(password.expose());
+        execute(
+            &mut conn,
+            &format!("ALTER ROLE {} PASSWORD {}", quote_ident(role), quote_literal(&verifier)),
+        )
+        .await?;
+        conn.close().await?;
+        Ok::<(), RolesError>(())
+    }
+    .await;
+    if let (Some(pending), Some(path)) = (&pending, &file) {
+        match &result {
+            Ok(()) => std::fs::rename(pending, path)
+                .map_err(|source| RolesError::Io { path: path.clone(), source })?,
+            Err(_) => {
+                let _ = std::fs::remove_file(pending);
+            }
+        }
+    }
+    result?;
+    Ok(RotateReport { role: role.to_owned(), password_file: file })
+}

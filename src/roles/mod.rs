@@ -1,0 +1,172 @@
+//! Least-privilege roles, declared once and applied idempotently.
+//!
+//! | role | login | may |
+//! |---|---|---|
+//! | `<prefix>owner` | no | own the schema objects; migrations `SET ROLE` to it |
+//! | `<prefix>admin` | yes | SELECT, INSERT, UPDATE, DELETE on `sites` and `users` |
+//! | `<prefix>n8n` | yes | SELECT on `sites` |
+//!
+//! None is superuser, CREATEDB, CREATEROLE, REPLICATION or BYPASSRLS. PUBLIC keeps nothing on
+//! our tables, cannot CREATE in schema `public` (PostgreSQL 14 still grants that by default)
+//! and cannot connect to the database. The prefix exists so tests, which share one cluster,
+//! can have roles of their own.
+
+/// `roles apply` and `roles rotate`.
+pub mod apply;
+/// Where login passwords come from and where generated ones go.
+pub mod password;
+/// SCRAM-SHA-256 verifiers, computed client-side.
+pub mod scram;
+
+use serde::Serialize;
+
+use crate::models::schema::{MIGRATIONS_TABLE, TABLES};
+
+/// The prefix in production and in the development database.
+pub const DEFAULT_ROLE_PREFIX: &str = "cabinet_";
+
+/// Privileges `has_table_privilege` knows on every supported version (MAINTAIN, from 17, is
+/// checked separately by the audit).
+pub const TABLE_PRIVILEGES: [&str; 7] =
+    ["SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE", "REFERENCES", "TRIGGER"];
+
+const ADMIN_PRIVILEGES: &[&str] = &["SELECT", "INSERT", "UPDATE", "DELETE"];
+const READ_ONLY: &[&str] = &["SELECT"];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RoleKind {
+    Owner,
+    Admin,
+    N8n,
+}
+
+impl RoleKind {
+    pub const ALL: [RoleKind; 3] = [RoleKind::Owner, RoleKind::Admin, RoleKind::N8n];
+
+    pub fn suffix(self) -> &'static str {
+        match self {
+            RoleKind::Owner => "owner",
+            RoleKind::Admin => "admin",
+            RoleKind::N8n => "n8n",
+        }
+    }
+
+    pub fn can_login(self) -> bool {
+        self != RoleKind::Owner
+    }
+
+    /// Enough for the admin panel's pool or n8n's, small enough that a runaway client cannot
+    /// take every connection from the others.
+    pub fn connection_limit(self) -> i32 {
+        match self {
+            RoleKind::Owner => -1,
+            RoleKind::Admin => 20,
+            RoleKind::N8n => 30,
+        }
+    }
+
+    /// Per-role `statement_timeout`: n8n's lookups are point reads; the admin panel's writes
+    /// are small too. A stuck query is cancelled instead of holding locks.
+    pub fn statement_timeout(self) -> Option<&'static str> {
+        match self {
+            RoleKind::Owner => None,
+            RoleKind::Admin => Some("30s"),
+            RoleKind::N8n => Some("5s"),
+        }
+    }
+
+    /// Environment variable that may hold this role's password.
+    pub fn password_env(self) -> &'static str {
+        match self {
+            RoleKind::Owner => "CABINET_OWNER_PASSWORD",
+            RoleKind::Admin => "CABINET_ADMIN_PASSWORD",
+            RoleKind::N8n => "CABINET_N8N_PASSWORD",
+        }
+    }
+
+    /// What this role may do to `table` (the owner owns it instead).
+    pub fn table_privileges(self, table: &str) -> &'static [&'static str] {
+        let is_model_table = TABLES.iter().any(|t| t.name == table);
+        match self {
+            RoleKind::Owner => &[],
+            RoleKind::Admin if is_model_table => ADMIN_PRIVILEGES,
+            RoleKind::N8n if table == "sites" => READ_ONLY,
+            _ => &[],
+        }
+    }
+}
+
+/// The role names for one prefix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Roles {
+    pub prefix: String,
+}
+
+impl Default for Roles {
+    fn default() -> Self {
+        Roles { prefix: DEFAULT_ROLE_PREFIX.to_owned() }
+    }
+}
+
+impl Roles {
+    pub fn new(prefix: impl Into<String>) -> Self {
+        Roles { prefix: prefix.into() }
+    }
+
+    pub fn name(&self, kind: RoleKind) -> String {
+        format!("{}{}", self.prefix, kind.suffix())
+    }
+
+    pub fn kind_of(&self, name: &str) -> Option<RoleKind> {
+        RoleKind::ALL.into_iter().find(|k| self.name(*k) == name)
+    }
+}
+
+/// The tables whose privileges the roles model governs: the models' and the ledger.
+pub fn governed_tables() -> Vec<&'static str> {
+    TABLES.iter().map(|t| t.name).chain([MIGRATIONS_TABLE]).collect()
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RolesError {
+    #[error(transparent)]
+    Db(#[from] crate::db::DbError),
+    #[error(
+        "role {role} is new and needs a password: give --password-file {role}=PATH, set the role's CABINET_*_PASSWORD variable, or pass --secrets-dir DIR to generate one there (0600)"
+    )]
+    NeedsPassword { role: String },
+    #[error("cannot read the password file {}", .path.display())]
+    PasswordFile {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the password from {origin} is refused: {reason}")]
+    BadPassword { origin: String, reason: String },
+    #[error("cannot write {}", .path.display())]
+    Io {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{role} is not one of the login roles ({})", .known.join(", "))]
+    UnknownRole { role: String, known: Vec<String> },
+    #[error(
+        "not permitted: roles apply/rotate must run as a superuser or a role with CREATEROLE that may also grant on the tables (connect as the database's superuser, e.g. postgres)"
+    )]
+    NotPermitted(#[source] sqlx::Error),
+    #[error("database query failed")]
+    Query(#[source] sqlx::Error),
+}
+
+impl From<sqlx::Error> for RolesError {
+    fn from(error: sqlx::Error) -> Self {
+        // 42501 insufficient_privilege
+        if crate::db::sqlstate(&error).as_deref() == Some("42501") {
+            RolesError::NotPermitted(error)
+        } else {
+            RolesError::Query(error)
+        }
+    }
+}
