@@ -19,3 +19,5 @@ pub mod roles;
 pub mod schema_diff;
 /// Writing files that hold secrets (0600, replaced whole).
 pub mod secret_file;
+/// Tailscale: the LocalAPI client and the rendered host configuration.
+pub mod tailnet;

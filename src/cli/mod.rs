@@ -9,6 +9,8 @@ pub mod migrate;
 pub mod output;
 /// `cabinet-db roles …`: least-privilege roles.
 pub mod roles;
+/// `cabinet-db tailnet …`: Tailscale status and rendered host configuration.
+pub mod tailnet;
 
 use std::{path::PathBuf, time::Duration};
 
@@ -52,6 +54,8 @@ pub enum Command {
     Dev(dev::DevArgs),
     /// Create and check the least-privilege roles (owner, admin panel, n8n).
     Roles(roles::RolesArgs),
+    /// Read Tailscale's view of this node; render the tailnet-only host configuration.
+    Tailnet(tailnet::TailnetArgs),
 }
 
 /// Where the database is.
@@ -69,6 +73,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Migrate(args) => migrate::run(args, cli.json).await,
         Command::Dev(args) => dev::run(args, cli.json).await,
         Command::Roles(args) => roles::run(args, cli.json).await,
+        Command::Tailnet(args) => tailnet::run(args, cli.json).await,
     }
 }
 

@@ -9,6 +9,8 @@ mod constraints;
 mod dev;
 /// `migrate check` and `migrate diff` against seeded drift.
 mod drift;
+/// A stand-in tailscaled LocalAPI on a unix socket.
+mod fake_localapi;
 /// The shared test cluster and per-test databases.
 mod harness;
 /// The runner: up/down/targets, checksums, order, the lock, retries, crashes.
@@ -19,3 +21,5 @@ mod offline;
 mod roles;
 /// PostgreSQL older than 14 is refused.
 mod server_version;
+/// `tailnet status` and `tailnet render`.
+mod tailnet;

@@ -1,0 +1,41 @@
+//! `cabinet-db tailnet`: what Tailscale says about this node, and the host configuration
+//! that exposes PostgreSQL to the tailnet only.
+
+mod render;
+mod status;
+
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+
+use super::Outcome;
+use crate::tailnet::localapi::DEFAULT_SOCKET;
+
+#[derive(Debug, Args)]
+pub struct TailnetArgs {
+    #[command(subcommand)]
+    pub command: TailnetCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TailnetCommand {
+    /// Show this node's Tailscale addresses, MagicDNS name, tags, state, serve and funnel.
+    Status(status::Args),
+    /// Write postgresql.conf/pg_hba.conf/nftables/systemd/policy/n8n files for this node.
+    Render(render::Args),
+}
+
+/// tailscaled's LocalAPI socket.
+#[derive(Debug, Clone, Args)]
+pub struct SocketArgs {
+    /// tailscaled's LocalAPI socket.
+    #[arg(long, env = "TAILSCALE_SOCKET", default_value = DEFAULT_SOCKET)]
+    pub socket: PathBuf,
+}
+
+pub async fn run(args: TailnetArgs, json: bool) -> anyhow::Result<Outcome> {
+    match args.command {
+        TailnetCommand::Status(a) => status::run(a, json).await,
+        TailnetCommand::Render(a) => render::run(a, json).await,
+    }
+}

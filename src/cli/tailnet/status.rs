@@ -1,0 +1,46 @@
+use clap::Args as ClapArgs;
+
+use super::SocketArgs;
+use crate::{
+    cli::{Outcome, output},
+    tailnet::localapi::LocalApi,
+};
+
+#[derive(Debug, ClapArgs)]
+pub struct Args {
+    #[command(flatten)]
+    pub socket: SocketArgs,
+}
+
+pub async fn run(args: Args, json: bool) -> anyhow::Result<Outcome> {
+    let api = LocalApi::new(&args.socket.socket);
+    let status = api.status().await?;
+    let serve = api.serve_config().await?;
+    let outcome = if status.is_running() { Outcome::Success } else { Outcome::CheckFailed };
+    if json {
+        output::print_json(&serde_json::json!({ "status": status, "serve_config": serve }))?;
+        return Ok(outcome);
+    }
+    let state = status.backend_state.as_deref().unwrap_or("unknown");
+    println!("state:      {state}");
+    println!("addresses:  {}", or_none(&status.ips().join(", ")));
+    println!("MagicDNS:   {}", status.dns_name().unwrap_or_else(|| "(none)".to_owned()));
+    println!("tags:       {}", or_none(&status.tags().join(", ")));
+    if let Some(tailnet) = &status.current_tailnet {
+        println!(
+            "tailnet:    {} (MagicDNS {})",
+            tailnet.name.as_deref().unwrap_or("?"),
+            if tailnet.magic_dns_enabled == Some(true) { "on" } else { "off" }
+        );
+    }
+    println!("serve TCP:  {}", or_none(&serve.served_tcp_ports().join(", ")));
+    println!("funnel:     {}", or_none(&serve.funnels().join(", ")));
+    if outcome == Outcome::CheckFailed {
+        println!("tailscaled is not connected ({state}): run `tailscale up` (and log in) on this host");
+    }
+    Ok(outcome)
+}
+
+fn or_none(text: &str) -> &str {
+    if text.is_empty() { "(none)" } else { text }
+}

@@ -1,0 +1,258 @@
+//! tailscaled's LocalAPI: HTTP over a unix socket. Requests carry `Host:
+//! local-tailscaled.sock` and no `Origin`/`Referer` (tailscaled answers 403 otherwise).
+//! Field names are Go's; the API is not promised stable, so every field is optional and
+//! unknown ones are ignored.
+
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// Where tailscaled listens on Linux (`/run/tailscale/…` is the same file under systemd).
+pub const DEFAULT_SOCKET: &str = "/var/run/tailscale/tailscaled.sock";
+const HOST_HEADER: &str = "local-tailscaled.sock";
+const REQUEST_TIMEOUT_SECS: u64 = 5;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LocalApiError {
+    #[error(
+        "tailscaled is not running on this host (no socket at {}); install Tailscale and run `tailscale up`, or pass --socket",
+        .0.display()
+    )]
+    SocketMissing(PathBuf),
+    #[error("cannot talk to tailscaled at {}", .path.display())]
+    Connect {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("tailscaled did not answer {endpoint} within {REQUEST_TIMEOUT_SECS} s")]
+    Timeout { endpoint: String },
+    #[error("tailscaled answered {endpoint} with HTTP {status}: {body}")]
+    Status { endpoint: String, status: u16, body: String },
+    #[error("tailscaled's answer to {endpoint} is not valid: {reason}")]
+    Malformed { endpoint: String, reason: String },
+}
+
+/// `GET /localapi/v0/status`, the parts we use.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, rename_all = "PascalCase")]
+pub struct Status {
+    pub backend_state: Option<String>,
+    #[serde(rename = "TailscaleIPs")]
+    pub tailscale_ips: Option<Vec<String>>,
+    #[serde(rename = "Self")]
+    pub self_node: Option<Node>,
+    #[serde(rename = "MagicDNSSuffix")]
+    pub magic_dns_suffix: Option<String>,
+    pub current_tailnet: Option<Tailnet>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, rename_all = "PascalCase")]
+pub struct Node {
+    pub host_name: Option<String>,
+    #[serde(rename = "DNSName")]
+    pub dns_name: Option<String>,
+    #[serde(rename = "TailscaleIPs")]
+    pub tailscale_ips: Option<Vec<String>>,
+    pub tags: Option<Vec<String>>,
+    pub online: Option<bool>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, rename_all = "PascalCase")]
+pub struct Tailnet {
+    pub name: Option<String>,
+    #[serde(rename = "MagicDNSSuffix")]
+    pub magic_dns_suffix: Option<String>,
+    #[serde(rename = "MagicDNSEnabled")]
+    pub magic_dns_enabled: Option<bool>,
+}
+
+/// `GET /localapi/v0/serve-config`, the parts we use.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, rename_all = "PascalCase")]
+pub struct ServeConfig {
+    #[serde(rename = "TCP")]
+    pub tcp: Option<BTreeMap<String, serde_json::Value>>,
+    pub web: Option<BTreeMap<String, serde_json::Value>>,
+    pub allow_funnel: Option<BTreeMap<String, bool>>,
+}
+
+impl Status {
+    pub fn is_running(&self) -> bool {
+        self.backend_state.as_deref() == Some("Running")
+    }
+
+    /// This node's Tailscale addresses (from `Self`, else the top level).
+    pub fn ips(&self) -> Vec<String> {
+        self.self_node
+            .as_ref()
+            .and_then(|n| n.tailscale_ips.clone())
+            .or_else(|| self.tailscale_ips.clone())
+            .unwrap_or_default()
+    }
+
+    /// The MagicDNS name without its trailing dot.
+    pub fn dns_name(&self) -> Option<String> {
+        let name = self.self_node.as_ref()?.dns_name.as_deref()?.trim_end_matches('.');
+        (!name.is_empty()).then(|| name.to_owned())
+    }
+
+    pub fn tags(&self) -> Vec<String> {
+        self.self_node.as_ref().and_then(|n| n.tags.clone()).unwrap_or_default()
+    }
+
+    pub fn magic_dns_suffix(&self) -> Option<String> {
+        self.current_tailnet
+            .as_ref()
+            .and_then(|t| t.magic_dns_suffix.clone())
+            .or_else(|| self.magic_dns_suffix.clone())
+    }
+}
+
+impl ServeConfig {
+    /// Host:port entries published to the internet with Funnel.
+    pub fn funnels(&self) -> Vec<String> {
+        self.allow_funnel.iter().flatten().filter(|(_, on)| **on).map(|(k, _)| k.clone()).collect()
+    }
+
+    /// TCP ports tailscale serve forwards.
+    pub fn served_tcp_ports(&self) -> Vec<String> {
+        self.tcp.iter().flatten().map(|(port, _)| port.clone()).collect()
+    }
+}
+
+/// A LocalAPI client for one socket.
+#[derive(Debug, Clone)]
+pub struct LocalApi {
+    pub socket: PathBuf,
+}
+
+impl LocalApi {
+    pub fn new(socket: impl Into<PathBuf>) -> Self {
+        LocalApi { socket: socket.into() }
+    }
+
+    pub async fn status(&self) -> Result<Status, LocalApiError> {
+        self.get_json("status?peers=false").await
+    }
+
+    pub async fn serve_config(&self) -> Result<ServeConfig, LocalApiError> {
+        self.get_json("serve-config").await
+    }
+
+    async fn get_json<T: serde::de::DeserializeOwned + Default>(
+        &self,
+        endpoint: &str,
+    ) -> Result<T, LocalApiError> {
+        let body = self.get(endpoint).await?;
+        if body.trim().is_empty() || body.trim() == "null" {
+            return Ok(T::default());
+        }
+        serde_json::from_str(&body)
+            .map_err(|e| LocalApiError::Malformed { endpoint: endpoint.to_owned(), reason: e.to_string() })
+    }
+
+    /// The body of `GET /localapi/v0/<endpoint>`.
+    pub async fn get(&self, endpoint: &str) -> Result<String, LocalApiError> {
+        if !Path::new(&self.socket).exists() {
+            return Err(LocalApiError::SocketMissing(self.socket.clone()));
+        }
+        let request = async {
+            let mut stream = tokio::net::UnixStream::connect(&self.socket)
+                .await
+                .map_err(|source| LocalApiError::Connect { path: self.socket.clone(), source })?;
+            let head = format!(
+                "GET /localapi/v0/{endpoint} HTTP/1.1\r\nHost: {HOST_HEADER}\r\nUser-Agent: cabinet-db\r\nAccept: application/json\r\nConnection: close\r\n\r\n"
+            );
+            let io = |source| LocalApiError::Connect { path: self.socket.clone(), source };
+            stream.write_all(head.as_bytes()).await.map_err(io)?;
+            let mut raw = Vec::new();
+            stream.read_to_end(&mut raw).await.map_err(io)?;
+            Ok::<_, LocalApiError>(raw)
+        };
+        let raw = tokio::time::timeout(Duration::from_secs(REQUEST_TIMEOUT_SECS), request)
+            .await
+            .map_err(|_| LocalApiError::Timeout { endpoint: endpoint.to_owned() })??;
+        let (status, body) = parse_response(&raw)
+            .map_err(|reason| LocalApiError::Malformed { endpoint: endpoint.to_owned(), reason })?;
+        if status != 200 {
+            return Err(LocalApiError::Status {
+                endpoint: endpoint.to_owned(),
+                status,
+                body: body.trim().to_owned(),
+            });
+        }
+        Ok(body)
+    }
+}
+
+/// An HTTP/1.1 response read to the end of the connection: status and (de-chunked) body.
+fn parse_response(raw: &[u8]) -> Result<(u16, String), String> {
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").ok_or("no end of headers")?;
+    let head = String::from_utf8_lossy(&raw[..split]);
+    let mut lines = head.split("\r\n");
+    let status_line = lines.next().ok_or("empty response")?;
+    let status: u16 = status_line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| format!("bad status line {status_line:?}"))?;
+    let chunked = lines.any(|l| {
+        let lower = l.to_ascii_lowercase();
+        lower.starts_with("transfer-encoding:") && lower.contains("chunked")
+    });
+    let body = &raw[split + 4..];
+    let body = if chunked { dechunk(body)? } else { body.to_vec() };
+    Ok((status, String::from_utf8_lossy(&body).into_owned()))
+}
+
+fn dechunk(mut body: &[u8]) -> Result<Vec<u8>, String> {
+    let mut out = Vec::new();
+    loop {
+        let line_end = body.windows(2).position(|w| w == b"\r\n").ok_or("truncated chunk size")?;
+        let size_text = String::from_utf8_lossy(&body[..line_end]);
+        let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16)
+            .map_err(|_| format!("bad chunk size {size_text:?}"))?;
+        body = &body[line_end + 2..];
+        if size == 0 {
+            return Ok(out);
+        }
+        if body.len() < size {
+            return Err("truncated chunk".to_owned());
+        }
+        out.extend_from_slice(&body[..size]);
+        body = body.get(size + 2..).unwrap_or_default();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunked_and_plain_responses_parse() {
+        let plain = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n{\"a\":1}";
+        assert_eq!(parse_response(plain).unwrap(), (200, "{\"a\":1}".to_owned()));
+        let chunked =
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\n{\"a\"\r\n3\r\n:1}\r\n0\r\n\r\n";
+        assert_eq!(parse_response(chunked).unwrap(), (200, "{\"a\":1}".to_owned()));
+    }
+
+    #[test]
+    fn unknown_and_missing_fields_are_tolerated() {
+        let status: Status = serde_json::from_str(
+            r#"{"BackendState":"Running","Version":"1.99","Self":{"DNSName":"db.tail1.ts.net."}}"#,
+        )
+        .unwrap();
+        assert!(status.is_running());
+        assert_eq!(status.dns_name().as_deref(), Some("db.tail1.ts.net"));
+        assert!(status.ips().is_empty());
+    }
+}

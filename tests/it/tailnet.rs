@@ -1,0 +1,151 @@
+//! `tailnet status` and `tailnet render` against a fake LocalAPI, and the rendered files
+//! against golden copies.
+
+use std::path::{Path, PathBuf};
+
+use cabinet_db::{
+    roles::{RoleKind, Roles},
+    tailnet::render::{Client, RenderInput, render},
+};
+
+use crate::{
+    fake_localapi::FakeLocalApi,
+    harness::{binary, stderr, stdout},
+};
+
+fn tailnet(args: &[&str]) -> std::process::Output {
+    binary().arg("tailnet").args(args).output().unwrap()
+}
+
+#[test]
+fn status_shows_addresses_name_tags_and_serve_configuration() {
+    let api = FakeLocalApi::start("status-running.json", "serve-config-empty.json");
+    let out = tailnet(&["status", "--socket", api.socket.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    for expected in [
+        "state:      Running",
+        "addresses:  100.101.102.103, fd7a:115c:a1e0::a01:2b03",
+        "MagicDNS:   cabinet-db.tail1234.ts.net",
+        "tags:       tag:cabinet-db",
+        "tailnet:    example.com (MagicDNS on)",
+        "funnel:     (none)",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
+    }
+}
+
+#[test]
+fn status_reports_funnel_and_served_ports() {
+    let api = FakeLocalApi::start("status-running.json", "serve-config-funnel.json");
+    let out = tailnet(&["status", "--socket", api.socket.to_str().unwrap(), "--json"]);
+    let value: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(value["serve_config"]["AllowFunnel"]["cabinet-db.tail1234.ts.net:443"], true);
+    let human = stdout(&tailnet(&["status", "--socket", api.socket.to_str().unwrap()]));
+    assert!(human.contains("serve TCP:  443, 5432"), "{human}");
+    assert!(human.contains("funnel:     cabinet-db.tail1234.ts.net:443"), "{human}");
+}
+
+#[test]
+fn status_of_a_node_that_is_not_running_fails_with_the_fix() {
+    let api = FakeLocalApi::start("status-needs-login.json", "serve-config-empty.json");
+    let out = tailnet(&["status", "--socket", api.socket.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stdout(&out).contains("not connected (NeedsLogin): run `tailscale up`"), "{}", stdout(&out));
+    let render = tailnet(&["render", "--out", "/tmp/never", "--socket", api.socket.to_str().unwrap()]);
+    assert_eq!(render.status.code(), Some(2));
+    assert!(stderr(&render).contains("tailscaled is NeedsLogin, not Running"), "{}", stderr(&render));
+}
+
+#[test]
+fn a_missing_socket_says_tailscaled_is_not_running() {
+    let out = tailnet(&["status", "--socket", "/nonexistent/tailscaled.sock"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out)
+            .contains("tailscaled is not running on this host (no socket at /nonexistent/tailscaled.sock)")
+    );
+}
+
+fn golden_input() -> RenderInput {
+    RenderInput {
+        ips: vec!["100.101.102.103".parse().unwrap(), "fd7a:115c:a1e0::a01:2b03".parse().unwrap()],
+        dns_name: "cabinet-db.tail1234.ts.net".to_owned(),
+        clients: vec![
+            Client { role: RoleKind::N8n, ip: "100.88.1.2".parse().unwrap() },
+            Client { role: RoleKind::Admin, ip: "100.88.1.3".parse().unwrap() },
+        ],
+        port: 5432,
+        database: "cabinet".to_owned(),
+        roles: Roles::default(),
+    }
+}
+
+fn golden_dir(case: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/tailnet-render").join(case)
+}
+
+/// Compares rendered files with `tests/golden/tailnet-render/<case>`; `UPDATE_GOLDEN=1`
+/// rewrites them (review the diff before committing).
+fn assert_golden(case: &str, input: &RenderInput) {
+    let files = render(input).unwrap();
+    let dir = golden_dir(case);
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        let _ = std::fs::remove_dir_all(&dir);
+        cabinet_db::tailnet::render::write(&dir, &files).unwrap();
+    }
+    for file in &files {
+        let golden = std::fs::read_to_string(dir.join(&file.path))
+            .unwrap_or_else(|_| panic!("no golden {}; run with UPDATE_GOLDEN=1", file.path.display()));
+        assert_eq!(file.contents, golden, "{} differs from its golden copy", file.path.display());
+    }
+}
+
+#[test]
+fn rendered_files_match_their_golden_copies() {
+    assert_golden("with-clients", &golden_input());
+    assert_golden("tailnet-wide", &RenderInput { clients: vec![], ..golden_input() });
+}
+
+#[test]
+fn rendering_from_the_socket_equals_rendering_from_flags() {
+    let api = FakeLocalApi::start("status-running.json", "serve-config-empty.json");
+    let from_socket = tempfile::tempdir().unwrap();
+    let out = tailnet(&[
+        "render",
+        "--out",
+        from_socket.path().to_str().unwrap(),
+        "--socket",
+        api.socket.to_str().unwrap(),
+        "--client",
+        "n8n=100.88.1.2",
+        "--client",
+        "admin=100.88.1.3",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    for file in render(&golden_input()).unwrap() {
+        let written = std::fs::read_to_string(from_socket.path().join(&file.path)).unwrap();
+        assert_eq!(written, file.contents, "{}", file.path.display());
+    }
+}
+
+#[test]
+fn render_refuses_non_tailnet_addresses() {
+    let out =
+        tailnet(&["render", "--out", "/tmp/never", "--ip", "192.168.1.10", "--dns-name", "db.tail1.ts.net"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("192.168.1.10 is not a Tailscale address"), "{}", stderr(&out));
+    let client = tailnet(&[
+        "render",
+        "--out",
+        "/tmp/never",
+        "--ip",
+        "100.101.102.103",
+        "--dns-name",
+        "db.tail1.ts.net",
+        "--client",
+        "n8n=203.0.113.7",
+    ]);
+    assert!(stderr(&client).contains("203.0.113.7 is not a Tailscale address"), "{}", stderr(&client));
+    assert!(!Path::new("/tmp/never").exists());
+}
