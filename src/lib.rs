@@ -3,6 +3,8 @@
 //! The binary (`src/main.rs`) only parses arguments and maps outcomes to exit codes; all
 //! logic lives here so the integration tests call it directly. See docs/ARCHITECTURE.md.
 
+/// `cabinet-db audit`: exposure, privileges and contents, checked.
+pub mod audit;
 /// The command line: subcommands, their arguments and their output.
 pub mod cli;
 /// Connections, the server version gate, identifier quoting, constraint messages.

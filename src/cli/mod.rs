@@ -1,6 +1,8 @@
 //! The command line: one enum of subcommands, one file per subcommand, each with its
 //! `Args` and `run`. `--help` is the configuration reference.
 
+/// `cabinet-db audit`.
+pub mod audit;
 /// `cabinet-db dev …`: the local development database.
 pub mod dev;
 /// `cabinet-db migrate …`: the migration runner.
@@ -56,6 +58,8 @@ pub enum Command {
     Roles(roles::RolesArgs),
     /// Read Tailscale's view of this node; render the tailnet-only host configuration.
     Tailnet(tailnet::TailnetArgs),
+    /// Check exposure, privileges and contents against the design (exit 1 on a failure).
+    Audit(audit::AuditArgs),
 }
 
 /// Where the database is.
@@ -74,6 +78,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Dev(args) => dev::run(args, cli.json).await,
         Command::Roles(args) => roles::run(args, cli.json).await,
         Command::Tailnet(args) => tailnet::run(args, cli.json).await,
+        Command::Audit(args) => audit::run(args, cli.json).await,
     }
 }
 

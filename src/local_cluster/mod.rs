@@ -25,6 +25,17 @@ pub use run_as::RunAs;
 
 use crate::db::DatabaseUrl;
 
+/// Client authentication of a local cluster: passwords everywhere, loopback only, and the
+/// final reject the audit requires of every server.
+const LOCAL_PG_HBA: &str = "# Managed by cabinet-db: a loopback-only development/test cluster.
+# TYPE  DATABASE  USER  ADDRESS       METHOD
+local   all       all                 scram-sha-256
+host    all       all   127.0.0.1/32  scram-sha-256
+host    all       all   ::1/128       scram-sha-256
+host    all       all   0.0.0.0/0     reject
+host    all       all   ::/0          reject
+";
+
 /// How long `pg_ctl` waits for the server to start or stop.
 const PG_CTL_WAIT_SECS: u32 = 60;
 
@@ -139,6 +150,9 @@ impl LocalCluster {
             .map_err(|source| ClusterError::Io { action: format!("open {}", conf.display()), source })?;
         file.write_all(b"\n# Written by cabinet-db: its settings live in cabinet.conf.\ninclude_if_exists = 'cabinet.conf'\n")
             .map_err(|source| ClusterError::Io { action: format!("write {}", conf.display()), source })?;
+        let hba = self.pgdata().join("pg_hba.conf");
+        std::fs::write(&hba, LOCAL_PG_HBA)
+            .map_err(|source| ClusterError::Io { action: format!("write {}", hba.display()), source })?;
         self.write_settings(settings)
     }
 

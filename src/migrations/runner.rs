@@ -250,11 +250,19 @@ pub async fn with_lock<T>(
     result
 }
 
-/// `SET ROLE owner` when that role exists and we may; otherwise we stay who we are (e.g. a
-/// fresh database before `roles apply`).
+/// `SET ROLE owner` when that role exists, we are a member, and `roles apply` has prepared this
+/// database for it (it may create in `public` and owns the ledger). Otherwise we stay who we
+/// are: roles are cluster-wide, so a new database can meet an owner role that has no rights in
+/// it yet; `roles apply` then hands it what the migrations created.
 async fn become_owner(conn: &mut PgConnection, owner: &str) -> Result<(), sqlx::Error> {
     let member: bool = sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1 AND pg_has_role(current_user, oid, 'MEMBER'))",
+        "SELECT EXISTS (
+            SELECT 1 FROM pg_roles r
+             WHERE r.rolname = $1
+               AND pg_has_role(current_user, r.oid, 'MEMBER')
+               AND has_schema_privilege(r.oid, 'public', 'CREATE')
+               AND coalesce((SELECT c.relowner = r.oid FROM pg_class c
+                              WHERE c.oid = to_regclass('public.cabinet_migrations')), true))",
     )
     .bind(owner)
     .fetch_one(&mut *conn)

@@ -142,7 +142,7 @@ fn pg_hba(input: &RenderInput) -> String {
     let admin = input.roles.name(RoleKind::Admin);
     let n8n = input.roles.name(RoleKind::N8n);
     let db = &input.database;
-    let mut out = format!(
+    let mut out = String::from(
         "# cabinet-db: client authentication for a tailnet-only server. Rendered by `cabinet-db tailnet render`.
 # Install as the file named by `SHOW hba_file` (Debian: /etc/postgresql/<version>/main/pg_hba.conf),
 # then `SELECT pg_reload_conf()`. Rules are read top to bottom; the first match decides.

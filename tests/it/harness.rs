@@ -45,11 +45,7 @@ pub fn cluster() -> &'static TestCluster {
 async fn start() -> TestCluster {
     let base = match std::env::var("CABINET_TEST_DATABASE_URL") {
         Ok(url) => url.trim_end_matches('/').rsplit_once('/').map_or(url.clone(), |(b, _)| b.to_owned()),
-        Err(_) => {
-            let cluster = start_local_cluster();
-            let password = cluster.superuser_password().unwrap();
-            format!("postgres://{TEST_SUPERUSER}:{password}@127.0.0.1:{}", cluster.port)
-        }
+        Err(_) => superuser_base(&start_local_cluster("main")),
     };
     let template = format!("cabinet_test_tpl_{}", std::process::id());
     let mut admin =
@@ -64,28 +60,41 @@ async fn start() -> TestCluster {
     TestCluster { base, template }
 }
 
-fn start_local_cluster() -> LocalCluster {
+/// Starts a throw-away cluster of this run; `purpose` names it (`main`, `audit`). It is
+/// stopped and deleted when the test binary exits.
+pub fn start_local_cluster(purpose: &str) -> LocalCluster {
     sweep_leftover_clusters();
-    let root = std::env::temp_dir().join(format!("{TEST_ROOT_PREFIX}{}", std::process::id()));
+    let root = std::env::temp_dir().join(format!("{TEST_ROOT_PREFIX}{}-{purpose}", std::process::id()));
     let _ = std::fs::remove_dir_all(&root);
     let port = free_port();
     let cluster = LocalCluster::new(root, port).expect("PostgreSQL binaries for the tests");
     let settings = ServerSettings { port, durable: false };
     cluster.init(TEST_SUPERUSER, settings).expect("initdb for the tests");
     cluster.start().expect("start the test cluster");
-    STOP_ON_EXIT.set(cluster.clone()).ok();
+    STOP_ON_EXIT.lock().unwrap().push(cluster.clone());
+    static REGISTER: std::sync::Once = std::sync::Once::new();
     // SAFETY: registering a plain extern "C" function with the C runtime.
-    unsafe { libc::atexit(stop_test_cluster) };
+    REGISTER.call_once(|| unsafe {
+        libc::atexit(stop_test_clusters);
+    });
     cluster
 }
 
-static STOP_ON_EXIT: OnceLock<LocalCluster> = OnceLock::new();
+/// The superuser URL of a local test cluster, without a database name.
+pub fn superuser_base(cluster: &LocalCluster) -> String {
+    let password = cluster.superuser_password().unwrap();
+    format!("postgres://{TEST_SUPERUSER}:{password}@127.0.0.1:{}", cluster.port)
+}
+
+static STOP_ON_EXIT: std::sync::Mutex<Vec<LocalCluster>> = std::sync::Mutex::new(Vec::new());
 
 /// Runs when the test binary exits (the harness calls `exit` after the last test).
-extern "C" fn stop_test_cluster() {
-    if let Some(cluster) = STOP_ON_EXIT.get() {
-        let _ = cluster.stop("immediate");
-        let _ = std::fs::remove_dir_all(&cluster.root);
+extern "C" fn stop_test_clusters() {
+    if let Ok(clusters) = STOP_ON_EXIT.lock() {
+        for cluster in clusters.iter() {
+            let _ = cluster.stop("immediate");
+            let _ = std::fs::remove_dir_all(&cluster.root);
+        }
     }
 }
 
@@ -94,7 +103,8 @@ fn sweep_leftover_clusters() {
     let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else { return };
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
-        let Some(pid) = name.strip_prefix(TEST_ROOT_PREFIX).and_then(|p| p.parse::<i32>().ok()) else {
+        let pid = name.strip_prefix(TEST_ROOT_PREFIX).and_then(|p| p.split('-').next()?.parse::<i32>().ok());
+        let Some(pid) = pid else {
             continue;
         };
         if Path::new(&format!("/proc/{pid}")).exists() {

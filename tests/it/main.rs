@@ -1,6 +1,8 @@
 //! Integration tests: one binary, one PostgreSQL cluster per run (see `harness`), one fresh
 //! database per test.
 
+/// `cabinet-db audit`: a clean setup passes, each misconfiguration fails.
+mod audit;
 /// `migrate baseline`, plain and from an Alembic-built database.
 mod baseline;
 /// The database rejects bad rows whoever writes them.

@@ -293,3 +293,29 @@ async fn migrations_run_as_the_owner_role_once_it_exists() {
     let mut admin = setup.conn(RoleKind::Admin).await;
     assert!(!allowed(&mut admin, "SELECT * FROM site_notes").await);
 }
+
+#[tokio::test]
+async fn a_new_database_migrates_although_the_cluster_wide_owner_role_has_no_rights_in_it_yet() {
+    // Arrange: the roles exist (applied to another database of the cluster).
+    let first = WithRoles::new().await;
+    let second = TestDb::empty().await;
+    let options = RunnerOptions {
+        owner_role: Some(first.roles.name(RoleKind::Owner)),
+        lock_wait: Duration::from_secs(20),
+        ..RunnerOptions::default()
+    };
+
+    // Act
+    runner::up(&second.url, &MigrationSet::embedded().unwrap(), None, &options).await.unwrap();
+    apply(&second.url, &first.roles, &sources(&first.secrets)).await.unwrap();
+
+    // Assert: roles apply handed everything to the owner.
+    let mut conn = second.conn().await;
+    let owner: String = sqlx::query_scalar(
+        "SELECT pg_get_userbyid(relowner)::text FROM pg_class WHERE oid = 'sites'::regclass",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(owner, first.roles.name(RoleKind::Owner));
+}

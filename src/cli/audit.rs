@@ -1,0 +1,65 @@
+//! `cabinet-db audit`.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use super::{ConnectionArgs, MigrationsDirArgs, Outcome, output};
+use crate::{
+    audit::{self, AuditOptions, Verdict},
+    migrations::MigrationSet,
+    roles::{DEFAULT_ROLE_PREFIX, Roles},
+    tailnet::localapi::DEFAULT_SOCKET,
+};
+
+/// Check exposure (listen addresses, pg_hba, Tailscale), privileges and contents; exit 0 when
+/// everything passes (warnings allowed), 1 when a check fails, 2 when the audit cannot run.
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
+    /// tailscaled's LocalAPI socket [default: /var/run/tailscale/tailscaled.sock, skipped
+    /// with a warning when absent; a socket named here must answer].
+    #[arg(long, env = "TAILSCALE_SOCKET")]
+    pub socket: Option<PathBuf>,
+    /// Prefix of the role names.
+    #[arg(long, env = "CABINET_ROLE_PREFIX", default_value = DEFAULT_ROLE_PREFIX)]
+    pub role_prefix: String,
+    #[command(flatten)]
+    pub source: MigrationsDirArgs,
+}
+
+pub async fn run(args: AuditArgs, json: bool) -> anyhow::Result<Outcome> {
+    let set = MigrationSet::load(args.source.migrations_dir.as_deref())?;
+    let options = AuditOptions {
+        roles: Roles::new(args.role_prefix),
+        socket_explicit: args.socket.is_some(),
+        socket: args.socket.unwrap_or_else(|| PathBuf::from(DEFAULT_SOCKET)),
+        proc_root: PathBuf::from("/proc"),
+    };
+    let checks = audit::audit(&args.connection.database_url, &set, &options).await?;
+    let overall = audit::overall(&checks);
+    if json {
+        output::print_json(&serde_json::json!({ "result": overall, "checks": checks }))?;
+    } else {
+        for check in &checks {
+            let mark = match check.verdict {
+                Verdict::Pass => "pass",
+                Verdict::Warn => "WARN",
+                Verdict::Fail => "FAIL",
+            };
+            println!("{mark}  {:<28} {}", check.id, check.detail);
+            if check.verdict != Verdict::Pass && !check.remedy.is_empty() {
+                println!("      {:<28} fix: {}", "", check.remedy);
+            }
+        }
+        let count = |v| checks.iter().filter(|c| c.verdict == v).count();
+        println!(
+            "\n{} passed, {} warnings, {} failed",
+            count(Verdict::Pass),
+            count(Verdict::Warn),
+            count(Verdict::Fail)
+        );
+    }
+    Ok(if overall == Verdict::Fail { Outcome::CheckFailed } else { Outcome::Success })
+}
