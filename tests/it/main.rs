@@ -17,6 +17,8 @@ mod fake_localapi;
 mod harness;
 /// The runner: up/down/targets, checksums, order, the lock, retries, crashes.
 mod migrate;
+/// Tailnet-only exposure proven in network namespaces (root).
+mod netns;
 /// Offline commands: `sql`, `history`, `new`, `lint`.
 mod offline;
 /// The least-privilege roles, tried by connecting as each.
