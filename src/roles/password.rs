@@ -1,5 +1,5 @@
 //! Login passwords: given (a file or an environment variable) or generated and written to a
-//! 0600 file. They are held in [`Password`], whose `Debug` prints nothing of them, and reach
+//! 0600 file. They are held in `Password`, whose `Debug` prints nothing of them, and reach
 //! PostgreSQL only as SCRAM verifiers.
 
 use std::{
