@@ -55,9 +55,12 @@ async fn dev_up_creates_a_working_database_and_is_idempotent() {
     let url = second["database_url"].as_str().unwrap();
     assert!(url.starts_with("postgres://cabinet:") && url.ends_with(&format!("@127.0.0.1:{port}/cabinet")));
 
-    // The URL works for other tools, and check finds no drift.
+    // The URL works for other tools, check finds no drift, and the audit passes.
     let check = binary().env("DATABASE_URL", url).args(["migrate", "check"]).output().unwrap();
     assert_eq!(check.status.code(), Some(0), "{}", stdout(&check));
+    let audit = binary().env("DATABASE_URL", url).arg("audit").output().unwrap();
+    assert_eq!(audit.status.code(), Some(0), "{}", stdout(&audit));
+    assert!(stdout(&audit).contains(" 0 failed"), "{}", stdout(&audit));
 
     // As root, the server runs as the unprivileged postgres user and owns its data.
     if nix::unistd::geteuid().is_root() {

@@ -184,30 +184,11 @@ impl Server {
         server
     }
 
-    fn pg_ctl(&self, args: &[&str]) {
-        let RunAs::User { uid, gid, .. } = &self.cluster.run_as else { unreachable!("we are root") };
-        let pg_ctl = self.cluster.binaries.tool("pg_ctl");
-        let out = Command::new("ip")
-            .args(["netns", "exec", &self.namespace, "setpriv"])
-            .arg(format!("--reuid={uid}"))
-            .arg(format!("--regid={gid}"))
-            .args(["--clear-groups", "--"])
-            .arg(pg_ctl)
-            .arg("-D")
-            .arg(self.cluster.pgdata())
-            .args(args)
-            .current_dir("/")
-            .output()
-            .unwrap();
-        let log = std::fs::read_to_string(self.cluster.log_file()).unwrap_or_default();
-        assert!(out.status.success(), "pg_ctl {args:?}: {}\n{log}", String::from_utf8_lossy(&out.stderr));
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let RunAs::User { uid, gid, .. } = &self.cluster.run_as else { return };
-        let _ = Command::new("ip")
+    /// `pg_ctl -D pgdata ARGS` inside the db namespace, as the server user.
+    fn pg_ctl_command(&self, args: &[&str]) -> Command {
+        let RunAs::User { uid, gid, .. } = &self.cluster.run_as else { unreachable!("checked: we are root") };
+        let mut command = Command::new("ip");
+        command
             .args(["netns", "exec", &self.namespace, "setpriv"])
             .arg(format!("--reuid={uid}"))
             .arg(format!("--regid={gid}"))
@@ -215,8 +196,21 @@ impl Drop for Server {
             .arg(self.cluster.binaries.tool("pg_ctl"))
             .arg("-D")
             .arg(self.cluster.pgdata())
-            .args(["stop", "-m", "immediate"])
-            .output();
+            .args(args)
+            .current_dir("/");
+        command
+    }
+
+    fn pg_ctl(&self, args: &[&str]) {
+        let out = self.pg_ctl_command(args).output().unwrap();
+        let log = std::fs::read_to_string(self.cluster.log_file()).unwrap_or_default();
+        assert!(out.status.success(), "pg_ctl {args:?}: {}\n{log}", String::from_utf8_lossy(&out.stderr));
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.pg_ctl_command(&["stop", "-m", "immediate"]).output();
         let _ = std::fs::remove_dir_all(&self.cluster.root);
     }
 }
