@@ -7,6 +7,8 @@
 pub mod audit;
 /// The command line: subcommands, their arguments and their output.
 pub mod cli;
+/// What the data operations share: their error type, pages.
+pub mod data;
 /// Connections, the server version gate, identifier quoting, constraint messages.
 pub mod db;
 /// Private PostgreSQL clusters: the development database and the test harness.
@@ -21,5 +23,9 @@ pub mod roles;
 pub mod schema_diff;
 /// Writing files that hold secrets (0600, replaced whole).
 pub mod secret_file;
+/// Sites: get, list, create, update, delete.
+pub mod sites;
 /// Tailscale: the LocalAPI client and the rendered host configuration.
 pub mod tailnet;
+/// Users: get, list, delete, activity recording.
+pub mod users;

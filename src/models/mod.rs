@@ -10,7 +10,10 @@ pub mod schema;
 pub mod site;
 /// A row of `users`.
 pub mod user;
+/// Validated values (`SiteId`, `Domain`, `LanguageTag`, `Email`, `UserId`).
+pub mod values;
 
 pub use schema::{ColumnDef, ConstraintDef, IndexDef, TABLES, TableDef};
 pub use site::Site;
 pub use user::User;
+pub use values::{Domain, Email, FieldError, LanguageTag, SiteId, UserId};

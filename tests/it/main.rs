@@ -25,5 +25,9 @@ mod offline;
 mod roles;
 /// PostgreSQL older than 14 is refused.
 mod server_version;
+/// The sites library API.
+mod sites;
 /// `tailnet status` and `tailnet render`.
 mod tailnet;
+/// Users and activity recording.
+mod users;

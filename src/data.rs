@@ -1,0 +1,60 @@
+//! What the data operations (`sites`, `users`, `transfer`) share: their error type and pages.
+
+use serde::Serialize;
+
+use crate::models::FieldError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DataError {
+    /// Refused before the round trip.
+    #[error(transparent)]
+    Invalid(#[from] FieldError),
+    /// Refused by one of the schema's named constraints.
+    #[error("{message}")]
+    Rejected {
+        constraint: String,
+        message: String,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error("{what} not found")]
+    NotFound { what: String },
+    #[error(transparent)]
+    Db(#[from] crate::db::DbError),
+    #[error("database query failed")]
+    Query(#[source] sqlx::Error),
+}
+
+impl From<sqlx::Error> for DataError {
+    fn from(error: sqlx::Error) -> Self {
+        let constraint = error.as_database_error().and_then(|e| e.constraint()).map(str::to_owned);
+        match (constraint, crate::db::violation_message(&error)) {
+            (Some(constraint), Some(message)) => DataError::Rejected { constraint, message, source: error },
+            _ => DataError::Query(error),
+        }
+    }
+}
+
+/// One page of a keyset-paginated list.
+#[derive(Debug, Clone, Serialize)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    /// Pass as `after` for the next page; `None` on the last page.
+    pub next: Option<String>,
+}
+
+/// The default and largest page sizes.
+pub const DEFAULT_PAGE_SIZE: i64 = 100;
+pub const MAX_PAGE_SIZE: i64 = 10_000;
+
+/// Fetches `limit + 1` rows to learn whether another page follows.
+pub fn into_page<T>(mut rows: Vec<T>, limit: i64, key: impl Fn(&T) -> String) -> Page<T> {
+    let limit = limit.clamp(1, MAX_PAGE_SIZE) as usize;
+    let next = if rows.len() > limit {
+        rows.truncate(limit);
+        rows.last().map(key)
+    } else {
+        None
+    };
+    Page { items: rows, next }
+}

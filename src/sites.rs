@@ -1,0 +1,216 @@
+//! Sites: the library API the CLI uses, for other Rust services too. Every function takes
+//! `impl PgExecutor` — a pool, a connection or a transaction: the caller owns transactions.
+
+use serde::Serialize;
+use sqlx::PgExecutor;
+
+use crate::{
+    data::{DataError, Page, into_page},
+    models::{
+        Domain, LanguageTag, Site, SiteId,
+        values::{FieldError, check_text},
+    },
+};
+
+const COLUMNS: &str = "site_id, domain, ai_script_id, ai_prompt, brand_name, language, hubspot_pipeline, hubspot_stage, created_at";
+
+/// A site to create; `created_at` is set by the database.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NewSite {
+    pub site_id: SiteId,
+    pub domain: Domain,
+    pub ai_script_id: Option<String>,
+    pub ai_prompt: Option<String>,
+    pub brand_name: Option<String>,
+    pub language: LanguageTag,
+    pub hubspot_pipeline: Option<String>,
+    pub hubspot_stage: Option<String>,
+}
+
+/// The free-text fields, as (name, value) pairs, for the NUL check and the stage rule.
+fn check_free_text(fields: &[(&'static str, Option<&str>)]) -> Result<(), FieldError> {
+    for (name, value) in fields {
+        if let Some(value) = value {
+            check_text(name, value)?;
+        }
+    }
+    Ok(())
+}
+
+impl NewSite {
+    /// Checks the rules that span fields and the free text (the typed fields are valid by
+    /// construction).
+    pub fn validate(&self) -> Result<(), FieldError> {
+        check_free_text(&[
+            ("ai_script_id", self.ai_script_id.as_deref()),
+            ("ai_prompt", self.ai_prompt.as_deref()),
+            ("brand_name", self.brand_name.as_deref()),
+            ("hubspot_pipeline", self.hubspot_pipeline.as_deref()),
+            ("hubspot_stage", self.hubspot_stage.as_deref()),
+        ])?;
+        if let (Some(stage), None) = (&self.hubspot_stage, &self.hubspot_pipeline) {
+            return Err(FieldError::new(
+                "hubspot_stage",
+                stage,
+                "is set but hubspot_pipeline is not: a stage belongs to a pipeline",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A partial update: `None` leaves a field as it is; `Some(None)` clears an optional one.
+/// `site_id` and `created_at` cannot change.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SitePatch {
+    pub domain: Option<Domain>,
+    pub ai_script_id: Option<Option<String>>,
+    pub ai_prompt: Option<Option<String>>,
+    pub brand_name: Option<Option<String>>,
+    pub language: Option<LanguageTag>,
+    pub hubspot_pipeline: Option<Option<String>>,
+    pub hubspot_stage: Option<Option<String>>,
+}
+
+impl SitePatch {
+    pub fn is_empty(&self) -> bool {
+        *self == SitePatch::default()
+    }
+
+    pub fn validate(&self) -> Result<(), FieldError> {
+        let inner = |v: &Option<Option<String>>| v.as_ref().and_then(|v| v.as_deref()).map(str::to_owned);
+        let (a, b, c, d, e) = (
+            inner(&self.ai_script_id),
+            inner(&self.ai_prompt),
+            inner(&self.brand_name),
+            inner(&self.hubspot_pipeline),
+            inner(&self.hubspot_stage),
+        );
+        check_free_text(&[
+            ("ai_script_id", a.as_deref()),
+            ("ai_prompt", b.as_deref()),
+            ("brand_name", c.as_deref()),
+            ("hubspot_pipeline", d.as_deref()),
+            ("hubspot_stage", e.as_deref()),
+        ])
+    }
+}
+
+/// Filters for `list`.
+#[derive(Debug, Clone, Default)]
+pub struct SiteFilter {
+    pub language: Option<LanguageTag>,
+    /// Sites whose domain contains this text (case-insensitive).
+    pub domain_contains: Option<String>,
+}
+
+pub async fn get(executor: impl PgExecutor<'_>, site_id: &SiteId) -> Result<Option<Site>, DataError> {
+    let sql = format!("SELECT {COLUMNS} FROM sites WHERE site_id = $1");
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(site_id.as_str()).fetch_optional(executor).await?)
+}
+
+/// By domain, in any case (domains are stored lower-case; the unique index serves this).
+pub async fn get_by_domain(executor: impl PgExecutor<'_>, domain: &str) -> Result<Option<Site>, DataError> {
+    let domain = Domain::parse(domain)?;
+    let sql = format!("SELECT {COLUMNS} FROM sites WHERE domain = $1");
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(domain.as_str()).fetch_optional(executor).await?)
+}
+
+/// Sites ordered by `site_id`, one page at a time (keyset: stable under concurrent inserts).
+pub async fn list(
+    executor: impl PgExecutor<'_>,
+    filter: &SiteFilter,
+    after: Option<&str>,
+    limit: i64,
+) -> Result<Page<Site>, DataError> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM sites
+          WHERE ($1::text IS NULL OR site_id > $1)
+            AND ($2::text IS NULL OR language = $2)
+            AND ($3::text IS NULL OR strpos(domain, lower($3)) > 0)
+          ORDER BY site_id
+          LIMIT $4"
+    );
+    let rows: Vec<Site> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(after)
+        .bind(filter.language.as_ref().map(LanguageTag::as_str))
+        .bind(filter.domain_contains.as_deref())
+        .bind(limit.clamp(1, crate::data::MAX_PAGE_SIZE) + 1)
+        .fetch_all(executor)
+        .await?;
+    Ok(into_page(rows, limit, |s| s.site_id.clone()))
+}
+
+pub async fn create(executor: impl PgExecutor<'_>, site: &NewSite) -> Result<Site, DataError> {
+    site.validate()?;
+    let sql = format!(
+        "INSERT INTO sites (site_id, domain, ai_script_id, ai_prompt, brand_name, language, hubspot_pipeline, hubspot_stage)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+         RETURNING {COLUMNS}"
+    );
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(site.site_id.as_str())
+        .bind(site.domain.as_str())
+        .bind(&site.ai_script_id)
+        .bind(&site.ai_prompt)
+        .bind(&site.brand_name)
+        .bind(site.language.as_str())
+        .bind(&site.hubspot_pipeline)
+        .bind(&site.hubspot_stage)
+        .fetch_one(executor)
+        .await?)
+}
+
+/// Changes only the fields the patch names; `Ok(None)` when there is no such site.
+pub async fn update(
+    executor: impl PgExecutor<'_>,
+    site_id: &SiteId,
+    patch: &SitePatch,
+) -> Result<Option<Site>, DataError> {
+    patch.validate()?;
+    // One static statement: each field comes with a flag saying whether to set it, so no SQL
+    // is assembled from the patch.
+    let sql = format!(
+        "UPDATE sites SET
+            domain = CASE WHEN $2 THEN $3 ELSE domain END,
+            ai_script_id = CASE WHEN $4 THEN $5 ELSE ai_script_id END,
+            ai_prompt = CASE WHEN $6 THEN $7 ELSE ai_prompt END,
+            brand_name = CASE WHEN $8 THEN $9 ELSE brand_name END,
+            language = CASE WHEN $10 THEN $11 ELSE language END,
+            hubspot_pipeline = CASE WHEN $12 THEN $13 ELSE hubspot_pipeline END,
+            hubspot_stage = CASE WHEN $14 THEN $15 ELSE hubspot_stage END
+          WHERE site_id = $1
+          RETURNING {COLUMNS}"
+    );
+    let optional = |v: &Option<Option<String>>| (v.is_some(), v.clone().flatten());
+    let (s_script, script) = optional(&patch.ai_script_id);
+    let (s_prompt, prompt) = optional(&patch.ai_prompt);
+    let (s_brand, brand) = optional(&patch.brand_name);
+    let (s_pipeline, pipeline) = optional(&patch.hubspot_pipeline);
+    let (s_stage, stage) = optional(&patch.hubspot_stage);
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(site_id.as_str())
+        .bind(patch.domain.is_some())
+        .bind(patch.domain.as_ref().map(Domain::as_str))
+        .bind(s_script)
+        .bind(script)
+        .bind(s_prompt)
+        .bind(prompt)
+        .bind(s_brand)
+        .bind(brand)
+        .bind(patch.language.is_some())
+        .bind(patch.language.as_ref().map(LanguageTag::as_str))
+        .bind(s_pipeline)
+        .bind(pipeline)
+        .bind(s_stage)
+        .bind(stage)
+        .fetch_optional(executor)
+        .await?)
+}
+
+/// `true` when a site was deleted.
+pub async fn delete(executor: impl PgExecutor<'_>, site_id: &SiteId) -> Result<bool, DataError> {
+    let result =
+        sqlx::query("DELETE FROM sites WHERE site_id = $1").bind(site_id.as_str()).execute(executor).await?;
+    Ok(result.rows_affected() == 1)
+}
