@@ -27,5 +27,7 @@ pub mod secret_file;
 pub mod sites;
 /// Tailscale: the LocalAPI client and the rendered host configuration.
 pub mod tailnet;
+/// Bulk import and export through COPY.
+pub mod transfer;
 /// Users: get, list, delete, activity recording.
 pub mod users;

@@ -11,8 +11,14 @@ pub mod migrate;
 pub mod output;
 /// `cabinet-db roles …`: least-privilege roles.
 pub mod roles;
+/// `cabinet-db sites …`.
+pub mod sites;
 /// `cabinet-db tailnet …`: Tailscale status and rendered host configuration.
 pub mod tailnet;
+/// Import, export and confirmation shared by `sites` and `users`.
+pub mod transfer;
+/// `cabinet-db users …`.
+pub mod users;
 
 use std::{path::PathBuf, time::Duration};
 
@@ -60,6 +66,10 @@ pub enum Command {
     Tailnet(tailnet::TailnetArgs),
     /// Check exposure, privileges and contents against the design (exit 1 on a failure).
     Audit(audit::AuditArgs),
+    /// Add, change, find, remove, import and export sites.
+    Sites(sites::SitesArgs),
+    /// Find, remove, import and export users; record that a user was seen.
+    Users(users::UsersArgs),
 }
 
 /// Where the database is.
@@ -79,6 +89,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Roles(args) => roles::run(args, cli.json).await,
         Command::Tailnet(args) => tailnet::run(args, cli.json).await,
         Command::Audit(args) => audit::run(args, cli.json).await,
+        Command::Sites(args) => sites::run(args, cli.json).await,
+        Command::Users(args) => users::run(args, cli.json).await,
     }
 }
 
@@ -97,6 +109,21 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         other => return Err(format!("unknown unit {other:?} in {text:?}; use ms, s, m or h")),
     };
     Ok(Duration::from_millis(millis))
+}
+
+/// A duration that clap can print as its own default.
+#[derive(Debug, Clone, Copy)]
+pub struct DurationArg(pub Duration);
+
+impl std::fmt::Display for DurationArg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ms = self.0.as_millis();
+        if ms.is_multiple_of(1000) { write!(f, "{}s", ms / 1000) } else { write!(f, "{ms}ms") }
+    }
+}
+
+pub fn parse_duration_arg(text: &str) -> Result<DurationArg, String> {
+    parse_duration(text).map(DurationArg)
 }
 
 /// The migrations directory option shared by the migrate subcommands.

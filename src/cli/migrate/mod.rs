@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use clap::{Args, Subcommand};
 
-use super::{MigrationsDirArgs, Outcome, parse_duration};
+use super::{DurationArg, MigrationsDirArgs, Outcome, parse_duration_arg};
 use crate::migrations::{
     MigrationSet, RunnerOptions,
     runner::{
@@ -77,21 +77,6 @@ pub struct RunnerArgs {
     /// what they create.
     #[arg(long, env = "CABINET_OWNER_ROLE", default_value = "cabinet_owner")]
     pub owner_role: String,
-}
-
-/// A duration that clap can print as its own default.
-#[derive(Debug, Clone, Copy)]
-pub struct DurationArg(pub Duration);
-
-impl std::fmt::Display for DurationArg {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let ms = self.0.as_millis();
-        if ms.is_multiple_of(1000) { write!(f, "{}s", ms / 1000) } else { write!(f, "{ms}ms") }
-    }
-}
-
-fn parse_duration_arg(text: &str) -> Result<DurationArg, String> {
-    parse_duration(text).map(DurationArg)
 }
 
 impl RunnerArgs {

@@ -1,0 +1,37 @@
+use anyhow::bail;
+use clap::Args as ClapArgs;
+
+use crate::{
+    cli::{ConnectionArgs, Outcome},
+    db,
+    models::SiteId,
+    sites,
+};
+
+#[derive(Debug, ClapArgs)]
+pub struct Args {
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
+    /// The site_id.
+    #[arg(required_unless_present = "domain", conflicts_with = "domain")]
+    pub site_id: Option<String>,
+    /// Find the site by its domain instead (any case).
+    #[arg(long)]
+    pub domain: Option<String>,
+}
+
+pub async fn run(args: Args, json: bool) -> anyhow::Result<Outcome> {
+    let mut conn = db::connect(&args.connection.database_url, "cabinet-db sites").await?;
+    let (site, wanted) = match (&args.site_id, &args.domain) {
+        (Some(id), _) => (sites::get(&mut conn, &SiteId::parse(id)?).await?, format!("site_id {id:?}")),
+        (None, Some(domain)) => {
+            (sites::get_by_domain(&mut conn, domain).await?, format!("domain {domain:?}"))
+        }
+        (None, None) => unreachable!("clap requires one"),
+    };
+    match site {
+        Some(site) => super::print_site(&site, json)?,
+        None => bail!("no site with {wanted}; cabinet-db sites list shows the existing ones"),
+    }
+    Ok(Outcome::Success)
+}

@@ -1,0 +1,58 @@
+use clap::Args as ClapArgs;
+
+use crate::{
+    cli::{ConnectionArgs, Outcome, output},
+    data::DEFAULT_PAGE_SIZE,
+    db,
+    models::LanguageTag,
+    sites::{self, SiteFilter},
+};
+
+#[derive(Debug, ClapArgs)]
+pub struct Args {
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
+    /// Only sites in this language (en, de, pt-BR, …).
+    #[arg(long)]
+    pub language: Option<String>,
+    /// Only sites whose domain contains this text.
+    #[arg(long)]
+    pub domain_contains: Option<String>,
+    /// Start after this site_id (the `next` of the previous page).
+    #[arg(long)]
+    pub after: Option<String>,
+    /// Sites per page.
+    #[arg(long, default_value_t = DEFAULT_PAGE_SIZE)]
+    pub limit: i64,
+}
+
+pub async fn run(args: Args, json: bool) -> anyhow::Result<Outcome> {
+    let filter = SiteFilter {
+        language: args.language.as_deref().map(LanguageTag::parse).transpose()?,
+        domain_contains: args.domain_contains,
+    };
+    let mut conn = db::connect(&args.connection.database_url, "cabinet-db sites").await?;
+    let page = sites::list(&mut conn, &filter, args.after.as_deref(), args.limit).await?;
+    if json {
+        output::print_json(&page)?;
+        return Ok(Outcome::Success);
+    }
+    let rows: Vec<Vec<String>> = page
+        .items
+        .iter()
+        .map(|s| {
+            vec![
+                s.site_id.clone(),
+                s.domain.clone(),
+                s.language.clone(),
+                s.brand_name.clone().unwrap_or_default(),
+                s.created_at.format("%Y-%m-%d %H:%M").to_string(),
+            ]
+        })
+        .collect();
+    output::print_table(&["site_id", "domain", "language", "brand_name", "created_at"], &rows);
+    if let Some(next) = page.next {
+        println!("more: --after {next:?}");
+    }
+    Ok(Outcome::Success)
+}

@@ -1,0 +1,85 @@
+//! `cabinet-db sites`: add, change, find and remove sites; import and export them.
+
+mod add;
+mod get;
+mod list;
+mod rm;
+mod set;
+
+use clap::{Args, Subcommand};
+
+use super::{
+    Outcome, output,
+    transfer::{self, ExportArgs, ImportArgs},
+};
+use crate::{models::Site, transfer::Table};
+
+#[derive(Debug, Args)]
+pub struct SitesArgs {
+    #[command(subcommand)]
+    pub command: SitesCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SitesCommand {
+    /// List sites, ordered by site_id, a page at a time.
+    List(list::Args),
+    /// Show one site, by site_id or --domain.
+    Get(get::Args),
+    /// Create a site.
+    Add(add::Args),
+    /// Change some fields of a site (the others stay).
+    Set(set::Args),
+    /// Delete a site.
+    Rm(rm::Args),
+    /// Load sites from CSV or JSON Lines (all or nothing).
+    Import(ImportArgs),
+    /// Write all sites as CSV or JSON Lines.
+    Export(ExportArgs),
+}
+
+pub async fn run(args: SitesArgs, json: bool) -> anyhow::Result<Outcome> {
+    match args.command {
+        SitesCommand::List(a) => list::run(a, json).await,
+        SitesCommand::Get(a) => get::run(a, json).await,
+        SitesCommand::Add(a) => add::run(a, json).await,
+        SitesCommand::Set(a) => set::run(a, json).await,
+        SitesCommand::Rm(a) => rm::run(a, json).await,
+        SitesCommand::Import(a) => transfer::run_import(Table::Sites, a, json).await,
+        SitesCommand::Export(a) => transfer::run_export(Table::Sites, a).await,
+    }
+}
+
+/// One site, every field, for people (or as JSON).
+fn print_site(site: &Site, json: bool) -> anyhow::Result<()> {
+    if json {
+        return output::print_json(site);
+    }
+    let show = |v: &Option<String>| v.clone().unwrap_or_else(|| "(none)".to_owned());
+    println!("site_id:          {}", site.site_id);
+    println!("domain:           {}", site.domain);
+    println!("language:         {}", site.language);
+    println!("brand_name:       {}", show(&site.brand_name));
+    println!("ai_script_id:     {}", show(&site.ai_script_id));
+    println!("hubspot_pipeline: {}", show(&site.hubspot_pipeline));
+    println!("hubspot_stage:    {}", show(&site.hubspot_stage));
+    println!("created_at:       {}", site.created_at.to_rfc3339());
+    println!("ai_prompt:");
+    match &site.ai_prompt {
+        Some(prompt) => println!("{prompt}"),
+        None => println!("(none)"),
+    }
+    Ok(())
+}
+
+/// `--ai-prompt TEXT` or `--ai-prompt-file FILE` (for long prompts).
+fn read_prompt(text: Option<String>, file: Option<&std::path::Path>) -> anyhow::Result<Option<String>> {
+    match (text, file) {
+        (Some(text), _) => Ok(Some(text)),
+        (None, Some(path)) => Ok(Some(
+            std::fs::read_to_string(path)
+                .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?,
+        )),
+        (None, None) => Ok(None),
+    }
+}

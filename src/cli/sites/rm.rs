@@ -1,0 +1,39 @@
+use anyhow::bail;
+use clap::Args as ClapArgs;
+
+use crate::{
+    cli::{ConnectionArgs, Outcome, output, transfer::confirm},
+    db,
+    models::SiteId,
+    sites,
+};
+
+#[derive(Debug, ClapArgs)]
+pub struct Args {
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
+    /// The site to delete.
+    pub site_id: String,
+    /// Do not ask (required when not on a terminal).
+    #[arg(long)]
+    pub yes: bool,
+}
+
+pub async fn run(args: Args, json: bool) -> anyhow::Result<Outcome> {
+    let site_id = SiteId::parse(&args.site_id)?;
+    let mut conn = db::connect(&args.connection.database_url, "cabinet-db sites").await?;
+    let Some(site) = sites::get(&mut conn, &site_id).await? else {
+        bail!("no site with site_id {:?}", args.site_id);
+    };
+    if !confirm(&format!("Delete site {} ({})?", site.site_id, site.domain), args.yes)? {
+        println!("kept site {}", site.site_id);
+        return Ok(Outcome::Success);
+    }
+    let deleted = sites::delete(&mut conn, &site_id).await?;
+    if json {
+        output::print_json(&serde_json::json!({ "deleted": deleted, "site_id": site_id }))?;
+    } else {
+        println!("deleted site {site_id}");
+    }
+    Ok(Outcome::Success)
+}

@@ -1,0 +1,80 @@
+use std::path::PathBuf;
+
+use anyhow::bail;
+use clap::{Args as ClapArgs, ValueEnum};
+
+use crate::{
+    cli::{ConnectionArgs, Outcome},
+    db,
+    models::{Domain, LanguageTag, SiteId},
+    sites::{self, SitePatch},
+};
+
+/// Optional fields `--clear` can empty.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[value(rename_all = "snake_case")]
+pub enum Clearable {
+    AiScriptId,
+    AiPrompt,
+    BrandName,
+    HubspotPipeline,
+    HubspotStage,
+}
+
+#[derive(Debug, ClapArgs)]
+pub struct Args {
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
+    /// The site to change.
+    pub site_id: String,
+    #[arg(long)]
+    pub domain: Option<String>,
+    #[arg(long)]
+    pub language: Option<String>,
+    #[arg(long)]
+    pub brand_name: Option<String>,
+    #[arg(long)]
+    pub ai_script_id: Option<String>,
+    #[arg(long, conflicts_with = "ai_prompt_file")]
+    pub ai_prompt: Option<String>,
+    /// Read the new system prompt from a file.
+    #[arg(long)]
+    pub ai_prompt_file: Option<PathBuf>,
+    #[arg(long)]
+    pub hubspot_pipeline: Option<String>,
+    #[arg(long)]
+    pub hubspot_stage: Option<String>,
+    /// Empty an optional field (repeatable).
+    #[arg(long, value_enum)]
+    pub clear: Vec<Clearable>,
+}
+
+pub async fn run(args: Args, json: bool) -> anyhow::Result<Outcome> {
+    let set_or_clear = |value: Option<String>, field: Clearable| {
+        if args.clear.contains(&field) { Some(None) } else { value.map(Some) }
+    };
+    let patch = SitePatch {
+        domain: args.domain.as_deref().map(Domain::parse).transpose()?,
+        language: args.language.as_deref().map(LanguageTag::parse).transpose()?,
+        ai_prompt: set_or_clear(
+            super::read_prompt(args.ai_prompt.clone(), args.ai_prompt_file.as_deref())?,
+            Clearable::AiPrompt,
+        ),
+        brand_name: set_or_clear(args.brand_name.clone(), Clearable::BrandName),
+        ai_script_id: set_or_clear(args.ai_script_id.clone(), Clearable::AiScriptId),
+        hubspot_pipeline: set_or_clear(args.hubspot_pipeline.clone(), Clearable::HubspotPipeline),
+        hubspot_stage: set_or_clear(args.hubspot_stage.clone(), Clearable::HubspotStage),
+    };
+    if patch.is_empty() {
+        bail!("nothing to change: give at least one field, e.g. --brand-name \"ACME\" (see --help)");
+    }
+    let site_id = SiteId::parse(&args.site_id)?;
+    let mut conn = db::connect(&args.connection.database_url, "cabinet-db sites").await?;
+    match sites::update(&mut conn, &site_id, &patch).await? {
+        Some(site) => super::print_site(&site, json)?,
+        None => {
+            bail!("no site with site_id {:?}; cabinet-db sites list shows the existing ones", args.site_id)
+        }
+    }
+    Ok(Outcome::Success)
+}

@@ -1,0 +1,135 @@
+//! `sites import|export` and `users import|export`: the same commands for either table.
+
+use std::{
+    io::{IsTerminal, Write},
+    path::PathBuf,
+};
+
+use anyhow::{Context, bail};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use super::{ConnectionArgs, Outcome, output};
+use crate::transfer::{
+    Format, Table, export,
+    import::{self, ImportOptions, Mode},
+};
+
+/// Problems reported before giving up, by default.
+const DEFAULT_MAX_ERRORS: usize = 100;
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
+    /// CSV with a header row (.csv) or JSON Lines (.jsonl, .ndjson); see docs/import-formats.md.
+    pub file: PathBuf,
+    /// The file's format, when its extension does not say.
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
+    /// insert: only new rows (an existing key is an error); upsert: insert or update.
+    #[arg(long, value_enum, default_value_t = Mode::Upsert)]
+    pub mode: Mode,
+    /// Stop checking after this many problems.
+    #[arg(long, default_value_t = DEFAULT_MAX_ERRORS)]
+    pub max_errors: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
+    /// csv (with a header row) or jsonl [default: from --out's extension, else csv].
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
+    /// Write here instead of standard output.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+/// A spinner with the row count and rate on stderr, only when a person is watching.
+fn progress_bar(verb: &str) -> ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new_spinner();
+    bar.set_style(
+        ProgressStyle::with_template(&format!("{{spinner}} {verb} {{pos}} rows ({{per_sec}}, {{elapsed}})"))
+            .expect("a valid template"),
+    );
+    bar
+}
+
+pub async fn run_import(table: Table, args: ImportArgs, json: bool) -> anyhow::Result<Outcome> {
+    let format = match args.format.or_else(|| Format::from_path(&args.file)) {
+        Some(f) => f,
+        None => bail!(
+            "cannot tell the format of {}: name it .csv or .jsonl, or pass --format",
+            args.file.display()
+        ),
+    };
+    let options = ImportOptions { table, format, mode: args.mode, max_errors: args.max_errors.max(1) };
+    let bar = progress_bar("checked");
+    let mut report_progress = |rows: u64| bar.set_position(rows);
+    let result =
+        import::import(&args.connection.database_url, &args.file, &options, &mut report_progress).await;
+    bar.finish_and_clear();
+    let report =
+        result.with_context(|| format!("importing {} into {}", args.file.display(), table.name()))?;
+    if json {
+        output::print_json(&report)?;
+    } else {
+        println!(
+            "imported {} rows into {}: {} inserted, {} updated",
+            report.rows,
+            table.name(),
+            report.inserted,
+            report.updated
+        );
+    }
+    Ok(Outcome::Success)
+}
+
+pub async fn run_export(table: Table, args: ExportArgs) -> anyhow::Result<Outcome> {
+    let format =
+        args.format.or_else(|| args.out.as_deref().and_then(Format::from_path)).unwrap_or(Format::Csv);
+    let bar = progress_bar("exported");
+    let mut report_progress = |rows: u64| bar.set_position(rows);
+    let rows = match &args.out {
+        Some(path) => {
+            let file =
+                std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+            let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
+            export::export(&args.connection.database_url, table, format, &mut out, &mut report_progress)
+                .await?
+        }
+        None => {
+            let mut out = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout());
+            let rows =
+                export::export(&args.connection.database_url, table, format, &mut out, &mut report_progress)
+                    .await?;
+            out.flush()?;
+            rows
+        }
+    };
+    bar.finish_and_clear();
+    if let Some(path) = &args.out {
+        eprintln!("exported {rows} rows of {} to {}", table.name(), path.display());
+    }
+    Ok(Outcome::Success)
+}
+
+/// Asks before deleting unless `--yes`; refuses without a terminal to ask on.
+pub fn confirm(question: &str, yes: bool) -> anyhow::Result<bool> {
+    if yes {
+        return Ok(true);
+    }
+    if !std::io::stdin().is_terminal() {
+        bail!("{question} Refusing without confirmation: add --yes");
+    }
+    eprint!("{question} [y/N] ");
+    std::io::stderr().flush()?;
+    let mut answer = String::new();
+    std::io::stdin().read_line(&mut answer)?;
+    Ok(matches!(answer.trim(), "y" | "Y" | "yes"))
+}

@@ -1,0 +1,51 @@
+use clap::Args as ClapArgs;
+
+use crate::{
+    cli::{ConnectionArgs, Outcome, output},
+    data::DEFAULT_PAGE_SIZE,
+    db,
+    transfer::columns::parse_timestamp,
+    users::{self, UserFilter},
+};
+
+#[derive(Debug, ClapArgs)]
+pub struct Args {
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
+    /// Only the user with this e-mail (any case).
+    #[arg(long)]
+    pub email: Option<String>,
+    /// Only users last seen at or after this time (RFC 3339).
+    #[arg(long, value_parser = parse_time)]
+    pub seen_after: Option<chrono::DateTime<chrono::Utc>>,
+    /// Only users last seen before this time (RFC 3339).
+    #[arg(long, value_parser = parse_time)]
+    pub seen_before: Option<chrono::DateTime<chrono::Utc>>,
+    /// Start after this user_id (the `next` of the previous page).
+    #[arg(long)]
+    pub after: Option<String>,
+    /// Users per page.
+    #[arg(long, default_value_t = DEFAULT_PAGE_SIZE)]
+    pub limit: i64,
+}
+
+pub fn parse_time(text: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    parse_timestamp(text)
+        .ok_or_else(|| format!("{text:?} is not a time with a zone; write e.g. 2026-01-15T09:00:00Z"))
+}
+
+pub async fn run(args: Args, json: bool) -> anyhow::Result<Outcome> {
+    let filter = UserFilter { email: args.email, seen_after: args.seen_after, seen_before: args.seen_before };
+    let mut conn = db::connect(&args.connection.database_url, "cabinet-db users").await?;
+    let page = users::list(&mut conn, &filter, args.after.as_deref(), args.limit).await?;
+    if json {
+        output::print_json(&page)?;
+        return Ok(Outcome::Success);
+    }
+    let rows: Vec<Vec<String>> = page.items.iter().map(super::user_row).collect();
+    output::print_table(&super::USER_HEADERS, &rows);
+    if let Some(next) = page.next {
+        println!("more: --after {next:?}");
+    }
+    Ok(Outcome::Success)
+}

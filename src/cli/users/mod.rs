@@ -1,0 +1,58 @@
+//! `cabinet-db users`: find and remove users, record that one was seen; import and export.
+
+mod get;
+mod list;
+mod rm;
+mod seen;
+
+use clap::{Args, Subcommand};
+
+use super::{
+    Outcome,
+    transfer::{self, ExportArgs, ImportArgs},
+};
+use crate::transfer::Table;
+
+#[derive(Debug, Args)]
+pub struct UsersArgs {
+    #[command(subcommand)]
+    pub command: UsersCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UsersCommand {
+    /// List users, ordered by user_id, a page at a time.
+    List(list::Args),
+    /// Show one user.
+    Get(get::Args),
+    /// Delete a user.
+    Rm(rm::Args),
+    /// Record that a user was seen (creates the user on first sight).
+    Seen(seen::Args),
+    /// Load users from CSV or JSON Lines (all or nothing).
+    Import(ImportArgs),
+    /// Write all users as CSV or JSON Lines.
+    Export(ExportArgs),
+}
+
+pub async fn run(args: UsersArgs, json: bool) -> anyhow::Result<Outcome> {
+    match args.command {
+        UsersCommand::List(a) => list::run(a, json).await,
+        UsersCommand::Get(a) => get::run(a, json).await,
+        UsersCommand::Rm(a) => rm::run(a, json).await,
+        UsersCommand::Seen(a) => seen::run(a, json).await,
+        UsersCommand::Import(a) => transfer::run_import(Table::Users, a, json).await,
+        UsersCommand::Export(a) => transfer::run_export(Table::Users, a).await,
+    }
+}
+
+fn user_row(user: &crate::models::User) -> Vec<String> {
+    vec![
+        user.user_id.clone(),
+        user.email.clone().unwrap_or_default(),
+        user.first_seen.to_rfc3339(),
+        user.last_seen.to_rfc3339(),
+    ]
+}
+
+const USER_HEADERS: [&str; 4] = ["user_id", "email", "first_seen", "last_seen"];

@@ -1,0 +1,46 @@
+use clap::Args as ClapArgs;
+
+use super::list::parse_time;
+use crate::{
+    cli::{ConnectionArgs, DurationArg, Outcome, output},
+    db,
+    models::{Email, UserId},
+    users::{self, DEFAULT_DEBOUNCE, SeenEvent},
+};
+
+#[derive(Debug, ClapArgs)]
+pub struct Args {
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
+    /// The user_id (Zitadel sub).
+    pub user_id: String,
+    /// The e-mail the user had at that time.
+    #[arg(long)]
+    pub email: Option<String>,
+    /// When (RFC 3339) [default: now].
+    #[arg(long, value_parser = parse_time)]
+    pub at: Option<chrono::DateTime<chrono::Utc>>,
+    /// Sightings this close to the stored last_seen (same e-mail) write nothing.
+    #[arg(long, default_value_t = DurationArg(DEFAULT_DEBOUNCE), value_parser = crate::cli::parse_duration_arg)]
+    pub debounce: DurationArg,
+}
+
+pub async fn run(args: Args, json: bool) -> anyhow::Result<Outcome> {
+    let event = SeenEvent {
+        user_id: UserId::parse(&args.user_id)?,
+        email: args.email.as_deref().map(Email::parse).transpose()?,
+        at: args.at.unwrap_or_else(chrono::Utc::now),
+    };
+    let mut conn = db::connect(&args.connection.database_url, "cabinet-db users").await?;
+    let report = users::record_seen(&mut conn, std::slice::from_ref(&event), args.debounce.0).await?;
+    if json {
+        output::print_json(&report)?;
+    } else if report.inserted == 1 {
+        println!("new user {}", event.user_id);
+    } else if report.updated == 1 {
+        println!("updated user {}", event.user_id);
+    } else {
+        println!("nothing to record for {} (within the debounce window, or older news)", event.user_id);
+    }
+    Ok(Outcome::Success)
+}

@@ -1,0 +1,38 @@
+//! Bulk import and export of sites and users: CSV (with a header row) or JSON Lines,
+//! streamed through `COPY`.
+
+/// How each table's columns are checked and normalised on import.
+pub mod columns;
+/// A streaming CSV reader that keeps NULL and "" apart.
+pub mod csv;
+/// `COPY … TO STDOUT` into CSV or JSON Lines.
+pub mod export;
+/// Validate everything, then `COPY` and merge, in one transaction.
+pub mod import;
+
+use std::path::Path;
+
+use serde::Serialize;
+
+pub use columns::Table;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    Csv,
+    Jsonl,
+}
+
+impl Format {
+    /// From the file name: `.csv`, or `.jsonl` / `.ndjson`.
+    pub fn from_path(path: &Path) -> Option<Format> {
+        match path.extension()?.to_str()?.to_ascii_lowercase().as_str() {
+            "csv" => Some(Format::Csv),
+            "jsonl" | "ndjson" => Some(Format::Jsonl),
+            _ => None,
+        }
+    }
+}
+
+/// Rows per progress report.
+pub const PROGRESS_EVERY: u64 = 10_000;
