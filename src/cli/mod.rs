@@ -75,7 +75,7 @@ pub enum Command {
 /// Where the database is.
 #[derive(Debug, Clone, Args)]
 pub struct ConnectionArgs {
-    /// PostgreSQL URL, e.g. postgres://cabinet_owner:PASSWORD@cabinet-db.tail1234.ts.net:5432/cabinet.
+    /// PostgreSQL URL, e.g. postgres://cabinet_admin:PASSWORD@cabinet-db.tail1234.ts.net:5432/cabinet.
     /// The password is never logged or echoed.
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: DatabaseUrl,

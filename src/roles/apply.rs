@@ -124,7 +124,9 @@ async fn apply_in(
     for sql in [
         // Only our roles may connect; PUBLIC's default CONNECT and TEMPORARY go.
         format!("REVOKE ALL ON DATABASE {database} FROM PUBLIC"),
-        format!("GRANT CONNECT ON DATABASE {database} TO {admin}, {n8n}"),
+        format!("GRANT CONNECT ON DATABASE {database} TO {n8n}"),
+        // Imports into a table with rows stage them in a temporary table first.
+        format!("GRANT CONNECT, TEMPORARY ON DATABASE {database} TO {admin}"),
         // The drift check materialises the models as temporary tables.
         format!("GRANT CONNECT, TEMPORARY ON DATABASE {database} TO {owner}"),
         // PostgreSQL 14 (and databases restored from it) still lets PUBLIC create here.

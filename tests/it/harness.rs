@@ -199,6 +199,17 @@ impl TestDb {
         sqlx::ConnectOptions::connect(&options).await
     }
 
+    /// The URL as another role.
+    pub fn url_as(&self, role: &str, password: &str) -> DatabaseUrl {
+        let options = self.url.connect_options().unwrap();
+        DatabaseUrl::new(format!(
+            "postgres://{role}:{password}@{}:{}/{}",
+            options.get_host(),
+            options.get_port(),
+            self.name
+        ))
+    }
+
     /// The role names of this test start with this (roles are cluster-wide); they are dropped
     /// with the database.
     pub fn role_prefix(&self) -> String {

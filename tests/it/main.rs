@@ -7,6 +7,8 @@ mod audit;
 mod baseline;
 /// The database rejects bad rows whoever writes them.
 mod constraints;
+/// `sites …` and `users …` commands as an operator uses them.
+mod data_cli;
 /// `cabinet-db dev up / status / down`.
 mod dev;
 /// `migrate check` and `migrate diff` against seeded drift.
@@ -15,6 +17,8 @@ mod drift;
 mod fake_localapi;
 /// The shared test cluster and per-test databases.
 mod harness;
+/// Import and export: round trips and bad input.
+mod import;
 /// The runner: up/down/targets, checksums, order, the lock, retries, crashes.
 mod migrate;
 /// Tailnet-only exposure proven in network namespaces (root).

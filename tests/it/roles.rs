@@ -91,6 +91,8 @@ async fn each_login_role_can_do_exactly_its_job() {
                 "insert users",
                 "update users",
                 "delete users",
+                // `sites import` stages rows in a temporary table.
+                "create a temporary table",
             ][..],
         ),
         (RoleKind::N8n, &["select sites"][..]),
@@ -318,4 +320,25 @@ async fn a_new_database_migrates_although_the_cluster_wide_owner_role_has_no_rig
     .await
     .unwrap();
     assert_eq!(owner, first.roles.name(RoleKind::Owner));
+}
+
+#[tokio::test]
+async fn the_admin_role_can_import_upsert_and_export() {
+    let setup = WithRoles::new().await;
+    setup.db.exec("INSERT INTO sites (site_id, domain) VALUES ('old', 'old.example.com')").await;
+    let admin_url = setup.db.url_as(&setup.roles.name(RoleKind::Admin), &setup.password(RoleKind::Admin));
+    let file = setup.secrets.path().join("sites.csv");
+    std::fs::write(
+        &file,
+        "site_id,domain,brand_name\nold,old.example.com,Renamed\nnew,new.example.com,New\n",
+    )
+    .unwrap();
+
+    let imported = run(&admin_url, &["sites", "import", file.to_str().unwrap()]);
+    assert!(imported.status.success(), "{}", stderr(&imported));
+    assert!(crate::harness::stdout(&imported).contains("1 inserted, 1 updated"));
+    let exported = run(&admin_url, &["sites", "export"]);
+    assert!(crate::harness::stdout(&exported).contains("Renamed"), "{}", stderr(&exported));
+    let seen = run(&admin_url, &["users", "seen", "u1", "--email", "ada@example.com"]);
+    assert!(seen.status.success(), "{}", stderr(&seen));
 }

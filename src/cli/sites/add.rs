@@ -21,8 +21,10 @@ pub struct Args {
     /// The language of its AI (BCP 47: en, de, pt-BR).
     #[arg(long, default_value = "en")]
     pub language: String,
+    /// The brand shown to visitors.
     #[arg(long)]
     pub brand_name: Option<String>,
+    /// Which AI script or version serves the site.
     #[arg(long)]
     pub ai_script_id: Option<String>,
     /// The system prompt.
@@ -31,9 +33,10 @@ pub struct Args {
     /// Read the system prompt from a file.
     #[arg(long)]
     pub ai_prompt_file: Option<PathBuf>,
+    /// Target HubSpot pipeline id.
     #[arg(long)]
     pub hubspot_pipeline: Option<String>,
-    /// Needs --hubspot-pipeline.
+    /// Target HubSpot stage id; needs --hubspot-pipeline.
     #[arg(long)]
     pub hubspot_stage: Option<String>,
 }

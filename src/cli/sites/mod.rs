@@ -15,6 +15,17 @@ use super::{
 use crate::{models::Site, transfer::Table};
 
 #[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  cabinet-db sites add acme --domain shop.acme.com --language de --brand-name ACME
+  cabinet-db sites get acme
+  cabinet-db sites get --domain shop.acme.com
+  cabinet-db sites set acme --brand-name \"ACME GmbH\" --ai-prompt-file prompt.txt
+  cabinet-db sites set acme --clear hubspot_stage
+  cabinet-db sites rm acme --yes
+  cabinet-db sites export --out sites.csv; cabinet-db sites import sites.csv
+
+Connect with --database-url or DATABASE_URL, e.g. the cabinet_admin role's URL
+(on a dev machine: export DATABASE_URL=\"$(cabinet-db dev url --role cabinet_admin)\").")]
 pub struct SitesArgs {
     #[command(subcommand)]
     pub command: SitesCommand,

@@ -27,21 +27,28 @@ pub struct Args {
     pub connection: ConnectionArgs,
     /// The site to change.
     pub site_id: String,
+    /// New domain, e.g. shop.acme.com (stored lower-case).
     #[arg(long)]
     pub domain: Option<String>,
+    /// New language of its AI (BCP 47: en, de, pt-BR).
     #[arg(long)]
     pub language: Option<String>,
+    /// New brand name.
     #[arg(long)]
     pub brand_name: Option<String>,
+    /// New AI script id.
     #[arg(long)]
     pub ai_script_id: Option<String>,
+    /// New system prompt.
     #[arg(long, conflicts_with = "ai_prompt_file")]
     pub ai_prompt: Option<String>,
     /// Read the new system prompt from a file.
     #[arg(long)]
     pub ai_prompt_file: Option<PathBuf>,
+    /// New HubSpot pipeline id.
     #[arg(long)]
     pub hubspot_pipeline: Option<String>,
+    /// New HubSpot stage id (the site needs a pipeline).
     #[arg(long)]
     pub hubspot_stage: Option<String>,
     /// Empty an optional field (repeatable).

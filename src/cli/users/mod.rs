@@ -14,6 +14,14 @@ use super::{
 use crate::transfer::Table;
 
 #[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  cabinet-db users seen 291840123456789012 --email ada@example.com
+  cabinet-db users list --seen-after 2026-01-01T00:00:00Z
+  cabinet-db users get 291840123456789012
+  cabinet-db users rm 291840123456789012 --yes
+  cabinet-db users export --format jsonl --out users.jsonl
+
+Connect with --database-url or DATABASE_URL (e.g. the cabinet_admin role's URL).")]
 pub struct UsersArgs {
     #[command(subcommand)]
     pub command: UsersCommand,
