@@ -3,7 +3,10 @@
 
 use std::{fmt, str::FromStr, time::Duration};
 
-use sqlx::{ConnectOptions, Connection, PgConnection, postgres::PgConnectOptions};
+use sqlx::{
+    ConnectOptions, Connection, PgConnection, PgPool,
+    postgres::{PgConnectOptions, PgPoolOptions},
+};
 
 /// The oldest server we support: `server_version_num` of PostgreSQL 14.
 pub const MIN_SERVER_VERSION_NUM: i32 = 140_000;
@@ -105,6 +108,27 @@ pub async fn connect_with(options: &PgConnectOptions) -> Result<PgConnection, Db
         return Err(e);
     }
     Ok(conn)
+}
+
+/// A pool for services using the library (and the benchmarks). The server version is checked
+/// once, on a first connection. Connections are not pinged before each use (sqlx's default):
+/// that round trip would double the cost of a point lookup, and a dead connection surfaces as
+/// an error on the query instead, which callers handle anyway.
+pub async fn pool(
+    url: &DatabaseUrl,
+    application_name: &str,
+    max_connections: u32,
+) -> Result<PgPool, DbError> {
+    let options = url.connect_options()?.application_name(application_name);
+    connect_with(&options).await?.close().await?;
+    let target = describe_target(&options);
+    PgPoolOptions::new()
+        .max_connections(max_connections)
+        .test_before_acquire(false)
+        .acquire_timeout(Duration::from_secs(CONNECT_TIMEOUT_SECS))
+        .connect_with(options)
+        .await
+        .map_err(|source| DbError::Connect { target, source })
 }
 
 async fn check_server_version(conn: &mut PgConnection, target: &str) -> Result<i32, DbError> {

@@ -101,7 +101,8 @@ struct Merged {
 ///   nothing: the row is neither updated nor locked, so no WAL and no dead tuple.
 ///
 /// Events of one user in a batch are merged first (PostgreSQL refuses to update a row twice
-/// in one `ON CONFLICT` statement), and the batch travels as arrays (`UNNEST`).
+/// in one `ON CONFLICT` statement), and the batch travels as arrays (`UNNEST`). Rows are
+/// written in `user_id` order, so concurrent callers never deadlock on shared users.
 pub async fn record_seen(
     executor: impl PgExecutor<'_>,
     events: &[SeenEvent],
@@ -122,6 +123,10 @@ pub async fn record_seen(
             entry.email = Some((event.at, email.as_str().to_owned()));
         }
     }
+    // Rows are written in user_id order, so concurrent batches lock shared rows in the same
+    // order and cannot deadlock.
+    let mut merged: Vec<(&str, Merged)> = merged.into_iter().collect();
+    merged.sort_unstable_by(|a, b| a.0.cmp(b.0));
     let n = merged.len();
     let (mut ids, mut emails, mut email_ats, mut firsts, mut lasts) = (
         Vec::with_capacity(n),
@@ -154,7 +159,7 @@ pub async fn record_seen(
                  OR (i.email IS NOT NULL AND i.email IS DISTINCT FROM u.email AND i.email_at >= u.last_seen)
          )
          INSERT INTO users AS u (user_id, email, first_seen, last_seen)
-         SELECT user_id, email, first_seen, last_seen FROM needed
+         SELECT user_id, email, first_seen, last_seen FROM needed ORDER BY user_id
          ON CONFLICT (user_id) DO UPDATE SET
              first_seen = LEAST(u.first_seen, EXCLUDED.first_seen),
              last_seen = GREATEST(u.last_seen, EXCLUDED.last_seen),

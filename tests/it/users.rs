@@ -162,3 +162,38 @@ async fn list_filters_by_email_and_last_seen_and_deletes() {
     assert!(users::delete(&mut conn, &id).await.unwrap());
     assert_eq!(users::get(&mut conn, &id).await.unwrap(), None);
 }
+
+#[tokio::test]
+async fn concurrent_batches_over_the_same_users_do_not_deadlock() {
+    // Arrange: 3000 users; eight writers update them all, half in reverse order.
+    let db = TestDb::migrated().await;
+    let ids: Vec<String> = (0..3000).map(|i| format!("u{i:04}")).collect();
+    let mut conn = db.conn().await;
+    let first: Vec<SeenEvent> = ids.iter().map(|id| event(id, None, 0)).collect();
+    users::record_seen(&mut conn, &first, Duration::ZERO).await.unwrap();
+
+    // Act
+    let writers: Vec<_> = (0..8)
+        .map(|w| {
+            let (url, ids) = (db.url.clone(), ids.clone());
+            tokio::spawn(async move {
+                let mut conn = cabinet_db::db::connect(&url, "writer").await.unwrap();
+                for round in 0..5 {
+                    let mut batch: Vec<SeenEvent> =
+                        ids.iter().map(|id| event(id, None, 1 + round * 10 + w)).collect();
+                    if w % 2 == 1 {
+                        batch.reverse();
+                    }
+                    users::record_seen(&mut conn, &batch, Duration::ZERO).await?;
+                }
+                Ok::<_, cabinet_db::data::DataError>(())
+            })
+        })
+        .collect();
+
+    // Assert: every writer finished without a deadlock error, and last_seen is the newest.
+    for w in writers {
+        w.await.unwrap().expect("no deadlock");
+    }
+    assert_eq!(row(&mut conn, "u0000").await.2, at(1 + 4 * 10 + 7));
+}
