@@ -517,7 +517,8 @@ fn write_users_csv(path: &Path, rows: usize) {
 /// Runs a command to completion: wall seconds and peak resident memory (KiB).
 fn timed(command: &mut Command) -> (f64, i64) {
     let started = Instant::now();
-    let child = command.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    #[expect(clippy::zombie_processes, reason = "reaped by wait4 below, which also reports its peak memory")]
+    let child = command.stdout(Stdio::null()).stderr(Stdio::inherit()).spawn().unwrap();
     let pid = child.id() as libc::pid_t;
     let mut status = 0;
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };

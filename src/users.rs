@@ -144,7 +144,8 @@ pub async fn record_seen(
     }
     // `needed` reads the stored rows without locking them and keeps only the users whose row
     // must change; the upsert then handles rows inserted concurrently in between.
-    let inserted: Vec<bool> = sqlx::query_scalar(
+    // Only the two counts come back, not a row per user.
+    let (inserted, written): (i64, i64) = sqlx::query_as(
         "WITH input AS (
              SELECT * FROM UNNEST($1::text[], $2::text[], $3::timestamptz[], $4::timestamptz[], $5::timestamptz[])
                  AS i(user_id, email, email_at, first_seen, last_seen)
@@ -157,15 +158,17 @@ pub async fn record_seen(
                  OR i.first_seen < u.first_seen
                  OR i.last_seen > u.last_seen + $6::interval
                  OR (i.email IS NOT NULL AND i.email IS DISTINCT FROM u.email AND i.email_at >= u.last_seen)
+         ), written AS (
+             INSERT INTO users AS u (user_id, email, first_seen, last_seen)
+             SELECT user_id, email, first_seen, last_seen FROM needed ORDER BY user_id
+             ON CONFLICT (user_id) DO UPDATE SET
+                 first_seen = LEAST(u.first_seen, EXCLUDED.first_seen),
+                 last_seen = GREATEST(u.last_seen, EXCLUDED.last_seen),
+                 email = CASE WHEN EXCLUDED.email IS NOT NULL AND EXCLUDED.last_seen >= u.last_seen
+                              THEN EXCLUDED.email ELSE u.email END
+             RETURNING (xmax = 0) AS inserted
          )
-         INSERT INTO users AS u (user_id, email, first_seen, last_seen)
-         SELECT user_id, email, first_seen, last_seen FROM needed ORDER BY user_id
-         ON CONFLICT (user_id) DO UPDATE SET
-             first_seen = LEAST(u.first_seen, EXCLUDED.first_seen),
-             last_seen = GREATEST(u.last_seen, EXCLUDED.last_seen),
-             email = CASE WHEN EXCLUDED.email IS NOT NULL AND EXCLUDED.last_seen >= u.last_seen
-                          THEN EXCLUDED.email ELSE u.email END
-         RETURNING (xmax = 0)",
+         SELECT count(*) FILTER (WHERE inserted), count(*) FROM written",
     )
     .bind(&ids)
     .bind(&emails)
@@ -173,9 +176,8 @@ pub async fn record_seen(
     .bind(&firsts)
     .bind(&lasts)
     .bind(format!("{} milliseconds", debounce.as_millis()))
-    .fetch_all(executor)
+    .fetch_one(executor)
     .await?;
-    let inserted_count = inserted.iter().filter(|i| **i).count();
-    let updated = inserted.len() - inserted_count;
-    Ok(SeenReport { users: n, inserted: inserted_count, updated, unchanged: n - inserted.len() })
+    let (inserted, written) = (inserted as usize, written as usize);
+    Ok(SeenReport { users: n, inserted, updated: written - inserted, unchanged: n - written })
 }
