@@ -7,6 +7,8 @@
 pub mod audit;
 /// The command line: subcommands, their arguments and their output.
 pub mod cli;
+/// What differs between PostgreSQL 14 and 18, in one place.
+pub mod compat;
 /// What the data operations share: their error type, pages.
 pub mod data;
 /// Connections, the server version gate, identifier quoting, constraint messages.

@@ -1,7 +1,10 @@
 use sqlx::{PgConnection, Row};
 
 use super::Check;
-use crate::roles::{RoleKind, Roles, TABLE_PRIVILEGES, governed_tables};
+use crate::{
+    compat,
+    roles::{RoleKind, Roles, governed_tables},
+};
 
 const APPLY: &str = "run cabinet-db roles apply (as a superuser)";
 
@@ -68,12 +71,7 @@ pub async fn roles(conn: &mut PgConnection, roles: &Roles) -> Result<Vec<Check>,
 
 /// The privilege matrix: each of our roles on each governed table, exactly as the model says.
 pub async fn privileges(conn: &mut PgConnection, roles: &Roles) -> Result<Vec<Check>, sqlx::Error> {
-    let mut privileges: Vec<&str> = TABLE_PRIVILEGES.to_vec();
-    let version: i32 =
-        sqlx::query_scalar("SELECT current_setting('server_version_num')::int").fetch_one(&mut *conn).await?;
-    if version >= 170_000 {
-        privileges.push("MAINTAIN");
-    }
+    let privileges = compat::table_privileges(compat::server_version_num(conn).await?);
     let tables: Vec<String> = sqlx::query_scalar(
         "SELECT t FROM unnest($1::text[]) t WHERE to_regclass(format('public.%I', t)) IS NOT NULL",
     )

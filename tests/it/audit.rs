@@ -214,3 +214,35 @@ fn an_audit_that_cannot_connect_exits_2() {
         binary().env("DATABASE_URL", "postgres://nobody:pw@127.0.0.1:1/none").arg("audit").output().unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[tokio::test]
+async fn public_create_on_schema_public_is_caught_where_it_is_the_default_and_revoked_by_roles_apply() {
+    let mut turn = TURN.lock().await;
+    *turn += 1;
+    let cluster = audit_cluster();
+    let name = format!("audited_{}", *turn);
+    exec(&DatabaseUrl::new(format!("{}/postgres", cluster.base)), &format!("CREATE DATABASE {name}")).await;
+    let url = DatabaseUrl::new(format!("{}/{name}", cluster.base));
+    runner::up(&url, &MigrationSet::embedded().unwrap(), None, &RunnerOptions::default()).await.unwrap();
+
+    // PostgreSQL 14 grants it to PUBLIC in every new database; on 15 and later we grant it, as a
+    // database restored from 14 would have.
+    let mut conn = PgConnection::connect(url.expose()).await.unwrap();
+    let version = cabinet_db::compat::server_version_num(&mut conn).await.unwrap();
+    let default: bool = sqlx::query_scalar("SELECT has_schema_privilege('public', 'public', 'CREATE')")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(default, version < 150_000, "PUBLIC CREATE is the default exactly before 15");
+    if !default {
+        exec(&url, "GRANT CREATE ON SCHEMA public TO PUBLIC").await;
+    }
+    let sources = PasswordSources { files: vec![], secrets_dir: Some(cluster.secrets.path().to_owned()) };
+    // Roles exist from other tests on this cluster; this database still has PUBLIC CREATE.
+    let before_apply = audit(&url, &[]);
+    assert!(before_apply.1.iter().any(|(id, _)| id == "public.schema_create"), "{before_apply:?}");
+
+    apply(&url, &Roles::default(), &sources).await.unwrap();
+
+    assert_eq!(audit(&url, &[]), (0, vec![]));
+}

@@ -68,6 +68,7 @@ pub fn start_local_cluster(purpose: &str) -> LocalCluster {
     let _ = std::fs::remove_dir_all(&root);
     let port = free_port();
     let cluster = LocalCluster::new(root, port).expect("PostgreSQL binaries for the tests");
+    eprintln!("test cluster {purpose}: {} ({})", cluster.binaries.version, cluster.binaries.bindir.display());
     let settings = ServerSettings { port, durable: false };
     cluster.init(TEST_SUPERUSER, settings).expect("initdb for the tests");
     cluster.start().expect("start the test cluster");
