@@ -103,6 +103,13 @@ impl ImportError {
     }
 }
 
+impl RowError {
+    /// A value refused on a line.
+    fn at(line: usize, error: crate::models::FieldError) -> Self {
+        RowError { line, column: error.field.to_owned(), value: error.value, message: error.reason }
+    }
+}
+
 impl From<CsvError> for RowError {
     fn from(e: CsvError) -> Self {
         RowError { line: e.line, column: String::new(), value: String::new(), message: e.message }
@@ -332,24 +339,14 @@ pub async fn import(
                 Ok(v) => values.push(v),
                 Err(e) => {
                     row_ok = false;
-                    errors.push(RowError {
-                        line: raw.line,
-                        column: e.field.to_owned(),
-                        value: e.value,
-                        message: e.reason,
-                    });
+                    errors.push(RowError::at(raw.line, e));
                     values.push(None);
                 }
             }
         }
         if row_ok && let Err(e) = table.check_row(&present, &values) {
             row_ok = false;
-            errors.push(RowError {
-                line: raw.line,
-                column: e.field.to_owned(),
-                value: e.value,
-                message: e.reason,
-            });
+            errors.push(RowError::at(raw.line, e));
         }
         if errors.len() >= options.max_errors {
             stopped_early = true;

@@ -75,36 +75,14 @@ impl Namespaces {
         // db's side of the tailnet link is called tailscale0, as on a real node, so the
         // rendered nftables rule applies to it.
         let (ts_peer, out_peer) = (format!("ts{pid}"), format!("out{pid}"));
-        sh(&[
-            "ip",
-            "link",
-            "add",
-            "tailscale0",
-            "netns",
-            &ns.db,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            &ts_peer,
-            "netns",
-            &ns.tailnet,
-        ]);
-        sh(&[
-            "ip",
-            "link",
-            "add",
-            "eth-out",
-            "netns",
-            &ns.db,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            &out_peer,
-            "netns",
-            &ns.outside,
-        ]);
+        for (db_side, peer, peer_ns) in
+            [("tailscale0", &ts_peer, &ns.tailnet), ("eth-out", &out_peer, &ns.outside)]
+        {
+            sh(&[
+                "ip", "link", "add", db_side, "netns", &ns.db, "type", "veth", "peer", "name", peer, "netns",
+                peer_ns,
+            ]);
+        }
         for (name, dev, addr) in [
             (&ns.db, "tailscale0", format!("{DB_TAILNET_IP}/24")),
             (&ns.tailnet, ts_peer.as_str(), format!("{CLIENT_TAILNET_IP}/24")),

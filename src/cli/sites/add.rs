@@ -1,7 +1,6 @@
-use std::path::PathBuf;
-
 use clap::Args as ClapArgs;
 
+use super::OptionalFields;
 use crate::{
     cli::{ConnectionArgs, Outcome},
     db,
@@ -21,24 +20,8 @@ pub struct Args {
     /// The language of its AI (BCP 47: en, de, pt-BR).
     #[arg(long, default_value = "en")]
     pub language: String,
-    /// The brand shown to visitors.
-    #[arg(long)]
-    pub brand_name: Option<String>,
-    /// Which AI script or version serves the site.
-    #[arg(long)]
-    pub ai_script_id: Option<String>,
-    /// The system prompt.
-    #[arg(long, conflicts_with = "ai_prompt_file")]
-    pub ai_prompt: Option<String>,
-    /// Read the system prompt from a file.
-    #[arg(long)]
-    pub ai_prompt_file: Option<PathBuf>,
-    /// Target HubSpot pipeline id.
-    #[arg(long)]
-    pub hubspot_pipeline: Option<String>,
-    /// Target HubSpot stage id; needs --hubspot-pipeline.
-    #[arg(long)]
-    pub hubspot_stage: Option<String>,
+    #[command(flatten)]
+    pub fields: OptionalFields,
 }
 
 pub async fn run(args: Args, json: bool) -> anyhow::Result<Outcome> {
@@ -46,11 +29,11 @@ pub async fn run(args: Args, json: bool) -> anyhow::Result<Outcome> {
         site_id: SiteId::parse(&args.site_id)?,
         domain: Domain::parse(&args.domain)?,
         language: LanguageTag::parse(&args.language)?,
-        ai_prompt: super::read_prompt(args.ai_prompt, args.ai_prompt_file.as_deref())?,
-        ai_script_id: args.ai_script_id,
-        brand_name: args.brand_name,
-        hubspot_pipeline: args.hubspot_pipeline,
-        hubspot_stage: args.hubspot_stage,
+        ai_prompt: args.fields.prompt()?,
+        ai_script_id: args.fields.ai_script_id,
+        brand_name: args.fields.brand_name,
+        hubspot_pipeline: args.fields.hubspot_pipeline,
+        hubspot_stage: args.fields.hubspot_stage,
     };
     let mut conn = db::connect(&args.connection.database_url, "cabinet-db sites").await?;
     let created = sites::create(&mut conn, &site).await?;

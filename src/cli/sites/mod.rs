@@ -83,14 +83,39 @@ fn print_site(site: &Site, json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `--ai-prompt TEXT` or `--ai-prompt-file FILE` (for long prompts).
-fn read_prompt(text: Option<String>, file: Option<&std::path::Path>) -> anyhow::Result<Option<String>> {
-    match (text, file) {
-        (Some(text), _) => Ok(Some(text)),
-        (None, Some(path)) => Ok(Some(
-            std::fs::read_to_string(path)
-                .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?,
-        )),
-        (None, None) => Ok(None),
+/// The optional fields `add` and `set` share.
+#[derive(Debug, Args)]
+pub struct OptionalFields {
+    /// The brand shown to visitors.
+    #[arg(long)]
+    pub brand_name: Option<String>,
+    /// Which AI script or version serves the site.
+    #[arg(long)]
+    pub ai_script_id: Option<String>,
+    /// The system prompt.
+    #[arg(long, conflicts_with = "ai_prompt_file")]
+    pub ai_prompt: Option<String>,
+    /// Read the system prompt from a file (for long prompts).
+    #[arg(long)]
+    pub ai_prompt_file: Option<std::path::PathBuf>,
+    /// Target HubSpot pipeline id.
+    #[arg(long)]
+    pub hubspot_pipeline: Option<String>,
+    /// Target HubSpot stage id; the site needs a pipeline.
+    #[arg(long)]
+    pub hubspot_stage: Option<String>,
+}
+
+impl OptionalFields {
+    /// `--ai-prompt TEXT`, or the contents of `--ai-prompt-file FILE`.
+    fn prompt(&self) -> anyhow::Result<Option<String>> {
+        match (&self.ai_prompt, &self.ai_prompt_file) {
+            (Some(text), _) => Ok(Some(text.clone())),
+            (None, Some(path)) => Ok(Some(
+                std::fs::read_to_string(path)
+                    .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?,
+            )),
+            (None, None) => Ok(None),
+        }
     }
 }

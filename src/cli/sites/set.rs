@@ -1,8 +1,7 @@
-use std::path::PathBuf;
-
 use anyhow::bail;
 use clap::{Args as ClapArgs, ValueEnum};
 
+use super::OptionalFields;
 use crate::{
     cli::{ConnectionArgs, Outcome},
     db,
@@ -33,24 +32,8 @@ pub struct Args {
     /// New language of its AI (BCP 47: en, de, pt-BR).
     #[arg(long)]
     pub language: Option<String>,
-    /// New brand name.
-    #[arg(long)]
-    pub brand_name: Option<String>,
-    /// New AI script id.
-    #[arg(long)]
-    pub ai_script_id: Option<String>,
-    /// New system prompt.
-    #[arg(long, conflicts_with = "ai_prompt_file")]
-    pub ai_prompt: Option<String>,
-    /// Read the new system prompt from a file.
-    #[arg(long)]
-    pub ai_prompt_file: Option<PathBuf>,
-    /// New HubSpot pipeline id.
-    #[arg(long)]
-    pub hubspot_pipeline: Option<String>,
-    /// New HubSpot stage id (the site needs a pipeline).
-    #[arg(long)]
-    pub hubspot_stage: Option<String>,
+    #[command(flatten)]
+    pub fields: OptionalFields,
     /// Empty an optional field (repeatable).
     #[arg(long, value_enum)]
     pub clear: Vec<Clearable>,
@@ -63,14 +46,11 @@ pub async fn run(args: Args, json: bool) -> anyhow::Result<Outcome> {
     let patch = SitePatch {
         domain: args.domain.as_deref().map(Domain::parse).transpose()?,
         language: args.language.as_deref().map(LanguageTag::parse).transpose()?,
-        ai_prompt: set_or_clear(
-            super::read_prompt(args.ai_prompt.clone(), args.ai_prompt_file.as_deref())?,
-            Clearable::AiPrompt,
-        ),
-        brand_name: set_or_clear(args.brand_name.clone(), Clearable::BrandName),
-        ai_script_id: set_or_clear(args.ai_script_id.clone(), Clearable::AiScriptId),
-        hubspot_pipeline: set_or_clear(args.hubspot_pipeline.clone(), Clearable::HubspotPipeline),
-        hubspot_stage: set_or_clear(args.hubspot_stage.clone(), Clearable::HubspotStage),
+        ai_prompt: set_or_clear(args.fields.prompt()?, Clearable::AiPrompt),
+        brand_name: set_or_clear(args.fields.brand_name.clone(), Clearable::BrandName),
+        ai_script_id: set_or_clear(args.fields.ai_script_id.clone(), Clearable::AiScriptId),
+        hubspot_pipeline: set_or_clear(args.fields.hubspot_pipeline.clone(), Clearable::HubspotPipeline),
+        hubspot_stage: set_or_clear(args.fields.hubspot_stage.clone(), Clearable::HubspotStage),
     };
     if patch.is_empty() {
         bail!("nothing to change: give at least one field, e.g. --brand-name \"ACME\" (see --help)");
