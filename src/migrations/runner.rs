@@ -251,7 +251,8 @@ pub async fn with_lock<T>(
 }
 
 /// `SET ROLE owner` when that role exists, we are a member, and `roles apply` has prepared this
-/// database for it (it may create in `public` and owns the ledger). Otherwise we stay who we
+/// database for it (it may create in `public` and owns every table there: otherwise a migration
+/// or a baseline could not alter or drop them). Otherwise we stay who we
 /// are: roles are cluster-wide, so a new database can meet an owner role that has no rights in
 /// it yet; `roles apply` then hands it what the migrations created.
 async fn become_owner(conn: &mut PgConnection, owner: &str) -> Result<(), sqlx::Error> {
@@ -261,8 +262,9 @@ async fn become_owner(conn: &mut PgConnection, owner: &str) -> Result<(), sqlx::
              WHERE r.rolname = $1
                AND pg_has_role(current_user, r.oid, 'MEMBER')
                AND has_schema_privilege(r.oid, 'public', 'CREATE')
-               AND coalesce((SELECT c.relowner = r.oid FROM pg_class c
-                              WHERE c.oid = to_regclass('public.cabinet_migrations')), true))",
+               AND NOT EXISTS (SELECT 1 FROM pg_class c
+                                WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('r', 'p')
+                                  AND c.relowner <> r.oid))",
     )
     .bind(owner)
     .fetch_one(&mut *conn)

@@ -211,3 +211,28 @@ async fn alembic_rows_with_null_timestamps_get_the_models_default() {
         stdout(&out)
     );
 }
+
+#[tokio::test]
+async fn an_alembic_database_is_adopted_although_the_roles_were_applied_first() {
+    // Arrange: roles applied to the Alembic-built database before adopting it.
+    let db = TestDb::empty().await;
+    db.exec(ALEMBIC_SCHEMA).await;
+    let roles = cabinet_db::roles::Roles::new(db.role_prefix());
+    let secrets = tempfile::tempdir().unwrap();
+    let sources = cabinet_db::roles::password::PasswordSources {
+        files: vec![],
+        secrets_dir: Some(secrets.path().to_owned()),
+    };
+    cabinet_db::roles::apply::apply(&db.url, &roles, &sources).await.unwrap();
+    let options = RunnerOptions {
+        owner_role: Some(roles.name(cabinet_db::roles::RoleKind::Owner)),
+        ..RunnerOptions::default()
+    };
+
+    // Act
+    baseline(&db.url, &MigrationSet::embedded().unwrap(), &alembic_options(), &options).await.unwrap();
+
+    // Assert
+    assert!(!table_exists(&db, "alembic_version").await);
+    assert_eq!(applied_versions(&db).await, vec![1]);
+}
