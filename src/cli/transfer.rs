@@ -54,10 +54,21 @@ fn progress_bar(verb: &str) -> ProgressBar {
     }
     let bar = ProgressBar::new_spinner();
     bar.set_style(
-        ProgressStyle::with_template(&format!("{{spinner}} {verb} {{pos}} rows ({{per_sec}}, {{elapsed}})"))
-            .expect("a valid template"),
+        ProgressStyle::with_template(&format!(
+            "{{spinner}} {verb} {{human_pos}} rows ({{msg}}, {{elapsed}})"
+        ))
+        .expect("a valid template"),
     );
     bar
+}
+
+/// Moves the bar and shows whole rows per second.
+fn progress_reporter(bar: &ProgressBar) -> impl FnMut(u64) + Send + '_ {
+    move |rows| {
+        bar.set_position(rows);
+        let seconds = bar.elapsed().as_secs_f64().max(0.001);
+        bar.set_message(format!("{:.0} rows/s", rows as f64 / seconds));
+    }
 }
 
 pub async fn run_import(table: Table, args: ImportArgs, json: bool) -> anyhow::Result<Outcome> {
@@ -70,7 +81,7 @@ pub async fn run_import(table: Table, args: ImportArgs, json: bool) -> anyhow::R
     };
     let options = ImportOptions { table, format, mode: args.mode, max_errors: args.max_errors.max(1) };
     let bar = progress_bar("checked");
-    let mut report_progress = |rows: u64| bar.set_position(rows);
+    let mut report_progress = progress_reporter(&bar);
     let result =
         import::import(&args.connection.database_url, &args.file, &options, &mut report_progress).await;
     bar.finish_and_clear();
@@ -94,7 +105,7 @@ pub async fn run_export(table: Table, args: ExportArgs) -> anyhow::Result<Outcom
     let format =
         args.format.or_else(|| args.out.as_deref().and_then(Format::from_path)).unwrap_or(Format::Csv);
     let bar = progress_bar("exported");
-    let mut report_progress = |rows: u64| bar.set_position(rows);
+    let mut report_progress = progress_reporter(&bar);
     let rows = match &args.out {
         Some(path) => {
             let file =
