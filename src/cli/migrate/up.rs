@@ -22,10 +22,7 @@ pub async fn run(args: Args, set: &MigrationSet, json: bool) -> anyhow::Result<O
     if json {
         output::print_json(&steps)?;
     } else if steps.is_empty() {
-        println!(
-            "Nothing to apply: the database is at {:04}.",
-            args.to.unwrap_or(set.head()).min(set.head())
-        );
+        println!("Nothing to apply: every migration up to {:04} is applied.", args.to.unwrap_or(set.head()));
     } else {
         print_steps(&steps, "applied");
     }
