@@ -21,6 +21,8 @@ pub const DEFAULT_DEV_PORT: u16 = 54320;
 pub const DEV_SUPERUSER: &str = "cabinet";
 pub const DEV_DATABASE: &str = "cabinet";
 const STATE_FILE: &str = "dev.json";
+/// Sites listed by `dev up` / `dev status`.
+const DEMO_SITES_SHOWN: i64 = 10;
 
 /// A few sites and users so a fresh database shows something; loaded once, at creation.
 const DEMO_DATA_SQL: &str = "
@@ -48,6 +50,8 @@ pub enum DevError {
     Db(#[from] DbError),
     #[error(transparent)]
     Roles(#[from] RolesError),
+    #[error("could not read the sites")]
+    Sites(#[source] crate::data::DataError),
     #[error("no development database in {0}; create it with cabinet-db dev up")]
     NotCreated(PathBuf),
     #[error(
@@ -96,7 +100,8 @@ pub struct DevReport {
     pub migration_version: Option<i64>,
     pub migration_head: i64,
     pub tables: Vec<TableRows>,
-    pub sites: Vec<SiteLine>,
+    /// The first sites, by site_id.
+    pub sites: Vec<crate::models::Site>,
     /// What this invocation did: `created`, `started`, `migrated to 0001`, `loaded demo data`.
     pub actions: Vec<String>,
 }
@@ -116,14 +121,6 @@ fn expose_url<S: serde::Serializer>(url: &Option<DatabaseUrl>, s: S) -> Result<S
 pub struct TableRows {
     pub table: String,
     pub rows: i64,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct SiteLine {
-    pub site_id: String,
-    pub domain: String,
-    pub language: String,
-    pub brand_name: Option<String>,
 }
 
 /// Where `dev up` keeps the generated passwords of the login roles.
@@ -274,15 +271,14 @@ async fn describe(
             .await?;
             report.tables.push(TableRows { table: table.name.to_owned(), rows });
         }
-        let sites: Vec<(String, String, String, Option<String>)> = sqlx::query_as(
-            "SELECT site_id, domain, language, brand_name FROM sites ORDER BY site_id LIMIT 10",
-        )
-        .fetch_all(&mut conn)
-        .await?;
-        report.sites = sites
-            .into_iter()
-            .map(|(site_id, domain, language, brand_name)| SiteLine { site_id, domain, language, brand_name })
-            .collect();
+        report.sites =
+            crate::sites::list(&mut conn, &crate::sites::SiteFilter::default(), None, DEMO_SITES_SHOWN)
+                .await
+                .map_err(|e| match e {
+                    crate::data::DataError::Db(db) => DevError::Db(db),
+                    other => DevError::Sites(other),
+                })?
+                .items;
     }
     conn.close().await?;
     let roles = Roles::default();

@@ -83,18 +83,6 @@ fn print_report(report: &crate::local_cluster::dev::DevReport) {
     }
     if !report.sites.is_empty() {
         println!();
-        let rows: Vec<Vec<String>> = report
-            .sites
-            .iter()
-            .map(|s| {
-                vec![
-                    s.site_id.clone(),
-                    s.domain.clone(),
-                    s.language.clone(),
-                    s.brand_name.clone().unwrap_or_default(),
-                ]
-            })
-            .collect();
-        super::output::print_table(&["site_id", "domain", "language", "brand_name"], &rows);
+        super::sites::print_sites(&report.sites);
     }
 }

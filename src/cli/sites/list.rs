@@ -37,20 +37,7 @@ pub async fn run(args: Args, json: bool) -> anyhow::Result<Outcome> {
         output::print_json(&page)?;
         return Ok(Outcome::Success);
     }
-    let rows: Vec<Vec<String>> = page
-        .items
-        .iter()
-        .map(|s| {
-            vec![
-                s.site_id.clone(),
-                s.domain.clone(),
-                s.language.clone(),
-                s.brand_name.clone().unwrap_or_default(),
-                s.created_at.format("%Y-%m-%d %H:%M").to_string(),
-            ]
-        })
-        .collect();
-    output::print_table(&["site_id", "domain", "language", "brand_name", "created_at"], &rows);
+    super::print_sites(&page.items);
     if let Some(next) = page.next {
         println!("more: --after {next:?}");
     }

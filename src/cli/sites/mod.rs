@@ -61,6 +61,23 @@ pub async fn run(args: SitesArgs, json: bool) -> anyhow::Result<Outcome> {
     }
 }
 
+/// Sites as a table for people: the identifying fields, not the prompts.
+pub fn print_sites(sites: &[Site]) {
+    let rows: Vec<Vec<String>> = sites
+        .iter()
+        .map(|s| {
+            vec![
+                s.site_id.clone(),
+                s.domain.clone(),
+                s.language.clone(),
+                s.brand_name.clone().unwrap_or_default(),
+                s.created_at.format("%Y-%m-%d %H:%M").to_string(),
+            ]
+        })
+        .collect();
+    output::print_table(&["site_id", "domain", "language", "brand_name", "created_at"], &rows);
+}
+
 /// One site, every field, for people (or as JSON).
 fn print_site(site: &Site, json: bool) -> anyhow::Result<()> {
     if json {
