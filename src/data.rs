@@ -19,6 +19,9 @@ pub enum DataError {
     },
     #[error("{what} not found")]
     NotFound { what: String },
+    /// A stored value this program cannot represent (e.g. a timestamp of `infinity`).
+    #[error(transparent)]
+    Unreadable(crate::models::timestamps::UnreadableValue),
     #[error(transparent)]
     Db(#[from] crate::db::DbError),
     #[error("database query failed")]
@@ -27,6 +30,15 @@ pub enum DataError {
 
 impl From<sqlx::Error> for DataError {
     fn from(error: sqlx::Error) -> Self {
+        let error = match error {
+            sqlx::Error::Decode(source) => {
+                match source.downcast::<crate::models::timestamps::UnreadableValue>() {
+                    Ok(unreadable) => return DataError::Unreadable(*unreadable),
+                    Err(other) => sqlx::Error::Decode(other),
+                }
+            }
+            other => other,
+        };
         let constraint = error.as_database_error().and_then(|e| e.constraint()).map(str::to_owned);
         match (constraint, crate::db::violation_message(&error)) {
             (Some(constraint), Some(message)) => DataError::Rejected { constraint, message, source: error },

@@ -41,6 +41,17 @@ impl DatabaseUrl {
         DatabaseUrl(url.into())
     }
 
+    /// `postgres://user:password@host:port/database` with every part percent-encoded, so a
+    /// password holding `@`, `/`, `:` or `%` stays one password.
+    pub fn from_parts(user: &str, password: &str, host: &str, port: u16, database: &str) -> Self {
+        DatabaseUrl(format!(
+            "postgres://{}:{}@{host}:{port}/{}",
+            percent_encode(user),
+            percent_encode(password),
+            percent_encode(database)
+        ))
+    }
+
     /// The full URL, password included: only for handing to a client or printing on request.
     pub fn expose(&self) -> &str {
         &self.0
@@ -79,6 +90,19 @@ impl FromStr for DatabaseUrl {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         Ok(DatabaseUrl::new(s))
     }
+}
+
+/// Percent-encodes everything but RFC 3986's unreserved characters.
+fn percent_encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
 }
 
 pub fn describe_target(options: &PgConnectOptions) -> String {
@@ -183,6 +207,17 @@ mod tests {
         let shown = format!("{url:?} {url}");
         assert!(!shown.contains("s3cr3t-pw"), "{shown}");
         assert!(shown.contains("alice@db.example:5432/cabinet"), "{shown}");
+    }
+
+    #[test]
+    fn urls_from_parts_keep_awkward_passwords_whole() {
+        let password = "p@ss/w:rd%20#?&=+ x";
+        let url = DatabaseUrl::from_parts("cabinet_admin", password, "127.0.0.1", 54320, "cabinet");
+        let options = url.connect_options().unwrap();
+        assert_eq!(options.get_username(), "cabinet_admin");
+        assert_eq!(options.get_port(), 54320);
+        assert_eq!(options.get_database(), Some("cabinet"));
+        assert!(url.expose().contains("p%40ss%2Fw%3Ard%2520%23%3F%26%3D%2B%20x"), "{}", url.expose());
     }
 
     #[test]

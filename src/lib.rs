@@ -3,6 +3,8 @@
 //! The binary (`src/main.rs`) only parses arguments and maps outcomes to exit codes; all
 //! logic lives here so the integration tests call it directly. See docs/ARCHITECTURE.md.
 
+/// Files replaced whole (exports, secrets): a temporary name, then a rename.
+pub mod atomic_file;
 /// `cabinet-db audit`: exposure, privileges and contents, checked.
 pub mod audit;
 /// The command line: subcommands, their arguments and their output.
@@ -23,8 +25,6 @@ pub mod models;
 pub mod roles;
 /// Live database vs models: drift and the SQL that removes it.
 pub mod schema_diff;
-/// Writing files that hold secrets (0600, replaced whole).
-pub mod secret_file;
 /// Sites: get, list, create, update, delete.
 pub mod sites;
 /// Tailscale: the LocalAPI client and the rendered host configuration.

@@ -1,38 +1,68 @@
 //! The `cabinet-db` binary: parse, run, report. Exit codes follow ripgrep: 0 success,
 //! 1 a check failed (drift, lint findings), 2 an error.
 
-use std::process::ExitCode;
+use std::{
+    io::{IsTerminal, Write},
+    process::ExitCode,
+};
 
-use cabinet_db::cli::{self, Cli, Outcome};
+use cabinet_db::cli::{
+    self, Cli, Outcome,
+    failure::FailureReport,
+    output::{self, is_stdout_closed},
+};
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) if error.use_stderr() && std::env::args().any(|a| a == "--json") => {
+            // Scripts asked for JSON: a usage error is an object too.
+            let text = error.to_string();
+            let (first, rest) = text.split_once('\n').unwrap_or((&text, ""));
+            let report = FailureReport {
+                error: first.trim_start_matches("error: ").to_owned(),
+                hint: Some(rest.trim().to_owned()).filter(|h| !h.is_empty()),
+                ..FailureReport::default()
+            };
+            let _ = output::print_json(&report);
+            return ExitCode::from(2);
+        }
+        Err(error) => error.exit(),
+    };
     let default_level = match cli.verbose {
         0 => "warn",
         1 => "info",
         _ => "debug",
     };
+    // Colours only for a person at a terminal, and never when NO_COLOR is set.
+    let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(colour)
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level)))
         .init();
 
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("error: could not start the async runtime: {e}");
+            let _ = writeln!(std::io::stderr(), "error: could not start the async runtime: {e}");
             return ExitCode::from(2);
         }
     };
+    let json = cli.json;
     match runtime.block_on(cli::run(cli)) {
         Ok(Outcome::Success) => ExitCode::SUCCESS,
         Ok(Outcome::CheckFailed) => ExitCode::from(1),
+        // The reader of our output went away (`| head`): nothing more to say, like other tools.
+        Err(error) if is_stdout_closed(&error) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("error: {error}");
-            for cause in error.chain().skip(1) {
-                eprintln!("  caused by: {cause}");
+            let report = FailureReport::from_error(&error);
+            if json {
+                let _ = output::print_json(&report);
+            } else {
+                let _ = std::io::stderr().write_all(report.to_text().as_bytes());
             }
             ExitCode::from(2)
         }

@@ -1,5 +1,6 @@
 //! `cabinet-db audit`.
 
+use crate::cli::output::outln;
 use std::path::PathBuf;
 
 use clap::Args;
@@ -37,7 +38,7 @@ pub async fn run(args: AuditArgs, json: bool) -> anyhow::Result<Outcome> {
         socket: args.socket.unwrap_or_else(|| PathBuf::from(DEFAULT_SOCKET)),
         proc_root: PathBuf::from("/proc"),
     };
-    let checks = audit::audit(&args.connection.database_url, &set, &options).await?;
+    let checks = audit::audit(args.connection.url()?, &set, &options).await?;
     let overall = audit::overall(&checks);
     if json {
         output::print_json(&serde_json::json!({ "result": overall, "checks": checks }))?;
@@ -48,18 +49,18 @@ pub async fn run(args: AuditArgs, json: bool) -> anyhow::Result<Outcome> {
                 Verdict::Warn => "WARN",
                 Verdict::Fail => "FAIL",
             };
-            println!("{mark}  {:<28} {}", check.id, check.detail);
+            outln!("{mark}  {:<28} {}", check.id, check.detail)?;
             if check.verdict != Verdict::Pass && !check.remedy.is_empty() {
-                println!("      {:<28} fix: {}", "", check.remedy);
+                outln!("      {:<28} fix: {}", "", check.remedy)?;
             }
         }
         let count = |v| checks.iter().filter(|c| c.verdict == v).count();
-        println!(
+        outln!(
             "\n{} passed, {} warnings, {} failed",
             count(Verdict::Pass),
             count(Verdict::Warn),
             count(Verdict::Fail)
-        );
+        )?;
     }
     Ok(if overall == Verdict::Fail { Outcome::CheckFailed } else { Outcome::Success })
 }

@@ -5,6 +5,8 @@
 pub mod audit;
 /// `cabinet-db dev …`: the local development database.
 pub mod dev;
+/// How a failed command is reported: text or JSON, the PostgreSQL message once.
+pub mod failure;
 /// `cabinet-db migrate …`: the migration runner.
 pub mod migrate;
 /// Tables for people, JSON for scripts.
@@ -78,7 +80,18 @@ pub struct ConnectionArgs {
     /// PostgreSQL URL, e.g. postgres://cabinet_admin:PASSWORD@cabinet-db.tail1234.ts.net:5432/cabinet.
     /// The password is never logged or echoed.
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
-    pub database_url: DatabaseUrl,
+    pub database_url: Option<DatabaseUrl>,
+}
+
+impl ConnectionArgs {
+    /// The URL given, or an error naming both ways to give one.
+    pub fn url(&self) -> anyhow::Result<&DatabaseUrl> {
+        self.database_url.as_ref().ok_or_else(|| {
+            anyhow::anyhow!(
+                "no database given: set DATABASE_URL or pass --database-url, e.g. export DATABASE_URL=\"$(cabinet-db dev url --role cabinet_admin)\" on a development machine"
+            )
+        })
+    }
 }
 
 /// Runs the parsed command line.

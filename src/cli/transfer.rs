@@ -1,5 +1,6 @@
 //! `sites import|export` and `users import|export`: the same commands for either table.
 
+use crate::cli::output::outln;
 use std::{
     io::{IsTerminal, Write},
     path::PathBuf,
@@ -10,6 +11,7 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::{ConnectionArgs, Outcome, output};
+use crate::atomic_file::{AtomicFile, PUBLIC_MODE};
 use crate::transfer::{
     Format, Table, export,
     import::{self, ImportOptions, Mode},
@@ -82,21 +84,20 @@ pub async fn run_import(table: Table, args: ImportArgs, json: bool) -> anyhow::R
     let options = ImportOptions { table, format, mode: args.mode, max_errors: args.max_errors.max(1) };
     let bar = progress_bar("checked");
     let mut report_progress = progress_reporter(&bar);
-    let result =
-        import::import(&args.connection.database_url, &args.file, &options, &mut report_progress).await;
+    let result = import::import(args.connection.url()?, &args.file, &options, &mut report_progress).await;
     bar.finish_and_clear();
     let report =
         result.with_context(|| format!("importing {} into {}", args.file.display(), table.name()))?;
     if json {
         output::print_json(&report)?;
     } else {
-        println!(
+        outln!(
             "imported {} rows into {}: {} inserted, {} updated",
             report.rows,
             table.name(),
             report.inserted,
             report.updated
-        );
+        )?;
     }
     Ok(Outcome::Success)
 }
@@ -104,21 +105,26 @@ pub async fn run_import(table: Table, args: ImportArgs, json: bool) -> anyhow::R
 pub async fn run_export(table: Table, args: ExportArgs) -> anyhow::Result<Outcome> {
     let format =
         args.format.or_else(|| args.out.as_deref().and_then(Format::from_path)).unwrap_or(Format::Csv);
+    let url = args.connection.url()?;
     let bar = progress_bar("exported");
     let mut report_progress = progress_reporter(&bar);
     let rows = match &args.out {
         Some(path) => {
-            let file =
-                std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+            // Written under a temporary name and renamed when complete: an interrupted export
+            // (kill -9, a lost connection) leaves no truncated file that would import cleanly.
+            let file = AtomicFile::create(path, PUBLIC_MODE)
+                .with_context(|| format!("cannot create a file beside {}", path.display()))?;
             let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
-            export::export(&args.connection.database_url, table, format, &mut out, &mut report_progress)
-                .await?
+            let rows = export::export(url, table, format, &mut out, &mut report_progress).await?;
+            out.into_inner()
+                .map_err(|e| e.into_error())
+                .and_then(AtomicFile::commit)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            rows
         }
         None => {
-            let mut out = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout());
-            let rows =
-                export::export(&args.connection.database_url, table, format, &mut out, &mut report_progress)
-                    .await?;
+            let mut out = std::io::BufWriter::with_capacity(1 << 20, output::stdout());
+            let rows = export::export(url, table, format, &mut out, &mut report_progress).await?;
             out.flush()?;
             rows
         }

@@ -54,6 +54,10 @@ pub enum DevError {
     Sites(#[source] crate::data::DataError),
     #[error("no development database in {0}; create it with cabinet-db dev up")]
     NotCreated(PathBuf),
+    #[error("the development database in {0} is not running; start it with cabinet-db dev up")]
+    NotRunning(PathBuf),
+    #[error("no login role {role:?} in the development database; the login roles are {}", .known.join(", "))]
+    UnknownRole { role: String, known: Vec<String> },
     #[error(
         "the development database in {dir} is running on port {running}; stop it (cabinet-db dev down) before choosing port {requested}"
     )]
@@ -220,6 +224,37 @@ pub async fn status(data_dir: &Path) -> Result<DevReport, DevError> {
     describe(&cluster, url.transpose()?, &set).await
 }
 
+/// The superuser's URL, or a login role's: read from the cluster's files, without a query (so
+/// it works whatever the tables hold).
+pub fn url(data_dir: &Path, role: Option<&str>) -> Result<DatabaseUrl, DevError> {
+    let state = read_state(data_dir)?.ok_or_else(|| DevError::NotCreated(data_dir.to_owned()))?;
+    let cluster = cluster(data_dir, state.port)?;
+    if !cluster.is_running() {
+        return Err(DevError::NotRunning(data_dir.to_owned()));
+    }
+    let Some(role) = role else {
+        return Ok(cluster.url(DEV_SUPERUSER, &cluster.superuser_password()?, DEV_DATABASE));
+    };
+    let mut urls = role_urls(&cluster);
+    urls.remove(role)
+        .ok_or_else(|| DevError::UnknownRole { role: role.to_owned(), known: urls.into_keys().collect() })
+}
+
+/// One URL per login role whose password file exists.
+fn role_urls(cluster: &LocalCluster) -> BTreeMap<String, DatabaseUrl> {
+    let roles = Roles::default();
+    let mut urls = BTreeMap::new();
+    for kind in RoleKind::ALL.into_iter().filter(|k| k.can_login()) {
+        let name = roles.name(kind);
+        if let Ok(password) =
+            roles::password::read(&secrets_dir(&cluster.root).join(format!("{name}.password")))
+        {
+            urls.insert(name.clone(), cluster.url(&name, password.expose(), DEV_DATABASE));
+        }
+    }
+    urls
+}
+
 /// Creates the database unless it exists; `true` when it was created.
 pub async fn ensure_database(admin_url: &DatabaseUrl, name: &str) -> Result<bool, DevError> {
     let mut conn = db::connect(admin_url, "cabinet-db dev").await?;
@@ -281,15 +316,7 @@ async fn describe(
                 .items;
     }
     conn.close().await?;
-    let roles = Roles::default();
-    for kind in RoleKind::ALL.into_iter().filter(|k| k.can_login()) {
-        let name = roles.name(kind);
-        if let Ok(password) =
-            roles::password::read(&secrets_dir(&cluster.root).join(format!("{name}.password")))
-        {
-            report.role_urls.insert(name.clone(), cluster.url(&name, password.expose(), DEV_DATABASE));
-        }
-    }
+    report.role_urls = role_urls(cluster);
     report.database_url = Some(url);
     Ok(report)
 }

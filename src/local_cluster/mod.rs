@@ -225,7 +225,7 @@ impl LocalCluster {
     }
 
     pub fn url(&self, user: &str, password: &str, database: &str) -> DatabaseUrl {
-        DatabaseUrl::new(format!("postgres://{user}:{password}@127.0.0.1:{}/{database}", self.port))
+        DatabaseUrl::from_parts(user, password, "127.0.0.1", self.port, database)
     }
 
     fn with_access_hint(&self, error: ClusterError) -> ClusterError {
@@ -262,7 +262,7 @@ fn run(command: &mut std::process::Command, action: &str) -> Result<Output, Clus
 }
 
 fn write_secret(path: &Path, contents: &str) -> Result<(), ClusterError> {
-    crate::secret_file::write_private(path, contents)
+    crate::atomic_file::write_private(path, contents)
         .map_err(|source| ClusterError::Io { action: format!("write {}", path.display()), source })
 }
 

@@ -5,7 +5,7 @@ use serde::Serialize;
 use sqlx::{PgConnection, Row};
 
 use super::source::Script;
-use crate::models::schema::MIGRATIONS_TABLE;
+use crate::models::{schema::MIGRATIONS_TABLE, timestamps};
 
 /// The bookkeeping table; created by the runner under its lock, never by a migration.
 pub const CREATE_TABLE_SQL: &str = "CREATE TABLE IF NOT EXISTS cabinet_migrations (
@@ -63,11 +63,18 @@ pub async fn applied(conn: &mut PgConnection) -> Result<Vec<AppliedMigration>, s
     .await?;
     rows.iter()
         .map(|row| {
+            let version: i64 = row.try_get("version")?;
             Ok(AppliedMigration {
-                version: row.try_get("version")?,
+                applied_at: timestamps::read(
+                    row,
+                    MIGRATIONS_TABLE,
+                    "version",
+                    &version.to_string(),
+                    "applied_at",
+                )?,
+                version,
                 name: row.try_get("name")?,
                 checksum: row.try_get("checksum")?,
-                applied_at: row.try_get("applied_at")?,
                 applied_by: row.try_get("applied_by")?,
                 execution_ms: row.try_get("execution_ms")?,
                 baseline: row.try_get("baseline")?,

@@ -4,10 +4,14 @@
 //! migrations must produce exactly that (a test checks it) and `migrate check` / `migrate
 //! diff` compare a live database with it. `Site` and `User` are the rows as Rust types.
 
+/// Which characters identifiers and e-mail addresses may hold, for Rust and SQL alike.
+pub mod characters;
 /// The declarative schema: tables, columns, constraints, indexes.
 pub mod schema;
 /// A row of `sites`.
 pub mod site;
+/// Timestamps: the accepted range, parsing, and reading them without trusting the database.
+pub mod timestamps;
 /// A row of `users`.
 pub mod user;
 /// Validated values (`SiteId`, `Domain`, `LanguageTag`, `Email`, `UserId`).

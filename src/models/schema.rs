@@ -8,6 +8,8 @@
 //! with a live database by letting PostgreSQL itself deparse both sides (see
 //! `crate::schema_diff::model_snapshot`), so formatting differences never count as drift.
 
+use super::characters::{invisible_or_control_class, white_space_class};
+
 /// A table of the application schema (all live in schema `public`).
 #[derive(Debug, Clone, Copy)]
 pub struct TableDef {
@@ -43,6 +45,42 @@ pub struct IndexDef {
     pub unique: bool,
     /// The key list, with parentheses: `(lower(email))`.
     pub keys: &'static str,
+}
+
+/// `sites_site_id_format` / `users_user_id_format`: 1–200 characters, no control or format
+/// character anywhere, no white space at either end (`characters` defines both sets).
+macro_rules! identifier_check {
+    ($column:literal) => {
+        concat!(
+            "CHECK (length(",
+            $column,
+            ") <= 200 AND ",
+            $column,
+            " ~ '^[^",
+            white_space_class!(),
+            invisible_or_control_class!(),
+            "]([^",
+            invisible_or_control_class!(),
+            "]*[^",
+            white_space_class!(),
+            invisible_or_control_class!(),
+            "])?$')"
+        )
+    };
+}
+
+/// `*_range`: a finite time in the years 1 to 9999 (what RFC 3339 can write and chrono can
+/// read; `timestamps::in_range` is the same rule in Rust).
+macro_rules! timestamp_range_check {
+    ($column:literal) => {
+        concat!(
+            "CHECK (",
+            $column,
+            " >= '0001-01-01 00:00:00+00'::timestamptz AND ",
+            $column,
+            " < '10000-01-01 00:00:00+00'::timestamptz)"
+        )
+    };
 }
 
 const fn column(name: &'static str, sql_type: &'static str) -> ColumnDef {
@@ -82,8 +120,8 @@ pub const SITES: TableDef = TableDef {
         },
         ConstraintDef {
             name: "sites_site_id_format",
-            definition: "CHECK (length(site_id) <= 200 AND site_id ~ '^[^[:space:][:cntrl:]]([^[:cntrl:]]*[^[:space:][:cntrl:]])?$')",
-            meaning: "site_id must be 1-200 characters, without leading or trailing white space or control characters",
+            definition: identifier_check!("site_id"),
+            meaning: "site_id must be 1-200 characters, without leading or trailing white space, control or invisible (format) characters",
         },
         ConstraintDef {
             name: "sites_domain_key",
@@ -110,6 +148,11 @@ pub const SITES: TableDef = TableDef {
             definition: "CHECK (hubspot_stage IS NULL OR hubspot_pipeline IS NOT NULL)",
             meaning: "hubspot_stage is set but hubspot_pipeline is not: a stage belongs to a pipeline",
         },
+        ConstraintDef {
+            name: "sites_created_at_range",
+            definition: timestamp_range_check!("created_at"),
+            meaning: "created_at must be a real point in time between the years 1 and 9999 (not infinity)",
+        },
     ],
     indexes: &[],
 };
@@ -130,18 +173,39 @@ pub const USERS: TableDef = TableDef {
         },
         ConstraintDef {
             name: "users_user_id_format",
-            definition: "CHECK (length(user_id) <= 200 AND user_id ~ '^[^[:space:][:cntrl:]]([^[:cntrl:]]*[^[:space:][:cntrl:]])?$')",
-            meaning: "user_id (the Zitadel sub) must be 1-200 characters, without leading or trailing white space or control characters",
+            definition: identifier_check!("user_id"),
+            meaning: "user_id (the Zitadel sub) must be 1-200 characters, without leading or trailing white space, control or invisible (format) characters",
         },
         ConstraintDef {
             name: "users_email_format",
-            definition: "CHECK (length(email) <= 320 AND email ~ '^[^@[:space:][:cntrl:]]+@[^@[:space:][:cntrl:]]+\\.[^@[:space:][:cntrl:]]+$')",
-            meaning: "email must look like name@example.com (or be left empty)",
+            definition: concat!(
+                "CHECK (length(email) <= 320 AND email ~ '^[^@",
+                white_space_class!(),
+                invisible_or_control_class!(),
+                "]+@[^@.",
+                white_space_class!(),
+                invisible_or_control_class!(),
+                r"]+(\.[^@.",
+                white_space_class!(),
+                invisible_or_control_class!(),
+                "]+)+$')"
+            ),
+            meaning: "email must look like name@example.com, without spaces or invisible characters (or be left empty)",
         },
         ConstraintDef {
             name: "users_seen_order",
             definition: "CHECK (first_seen <= last_seen)",
             meaning: "first_seen must not be later than last_seen",
+        },
+        ConstraintDef {
+            name: "users_first_seen_range",
+            definition: timestamp_range_check!("first_seen"),
+            meaning: "first_seen must be a real point in time between the years 1 and 9999 (not infinity)",
+        },
+        ConstraintDef {
+            name: "users_last_seen_range",
+            definition: timestamp_range_check!("last_seen"),
+            meaning: "last_seen must be a real point in time between the years 1 and 9999 (not infinity)",
         },
     ],
     indexes: &[

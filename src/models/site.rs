@@ -2,6 +2,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sqlx::{FromRow, Row, postgres::PgRow};
 
+use super::timestamps;
+
 /// One client site's configuration: a row of `sites`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Site {
@@ -33,8 +35,10 @@ impl Site {
 
 impl<'r> FromRow<'r, PgRow> for Site {
     fn from_row(row: &'r PgRow) -> Result<Self, sqlx::Error> {
+        let site_id: String = row.try_get("site_id")?;
         Ok(Site {
-            site_id: row.try_get("site_id")?,
+            created_at: timestamps::read(row, "sites", "site_id", &site_id, "created_at")?,
+            site_id,
             domain: row.try_get("domain")?,
             ai_script_id: row.try_get("ai_script_id")?,
             ai_prompt: row.try_get("ai_prompt")?,
@@ -42,7 +46,6 @@ impl<'r> FromRow<'r, PgRow> for Site {
             language: row.try_get("language")?,
             hubspot_pipeline: row.try_get("hubspot_pipeline")?,
             hubspot_stage: row.try_get("hubspot_stage")?,
-            created_at: row.try_get("created_at")?,
         })
     }
 }

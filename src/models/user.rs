@@ -2,6 +2,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sqlx::{FromRow, Row, postgres::PgRow};
 
+use super::timestamps;
+
 /// A registered user, keyed by the Zitadel `sub`: a row of `users`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct User {
@@ -18,11 +20,12 @@ impl User {
 
 impl<'r> FromRow<'r, PgRow> for User {
     fn from_row(row: &'r PgRow) -> Result<Self, sqlx::Error> {
+        let user_id: String = row.try_get("user_id")?;
         Ok(User {
-            user_id: row.try_get("user_id")?,
+            first_seen: timestamps::read(row, "users", "user_id", &user_id, "first_seen")?,
+            last_seen: timestamps::read(row, "users", "user_id", &user_id, "last_seen")?,
             email: row.try_get("email")?,
-            first_seen: row.try_get("first_seen")?,
-            last_seen: row.try_get("last_seen")?,
+            user_id,
         })
     }
 }

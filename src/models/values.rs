@@ -6,7 +6,10 @@ use std::fmt;
 
 use serde::Serialize;
 
-use super::schema;
+use super::{
+    characters::{is_invisible_or_control, is_white_space},
+    schema,
+};
 
 /// A value refused before it reached the database.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
@@ -47,12 +50,15 @@ pub fn check_text(field: &'static str, value: &str) -> Result<(), FieldError> {
 /// The longest identifier the schema accepts.
 pub const MAX_ID_CHARS: usize = 200;
 
+/// The rule of `sites_site_id_format` and `users_user_id_format`: 1–200 characters, none of
+/// them a control or format character, not starting or ending with white space (see
+/// `characters`).
 fn is_valid_identifier(value: &str) -> bool {
     let count = value.chars().count();
     (1..=MAX_ID_CHARS).contains(&count)
-        && !value.chars().any(char::is_control)
-        && !value.starts_with(char::is_whitespace)
-        && !value.ends_with(char::is_whitespace)
+        && !value.chars().any(is_invisible_or_control)
+        && !value.starts_with(is_white_space)
+        && !value.ends_with(is_white_space)
 }
 
 macro_rules! string_value {
@@ -128,26 +134,43 @@ impl UserId {
 }
 
 impl Domain {
-    /// Accepts any case and a trailing dot; stores the lower-case name, as the schema requires.
+    /// Accepts any case, surrounding white space and one trailing dot; stores the lower-case
+    /// name, as the schema requires. International names are refused with their ASCII
+    /// (punycode) form as the hint: that is the form browsers send and the schema stores.
     pub fn parse(value: &str) -> Result<Self, FieldError> {
-        let normalized = value.trim().trim_end_matches('.').to_ascii_lowercase();
-        let label_ok = |label: &str| {
-            (1..=63).contains(&label.len())
-                && label.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-                && !label.starts_with('-')
-                && !label.ends_with('-')
-        };
-        let labels: Vec<&str> = normalized.split('.').collect();
-        let valid = normalized.len() <= 253
-            && labels.len() >= 2
-            && labels.iter().all(|l| label_ok(l))
-            && labels.last().is_some_and(|tld| tld.starts_with(|c: char| c.is_ascii_lowercase()));
-        if valid {
-            Ok(Domain(normalized))
-        } else {
-            Err(FieldError::from_constraint("domain", value, "sites_domain_hostname"))
+        let trimmed = value.trim();
+        let normalized = trimmed.strip_suffix('.').unwrap_or(trimmed).to_ascii_lowercase();
+        if is_host_name(&normalized) {
+            return Ok(Domain(normalized));
         }
+        let mut error = FieldError::from_constraint("domain", value, "sites_domain_hostname");
+        if !trimmed.is_ascii()
+            && let Ok(ascii) = idna::domain_to_ascii(trimmed)
+            && is_host_name(ascii.trim_end_matches('.'))
+        {
+            error.reason.push_str(&format!(
+                "; an international name is written in its ASCII (punycode) form: {}",
+                ascii.trim_end_matches('.')
+            ));
+        }
+        Err(error)
     }
+}
+
+/// The rule of `sites_domain_hostname` on a lower-case name: at most 253 characters, two or
+/// more labels of 1–63 letters, digits and inner hyphens, the last starting with a letter.
+fn is_host_name(name: &str) -> bool {
+    let label_ok = |label: &str| {
+        (1..=63).contains(&label.len())
+            && label.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && !label.starts_with('-')
+            && !label.ends_with('-')
+    };
+    let labels: Vec<&str> = name.split('.').collect();
+    name.len() <= 253
+        && labels.len() >= 2
+        && labels.iter().all(|l| label_ok(l))
+        && labels.last().is_some_and(|tld| tld.starts_with(|c: char| c.is_ascii_lowercase()))
 }
 
 impl LanguageTag {
@@ -165,19 +188,21 @@ impl LanguageTag {
     }
 }
 
+/// The longest e-mail address the schema accepts.
+pub const MAX_EMAIL_CHARS: usize = 320;
+
 impl Email {
+    /// The rule of `users_email_format`: `local@host`, where neither part holds `@`, white
+    /// space or a control/format character, and the host is two or more dot-separated,
+    /// non-empty labels (no leading, trailing or doubled dot).
     pub fn parse(value: &str) -> Result<Self, FieldError> {
-        let bad = |c: char| c == '@' || c.is_whitespace() || c.is_control();
-        let valid = value.chars().count() <= 320
+        let bad = |c: char| c == '@' || is_white_space(c) || is_invisible_or_control(c);
+        let valid = value.chars().count() <= MAX_EMAIL_CHARS
             && value.split_once('@').is_some_and(|(local, host)| {
                 !local.is_empty()
                     && !local.chars().any(bad)
-                    && host.split_once('.').is_some()
-                    && !host.chars().any(bad)
-                    && host
-                        .rsplit_once('.')
-                        .is_some_and(|(before, after)| !before.is_empty() && !after.is_empty())
-                    && !host.starts_with('.')
+                    && host.split('.').count() >= 2
+                    && host.split('.').all(|label| !label.is_empty() && !label.chars().any(bad))
             });
         if valid {
             Ok(Email(value.to_owned()))
@@ -195,7 +220,17 @@ mod tests {
     fn identifiers() {
         assert!(SiteId::parse("acme").is_ok());
         assert!(SiteId::parse("Kunde 42 / Bäckerei").is_ok());
-        for bad in ["", " padded", "padded ", "tab\there", &"x".repeat(201)] {
+        for bad in [
+            "",
+            " padded",
+            "padded ",
+            "tab\there",
+            "\u{a0}no-break",
+            "\u{200b}zero-width",
+            "\u{202e}bidi",
+            "esc\u{1b}[2J",
+            &"x".repeat(201),
+        ] {
             let err = SiteId::parse(bad).unwrap_err();
             assert!(err.reason.contains("site_id must be 1-200 characters"), "{err}");
         }
@@ -217,6 +252,14 @@ mod tests {
     }
 
     #[test]
+    fn international_domains_are_refused_with_their_punycode() {
+        let error = Domain::parse("Bäckerei.example.de").unwrap_err();
+        assert!(error.reason.contains("xn--bckerei-5wa.example.de"), "{error}");
+        assert!(Domain::parse("a..b.com").unwrap_err().reason.contains("host name"));
+        assert!(Domain::parse("example.com..").is_err(), "one trailing dot, not several");
+    }
+
+    #[test]
     fn language_tags() {
         for good in ["en", "de", "pt-BR", "zh-Hant-TW", "es-419"] {
             assert!(LanguageTag::parse(good).is_ok(), "{good}");
@@ -229,7 +272,19 @@ mod tests {
     #[test]
     fn emails() {
         assert!(Email::parse("ada@example.com").is_ok());
-        for bad in ["not-an-email", "a b@example.com", "@example.com", "a@b", "a@.com", "a@b."] {
+        assert!(Email::parse("ä.ö+tag@例え.jp").is_ok());
+        for bad in [
+            "not-an-email",
+            "a b@example.com",
+            "@example.com",
+            "a@b",
+            "a@.com",
+            "a@b.",
+            "a@b.c.",
+            "a@b..c",
+            "a\u{a0}@b.c",
+            "a\u{200b}@b.c",
+        ] {
             assert!(Email::parse(bad).is_err(), "{bad}");
         }
     }

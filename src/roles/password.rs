@@ -88,7 +88,7 @@ pub fn store(path: &Path, password: &Password) -> Result<(), RolesError> {
         use std::os::unix::fs::DirBuilderExt;
         std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(io)?;
     }
-    crate::secret_file::write_private(path, &format!("{}\n", password.expose())).map_err(io)
+    crate::atomic_file::write_private(path, &format!("{}\n", password.expose())).map_err(io)
 }
 
 pub fn read(path: &Path) -> Result<Password, RolesError> {

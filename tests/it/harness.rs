@@ -282,13 +282,24 @@ pub fn migrations_dir(extra: &[(&str, &str)]) -> tempfile::TempDir {
     dir
 }
 
-/// Test migrations 0002 and 0003 on top of the real ones.
+/// Test migrations 0902 and 0903 on top of the real ones (numbered far above them, so new real
+/// migrations never collide).
 pub const EXTRA_MIGRATIONS: &[(&str, &str)] = &[
-    ("0002_add_site_notes.up.sql", "ALTER TABLE sites ADD COLUMN notes text;\n"),
-    ("0002_add_site_notes.down.sql", "ALTER TABLE sites DROP COLUMN notes;\n"),
-    ("0003_add_audit_table.up.sql", "CREATE TABLE test_audit (id bigint PRIMARY KEY);\n"),
-    ("0003_add_audit_table.down.sql", "DROP TABLE test_audit;\n"),
+    ("0902_add_site_notes.up.sql", "ALTER TABLE sites ADD COLUMN notes text;\n"),
+    ("0902_add_site_notes.down.sql", "ALTER TABLE sites DROP COLUMN notes;\n"),
+    ("0903_add_audit_table.up.sql", "CREATE TABLE test_audit (id bigint PRIMARY KEY);\n"),
+    ("0903_add_audit_table.down.sql", "DROP TABLE test_audit;\n"),
 ];
+
+/// The newest real (embedded) migration.
+pub fn real_head() -> i64 {
+    MigrationSet::embedded().unwrap().head()
+}
+
+/// The real migrations' versions followed by `extra`: what a database holds after `up`.
+pub fn with_real(extra: &[i64]) -> Vec<i64> {
+    MigrationSet::embedded().unwrap().iter().map(|m| m.version).chain(extra.iter().copied()).collect()
+}
 
 pub async fn applied_versions(db: &TestDb) -> Vec<i64> {
     let mut conn = db.conn().await;

@@ -11,8 +11,8 @@ use cabinet_db::{
 use sqlx::{Connection, Executor};
 
 use crate::harness::{
-    EXTRA_MIGRATIONS, TestDb, applied_versions, binary, column_exists, migrations_dir, run, stderr, stdout,
-    table_exists,
+    EXTRA_MIGRATIONS, TestDb, applied_versions, binary, column_exists, migrations_dir, real_head, run,
+    stderr, stdout, table_exists, with_real,
 };
 
 fn quick() -> RunnerOptions {
@@ -33,24 +33,24 @@ async fn up_down_and_targets_round_trip() {
     let set = MigrationSet::from_dir(dir.path()).unwrap();
 
     // Act / Assert: up to a target, then the rest, then down in steps and to a target.
-    let steps = runner::up(&db.url, &set, Some(2), &quick()).await.unwrap();
-    assert_eq!(steps.iter().map(|s| s.version).collect::<Vec<_>>(), vec![1, 2]);
+    let steps = runner::up(&db.url, &set, Some(902), &quick()).await.unwrap();
+    assert_eq!(steps.iter().map(|s| s.version).collect::<Vec<_>>(), with_real(&[902]));
     assert!(column_exists(&db, "sites", "notes").await);
     assert!(!table_exists(&db, "test_audit").await);
 
     runner::up(&db.url, &set, None, &quick()).await.unwrap();
-    assert_eq!(applied_versions(&db).await, vec![1, 2, 3]);
+    assert_eq!(applied_versions(&db).await, with_real(&[902, 903]));
     assert!(table_exists(&db, "test_audit").await);
 
     let again = runner::up(&db.url, &set, None, &quick()).await.unwrap();
     assert!(again.is_empty(), "a second up applies nothing");
 
     runner::down(&db.url, &set, DownTarget::Steps(1), &quick()).await.unwrap();
-    assert_eq!(applied_versions(&db).await, vec![1, 2]);
+    assert_eq!(applied_versions(&db).await, with_real(&[902]));
     assert!(!table_exists(&db, "test_audit").await);
 
-    runner::down(&db.url, &set, DownTarget::To(1), &quick()).await.unwrap();
-    assert_eq!(applied_versions(&db).await, vec![1]);
+    runner::down(&db.url, &set, DownTarget::To(real_head()), &quick()).await.unwrap();
+    assert_eq!(applied_versions(&db).await, with_real(&[]));
     assert!(!column_exists(&db, "sites", "notes").await);
 
     runner::down(&db.url, &set, DownTarget::All, &quick()).await.unwrap();
@@ -58,7 +58,7 @@ async fn up_down_and_targets_round_trip() {
     assert!(!table_exists(&db, "sites").await);
 
     runner::up(&db.url, &set, None, &quick()).await.unwrap();
-    assert_eq!(applied_versions(&db).await, vec![1, 2, 3]);
+    assert_eq!(applied_versions(&db).await, with_real(&[902, 903]));
 }
 
 #[tokio::test]
@@ -85,12 +85,12 @@ async fn an_unknown_target_is_refused() {
 
 #[tokio::test]
 async fn an_edited_applied_migration_is_refused_naming_the_file() {
-    // Arrange: apply 0002, then edit it.
+    // Arrange: apply 0902, then edit it.
     let db = TestDb::empty().await;
     let dir = migrations_dir(EXTRA_MIGRATIONS);
-    runner::up(&db.url, &MigrationSet::from_dir(dir.path()).unwrap(), Some(2), &quick()).await.unwrap();
+    runner::up(&db.url, &MigrationSet::from_dir(dir.path()).unwrap(), Some(902), &quick()).await.unwrap();
     std::fs::write(
-        dir.path().join("0002_add_site_notes.up.sql"),
+        dir.path().join("0902_add_site_notes.up.sql"),
         "ALTER TABLE sites ADD COLUMN notes varchar;\n",
     )
     .unwrap();
@@ -100,17 +100,17 @@ async fn an_edited_applied_migration_is_refused_naming_the_file() {
 
     // Assert: refused with exit 2, naming the file, nothing applied.
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    assert!(stderr(&out).contains("0002_add_site_notes.up.sql was edited"), "{}", stderr(&out));
-    assert_eq!(applied_versions(&db).await, vec![1, 2]);
-    assert!(!table_exists(&db, "test_audit").await, "0003 must not run past the refusal");
+    assert!(stderr(&out).contains("0902_add_site_notes.up.sql was edited"), "{}", stderr(&out));
+    assert_eq!(applied_versions(&db).await, with_real(&[902]));
+    assert!(!table_exists(&db, "test_audit").await, "0903 must not run past the refusal");
 }
 
 #[tokio::test]
 async fn an_out_of_order_pending_migration_is_refused() {
-    // Arrange: apply 0001 and 0003 (0002 absent at the time), then 0002 appears.
+    // Arrange: apply the real migrations and 0903 (0902 absent at the time), then 0902 appears.
     let db = TestDb::empty().await;
     let without_two: Vec<_> =
-        EXTRA_MIGRATIONS.iter().copied().filter(|(n, _)| !n.starts_with("0002")).collect();
+        EXTRA_MIGRATIONS.iter().copied().filter(|(n, _)| !n.starts_with("0902")).collect();
     let dir = migrations_dir(&without_two);
     runner::up(&db.url, &MigrationSet::from_dir(dir.path()).unwrap(), None, &quick()).await.unwrap();
     let dir = migrations_dir(EXTRA_MIGRATIONS);
@@ -124,7 +124,7 @@ async fn an_out_of_order_pending_migration_is_refused() {
         MigrateError::Unsafe(problems) => {
             assert!(matches!(
                 problems.as_slice(),
-                [Problem::OutOfOrder { version: 2, newest_applied: 3, .. }]
+                [Problem::OutOfOrder { version: 902, newest_applied: 903, .. }]
             ))
         }
         other => panic!("expected out-of-order refusal, got {other}"),
@@ -138,7 +138,7 @@ async fn a_database_ahead_of_the_binary_is_refused() {
     let dir = migrations_dir(EXTRA_MIGRATIONS);
     runner::up(&db.url, &MigrationSet::from_dir(dir.path()).unwrap(), None, &quick()).await.unwrap();
     let err = runner::up(&db.url, &MigrationSet::embedded().unwrap(), None, &quick()).await.unwrap_err();
-    assert!(err.to_string().contains("0002 (add_site_notes) applied"), "{err}");
+    assert!(err.to_string().contains("0902 (add_site_notes) applied"), "{err}");
 }
 
 #[tokio::test]
@@ -147,10 +147,10 @@ async fn eight_concurrent_deployers_apply_each_migration_exactly_once() {
     let db = TestDb::empty().await;
     let dir = migrations_dir(&[
         (
-            "0002_slow.up.sql",
+            "0902_slow.up.sql",
             "SELECT pg_sleep(0.5);\nCREATE TABLE applied_once (n int);\nINSERT INTO applied_once VALUES (1);\n",
         ),
-        ("0002_slow.down.sql", "DROP TABLE applied_once;\n"),
+        ("0902_slow.down.sql", "DROP TABLE applied_once;\n"),
     ]);
     let dir_arg = dir.path().to_str().unwrap().to_owned();
 
@@ -175,11 +175,11 @@ async fn eight_concurrent_deployers_apply_each_migration_exactly_once() {
         let steps: serde_json::Value = serde_json::from_str(&stdout(out)).unwrap();
         if !steps.as_array().unwrap().is_empty() {
             appliers += 1;
-            assert_eq!(steps.as_array().unwrap().len(), 2);
+            assert_eq!(steps.as_array().unwrap().len(), with_real(&[902]).len());
         }
     }
     assert_eq!(appliers, 1);
-    assert_eq!(applied_versions(&db).await, vec![1, 2]);
+    assert_eq!(applied_versions(&db).await, with_real(&[902]));
     let mut conn = db.conn().await;
     let rows: i64 =
         sqlx::query_scalar("SELECT count(*) FROM applied_once").fetch_one(&mut conn).await.unwrap();
@@ -188,14 +188,16 @@ async fn eight_concurrent_deployers_apply_each_migration_exactly_once() {
 
 #[tokio::test]
 async fn a_deployer_killed_mid_migration_leaves_the_previous_version_and_a_rerun_succeeds() {
-    // Arrange: 0002 creates a table, then sleeps long enough to be killed.
+    // Arrange: 0902 creates a table, then sleeps long enough to be killed.
     let db = TestDb::empty().await;
     let dir = migrations_dir(&[
-        ("0002_slow.up.sql", "CREATE TABLE half_done (n int);\nSELECT pg_sleep(60);\n"),
-        ("0002_slow.down.sql", "DROP TABLE half_done;\n"),
+        ("0902_slow.up.sql", "CREATE TABLE half_done (n int);\nSELECT pg_sleep(60);\n"),
+        ("0902_slow.down.sql", "DROP TABLE half_done;\n"),
     ]);
     let dir_arg = dir.path().to_str().unwrap().to_owned();
-    runner::up(&db.url, &MigrationSet::from_dir(dir.path()).unwrap(), Some(1), &quick()).await.unwrap();
+    runner::up(&db.url, &MigrationSet::from_dir(dir.path()).unwrap(), Some(real_head()), &quick())
+        .await
+        .unwrap();
     let mut child = binary()
         .env("DATABASE_URL", db.url.expose())
         .args(["migrate", "--migrations-dir", &dir_arg, "up"])
@@ -218,12 +220,12 @@ async fn a_deployer_killed_mid_migration_leaves_the_previous_version_and_a_rerun
         .unwrap();
     child.wait().unwrap();
 
-    // Assert: still at 0001, nothing half-made; a fixed rerun gets the lock and succeeds.
-    assert_eq!(applied_versions(&db).await, vec![1]);
-    std::fs::write(dir.path().join("0002_slow.up.sql"), "CREATE TABLE half_done (n int);\n").unwrap();
+    // Assert: still at the real head, nothing half-made; a fixed rerun gets the lock and succeeds.
+    assert_eq!(applied_versions(&db).await, with_real(&[]));
+    std::fs::write(dir.path().join("0902_slow.up.sql"), "CREATE TABLE half_done (n int);\n").unwrap();
     let out = run(&db.url, &["migrate", "--migrations-dir", &dir_arg, "up", "--lock-timeout", "20s"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(applied_versions(&db).await, vec![1, 2]);
+    assert_eq!(applied_versions(&db).await, with_real(&[902]));
     assert!(table_exists(&db, "half_done").await);
 }
 
@@ -257,22 +259,22 @@ async fn a_held_migration_lock_times_out_naming_the_holder_pid() {
 
 #[tokio::test]
 async fn the_lock_is_released_after_a_failed_migration() {
-    // Arrange: 0002 fails.
+    // Arrange: 0902 fails.
     let db = TestDb::empty().await;
     let dir = migrations_dir(&[
-        ("0002_broken.up.sql", "CREATE TABLE ok_part (n int);\nSELEC 1;\n"),
-        ("0002_broken.down.sql", "DROP TABLE ok_part;\n"),
+        ("0902_broken.up.sql", "CREATE TABLE ok_part (n int);\nSELEC 1;\n"),
+        ("0902_broken.down.sql", "DROP TABLE ok_part;\n"),
     ]);
     let dir_arg = dir.path().to_str().unwrap();
 
     // Act
     let out = run(&db.url, &["migrate", "--migrations-dir", dir_arg, "up"]);
 
-    // Assert: the error names file, line and column; 0001 stays; the lock is free at once.
+    // Assert: the error names file, line and column; the real head stays; the lock is free at once.
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("0002_broken.up.sql failed at line 2, column 1"), "{}", stderr(&out));
-    assert!(stderr(&out).contains("stays at version 0001"), "{}", stderr(&out));
-    assert_eq!(applied_versions(&db).await, vec![1]);
+    assert!(stderr(&out).contains("0902_broken.up.sql failed at line 2, column 1"), "{}", stderr(&out));
+    assert!(stderr(&out).contains(&format!("stays at version {:04}", real_head())), "{}", stderr(&out));
+    assert_eq!(applied_versions(&db).await, with_real(&[]));
     assert!(!table_exists(&db, "ok_part").await, "the failed migration was rolled back whole");
     let mut conn = db.conn().await;
     let free: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
@@ -306,7 +308,7 @@ async fn a_migration_blocked_by_a_table_lock_is_retried_until_it_gets_through() 
     let options = RunnerOptions { ddl_lock_timeout: Duration::from_millis(200), lock_retries: 6, ..quick() };
 
     // Act
-    let steps = runner::up(&db.url, &set, Some(2), &options).await.unwrap();
+    let steps = runner::up(&db.url, &set, Some(902), &options).await.unwrap();
 
     // Assert: it failed on lock_timeout at least once, then applied.
     assert_eq!(steps.len(), 1);
@@ -323,11 +325,11 @@ async fn lock_timeout_retries_give_up_with_a_clear_error() {
     let mut blocker = lock_sites(&db).await;
     let options = RunnerOptions { ddl_lock_timeout: Duration::from_millis(100), lock_retries: 1, ..quick() };
 
-    let err = runner::up(&db.url, &set, Some(2), &options).await.unwrap_err();
+    let err = runner::up(&db.url, &set, Some(902), &options).await.unwrap_err();
 
     assert!(matches!(err, MigrateError::LockRetriesExhausted { attempts: 2, .. }), "{err}");
     blocker.execute("ROLLBACK").await.unwrap();
-    assert_eq!(applied_versions(&db).await, vec![1]);
+    assert_eq!(applied_versions(&db).await, with_real(&[]));
 }
 
 #[tokio::test]
@@ -335,19 +337,19 @@ async fn a_no_transaction_migration_builds_an_index_concurrently() {
     let db = TestDb::migrated().await;
     let dir = migrations_dir(&[
         (
-            "0002_sites_language_idx.up.sql",
+            "0902_sites_language_idx.up.sql",
             "-- no-transaction\nCREATE INDEX CONCURRENTLY IF NOT EXISTS sites_language_idx ON sites (language);\n",
         ),
         (
-            "0002_sites_language_idx.down.sql",
+            "0902_sites_language_idx.down.sql",
             "-- no-transaction\nDROP INDEX CONCURRENTLY IF EXISTS sites_language_idx;\n",
         ),
     ]);
     let set = MigrationSet::from_dir(dir.path()).unwrap();
     runner::up(&db.url, &set, None, &quick()).await.unwrap();
     assert!(table_exists(&db, "sites_language_idx").await);
-    assert_eq!(applied_versions(&db).await, vec![1, 2]);
-    runner::down(&db.url, &set, DownTarget::To(1), &quick()).await.unwrap();
+    assert_eq!(applied_versions(&db).await, with_real(&[902]));
+    runner::down(&db.url, &set, DownTarget::To(real_head()), &quick()).await.unwrap();
     assert!(!table_exists(&db, "sites_language_idx").await);
 }
 
@@ -356,15 +358,15 @@ async fn status_reports_current_pending_and_problems_as_json() {
     let db = TestDb::empty().await;
     let dir = migrations_dir(EXTRA_MIGRATIONS);
     let dir_arg = dir.path().to_str().unwrap();
-    run(&db.url, &["migrate", "--migrations-dir", dir_arg, "up", "--to", "1"]);
+    run(&db.url, &["migrate", "--migrations-dir", dir_arg, "up", "--to", &real_head().to_string()]);
 
     let out = run(&db.url, &["migrate", "--migrations-dir", dir_arg, "status", "--json"]);
 
     assert!(out.status.success(), "{}", stderr(&out));
     let status: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
-    assert_eq!(status["current"], 1);
-    assert_eq!(status["head"], 3);
-    assert_eq!(status["pending"], serde_json::json!([2, 3]));
+    assert_eq!(status["current"], real_head());
+    assert_eq!(status["head"], 903);
+    assert_eq!(status["pending"], serde_json::json!([902, 903]));
     assert_eq!(status["problems"], serde_json::json!([]));
 }
 
@@ -384,8 +386,8 @@ async fn a_bad_database_url_is_an_error_with_exit_code_2() {
 async fn a_migration_over_its_statement_timeout_is_cancelled_and_rolled_back() {
     let db = TestDb::migrated().await;
     let dir = migrations_dir(&[
-        ("0002_slow.up.sql", "CREATE TABLE too_slow (n int);\nSELECT pg_sleep(5);\n"),
-        ("0002_slow.down.sql", "DROP TABLE too_slow;\n"),
+        ("0902_slow.up.sql", "CREATE TABLE too_slow (n int);\nSELECT pg_sleep(5);\n"),
+        ("0902_slow.down.sql", "DROP TABLE too_slow;\n"),
     ]);
     let set = MigrationSet::from_dir(dir.path()).unwrap();
     let options = RunnerOptions { statement_timeout: Duration::from_millis(300), ..quick() };
@@ -394,8 +396,8 @@ async fn a_migration_over_its_statement_timeout_is_cancelled_and_rolled_back() {
 
     let chain =
         format!("{err}: {}", std::error::Error::source(&err).map(|e| e.to_string()).unwrap_or_default());
-    assert!(chain.contains("0002_slow.up.sql failed"), "{chain}");
+    assert!(chain.contains("0902_slow.up.sql failed"), "{chain}");
     assert!(chain.contains("statement timeout"), "{chain}");
-    assert_eq!(applied_versions(&db).await, vec![1]);
+    assert_eq!(applied_versions(&db).await, with_real(&[]));
     assert!(!table_exists(&db, "too_slow").await);
 }

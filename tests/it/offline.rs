@@ -1,6 +1,6 @@
 use std::process::{Command, Stdio};
 
-use crate::harness::{TestDb, binary, migrations_dir, run, stderr, stdout};
+use crate::harness::{TestDb, binary, migrations_dir, real_head, run, stderr, stdout};
 
 #[tokio::test]
 async fn the_offline_sql_applied_with_psql_yields_the_models_schema() {
@@ -22,12 +22,13 @@ async fn the_offline_sql_applied_with_psql_yields_the_models_schema() {
     // Assert: the runner sees itself at head, the schema matches.
     let status = run(&db.url, &["migrate", "status", "--json"]);
     let value: serde_json::Value = serde_json::from_str(&stdout(&status)).unwrap();
-    assert_eq!(value["current"], 1);
+    assert_eq!(value["current"], real_head());
     assert_eq!(value["problems"], serde_json::json!([]), "the recorded checksum matches the file");
     assert_eq!(run(&db.url, &["migrate", "check"]).status.code(), Some(0));
 
     // And the downgrade script reverses it.
-    let down = binary().args(["migrate", "sql", "--from", "1", "--to", "0"]).output().unwrap();
+    let down =
+        binary().args(["migrate", "sql", "--from", &real_head().to_string(), "--to", "0"]).output().unwrap();
     assert!(stdout(&down).contains("DROP TABLE sites;"));
     assert!(stdout(&down).contains("DELETE FROM cabinet_migrations WHERE version = 1;"));
 }
@@ -47,11 +48,12 @@ fn new_creates_the_next_numbered_pair() {
     let out =
         binary().args(["migrate", "--migrations-dir", dir_arg, "new", "add_site_notes"]).output().unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(dir.path().join("0002_add_site_notes.up.sql").is_file());
-    assert!(dir.path().join("0002_add_site_notes.down.sql").is_file());
+    let next = format!("{:04}_add_site_notes", real_head() + 1);
+    assert!(dir.path().join(format!("{next}.up.sql")).is_file());
+    assert!(dir.path().join(format!("{next}.down.sql")).is_file());
     let history =
         binary().args(["migrate", "--migrations-dir", dir_arg, "history", "--json"]).output().unwrap();
-    assert!(stdout(&history).contains("0002_add_site_notes.up.sql"), "the new pair parses");
+    assert!(stdout(&history).contains(&format!("{next}.up.sql")), "the new pair parses");
 
     let bad = binary().args(["migrate", "--migrations-dir", dir_arg, "new", "Add Notes"]).output().unwrap();
     assert_eq!(bad.status.code(), Some(2));
@@ -65,10 +67,10 @@ fn lint_passes_the_embedded_migrations_and_fails_a_risky_one_with_its_location()
 
     let dir = migrations_dir(&[
         (
-            "0002_risky.up.sql",
+            "0902_risky.up.sql",
             "-- adds an index the blocking way\nCREATE INDEX sites_brand_idx ON sites (brand_name);\n",
         ),
-        ("0002_risky.down.sql", "DROP INDEX IF EXISTS sites_brand_idx;\n"),
+        ("0902_risky.down.sql", "DROP INDEX IF EXISTS sites_brand_idx;\n"),
     ]);
     let risky = binary()
         .args(["migrate", "--migrations-dir", dir.path().to_str().unwrap(), "lint"])
@@ -76,7 +78,7 @@ fn lint_passes_the_embedded_migrations_and_fails_a_risky_one_with_its_location()
         .unwrap();
     assert_eq!(risky.status.code(), Some(1));
     assert!(
-        stdout(&risky).contains("0002_risky.up.sql:2:1: require-concurrent-index-creation"),
+        stdout(&risky).contains("0902_risky.up.sql:2:1: require-concurrent-index-creation"),
         "{}",
         stdout(&risky)
     );

@@ -273,8 +273,8 @@ async fn a_password_file_sets_the_password_and_rotate_replaces_it() {
 async fn migrations_run_as_the_owner_role_once_it_exists() {
     let setup = WithRoles::new().await;
     let dir = migrations_dir(&[
-        ("0002_notes.up.sql", "CREATE TABLE site_notes (site_id text PRIMARY KEY);\n"),
-        ("0002_notes.down.sql", "DROP TABLE site_notes;\n"),
+        ("0902_notes.up.sql", "CREATE TABLE site_notes (site_id text PRIMARY KEY);\n"),
+        ("0902_notes.down.sql", "DROP TABLE site_notes;\n"),
     ]);
     let options = RunnerOptions {
         owner_role: Some(setup.roles.name(RoleKind::Owner)),

@@ -1,3 +1,4 @@
+use crate::cli::output::outln;
 use std::path::Path;
 
 use clap::Args as ClapArgs;
@@ -15,9 +16,9 @@ pub async fn run(_args: Args, dir: &Path, json: bool) -> anyhow::Result<Outcome>
     if json {
         output::print_json(&serde_json::json!({ "stopped": stopped, "data_dir": dir }))?;
     } else if stopped {
-        println!("Stopped the development database in {}.", dir.display());
+        outln!("Stopped the development database in {}.", dir.display())?;
     } else {
-        println!("The development database in {} was not running.", dir.display());
+        outln!("The development database in {} was not running.", dir.display())?;
     }
     Ok(Outcome::Success)
 }

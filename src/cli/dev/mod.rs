@@ -5,6 +5,7 @@ mod status;
 mod up;
 mod url;
 
+use crate::cli::output::outln;
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
@@ -46,43 +47,44 @@ pub async fn run(args: DevArgs, json: bool) -> anyhow::Result<Outcome> {
 }
 
 /// The report as people read it.
-fn print_report(report: &crate::local_cluster::dev::DevReport) {
+fn print_report(report: &crate::local_cluster::dev::DevReport) -> std::io::Result<()> {
     for action in &report.actions {
-        println!("- {action}");
+        outln!("- {action}")?;
     }
-    println!("data dir:   {}", report.data_dir.display());
-    println!("server:     {} as user {}", report.server_binaries, report.server_user);
+    outln!("data dir:   {}", report.data_dir.display())?;
+    outln!("server:     {} as user {}", report.server_binaries, report.server_user)?;
     if !report.running {
-        println!("state:      stopped (cabinet-db dev up starts it)");
-        return;
+        outln!("state:      stopped (cabinet-db dev up starts it)")?;
+        return Ok(());
     }
     if let Some(url) = &report.database_url {
-        println!("state:      running on 127.0.0.1:{}", report.port);
-        println!(
+        outln!("state:      running on 127.0.0.1:{}", report.port)?;
+        outln!(
             "database:   {url} (password in {}/superuser.password; `cabinet-db dev url` prints the full URL)",
             report.data_dir.display()
-        );
+        )?;
     }
     if !report.role_urls.is_empty() {
         let roles: Vec<&str> = report.role_urls.keys().map(String::as_str).collect();
-        println!(
+        outln!(
             "roles:      {} (`cabinet-db dev url --role NAME`; passwords in {}/secrets)",
             roles.join(", "),
             report.data_dir.display()
-        );
+        )?;
     }
     match report.migration_version {
-        Some(v) => println!("migrations: at {v:04} of {:04}", report.migration_head),
-        None => println!("migrations: none applied"),
+        Some(v) => outln!("migrations: at {v:04} of {:04}", report.migration_head)?,
+        None => outln!("migrations: none applied")?,
     }
     if !report.tables.is_empty() {
-        println!();
+        outln!()?;
         let rows: Vec<Vec<String>> =
             report.tables.iter().map(|t| vec![t.table.clone(), t.rows.to_string()]).collect();
-        super::output::print_table(&["table", "rows"], &rows);
+        super::output::print_table(&["table", "rows"], &rows)?;
     }
     if !report.sites.is_empty() {
-        println!();
-        super::sites::print_sites(&report.sites);
+        outln!()?;
+        super::sites::print_sites(&report.sites)?;
     }
+    Ok(())
 }

@@ -19,7 +19,7 @@ pub async fn run(args: Args, dir: &Path, json: bool) -> anyhow::Result<Outcome> 
     if json {
         output::print_json(&report)?;
     } else {
-        super::print_report(&report);
+        super::print_report(&report)?;
     }
     Ok(Outcome::Success)
 }

@@ -1,9 +1,11 @@
 use std::path::Path;
 
-use anyhow::bail;
 use clap::Args as ClapArgs;
 
-use crate::{cli::Outcome, local_cluster::dev};
+use crate::{
+    cli::{Outcome, output::outln},
+    local_cluster::dev,
+};
 
 #[derive(Debug, ClapArgs)]
 pub struct Args {
@@ -12,26 +14,10 @@ pub struct Args {
     pub role: Option<String>,
 }
 
-/// Prints a URL, password included, for `export DATABASE_URL="$(cabinet-db dev url)"`.
+/// Prints a URL, password included (percent-encoded), for
+/// `export DATABASE_URL="$(cabinet-db dev url)"`.
 pub async fn run(args: Args, dir: &Path) -> anyhow::Result<Outcome> {
-    let mut report = dev::status(dir).await?;
-    if !report.running {
-        bail!(
-            "the development database in {} is not running; start it with cabinet-db dev up",
-            dir.display()
-        );
-    }
-    let url = match &args.role {
-        None => report.database_url,
-        Some(role) => report.role_urls.remove(role),
-    };
-    let Some(url) = url else {
-        bail!(
-            "no login role {:?} in the development database; the login roles are {}",
-            args.role.unwrap_or_default(),
-            report.role_urls.keys().cloned().collect::<Vec<_>>().join(", ")
-        );
-    };
-    println!("{}", url.expose());
+    let url = dev::url(dir, args.role.as_deref())?;
+    outln!("{}", url.expose())?;
     Ok(Outcome::Success)
 }

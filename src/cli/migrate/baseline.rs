@@ -1,3 +1,4 @@
+use crate::cli::output::outln;
 use clap::Args as ClapArgs;
 
 use super::RunnerArgs;
@@ -33,29 +34,28 @@ pub async fn run(args: Args, set: &MigrationSet, json: bool) -> anyhow::Result<O
         from_alembic: args.from_alembic,
         assume_timezone: args.assume_timezone,
     };
-    let report =
-        baseline::baseline(&args.connection.database_url, set, &options, &args.runner.options()).await?;
+    let report = baseline::baseline(args.connection.url()?, set, &options, &args.runner.options()).await?;
     if json {
         output::print_json(&report)?;
         return Ok(Outcome::Success);
     }
     if let Some(revision) = &report.alembic_revision {
-        println!("Alembic revision: {revision}");
+        outln!("Alembic revision: {revision}")?;
     }
     if report.differences.is_empty() {
-        println!("The schema matched the models.");
+        outln!("The schema matched the models.")?;
     } else {
-        println!("Differences from the models found:");
+        outln!("Differences from the models found:")?;
         for d in &report.differences {
-            println!("  - {d}");
+            outln!("  - {d}")?;
         }
     }
     if !report.statements.is_empty() {
-        println!("Converted with:");
+        outln!("Converted with:")?;
         for s in &report.statements {
-            println!("  {}", s.replace('\n', "\n  "));
+            outln!("  {}", s.replace('\n', "\n  "))?;
         }
     }
-    println!("Recorded migrations up to {:04} as applied.", report.version);
+    outln!("Recorded migrations up to {:04} as applied.", report.version)?;
     Ok(Outcome::Success)
 }

@@ -1,3 +1,4 @@
+use crate::cli::output::outln;
 use clap::Args as ClapArgs;
 use sqlx::Connection;
 
@@ -13,7 +14,7 @@ pub struct Args {
 }
 
 pub async fn run(args: Args, json: bool) -> anyhow::Result<Outcome> {
-    let mut conn = db::connect(&args.connection.database_url, "cabinet-db migrate check").await?;
+    let mut conn = db::connect(args.connection.url()?, "cabinet-db migrate check").await?;
     let differences = schema_diff::drift(&mut conn).await?;
     conn.close().await?;
     if json {
@@ -21,13 +22,13 @@ pub async fn run(args: Args, json: bool) -> anyhow::Result<Outcome> {
             &serde_json::json!({ "clean": differences.is_empty(), "differences": differences }),
         )?;
     } else if differences.is_empty() {
-        println!("No drift: the database matches the models.");
+        outln!("No drift: the database matches the models.")?;
     } else {
-        println!("The database differs from the models in {} ways:", differences.len());
+        outln!("The database differs from the models in {} ways:", differences.len())?;
         for d in &differences {
-            println!("  - {d}");
+            outln!("  - {d}")?;
         }
-        println!("cabinet-db migrate diff prints SQL that would fix this (a draft for a new migration).");
+        outln!("cabinet-db migrate diff prints SQL that would fix this (a draft for a new migration).")?;
     }
     Ok(if differences.is_empty() { Outcome::Success } else { Outcome::CheckFailed })
 }

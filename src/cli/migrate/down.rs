@@ -1,3 +1,4 @@
+use crate::cli::output::outln;
 use clap::Args as ClapArgs;
 
 use super::{RunnerArgs, print_steps};
@@ -33,13 +34,13 @@ pub async fn run(args: Args, set: &MigrationSet, json: bool) -> anyhow::Result<O
         (None, Some(n)) => DownTarget::Steps(n),
         (None, None) => DownTarget::All,
     };
-    let steps = runner::down(&args.connection.database_url, set, target, &args.runner.options()).await?;
+    let steps = runner::down(args.connection.url()?, set, target, &args.runner.options()).await?;
     if json {
         output::print_json(&steps)?;
     } else if steps.is_empty() {
-        println!("Nothing to revert.");
+        outln!("Nothing to revert.")?;
     } else {
-        print_steps(&steps, "reverted");
+        print_steps(&steps, "reverted")?;
     }
     Ok(Outcome::Success)
 }

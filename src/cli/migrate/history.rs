@@ -1,3 +1,4 @@
+use crate::cli::output::outln;
 use clap::Args as ClapArgs;
 use serde::Serialize;
 
@@ -45,8 +46,8 @@ pub fn run(_args: Args, set: &MigrationSet, json: bool) -> anyhow::Result<Outcom
                 ]
             })
             .collect();
-        output::print_table(&["version", "name", "transaction", "checksum"], &rows);
-        println!("({} migrations, {})", entries.len(), set.origin());
+        output::print_table(&["version", "name", "transaction", "checksum"], &rows)?;
+        outln!("({} migrations, {})", entries.len(), set.origin())?;
     }
     Ok(Outcome::Success)
 }

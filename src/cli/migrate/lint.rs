@@ -1,3 +1,4 @@
+use crate::cli::output::outln;
 use clap::Args as ClapArgs;
 
 use crate::{
@@ -14,10 +15,10 @@ pub fn run(_args: Args, set: &MigrationSet, json: bool) -> anyhow::Result<Outcom
         output::print_json(&findings)?;
     } else {
         for f in &findings {
-            println!("{f}");
+            outln!("{f}")?;
         }
         let scripts = set.iter().count() * 2;
-        println!("{} finding(s) in {scripts} scripts ({})", findings.len(), set.origin());
+        outln!("{} finding(s) in {scripts} scripts ({})", findings.len(), set.origin())?;
     }
     Ok(if findings.is_empty() { Outcome::Success } else { Outcome::CheckFailed })
 }

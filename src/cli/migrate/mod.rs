@@ -12,6 +12,7 @@ mod sql;
 mod status;
 mod up;
 
+use crate::cli::output::outln;
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
@@ -108,8 +109,9 @@ pub async fn run(args: MigrateArgs, json: bool) -> anyhow::Result<Outcome> {
 }
 
 /// `0003 add_x (12 ms)` lines for people.
-fn print_steps(steps: &[crate::migrations::runner::StepReport], verb: &str) {
+fn print_steps(steps: &[crate::migrations::runner::StepReport], verb: &str) -> std::io::Result<()> {
     for step in steps {
-        println!("{verb} {} ({} ms)", step.file, step.execution_ms);
+        outln!("{verb} {} ({} ms)", step.file, step.execution_ms)?;
     }
+    Ok(())
 }

@@ -1,3 +1,4 @@
+use crate::cli::output::outln;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
@@ -51,7 +52,7 @@ pub fn run(args: Args, dir: Option<&Path>, json: bool) -> anyhow::Result<Outcome
     if json {
         output::print_json(&serde_json::json!({ "up": up, "down": down }))?;
     } else {
-        println!("created {}\ncreated {}", up.display(), down.display());
+        outln!("created {}\ncreated {}", up.display(), down.display())?;
     }
     Ok(Outcome::Success)
 }

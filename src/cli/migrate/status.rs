@@ -1,3 +1,4 @@
+use crate::cli::output::outln;
 use clap::Args as ClapArgs;
 
 use crate::{
@@ -12,7 +13,7 @@ pub struct Args {
 }
 
 pub async fn run(args: Args, set: &MigrationSet, json: bool) -> anyhow::Result<Outcome> {
-    let assessment = runner::status(&args.connection.database_url, set).await?;
+    let assessment = runner::status(args.connection.url()?, set).await?;
     if json {
         output::print_json(&assessment)?;
         return Ok(Outcome::Success);
@@ -20,23 +21,23 @@ pub async fn run(args: Args, set: &MigrationSet, json: bool) -> anyhow::Result<O
     match assessment.current {
         Some(v) => {
             let name = set.get(v).map_or("(unknown)", |m| m.name.as_str());
-            println!("current: {v:04} {name}");
+            outln!("current: {v:04} {name}")?;
         }
-        None => println!("current: none (no migration applied)"),
+        None => outln!("current: none (no migration applied)")?,
     }
-    println!("head:    {:04}", assessment.head);
+    outln!("head:    {:04}", assessment.head)?;
     if assessment.pending.is_empty() {
-        println!("pending: none");
+        outln!("pending: none")?;
     } else {
-        println!("pending:");
+        outln!("pending:")?;
         for v in &assessment.pending {
             if let Some(m) = set.get(*v) {
-                println!("  {}", m.up.file);
+                outln!("  {}", m.up.file)?;
             }
         }
     }
     for problem in &assessment.problems {
-        println!("problem: {problem}");
+        outln!("problem: {problem}")?;
     }
     Ok(Outcome::Success)
 }

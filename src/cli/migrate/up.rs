@@ -1,3 +1,4 @@
+use crate::cli::output::outln;
 use clap::Args as ClapArgs;
 
 use super::{RunnerArgs, print_steps};
@@ -18,13 +19,13 @@ pub struct Args {
 }
 
 pub async fn run(args: Args, set: &MigrationSet, json: bool) -> anyhow::Result<Outcome> {
-    let steps = runner::up(&args.connection.database_url, set, args.to, &args.runner.options()).await?;
+    let steps = runner::up(args.connection.url()?, set, args.to, &args.runner.options()).await?;
     if json {
         output::print_json(&steps)?;
     } else if steps.is_empty() {
-        println!("Nothing to apply: every migration up to {:04} is applied.", args.to.unwrap_or(set.head()));
+        outln!("Nothing to apply: every migration up to {:04} is applied.", args.to.unwrap_or(set.head()))?;
     } else {
-        print_steps(&steps, "applied");
+        print_steps(&steps, "applied")?;
     }
     Ok(Outcome::Success)
 }

@@ -1,3 +1,4 @@
+use crate::cli::output::outln;
 use clap::Args as ClapArgs;
 
 use super::RoleOptions;
@@ -14,23 +15,22 @@ pub struct Args {
 
 pub async fn run(args: Args, json: bool) -> anyhow::Result<Outcome> {
     let report =
-        apply::apply(&args.options.connection.database_url, &args.options.roles(), &args.options.sources())
-            .await?;
+        apply::apply(args.options.connection.url()?, &args.options.roles(), &args.options.sources()).await?;
     if json {
         output::print_json(&report)?;
         return Ok(Outcome::Success);
     }
     for role in &report.created {
-        println!("created role {role}");
+        outln!("created role {role}")?;
     }
     for role in &report.updated {
-        println!("checked role {role}");
+        outln!("checked role {role}")?;
     }
     for path in &report.password_files {
-        println!("wrote a generated password to {} (0600)", path.display());
+        outln!("wrote a generated password to {} (0600)", path.display())?;
     }
     for table in &report.missing_tables {
-        println!("table {table} does not exist yet: run `cabinet-db migrate up`, then `roles apply` again");
+        outln!("table {table} does not exist yet: run `cabinet-db migrate up`, then `roles apply` again")?;
     }
     Ok(Outcome::Success)
 }

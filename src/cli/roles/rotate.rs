@@ -1,3 +1,4 @@
+use crate::cli::output::outln;
 use clap::Args as ClapArgs;
 
 use super::RoleOptions;
@@ -16,7 +17,7 @@ pub struct Args {
 
 pub async fn run(args: Args, json: bool) -> anyhow::Result<Outcome> {
     let report = apply::rotate(
-        &args.options.connection.database_url,
+        args.options.connection.url()?,
         &args.options.roles(),
         &args.role,
         &args.options.sources(),
@@ -26,10 +27,10 @@ pub async fn run(args: Args, json: bool) -> anyhow::Result<Outcome> {
         output::print_json(&report)?;
     } else {
         match &report.password_file {
-            Some(path) => println!("new password for {} written to {} (0600)", report.role, path.display()),
-            None => println!("set the supplied password for {}", report.role),
+            Some(path) => outln!("new password for {} written to {} (0600)", report.role, path.display())?,
+            None => outln!("set the supplied password for {}", report.role)?,
         }
-        println!("update the client's credentials (n8n: Credentials > Postgres) before it reconnects");
+        outln!("update the client's credentials (n8n: Credentials > Postgres) before it reconnects")?;
     }
     Ok(Outcome::Success)
 }

@@ -1,3 +1,4 @@
+use crate::cli::output::outln;
 use clap::Args as ClapArgs;
 
 use super::OptionalFields;
@@ -35,11 +36,11 @@ pub async fn run(args: Args, json: bool) -> anyhow::Result<Outcome> {
         hubspot_pipeline: args.fields.hubspot_pipeline,
         hubspot_stage: args.fields.hubspot_stage,
     };
-    let mut conn = db::connect(&args.connection.database_url, "cabinet-db sites").await?;
+    let mut conn = db::connect(args.connection.url()?, "cabinet-db sites").await?;
     let created = sites::create(&mut conn, &site).await?;
     if !json {
-        println!("created site {}", created.site_id);
+        outln!("created site {}", created.site_id)?;
     }
-    super::print_site(&created, json)?;
+    super::print_site(&created, json, super::Prompt::Start)?;
     Ok(Outcome::Success)
 }

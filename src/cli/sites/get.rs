@@ -21,7 +21,7 @@ pub struct Args {
 }
 
 pub async fn run(args: Args, json: bool) -> anyhow::Result<Outcome> {
-    let mut conn = db::connect(&args.connection.database_url, "cabinet-db sites").await?;
+    let mut conn = db::connect(args.connection.url()?, "cabinet-db sites").await?;
     let (site, wanted) = match (&args.site_id, &args.domain) {
         (Some(id), _) => (sites::get(&mut conn, &SiteId::parse(id)?).await?, format!("site_id {id:?}")),
         (None, Some(domain)) => {
@@ -30,7 +30,7 @@ pub async fn run(args: Args, json: bool) -> anyhow::Result<Outcome> {
         (None, None) => unreachable!("clap requires one"),
     };
     match site {
-        Some(site) => super::print_site(&site, json)?,
+        Some(site) => super::print_site(&site, json, super::Prompt::Whole)?,
         None => bail!("no site with {wanted}; cabinet-db sites list shows the existing ones"),
     }
     Ok(Outcome::Success)

@@ -1,3 +1,4 @@
+use crate::cli::output::outln;
 use clap::Args as ClapArgs;
 
 use crate::{
@@ -31,15 +32,15 @@ pub async fn run(args: Args, json: bool) -> anyhow::Result<Outcome> {
         language: args.language.as_deref().map(LanguageTag::parse).transpose()?,
         domain_contains: args.domain_contains,
     };
-    let mut conn = db::connect(&args.connection.database_url, "cabinet-db sites").await?;
+    let mut conn = db::connect(args.connection.url()?, "cabinet-db sites").await?;
     let page = sites::list(&mut conn, &filter, args.after.as_deref(), args.limit).await?;
     if json {
         output::print_json(&page)?;
         return Ok(Outcome::Success);
     }
-    super::print_sites(&page.items);
+    super::print_sites(&page.items)?;
     if let Some(next) = page.next {
-        println!("more: --after {next:?}");
+        outln!("more: --after {next:?}")?;
     }
     Ok(Outcome::Success)
 }

@@ -1,3 +1,4 @@
+use crate::cli::output::outln;
 use anyhow::bail;
 use clap::Args as ClapArgs;
 
@@ -21,19 +22,19 @@ pub struct Args {
 
 pub async fn run(args: Args, json: bool) -> anyhow::Result<Outcome> {
     let site_id = SiteId::parse(&args.site_id)?;
-    let mut conn = db::connect(&args.connection.database_url, "cabinet-db sites").await?;
+    let mut conn = db::connect(args.connection.url()?, "cabinet-db sites").await?;
     let Some(site) = sites::get(&mut conn, &site_id).await? else {
         bail!("no site with site_id {:?}", args.site_id);
     };
     if !confirm(&format!("Delete site {} ({})?", site.site_id, site.domain), args.yes)? {
-        println!("kept site {}", site.site_id);
+        outln!("kept site {}", site.site_id)?;
         return Ok(Outcome::Success);
     }
     let deleted = sites::delete(&mut conn, &site_id).await?;
     if json {
         output::print_json(&serde_json::json!({ "deleted": deleted, "site_id": site_id }))?;
     } else {
-        println!("deleted site {site_id}");
+        outln!("deleted site {site_id}")?;
     }
     Ok(Outcome::Success)
 }

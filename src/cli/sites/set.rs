@@ -56,9 +56,9 @@ pub async fn run(args: Args, json: bool) -> anyhow::Result<Outcome> {
         bail!("nothing to change: give at least one field, e.g. --brand-name \"ACME\" (see --help)");
     }
     let site_id = SiteId::parse(&args.site_id)?;
-    let mut conn = db::connect(&args.connection.database_url, "cabinet-db sites").await?;
+    let mut conn = db::connect(args.connection.url()?, "cabinet-db sites").await?;
     match sites::update(&mut conn, &site_id, &patch).await? {
-        Some(site) => super::print_site(&site, json)?,
+        Some(site) => super::print_site(&site, json, super::Prompt::Start)?,
         None => {
             bail!("no site with site_id {:?}; cabinet-db sites list shows the existing ones", args.site_id)
         }

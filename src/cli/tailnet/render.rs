@@ -1,3 +1,4 @@
+use crate::cli::output::outln;
 use std::{net::IpAddr, path::PathBuf};
 
 use anyhow::{Context, bail};
@@ -92,9 +93,9 @@ pub async fn run(args: Args, json: bool) -> anyhow::Result<Outcome> {
         output::print_json(&paths)?;
     } else {
         for f in &files {
-            println!("wrote {}", args.out.join(&f.path).display());
+            outln!("wrote {}", args.out.join(&f.path).display())?;
         }
-        println!("{} explains where each file goes.", args.out.join("INSTALL.md").display());
+        outln!("{} explains where each file goes.", args.out.join("INSTALL.md").display())?;
     }
     Ok(Outcome::Success)
 }

@@ -1,3 +1,4 @@
+use crate::cli::output::outln;
 use clap::Args as ClapArgs;
 
 use super::SocketArgs;
@@ -22,21 +23,21 @@ pub async fn run(args: Args, json: bool) -> anyhow::Result<Outcome> {
         return Ok(outcome);
     }
     let state = status.backend_state.as_deref().unwrap_or("unknown");
-    println!("state:      {state}");
-    println!("addresses:  {}", or_none(&status.ips().join(", ")));
-    println!("MagicDNS:   {}", status.dns_name().unwrap_or_else(|| "(none)".to_owned()));
-    println!("tags:       {}", or_none(&status.tags().join(", ")));
+    outln!("state:      {state}")?;
+    outln!("addresses:  {}", or_none(&status.ips().join(", ")))?;
+    outln!("MagicDNS:   {}", status.dns_name().unwrap_or_else(|| "(none)".to_owned()))?;
+    outln!("tags:       {}", or_none(&status.tags().join(", ")))?;
     if let Some(tailnet) = &status.current_tailnet {
-        println!(
+        outln!(
             "tailnet:    {} (MagicDNS {})",
             tailnet.name.as_deref().unwrap_or("?"),
             if tailnet.magic_dns_enabled == Some(true) { "on" } else { "off" }
-        );
+        )?;
     }
-    println!("serve TCP:  {}", or_none(&serve.served_tcp_ports().join(", ")));
-    println!("funnel:     {}", or_none(&serve.funnels().join(", ")));
+    outln!("serve TCP:  {}", or_none(&serve.served_tcp_ports().join(", ")))?;
+    outln!("funnel:     {}", or_none(&serve.funnels().join(", ")))?;
     if outcome == Outcome::CheckFailed {
-        println!("tailscaled is not connected ({state}): run `tailscale up` (and log in) on this host");
+        outln!("tailscaled is not connected ({state}): run `tailscale up` (and log in) on this host")?;
     }
     Ok(outcome)
 }

@@ -17,14 +17,14 @@ pub struct Args {
 }
 
 pub async fn run(args: Args, json: bool) -> anyhow::Result<Outcome> {
-    let mut conn = db::connect(&args.connection.database_url, "cabinet-db users").await?;
+    let mut conn = db::connect(args.connection.url()?, "cabinet-db users").await?;
     let Some(user) = users::get(&mut conn, &UserId::parse(&args.user_id)?).await? else {
         bail!("no user with user_id {:?}", args.user_id);
     };
     if json {
         output::print_json(&user)?;
     } else {
-        output::print_table(&super::USER_HEADERS, &[super::user_row(&user)]);
+        output::print_table(&super::USER_HEADERS, &[super::user_row(&user)])?;
     }
     Ok(Outcome::Success)
 }

@@ -1,3 +1,4 @@
+use crate::cli::output::outln;
 use clap::Args as ClapArgs;
 
 use crate::{
@@ -36,16 +37,16 @@ pub fn parse_time(text: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
 
 pub async fn run(args: Args, json: bool) -> anyhow::Result<Outcome> {
     let filter = UserFilter { email: args.email, seen_after: args.seen_after, seen_before: args.seen_before };
-    let mut conn = db::connect(&args.connection.database_url, "cabinet-db users").await?;
+    let mut conn = db::connect(args.connection.url()?, "cabinet-db users").await?;
     let page = users::list(&mut conn, &filter, args.after.as_deref(), args.limit).await?;
     if json {
         output::print_json(&page)?;
         return Ok(Outcome::Success);
     }
     let rows: Vec<Vec<String>> = page.items.iter().map(super::user_row).collect();
-    output::print_table(&super::USER_HEADERS, &rows);
+    output::print_table(&super::USER_HEADERS, &rows)?;
     if let Some(next) = page.next {
-        println!("more: --after {next:?}");
+        outln!("more: --after {next:?}")?;
     }
     Ok(Outcome::Success)
 }

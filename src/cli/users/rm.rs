@@ -1,3 +1,4 @@
+use crate::cli::output::outln;
 use anyhow::bail;
 use clap::Args as ClapArgs;
 
@@ -21,20 +22,20 @@ pub struct Args {
 
 pub async fn run(args: Args, json: bool) -> anyhow::Result<Outcome> {
     let user_id = UserId::parse(&args.user_id)?;
-    let mut conn = db::connect(&args.connection.database_url, "cabinet-db users").await?;
+    let mut conn = db::connect(args.connection.url()?, "cabinet-db users").await?;
     let Some(user) = users::get(&mut conn, &user_id).await? else {
         bail!("no user with user_id {:?}", args.user_id);
     };
     let label = user.email.as_deref().unwrap_or("no e-mail");
     if !confirm(&format!("Delete user {} ({label})?", user.user_id), args.yes)? {
-        println!("kept user {}", user.user_id);
+        outln!("kept user {}", user.user_id)?;
         return Ok(Outcome::Success);
     }
     let deleted = users::delete(&mut conn, &user_id).await?;
     if json {
         output::print_json(&serde_json::json!({ "deleted": deleted, "user_id": user_id }))?;
     } else {
-        println!("deleted user {user_id}");
+        outln!("deleted user {user_id}")?;
     }
     Ok(Outcome::Success)
 }

@@ -1,3 +1,4 @@
+use crate::cli::output::outln;
 use clap::Args as ClapArgs;
 
 use super::list::parse_time;
@@ -31,16 +32,16 @@ pub async fn run(args: Args, json: bool) -> anyhow::Result<Outcome> {
         email: args.email.as_deref().map(Email::parse).transpose()?,
         at: args.at.unwrap_or_else(chrono::Utc::now),
     };
-    let mut conn = db::connect(&args.connection.database_url, "cabinet-db users").await?;
+    let mut conn = db::connect(args.connection.url()?, "cabinet-db users").await?;
     let report = users::record_seen(&mut conn, std::slice::from_ref(&event), args.debounce.0).await?;
     if json {
         output::print_json(&report)?;
     } else if report.inserted == 1 {
-        println!("new user {}", event.user_id);
+        outln!("new user {}", event.user_id)?;
     } else if report.updated == 1 {
-        println!("updated user {}", event.user_id);
+        outln!("updated user {}", event.user_id)?;
     } else {
-        println!("nothing to record for {} (within the debounce window, or older news)", event.user_id);
+        outln!("nothing to record for {} (within the debounce window, or older news)", event.user_id)?;
     }
     Ok(Outcome::Success)
 }
