@@ -8,7 +8,7 @@
 use serde::Serialize;
 use sqlx::postgres::PgDatabaseError;
 
-use crate::transfer::import::{ImportError, RowError};
+use crate::transfer::problems::{ImportError, RowError};
 
 /// A failure, ready to print.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -32,9 +32,7 @@ impl FailureReport {
         for cause in error.chain().skip(1) {
             if let Some(ImportError::Invalid { errors, .. }) = cause.downcast_ref::<ImportError>() {
                 report.problems = errors.clone();
-                report.hint.get_or_insert_with(|| {
-                    "nothing was written: fix the rows named and run the import again".to_owned()
-                });
+                report.hint.get_or_insert_with(|| "fix the rows named and run the import again".to_owned());
             }
             if let Some(sqlx::Error::Database(db)) = cause.downcast_ref::<sqlx::Error>() {
                 let pg = db.try_downcast_ref::<PgDatabaseError>();

@@ -14,7 +14,7 @@ use std::{
 
 use serde::Serialize;
 
-use crate::models::characters::is_invisible_or_control;
+pub use crate::models::characters::escape_invisible as terminal_safe;
 
 /// Standard output was closed by its reader: the command stops writing, and that is not an
 /// error (`main` exits 0 without a message).
@@ -71,31 +71,6 @@ pub fn print_json<T: Serialize + ?Sized>(value: &T) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Text from the database made safe for a terminal: control characters (ESC, DEL, C1),
-/// Unicode format characters (bidi overrides, zero-width) and line separators are shown as
-/// escapes (`\e`, `\u{202e}`); with `keep_newlines`, `\n` and `\t` pass (multi-line prompts).
-pub fn terminal_safe(text: &str, keep_newlines: bool) -> Cow<'_, str> {
-    let needs_escape = |c: char| is_invisible_or_control(c) && !(keep_newlines && matches!(c, '\n' | '\t'));
-    if !text.chars().any(needs_escape) {
-        return Cow::Borrowed(text);
-    }
-    let mut out = String::with_capacity(text.len() + 16);
-    for c in text.chars() {
-        if !needs_escape(c) {
-            out.push(c);
-            continue;
-        }
-        match c {
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{1b}' => out.push_str("\\e"),
-            other => out.push_str(&format!("\\u{{{:x}}}", other as u32)),
-        }
-    }
-    Cow::Owned(out)
-}
-
 /// A plain aligned table; every cell goes through [`terminal_safe`] (one line per row).
 pub fn print_table(headers: &[&str], rows: &[Vec<String>]) -> io::Result<()> {
     let rows: Vec<Vec<Cow<'_, str>>> =
@@ -117,20 +92,4 @@ pub fn print_table(headers: &[&str], rows: &[Vec<String>]) -> io::Result<()> {
         writeln!(out, "{}", padded.join("  ").trim_end())?;
     }
     out.flush()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn escapes_and_invisible_characters_are_shown_not_obeyed() {
-        assert_eq!(terminal_safe("ACME", false), "ACME");
-        assert_eq!(terminal_safe("a\u{1b}[2Jb", false), "a\\e[2Jb");
-        assert_eq!(terminal_safe("x\u{7f}\u{9b}y", false), "x\\u{7f}\\u{9b}y");
-        assert_eq!(terminal_safe("\u{202e}evil", false), "\\u{202e}evil");
-        assert_eq!(terminal_safe("zero\u{200b}width", false), "zero\\u{200b}width");
-        assert_eq!(terminal_safe("two\nlines", false), "two\\nlines");
-        assert_eq!(terminal_safe("two\nlines\tok\u{1b}", true), "two\nlines\tok\\e");
-    }
 }

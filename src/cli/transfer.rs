@@ -12,29 +12,40 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use super::{ConnectionArgs, Outcome, output};
 use crate::atomic_file::{AtomicFile, PUBLIC_MODE};
-use crate::transfer::{
-    Format, Table, export,
-    import::{self, ImportOptions, Mode},
+use crate::{
+    cli::{DurationArg, parse_duration_arg},
+    transfer::{
+        Format, Table, export,
+        import::{self, DEFAULT_STATEMENT_TIMEOUT, ImportOptions, Mode},
+        reader::Input,
+    },
 };
 
-/// Problems reported before giving up, by default.
-const DEFAULT_MAX_ERRORS: usize = 100;
+/// Problem rows reported, by default.
+const DEFAULT_MAX_ERRORS: u32 = 100;
 
 #[derive(Debug, Args)]
 pub struct ImportArgs {
     #[command(flatten)]
     pub connection: ConnectionArgs,
-    /// CSV with a header row (.csv) or JSON Lines (.jsonl, .ndjson); see docs/import-formats.md.
-    pub file: PathBuf,
-    /// The file's format, when its extension does not say.
+    /// CSV with a header row (.csv) or JSON Lines (.jsonl, .ndjson), or - for standard input;
+    /// see docs/import-formats.md.
+    pub file: String,
+    /// The file's format, when its name does not say (standard input: JSON Lines if it starts
+    /// with `{`, else CSV).
     #[arg(long, value_enum)]
     pub format: Option<Format>,
-    /// insert: only new rows (an existing key is an error); upsert: insert or update.
+    /// insert: only new rows (an existing key is an error); upsert: insert new rows and
+    /// update existing ones, changing only the columns the file gives.
     #[arg(long, value_enum, default_value_t = Mode::Upsert)]
     pub mode: Mode,
-    /// Stop checking after this many problems.
-    #[arg(long, default_value_t = DEFAULT_MAX_ERRORS)]
-    pub max_errors: usize,
+    /// Report at most this many problem rows (all are counted).
+    #[arg(long, default_value_t = DEFAULT_MAX_ERRORS, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_errors: u32,
+    /// statement_timeout of the import's own transaction, instead of the role's (whose 30 s
+    /// would cut a large file short); 0 for none.
+    #[arg(long, default_value_t = DurationArg(DEFAULT_STATEMENT_TIMEOUT), value_parser = parse_duration_arg)]
+    pub statement_timeout: DurationArg,
 }
 
 #[derive(Debug, Args)]
@@ -74,20 +85,20 @@ fn progress_reporter(bar: &ProgressBar) -> impl FnMut(u64) + Send + '_ {
 }
 
 pub async fn run_import(table: Table, args: ImportArgs, json: bool) -> anyhow::Result<Outcome> {
-    let format = match args.format.or_else(|| Format::from_path(&args.file)) {
-        Some(f) => f,
-        None => bail!(
-            "cannot tell the format of {}: name it .csv or .jsonl, or pass --format",
-            args.file.display()
-        ),
+    let input = Input::parse(&args.file);
+    let options = ImportOptions {
+        table,
+        format: args.format,
+        mode: args.mode,
+        max_errors: args.max_errors as usize,
+        statement_timeout: args.statement_timeout.0,
     };
-    let options = ImportOptions { table, format, mode: args.mode, max_errors: args.max_errors.max(1) };
+    let url = args.connection.url()?;
     let bar = progress_bar("checked");
     let mut report_progress = progress_reporter(&bar);
-    let result = import::import(args.connection.url()?, &args.file, &options, &mut report_progress).await;
+    let result = import::import(url, &input, &options, &mut report_progress).await;
     bar.finish_and_clear();
-    let report =
-        result.with_context(|| format!("importing {} into {}", args.file.display(), table.name()))?;
+    let report = result.with_context(|| format!("importing {input} into {}", table.name()))?;
     if json {
         output::print_json(&report)?;
     } else {

@@ -7,6 +7,8 @@
 //! `C.UTF-8` a no-break space is not a space), so the constraints spell the ranges out with
 //! `\uXXXX` escapes instead, which mean the same code points everywhere.
 
+use std::borrow::Cow;
+
 /// Characters no identifier or e-mail address may contain anywhere: controls (Unicode
 /// category Cc: NUL, ESC, DEL, C1), format characters (Cf: soft hyphen, zero-width space and
 /// joiners, bidi embeddings/overrides/isolates, the BOM, tag characters), and the line and
@@ -84,6 +86,31 @@ pub fn is_white_space(c: char) -> bool {
     in_ranges(WHITE_SPACE, c)
 }
 
+/// Text made safe to show on a terminal: control characters (ESC, DEL, C1),
+/// Unicode format characters (bidi overrides, zero-width) and line separators are shown as
+/// escapes (`\e`, `\u{202e}`); with `keep_newlines`, `\n` and `\t` pass (multi-line prompts).
+pub fn escape_invisible(text: &str, keep_newlines: bool) -> Cow<'_, str> {
+    let needs_escape = |c: char| is_invisible_or_control(c) && !(keep_newlines && matches!(c, '\n' | '\t'));
+    if !text.chars().any(needs_escape) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        if !needs_escape(c) {
+            out.push(c);
+            continue;
+        }
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{1b}' => out.push_str("\\e"),
+            other => out.push_str(&format!("\\u{{{:x}}}", other as u32)),
+        }
+    }
+    Cow::Owned(out)
+}
+
 /// The ranges as a PostgreSQL ARE bracket-expression body: `\u0000-\u001f…`.
 pub fn regex_class(ranges: &[(char, char)]) -> String {
     let escape = |c: char| {
@@ -103,6 +130,17 @@ pub fn regex_class(ranges: &[(char, char)]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn escapes_and_invisible_characters_are_shown_not_obeyed() {
+        assert_eq!(escape_invisible("ACME", false), "ACME");
+        assert_eq!(escape_invisible("a\u{1b}[2Jb", false), "a\\e[2Jb");
+        assert_eq!(escape_invisible("x\u{7f}\u{9b}y", false), "x\\u{7f}\\u{9b}y");
+        assert_eq!(escape_invisible("\u{202e}evil", false), "\\u{202e}evil");
+        assert_eq!(escape_invisible("zero\u{200b}width", false), "zero\\u{200b}width");
+        assert_eq!(escape_invisible("two\nlines", false), "two\\nlines");
+        assert_eq!(escape_invisible("two\nlines\tok\u{1b}", true), "two\nlines\tok\\e");
+    }
 
     #[test]
     fn the_regex_classes_spell_the_tables() {

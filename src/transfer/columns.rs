@@ -1,7 +1,15 @@
-use chrono::{DateTime, SecondsFormat, Utc};
+//! The columns an import may carry, and how each value is checked and normalised.
+//!
+//! A value can be given, given as NULL, or absent (a JSON key left out, a CSV column the
+//! header does not name). Absent means "leave it": an existing row keeps what it has, a new
+//! row gets the column's default. NULL in a column that cannot be NULL but has a default
+//! (`language`, the timestamps) means the same, so an empty CSV cell never overwrites a
+//! stored time with "now".
 
 use crate::models::{
     Domain, Email, LanguageTag, SiteId, UserId,
+    schema::{self, TableDef},
+    timestamps,
     values::{FieldError, check_text},
 };
 
@@ -28,10 +36,19 @@ pub enum Kind {
 pub struct Column {
     pub name: &'static str,
     pub kind: Kind,
-    /// Must be present and not NULL.
+    /// Cannot be NULL and has no default: a new row must give it.
     pub required: bool,
-    /// Filled in when absent or NULL (the schema's default); `now` for timestamps.
-    pub default: Option<&'static str>,
+    /// What a new row gets when the value is not given (`None`: NULL, or `now` for times).
+    pub default: Option<Default>,
+}
+
+/// A column's default for new rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Default {
+    /// This text.
+    Text(&'static str),
+    /// The import transaction's start time, as `now()` gives it.
+    Now,
 }
 
 const fn col(name: &'static str, kind: Kind) -> Column {
@@ -44,18 +61,37 @@ const SITE_COLUMNS: &[Column] = &[
     col("ai_script_id", Kind::Text),
     col("ai_prompt", Kind::Text),
     col("brand_name", Kind::Text),
-    Column { default: Some("en"), ..col("language", Kind::Language) },
+    Column { default: Some(Default::Text("en")), ..col("language", Kind::Language) },
     col("hubspot_pipeline", Kind::Text),
     col("hubspot_stage", Kind::Text),
-    Column { default: Some("now"), ..col("created_at", Kind::Timestamp) },
+    Column { default: Some(Default::Now), ..col("created_at", Kind::Timestamp) },
 ];
 
 const USER_COLUMNS: &[Column] = &[
     Column { required: true, ..col("user_id", Kind::UserId) },
     col("email", Kind::Email),
-    Column { default: Some("now"), ..col("first_seen", Kind::Timestamp) },
-    Column { default: Some("now"), ..col("last_seen", Kind::Timestamp) },
+    Column { default: Some(Default::Now), ..col("first_seen", Kind::Timestamp) },
+    Column { default: Some(Default::Now), ..col("last_seen", Kind::Timestamp) },
 ];
+
+/// One value as a file gives it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Cell {
+    /// The key or column is not in the file (for this line).
+    Absent,
+    /// JSON `null`, or an unquoted empty CSV field.
+    Null,
+    Value(String),
+}
+
+/// A value ready for the database, and whether the file gave it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Normalized {
+    /// What a new row stores: the value, the default, or NULL.
+    pub value: Option<String>,
+    /// The file gave it: an existing row takes it (otherwise it keeps its own).
+    pub given: bool,
+}
 
 impl Table {
     pub fn name(self) -> &'static str {
@@ -72,6 +108,11 @@ impl Table {
         }
     }
 
+    /// The model of this table.
+    pub fn def(self) -> &'static TableDef {
+        schema::table(self.name()).expect("import tables are in the models")
+    }
+
     pub fn key(self) -> &'static str {
         self.columns()[0].name
     }
@@ -80,17 +121,23 @@ impl Table {
         self.columns().iter().find(|c| c.name == name)
     }
 
-    /// Columns an upsert overwrites: all but the key and `created_at`, which never changes.
-    pub fn updatable(self, present: &[&'static Column]) -> Vec<&'static str> {
-        present.iter().map(|c| c.name).filter(|n| *n != self.key() && *n != "created_at").collect()
+    /// The column an existing row never takes from a file (`created_at`).
+    pub fn is_immutable(self, name: &str) -> bool {
+        name == "created_at"
     }
 
-    /// Rules across columns of one row, on normalised values in `present` order.
-    pub fn check_row(self, present: &[&'static Column], values: &[Option<String>]) -> Result<(), FieldError> {
-        let get = |name: &str| present.iter().position(|c| c.name == name).and_then(|i| values[i].as_deref());
+    /// Rules across columns of one row, on normalised values in column order. Only pairs whose
+    /// values are both known are checked: for an existing row a value not given is the
+    /// stored one, which the database checks when the rows are merged.
+    pub fn check_row(self, row: &[Normalized], all_known: bool) -> Result<(), FieldError> {
+        let get = |name: &str| {
+            let index = self.columns().iter().position(|c| c.name == name)?;
+            let cell = &row[index];
+            (cell.given || all_known).then_some(cell.value.as_deref())
+        };
         match self {
             Table::Sites => {
-                if let (Some(stage), None) = (get("hubspot_stage"), get("hubspot_pipeline")) {
+                if let (Some(Some(stage)), Some(None)) = (get("hubspot_stage"), get("hubspot_pipeline")) {
                     return Err(FieldError::new(
                         "hubspot_stage",
                         stage,
@@ -99,7 +146,7 @@ impl Table {
                 }
             }
             Table::Users => {
-                if let (Some(first), Some(last)) = (get("first_seen"), get("last_seen"))
+                if let (Some(Some(first)), Some(Some(last))) = (get("first_seen"), get("last_seen"))
                     && first > last
                 {
                     return Err(FieldError::new(
@@ -116,16 +163,33 @@ impl Table {
     }
 }
 
-/// Checks and normalises one value; `now` is what a defaulted timestamp becomes.
-pub fn normalize(column: &Column, value: Option<&str>, now: &str) -> Result<Option<String>, FieldError> {
-    let value = match (value, column.default) {
-        (None, Some("now")) => return Ok(Some(now.to_owned())),
-        (None, Some(default)) => return Ok(Some(default.to_owned())),
-        (None, None) if column.required => {
-            return Err(FieldError::new(column.name, "", "is required; give a value"));
+/// Checks and normalises one value; `now` is what a defaulted timestamp becomes (the import
+/// transaction's `now()`, formatted).
+pub fn normalize(column: &Column, cell: &Cell, now: &str) -> Result<Normalized, FieldError> {
+    let not_given = |column: &Column| Normalized {
+        value: match column.default {
+            Some(Default::Text(text)) => Some(text.to_owned()),
+            Some(Default::Now) => Some(now.to_owned()),
+            None => None,
+        },
+        given: false,
+    };
+    let value = match cell {
+        Cell::Absent if column.kind == Kind::SiteId || column.kind == Kind::UserId => {
+            return Err(FieldError::new(column.name, "", "is required: every row names its key"));
         }
-        (None, None) => return Ok(None),
-        (Some(v), _) => v,
+        Cell::Absent => return Ok(not_given(column)),
+        Cell::Null if column.required => {
+            return Err(FieldError::new(
+                column.name,
+                "",
+                "cannot be empty; give a value (or leave the column out to keep the stored one)",
+            ));
+        }
+        // NOT NULL with a default: an empty value means "not given".
+        Cell::Null if column.default.is_some() => return Ok(not_given(column)),
+        Cell::Null => return Ok(Normalized { value: None, given: true }),
+        Cell::Value(value) => value,
     };
     check_text(column.name, value)?;
     let normalized = match column.kind {
@@ -134,46 +198,78 @@ pub fn normalize(column: &Column, value: Option<&str>, now: &str) -> Result<Opti
         Kind::Domain => Domain::parse(value)?.into_inner(),
         Kind::Language => LanguageTag::parse(value)?.into_inner(),
         Kind::Email => Email::parse(value)?.into_inner(),
-        Kind::Text => value.to_owned(),
-        Kind::Timestamp => format_timestamp(parse_timestamp(value).ok_or_else(|| {
-            FieldError::new(
-                column.name,
-                value,
-                "is not a timestamp with a time zone; write RFC 3339, e.g. 2026-01-15T09:00:00Z or 2026-01-15 09:00:00.123456+00",
-            )
-        })?),
+        Kind::Text => value.clone(),
+        Kind::Timestamp => timestamps::format(
+            timestamps::parse_in_range(value)
+                .map_err(|reason| FieldError::new(column.name, value, reason))?,
+        ),
     };
-    Ok(Some(normalized))
-}
-
-/// RFC 3339, or PostgreSQL's own output (`2026-01-15 09:00:00.123456+00`).
-pub fn parse_timestamp(value: &str) -> Option<DateTime<Utc>> {
-    if let Ok(t) = DateTime::parse_from_rfc3339(value) {
-        return Some(t.with_timezone(&Utc));
-    }
-    for format in ["%Y-%m-%d %H:%M:%S%.f%#z", "%Y-%m-%dT%H:%M:%S%.f%#z"] {
-        if let Ok(t) = DateTime::parse_from_str(value, format) {
-            return Some(t.with_timezone(&Utc));
-        }
-    }
-    None
-}
-
-/// UTC with microseconds: exactly what PostgreSQL keeps.
-pub fn format_timestamp(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Micros, true)
+    Ok(Normalized { value: Some(normalized), given: true })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    const NOW: &str = "2026-11-27T10:00:00.000000Z";
+
+    fn norm(table: Table, name: &str, cell: Cell) -> Result<Normalized, FieldError> {
+        normalize(table.column(name).unwrap(), &cell, NOW)
+    }
+
     #[test]
-    fn timestamps_in_both_spellings() {
-        let a = parse_timestamp("2026-01-15T09:00:00.123456Z").unwrap();
-        let b = parse_timestamp("2026-01-15 10:00:00.123456+01").unwrap();
-        assert_eq!(a, b);
-        assert_eq!(format_timestamp(a), "2026-01-15T09:00:00.123456Z");
-        assert!(parse_timestamp("2026-01-15 09:00").is_none(), "a zone is required");
+    fn absent_values_are_not_given_and_take_defaults_for_new_rows() {
+        let language = norm(Table::Sites, "language", Cell::Absent).unwrap();
+        assert_eq!(language, Normalized { value: Some("en".into()), given: false });
+        let prompt = norm(Table::Sites, "ai_prompt", Cell::Absent).unwrap();
+        assert_eq!(prompt, Normalized { value: None, given: false });
+        let seen = norm(Table::Users, "first_seen", Cell::Null).unwrap();
+        assert_eq!(
+            seen,
+            Normalized { value: Some(NOW.into()), given: false },
+            "NULL in NOT NULL = not given"
+        );
+        assert!(norm(Table::Sites, "site_id", Cell::Absent).is_err());
+        assert!(norm(Table::Sites, "domain", Cell::Null).is_err());
+        assert!(!norm(Table::Sites, "domain", Cell::Absent).unwrap().given);
+    }
+
+    #[test]
+    fn the_columns_agree_with_the_models() {
+        for table in [Table::Sites, Table::Users] {
+            let model = table.def();
+            assert_eq!(table.columns().len(), model.columns.len());
+            for (column, def) in table.columns().iter().zip(model.columns) {
+                assert_eq!(column.name, def.name);
+                assert_eq!(column.required, def.not_null && def.default.is_none(), "{}", def.name);
+                let default = column.default.map(|d| match d {
+                    Default::Text(text) => format!("'{text}'"),
+                    Default::Now => "now()".to_owned(),
+                });
+                assert_eq!(default.as_deref(), def.default, "{}", def.name);
+            }
+        }
+    }
+
+    #[test]
+    fn explicit_null_clears_a_nullable_column() {
+        assert_eq!(
+            norm(Table::Sites, "brand_name", Cell::Null).unwrap(),
+            Normalized { value: None, given: true }
+        );
+    }
+
+    #[test]
+    fn cross_column_rules_need_both_values_known() {
+        let row = |stage: Option<&str>, pipeline_given: bool| {
+            let mut row: Vec<Normalized> =
+                Table::Sites.columns().iter().map(|_| Normalized { value: None, given: false }).collect();
+            row[7] = Normalized { value: stage.map(str::to_owned), given: true };
+            row[6].given = pipeline_given;
+            row
+        };
+        assert!(Table::Sites.check_row(&row(Some("s1"), true), false).is_err());
+        assert!(Table::Sites.check_row(&row(Some("s1"), false), false).is_ok(), "the stored pipeline counts");
+        assert!(Table::Sites.check_row(&row(Some("s1"), false), true).is_err(), "a new row has none");
     }
 }

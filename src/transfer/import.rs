@@ -1,262 +1,315 @@
 //! Import: every row is checked (and normalised) while it streams to PostgreSQL through
-//! `COPY`, inside one transaction. Any bad row, and nothing is written: the `COPY` is aborted
-//! and the transaction rolled back, and every problem is reported with its line, column and
-//! value. Good files go straight into the table when nothing can conflict (`--mode insert`,
-//! or an empty table), otherwise through a temporary staging table merged with one
-//! `INSERT … ON CONFLICT`.
+//! `COPY`, inside one transaction. Any bad row, and nothing is written: the `COPY` is aborted,
+//! the transaction rolled back, and every problem reported with its line, column and value.
+//!
+//! Into an empty table the rows go straight in (the fast path, as fast as `psql \copy`);
+//! concurrent imports into it take turns on an advisory lock, so the second sees the first's
+//! rows and merges instead of colliding. Otherwise — or when the fast path meets a conflict,
+//! which is then located by reading the file again — rows are staged in a temporary table,
+//! checked against the table as it is, and merged (`staging`).
+//!
+//! The import's own transaction runs under its own `statement_timeout` (an hour by default),
+//! not the role's: the `COPY` of a large file is one statement that legitimately runs for
+//! minutes.
 
-use std::{
-    fs::File,
-    io::{BufRead, BufReader},
-    path::{Path, PathBuf},
-};
+use std::time::Duration;
 
 use serde::Serialize;
-use sqlx::{AssertSqlSafe, Connection, PgConnection, postgres::PgDatabaseError};
+use sqlx::{AssertSqlSafe, Connection, PgConnection, postgres::PgCopyIn};
 
-use super::{
-    Format, PROGRESS_EVERY, Table,
-    columns::{Column, format_timestamp, normalize},
-    csv::{CsvError, CsvReader},
+pub use super::{
+    Format,
+    problems::{ImportError, ImportReport, Problems, RowError},
 };
-use crate::db::{self, DatabaseUrl, DbError, quote_ident};
+use super::{
+    PROGRESS_EVERY, Table,
+    columns::{Normalized, normalize},
+    reader::{Input, Opened},
+    staging::{self, Given},
+};
+use crate::{
+    db::{self, DatabaseUrl, quote_ident},
+    models::timestamps,
+};
 
 /// Bytes buffered before a `COPY` chunk goes out.
 const COPY_CHUNK_BYTES: usize = 256 * 1024;
+/// The import transaction's `statement_timeout` unless `--statement-timeout` says otherwise.
+pub const DEFAULT_STATEMENT_TIMEOUT: Duration = Duration::from_secs(3600);
+/// Serialises imports into an empty table ("cabimp" + the table).
+const EMPTY_TABLE_LOCK: i64 = 0x6361_6269_6d70_0000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
-    /// Only new rows; an existing key is an error.
+    /// Only new rows; a key the table already has is an error.
     Insert,
-    /// New rows are inserted, existing ones updated (created_at is kept).
+    /// Insert new rows; update existing ones, changing only the columns the file gives.
     Upsert,
 }
 
 #[derive(Debug, Clone)]
 pub struct ImportOptions {
     pub table: Table,
-    pub format: Format,
+    /// The file's format; `None`: from its name (or, for standard input, its first character).
+    pub format: Option<Format>,
     pub mode: Mode,
-    /// Stop checking after this many problems.
+    /// Problem rows reported at most (all are counted).
     pub max_errors: usize,
+    /// `statement_timeout` of the import's transaction (zero: none).
+    pub statement_timeout: Duration,
 }
 
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct ImportReport {
-    pub rows: u64,
-    pub inserted: u64,
-    pub updated: u64,
+/// How an attempt writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Path {
+    /// `COPY` into the table itself: it was empty.
+    Direct,
+    /// `COPY` into a staging table, check, merge.
+    Staged,
 }
 
-/// One problem with one row.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct RowError {
-    pub line: usize,
-    pub column: String,
-    pub value: String,
-    pub message: String,
+/// Why the fast path gave up: the rows must be staged to be located.
+struct Restage;
+
+/// Imports `input` into the table; on any error nothing is written.
+pub async fn import(
+    url: &DatabaseUrl,
+    input: &Input,
+    options: &ImportOptions,
+    progress: &mut (dyn FnMut(u64) + Send),
+) -> Result<ImportReport, ImportError> {
+    let opened = Opened::open(input, options.format)?;
+    let mut conn = db::connect(url, "cabinet-db import").await?;
+    let result = match attempt(&mut conn, &opened, options, progress, true).await {
+        Err(Restage) => match attempt(&mut conn, &opened, options, progress, false).await {
+            Ok(result) => result,
+            Err(Restage) => unreachable!("the staged path never asks to restage"),
+        },
+        Ok(result) => result,
+    };
+    conn.close().await.ok();
+    result
 }
 
-impl std::fmt::Display for RowError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if self.column.is_empty() {
-            write!(f, "line {}: {}", self.line, self.message)
-        } else {
-            write!(f, "line {}, column {}, value {:?}: {}", self.line, self.column, self.value, self.message)
+async fn attempt(
+    conn: &mut PgConnection,
+    opened: &Opened,
+    options: &ImportOptions,
+    progress: &mut (dyn FnMut(u64) + Send),
+    allow_direct: bool,
+) -> Result<Result<ImportReport, ImportError>, Restage> {
+    let table = options.table;
+    let mut tx = match conn.begin().await {
+        Ok(tx) => tx,
+        Err(e) => return Ok(Err(e.into())),
+    };
+    let path = match prepare(&mut tx, table, options, allow_direct).await {
+        Ok(path) => path,
+        Err(e) => return Ok(Err(e.into())),
+    };
+    let result = stream(&mut tx, opened, options, path, progress).await;
+    let report = match result {
+        Ok(report) => report,
+        Err(Failure::Import(e)) => {
+            tx.rollback().await.ok();
+            return Ok(Err(e));
         }
-    }
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum ImportError {
-    #[error("cannot read {}", .path.display())]
-    Open {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error(
-        "{} problem(s){}; nothing was written:\n{}",
-        .errors.len(),
-        if *.stopped_early { " (stopped checking there; --max-errors raises the limit)" } else { "" },
-        .errors.iter().map(|e| format!("  {e}")).collect::<Vec<_>>().join("\n")
-    )]
-    Invalid { errors: Vec<RowError>, stopped_early: bool },
-    #[error(transparent)]
-    Db(#[from] DbError),
-    #[error("database query failed; nothing was written")]
-    Query(#[from] sqlx::Error),
-}
-
-impl ImportError {
-    fn one(line: usize, column: &str, value: &str, message: impl Into<String>) -> Self {
-        ImportError::Invalid {
-            errors: vec![RowError {
-                line,
-                column: column.to_owned(),
-                value: value.to_owned(),
-                message: message.into(),
-            }],
-            stopped_early: false,
+        Err(Failure::Conflict(e)) if path == Path::Direct && is_constraint_violation(&e) => {
+            tx.rollback().await.ok();
+            tracing::info!(error = %e, "the direct COPY met a conflict; staging the rows to locate it");
+            return Err(Restage);
         }
+        Err(Failure::Conflict(e)) => {
+            tx.rollback().await.ok();
+            return Ok(Err(e.into()));
+        }
+    };
+    Ok(match tx.commit().await {
+        Ok(()) => Ok(report),
+        // The server answered: it rolled back.
+        Err(e) if e.as_database_error().is_some() => Err(ImportError::Query(e)),
+        // No answer: the COMMIT may or may not have happened.
+        Err(e) => Err(ImportError::OutcomeUnknown(e)),
+    })
+}
+
+/// Session settings for the import, and which path it takes.
+async fn prepare(
+    conn: &mut PgConnection,
+    table: Table,
+    options: &ImportOptions,
+    allow_direct: bool,
+) -> Result<Path, sqlx::Error> {
+    sqlx::query(
+        "SELECT set_config('statement_timeout', $1, true), set_config('TimeZone', 'UTC', true),
+                set_config('DateStyle', 'ISO, YMD', true)",
+    )
+    .bind(format!("{}ms", options.statement_timeout.as_millis()))
+    .execute(&mut *conn)
+    .await?;
+    if !allow_direct {
+        return Ok(Path::Staged);
+    }
+    let empty_sql = format!("SELECT NOT EXISTS (SELECT 1 FROM {})", quote_ident(table.name()));
+    let empty: bool = sqlx::query_scalar(AssertSqlSafe(empty_sql.clone())).fetch_one(&mut *conn).await?;
+    if !empty {
+        return Ok(Path::Staged);
+    }
+    // Another import may be filling the empty table right now: wait for it, then look again.
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(EMPTY_TABLE_LOCK + table as i64)
+        .execute(&mut *conn)
+        .await?;
+    let still_empty: bool = sqlx::query_scalar(AssertSqlSafe(empty_sql)).fetch_one(&mut *conn).await?;
+    Ok(if still_empty { Path::Direct } else { Path::Staged })
+}
+
+enum Failure {
+    /// Bad rows, or the database refused: reported as is.
+    Import(ImportError),
+    /// The `COPY` into the table (or its merge) failed in the database.
+    Conflict(sqlx::Error),
+}
+
+impl From<sqlx::Error> for Failure {
+    fn from(e: sqlx::Error) -> Self {
+        Failure::Import(ImportError::Query(e))
     }
 }
 
-impl RowError {
-    /// A value refused on a line.
-    fn at(line: usize, error: crate::models::FieldError) -> Self {
-        RowError { line, column: error.field.to_owned(), value: error.value, message: error.reason }
+impl From<ImportError> for Failure {
+    fn from(e: ImportError) -> Self {
+        Failure::Import(e)
     }
 }
 
-impl From<CsvError> for RowError {
-    fn from(e: CsvError) -> Self {
-        RowError { line: e.line, column: String::new(), value: String::new(), message: e.message }
-    }
+/// Class 23: integrity constraint violations.
+fn is_constraint_violation(error: &sqlx::Error) -> bool {
+    db::sqlstate(error).is_some_and(|s| s.starts_with("23"))
 }
 
-/// A row as read: its line and one raw value per present column.
-struct RawRow {
-    line: usize,
-    values: Vec<Option<String>>,
-}
-
-/// Rows of a CSV or JSON Lines file, with the columns they carry.
-enum Source {
-    Csv(CsvReader<BufReader<File>>),
-    Jsonl { lines: std::io::Lines<BufReader<File>>, line: usize },
-}
-
-impl Source {
-    fn open(path: &Path, options: &ImportOptions) -> Result<(Source, Vec<&'static Column>), ImportError> {
-        let file = File::open(path).map_err(|source| ImportError::Open { path: path.to_owned(), source })?;
-        let reader = BufReader::with_capacity(1 << 20, file);
-        let table = options.table;
-        match options.format {
-            Format::Jsonl => {
-                Ok((Source::Jsonl { lines: reader.lines(), line: 0 }, table.columns().iter().collect()))
+async fn stream(
+    conn: &mut PgConnection,
+    opened: &Opened,
+    options: &ImportOptions,
+    path: Path,
+    progress: &mut (dyn FnMut(u64) + Send),
+) -> Result<ImportReport, Failure> {
+    let table = options.table;
+    // Every row is new on the direct path, and must be in insert mode: all is known.
+    let all_known = path == Path::Direct || options.mode == Mode::Insert;
+    let mut rows = opened.rows(table, all_known)?;
+    let now: timestamps::Checked = sqlx::query_scalar("SELECT now()").fetch_one(&mut *conn).await?;
+    let now = timestamps::format(now.0);
+    let copy_sql = match path {
+        Path::Direct => {
+            let names: Vec<String> = table.columns().iter().map(|c| quote_ident(c.name)).collect();
+            format!("COPY {} ({}) FROM STDIN", quote_ident(table.name()), names.join(", "))
+        }
+        Path::Staged => staging::create(conn, table).await?,
+    };
+    let mut copy = conn.copy_in_raw(&copy_sql).await?;
+    let mut problems = Problems::new(options.max_errors);
+    let mut given = Given::new(table);
+    let mut buffer = String::with_capacity(COPY_CHUNK_BYTES + 4096);
+    loop {
+        let raw = match rows.next_row() {
+            Ok(Some(raw)) => raw,
+            Ok(None) => break,
+            Err(e) => {
+                let desynchronised = rows.is_desynchronised(&e);
+                problems.push(e);
+                if desynchronised {
+                    break;
+                }
+                continue;
             }
-            Format::Csv => {
-                let mut csv = CsvReader::new(reader);
-                let header = csv
-                    .next_record()
-                    .map_err(|e| ImportError::Invalid { errors: vec![e.into()], stopped_early: false })?
-                    .ok_or_else(|| ImportError::one(1, "", "", "the file is empty; it needs a header row"))?;
-                let mut present = Vec::new();
-                for field in &header.fields {
-                    let Some(column) = table.column(field.value.trim()) else {
-                        let known: Vec<&str> = table.columns().iter().map(|c| c.name).collect();
-                        return Err(ImportError::one(
-                            header.line,
-                            "",
-                            &field.value,
-                            format!(
-                                "the first row must be a header naming {} columns ({}); {:?} is not one of them",
-                                table.name(),
-                                known.join(", "),
-                                field.value
-                            ),
-                        ));
-                    };
-                    if present.iter().any(|c: &&Column| c.name == column.name) {
-                        return Err(ImportError::one(
-                            header.line,
-                            column.name,
-                            "",
-                            "the header names this column twice",
-                        ));
-                    }
-                    present.push(column);
+        };
+        given.rows += 1;
+        let mut row: Vec<Normalized> = Vec::with_capacity(raw.cells.len());
+        let mut row_ok = true;
+        for (column, cell) in table.columns().iter().zip(&raw.cells) {
+            match normalize(column, cell, &now) {
+                Ok(value) => row.push(value),
+                Err(e) => {
+                    row_ok = false;
+                    problems.push(RowError::at(raw.line, e));
+                    row.push(Normalized { value: None, given: false });
                 }
-                if let Some(missing) =
-                    table.columns().iter().find(|c| c.required && !present.iter().any(|p| p.name == c.name))
-                {
-                    return Err(ImportError::one(
-                        header.line,
-                        missing.name,
-                        "",
-                        "the header lacks this required column",
-                    ));
-                }
-                Ok((Source::Csv(csv), present))
             }
+        }
+        if row_ok && all_known {
+            for (column, value) in table.columns().iter().zip(&row) {
+                if column.required && value.value.is_none() {
+                    row_ok = false;
+                    problems.push(RowError::new(raw.line, column.name, "", "is required for a new row"));
+                }
+            }
+        }
+        if row_ok && let Err(e) = table.check_row(&row, all_known) {
+            problems.push(RowError::at(raw.line, e));
+            row_ok = false;
+        }
+        for (count, value) in given.counts.iter_mut().zip(&row) {
+            *count += u64::from(value.given);
+        }
+        if row_ok && problems.is_empty() {
+            encode_copy_row(&mut buffer, (path == Path::Staged).then_some(raw.line), &row);
+            if buffer.len() >= COPY_CHUNK_BYTES {
+                copy.send(buffer.as_bytes()).await?;
+                buffer.clear();
+            }
+        }
+        if given.rows.is_multiple_of(PROGRESS_EVERY) {
+            progress(given.rows);
         }
     }
+    progress(given.rows);
+    if !problems.is_empty() {
+        copy.abort("cabinet-db: the file has invalid rows").await.ok();
+        return Err(problems.into_error().into());
+    }
+    finish(copy, &buffer).await.map_err(Failure::Conflict)?;
+    if path == Path::Direct {
+        return Ok(ImportReport { rows: given.rows, inserted: given.rows, updated: 0 });
+    }
 
-    fn next(&mut self, present: &[&'static Column]) -> Result<Option<RawRow>, RowError> {
-        match self {
-            Source::Csv(csv) => {
-                let Some(record) = csv.next_record()? else { return Ok(None) };
-                if record.fields.len() != present.len() {
-                    return Err(RowError {
-                        line: record.line,
-                        column: String::new(),
-                        value: String::new(),
-                        message: format!(
-                            "has {} fields, the header has {}",
-                            record.fields.len(),
-                            present.len()
-                        ),
-                    });
-                }
-                let values = record.fields.iter().map(|f| f.as_nullable().map(str::to_owned)).collect();
-                Ok(Some(RawRow { line: record.line, values }))
-            }
-            Source::Jsonl { lines, line } => loop {
-                let Some(text) = lines.next() else { return Ok(None) };
-                *line += 1;
-                let at = *line;
-                let error = |column: &str, value: &str, message: String| RowError {
-                    line: at,
-                    column: column.to_owned(),
-                    value: value.to_owned(),
-                    message,
-                };
-                let text =
-                    text.map_err(|e| error("", "", format!("cannot read: {e} (is the file UTF-8?)")))?;
-                if text.trim().is_empty() {
-                    continue;
-                }
-                let object: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&text)
-                    .map_err(|e| error("", "", format!("not a JSON object: {e}")))?;
-                if let Some(unknown) = object.keys().find(|k| !present.iter().any(|c| c.name == k.as_str())) {
-                    return Err(error(unknown, "", "is not a column of this table".to_owned()));
-                }
-                let mut values = Vec::with_capacity(present.len());
-                for column in present {
-                    values.push(match object.get(column.name) {
-                        None | Some(serde_json::Value::Null) => None,
-                        Some(serde_json::Value::String(s)) => Some(s.clone()),
-                        Some(serde_json::Value::Number(n)) => Some(n.to_string()),
-                        Some(other) => {
-                            return Err(error(
-                                column.name,
-                                &other.to_string(),
-                                "must be a string or null".to_owned(),
-                            ));
-                        }
-                    });
-                }
-                return Ok(Some(RawRow { line: at, values }));
-            },
+    staging::analyze(conn).await?;
+    let mut problems = Problems::new(options.max_errors);
+    staging::check(conn, table, options.mode, &mut problems).await?;
+    if !problems.is_empty() {
+        return Err(problems.into_error().into());
+    }
+    sqlx::raw_sql("SAVEPOINT cabinet_merge").execute(&mut *conn).await?;
+    match staging::merge(conn, table, options.mode, &given).await {
+        Ok((inserted, updated)) => Ok(ImportReport { rows: given.rows, inserted, updated }),
+        Err(e) if is_constraint_violation(&e) => {
+            sqlx::raw_sql("ROLLBACK TO SAVEPOINT cabinet_merge").execute(&mut *conn).await?;
+            staging::diagnose(conn, table, options.mode, &mut problems).await?;
+            if problems.is_empty() { Err(Failure::Conflict(e)) } else { Err(problems.into_error().into()) }
         }
+        Err(e) => Err(Failure::Conflict(e)),
     }
 }
 
-/// Appends one row in COPY's text format.
-fn encode_copy_row(out: &mut String, line: Option<usize>, values: &[Option<String>]) {
-    let mut first = true;
+async fn finish(mut copy: PgCopyIn<&mut PgConnection>, buffer: &str) -> Result<u64, sqlx::Error> {
+    copy.send(buffer.as_bytes()).await?;
+    copy.finish().await
+}
+
+/// Appends one row in COPY's text format: for the staging table, the line first and the
+/// `given_` flags last.
+fn encode_copy_row(out: &mut String, line: Option<usize>, row: &[Normalized]) {
     if let Some(line) = line {
         out.push_str(&line.to_string());
-        first = false;
+        out.push('\t');
     }
-    for value in values {
-        if !first {
+    for (i, value) in row.iter().enumerate() {
+        if i > 0 {
             out.push('\t');
         }
-        first = false;
-        match value {
+        match &value.value {
             None => out.push_str("\\N"),
             Some(v) => {
                 for c in v.chars() {
@@ -271,257 +324,29 @@ fn encode_copy_row(out: &mut String, line: Option<usize>, values: &[Option<Strin
             }
         }
     }
+    if line.is_some() {
+        for value in row {
+            out.push_str(if value.given { "\tt" } else { "\tf" });
+        }
+    }
     out.push('\n');
 }
 
-/// Imports `path` into the table; on any error nothing is written.
-pub async fn import(
-    url: &DatabaseUrl,
-    path: &Path,
-    options: &ImportOptions,
-    progress: &mut (dyn FnMut(u64) + Send),
-) -> Result<ImportReport, ImportError> {
-    let (mut source, present) = Source::open(path, options)?;
-    let table = options.table;
-    let names: Vec<&str> = present.iter().map(|c| c.name).collect();
-    let column_list = names.iter().map(|n| quote_ident(n)).collect::<Vec<_>>().join(", ");
-    let now = format_timestamp(chrono::Utc::now());
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-    let mut conn = db::connect(url, "cabinet-db import").await?;
-    let mut tx = conn.begin().await?;
-    let target_empty: bool = sqlx::query_scalar(AssertSqlSafe(format!(
-        "SELECT NOT EXISTS (SELECT 1 FROM {})",
-        quote_ident(table.name())
-    )))
-    .fetch_one(&mut *tx)
-    .await?;
-    // Straight into the table when no row can conflict with a stored one.
-    let direct = options.mode == Mode::Insert || target_empty;
-    let copy_sql = if direct {
-        format!("COPY {} ({column_list}) FROM STDIN", quote_ident(table.name()))
-    } else {
-        sqlx::raw_sql(AssertSqlSafe(format!(
-            "CREATE TEMPORARY TABLE cabinet_import ON COMMIT DROP AS
-               SELECT 0::bigint AS line, {column_list} FROM {} WITH NO DATA",
-            quote_ident(table.name())
-        )))
-        .execute(&mut *tx)
-        .await?;
-        format!("COPY cabinet_import (line, {column_list}) FROM STDIN")
-    };
-
-    let mut copy = tx.copy_in_raw(&copy_sql).await?;
-    let mut errors: Vec<RowError> = Vec::new();
-    let mut stopped_early = false;
-    let mut buffer = String::with_capacity(COPY_CHUNK_BYTES + 4096);
-    let mut rows: u64 = 0;
-    loop {
-        let raw = match source.next(&present) {
-            Ok(Some(raw)) => raw,
-            Ok(None) => break,
-            Err(e) => {
-                let fatal =
-                    e.column.is_empty() && options.format == Format::Csv && e.message.contains("quote");
-                errors.push(e);
-                // A CSV quoting error leaves the reader out of step: stop there.
-                if fatal || errors.len() >= options.max_errors {
-                    stopped_early = errors.len() >= options.max_errors;
-                    break;
-                }
-                continue;
-            }
-        };
-        rows += 1;
-        let mut values = Vec::with_capacity(present.len());
-        let mut row_ok = true;
-        for (column, value) in present.iter().zip(&raw.values) {
-            match normalize(column, value.as_deref(), &now) {
-                Ok(v) => values.push(v),
-                Err(e) => {
-                    row_ok = false;
-                    errors.push(RowError::at(raw.line, e));
-                    values.push(None);
-                }
-            }
-        }
-        if row_ok && let Err(e) = table.check_row(&present, &values) {
-            row_ok = false;
-            errors.push(RowError::at(raw.line, e));
-        }
-        if errors.len() >= options.max_errors {
-            stopped_early = true;
-            break;
-        }
-        if row_ok && errors.is_empty() {
-            encode_copy_row(&mut buffer, (!direct).then_some(raw.line), &values);
-            if buffer.len() >= COPY_CHUNK_BYTES {
-                copy.send(buffer.as_bytes()).await?;
-                buffer.clear();
-            }
-        }
-        if rows.is_multiple_of(PROGRESS_EVERY) {
-            progress(rows);
-        }
+    #[test]
+    fn copy_rows_escape_text_and_carry_the_given_flags() {
+        let row = vec![
+            Normalized { value: Some("a\tb\\c\nd".into()), given: true },
+            Normalized { value: None, given: false },
+        ];
+        let mut out = String::new();
+        encode_copy_row(&mut out, Some(7), &row);
+        assert_eq!(out, "7\ta\\tb\\\\c\\nd\t\\N\tt\tf\n");
+        out.clear();
+        encode_copy_row(&mut out, None, &row);
+        assert_eq!(out, "a\\tb\\\\c\\nd\t\\N\n");
     }
-    progress(rows);
-    if !errors.is_empty() {
-        copy.abort("cabinet-db: the file has invalid rows").await.ok();
-        tx.rollback().await.ok();
-        return Err(ImportError::Invalid { errors, stopped_early });
-    }
-    copy.send(buffer.as_bytes()).await?;
-    if let Err(e) = copy.finish().await {
-        tx.rollback().await.ok();
-        return Err(explain_conflict(e, path, options, &present).await);
-    }
-
-    let report = if direct {
-        ImportReport { rows, inserted: rows, updated: 0 }
-    } else {
-        check_staged_duplicates(&mut tx, table, options.max_errors).await?;
-        let updatable = table.updatable(&present);
-        let on_conflict = if updatable.is_empty() {
-            "DO NOTHING".to_owned()
-        } else {
-            let sets: Vec<String> =
-                updatable.iter().map(|c| format!("{0} = EXCLUDED.{0}", quote_ident(c))).collect();
-            format!("DO UPDATE SET {}", sets.join(", "))
-        };
-        let merge = format!(
-            "WITH merged AS (
-                 INSERT INTO {table} ({column_list}) SELECT {column_list} FROM cabinet_import ORDER BY line
-                 ON CONFLICT ({key}) {on_conflict}
-                 RETURNING (xmax = 0) AS inserted
-             )
-             SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM merged",
-            table = quote_ident(table.name()),
-            key = quote_ident(table.key()),
-        );
-        let (inserted, updated): (i64, i64) =
-            match sqlx::query_as(AssertSqlSafe(merge)).fetch_one(&mut *tx).await {
-                Ok(counts) => counts,
-                Err(e) => {
-                    tx.rollback().await.ok();
-                    return Err(explain_conflict(e, path, options, &present).await);
-                }
-            };
-        ImportReport { rows, inserted: inserted as u64, updated: updated as u64 }
-    };
-    tx.commit().await?;
-    conn.close().await.ok();
-    Ok(report)
-}
-
-/// Keys (and, for sites, domains) that appear on several lines of the staged file.
-async fn check_staged_duplicates(
-    conn: &mut PgConnection,
-    table: Table,
-    max_errors: usize,
-) -> Result<(), ImportError> {
-    let mut columns = vec![table.key()];
-    if table == Table::Sites {
-        columns.push("domain");
-    }
-    let mut errors = Vec::new();
-    for column in columns {
-        let found: Vec<(String, Vec<i64>)> = sqlx::query_as(AssertSqlSafe(format!(
-            "SELECT {c}::text, array_agg(line ORDER BY line) FROM cabinet_import
-              GROUP BY {c} HAVING count(*) > 1 ORDER BY min(line) LIMIT $1",
-            c = quote_ident(column)
-        )))
-        .bind(max_errors as i64)
-        .fetch_all(&mut *conn)
-        .await?;
-        for (value, lines) in found {
-            errors.push(duplicate_error(
-                column,
-                &value,
-                &lines.iter().map(|l| *l as usize).collect::<Vec<_>>(),
-            ));
-        }
-    }
-    if table == Table::Sites {
-        let taken: Vec<(i64, String, String)> = sqlx::query_as(
-            "SELECT i.line, i.domain, s.site_id FROM cabinet_import i
-               JOIN sites s ON s.domain = i.domain AND s.site_id <> i.site_id
-              ORDER BY i.line LIMIT $1",
-        )
-        .bind(max_errors as i64)
-        .fetch_all(&mut *conn)
-        .await?;
-        for (line, domain, owner) in taken {
-            errors.push(RowError {
-                line: line as usize,
-                column: "domain".into(),
-                value: domain,
-                message: format!("already belongs to site {owner:?}; each domain belongs to one site"),
-            });
-        }
-    }
-    if errors.is_empty() { Ok(()) } else { Err(ImportError::Invalid { errors, stopped_early: false }) }
-}
-
-fn duplicate_error(column: &str, value: &str, lines: &[usize]) -> RowError {
-    let shown: Vec<String> = lines.iter().map(ToString::to_string).collect();
-    RowError {
-        line: lines[0],
-        column: column.to_owned(),
-        value: value.to_owned(),
-        message: format!("appears on lines {}; each value may appear once per file", shown.join(", ")),
-    }
-}
-
-/// Turns a unique violation from a direct `COPY` into lines of the file: the database names
-/// the value, a second pass over the file finds where it stands.
-async fn explain_conflict(
-    error: sqlx::Error,
-    path: &Path,
-    options: &ImportOptions,
-    present: &[&'static Column],
-) -> ImportError {
-    let Some(pg) = error.as_database_error().and_then(|e| e.try_downcast_ref::<PgDatabaseError>()) else {
-        return ImportError::Query(error);
-    };
-    if pg.code() != "23505" {
-        return ImportError::Query(error);
-    }
-    // "Key (user_id)=(u1) already exists."
-    let detail = pg.detail().unwrap_or_default().to_owned();
-    let parsed =
-        detail.strip_prefix("Key (").and_then(|rest| rest.split_once(")=(")).and_then(|(column, rest)| {
-            Some((column.to_owned(), rest.rsplit_once(") already exists")?.0.to_owned()))
-        });
-    let Some((column, value)) = parsed else { return ImportError::Query(error) };
-    let lines = lines_with_value(path, options, present, &column, &value).unwrap_or_default();
-    let message = if lines.len() > 1 {
-        return ImportError::Invalid {
-            errors: vec![duplicate_error(&column, &value, &lines)],
-            stopped_early: false,
-        };
-    } else {
-        "already exists in the database; use --mode upsert to update existing rows".to_owned()
-    };
-    ImportError::Invalid {
-        errors: vec![RowError { line: lines.first().copied().unwrap_or(0), column, value, message }],
-        stopped_early: false,
-    }
-}
-
-fn lines_with_value(
-    path: &Path,
-    options: &ImportOptions,
-    present: &[&'static Column],
-    column: &str,
-    value: &str,
-) -> Option<Vec<usize>> {
-    let index = present.iter().position(|c| c.name == column)?;
-    let (mut source, _) = Source::open(path, options).ok()?;
-    let mut lines = Vec::new();
-    while let Ok(Some(raw)) = source.next(present) {
-        let normalized = normalize(present[index], raw.values[index].as_deref(), "").ok().flatten();
-        if normalized.as_deref() == Some(value) {
-            lines.push(raw.line);
-        }
-    }
-    Some(lines)
 }

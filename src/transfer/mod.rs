@@ -1,7 +1,7 @@
 //! Bulk import and export of sites and users: CSV (with a header row) or JSON Lines,
 //! streamed through `COPY`.
 
-/// How each table's columns are checked and normalised on import.
+/// How each table's columns are checked and normalised on import; given vs absent values.
 pub mod columns;
 /// A streaming CSV reader that keeps NULL and "" apart.
 pub mod csv;
@@ -9,6 +9,12 @@ pub mod csv;
 pub mod export;
 /// Validate everything, then `COPY` and merge, in one transaction.
 pub mod import;
+/// What an import reports: counts, or every problem row.
+pub mod problems;
+/// Reading import files and standard input into rows of cells.
+pub mod reader;
+/// The staged path: a temporary table, checks against the live table, the merge.
+pub mod staging;
 
 use std::path::Path;
 

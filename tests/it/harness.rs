@@ -15,6 +15,11 @@ use cabinet_db::{
     db::{self, DatabaseUrl, quote_ident},
     local_cluster::{LocalCluster, ServerSettings},
     migrations::{MigrationSet, RunnerOptions, runner},
+    roles::{
+        RoleKind, Roles,
+        apply::apply,
+        password::{self, PasswordSources},
+    },
 };
 use sqlx::{AssertSqlSafe, Connection, PgConnection};
 
@@ -334,4 +339,40 @@ pub async fn column_exists(db: &TestDb, table: &str, column: &str) -> bool {
     .unwrap();
     conn.close().await.unwrap();
     exists
+}
+
+/// A migrated database with this test's roles applied; passwords in a temporary directory.
+pub struct WithRoles {
+    pub db: TestDb,
+    pub roles: Roles,
+    pub secrets: tempfile::TempDir,
+}
+
+impl WithRoles {
+    pub async fn new() -> WithRoles {
+        let db = TestDb::migrated().await;
+        let roles = Roles::new(db.role_prefix());
+        let secrets = tempfile::tempdir().unwrap();
+        apply(&db.url, &roles, &sources(&secrets)).await.unwrap();
+        WithRoles { db, roles, secrets }
+    }
+
+    pub fn password(&self, kind: RoleKind) -> String {
+        let path = self.secrets.path().join(format!("{}.password", self.roles.name(kind)));
+        password::read(&path).unwrap().expose().to_owned()
+    }
+
+    pub async fn conn(&self, kind: RoleKind) -> PgConnection {
+        self.db.conn_as(&self.roles.name(kind), &self.password(kind)).await.unwrap()
+    }
+
+    /// The URL as one of this test's login roles.
+    pub fn url_as(&self, kind: RoleKind) -> DatabaseUrl {
+        self.db.url_as(&self.roles.name(kind), &self.password(kind))
+    }
+}
+
+/// Passwords generated into `secrets`.
+pub fn sources(secrets: &tempfile::TempDir) -> PasswordSources {
+    PasswordSources { files: vec![], secrets_dir: Some(secrets.path().to_owned()) }
 }

@@ -7,6 +7,8 @@ mod audit;
 mod baseline;
 /// The database rejects bad rows whoever writes them.
 mod constraints;
+/// A TCP proxy that cuts the connection right after a COMMIT.
+mod cutting_proxy;
 /// `sites …` and `users …` commands as an operator uses them.
 mod data_cli;
 /// `cabinet-db dev up / status / down`.
@@ -19,6 +21,8 @@ mod fake_localapi;
 mod harness;
 /// Import and export: round trips and bad input.
 mod import;
+/// Imports into tables with rows: partial lines, database-found problems, concurrency, COMMIT.
+mod import_merge;
 /// The runner: up/down/targets, checksums, order, the lock, retries, crashes.
 mod migrate;
 /// Tailnet-only exposure proven in network namespaces (root).

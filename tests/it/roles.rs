@@ -12,37 +12,7 @@ use cabinet_db::{
 };
 use sqlx::{AssertSqlSafe, Connection, PgConnection};
 
-use crate::harness::{TestDb, migrations_dir, run, stderr};
-
-/// A migrated database with this test's roles applied; passwords in a temporary directory.
-struct WithRoles {
-    db: TestDb,
-    roles: Roles,
-    secrets: tempfile::TempDir,
-}
-
-impl WithRoles {
-    async fn new() -> WithRoles {
-        let db = TestDb::migrated().await;
-        let roles = Roles::new(db.role_prefix());
-        let secrets = tempfile::tempdir().unwrap();
-        apply(&db.url, &roles, &sources(&secrets)).await.unwrap();
-        WithRoles { db, roles, secrets }
-    }
-
-    fn password(&self, kind: RoleKind) -> String {
-        let path = self.secrets.path().join(format!("{}.password", self.roles.name(kind)));
-        password::read(&path).unwrap().expose().to_owned()
-    }
-
-    async fn conn(&self, kind: RoleKind) -> PgConnection {
-        self.db.conn_as(&self.roles.name(kind), &self.password(kind)).await.unwrap()
-    }
-}
-
-fn sources(secrets: &tempfile::TempDir) -> PasswordSources {
-    PasswordSources { files: vec![], secrets_dir: Some(secrets.path().to_owned()) }
-}
+use crate::harness::{TestDb, WithRoles, migrations_dir, run, sources, stderr};
 
 /// Whether `sql` succeeds as this connection (in a transaction that is rolled back).
 async fn allowed(conn: &mut PgConnection, sql: &str) -> bool {

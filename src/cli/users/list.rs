@@ -5,7 +5,7 @@ use crate::{
     cli::{ConnectionArgs, Outcome, output},
     data::DEFAULT_PAGE_SIZE,
     db,
-    transfer::columns::parse_timestamp,
+    models::timestamps,
     users::{self, UserFilter},
 };
 
@@ -31,8 +31,7 @@ pub struct Args {
 }
 
 pub fn parse_time(text: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
-    parse_timestamp(text)
-        .ok_or_else(|| format!("{text:?} is not a time with a zone; write e.g. 2026-01-15T09:00:00Z"))
+    timestamps::parse_in_range(text).map_err(|reason| format!("{text:?} {reason}"))
 }
 
 pub async fn run(args: Args, json: bool) -> anyhow::Result<Outcome> {
