@@ -65,9 +65,9 @@ pub fn is_stdout_closed(error: &anyhow::Error) -> bool {
 }
 
 pub fn print_json<T: Serialize + ?Sized>(value: &T) -> anyhow::Result<()> {
-    let mut out = stdout();
-    serde_json::to_writer_pretty(&mut out, value)?;
-    writeln!(out)?;
+    // Serialised first: an I/O error inside serde_json would hide a closed pipe.
+    let text = serde_json::to_string_pretty(value)?;
+    writeln!(stdout(), "{text}")?;
     Ok(())
 }
 

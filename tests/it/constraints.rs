@@ -73,6 +73,44 @@ async fn direct_sql_with_bad_values_is_rejected_by_named_constraints() {
             "INSERT INTO users (user_id, first_seen) VALUES ('u1', now() + interval '1 day')",
             "users_seen_order",
         ),
+        // Values any SQL client could write and no reader could show.
+        (
+            "INSERT INTO sites (site_id, domain, created_at) VALUES ('s2', 'b.example.com', 'infinity')",
+            "sites_created_at_range",
+        ),
+        (
+            "INSERT INTO sites (site_id, domain, created_at) VALUES ('s2', 'b.example.com', '-infinity')",
+            "sites_created_at_range",
+        ),
+        (
+            "INSERT INTO sites (site_id, domain, created_at) VALUES ('s2', 'b.example.com', '294000-01-01Z')",
+            "sites_created_at_range",
+        ),
+        (
+            "INSERT INTO sites (site_id, domain, created_at) VALUES ('s2', 'b.example.com', '0001-01-01 BC')",
+            "sites_created_at_range",
+        ),
+        (
+            "INSERT INTO users (user_id, first_seen, last_seen) VALUES ('u1', '-infinity', now())",
+            "users_first_seen_range",
+        ),
+        ("INSERT INTO users (user_id, last_seen) VALUES ('u1', 'infinity')", "users_last_seen_range"),
+        // Invisible and locale-dependent characters: one rule, whatever the database's locale.
+        (
+            "INSERT INTO sites (site_id, domain) VALUES (E'\\u00a0nbsp', 'b.example.com')",
+            "sites_site_id_format",
+        ),
+        (
+            "INSERT INTO sites (site_id, domain) VALUES (E'\\u200bzero', 'b.example.com')",
+            "sites_site_id_format",
+        ),
+        (
+            "INSERT INTO sites (site_id, domain) VALUES (E'a\\u202eb', 'b.example.com')",
+            "sites_site_id_format",
+        ),
+        ("INSERT INTO users (user_id) VALUES (E'\\ufeffu1')", "users_user_id_format"),
+        ("INSERT INTO users (user_id, email) VALUES ('u1', 'a@b.c.')", "users_email_format"),
+        ("INSERT INTO users (user_id, email) VALUES ('u1', E'a\\u00a0b@example.com')", "users_email_format"),
     ];
     for (sql, expected) in cases {
         assert_eq!(rejected_by(&db, sql).await, expected, "{sql}");

@@ -89,6 +89,34 @@ async fn dev_up_creates_a_working_database_and_is_idempotent() {
     let status = dev(&data_dir, &["status"]);
     assert!(stdout(&status).contains("acme.example.com"), "{}", stdout(&status));
     assert!(!stdout(&status).contains(url), "the human output never shows the password");
+
+    // A row no reader can show (a superuser dropped the rule): `dev url` still answers (it
+    // reads no rows), `dev status` names the row instead of crashing.
+    let mut superuser = sqlx::PgConnection::connect(url).await.unwrap();
+    sqlx::raw_sql(
+        "ALTER TABLE sites DROP CONSTRAINT sites_created_at_range;
+         UPDATE sites SET created_at = 'infinity' WHERE site_id = 'demo-acme'",
+    )
+    .execute(&mut superuser)
+    .await
+    .unwrap();
+    assert_eq!(stdout(&dev(&data_dir, &["url"])).trim(), url);
+    let broken = dev(&data_dir, &["status"]);
+    assert_eq!(broken.status.code(), Some(2), "{}", stderr(&broken));
+    assert!(
+        stderr(&broken).contains("site_id = \"demo-acme\": column created_at holds infinity"),
+        "{}",
+        stderr(&broken)
+    );
+    sqlx::raw_sql(
+        "UPDATE sites SET created_at = now() WHERE site_id = 'demo-acme';
+         ALTER TABLE sites ADD CONSTRAINT sites_created_at_range
+           CHECK (created_at >= '0001-01-01 00:00:00+00'::timestamptz AND created_at < '10000-01-01 00:00:00+00'::timestamptz)",
+    )
+    .execute(&mut superuser)
+    .await
+    .unwrap();
+    superuser.close().await.unwrap();
     let down = dev(&data_dir, &["down"]);
     assert!(stdout(&down).contains("Stopped"), "{}", stdout(&down));
     let stopped: serde_json::Value =

@@ -1,6 +1,8 @@
 //! Integration tests: one binary, one PostgreSQL cluster per run (see `harness`), one fresh
 //! database per test.
 
+/// One definition of valid: generated values judged by cabinet-db and by the constraints.
+mod agreement;
 /// `cabinet-db audit`: a clean setup passes, each misconfiguration fails.
 mod audit;
 /// `migrate baseline`, plain and from an Alembic-built database.
@@ -29,6 +31,8 @@ mod migrate;
 mod netns;
 /// Offline commands: `sql`, `history`, `new`, `lint`.
 mod offline;
+/// Hostile values and interruptions: infinite times, closed pipes, kill -9, escapes.
+mod robustness;
 /// The least-privilege roles, tried by connecting as each.
 mod roles;
 /// PostgreSQL older than 14 is refused.
