@@ -2,7 +2,7 @@ use std::fmt;
 
 use serde::Serialize;
 
-use super::snapshot::{IndexSnapshot, Snapshot, TableSnapshot};
+use super::snapshot::{IndexSnapshot, RowSecurity, Snapshot, TableSnapshot};
 use crate::{db::quote_literal, models::schema};
 
 /// One way the live schema differs from the models.
@@ -22,6 +22,12 @@ pub enum Difference {
     MissingIndex { table: String, name: String, definition: String },
     UnexpectedIndex { table: String, name: String, definition: String },
     IndexDefinition { table: String, name: String, expected: String, actual: String },
+    MissingTrigger { table: String, name: String, definition: String },
+    UnexpectedTrigger { table: String, name: String, definition: String },
+    TriggerDefinition { table: String, name: String, expected: String, actual: String },
+    UnexpectedRule { table: String, name: String, definition: String },
+    RowSecurity { table: String, expected: RowSecurity, actual: RowSecurity },
+    UnexpectedPolicy { table: String, name: String, definition: String },
 }
 
 impl fmt::Display for Difference {
@@ -69,6 +75,29 @@ impl fmt::Display for Difference {
             }
             IndexDefinition { table, name, expected, actual } => {
                 write!(f, "{table}: index {name} is {actual}, the models say {expected}")
+            }
+            MissingTrigger { table, name, definition } => {
+                write!(f, "{table}: trigger {name} is missing ({definition})")
+            }
+            UnexpectedTrigger { table, name, definition } => write!(
+                f,
+                "{table}: trigger {name} ({definition}) is not in the models: it runs on every write, whoever writes"
+            ),
+            TriggerDefinition { table, name, expected, actual } => {
+                write!(f, "{table}: trigger {name} is {actual}, the models say {expected}")
+            }
+            UnexpectedRule { table, name, definition } => write!(
+                f,
+                "{table}: rule {name} ({definition}) is not in the models: it rewrites what clients' statements do"
+            ),
+            RowSecurity { table, actual, .. } => write!(
+                f,
+                "{table}: row-level security is {}{}, the models have it off: rows can silently disappear from clients' results",
+                if actual.enabled { "on" } else { "off" },
+                if actual.forced { " and forced" } else { "" }
+            ),
+            UnexpectedPolicy { table, name, definition } => {
+                write!(f, "{table}: row-level security policy {name} ({definition}) is not in the models")
             }
         }
     }
@@ -171,6 +200,38 @@ fn compare_table(table: &str, expected: &TableSnapshot, actual: &TableSnapshot, 
     for (name, index) in actual.indexes.iter().filter(|(n, _)| !expected.indexes.contains_key(*n)) {
         out.push(Difference::UnexpectedIndex { table: t(), name: name.clone(), definition: describe(index) });
     }
+    for (name, definition) in &expected.triggers {
+        match actual.triggers.get(name) {
+            None => out.push(Difference::MissingTrigger {
+                table: t(),
+                name: name.clone(),
+                definition: definition.clone(),
+            }),
+            Some(live) if live != definition => out.push(Difference::TriggerDefinition {
+                table: t(),
+                name: name.clone(),
+                expected: definition.clone(),
+                actual: live.clone(),
+            }),
+            Some(_) => {}
+        }
+    }
+    for (name, definition) in actual.triggers.iter().filter(|(n, _)| !expected.triggers.contains_key(*n)) {
+        out.push(Difference::UnexpectedTrigger { table: t(), name: name.clone(), definition: definition.clone() });
+    }
+    for (name, definition) in actual.rules.iter().filter(|(n, _)| !expected.rules.contains_key(*n)) {
+        out.push(Difference::UnexpectedRule { table: t(), name: name.clone(), definition: definition.clone() });
+    }
+    if actual.row_security != expected.row_security {
+        out.push(Difference::RowSecurity {
+            table: t(),
+            expected: expected.row_security,
+            actual: actual.row_security,
+        });
+    }
+    for (name, definition) in actual.policies.iter().filter(|(n, _)| !expected.policies.contains_key(*n)) {
+        out.push(Difference::UnexpectedPolicy { table: t(), name: name.clone(), definition: definition.clone() });
+    }
 }
 
 fn describe(index: &IndexSnapshot) -> String {
@@ -253,6 +314,25 @@ pub fn to_sql(differences: &[Difference], assume_timezone: &str) -> String {
             IndexDefinition { table, name, .. } => {
                 phases[drop_old].push(format!("DROP INDEX {name};\n"));
                 phases[add_new].extend(create_index(table, name));
+            }
+            // The models declare no triggers, rules or policies yet: what exists goes.
+            MissingTrigger { table, name, .. } => phases[add_new].push(format!(
+                "-- trigger {name} on {table}: create it as the models declare (no generator yet)\n"
+            )),
+            UnexpectedTrigger { table, name, .. } | TriggerDefinition { table, name, .. } => {
+                phases[drop_old].push(format!("DROP TRIGGER {name} ON {table};\n"))
+            }
+            UnexpectedRule { table, name, .. } => phases[drop_old].push(format!("DROP RULE {name} ON {table};\n")),
+            RowSecurity { table, expected, actual } => {
+                if actual.forced && !expected.forced {
+                    phases[drop_old].push(format!("ALTER TABLE {table} NO FORCE ROW LEVEL SECURITY;\n"));
+                }
+                if actual.enabled && !expected.enabled {
+                    phases[drop_old].push(format!("ALTER TABLE {table} DISABLE ROW LEVEL SECURITY;\n"));
+                }
+            }
+            UnexpectedPolicy { table, name, .. } => {
+                phases[drop_old].push(format!("DROP POLICY {name} ON {table};\n"))
             }
         }
     }

@@ -19,6 +19,22 @@ pub struct TableSnapshot {
     pub constraints: BTreeMap<String, String>,
     /// Name → definition from `USING` on, as `pg_get_indexdef` prints it (`btree (last_seen)`).
     pub indexes: BTreeMap<String, IndexSnapshot>,
+    /// Name → `pg_get_triggerdef`, with ` (disabled)` or ` (replica only)` when not firing
+    /// normally: a disabled trigger is drift too.
+    pub triggers: BTreeMap<String, String>,
+    /// Name → `pg_get_ruledef` (rewrite rules other than a view's `_RETURN`).
+    pub rules: BTreeMap<String, String>,
+    /// `ALTER TABLE … ENABLE / FORCE ROW LEVEL SECURITY`.
+    pub row_security: RowSecurity,
+    /// Policy name → command and expressions.
+    pub policies: BTreeMap<String, String>,
+}
+
+/// Whether row-level security is on for a table, and forced on its owner too.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct RowSecurity {
+    pub enabled: bool,
+    pub forced: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -75,7 +91,7 @@ async fn read_schema(conn: &mut PgConnection, schema: SchemaRef) -> Result<Snaps
 
     let mut snapshot = Snapshot::default();
     let tables = sqlx::query(
-        "SELECT relname FROM pg_class
+        "SELECT relname, relrowsecurity, relforcerowsecurity FROM pg_class
           WHERE relnamespace = $1::oid AND relkind IN ('r', 'p')
           ORDER BY relname",
     )
@@ -83,7 +99,9 @@ async fn read_schema(conn: &mut PgConnection, schema: SchemaRef) -> Result<Snaps
     .fetch_all(&mut *conn)
     .await?;
     for row in tables {
-        snapshot.tables.insert(row.try_get("relname")?, TableSnapshot::default());
+        let row_security =
+            RowSecurity { enabled: row.try_get("relrowsecurity")?, forced: row.try_get("relforcerowsecurity")? };
+        snapshot.tables.insert(row.try_get("relname")?, TableSnapshot { row_security, ..TableSnapshot::default() });
     }
 
     let columns = sqlx::query(
@@ -153,6 +171,55 @@ async fn read_schema(conn: &mut PgConnection, schema: SchemaRef) -> Result<Snaps
                 row.try_get("index_name")?,
                 IndexSnapshot { unique: row.try_get("indisunique")?, definition },
             );
+        }
+    }
+
+    // Triggers, rules and policies: named per table, so the model side (temporary tables)
+    // compares by name; the definitions name the table, so they are compared without it.
+    let extras = sqlx::query(
+        "SELECT c.relname, 'trigger' AS kind, t.tgname::text AS name,
+                pg_get_triggerdef(t.oid)
+                  || CASE t.tgenabled WHEN 'O' THEN '' WHEN 'D' THEN ' (disabled)'
+                                      WHEN 'R' THEN ' (replica only)' ELSE ' (always)' END AS definition
+           FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
+          WHERE c.relnamespace = $1::oid AND NOT t.tgisinternal
+         UNION ALL
+         SELECT c.relname, 'rule', r.rulename::text, pg_get_ruledef(r.oid)
+           FROM pg_rewrite r JOIN pg_class c ON c.oid = r.ev_class
+          WHERE c.relnamespace = $1::oid AND c.relkind IN ('r', 'p') AND r.rulename <> '_RETURN'
+         UNION ALL
+         SELECT c.relname, 'policy', p.polname::text,
+                format('%s FOR %s TO %s%s%s',
+                       CASE WHEN p.polpermissive THEN 'PERMISSIVE' ELSE 'RESTRICTIVE' END,
+                       CASE p.polcmd WHEN 'r' THEN 'SELECT' WHEN 'a' THEN 'INSERT' WHEN 'w' THEN 'UPDATE'
+                                     WHEN 'd' THEN 'DELETE' ELSE 'ALL' END,
+                       (SELECT string_agg(CASE WHEN r = 0 THEN 'PUBLIC' ELSE r::regrole::text END, ', ')
+                          FROM unnest(p.polroles) r),
+                       ' USING (' || pg_get_expr(p.polqual, p.polrelid) || ')',
+                       ' WITH CHECK (' || pg_get_expr(p.polwithcheck, p.polrelid) || ')')
+           FROM pg_policy p JOIN pg_class c ON c.oid = p.polrelid
+          WHERE c.relnamespace = $1::oid
+          ORDER BY 1, 2, 3",
+    )
+    .bind(namespace)
+    .fetch_all(&mut *conn)
+    .await?;
+    for row in extras {
+        let table: String = row.try_get("relname")?;
+        let kind: String = row.try_get("kind")?;
+        let name: String = row.try_get("name")?;
+        let definition: String = row.try_get("definition")?;
+        if let Some(t) = snapshot.tables.get_mut(&table) {
+            // One line (a rule's definition spans several), and unqualified like the model side.
+            let definition = definition.split_whitespace().collect::<Vec<_>>().join(" ");
+            let definition = definition
+                .replace(&format!("ON pg_temp.{table} "), &format!("ON {table} "))
+                .replace(&format!("ON public.{table} "), &format!("ON {table} "));
+            match kind.as_str() {
+                "trigger" => t.triggers.insert(name, definition),
+                "rule" => t.rules.insert(name, definition),
+                _ => t.policies.insert(name, definition),
+            };
         }
     }
     Ok(snapshot)

@@ -72,6 +72,24 @@ fn seeded_drift() -> Vec<(&'static str, Matcher)> {
             "DROP INDEX users_email_idx; CREATE INDEX users_email_idx ON users (email)",
             Box::new(|d| matches!(d, Difference::IndexDefinition { name, .. } if name == "users_email_idx")),
         ),
+        // Objects that change what every client's statements do, whoever wrote them.
+        (
+            "CREATE FUNCTION public.copy_prompt() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$;
+             CREATE TRIGGER sites_copy_prompt AFTER UPDATE ON sites FOR EACH ROW EXECUTE FUNCTION public.copy_prompt()",
+            Box::new(|d| matches!(d, Difference::UnexpectedTrigger { name, .. } if name == "sites_copy_prompt")),
+        ),
+        (
+            "CREATE RULE users_no_delete AS ON DELETE TO users DO INSTEAD NOTHING",
+            Box::new(|d| matches!(d, Difference::UnexpectedRule { name, .. } if name == "users_no_delete")),
+        ),
+        (
+            "ALTER TABLE sites ENABLE ROW LEVEL SECURITY",
+            Box::new(|d| matches!(d, Difference::RowSecurity { table, .. } if table == "sites")),
+        ),
+        (
+            "CREATE POLICY only_en ON sites USING (language = 'en')",
+            Box::new(|d| matches!(d, Difference::UnexpectedPolicy { name, .. } if name == "only_en")),
+        ),
     ]
 }
 
