@@ -9,6 +9,8 @@
 
 use sqlx::PgConnection;
 
+use crate::db::quote_ident;
+
 /// `server_version_num` of the connected server, e.g. 150018.
 pub async fn server_version_num(conn: &mut PgConnection) -> Result<i32, sqlx::Error> {
     sqlx::query_scalar("SELECT current_setting('server_version_num')::int").fetch_one(conn).await
@@ -21,6 +23,13 @@ pub fn table_privileges(server_version_num: i32) -> Vec<&'static str> {
         privileges.push("MAINTAIN");
     }
     privileges
+}
+
+/// `REVOKE role FROM member`: from 16 a membership can be granted several times by different
+/// grantors, and a revoke removes only the grant of the grantor it names.
+pub fn revoke_membership_sql(server_version_num: i32, role: &str, member: &str, grantor: &str) -> String {
+    let base = format!("REVOKE {} FROM {}", quote_ident(role), quote_ident(member));
+    if server_version_num >= 160_000 { format!("{base} GRANTED BY {}", quote_ident(grantor)) } else { base }
 }
 
 #[cfg(test)]

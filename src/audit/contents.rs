@@ -9,7 +9,16 @@ use crate::{
 };
 
 pub async fn migrations(url: &DatabaseUrl, set: &MigrationSet) -> Result<Vec<Check>, MigrateError> {
-    let assessment = runner::status(url, set).await?;
+    let assessment = match runner::status(url, set).await {
+        Ok(assessment) => assessment,
+        Err(MigrateError::Query(e)) if super::is_permission_denied(&e) => {
+            return Ok(vec![Check::needs_superuser(
+                "migrations.head",
+                "the migration ledger (cabinet_migrations)",
+            )]);
+        }
+        Err(e) => return Err(e),
+    };
     let mut checks = Vec::new();
     checks.push(match (assessment.current, assessment.pending.is_empty()) {
         (Some(v), true) => Check::pass("migrations.head", format!("at {v:04}, the newest")),

@@ -1,17 +1,31 @@
 //! `cabinet-db audit`: is this database exposed, privileged and shaped as designed?
 //!
 //! Every check yields pass, warn or fail with a one-line remedy. The audit reads; it never
-//! changes anything. Run it as a superuser: `pg_hba_file_rules`, `pg_file_settings` and
-//! password hashes are visible to superusers only (other checks then warn that they could
-//! not look).
+//! changes anything. It is written against the ways a role could reach beyond its grant —
+//! memberships in predefined roles, functions that run as someone else, column grants, other
+//! privileged logins, extensions and objects that open doors, client authentication beyond
+//! the designed rules, settings a role changed on itself, large objects and other databases —
+//! each seeded and caught in `tests/it/adversarial.rs`.
+//!
+//! Run it as a superuser: `pg_hba_file_rules`, `pg_file_settings`, password verifiers and the
+//! file timestamps are visible to superusers only. As another role the other checks still
+//! run, and those that could not are warnings marked `needs_superuser`.
 
-/// Roles, the privilege matrix, PUBLIC.
-mod access;
 /// Migrations, drift, and tables that belong in other databases.
 mod contents;
+/// Client authentication: every pg_hba rule, and whether the file is the one in force.
+mod hba;
 /// tailscaled's view and the sockets PostgreSQL listens on.
 pub mod network;
-/// Listen addresses, pg_hba rules, password hashing.
+/// Extensions, foreign data, replication, event triggers, untrusted languages.
+mod objects;
+/// What our roles and PUBLIC may do: tables, columns, other relations, functions, large
+/// objects, other databases.
+mod privileges;
+/// Our roles themselves (attributes, settings, memberships, passwords), and other privileged
+/// logins in the cluster.
+mod roles;
+/// The server version, listen addresses, password hashing.
 mod server;
 
 use std::path::PathBuf;
@@ -43,19 +57,64 @@ pub struct Check {
     pub detail: String,
     /// How to fix it (empty when it passes).
     pub remedy: String,
+    /// The check could not run as this role: it needs a superuser.
+    pub needs_superuser: bool,
 }
 
 impl Check {
     pub fn pass(id: &'static str, detail: impl Into<String>) -> Check {
-        Check { id, verdict: Verdict::Pass, detail: detail.into(), remedy: String::new() }
+        Check {
+            id,
+            verdict: Verdict::Pass,
+            detail: detail.into(),
+            remedy: String::new(),
+            needs_superuser: false,
+        }
     }
 
     pub fn warn(id: &'static str, detail: impl Into<String>, remedy: impl Into<String>) -> Check {
-        Check { id, verdict: Verdict::Warn, detail: detail.into(), remedy: remedy.into() }
+        Check {
+            id,
+            verdict: Verdict::Warn,
+            detail: detail.into(),
+            remedy: remedy.into(),
+            needs_superuser: false,
+        }
     }
 
     pub fn fail(id: &'static str, detail: impl Into<String>, remedy: impl Into<String>) -> Check {
-        Check { id, verdict: Verdict::Fail, detail: detail.into(), remedy: remedy.into() }
+        Check {
+            id,
+            verdict: Verdict::Fail,
+            detail: detail.into(),
+            remedy: remedy.into(),
+            needs_superuser: false,
+        }
+    }
+
+    /// A check this role may not run: `what` could not be read.
+    pub fn needs_superuser(id: &'static str, what: &str) -> Check {
+        Check {
+            id,
+            verdict: Verdict::Warn,
+            detail: format!("not checked: this role may not read {what}"),
+            remedy: NEEDS_SUPERUSER.to_owned(),
+            needs_superuser: true,
+        }
+    }
+
+    /// Pass when `problems` is empty, else fail listing them.
+    pub fn from_problems(
+        id: &'static str,
+        problems: Vec<String>,
+        passed: impl Into<String>,
+        remedy: impl Into<String>,
+    ) -> Check {
+        if problems.is_empty() {
+            Check::pass(id, passed)
+        } else {
+            Check::fail(id, problems.join("; "), remedy)
+        }
     }
 }
 
@@ -77,6 +136,9 @@ pub struct AuditOptions {
     pub socket_explicit: bool,
     /// Where `net/tcp` and `net/tcp6` are read from (`/proc`).
     pub proc_root: PathBuf,
+    /// The login roles' password files (`roles apply --secrets-dir`): when given, each role's
+    /// password must still be the one in its file.
+    pub secrets_dir: Option<PathBuf>,
 }
 
 /// Runs every check. An `Err` means the audit could not run at all.
@@ -96,11 +158,15 @@ pub async fn audit(
     checks.push(contents::drift(&mut conn).await?);
     checks.push(contents::foreign_objects(&mut conn).await?);
     checks.extend(server::listen_addresses(&mut conn, node_ips.as_deref()).await?);
-    checks.extend(server::pg_hba(&mut conn).await?);
+    checks.extend(hba::checks(&mut conn).await?);
     checks.extend(server::passwords(&mut conn).await?);
-    checks.extend(access::roles(&mut conn, &options.roles).await?);
-    checks.extend(access::privileges(&mut conn, &options.roles).await?);
-    checks.extend(access::public(&mut conn).await?);
+    checks.extend(roles::ours(&mut conn, &options.roles).await?);
+    checks.extend(roles::password_files(&mut conn, &options.roles, options.secrets_dir.as_deref()).await?);
+    checks.push(roles::privileged_logins(&mut conn).await?);
+    checks.extend(privileges::tables(&mut conn, &options.roles).await?);
+    checks.extend(privileges::beyond_tables(&mut conn, &options.roles).await?);
+    checks.extend(privileges::public(&mut conn, &options.roles).await?);
+    checks.extend(objects::checks(&mut conn).await?);
     checks.extend(network::checks(&mut conn, tailscale, options).await?);
     conn.close().await?;
     Ok(checks)
@@ -121,6 +187,18 @@ pub fn overall(checks: &[Check]) -> Verdict {
 /// Whether an error means "you may not look" rather than "something broke".
 fn is_permission_denied(error: &sqlx::Error) -> bool {
     db::sqlstate(error).as_deref() == Some("42501")
+}
+
+/// A check's result, or — when this role may not read what it needs — one warning saying so.
+fn or_needs_superuser(
+    id: &'static str,
+    what: &str,
+    result: Result<Vec<Check>, sqlx::Error>,
+) -> Result<Vec<Check>, sqlx::Error> {
+    match result {
+        Err(e) if is_permission_denied(&e) => Ok(vec![Check::needs_superuser(id, what)]),
+        other => other,
+    }
 }
 
 const NEEDS_SUPERUSER: &str = "run the audit as a superuser (e.g. sudo -u postgres cabinet-db audit …)";

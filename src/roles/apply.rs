@@ -4,16 +4,17 @@ use serde::Serialize;
 use sqlx::{AssertSqlSafe, Connection, PgConnection};
 
 use super::{
-    RoleKind, Roles, RolesError, governed_tables,
+    RoleKind, Roles, RolesError, SYSTEM_DATABASES, governed_tables,
     password::{self, Password, PasswordSources},
     scram,
 };
-use crate::db::{self, DatabaseUrl, quote_ident, quote_literal};
+use crate::{
+    compat,
+    db::{self, DatabaseUrl, quote_ident, quote_literal},
+};
 
 /// Serialises concurrent `roles apply` runs against one database ("cabdrole").
 const ROLES_LOCK_KEY: i64 = 0x6361_6264_726f_6c65;
-/// Sessions idle inside a transaction longer than this are ended: they hold locks.
-const IDLE_IN_TRANSACTION_TIMEOUT: &str = "60s";
 
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct ApplyReport {
@@ -25,6 +26,9 @@ pub struct ApplyReport {
     pub password_files: Vec<PathBuf>,
     /// Governed tables that do not exist yet (run `migrate up`, then `roles apply` again).
     pub missing_tables: Vec<String>,
+    /// What this run took away that the model does not give: memberships, role settings,
+    /// PUBLIC's large-object functions and system-database access.
+    pub removed: Vec<String>,
 }
 
 /// Creates or corrects the roles and every grant, in one transaction; idempotent.
@@ -91,28 +95,10 @@ async fn apply_in(
             report.passwords_set.push(name.clone());
         }
         execute(conn, &sql).await?;
-        if kind.can_login() {
-            if let Some(timeout) = kind.statement_timeout() {
-                execute(
-                    conn,
-                    &format!(
-                        "ALTER ROLE {} SET statement_timeout = {}",
-                        quote_ident(&name),
-                        quote_literal(timeout)
-                    ),
-                )
-                .await?;
-            }
-            execute(
-                conn,
-                &format!(
-                    "ALTER ROLE {} SET idle_in_transaction_session_timeout = {}",
-                    quote_ident(&name),
-                    quote_literal(IDLE_IN_TRANSACTION_TIMEOUT)
-                ),
-            )
-            .await?;
+        if exists {
+            remove_memberships(conn, &name, report).await?;
         }
+        set_exactly_the_model_settings(conn, kind, &name, report).await?;
         if exists { report.updated.push(name) } else { report.created.push(name) }
     }
 
@@ -141,6 +127,7 @@ async fn apply_in(
     ] {
         execute(conn, &sql).await?;
     }
+    close_public_doors(conn, report).await?;
 
     for table in governed_tables() {
         let exists: bool = sqlx::query_scalar("SELECT to_regclass($1) IS NOT NULL")
@@ -161,6 +148,117 @@ async fn apply_in(
                 execute(conn, &format!("GRANT {} ON {qualified} TO {grantee}", privileges.join(", ")))
                     .await?;
             }
+        }
+    }
+    Ok(())
+}
+
+/// Our roles are members of no other role: a membership lets a role act as the other one
+/// (`SET ROLE`), and a predefined role like `pg_execute_server_program` or
+/// `pg_read_all_data` reaches the operating system or every table.
+async fn remove_memberships(
+    conn: &mut PgConnection,
+    member: &str,
+    report: &mut ApplyReport,
+) -> Result<(), RolesError> {
+    let grants: Vec<(String, String)> = sqlx::query_as(
+        "SELECT g.rolname::text, pg_get_userbyid(m.grantor)::text
+           FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid
+          WHERE m.member = (SELECT oid FROM pg_roles WHERE rolname = $1)
+          ORDER BY 1",
+    )
+    .bind(member)
+    .fetch_all(&mut *conn)
+    .await?;
+    let version = compat::server_version_num(conn).await?;
+    for (granted, grantor) in grants {
+        execute(conn, &compat::revoke_membership_sql(version, &granted, member, &grantor)).await?;
+        report.removed.push(format!("{member}'s membership in {granted}"));
+    }
+    Ok(())
+}
+
+/// `ALTER ROLE … RESET ALL` everywhere, then the model's settings: a role may have changed its
+/// own (`ALTER ROLE cabinet_n8n SET statement_timeout = 0` needs no privilege).
+async fn set_exactly_the_model_settings(
+    conn: &mut PgConnection,
+    kind: RoleKind,
+    name: &str,
+    report: &mut ApplyReport,
+) -> Result<(), RolesError> {
+    let wanted = kind.settings();
+    let stored: Vec<(Option<String>, Vec<String>)> = sqlx::query_as(
+        "SELECT d.datname::text, s.setconfig
+           FROM pg_db_role_setting s LEFT JOIN pg_database d ON d.oid = s.setdatabase
+          WHERE s.setrole = (SELECT oid FROM pg_roles WHERE rolname = $1)",
+    )
+    .bind(name)
+    .fetch_all(&mut *conn)
+    .await?;
+    let role = quote_ident(name);
+    for (database, settings) in &stored {
+        match database {
+            Some(database) => {
+                execute(conn, &format!("ALTER ROLE {role} IN DATABASE {} RESET ALL", quote_ident(database)))
+                    .await?;
+                report
+                    .removed
+                    .push(format!("{name}'s settings in database {database}: {}", settings.join(", ")));
+            }
+            None => {
+                execute(conn, &format!("ALTER ROLE {role} RESET ALL")).await?;
+                let extra: Vec<&String> = settings.iter().filter(|s| !wanted.contains(s)).collect();
+                if !extra.is_empty() {
+                    report.removed.push(format!(
+                        "{name}'s settings {}",
+                        extra.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+                    ));
+                }
+            }
+        }
+    }
+    for setting in &wanted {
+        let (parameter, value) = setting.split_once('=').expect("settings are name=value");
+        execute(conn, &format!("ALTER ROLE {role} SET {parameter} = {}", quote_literal(value))).await?;
+    }
+    Ok(())
+}
+
+/// What PostgreSQL grants PUBLIC by default and this database needs from nobody: the
+/// large-object functions (any role could fill `pg_largeobject`), and CONNECT / TEMPORARY on
+/// the databases PostgreSQL itself creates.
+async fn close_public_doors(conn: &mut PgConnection, report: &mut ApplyReport) -> Result<(), RolesError> {
+    let functions: Vec<String> = sqlx::query_scalar(
+        "SELECT p.oid::regprocedure::text FROM pg_proc p
+          WHERE p.pronamespace = 'pg_catalog'::regnamespace
+            AND (p.proname LIKE 'lo\\_%' OR p.proname IN ('loread', 'lowrite'))
+            AND has_function_privilege('public', p.oid, 'EXECUTE')
+          ORDER BY 1",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    for function in &functions {
+        // regprocedure prints a quoted, schema-resolvable signature.
+        execute(conn, &format!("REVOKE EXECUTE ON FUNCTION pg_catalog.{function} FROM PUBLIC")).await?;
+    }
+    if !functions.is_empty() {
+        report.removed.push(format!("PUBLIC's EXECUTE on {}", functions.join(", ")));
+    }
+    for database in SYSTEM_DATABASES {
+        let open: Option<bool> = sqlx::query_scalar(
+            "SELECT has_database_privilege('public', oid, 'CONNECT') OR has_database_privilege('public', oid, 'TEMPORARY')
+               FROM pg_database WHERE datname = $1",
+        )
+        .bind(database)
+        .fetch_optional(&mut *conn)
+        .await?;
+        if open == Some(true) {
+            execute(
+                conn,
+                &format!("REVOKE CONNECT, TEMPORARY ON DATABASE {} FROM PUBLIC", quote_ident(database)),
+            )
+            .await?;
+            report.removed.push(format!("PUBLIC's CONNECT and TEMPORARY on database {database}"));
         }
     }
     Ok(())

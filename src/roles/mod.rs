@@ -3,13 +3,15 @@
 //! | role | login | may |
 //! |---|---|---|
 //! | `<prefix>owner` | no | own the schema objects; migrations `SET ROLE` to it |
-//! | `<prefix>admin` | yes | SELECT, INSERT, UPDATE, DELETE on `sites` and `users` |
+//! | `<prefix>admin` | yes | SELECT, INSERT, UPDATE, DELETE on `sites` and `users`; SELECT on the migration ledger |
 //! | `<prefix>n8n` | yes | SELECT on `sites` |
 //!
-//! None is superuser, CREATEDB, CREATEROLE, REPLICATION or BYPASSRLS. PUBLIC keeps nothing on
-//! our tables, cannot CREATE in schema `public` (PostgreSQL 14 still grants that by default)
-//! and cannot connect to the database. The prefix exists so tests, which share one cluster,
-//! can have roles of their own.
+//! None is superuser, CREATEDB, CREATEROLE, REPLICATION or BYPASSRLS, or a member of any other
+//! role; each has exactly the settings below and no others. PUBLIC keeps nothing on our
+//! tables, cannot CREATE in schema `public` (PostgreSQL 14 still grants that by default),
+//! cannot connect to the database, cannot use large objects in it, and cannot connect to the
+//! `postgres` and `template1` databases. The prefix exists so tests, which share one
+//! cluster, can have roles of their own.
 
 /// `roles apply` and `roles rotate`.
 pub mod apply;
@@ -24,6 +26,11 @@ use crate::models::schema::{MIGRATIONS_TABLE, TABLES};
 
 /// The prefix in production and in the development database.
 pub const DEFAULT_ROLE_PREFIX: &str = "cabinet_";
+/// Sessions of the login roles idle inside a transaction longer than this are ended: they
+/// hold locks.
+pub const IDLE_IN_TRANSACTION_TIMEOUT: &str = "60s";
+/// The databases PostgreSQL itself creates, which PUBLIC may connect to by default.
+pub const SYSTEM_DATABASES: [&str; 2] = ["postgres", "template1"];
 
 /// Privileges `has_table_privilege` knows on every supported version (MAINTAIN, from 17, is
 /// checked separately by the audit).
@@ -91,9 +98,25 @@ impl RoleKind {
         match self {
             RoleKind::Owner => &[],
             RoleKind::Admin if is_model_table => ADMIN_PRIVILEGES,
+            // The admin panel shows the migration status (`migrate status` as cabinet_admin).
+            RoleKind::Admin if table == MIGRATIONS_TABLE => READ_ONLY,
             RoleKind::N8n if table == "sites" => READ_ONLY,
             _ => &[],
         }
+    }
+
+    /// The role's own settings (`ALTER ROLE … SET`), as `name=value`: exactly these, in no
+    /// database more or less. Sessions may still raise them (`SET statement_timeout = 0`):
+    /// they are defaults, not limits.
+    pub fn settings(self) -> Vec<String> {
+        let mut settings = Vec::new();
+        if let Some(timeout) = self.statement_timeout() {
+            settings.push(format!("statement_timeout={timeout}"));
+        }
+        if self.can_login() {
+            settings.push(format!("idle_in_transaction_session_timeout={IDLE_IN_TRANSACTION_TIMEOUT}"));
+        }
+        settings
     }
 }
 
@@ -120,6 +143,11 @@ impl Roles {
 
     pub fn kind_of(&self, name: &str) -> Option<RoleKind> {
         RoleKind::ALL.into_iter().find(|k| self.name(*k) == name)
+    }
+
+    /// All three names.
+    pub fn all_names(&self) -> Vec<String> {
+        RoleKind::ALL.iter().map(|k| self.name(*k)).collect()
     }
 }
 

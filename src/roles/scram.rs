@@ -30,6 +30,23 @@ pub fn verifier_with_salt(password: &str, salt: &[u8], iterations: u32) -> Strin
     )
 }
 
+/// Whether `password` is the one `verifier` (`SCRAM-SHA-256$iterations:salt$StoredKey:ServerKey`)
+/// was made from: the verifier is recomputed with its own salt and iterations.
+pub fn matches(password: &str, verifier: &str) -> bool {
+    let parsed = (|| {
+        let rest = verifier.strip_prefix("SCRAM-SHA-256$")?;
+        let (parameters, keys) = rest.split_once('$')?;
+        let (iterations, salt) = parameters.split_once(':')?;
+        Some((iterations.parse::<u32>().ok()?, STANDARD.decode(salt).ok()?, keys))
+    })();
+    match parsed {
+        Some((iterations, salt, keys)) => {
+            verifier_with_salt(password, &salt, iterations).ends_with(&format!("${keys}"))
+        }
+        None => false,
+    }
+}
+
 fn hmac(key: &[u8], message: &[u8]) -> Vec<u8> {
     let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes keys of any length");
     mac.update(message);
@@ -48,5 +65,14 @@ mod tests {
         assert_eq!(a.split(['$', ':']).count(), 5, "{a}");
         assert_ne!(a, b, "a fresh salt each time");
         assert!(!a.contains("correct horse"));
+    }
+
+    #[test]
+    fn a_verifier_matches_its_password_only() {
+        let v = verifier("correct horse battery");
+        assert!(matches("correct horse battery", &v));
+        assert!(!matches("correct horse", &v));
+        assert!(!matches("correct horse battery", "md5abcdef"));
+        assert!(!matches("x", "SCRAM-SHA-256$notanumber:AAAA$x:y"));
     }
 }

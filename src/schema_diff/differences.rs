@@ -217,10 +217,18 @@ fn compare_table(table: &str, expected: &TableSnapshot, actual: &TableSnapshot, 
         }
     }
     for (name, definition) in actual.triggers.iter().filter(|(n, _)| !expected.triggers.contains_key(*n)) {
-        out.push(Difference::UnexpectedTrigger { table: t(), name: name.clone(), definition: definition.clone() });
+        out.push(Difference::UnexpectedTrigger {
+            table: t(),
+            name: name.clone(),
+            definition: definition.clone(),
+        });
     }
     for (name, definition) in actual.rules.iter().filter(|(n, _)| !expected.rules.contains_key(*n)) {
-        out.push(Difference::UnexpectedRule { table: t(), name: name.clone(), definition: definition.clone() });
+        out.push(Difference::UnexpectedRule {
+            table: t(),
+            name: name.clone(),
+            definition: definition.clone(),
+        });
     }
     if actual.row_security != expected.row_security {
         out.push(Difference::RowSecurity {
@@ -230,7 +238,11 @@ fn compare_table(table: &str, expected: &TableSnapshot, actual: &TableSnapshot, 
         });
     }
     for (name, definition) in actual.policies.iter().filter(|(n, _)| !expected.policies.contains_key(*n)) {
-        out.push(Difference::UnexpectedPolicy { table: t(), name: name.clone(), definition: definition.clone() });
+        out.push(Difference::UnexpectedPolicy {
+            table: t(),
+            name: name.clone(),
+            definition: definition.clone(),
+        });
     }
 }
 

@@ -99,9 +99,13 @@ async fn read_schema(conn: &mut PgConnection, schema: SchemaRef) -> Result<Snaps
     .fetch_all(&mut *conn)
     .await?;
     for row in tables {
-        let row_security =
-            RowSecurity { enabled: row.try_get("relrowsecurity")?, forced: row.try_get("relforcerowsecurity")? };
-        snapshot.tables.insert(row.try_get("relname")?, TableSnapshot { row_security, ..TableSnapshot::default() });
+        let row_security = RowSecurity {
+            enabled: row.try_get("relrowsecurity")?,
+            forced: row.try_get("relforcerowsecurity")?,
+        };
+        snapshot
+            .tables
+            .insert(row.try_get("relname")?, TableSnapshot { row_security, ..TableSnapshot::default() });
     }
 
     let columns = sqlx::query(

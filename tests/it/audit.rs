@@ -13,6 +13,7 @@ use cabinet_db::{
 use sqlx::{AssertSqlSafe, Connection, PgConnection};
 
 use crate::{
+    adversarial::write_and_reload,
     fake_localapi::FakeLocalApi,
     harness::{binary, start_local_cluster, stderr, stdout, superuser_base},
 };
@@ -38,6 +39,9 @@ fn audit_cluster() -> &'static AuditCluster {
 async fn clean_database(n: u32) -> DatabaseUrl {
     let cluster = audit_cluster();
     let name = format!("audited_{n}");
+    // Alone in the cluster, as in production: our roles are cluster-wide, and CONNECT on
+    // another database is an audit failure.
+    crate::adversarial::drop_other_databases(&format!("{}/postgres", cluster.base), &name).await;
     let mut admin = PgConnection::connect(&format!("{}/postgres", cluster.base)).await.unwrap();
     for sql in [
         format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", quote_ident(&name)),
@@ -175,7 +179,7 @@ async fn each_seeded_misconfiguration_is_caught() {
     let url = clean_database(*turn).await;
     std::fs::write(&hba_path, format!("host all all 0.0.0.0/0 trust\n{clean_hba}")).unwrap();
     let (code, failed) = audit(&url, &[]);
-    std::fs::write(&hba_path, &clean_hba).unwrap();
+    write_and_reload(&url, &hba_path, &clean_hba).await;
     assert_eq!(code, 1);
     assert!(
         failed.iter().any(|(id, d)| id == "pg_hba.host_rules" && d.contains("allows trust")),
@@ -187,7 +191,7 @@ async fn each_seeded_misconfiguration_is_caught() {
         clean_hba.lines().filter(|l| !l.contains("reject")).map(|l| format!("{l}\n")).collect();
     std::fs::write(&hba_path, without_reject).unwrap();
     let (code, failed) = audit(&url, &[]);
-    std::fs::write(&hba_path, &clean_hba).unwrap();
+    write_and_reload(&url, &hba_path, &clean_hba).await;
     assert_eq!(code, 1);
     assert!(failed.iter().any(|(id, _)| id == "pg_hba.final_reject"), "{failed:?}");
 
@@ -221,6 +225,7 @@ async fn public_create_on_schema_public_is_caught_where_it_is_the_default_and_re
     *turn += 1;
     let cluster = audit_cluster();
     let name = format!("audited_{}", *turn);
+    crate::adversarial::drop_other_databases(&format!("{}/postgres", cluster.base), &name).await;
     exec(&DatabaseUrl::new(format!("{}/postgres", cluster.base)), &format!("CREATE DATABASE {name}")).await;
     let url = DatabaseUrl::new(format!("{}/{name}", cluster.base));
     runner::up(&url, &MigrationSet::embedded().unwrap(), None, &RunnerOptions::default()).await.unwrap();

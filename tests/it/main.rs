@@ -1,6 +1,8 @@
 //! Integration tests: one binary, one PostgreSQL cluster per run (see `harness`), one fresh
 //! database per test.
 
+/// Escalation paths seeded on a cluster of their own: the audit names each, roles apply closes it.
+mod adversarial;
 /// One definition of valid: generated values judged by cabinet-db and by the constraints.
 mod agreement;
 /// `cabinet-db audit`: a clean setup passes, each misconfiguration fails.

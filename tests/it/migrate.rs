@@ -371,6 +371,29 @@ async fn status_reports_current_pending_and_problems_as_json() {
 }
 
 #[tokio::test]
+async fn status_exits_1_on_problems_and_says_which() {
+    // Arrange: the database applied 0902, which these migrations do not know.
+    let db = TestDb::empty().await;
+    let dir = migrations_dir(EXTRA_MIGRATIONS);
+    run(&db.url, &["migrate", "--migrations-dir", dir.path().to_str().unwrap(), "up"]);
+
+    // Act
+    let out = run(&db.url, &["migrate", "status"]);
+    let json = run(&db.url, &["migrate", "status", "--json"]);
+
+    // Assert
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("problem: the database has migration 0902 (add_site_notes) applied"),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(json.status.code(), Some(1));
+    let value: serde_json::Value = serde_json::from_str(&stdout(&json)).unwrap();
+    assert_eq!(value["problems"][0]["kind"], "unknown_applied");
+}
+
+#[tokio::test]
 async fn a_bad_database_url_is_an_error_with_exit_code_2() {
     let out = binary()
         .env("DATABASE_URL", "postgres://nobody:secret-pw@127.0.0.1:1/none")

@@ -12,11 +12,14 @@ pub struct Args {
     pub connection: ConnectionArgs,
 }
 
+/// Exit 0 when the database can be migrated (pending migrations are not a problem), 1 when
+/// it has problems (an edited, unknown or out-of-order migration).
 pub async fn run(args: Args, set: &MigrationSet, json: bool) -> anyhow::Result<Outcome> {
     let assessment = runner::status(args.connection.url()?, set).await?;
+    let outcome = if assessment.problems.is_empty() { Outcome::Success } else { Outcome::CheckFailed };
     if json {
         output::print_json(&assessment)?;
-        return Ok(Outcome::Success);
+        return Ok(outcome);
     }
     match assessment.current {
         Some(v) => {
@@ -39,5 +42,5 @@ pub async fn run(args: Args, set: &MigrationSet, json: bool) -> anyhow::Result<O
     for problem in &assessment.problems {
         outln!("problem: {problem}")?;
     }
-    Ok(Outcome::Success)
+    Ok(outcome)
 }

@@ -26,6 +26,9 @@ pub async fn run(args: Args, json: bool) -> anyhow::Result<Outcome> {
     for role in &report.updated {
         outln!("checked role {role}")?;
     }
+    for removed in &report.removed {
+        outln!("removed {removed}")?;
+    }
     for path in &report.password_files {
         outln!("wrote a generated password to {} (0600)", path.display())?;
     }
