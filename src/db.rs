@@ -167,6 +167,35 @@ async fn check_server_version(conn: &mut PgConnection, target: &str) -> Result<i
     Ok(num)
 }
 
+/// The longest identifier PostgreSQL keeps (NAMEDATALEN - 1 bytes).
+pub const MAX_IDENTIFIER_BYTES: usize = 63;
+
+/// Words with a meaning of their own in pg_hba.conf's database and user fields: a database or
+/// role of that name would silently widen a rule.
+const HBA_KEYWORDS: [&str; 6] = ["all", "sameuser", "samerole", "samegroup", "replication", "public"];
+
+/// Whether `name` is a database or role name cabinet-db accepts: lower-case letters, digits
+/// and underscores, starting with a letter or underscore, at most 63 bytes, no pg_hba keyword.
+/// Such a name needs no quoting in SQL, a config file or pg_hba.conf, so nothing typed as a
+/// name can become a second rule. `what` names the value in the error.
+pub fn check_identifier(what: &str, name: &str) -> Result<(), String> {
+    let well_formed = name.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+    let problem = if name.is_empty() {
+        "is empty".to_owned()
+    } else if !well_formed {
+        "may hold only lower-case letters, digits and underscores, starting with a letter or underscore"
+            .to_owned()
+    } else if name.len() > MAX_IDENTIFIER_BYTES {
+        format!("is longer than PostgreSQL's {MAX_IDENTIFIER_BYTES} bytes")
+    } else if HBA_KEYWORDS.contains(&name) {
+        "is a keyword of pg_hba.conf, where it would mean something else".to_owned()
+    } else {
+        return Ok(());
+    };
+    Err(format!("{what} {:?} {problem}", crate::models::characters::escape_invisible(name, false)))
+}
+
 /// Quotes an identifier (role, database, table name) for SQL text: the only way dynamic
 /// identifiers enter our statements. Values always travel as bind parameters instead.
 pub fn quote_ident(ident: &str) -> String {
@@ -218,6 +247,32 @@ mod tests {
         assert_eq!(options.get_port(), 54320);
         assert_eq!(options.get_database(), Some("cabinet"));
         assert!(url.expose().contains("p%40ss%2Fw%3Ard%2520%23%3F%26%3D%2B%20x"), "{}", url.expose());
+    }
+
+    #[test]
+    fn identifiers_that_could_change_a_rule_are_refused() {
+        assert!(check_identifier("database", "cabinet").is_ok());
+        assert!(check_identifier("database", "_x9").is_ok());
+        for hostile in [
+            "",
+            "cabinet  all  100.64.0.0/10 trust\n#",
+            "all",
+            "replication",
+            "samerole",
+            "+admins",
+            "@roles.txt",
+            "a,b",
+            "a b",
+            "a\"b",
+            "Cabinet",
+            "9lives",
+            "café",
+            &"x".repeat(64),
+        ] {
+            assert!(check_identifier("database", hostile).is_err(), "{hostile:?}");
+        }
+        let error = check_identifier("--database", "x\n#").unwrap_err();
+        assert!(error.starts_with("--database \"x\\n#\""), "{error}");
     }
 
     #[test]

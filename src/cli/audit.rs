@@ -24,8 +24,8 @@ pub struct AuditArgs {
     #[arg(long, env = "TAILSCALE_SOCKET")]
     pub socket: Option<PathBuf>,
     /// Prefix of the role names.
-    #[arg(long, env = "CABINET_ROLE_PREFIX", default_value = DEFAULT_ROLE_PREFIX)]
-    pub role_prefix: String,
+    #[arg(long, env = "CABINET_ROLE_PREFIX", default_value = DEFAULT_ROLE_PREFIX, value_parser = Roles::parse)]
+    pub role_prefix: Roles,
     /// The login roles' password files (as written by `roles apply --secrets-dir`): each role's
     /// password must still be the one in its file.
     #[arg(long, env = "CABINET_SECRETS_DIR")]
@@ -37,7 +37,7 @@ pub struct AuditArgs {
 pub async fn run(args: AuditArgs, json: bool) -> anyhow::Result<Outcome> {
     let set = MigrationSet::load(args.source.migrations_dir.as_deref())?;
     let options = AuditOptions {
-        roles: Roles::new(args.role_prefix),
+        roles: args.role_prefix,
         socket_explicit: args.socket.is_some(),
         socket: args.socket.unwrap_or_else(|| PathBuf::from(DEFAULT_SOCKET)),
         proc_root: PathBuf::from("/proc"),

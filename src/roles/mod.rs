@@ -137,6 +137,26 @@ impl Roles {
         Roles { prefix: prefix.into() }
     }
 
+    /// A prefix given by a person: every role name it makes must be an identifier we accept
+    /// (`db::check_identifier`), and none may start with `pg_` (PostgreSQL reserves it).
+    pub fn parse(prefix: &str) -> Result<Roles, String> {
+        let roles = Roles::new(prefix);
+        roles.check()?;
+        Ok(roles)
+    }
+
+    /// Checks the names this prefix makes.
+    pub fn check(&self) -> Result<(), String> {
+        if self.prefix.starts_with("pg_") {
+            return Err(format!("role prefix {:?} starts with pg_, which PostgreSQL reserves", self.prefix));
+        }
+        for name in self.all_names() {
+            crate::db::check_identifier("role name", &name)
+                .map_err(|e| format!("role prefix {:?} makes a bad {e}", self.prefix))?;
+        }
+        Ok(())
+    }
+
     pub fn name(&self, kind: RoleKind) -> String {
         format!("{}{}", self.prefix, kind.suffix())
     }

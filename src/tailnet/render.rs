@@ -29,6 +29,8 @@ pub enum RenderError {
     NoAddress,
     #[error("{0:?} is not a MagicDNS name like cabinet-db.tail1234.ts.net")]
     BadDnsName(String),
+    #[error("{0}; nothing was written")]
+    BadName(String),
     #[error("cannot write {}", .path.display())]
     Write {
         path: PathBuf,
@@ -65,6 +67,10 @@ pub struct RenderedFile {
 }
 
 pub fn render(input: &RenderInput) -> Result<Vec<RenderedFile>, RenderError> {
+    // Every name that reaches a file: pg_hba.conf is whitespace-separated, so a name holding
+    // a space, a newline or a keyword would be a rule of its own.
+    crate::db::check_identifier("--database", &input.database).map_err(RenderError::BadName)?;
+    input.roles.check().map_err(RenderError::BadName)?;
     if input.ips.is_empty() {
         return Err(RenderError::NoAddress);
     }

@@ -149,3 +149,100 @@ fn render_refuses_non_tailnet_addresses() {
     assert!(stderr(&client).contains("203.0.113.7 is not a Tailscale address"), "{}", stderr(&client));
     assert!(!Path::new("/tmp/never").exists());
 }
+
+/// The `host` rules of a rendered pg_hba.conf (comments and blank lines dropped).
+fn hba_rules(files: &[cabinet_db::tailnet::render::RenderedFile]) -> Vec<String> {
+    let hba = files.iter().find(|f| f.path.ends_with("pg_hba.conf")).unwrap();
+    hba.contents
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect()
+}
+
+#[test]
+fn hostile_names_never_reach_the_rendered_files() {
+    // Arrange: the values an attacker (or a careless paste) would try.
+    let hostile = [
+        "cabinet  all  100.64.0.0/10 trust\n#",
+        "cabinet all 0.0.0.0/0 trust",
+        "all",
+        "replication",
+        "samerole",
+        "sameuser",
+        "+admins",
+        "@/etc/passwd",
+        "cabinet,postgres",
+        "\"cabinet\"",
+        "cabinet\r\nhost all all 0.0.0.0/0 trust",
+        "Cabinet",
+        "",
+    ];
+    let expected_rules = hba_rules(&render(&golden_input()).unwrap());
+    for value in hostile {
+        // Act + Assert: refused as a database name and as a role prefix, by the library...
+        let mut as_database = golden_input();
+        as_database.database = value.to_owned();
+        assert!(render(&as_database).is_err(), "database {value:?} was accepted");
+        // As a prefix, a keyword only starts longer names ("allowner"): harmless, so it may
+        // pass, but then the rules are exactly the usual ones.
+        let mut as_prefix = golden_input();
+        as_prefix.roles = Roles::new(value);
+        match render(&as_prefix) {
+            Ok(files) => assert_eq!(hba_rules(&files).len(), expected_rules.len(), "prefix {value:?}"),
+            Err(_) => assert!(Roles::parse(value).is_err()),
+        }
+
+        // ...and by the command, which writes nothing.
+        let out_dir = tempfile::tempdir().unwrap();
+        let out = out_dir.path().join("rendered");
+        let base = [
+            "render",
+            "--out",
+            out.to_str().unwrap(),
+            "--ip",
+            "100.101.102.103",
+            "--dns-name",
+            "db.tail1234.ts.net",
+        ];
+        let prefix_is_a_name = Roles::parse(value).is_ok();
+        for flag in ["--database", "--role-prefix"] {
+            if flag == "--role-prefix" && prefix_is_a_name {
+                continue;
+            }
+            let mut args = base.to_vec();
+            args.extend([flag, value]);
+            let run = tailnet(&args);
+            assert_eq!(run.status.code(), Some(2), "{flag} {value:?}: {}", stdout(&run));
+            assert!(!out.exists(), "{flag} {value:?} wrote files");
+        }
+    }
+    // A role prefix PostgreSQL reserves is refused too.
+    assert!(
+        stderr(&tailnet(&[
+            "render",
+            "--out",
+            "/tmp/never",
+            "--ip",
+            "100.101.102.103",
+            "--dns-name",
+            "db.tail1234.ts.net",
+            "--role-prefix",
+            "pg_"
+        ]))
+        .contains("reserves")
+    );
+
+    // Names that are valid but look like keywords stay names: exactly the usual rules.
+    let mut odd = golden_input();
+    odd.database = "all_sites".to_owned();
+    odd.roles = Roles::new("replication_");
+    let rules = hba_rules(&render(&odd).unwrap());
+    assert_eq!(rules.len(), expected_rules.len(), "{rules:#?}");
+    assert!(rules.iter().all(|r| !r.contains("trust")), "{rules:#?}");
+    assert!(
+        rules.iter().any(|r| r.starts_with("host all_sites replication_n8n 100.88.1.2/32 scram-sha-256")),
+        "{rules:#?}"
+    );
+}

@@ -31,8 +31,8 @@ pub struct RoleOptions {
     #[command(flatten)]
     pub connection: ConnectionArgs,
     /// Prefix of the role names (owner, admin, n8n are appended).
-    #[arg(long, env = "CABINET_ROLE_PREFIX", default_value = DEFAULT_ROLE_PREFIX)]
-    pub role_prefix: String,
+    #[arg(long, env = "CABINET_ROLE_PREFIX", default_value = DEFAULT_ROLE_PREFIX, value_parser = Roles::parse)]
+    pub role_prefix: Roles,
     /// Take a login role's password from a file: ROLE=PATH (repeatable). Otherwise
     /// CABINET_ADMIN_PASSWORD / CABINET_N8N_PASSWORD, otherwise one is generated.
     #[arg(long, value_name = "ROLE=PATH", value_parser = parse_password_file)]
@@ -44,7 +44,7 @@ pub struct RoleOptions {
 
 impl RoleOptions {
     pub fn roles(&self) -> Roles {
-        Roles::new(self.role_prefix.clone())
+        self.role_prefix.clone()
     }
 
     pub fn sources(&self) -> PasswordSources {

@@ -38,8 +38,8 @@ pub struct Args {
     #[arg(long, default_value = "cabinet")]
     pub database: String,
     /// Prefix of the role names.
-    #[arg(long, env = "CABINET_ROLE_PREFIX", default_value = DEFAULT_ROLE_PREFIX)]
-    pub role_prefix: String,
+    #[arg(long, env = "CABINET_ROLE_PREFIX", default_value = DEFAULT_ROLE_PREFIX, value_parser = Roles::parse)]
+    pub role_prefix: Roles,
 }
 
 fn parse_client(text: &str) -> Result<(RoleKind, IpAddr), String> {
@@ -84,7 +84,7 @@ pub async fn run(args: Args, json: bool) -> anyhow::Result<Outcome> {
         clients: args.client.into_iter().map(|(role, ip)| Client { role, ip }).collect(),
         port: args.port,
         database: args.database,
-        roles: Roles::new(args.role_prefix),
+        roles: args.role_prefix,
     };
     let files = render::render(&input)?;
     render::write(&args.out, &files)?;
