@@ -59,6 +59,15 @@ pub struct Page<T> {
 pub const DEFAULT_PAGE_SIZE: i64 = 100;
 pub const MAX_PAGE_SIZE: i64 = 10_000;
 
+/// A page size in 1..=[`MAX_PAGE_SIZE`]: anything else is refused, not silently clamped.
+pub fn check_page_size(limit: i64) -> Result<i64, FieldError> {
+    if (1..=MAX_PAGE_SIZE).contains(&limit) {
+        Ok(limit)
+    } else {
+        Err(FieldError::new("limit", &limit.to_string(), format!("must be between 1 and {MAX_PAGE_SIZE}")))
+    }
+}
+
 /// Fetches `limit + 1` rows to learn whether another page follows.
 pub fn into_page<T>(mut rows: Vec<T>, limit: i64, key: impl Fn(&T) -> String) -> Page<T> {
     let limit = limit.clamp(1, MAX_PAGE_SIZE) as usize;

@@ -20,9 +20,9 @@ fn main() -> ExitCode {
         Err(error) if error.use_stderr() && std::env::args().any(|a| a == "--json") => {
             // Scripts asked for JSON: a usage error is an object too.
             let text = error.to_string();
-            let (first, rest) = text.split_once('\n').unwrap_or((&text, ""));
+            let (what, rest) = text.split_once("\n\n").unwrap_or((&text, ""));
             let report = FailureReport {
-                error: first.trim_start_matches("error: ").to_owned(),
+                error: what.trim_start_matches("error: ").split_whitespace().collect::<Vec<_>>().join(" "),
                 hint: Some(rest.trim().to_owned()).filter(|h| !h.is_empty()),
                 ..FailureReport::default()
             };

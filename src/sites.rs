@@ -142,7 +142,7 @@ pub async fn list(
         .bind(after)
         .bind(filter.language.as_ref().map(LanguageTag::as_str))
         .bind(filter.domain_contains.as_deref())
-        .bind(limit.clamp(1, crate::data::MAX_PAGE_SIZE) + 1)
+        .bind(crate::data::check_page_size(limit)? + 1)
         .fetch_all(executor)
         .await?;
     Ok(into_page(rows, limit, |s| s.site_id.clone()))

@@ -70,7 +70,7 @@ pub async fn list(
         .bind(filter.email.as_deref())
         .bind(filter.seen_after)
         .bind(filter.seen_before)
-        .bind(limit.clamp(1, crate::data::MAX_PAGE_SIZE) + 1)
+        .bind(crate::data::check_page_size(limit)? + 1)
         .fetch_all(executor)
         .await?;
     Ok(into_page(rows, limit, |u| u.user_id.clone()))

@@ -296,6 +296,12 @@ pub async fn rotate(
     })?;
     let (password, file) = match sources.given(kind, role)? {
         Some(given) => (given, None),
+        None if sources.secrets_dir.is_none() => {
+            return Err(RolesError::RotateNeedsSource {
+                role: role.to_owned(),
+                variable: kind.password_env(),
+            });
+        }
         None => (Password::generate(), Some(sources.generated_path(role)?)),
     };
     // A generated password is on disk (beside its file) before the server takes it, and

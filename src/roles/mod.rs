@@ -184,6 +184,10 @@ pub enum RolesError {
         "role {role} is new and needs a password: give --password-file {role}=PATH, set the role's CABINET_*_PASSWORD variable, or pass --secrets-dir DIR to generate one there (0600)"
     )]
     NeedsPassword { role: String },
+    #[error(
+        "say where {role}'s new password comes from: --secrets-dir DIR generates one into DIR/{role}.password (0600); or give it with --password-file {role}=PATH or the {variable} variable"
+    )]
+    RotateNeedsSource { role: String, variable: &'static str },
     #[error("cannot read the password file {}", .path.display())]
     PasswordFile {
         path: std::path::PathBuf,

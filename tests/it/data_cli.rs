@@ -1,6 +1,6 @@
 //! `cabinet-db sites …` and `cabinet-db users …` as an operator uses them.
 
-use crate::harness::{TestDb, run, stderr, stdout};
+use crate::harness::{TestDb, binary, run, stderr, stdout};
 
 fn ok(db: &TestDb, args: &[&str]) -> String {
     let out = run(&db.url, args);
@@ -125,4 +125,108 @@ async fn an_operator_records_finds_and_removes_users() {
     assert!(stderr(&bad).contains("email must look like name@example.com"), "{}", stderr(&bad));
     ok(&db, &["users", "rm", "u1", "--yes"]);
     assert_eq!(run(&db.url, &["users", "get", "u1"]).status.code(), Some(2));
+}
+
+#[tokio::test]
+async fn careless_commands_get_clear_refusals_and_change_nothing() {
+    let db = TestDb::migrated().await;
+    ok(&db, &["sites", "add", "acme", "--domain", "acme.example.com", "--brand-name", "ACME"]);
+    let cases: &[(&[&str], &str)] = &[
+        // Out of range is an error, not silently clamped.
+        (&["sites", "list", "--limit", "0"], "0 is not in 1..=10000"),
+        (&["users", "list", "--limit", "10001"], "10001 is not in 1..=10000"),
+        // Setting and clearing the same field.
+        (
+            &["sites", "set", "acme", "--brand-name", "New", "--clear", "brand_name"],
+            "brand_name is both set and cleared",
+        ),
+        (
+            &["sites", "set", "acme", "--ai-prompt", "p", "--clear", "ai_prompt"],
+            "ai_prompt is both set and cleared",
+        ),
+        // An international domain: the punycode to use instead.
+        (
+            &["sites", "add", "b", "--domain", "Bäckerei.example.de"],
+            "ASCII (punycode) form: xn--bckerei-5wa.example.de",
+        ),
+        // A time no reader could show.
+        (&["users", "list", "--seen-after", "0000-12-31T00:00:00Z"], "between the years 1 and 9999"),
+    ];
+    for (args, expected) in cases {
+        let out = run(&db.url, args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(stderr(&out).contains(expected), "{args:?}: {}", stderr(&out));
+    }
+    assert_eq!(json(&db, &["sites", "get", "acme"])["brand_name"], "ACME", "nothing changed");
+
+    // The library refuses a page size out of range too.
+    let mut conn = db.conn().await;
+    let err = cabinet_db::sites::list(&mut conn, &Default::default(), None, 0).await.unwrap_err();
+    assert!(err.to_string().contains("limit \"0\": must be between 1 and 10000"), "{err}");
+}
+
+#[tokio::test]
+async fn errors_say_the_database_message_once_and_come_as_json_when_asked() {
+    let db = TestDb::migrated().await;
+    ok(&db, &["sites", "add", "acme", "--domain", "acme.example.com"]);
+
+    let out = run(&db.url, &["sites", "add", "other", "--domain", "acme.example.com"]);
+    let err = stderr(&out);
+    assert_eq!(err.matches("duplicate key value violates unique constraint").count(), 1, "{err}");
+    assert!(!err.contains(" at line "), "no server source line: {err}");
+    assert!(err.contains("Key (domain)=(acme.example.com) already exists."), "{err}");
+
+    let out = run(&db.url, &["--json", "sites", "add", "other", "--domain", "acme.example.com"]);
+    assert_eq!(out.status.code(), Some(2));
+    let report: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert!(report["error"].as_str().unwrap().contains("another site already uses this domain"), "{report}");
+    assert!(report["causes"][0].as_str().unwrap().contains("duplicate key value"), "{report}");
+
+    // A usage error is JSON too when JSON was asked for.
+    let out = run(&db.url, &["--json", "sites", "add", "other"]);
+    assert_eq!(out.status.code(), Some(2));
+    let report: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert!(report["error"].as_str().unwrap().contains("--domain"), "{report}");
+}
+
+#[test]
+fn without_a_database_url_the_message_names_the_variable() {
+    let out = binary().args(["sites", "list"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("set DATABASE_URL or pass --database-url"), "{}", stderr(&out));
+}
+
+#[tokio::test]
+async fn a_huge_prompt_is_not_echoed_back_and_logs_carry_no_colour_codes() {
+    let db = TestDb::migrated().await;
+    let prompt = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(prompt.path(), "x".repeat(5_000_000)).unwrap();
+
+    let out = run(
+        &db.url,
+        &[
+            "-vv",
+            "sites",
+            "add",
+            "big",
+            "--domain",
+            "big.example.com",
+            "--ai-prompt-file",
+            prompt.path().to_str().unwrap(),
+        ],
+    );
+
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(out.stdout.len() < 2_000, "{} bytes echoed", out.stdout.len());
+    assert!(
+        stdout(&out).contains("ai_prompt (5000000 characters; the first 500, `sites get` shows all)"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(
+        !stderr(&out).contains('\u{1b}'),
+        "no ANSI colours when stderr is not a terminal: {:?}",
+        stderr(&out)
+    );
+    assert!(run(&db.url, &["sites", "get", "big"]).stdout.len() > 5_000_000, "get shows it whole");
 }

@@ -239,6 +239,17 @@ async fn a_password_file_sets_the_password_and_rotate_replaces_it() {
     assert!(db.conn_as(&admin, new.expose()).await.is_ok());
     assert!(db.conn_as(&admin, "given-admin-password-42").await.is_err(), "the old password stops working");
     assert!(!String::from_utf8_lossy(&out.stdout).contains(new.expose()), "never printed");
+
+    // Without any source, rotate says how to give one, and changes nothing.
+    let out = run(&db.url, &["roles", "rotate", &admin, "--role-prefix", &db.role_prefix()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains(&format!("--secrets-dir DIR generates one into DIR/{admin}.password")),
+        "{}",
+        stderr(&out)
+    );
+    assert!(stderr(&out).contains("CABINET_ADMIN_PASSWORD"), "{}", stderr(&out));
+    assert!(db.conn_as(&admin, new.expose()).await.is_ok(), "the password stays");
 }
 
 #[tokio::test]

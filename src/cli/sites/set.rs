@@ -40,6 +40,20 @@ pub struct Args {
 }
 
 pub async fn run(args: Args, json: bool) -> anyhow::Result<Outcome> {
+    let given = [
+        (Clearable::AiScriptId, args.fields.ai_script_id.is_some()),
+        (Clearable::AiPrompt, args.fields.ai_prompt.is_some() || args.fields.ai_prompt_file.is_some()),
+        (Clearable::BrandName, args.fields.brand_name.is_some()),
+        (Clearable::HubspotPipeline, args.fields.hubspot_pipeline.is_some()),
+        (Clearable::HubspotStage, args.fields.hubspot_stage.is_some()),
+    ];
+    if let Some((field, _)) = given.iter().find(|(field, set)| *set && args.clear.contains(field)) {
+        let name = field.to_possible_value().map(|v| v.get_name().to_owned()).unwrap_or_default();
+        bail!(
+            "{name} is both set and cleared; give either --{} VALUE or --clear {name}, not both",
+            name.replace('_', "-")
+        );
+    }
     let set_or_clear = |value: Option<String>, field: Clearable| {
         if args.clear.contains(&field) { Some(None) } else { value.map(Some) }
     };

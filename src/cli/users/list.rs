@@ -3,7 +3,7 @@ use clap::Args as ClapArgs;
 
 use crate::{
     cli::{ConnectionArgs, Outcome, output},
-    data::DEFAULT_PAGE_SIZE,
+    data::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE},
     db,
     models::timestamps,
     users::{self, UserFilter},
@@ -26,7 +26,7 @@ pub struct Args {
     #[arg(long)]
     pub after: Option<String>,
     /// Users per page.
-    #[arg(long, default_value_t = DEFAULT_PAGE_SIZE)]
+    #[arg(long, default_value_t = DEFAULT_PAGE_SIZE, value_parser = clap::value_parser!(i64).range(1..=MAX_PAGE_SIZE))]
     pub limit: i64,
 }
 
