@@ -1,10 +1,10 @@
 //! Human tables and JSON on stdout. Logs go to stderr, never here.
 //!
 //! Every write to stdout is fallible: when the reader of a pipe goes away (`cabinet-db sites
-//! list | head -1`), the write fails with [`StdoutClosed`] and the command ends quietly with
+//! list | head -1`), the write fails with [`StdoutClosed`](crate::cli::output::StdoutClosed) and the command ends quietly with
 //! exit 0, like other Unix tools, instead of panicking as `println!` does.
 //!
-//! Values from the database are shown through [`terminal_safe`]: a `brand_name` holding ESC
+//! Values from the database are shown through [`terminal_safe`](crate::cli::output::terminal_safe): a `brand_name` holding ESC
 //! or a bidi override must not repaint or reorder the operator's terminal.
 
 use std::{

@@ -1,5 +1,5 @@
 //! Reading an import file: CSV with a header row, or JSON Lines, from a file or from standard
-//! input, into rows of [`Cell`]s in the table's column order.
+//! input, into rows of [`Cell`](crate::transfer::columns::Cell)s in the table's column order.
 //!
 //! What each line gives is kept per line: a JSON object that leaves a key out leaves that
 //! column alone, whatever the other lines carry. Ids and every other value must be JSON
