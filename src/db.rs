@@ -193,7 +193,7 @@ pub fn check_identifier(what: &str, name: &str) -> Result<(), String> {
     } else {
         return Ok(());
     };
-    Err(format!("{what} {:?} {problem}", crate::models::characters::escape_invisible(name, false)))
+    Err(format!("{what} {name:?} {problem}"))
 }
 
 /// Quotes an identifier (role, database, table name) for SQL text: the only way dynamic

@@ -14,8 +14,10 @@ use serde::Serialize;
 use sqlx::{AssertSqlSafe, Connection, PgConnection};
 
 use super::{
+    error::{BaselineError, MigrateError},
     ledger,
-    runner::{self, MigrateError, RunnerOptions},
+    runner::RunnerOptions,
+    session::with_lock,
     source::MigrationSet,
 };
 use crate::{
@@ -46,60 +48,6 @@ pub struct BaselineReport {
     pub statements: Vec<String>,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum BaselineError {
-    #[error(transparent)]
-    Migrate(#[from] MigrateError),
-    #[error(
-        "this database is already managed by cabinet-db (at version {current:04}); baseline is for adopting a database, use cabinet-db migrate up / down to move it"
-    )]
-    AlreadyManaged { current: i64 },
-    #[error("baseline needs a version of at least 0001")]
-    NothingToRecord,
-    #[error(
-        "there is no {ALEMBIC_VERSION_TABLE} table: this database was not managed by Alembic; run baseline without --from-alembic"
-    )]
-    NotAlembic,
-    #[error(
-        "{ALEMBIC_VERSION_TABLE} holds {0} rows (several Alembic heads); merge the heads with alembic merge first"
-    )]
-    AlembicHeads(usize),
-    #[error("cannot adopt: {}; create them with Alembic first, or start from an empty database with cabinet-db migrate up", .0.join(", "))]
-    MissingTables(Vec<String>),
-    #[error(
-        "--assume-timezone {0:?} is not a time zone this server knows; use a name from pg_timezone_names, e.g. UTC or Europe/Berlin"
-    )]
-    BadTimezone(String),
-    #[error(
-        "cannot adopt without losing data; these differences would drop something:\n{}\nmove that data out (it belongs in another database) and drop it yourself, then rerun",
-        .0.iter().map(|d| format!("  - {d}")).collect::<Vec<_>>().join("\n")
-    )]
-    Destructive(Vec<String>),
-    #[error(
-        "the schema does not match the models, so it cannot be recorded as version {version:04}:\n{}\nfix it (cabinet-db migrate diff prints the SQL) or baseline an older --version",
-        .differences.iter().map(|d| format!("  - {d}")).collect::<Vec<_>>().join("\n")
-    )]
-    Drift { version: i64, differences: Vec<String> },
-    #[error("converting the Alembic schema failed at: {statement}\n{meaning}nothing was changed")]
-    Conversion {
-        statement: String,
-        meaning: String,
-        #[source]
-        source: sqlx::Error,
-    },
-    #[error("database query failed")]
-    Query(#[from] sqlx::Error),
-}
-
-impl From<BaselineError> for MigrateError {
-    fn from(e: BaselineError) -> Self {
-        match e {
-            BaselineError::Migrate(m) => m,
-            other => MigrateError::Baseline(Box::new(other)),
-        }
-    }
-}
-
 pub async fn baseline(
     url: &DatabaseUrl,
     set: &MigrationSet,
@@ -113,7 +61,7 @@ pub async fn baseline(
     if set.get(version).is_none() {
         return Err(MigrateError::UnknownTarget { version, head: set.head() });
     }
-    runner::with_lock(url, runner_options, async |conn| {
+    with_lock(url, runner_options.lock_wait, runner_options.owner_role.as_deref(), async |conn| {
         let mut tx = conn.begin().await?;
         let report = adopt(&mut tx, set, version, options).await.map_err(MigrateError::from)?;
         tx.commit().await?;

@@ -3,6 +3,8 @@
 
 /// Adopting an existing database (plain or Alembic-managed) without running migrations.
 pub mod baseline;
+/// The runner's and the baseline's errors.
+pub mod error;
 /// The `cabinet_migrations` bookkeeping table.
 pub mod ledger;
 /// squawk-linter over every migration, plus our own rules.
@@ -15,9 +17,12 @@ pub mod offline;
 pub mod plan;
 /// Applying and reverting migrations.
 pub mod runner;
+/// The dedicated connection that holds the lock while migrations run.
+pub mod session;
 /// Reading migrations: the embedded set or a directory, one parser for both.
 pub mod source;
 
+pub use error::{BaselineError, MigrateError};
 pub use plan::{Assessment, Problem};
-pub use runner::{MigrateError, RunnerOptions};
+pub use runner::RunnerOptions;
 pub use source::{Migration, MigrationSet, Script, SourceError};

@@ -2,8 +2,9 @@
 //! `--sql` mode), for review or for a DBA to run by hand.
 
 use super::{
+    error::MigrateError,
     ledger::{self, hex},
-    runner::{MigrateError, RunnerOptions},
+    runner::RunnerOptions,
     source::{MigrationSet, format_version},
 };
 use crate::db::quote_literal;

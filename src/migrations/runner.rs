@@ -12,12 +12,13 @@ use serde::Serialize;
 use sqlx::{AssertSqlSafe, Connection, PgConnection, postgres::PgDatabaseError};
 
 use super::{
+    error::MigrateError,
     ledger,
-    lock::{self, LockHolder},
-    plan::{Assessment, Problem},
-    source::{Migration, MigrationSet, Script, SourceError},
+    plan::Assessment,
+    session::with_lock,
+    source::{Migration, MigrationSet, Script},
 };
-use crate::db::{self, DatabaseUrl, DbError, SQLSTATE_LOCK_NOT_AVAILABLE};
+use crate::db::{self, DatabaseUrl, SQLSTATE_LOCK_NOT_AVAILABLE};
 
 /// Default wait for another deployer's migration lock.
 pub const DEFAULT_LOCK_WAIT_SECS: u64 = 30;
@@ -55,60 +56,6 @@ impl Default for RunnerOptions {
             lock_retries: DEFAULT_LOCK_RETRIES,
             owner_role: Some(crate::roles::Roles::default().name(crate::roles::RoleKind::Owner)),
         }
-    }
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum MigrateError {
-    #[error(transparent)]
-    Source(#[from] SourceError),
-    #[error(transparent)]
-    Db(#[from] DbError),
-    #[error("{}", describe_lock_timeout(*.waited, .holder.as_ref()))]
-    LockTimeout { waited: Duration, holder: Option<LockHolder> },
-    #[error("refusing to migrate:\n{}", .0.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
-    Unsafe(Vec<Problem>),
-    #[error(
-        "there is no migration {version:04}; the known versions are 0001 to {head:04} (see cabinet-db migrate history), or 0 for an empty schema"
-    )]
-    UnknownTarget { version: i64, head: i64 },
-    #[error("migration {file} failed{location}; the database stays at version {previous:04}{partial}")]
-    ScriptFailed {
-        file: String,
-        /// ` at line L, column C` when PostgreSQL reported a position.
-        location: String,
-        previous: i64,
-        /// A warning for no-transaction migrations, which may have partly run.
-        partial: &'static str,
-        #[source]
-        source: sqlx::Error,
-    },
-    #[error(
-        "migration {file} could not get its table locks within lock_timeout after {attempts} attempts; other sessions hold them (see pg_locks / pg_stat_activity), retry when traffic is lower or raise --ddl-lock-timeout"
-    )]
-    LockRetriesExhausted {
-        file: String,
-        attempts: u32,
-        #[source]
-        source: sqlx::Error,
-    },
-    #[error(transparent)]
-    Baseline(Box<super::baseline::BaselineError>),
-    #[error("database query failed")]
-    Query(#[from] sqlx::Error),
-}
-
-fn describe_lock_timeout(waited: Duration, holder: Option<&LockHolder>) -> String {
-    match holder {
-        Some(h) => format!(
-            "another migration holds the migration lock ({h}); waited {}s. Wait for it to finish, or if it is stuck end it with SELECT pg_terminate_backend({}); a longer --lock-timeout waits longer",
-            waited.as_secs(),
-            h.pid
-        ),
-        None => format!(
-            "could not take the migration lock within {}s, but no holder is visible (it was released just now, or this role cannot see other sessions); try again",
-            waited.as_secs()
-        ),
     }
 }
 
@@ -158,7 +105,7 @@ pub async fn up(
 ) -> Result<Vec<StepReport>, MigrateError> {
     let target = target.unwrap_or(set.head());
     check_target(set, target)?;
-    with_lock(url, options, async |conn| {
+    with_lock(url, options.lock_wait, options.owner_role.as_deref(), async |conn| {
         ledger::ensure_table(conn).await?;
         let assessment = Assessment::new(set, ledger::applied(conn).await?);
         if !assessment.problems.is_empty() {
@@ -186,7 +133,7 @@ pub async fn down(
     if let DownTarget::To(version) = target {
         check_target(set, version)?;
     }
-    with_lock(url, options, async |conn| {
+    with_lock(url, options.lock_wait, options.owner_role.as_deref(), async |conn| {
         let assessment = Assessment::new(set, ledger::applied(conn).await?);
         if !assessment.problems.is_empty() {
             return Err(MigrateError::Unsafe(assessment.problems));
@@ -215,67 +162,6 @@ fn check_target(set: &MigrationSet, version: i64) -> Result<(), MigrateError> {
     } else {
         Err(MigrateError::UnknownTarget { version, head: set.head() })
     }
-}
-
-/// Runs `body` on a dedicated connection holding the migration lock, then releases the lock
-/// and closes the connection whether `body` succeeded or not.
-pub async fn with_lock<T>(
-    url: &DatabaseUrl,
-    options: &RunnerOptions,
-    body: impl AsyncFnOnce(&mut PgConnection) -> Result<T, MigrateError>,
-) -> Result<T, MigrateError> {
-    let mut conn = db::connect(url, "cabinet-db migrate").await?;
-    // If this process dies mid-migration, the server notices the closed socket within a
-    // second even while a statement runs, rolls back, and frees the lock for the next run.
-    sqlx::query("SELECT set_config('client_connection_check_interval', '1s', false)")
-        .execute(&mut conn)
-        .await?;
-    if let Some(owner) = &options.owner_role {
-        become_owner(&mut conn, owner).await?;
-    }
-    match lock::acquire(&mut conn, options.lock_wait).await? {
-        Ok(()) => {}
-        Err(holder) => {
-            let _ = conn.close().await;
-            return Err(MigrateError::LockTimeout { waited: options.lock_wait, holder });
-        }
-    }
-    tracing::debug!("took the migration lock");
-    let result = body(&mut conn).await;
-    if let Err(e) = lock::release(&mut conn).await {
-        // Closing the session below releases it anyway.
-        tracing::warn!(error = %e, "could not release the migration lock explicitly");
-    }
-    let _ = conn.close().await;
-    result
-}
-
-/// `SET ROLE owner` when that role exists, we are a member, and `roles apply` has prepared this
-/// database for it (it may create in `public` and owns every table there: otherwise a migration
-/// or a baseline could not alter or drop them). Otherwise we stay who we
-/// are: roles are cluster-wide, so a new database can meet an owner role that has no rights in
-/// it yet; `roles apply` then hands it what the migrations created.
-async fn become_owner(conn: &mut PgConnection, owner: &str) -> Result<(), sqlx::Error> {
-    let member: bool = sqlx::query_scalar(
-        "SELECT EXISTS (
-            SELECT 1 FROM pg_roles r
-             WHERE r.rolname = $1
-               AND pg_has_role(current_user, r.oid, 'MEMBER')
-               AND has_schema_privilege(r.oid, 'public', 'CREATE')
-               AND NOT EXISTS (SELECT 1 FROM pg_class c
-                                WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('r', 'p')
-                                  AND c.relowner <> r.oid))",
-    )
-    .bind(owner)
-    .fetch_one(&mut *conn)
-    .await?;
-    if member {
-        sqlx::raw_sql(AssertSqlSafe(format!("SET ROLE {}", db::quote_ident(owner))))
-            .execute(&mut *conn)
-            .await?;
-        tracing::debug!(role = owner, "migrating as the owner role");
-    }
-    Ok(())
 }
 
 async fn run_step(
