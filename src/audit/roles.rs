@@ -7,7 +7,7 @@ use std::path::Path;
 use sqlx::{PgConnection, Row};
 
 use super::{Check, or_needs_superuser};
-use crate::roles::{RoleKind, Roles, password, scram};
+use crate::roles::{RoleKind, Roles, password, scram, stored_settings};
 
 const APPLY: &str = "run cabinet-db roles apply (as a superuser)";
 
@@ -92,14 +92,7 @@ pub async fn ours(conn: &mut PgConnection, roles: &Roles) -> Result<Vec<Check>, 
 /// `pg_db_role_setting` holds exactly the model's settings for the role, in no database more.
 /// A role may change its own (`ALTER ROLE cabinet_n8n SET statement_timeout = 0`).
 async fn settings(conn: &mut PgConnection, kind: RoleKind, name: &str) -> Result<Check, sqlx::Error> {
-    let rows: Vec<(Option<String>, Vec<String>)> = sqlx::query_as(
-        "SELECT d.datname::text, s.setconfig
-           FROM pg_db_role_setting s LEFT JOIN pg_database d ON d.oid = s.setdatabase
-          WHERE s.setrole = (SELECT oid FROM pg_roles WHERE rolname = $1)",
-    )
-    .bind(name)
-    .fetch_all(&mut *conn)
-    .await?;
+    let rows = stored_settings(conn, name).await?;
     let wanted = kind.settings();
     let mut problems = Vec::new();
     let mut role_wide: Vec<String> = Vec::new();

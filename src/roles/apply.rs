@@ -187,14 +187,7 @@ async fn set_exactly_the_model_settings(
     report: &mut ApplyReport,
 ) -> Result<(), RolesError> {
     let wanted = kind.settings();
-    let stored: Vec<(Option<String>, Vec<String>)> = sqlx::query_as(
-        "SELECT d.datname::text, s.setconfig
-           FROM pg_db_role_setting s LEFT JOIN pg_database d ON d.oid = s.setdatabase
-          WHERE s.setrole = (SELECT oid FROM pg_roles WHERE rolname = $1)",
-    )
-    .bind(name)
-    .fetch_all(&mut *conn)
-    .await?;
+    let stored = super::stored_settings(conn, name).await?;
     let role = quote_ident(name);
     for (database, settings) in &stored {
         match database {

@@ -171,6 +171,22 @@ impl Roles {
     }
 }
 
+/// A role's stored settings (`ALTER ROLE … [IN DATABASE …] SET`): per database (`None` for the
+/// role-wide ones), each `name=value`.
+pub async fn stored_settings(
+    conn: &mut sqlx::PgConnection,
+    role: &str,
+) -> Result<Vec<(Option<String>, Vec<String>)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT d.datname::text, s.setconfig
+           FROM pg_db_role_setting s LEFT JOIN pg_database d ON d.oid = s.setdatabase
+          WHERE s.setrole = (SELECT oid FROM pg_roles WHERE rolname = $1)",
+    )
+    .bind(role)
+    .fetch_all(conn)
+    .await
+}
+
 /// The tables whose privileges the roles model governs: the models' and the ledger.
 pub fn governed_tables() -> Vec<&'static str> {
     TABLES.iter().map(|t| t.name).chain([MIGRATIONS_TABLE]).collect()

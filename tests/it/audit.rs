@@ -15,7 +15,7 @@ use sqlx::{AssertSqlSafe, Connection, PgConnection};
 use crate::{
     adversarial::write_and_reload,
     fake_localapi::FakeLocalApi,
-    harness::{binary, start_local_cluster, stderr, stdout, superuser_base},
+    harness::{audit, binary, start_local_cluster, superuser_base},
 };
 
 struct AuditCluster {
@@ -64,22 +64,6 @@ async fn exec(url: &DatabaseUrl, sql: &str) {
         .await
         .unwrap_or_else(|e| panic!("{sql}: {e}"));
     conn.close().await.unwrap();
-}
-
-/// Runs the audit; returns its exit code and the checks that failed.
-fn audit(url: &DatabaseUrl, extra: &[&str]) -> (i32, Vec<(String, String)>) {
-    let out =
-        binary().env("DATABASE_URL", url.expose()).arg("audit").arg("--json").args(extra).output().unwrap();
-    let report: serde_json::Value =
-        serde_json::from_str(&stdout(&out)).unwrap_or_else(|_| panic!("no JSON: {}", stderr(&out)));
-    let failed = report["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|c| c["verdict"] == "fail")
-        .map(|c| (c["id"].as_str().unwrap().to_owned(), c["detail"].as_str().unwrap().to_owned()))
-        .collect();
-    (out.status.code().unwrap(), failed)
 }
 
 #[tokio::test]

@@ -376,3 +376,20 @@ impl WithRoles {
 pub fn sources(secrets: &tempfile::TempDir) -> PasswordSources {
     PasswordSources { files: vec![], secrets_dir: Some(secrets.path().to_owned()) }
 }
+
+/// Runs `cabinet-db audit --json`; returns its exit code and the checks that failed, as
+/// (id, detail).
+pub fn audit(url: &DatabaseUrl, extra: &[&str]) -> (i32, Vec<(String, String)>) {
+    let out =
+        binary().env("DATABASE_URL", url.expose()).args(["audit", "--json"]).args(extra).output().unwrap();
+    let report: serde_json::Value =
+        serde_json::from_str(&stdout(&out)).unwrap_or_else(|_| panic!("no JSON: {}", stderr(&out)));
+    let failed = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["verdict"] == "fail")
+        .map(|c| (c["id"].as_str().unwrap().to_owned(), c["detail"].as_str().unwrap().to_owned()))
+        .collect();
+    (out.status.code().unwrap(), failed)
+}

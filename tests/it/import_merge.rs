@@ -330,45 +330,34 @@ async fn an_import_as_the_admin_role_is_not_cut_short_by_the_roles_statement_tim
     assert_eq!(short.status.code(), Some(2), "{}", stderr(&short));
 }
 
+/// `sites import -` with `input` on standard input.
+fn import_stdin(db: &TestDb, input: &[u8]) -> std::process::Output {
+    let mut child = binary()
+        .env("DATABASE_URL", db.url.expose())
+        .args(["sites", "import", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    child.wait_with_output().unwrap()
+}
+
 #[tokio::test]
 async fn standard_input_a_byte_order_mark_and_strict_json_are_handled() {
     let db = TestDb::migrated().await;
 
     // `-` reads standard input; CSV with Excel's UTF-8 byte-order mark.
-    let mut child = binary()
-        .env("DATABASE_URL", db.url.expose())
-        .args(["sites", "import", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all("\u{feff}site_id,domain\nacme,acme.example.com\n".as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = import_stdin(&db, "\u{feff}site_id,domain\nacme,acme.example.com\n".as_bytes());
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stdout(&out).contains("1 inserted"), "{}", stdout(&out));
 
     // JSON Lines on standard input is recognised by its first character.
-    let mut child = binary()
-        .env("DATABASE_URL", db.url.expose())
-        .args(["sites", "import", "-"])
-        .stdin(Stdio::piped())
-        .stderr(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"{\"site_id\": 1.50, \"domain\": \"n.example.com\"}\n{\"site_id\":\"a\",\"domain\":\"a.example.com\",\"site_id\":\"b\"}\n")
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = import_stdin(
+        &db,
+        b"{\"site_id\": 1.50, \"domain\": \"n.example.com\"}\n{\"site_id\":\"a\",\"domain\":\"a.example.com\",\"site_id\":\"b\"}\n",
+    );
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("line 1, column site_id, value \"1.50\": is a JSON number"), "{err}");
