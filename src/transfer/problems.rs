@@ -38,8 +38,10 @@ impl RowError {
 }
 
 impl fmt::Display for RowError {
+    /// The value in Rust's debug quoting, which escapes control and invisible characters: a
+    /// value from a file never reaches the terminal raw.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let value = crate::models::characters::escape_invisible(&self.value, false);
+        let value = &self.value;
         match (self.line, self.column.is_empty()) {
             (0, _) => write!(f, "{}", self.message),
             (line, true) => write!(f, "line {line}: {}", self.message),

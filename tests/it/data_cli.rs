@@ -159,6 +159,10 @@ async fn careless_commands_get_clear_refusals_and_change_nothing() {
     }
     assert_eq!(json(&db, &["sites", "get", "acme"])["brand_name"], "ACME", "nothing changed");
 
+    // Help for users says nothing of sites' columns.
+    let help = stdout(&binary().args(["users", "import", "--help"]).output().unwrap());
+    assert!(help.contains("--mode") && !help.contains("created_at"), "{help}");
+
     // The library refuses a page size out of range too.
     let mut conn = db.conn().await;
     let err = cabinet_db::sites::list(&mut conn, &Default::default(), None, 0).await.unwrap_err();

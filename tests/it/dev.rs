@@ -90,6 +90,20 @@ async fn dev_up_creates_a_working_database_and_is_idempotent() {
     assert!(stdout(&status).contains("acme.example.com"), "{}", stdout(&status));
     assert!(!stdout(&status).contains(url), "the human output never shows the password");
 
+    // A password with URL-special characters is percent-encoded in the printed URL.
+    let awkward = "p@ss/w:rd%#?&=+ x";
+    let mut superuser = sqlx::PgConnection::connect(url).await.unwrap();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("ALTER ROLE cabinet_admin PASSWORD '{awkward}'")))
+        .execute(&mut superuser)
+        .await
+        .unwrap();
+    std::fs::write(data_dir.join("secrets/cabinet_admin.password"), format!("{awkward}\n")).unwrap();
+    let admin_url = stdout(&dev(&data_dir, &["url", "--role", "cabinet_admin"])).trim().to_owned();
+    assert!(!admin_url.contains(awkward), "{admin_url}");
+    let admin = sqlx::PgConnection::connect(&admin_url).await.expect("the printed URL works");
+    admin.close().await.unwrap();
+    superuser.close().await.unwrap();
+
     // A row no reader can show (a superuser dropped the rule): `dev url` still answers (it
     // reads no rows), `dev status` names the row instead of crashing.
     let mut superuser = sqlx::PgConnection::connect(url).await.unwrap();
