@@ -62,7 +62,7 @@ pub struct ImportOptions {
 
 /// How an attempt writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Path {
+enum Route {
     /// `COPY` into the table itself: it was empty.
     Direct,
     /// `COPY` into a staging table, check, merge.
@@ -104,18 +104,18 @@ async fn attempt(
         Ok(tx) => tx,
         Err(e) => return Ok(Err(e.into())),
     };
-    let path = match prepare(&mut tx, table, options, allow_direct).await {
-        Ok(path) => path,
+    let route = match prepare(&mut tx, table, options, allow_direct).await {
+        Ok(route) => route,
         Err(e) => return Ok(Err(e.into())),
     };
-    let result = stream(&mut tx, opened, options, path, progress).await;
+    let result = stream(&mut tx, opened, options, route, progress).await;
     let report = match result {
         Ok(report) => report,
         Err(Failure::Import(e)) => {
             tx.rollback().await.ok();
             return Ok(Err(e));
         }
-        Err(Failure::Conflict(e)) if path == Path::Direct && is_constraint_violation(&e) => {
+        Err(Failure::Conflict(e)) if route == Route::Direct && is_constraint_violation(&e) => {
             tx.rollback().await.ok();
             tracing::info!(error = %e, "the direct COPY met a conflict; staging the rows to locate it");
             return Err(Restage);
@@ -140,7 +140,7 @@ async fn prepare(
     table: Table,
     options: &ImportOptions,
     allow_direct: bool,
-) -> Result<Path, sqlx::Error> {
+) -> Result<Route, sqlx::Error> {
     sqlx::query(
         "SELECT set_config('statement_timeout', $1, true), set_config('TimeZone', 'UTC', true),
                 set_config('DateStyle', 'ISO, YMD', true)",
@@ -149,12 +149,12 @@ async fn prepare(
     .execute(&mut *conn)
     .await?;
     if !allow_direct {
-        return Ok(Path::Staged);
+        return Ok(Route::Staged);
     }
     let empty_sql = format!("SELECT NOT EXISTS (SELECT 1 FROM {})", quote_ident(table.name()));
     let empty: bool = sqlx::query_scalar(AssertSqlSafe(empty_sql.clone())).fetch_one(&mut *conn).await?;
     if !empty {
-        return Ok(Path::Staged);
+        return Ok(Route::Staged);
     }
     // Another import may be filling the empty table right now: wait for it, then look again.
     sqlx::query("SELECT pg_advisory_xact_lock($1)")
@@ -162,7 +162,7 @@ async fn prepare(
         .execute(&mut *conn)
         .await?;
     let still_empty: bool = sqlx::query_scalar(AssertSqlSafe(empty_sql)).fetch_one(&mut *conn).await?;
-    Ok(if still_empty { Path::Direct } else { Path::Staged })
+    Ok(if still_empty { Route::Direct } else { Route::Staged })
 }
 
 enum Failure {
@@ -193,21 +193,21 @@ async fn stream(
     conn: &mut PgConnection,
     opened: &Opened,
     options: &ImportOptions,
-    path: Path,
+    route: Route,
     progress: &mut (dyn FnMut(u64) + Send),
 ) -> Result<ImportReport, Failure> {
     let table = options.table;
     // Every row is new on the direct path, and must be in insert mode: all is known.
-    let all_known = path == Path::Direct || options.mode == Mode::Insert;
+    let all_known = route == Route::Direct || options.mode == Mode::Insert;
     let mut rows = opened.rows(table, all_known)?;
     let now: timestamps::Checked = sqlx::query_scalar("SELECT now()").fetch_one(&mut *conn).await?;
     let now = timestamps::format(now.0);
-    let copy_sql = match path {
-        Path::Direct => {
+    let copy_sql = match route {
+        Route::Direct => {
             let names: Vec<String> = table.columns().iter().map(|c| quote_ident(c.name)).collect();
             format!("COPY {} ({}) FROM STDIN", quote_ident(table.name()), names.join(", "))
         }
-        Path::Staged => staging::create(conn, table).await?,
+        Route::Staged => staging::create(conn, table).await?,
     };
     let mut copy = conn.copy_in_raw(&copy_sql).await?;
     let mut problems = Problems::new(options.max_errors);
@@ -255,7 +255,7 @@ async fn stream(
             *count += u64::from(value.given);
         }
         if row_ok && problems.is_empty() {
-            encode_copy_row(&mut buffer, (path == Path::Staged).then_some(raw.line), &row);
+            encode_copy_row(&mut buffer, (route == Route::Staged).then_some(raw.line), &row);
             if buffer.len() >= COPY_CHUNK_BYTES {
                 copy.send(buffer.as_bytes()).await?;
                 buffer.clear();
@@ -271,7 +271,7 @@ async fn stream(
         return Err(problems.into_error().into());
     }
     finish(copy, &buffer).await.map_err(Failure::Conflict)?;
-    if path == Path::Direct {
+    if route == Route::Direct {
         return Ok(ImportReport { rows: given.rows, inserted: given.rows, updated: 0 });
     }
 

@@ -62,6 +62,8 @@ impl fmt::Display for Input {
 #[derive(Debug)]
 pub struct Opened {
     file: File,
+    /// What it is, for messages: a path, or "standard input".
+    name: PathBuf,
     /// The format: given, from the name, or (standard input) from the first character.
     pub format: Format,
 }
@@ -89,16 +91,16 @@ impl Opened {
                 ));
             }
         };
-        Ok(Opened { file, format })
+        Ok(Opened { file, format, name: PathBuf::from(input.to_string()) })
     }
 
     /// A reader from the start of the input.
     pub fn rows(&self, table: Table, require_all: bool) -> Result<Rows, ImportError> {
-        let mut file =
-            self.file.try_clone().map_err(|source| ImportError::Open { path: "-".into(), source })?;
-        file.seek(SeekFrom::Start(0)).map_err(|source| ImportError::Open { path: "-".into(), source })?;
+        let open_error = |source| ImportError::Open { path: self.name.clone(), source };
+        let mut file = self.file.try_clone().map_err(open_error)?;
+        file.seek(SeekFrom::Start(0)).map_err(open_error)?;
         let mut reader = BufReader::with_capacity(1 << 20, file);
-        skip_byte_order_mark(&mut reader)?;
+        skip_byte_order_mark(&mut reader).map_err(open_error)??;
         match self.format {
             Format::Jsonl => Ok(Rows { table, source: Source::Jsonl { lines: reader, line: 0 } }),
             Format::Csv => {
@@ -126,19 +128,20 @@ fn sniff(file: &mut File) -> std::io::Result<Format> {
     Ok(if first == Some('{') { Format::Jsonl } else { Format::Csv })
 }
 
-fn skip_byte_order_mark(reader: &mut BufReader<File>) -> Result<(), ImportError> {
-    let start = reader.fill_buf().map_err(|source| ImportError::Open { path: "-".into(), source })?;
+/// Skips a UTF-8 byte-order mark; a UTF-16 one is a problem with the file (the inner result).
+fn skip_byte_order_mark(reader: &mut BufReader<File>) -> std::io::Result<Result<(), ImportError>> {
+    let start = reader.fill_buf()?;
     if start.starts_with(&[0xef, 0xbb, 0xbf]) {
         reader.consume(3);
     } else if start.starts_with(&[0xff, 0xfe]) || start.starts_with(&[0xfe, 0xff]) {
-        return Err(ImportError::one(
+        return Ok(Err(ImportError::one(
             1,
             "",
             "",
             "the file is UTF-16 (it starts with a UTF-16 byte-order mark); save it as UTF-8 (Excel: \"CSV UTF-8\")",
-        ));
+        )));
     }
-    Ok(())
+    Ok(Ok(()))
 }
 
 /// For each header field, the table column it names (in table order: `positions[i]` is the
