@@ -386,14 +386,15 @@ async fn n8n_walks_the_paths_it_was_given_and_finds_them_closed_after_roles_appl
     // pg_execute_server_program: the read-only role runs a shell command.
     superuser_exec(&superuser, "GRANT pg_execute_server_program TO cabinet_n8n").await;
     let mut n8n = connect_as(&url, RoleKind::N8n, "walks").await.unwrap();
-    sqlx::raw_sql("COPY (SELECT 1) TO PROGRAM 'true'")
+    sqlx::raw_sql("COPY (SELECT 1) TO PROGRAM 'cat > /dev/null'")
         .execute(&mut n8n)
         .await
         .expect("the grant lets n8n run programs");
     n8n.close().await.unwrap();
     assert!(roles_apply(&url).status.success());
     let mut n8n = connect_as(&url, RoleKind::N8n, "walks").await.unwrap();
-    let refused = sqlx::raw_sql("COPY (SELECT 1) TO PROGRAM 'true'").execute(&mut n8n).await.unwrap_err();
+    let refused =
+        sqlx::raw_sql("COPY (SELECT 1) TO PROGRAM 'cat > /dev/null'").execute(&mut n8n).await.unwrap_err();
     assert!(
         refused.to_string().contains("permission denied")
             || refused.to_string().contains("must be superuser"),
