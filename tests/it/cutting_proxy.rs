@@ -30,17 +30,25 @@ impl CuttingProxy {
         thread::spawn(move || {
             for client in listener.incoming().flatten() {
                 let Ok(server) = TcpStream::connect(("127.0.0.1", upstream_port)) else { continue };
-                let flag = flag.clone();
                 let (client_in, server_out) = (client.try_clone().unwrap(), server.try_clone().unwrap());
-                // Server to client: plain copying until either side closes.
-                let (mut from_server, mut to_client) = (server, client);
-                thread::spawn(move || {
-                    let _ = std::io::copy(&mut from_server, &mut to_client);
-                });
-                thread::spawn(move || forward_until_commit(client_in, server_out, &flag));
+                // Server to client: copying until either side closes, or the cut.
+                let cut = flag.clone();
+                thread::spawn(move || forward_until_cut(server, client, &cut));
+                let cut = flag.clone();
+                thread::spawn(move || forward_until_commit(client_in, server_out, &cut));
             }
         });
         CuttingProxy { port, cut }
+    }
+}
+
+fn forward_until_cut(mut server: TcpStream, mut client: TcpStream, cut: &AtomicBool) {
+    let mut buffer = [0u8; 64 * 1024];
+    loop {
+        let Ok(read) = server.read(&mut buffer) else { return };
+        if read == 0 || cut.load(Ordering::SeqCst) || client.write_all(&buffer[..read]).is_err() {
+            return;
+        }
     }
 }
 
@@ -53,16 +61,18 @@ fn forward_until_commit(mut client: TcpStream, mut server: TcpStream, cut: &Atom
             return;
         }
         let chunk = &buffer[..read];
-        if server.write_all(chunk).is_err() {
-            return;
-        }
         if chunk.windows(COMMIT_MESSAGE.len()).any(|w| w == COMMIT_MESSAGE) {
+            // Cut the client off first, so no answer can reach it; then let the COMMIT through.
             cut.store(true, Ordering::SeqCst);
             let _ = client.shutdown(Shutdown::Both);
+            let _ = server.write_all(chunk);
             // The server must still read and run the COMMIT; closing our side of it only
             // after a moment keeps it from seeing the disconnect first.
             thread::sleep(std::time::Duration::from_millis(500));
             let _ = server.shutdown(Shutdown::Both);
+            return;
+        }
+        if server.write_all(chunk).is_err() {
             return;
         }
     }
