@@ -32,9 +32,40 @@ pub fn revoke_membership_sql(server_version_num: i32, role: &str, member: &str, 
     if server_version_num >= 160_000 { format!("{base} GRANTED BY {}", quote_ident(grantor)) } else { base }
 }
 
+/// The first pgBackRest release that supports each PostgreSQL major version we support
+/// (upstream release notes: 16 in 2.46, 17 in 2.53, 18 in 2.55). Debian 12 ships 2.45.
+const PGBACKREST_FIRST_SUPPORTING: [(u32, (u32, u32)); 5] =
+    [(14, (2, 33)), (15, (2, 41)), (16, (2, 46)), (17, (2, 53)), (18, (2, 55))];
+
+/// Whether pgBackRest `major.minor` can back up a server of `server_major`; `Err` carries the
+/// oldest pgBackRest release that can (as `2.55`).
+pub fn pgbackrest_supports(pgbackrest: (u32, u32), server_major: u32) -> Result<(), String> {
+    let needed = PGBACKREST_FIRST_SUPPORTING
+        .iter()
+        .find(|(major, _)| *major == server_major)
+        .map(|(_, version)| *version)
+        .unwrap_or((u32::MAX, 0));
+    if pgbackrest >= needed {
+        Ok(())
+    } else if needed.0 == u32::MAX {
+        Err(format!("a pgBackRest release that knows PostgreSQL {server_major}"))
+    } else {
+        Err(format!("{}.{}", needed.0, needed.1))
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::table_privileges;
+    use super::{pgbackrest_supports, table_privileges};
+
+    #[test]
+    fn pgbackrest_2_45_covers_14_and_15_only() {
+        assert!(pgbackrest_supports((2, 45), 14).is_ok());
+        assert!(pgbackrest_supports((2, 45), 15).is_ok());
+        assert_eq!(pgbackrest_supports((2, 45), 16), Err("2.46".to_owned()));
+        assert_eq!(pgbackrest_supports((2, 45), 18), Err("2.55".to_owned()));
+        assert!(pgbackrest_supports((2, 55), 18).is_ok());
+    }
 
     #[test]
     fn maintain_exists_from_17() {

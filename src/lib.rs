@@ -7,6 +7,8 @@
 pub mod atomic_file;
 /// `cabinet-db audit`: exposure, privileges and contents, checked.
 pub mod audit;
+/// Backups and point-in-time recovery on pgBackRest: setup, runs, restores, drills.
+pub mod backup;
 /// The command line: subcommands, their arguments and their output.
 pub mod cli;
 /// What differs between PostgreSQL 14 and 18, in one place.

@@ -3,6 +3,8 @@
 
 /// `cabinet-db audit`.
 pub mod audit;
+/// `cabinet-db backup …`: pgBackRest backups, restores and drills.
+pub mod backup;
 /// `cabinet-db dev …`: the local development database.
 pub mod dev;
 /// How a failed command is reported: text or JSON, the PostgreSQL message once.
@@ -68,6 +70,8 @@ pub enum Command {
     Tailnet(tailnet::TailnetArgs),
     /// Check exposure, privileges and contents against the design (exit 1 on a failure).
     Audit(audit::AuditArgs),
+    /// Back up with pgBackRest, list backups, restore to a point in time.
+    Backup(backup::BackupArgs),
     /// Add, change, find, remove, import and export sites.
     Sites(sites::SitesArgs),
     /// Find, remove, import and export users; record that a user was seen.
@@ -102,6 +106,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Roles(args) => roles::run(args, cli.json).await,
         Command::Tailnet(args) => tailnet::run(args, cli.json).await,
         Command::Audit(args) => audit::run(args, cli.json).await,
+        Command::Backup(args) => backup::run(args, cli.json).await,
         Command::Sites(args) => sites::run(args, cli.json).await,
         Command::Users(args) => users::run(args, cli.json).await,
     }

@@ -63,6 +63,28 @@ impl PgBinaries {
         Err(ClusterError::BinariesNotFound { searched: searched.join(", ") })
     }
 
+    /// Binaries of one major version (to start a restored copy of a cluster): `$PG_BINDIR` if
+    /// it is that version, else Debian's `/usr/lib/postgresql/<major>/bin`.
+    pub fn for_major(major: u32) -> Result<Self, ClusterError> {
+        if let Some(dir) = std::env::var_os("PG_BINDIR").map(PathBuf::from)
+            && has_tools(&dir)
+            && let Ok(binaries) = Self::at(dir)
+            && binaries.major() == major
+        {
+            return Ok(binaries);
+        }
+        let dir = Path::new(DEBIAN_PREFIX).join(major.to_string()).join("bin");
+        if has_tools(&dir) {
+            return Self::at(dir);
+        }
+        Err(ClusterError::BinariesNotFound {
+            searched: format!(
+                "PG_BINDIR and {} (PostgreSQL {major}, the version the backup was taken from; apt-get install postgresql-{major})",
+                dir.display()
+            ),
+        })
+    }
+
     /// The binaries in `bindir`, refused when they are older than PostgreSQL 14.
     pub fn at(bindir: PathBuf) -> Result<Self, ClusterError> {
         let postgres = bindir.join("postgres");

@@ -25,16 +25,30 @@ pub use run_as::RunAs;
 
 use crate::db::DatabaseUrl;
 
-/// Client authentication of a local cluster: passwords everywhere, loopback only, and the
+/// Client authentication of a local cluster: on the socket, the OS user that runs the server
+/// may be the superuser without a password (as `local all postgres peer` on a Debian server:
+/// pgBackRest connects that way); everyone else needs a SCRAM password; loopback only, and the
 /// final reject the audit requires of every server.
-const LOCAL_PG_HBA: &str = "# Managed by cabinet-db: a loopback-only development/test cluster.
+pub(crate) fn local_pg_hba(superuser: &str) -> String {
+    format!(
+        "# Managed by cabinet-db: a loopback-only development/test cluster.
 # TYPE  DATABASE  USER  ADDRESS       METHOD
+local   all       {superuser:<9}           peer map=server
 local   all       all                 scram-sha-256
 host    all       all   127.0.0.1/32  scram-sha-256
 host    all       all   ::1/128       scram-sha-256
 host    all       all   0.0.0.0/0     reject
 host    all       all   ::/0          reject
-";
+"
+    )
+}
+
+/// The `server` map of `local_pg_hba`: only the server's own OS user.
+fn local_pg_ident(os_user: &str, superuser: &str) -> String {
+    format!(
+        "# Managed by cabinet-db.\n# MAPNAME  SYSTEM-USERNAME  PG-USERNAME\nserver     {os_user}  {superuser}\n"
+    )
+}
 
 /// How long `pg_ctl` waits for the server to start or stop.
 const PG_CTL_WAIT_SECS: u32 = 60;
@@ -150,10 +164,22 @@ impl LocalCluster {
             .map_err(|source| ClusterError::Io { action: format!("open {}", conf.display()), source })?;
         file.write_all(b"\n# Written by cabinet-db: its settings live in cabinet.conf.\ninclude_if_exists = 'cabinet.conf'\n")
             .map_err(|source| ClusterError::Io { action: format!("write {}", conf.display()), source })?;
-        let hba = self.pgdata().join("pg_hba.conf");
-        std::fs::write(&hba, LOCAL_PG_HBA)
-            .map_err(|source| ClusterError::Io { action: format!("write {}", hba.display()), source })?;
+        self.write_client_authentication(superuser)?;
         self.write_settings(settings)
+    }
+
+    /// (Re)writes `pg_hba.conf` and `pg_ident.conf`; takes effect at the next start or reload.
+    pub fn write_client_authentication(&self, superuser: &str) -> Result<(), ClusterError> {
+        for (name, contents) in [
+            ("pg_hba.conf", local_pg_hba(superuser)),
+            ("pg_ident.conf", local_pg_ident(&self.run_as.user_name(), superuser)),
+        ] {
+            let path = self.pgdata().join(name);
+            fs::write(&path, contents)
+                .map_err(|source| ClusterError::Io { action: format!("write {}", path.display()), source })?;
+            self.run_as.hand_over(&path)?;
+        }
+        Ok(())
     }
 
     /// (Re)writes `cabinet.conf`; takes effect at the next start.

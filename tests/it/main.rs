@@ -7,6 +7,8 @@ mod adversarial;
 mod agreement;
 /// `cabinet-db audit`: a clean setup passes, each misconfiguration fails.
 mod audit;
+/// Backups and restores with the real pgBackRest, on clusters of their own.
+mod backup;
 /// `migrate baseline`, plain and from an Alembic-built database.
 mod baseline;
 /// The database rejects bad rows whoever writes them.

@@ -1,0 +1,85 @@
+//! Backups and point-in-time recovery, on pgBackRest.
+//!
+//! pgBackRest is the engine: it copies the data directory, archives every WAL segment,
+//! checksums both, encrypts, expires and restores. cabinet-db writes its configuration, turns
+//! on WAL archiving through it, runs it as the server's OS user, reads its JSON, explains its
+//! errors, and adds what an operator of this database needs on top: restores into a new
+//! cluster only (never over the running one, never archiving into the production repository),
+//! a refusal to restore past the archived WAL, and the drill that proves a restore works.
+//!
+//! One stanza, `cabinet`, per server. pgBackRest connects to the server over its unix socket
+//! as the bootstrap superuser, by `peer` (as `sudo -u postgres psql` does): no password is
+//! stored for it.
+
+/// `pgbackrest info` as typed rows: backups, the recoverable window.
+pub mod catalog;
+/// `pgbackrest.conf`: rendered from the server and the repositories, and read back.
+pub mod config;
+/// The `pgbackrest` program: finding it, its version, running it as the server's user.
+pub mod pgbackrest;
+/// Restoring into a new cluster on loopback.
+pub mod restore;
+/// Taking a backup; listing backups and the recoverable window.
+pub mod run;
+/// What pgBackRest needs to know of the server: data directory, port, socket, superuser.
+pub mod server;
+/// `backup setup`: configuration, archiving, `stanza-create`, `check`.
+pub mod setup;
+
+use std::path::PathBuf;
+
+use crate::{db::DbError, local_cluster::ClusterError};
+
+/// The pgBackRest stanza: one per server.
+pub const STANZA: &str = "cabinet";
+
+#[derive(Debug, thiserror::Error)]
+pub enum BackupError {
+    #[error(
+        "pgBackRest is not installed (no `pgbackrest` on PATH); install it: sudo apt-get install pgbackrest"
+    )]
+    NotInstalled,
+    #[error(
+        "PostgreSQL {server_major} needs pgBackRest {needed} or newer, but this host has {installed}; install a newer pgBackRest (e.g. from apt.postgresql.org: https://wiki.postgresql.org/wiki/Apt) before setting up backups. Nothing was changed"
+    )]
+    VersionUnsupported { server_major: u32, installed: String, needed: String },
+    #[error("pgbackrest {command} failed (exit {code}): {message}{hint}")]
+    Tool { command: String, code: i32, message: String, hint: String },
+    #[error("could not run pgbackrest")]
+    Spawn(#[source] std::io::Error),
+    #[error("cannot read pgBackRest's answer to `{command}`")]
+    BadJson {
+        command: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("no backup configuration at {0}: run cabinet-db backup setup (or give --config)")]
+    NotConfigured(PathBuf),
+    #[error("{0}")]
+    Config(String),
+    #[error(
+        "the data directory {data_dir} is not on this host (or not readable here): run backup commands on the database host, as root or as the user that owns it"
+    )]
+    NotOnThisHost { data_dir: PathBuf },
+    #[error("could not {action}")]
+    Io {
+        action: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Cluster(#[from] ClusterError),
+    #[error(transparent)]
+    Db(#[from] DbError),
+    #[error("database query failed")]
+    Query(#[from] sqlx::Error),
+    #[error(transparent)]
+    Restore(#[from] restore::RestoreError),
+}
+
+impl BackupError {
+    pub fn io(action: impl Into<String>) -> impl FnOnce(std::io::Error) -> BackupError {
+        let action = action.into();
+        move |source| BackupError::Io { action, source }
+    }
+}

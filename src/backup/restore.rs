@@ -1,0 +1,341 @@
+//! Restoring a backup into a **new** cluster on loopback: never over the running one, and with
+//! archiving off in the copy (a restored copy must never push WAL into the production
+//! repository — pgBackRest's `--archive-mode=off`).
+//!
+//! A recovery target the archive cannot reach is refused: a time in the future, or before the
+//! oldest backup, before anything is restored; and when the live server is reachable, its
+//! current WAL segment is switched out and archived first, so "a minute ago" is in the
+//! archive. When it is not (the disaster case), PostgreSQL's own "recovery ended before
+//! configured recovery target was reached" is caught and explained, and the copy removed.
+
+use std::{
+    path::{Path, PathBuf},
+    time::{Duration, Instant},
+};
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::{ConnectOptions, Connection, postgres::PgConnectOptions};
+
+use super::{
+    BackupError, catalog::Catalog, config::BackupConfig, pgbackrest::PgBackRest, run::pgbackrest_for,
+    setup::make_owned_dir,
+};
+use crate::{
+    db::{self, DatabaseUrl},
+    local_cluster::{LocalCluster, PgBinaries, RunAs, local_pg_hba},
+    models::timestamps,
+};
+
+/// How long a restored copy may take to reach its target and promote.
+const PROMOTE_TIMEOUT: Duration = Duration::from_secs(300);
+/// How long to wait for the live server to archive its current segment.
+const ARCHIVE_WAIT: Duration = Duration::from_secs(60);
+/// What PostgreSQL logs when the WAL ends before the recovery target.
+const TARGET_NOT_REACHED: &str = "recovery ended before configured recovery target was reached";
+
+/// Where recovery stops.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// The end of the archived WAL.
+    Latest,
+    Time(DateTime<Utc>),
+    Lsn(String),
+    /// A restore point (`pg_create_restore_point`): what the drill uses.
+    Name(String),
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Target::Latest => f.write_str("the latest archived WAL"),
+            Target::Time(t) => write!(f, "{}", timestamps::format(*t)),
+            Target::Lsn(lsn) => write!(f, "LSN {lsn}"),
+            Target::Name(name) => write!(f, "restore point {name}"),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RestoreError {
+    #[error("{0} is not empty: a restore goes into a new, empty directory (never over a cluster)")]
+    NotEmpty(PathBuf),
+    #[error(
+        "{target} is the production data directory (or inside it): restore into a new directory, or use --in-place --yes with the server stopped"
+    )]
+    IntoProduction { target: PathBuf },
+    #[error("{target} is in the future; the latest point a restore can reach is now")]
+    Future { target: String },
+    #[error("{target} is before the oldest backup, which ended at {earliest}: nothing can restore to it")]
+    BeforeBackups { target: String, earliest: String },
+    #[error("the repositories hold no backup yet: run cabinet-db backup run first")]
+    NoBackups,
+    #[error(
+        "the archived WAL ends before {target}: PostgreSQL stopped with \"{TARGET_NOT_REACHED}\". Choose an earlier --time (the last segment archived was {archive_max}), or --latest; the copy was removed"
+    )]
+    TargetNotReached { target: String, archive_max: String },
+    #[error("the restored copy did not start{}:\n{log}", .reason.as_deref().map(|r| format!(" ({r})")).unwrap_or_default())]
+    DidNotStart { reason: Option<String>, log: String },
+}
+
+#[derive(Debug, Clone)]
+pub struct RestoreOptions {
+    pub config_path: PathBuf,
+    pub target_dir: PathBuf,
+    /// Loopback TCP port for the copy; a free one when `None`.
+    pub port: Option<u16>,
+    pub target: Target,
+    /// Restore from this repository (default: pgBackRest's choice, the first that has it).
+    pub repo: Option<u32>,
+    /// The live server, when reachable: its WAL is switched and archived before the restore.
+    pub live: Option<DatabaseUrl>,
+    /// The application database, for the printed URL.
+    pub database: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RestoreReport {
+    pub data_dir: PathBuf,
+    pub port: u16,
+    /// The superuser's URL, over the copy's private socket.
+    #[serde(serialize_with = "expose")]
+    pub url: DatabaseUrl,
+    pub target: String,
+    /// From the start of the restore to the copy answering as a promoted primary.
+    pub seconds_to_recovery: f64,
+    pub timeline: i64,
+}
+
+fn expose<S: serde::Serializer>(url: &DatabaseUrl, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(url.expose())
+}
+
+/// Restores into `options.target_dir` and starts the copy; it is left running (stop it with
+/// `pg_ctl -D <dir>/pgdata stop`, or remove it with `stop_and_remove`).
+pub async fn restore(options: &RestoreOptions) -> Result<RestoreReport, BackupError> {
+    let started = Instant::now();
+    let config = BackupConfig::read(&options.config_path)?;
+    check_target_dir(&options.target_dir, &config.pg_path)?;
+    let pgbackrest = pgbackrest_for(&options.config_path)?;
+    let run_as = pgbackrest.run_as.clone();
+    let catalog = Catalog::from_info(&pgbackrest.info_json()?);
+    let earliest = catalog.earliest().ok_or(RestoreError::NoBackups)?;
+    if let Target::Time(t) = options.target {
+        if t > Utc::now() {
+            return Err(RestoreError::Future { target: options.target.to_string() }.into());
+        }
+        if t < earliest {
+            return Err(RestoreError::BeforeBackups {
+                target: options.target.to_string(),
+                earliest: timestamps::format(earliest),
+            }
+            .into());
+        }
+    }
+    if let Some(live) = &options.live {
+        archive_current_wal(live).await;
+    }
+    let catalog = Catalog::from_info(&pgbackrest.info_json()?);
+    let binaries = PgBinaries::for_major(catalog.pg_major.unwrap_or(0))?;
+
+    let cluster = LocalCluster {
+        root: options.target_dir.clone(),
+        port: options.port.unwrap_or_else(free_port),
+        binaries,
+        run_as: run_as.clone(),
+    };
+    for (dir, mode) in [
+        (cluster.root.clone(), 0o750),
+        (cluster.pgdata(), 0o700),
+        (cluster.socket_dir(), 0o700),
+        (cluster.root.join("log"), 0o750),
+    ] {
+        make_owned_dir(&dir, mode, &run_as)?;
+    }
+    let result = restore_and_start(&pgbackrest, &cluster, &config, options).await;
+    let timeline = match result {
+        Ok(timeline) => timeline,
+        Err(e) => {
+            let e = match e {
+                BackupError::Restore(RestoreError::DidNotStart { log, .. })
+                    if log.contains(TARGET_NOT_REACHED) =>
+                {
+                    RestoreError::TargetNotReached {
+                        target: options.target.to_string(),
+                        archive_max: catalog.archive_max.clone().unwrap_or_else(|| "none".to_owned()),
+                    }
+                    .into()
+                }
+                other => other,
+            };
+            stop_and_remove(&cluster);
+            return Err(e);
+        }
+    };
+    Ok(RestoreReport {
+        data_dir: cluster.pgdata(),
+        port: cluster.port,
+        url: socket_url(&cluster, &config.pg_user, &options.database),
+        target: options.target.to_string(),
+        seconds_to_recovery: started.elapsed().as_secs_f64(),
+        timeline,
+    })
+}
+
+/// The directory must be new or empty, and nowhere near the production data.
+fn check_target_dir(target: &Path, production: &Path) -> Result<(), RestoreError> {
+    let absolute = std::path::absolute(target).unwrap_or_else(|_| target.to_owned());
+    if absolute.starts_with(production) || production.starts_with(&absolute) {
+        return Err(RestoreError::IntoProduction { target: absolute });
+    }
+    let has_entries = std::fs::read_dir(target).map(|mut entries| entries.next().is_some()).unwrap_or(false);
+    if has_entries { Err(RestoreError::NotEmpty(target.to_owned())) } else { Ok(()) }
+}
+
+/// Switches the live server's WAL segment and waits (a bounded time) for it to be archived,
+/// so the archive reaches the present. Best effort: a dead server is the disaster case.
+async fn archive_current_wal(live: &DatabaseUrl) {
+    let Ok(mut conn) = db::connect(live, "cabinet-db restore").await else { return };
+    let switched: Result<String, _> =
+        sqlx::query_scalar("SELECT pg_walfile_name(pg_switch_wal())").fetch_one(&mut conn).await;
+    if let Ok(segment) = switched {
+        let deadline = Instant::now() + ARCHIVE_WAIT;
+        while Instant::now() < deadline {
+            let archived: Option<String> =
+                sqlx::query_scalar("SELECT last_archived_wal FROM pg_stat_archiver")
+                    .fetch_one(&mut conn)
+                    .await
+                    .unwrap_or(None);
+            if archived.is_some_and(|a| a >= segment) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    conn.close().await.ok();
+}
+
+async fn restore_and_start(
+    pgbackrest: &PgBackRest,
+    cluster: &LocalCluster,
+    config: &BackupConfig,
+    options: &RestoreOptions,
+) -> Result<i64, BackupError> {
+    let mut args =
+        vec![format!("--pg1-path={}", cluster.pgdata().display()), "--archive-mode=off".to_owned()];
+    if options.target != Target::Latest {
+        // At the end of the archive the copy promotes by itself; at a target it must be told.
+        args.push("--target-action=promote".to_owned());
+    }
+    match &options.target {
+        Target::Latest => {}
+        // pgBackRest picks the backup set by parsing the time itself: PostgreSQL's spelling.
+        Target::Time(t) => args
+            .extend(["--type=time".to_owned(), format!("--target={}", t.format("%Y-%m-%d %H:%M:%S%.6f+00"))]),
+        Target::Lsn(lsn) => args.extend(["--type=lsn".to_owned(), format!("--target={lsn}")]),
+        Target::Name(name) => args.extend(["--type=name".to_owned(), format!("--target={name}")]),
+    }
+    if let Some(repo) = options.repo {
+        args.push(format!("--repo={repo}"));
+    }
+    pgbackrest.run("restore", &args)?;
+    write_copy_settings(cluster, &config.pg_user)?;
+    if let Err(e) = cluster.start() {
+        return Err(RestoreError::DidNotStart { reason: Some(e.to_string()), log: log_tail(cluster) }.into());
+    }
+    wait_until_promoted(cluster, &config.pg_user).await
+}
+
+/// The copy's own configuration: loopback and a private socket, nothing from production's
+/// (which, on Debian, lives outside the data directory anyway).
+fn write_copy_settings(cluster: &LocalCluster, superuser: &str) -> Result<(), BackupError> {
+    let conf = format!(
+        "# A copy restored by cabinet-db: loopback only, never archiving.\n\
+         listen_addresses = '127.0.0.1'\n\
+         port = {}\n\
+         unix_socket_directories = '{}'\n\
+         archive_mode = off\n\
+         password_encryption = 'scram-sha-256'\n",
+        cluster.port,
+        cluster.socket_dir().display()
+    );
+    let ident = match &cluster.run_as {
+        // The superuser over the socket: the server's OS user, and root (who runs cabinet-db).
+        RunAs::User { name, .. } => format!("server {name} {superuser}\nserver root {superuser}\n"),
+        RunAs::CurrentUser => format!("server {} {superuser}\n", cluster.run_as.user_name()),
+    };
+    for (name, contents) in
+        [("postgresql.conf", conf), ("pg_hba.conf", local_pg_hba(superuser)), ("pg_ident.conf", ident)]
+    {
+        let path = cluster.pgdata().join(name);
+        std::fs::write(&path, contents).map_err(BackupError::io(format!("write {}", path.display())))?;
+        cluster.run_as.hand_over(&path)?;
+    }
+    // Production's settings for the old layout would override ours.
+    let _ = std::fs::remove_file(cluster.pgdata().join("cabinet.conf"));
+    Ok(())
+}
+
+/// Polls until the copy has reached its target and promoted; returns its timeline.
+async fn wait_until_promoted(cluster: &LocalCluster, superuser: &str) -> Result<i64, BackupError> {
+    let options = socket_options(cluster, superuser, "postgres");
+    let deadline = Instant::now() + PROMOTE_TIMEOUT;
+    loop {
+        if let Ok(mut conn) = options.connect().await {
+            let state: Result<(bool, i64), _> = sqlx::query_as(
+                "SELECT pg_is_in_recovery(), (SELECT timeline_id::bigint FROM pg_control_checkpoint())",
+            )
+            .fetch_one(&mut conn)
+            .await;
+            conn.close().await.ok();
+            if let Ok((false, timeline)) = state {
+                return Ok(timeline);
+            }
+        }
+        if !cluster.is_running() || Instant::now() > deadline {
+            let reason = if cluster.is_running() { "it did not promote in time" } else { "it stopped" };
+            return Err(RestoreError::DidNotStart {
+                reason: Some(reason.to_owned()),
+                log: log_tail(cluster),
+            }
+            .into());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn socket_options(cluster: &LocalCluster, user: &str, database: &str) -> PgConnectOptions {
+    PgConnectOptions::new()
+        .socket(cluster.socket_dir())
+        .port(cluster.port)
+        .username(user)
+        .database(database)
+        .disable_statement_logging()
+}
+
+/// `postgres://<superuser>@localhost:<port>/<db>?host=<socket dir>`.
+pub fn socket_url(cluster: &LocalCluster, superuser: &str, database: &str) -> DatabaseUrl {
+    DatabaseUrl::new(format!(
+        "postgres://{superuser}@localhost:{}/{database}?host={}",
+        cluster.port,
+        cluster.socket_dir().display()
+    ))
+}
+
+fn log_tail(cluster: &LocalCluster) -> String {
+    let text = std::fs::read_to_string(cluster.log_file()).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(20)..].join("\n")
+}
+
+/// Stops a restored copy and deletes it.
+pub fn stop_and_remove(cluster: &LocalCluster) {
+    if cluster.is_running() {
+        let _ = cluster.stop("immediate");
+    }
+    let _ = std::fs::remove_dir_all(&cluster.root);
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).unwrap_or(54399)
+}

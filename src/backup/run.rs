@@ -1,0 +1,90 @@
+//! Taking a backup, and listing what the repositories hold with the window a restore can
+//! reach.
+
+use std::{os::unix::fs::MetadataExt, path::Path};
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::Connection;
+
+use super::{
+    BackupError,
+    catalog::{BackupSet, Catalog},
+    pgbackrest::PgBackRest,
+    server::run_as_owner,
+};
+use crate::db::{self, DatabaseUrl};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    /// Everything.
+    Full,
+    /// What changed since the last full backup.
+    Diff,
+    /// What changed since the last backup of any kind.
+    Incr,
+}
+
+impl Kind {
+    fn as_pgbackrest(self) -> &'static str {
+        match self {
+            Kind::Full => "full",
+            Kind::Diff => "diff",
+            Kind::Incr => "incr",
+        }
+    }
+}
+
+/// pgBackRest for the configuration at `config_path`, run as the user that owns it (`backup
+/// setup` gives it to the server's user).
+pub fn pgbackrest_for(config_path: &Path) -> Result<PgBackRest, BackupError> {
+    let owner = std::fs::metadata(config_path)
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => BackupError::NotConfigured(config_path.to_owned()),
+            _ => BackupError::Io { action: format!("read {}", config_path.display()), source: e },
+        })?
+        .uid();
+    PgBackRest::new(config_path, run_as_owner(owner)?)
+}
+
+/// Takes a backup; returns it as the catalog lists it.
+pub fn run(config_path: &Path, kind: Kind) -> Result<BackupSet, BackupError> {
+    let pgbackrest = pgbackrest_for(config_path)?;
+    pgbackrest.run("backup", &[format!("--type={}", kind.as_pgbackrest())])?;
+    let catalog = Catalog::from_info(&pgbackrest.info_json()?);
+    catalog
+        .backups
+        .into_iter()
+        .max_by_key(|b| b.stopped)
+        .ok_or_else(|| BackupError::Config("pgBackRest reported success but lists no backup".to_owned()))
+}
+
+/// The repositories' contents and how far a restore can reach.
+#[derive(Debug, Clone, Serialize)]
+pub struct Listing {
+    #[serde(flatten)]
+    pub catalog: Catalog,
+    /// A restore can reach any time from here…
+    pub earliest: Option<DateTime<Utc>>,
+    /// …to here: when the live server last archived a WAL segment (unknown without it).
+    pub latest: Option<DateTime<Utc>>,
+}
+
+pub async fn list(config_path: &Path, live: Option<&DatabaseUrl>) -> Result<Listing, BackupError> {
+    let pgbackrest = pgbackrest_for(config_path)?;
+    let catalog = Catalog::from_info(&pgbackrest.info_json()?);
+    let latest = match live {
+        Some(url) => {
+            let mut conn = db::connect(url, "cabinet-db backup").await?;
+            let latest: Option<crate::models::timestamps::Checked> =
+                sqlx::query_scalar("SELECT last_archived_time FROM pg_stat_archiver")
+                    .fetch_one(&mut conn)
+                    .await?;
+            conn.close().await.ok();
+            latest.map(|t| t.0)
+        }
+        None => None,
+    };
+    Ok(Listing { earliest: catalog.earliest(), latest, catalog })
+}

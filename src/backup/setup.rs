@@ -1,0 +1,194 @@
+//! `backup setup`: write `pgbackrest.conf`, turn WAL archiving on through pgBackRest, create
+//! the stanza and let pgBackRest check the whole chain. Idempotent: a second run rewrites the
+//! same file, changes no setting, and checks again.
+//!
+//! `archive_mode` takes effect only at a server restart; the first run on a server without it
+//! says so (and stops short of `check`), a run after the restart completes.
+
+use std::{
+    io::Write,
+    os::unix::fs::DirBuilderExt,
+    path::{Path, PathBuf},
+};
+
+use serde::Serialize;
+use sqlx::{AssertSqlSafe, Connection, PgConnection};
+
+use super::{
+    BackupError,
+    config::{BackupConfig, Repo, archive_command},
+    pgbackrest::PgBackRest,
+    server::Server,
+};
+use crate::{
+    atomic_file::AtomicFile,
+    compat,
+    db::{self, DatabaseUrl, quote_literal},
+    local_cluster::RunAs,
+};
+
+/// The longest a commit can wait before its WAL segment is switched out for archiving: the
+/// loss window of a server without a standby.
+pub const ARCHIVE_TIMEOUT: &str = "60s";
+
+#[derive(Debug, Clone)]
+pub struct SetupOptions {
+    pub config_path: PathBuf,
+    /// pgBackRest's logs, locks and spool.
+    pub state_dir: PathBuf,
+    pub repos: Vec<Repo>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SetupReport {
+    pub config: PathBuf,
+    pub pgbackrest_version: String,
+    /// Server settings this run changed (`ALTER SYSTEM`).
+    pub changed: Vec<String>,
+    /// `archive_mode` (or `wal_level`) waits for a server restart; run setup again after it.
+    pub restart_needed: bool,
+    /// `stanza-create` and `check` passed.
+    pub checked: bool,
+}
+
+/// Sets up backups of the server behind `url` (a superuser connection on the database host).
+pub async fn setup(url: &DatabaseUrl, options: &SetupOptions) -> Result<SetupReport, BackupError> {
+    let mut conn = db::connect(url, "cabinet-db backup").await?;
+    let server = Server::inspect(&mut conn).await?;
+    let pgbackrest = PgBackRest::new(&options.config_path, server.os_user.clone())?;
+    let (version, version_text) = pgbackrest.version()?;
+    // Before anything changes: a pgBackRest that cannot read this server's control file would
+    // leave archive_command failing forever and WAL piling up in pg_wal.
+    if let Err(needed) = compat::pgbackrest_supports(version, server.major) {
+        return Err(BackupError::VersionUnsupported {
+            server_major: server.major,
+            installed: version_text,
+            needed,
+        });
+    }
+
+    let config = BackupConfig::for_server(&server, options.state_dir.clone(), options.repos.clone());
+    write_config(&options.config_path, &config, &server.os_user)?;
+    prepare_directories(&config, &server.os_user)?;
+    let (changed, restart_needed) = archive_settings(&mut conn, &options.config_path).await?;
+    conn.close().await.ok();
+
+    pgbackrest.run("stanza-create", &[])?;
+    let checked = if restart_needed {
+        false
+    } else {
+        pgbackrest.run("check", &[])?;
+        true
+    };
+    Ok(SetupReport {
+        config: options.config_path.clone(),
+        pgbackrest_version: version_text,
+        changed,
+        restart_needed,
+        checked,
+    })
+}
+
+/// The state directories and each local repository, owned by the server's user.
+fn prepare_directories(config: &BackupConfig, owner: &RunAs) -> Result<(), BackupError> {
+    let mut dirs = vec![config.state_dir.clone(), config.log_dir(), config.lock_dir(), config.spool_dir()];
+    for repo in &config.repos {
+        match repo {
+            Repo::Posix { path } => dirs.push(path.clone()),
+        }
+    }
+    for dir in dirs {
+        make_owned_dir(&dir, 0o750, owner)?;
+    }
+    Ok(())
+}
+
+/// Creates `dir` (its missing parents open to traversal, 0755; itself `mode`) and gives it to
+/// `owner`.
+pub fn make_owned_dir(dir: &Path, mode: u32, owner: &RunAs) -> Result<(), BackupError> {
+    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty() && !p.exists()) {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o755)
+            .create(parent)
+            .map_err(BackupError::io(format!("create {}", parent.display())))?;
+    }
+    if !dir.exists() {
+        std::fs::DirBuilder::new()
+            .mode(mode)
+            .create(dir)
+            .map_err(BackupError::io(format!("create {}", dir.display())))?;
+    }
+    owner.hand_over(dir)?;
+    Ok(())
+}
+
+/// `pgbackrest.conf`, 0640, owned by the server's user (it holds repository credentials when
+/// an offsite repository is configured).
+fn write_config(path: &Path, config: &BackupConfig, owner: &RunAs) -> Result<(), BackupError> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty() && !d.exists()) {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o755)
+            .create(dir)
+            .map_err(BackupError::io(format!("create {}", dir.display())))?;
+    }
+    // (Created before the state directories, a shared parent stays traversable.)
+    let io = || BackupError::io(format!("write {}", path.display()));
+    let mut file = AtomicFile::create(path, 0o640).map_err(io())?;
+    file.write_all(config.render().as_bytes()).map_err(io())?;
+    file.commit().map_err(io())?;
+    owner.hand_over(path)?;
+    Ok(())
+}
+
+/// `archive_mode`, `archive_command`, `archive_timeout` (and `wal_level` when it is
+/// `minimal`) through `ALTER SYSTEM`; returns what changed and whether a restart is needed.
+async fn archive_settings(
+    conn: &mut PgConnection,
+    config_path: &Path,
+) -> Result<(Vec<String>, bool), BackupError> {
+    let command = archive_command(config_path);
+    let current: Vec<(String, String)> = sqlx::query_as(
+        "SELECT name::text, setting FROM pg_settings
+          WHERE name IN ('archive_mode', 'archive_command', 'archive_timeout', 'wal_level')",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    let now = |name: &str| current.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str()).unwrap_or("");
+    let mut wanted: Vec<(&str, String)> = Vec::new();
+    if !matches!(now("archive_mode"), "on" | "always") {
+        wanted.push(("archive_mode", "on".to_owned()));
+    }
+    if now("archive_command") != command {
+        wanted.push(("archive_command", command.clone()));
+    }
+    if now("archive_timeout") != "60" {
+        wanted.push(("archive_timeout", ARCHIVE_TIMEOUT.to_owned()));
+    }
+    if now("wal_level") == "minimal" {
+        wanted.push(("wal_level", "replica".to_owned()));
+    }
+    let restart_needed = wanted.iter().any(|(name, _)| matches!(*name, "archive_mode" | "wal_level"))
+        || pending_restart(conn).await?;
+    let mut changed = Vec::new();
+    for (name, value) in &wanted {
+        sqlx::raw_sql(AssertSqlSafe(format!("ALTER SYSTEM SET {name} = {}", quote_literal(value))))
+            .execute(&mut *conn)
+            .await?;
+        changed.push(format!("{name} = {value}"));
+    }
+    if !changed.is_empty() {
+        sqlx::query("SELECT pg_reload_conf()").execute(&mut *conn).await?;
+    }
+    Ok((changed, restart_needed))
+}
+
+/// An earlier run's `archive_mode` still waiting for the restart.
+async fn pending_restart(conn: &mut PgConnection) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT coalesce(bool_or(pending_restart), false) FROM pg_settings WHERE name IN ('archive_mode', 'wal_level')",
+    )
+    .fetch_one(&mut *conn)
+    .await
+}

@@ -1,0 +1,51 @@
+//! `cabinet-db backup`: pgBackRest, configured and driven.
+
+mod list;
+mod restore;
+mod run;
+mod setup;
+
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+
+use super::Outcome;
+use crate::backup::config::DEFAULT_CONFIG;
+
+#[derive(Debug, Args)]
+#[command(after_help = "Examples (on the database host, as root or the server's user):
+  cabinet-db backup setup --repo /var/lib/pgbackrest        # once; again after a restart if it asks
+  cabinet-db backup run --type full
+  cabinet-db backup list
+  cabinet-db backup restore --target-dir /var/tmp/copy --time 2026-11-27T09:59:00Z
+
+Connect with --database-url or DATABASE_URL as a superuser (e.g. postgres over its socket:
+postgres:///cabinet?host=/var/run/postgresql&user=postgres).")]
+pub struct BackupArgs {
+    #[command(subcommand)]
+    pub command: BackupCommand,
+    /// pgBackRest's configuration, written by `backup setup`.
+    #[arg(long, env = "CABINET_BACKUP_CONFIG", default_value = DEFAULT_CONFIG, global = true)]
+    pub config: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BackupCommand {
+    /// Configure pgBackRest and WAL archiving for this server; create and check the stanza.
+    Setup(setup::Args),
+    /// Take a backup.
+    Run(run::Args),
+    /// List the backups and the window a restore can reach.
+    List(list::Args),
+    /// Restore into a new cluster on loopback, to a time, an LSN or the latest WAL.
+    Restore(restore::Args),
+}
+
+pub async fn run(args: BackupArgs, json: bool) -> anyhow::Result<Outcome> {
+    match args.command {
+        BackupCommand::Setup(a) => setup::run(a, &args.config, json).await,
+        BackupCommand::Run(a) => run::run(a, &args.config, json).await,
+        BackupCommand::List(a) => list::run(a, &args.config, json).await,
+        BackupCommand::Restore(a) => restore::run(a, &args.config, json).await,
+    }
+}

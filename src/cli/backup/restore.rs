@@ -1,0 +1,76 @@
+use std::path::{Path, PathBuf};
+
+use clap::Args as ClapArgs;
+
+use crate::{
+    backup::restore::{self, RestoreOptions, Target},
+    cli::{Outcome, output, output::outln},
+    db::DatabaseUrl,
+    models::timestamps,
+};
+
+#[derive(Debug, ClapArgs)]
+#[command(group(clap::ArgGroup::new("target").required(true).args(["time", "lsn", "latest"])))]
+pub struct Args {
+    /// A new (or empty) directory for the restored cluster.
+    #[arg(long)]
+    pub target_dir: PathBuf,
+    /// Loopback TCP port for the copy [default: a free one].
+    #[arg(long)]
+    pub port: Option<u16>,
+    /// Recover to this moment (RFC 3339, e.g. 2026-11-27T09:59:00Z).
+    #[arg(long, value_parser = parse_time)]
+    pub time: Option<chrono::DateTime<chrono::Utc>>,
+    /// Recover to this WAL position (e.g. 0/3000050).
+    #[arg(long)]
+    pub lsn: Option<String>,
+    /// Recover everything archived.
+    #[arg(long)]
+    pub latest: bool,
+    /// Restore from this repository (1 or 2).
+    #[arg(long)]
+    pub repo: Option<u32>,
+    /// The live server, if it runs: its current WAL is archived first, so the archive reaches now.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<DatabaseUrl>,
+    /// The application database, for the printed URL.
+    #[arg(long, default_value = "cabinet")]
+    pub database: String,
+}
+
+fn parse_time(text: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    timestamps::parse_in_range(text).map_err(|reason| format!("{text:?} {reason}"))
+}
+
+pub async fn run(args: Args, config: &Path, json: bool) -> anyhow::Result<Outcome> {
+    let target = match (args.time, args.lsn, args.latest) {
+        (Some(t), _, _) => Target::Time(t),
+        (None, Some(lsn), _) => Target::Lsn(lsn),
+        _ => Target::Latest,
+    };
+    let options = RestoreOptions {
+        config_path: config.to_owned(),
+        target_dir: args.target_dir,
+        port: args.port,
+        target,
+        repo: args.repo,
+        live: args.database_url,
+        database: args.database,
+    };
+    let report = restore::restore(&options).await?;
+    if json {
+        output::print_json(&report)?;
+    } else {
+        outln!(
+            "restored to {} in {:.1} s (timeline {}): a new cluster in {}, on 127.0.0.1:{}",
+            report.target,
+            report.seconds_to_recovery,
+            report.timeline,
+            report.data_dir.display(),
+            report.port
+        )?;
+        outln!("connect: {}", report.url.expose())?;
+        outln!("it does not archive; stop it with pg_ctl -D {} stop", report.data_dir.display())?;
+    }
+    Ok(Outcome::Success)
+}
