@@ -15,6 +15,8 @@
 pub mod catalog;
 /// `pgbackrest.conf`: rendered from the server and the repositories, and read back.
 pub mod config;
+/// `backup drill`: restore to a fresh restore point, compare row for row, record the result.
+pub mod drill;
 /// The `pgbackrest` program: finding it, its version, running it as the server's user.
 pub mod pgbackrest;
 /// Restoring into a new cluster on loopback.
@@ -25,6 +27,8 @@ pub mod run;
 pub mod server;
 /// `backup setup`: configuration, archiving, `stanza-create`, `check`.
 pub mod setup;
+/// `backup verify`: pgBackRest's checksums, read (it exits 0 on damage).
+pub mod verify;
 
 use std::path::PathBuf;
 

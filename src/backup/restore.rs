@@ -104,6 +104,9 @@ pub struct RestoreReport {
     /// From the start of the restore to the copy answering as a promoted primary.
     pub seconds_to_recovery: f64,
     pub timeline: i64,
+    /// The running copy (to stop and remove it: `stop_and_remove`).
+    #[serde(skip)]
+    pub cluster: LocalCluster,
 }
 
 fn expose<S: serde::Serializer>(url: &DatabaseUrl, s: S) -> Result<S::Ok, S::Error> {
@@ -179,6 +182,7 @@ pub async fn restore(options: &RestoreOptions) -> Result<RestoreReport, BackupEr
         target: options.target.to_string(),
         seconds_to_recovery: started.elapsed().as_secs_f64(),
         timeline,
+        cluster,
     })
 }
 

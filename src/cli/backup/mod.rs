@@ -1,9 +1,11 @@
 //! `cabinet-db backup`: pgBackRest, configured and driven.
 
+mod drill;
 mod list;
 mod restore;
 mod run;
 mod setup;
+mod verify;
 
 use std::path::PathBuf;
 
@@ -39,6 +41,10 @@ pub enum BackupCommand {
     List(list::Args),
     /// Restore into a new cluster on loopback, to a time, an LSN or the latest WAL.
     Restore(restore::Args),
+    /// Check every backed-up file against its checksum; exit 1 naming the damaged ones.
+    Verify(verify::Args),
+    /// Restore to a fresh restore point, compare every table with the live database, record it.
+    Drill(drill::Args),
 }
 
 pub async fn run(args: BackupArgs, json: bool) -> anyhow::Result<Outcome> {
@@ -47,5 +53,7 @@ pub async fn run(args: BackupArgs, json: bool) -> anyhow::Result<Outcome> {
         BackupCommand::Run(a) => run::run(a, &args.config, json).await,
         BackupCommand::List(a) => list::run(a, &args.config, json).await,
         BackupCommand::Restore(a) => restore::run(a, &args.config, json).await,
+        BackupCommand::Verify(a) => verify::run(a, &args.config, json).await,
+        BackupCommand::Drill(a) => drill::run(a, &args.config, json).await,
     }
 }
