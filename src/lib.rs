@@ -17,7 +17,10 @@ pub mod compat;
 pub mod data;
 /// Connections, the server version gate, identifier quoting, constraint messages.
 pub mod db;
-/// Private PostgreSQL clusters: the development database and the test harness.
+/// The development database: create, start, migrate, seed, back up, stop.
+pub mod dev;
+/// Private PostgreSQL clusters (`initdb`, `pg_ctl`): the development database, restored
+/// copies and the test harness run on them.
 pub mod local_cluster;
 /// Versioned migrations and the runner.
 pub mod migrations;

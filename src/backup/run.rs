@@ -67,7 +67,9 @@ pub struct Listing {
     pub catalog: Catalog,
     /// A restore can reach any time from here…
     pub earliest: Option<DateTime<Utc>>,
-    /// …to here: when the live server last archived a WAL segment (unknown without it).
+    /// …to here: the later of the newest backup's end and the live server's last archived
+    /// WAL segment (a restore while the server runs archives its current WAL first, and
+    /// reaches the present).
     pub latest: Option<DateTime<Utc>>,
 }
 
@@ -86,5 +88,7 @@ pub async fn list(config_path: &Path, live: Option<&DatabaseUrl>) -> Result<List
         }
         None => None,
     };
+    let newest_stop = catalog.backups.iter().filter(|b| !b.error).filter_map(|b| b.stopped).max();
+    let latest = latest.max(newest_stop);
     Ok(Listing { earliest: catalog.earliest(), latest, catalog })
 }

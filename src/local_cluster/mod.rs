@@ -7,8 +7,6 @@
 
 /// Locating `initdb`, `pg_ctl` and `postgres`.
 pub mod binaries;
-/// The development database: create, start, migrate, seed, stop.
-pub mod dev;
 /// Running the server as an unprivileged user when we are root.
 pub mod run_as;
 

@@ -41,13 +41,17 @@ pub async fn run(args: Args, config: &Path, json: bool) -> anyhow::Result<Outcom
         })
         .collect();
     output::print_table(&["label", "type", "started", "stopped", "stop lsn", "repo bytes", "repo"], &rows)?;
-    match listing.earliest {
-        Some(earliest) => outln!(
-            "\nrecoverable: from {} to {}",
+    match (listing.earliest, listing.latest) {
+        (Some(earliest), Some(latest)) if latest > earliest => outln!(
+            "\nrecoverable: from {} to {} (a restore while the server runs reaches the present)",
             timestamps::format(earliest),
-            listing.latest.map(timestamps::format).unwrap_or_else(|| "the last archived WAL".to_owned())
+            timestamps::format(latest)
         )?,
-        None => outln!("\nno backups yet: cabinet-db backup run")?,
+        (Some(earliest), _) => outln!(
+            "\nrecoverable: from {} on (a restore while the server runs reaches the present)",
+            timestamps::format(earliest)
+        )?,
+        (None, _) => outln!("\nno backups yet: cabinet-db backup run")?,
     }
     Ok(Outcome::Success)
 }

@@ -1,6 +1,7 @@
 //! `cabinet-db dev`: the local development database.
 
 mod down;
+mod env;
 mod status;
 mod up;
 mod url;
@@ -11,7 +12,7 @@ use std::path::PathBuf;
 use clap::{Args, Subcommand};
 
 use super::Outcome;
-use crate::local_cluster::dev::default_data_dir;
+use crate::dev::default_data_dir;
 
 #[derive(Debug, Args)]
 pub struct DevArgs {
@@ -33,6 +34,8 @@ pub enum DevCommand {
     Status(status::Args),
     /// Print its connection URL (with the password): export DATABASE_URL="$(cabinet-db dev url)".
     Url(url::Args),
+    /// Print `export` lines for a shell: eval "$(cabinet-db dev env)".
+    Env(env::Args),
 }
 
 pub async fn run(args: DevArgs, json: bool) -> anyhow::Result<Outcome> {
@@ -43,11 +46,12 @@ pub async fn run(args: DevArgs, json: bool) -> anyhow::Result<Outcome> {
         DevCommand::Down(a) => down::run(a, &dir, json).await,
         DevCommand::Status(a) => status::run(a, &dir, json).await,
         DevCommand::Url(a) => url::run(a, &dir).await,
+        DevCommand::Env(a) => env::run(a, &dir).await,
     }
 }
 
 /// The report as people read it.
-fn print_report(report: &crate::local_cluster::dev::DevReport) -> std::io::Result<()> {
+fn print_report(report: &crate::dev::DevReport) -> std::io::Result<()> {
     for action in &report.actions {
         outln!("- {action}")?;
     }
@@ -71,6 +75,9 @@ fn print_report(report: &crate::local_cluster::dev::DevReport) -> std::io::Resul
             roles.join(", "),
             report.data_dir.display()
         )?;
+    }
+    if let Some(config) = &report.backup_config {
+        outln!("backups:    {} (eval \"$(cabinet-db dev env)\" for the backup commands)", config.display())?;
     }
     match report.migration_version {
         Some(v) => outln!("migrations: at {v:04} of {:04}", report.migration_head)?,

@@ -4,7 +4,7 @@ use clap::Args as ClapArgs;
 
 use crate::{
     cli::{Outcome, output},
-    local_cluster::dev,
+    dev,
 };
 
 #[derive(Debug, ClapArgs)]

@@ -4,7 +4,7 @@ use clap::Args as ClapArgs;
 
 use crate::{
     cli::{Outcome, output},
-    local_cluster::dev,
+    dev,
 };
 
 #[derive(Debug, ClapArgs)]
@@ -12,10 +12,14 @@ pub struct Args {
     /// TCP port on 127.0.0.1 [default: the last one used, else 54320].
     #[arg(long)]
     pub port: Option<u16>,
+    /// Also back it up: a pgBackRest repository under the data directory, WAL archiving on, a
+    /// first full backup (then try `cabinet-db backup restore --time …`; see README).
+    #[arg(long)]
+    pub backups: bool,
 }
 
 pub async fn run(args: Args, dir: &Path, json: bool) -> anyhow::Result<Outcome> {
-    let report = dev::up(dir, args.port).await?;
+    let report = dev::up(dir, args.port, args.backups).await?;
     if json {
         output::print_json(&report)?;
     } else {

@@ -4,7 +4,7 @@ use clap::Args as ClapArgs;
 
 use crate::{
     cli::{Outcome, output::outln},
-    local_cluster::dev,
+    dev,
 };
 
 #[derive(Debug, ClapArgs)]

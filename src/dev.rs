@@ -8,9 +8,14 @@ use std::{
 use serde::{Deserialize, Serialize};
 use sqlx::Connection;
 
-use super::{ClusterError, LocalCluster, ServerSettings};
 use crate::{
+    backup::{
+        config::Repo,
+        run::{self, Kind},
+        setup::{self, SetupOptions},
+    },
     db::{self, DatabaseUrl, DbError, quote_ident},
+    local_cluster::{ClusterError, LocalCluster, ServerSettings},
     migrations::{MigrateError, MigrationSet, RunnerOptions, runner},
     models::schema::TABLES,
     roles::{self, RoleKind, Roles, RolesError, password::PasswordSources},
@@ -52,6 +57,8 @@ pub enum DevError {
     Roles(#[from] RolesError),
     #[error("could not read the sites")]
     Sites(#[source] crate::data::DataError),
+    #[error(transparent)]
+    Backup(#[from] crate::backup::BackupError),
     #[error("no development database in {0}; create it with cabinet-db dev up")]
     NotCreated(PathBuf),
     #[error("the development database in {0} is not running; start it with cabinet-db dev up")]
@@ -108,6 +115,8 @@ pub struct DevReport {
     pub sites: Vec<crate::models::Site>,
     /// What this invocation did: `created`, `started`, `migrated to 0001`, `loaded demo data`.
     pub actions: Vec<String>,
+    /// pgBackRest's configuration, once `dev up --backups` made one.
+    pub backup_config: Option<PathBuf>,
 }
 
 fn expose_urls<S: serde::Serializer>(urls: &BTreeMap<String, DatabaseUrl>, s: S) -> Result<S::Ok, S::Error> {
@@ -152,7 +161,7 @@ fn write_state(data_dir: &Path, state: &DevState) -> Result<(), DevError> {
 }
 
 /// Creates (first time), starts, migrates and seeds the development database; idempotent.
-pub async fn up(data_dir: &Path, port: Option<u16>) -> Result<DevReport, DevError> {
+pub async fn up(data_dir: &Path, port: Option<u16>, backups: bool) -> Result<DevReport, DevError> {
     let state = read_state(data_dir)?;
     let port = port.or(state.as_ref().map(|s| s.port)).unwrap_or(DEFAULT_DEV_PORT);
     let cluster = cluster(data_dir, port)?;
@@ -198,9 +207,53 @@ pub async fn up(data_dir: &Path, port: Option<u16>) -> Result<DevReport, DevErro
         conn.close().await?;
         actions.push("loaded demo data".to_owned());
     }
+    if backups {
+        set_up_backups(&cluster, &url, &mut actions).await?;
+    }
     let mut report = describe(&cluster, Some(url), &set).await?;
     report.actions = actions;
     Ok(report)
+}
+
+/// pgBackRest's configuration for the development cluster: everything under `<dir>/backup`.
+pub fn backup_config(data_dir: &Path) -> PathBuf {
+    data_dir.join("backup").join("pgbackrest.conf")
+}
+
+/// A repository under the data directory, archiving on (restarting the cluster once for
+/// `archive_mode`), and a first full backup: enough to try a point-in-time restore.
+async fn set_up_backups(
+    cluster: &LocalCluster,
+    url: &DatabaseUrl,
+    actions: &mut Vec<String>,
+) -> Result<(), DevError> {
+    let dir = cluster.root.join("backup");
+    let options = SetupOptions {
+        config_path: backup_config(&cluster.root),
+        state_dir: dir.join("state"),
+        repos: vec![Repo::Posix { path: dir.join("repo") }],
+    };
+    // Clusters made before cabinet-db let their server user in by peer (pgBackRest's way in).
+    cluster.write_client_authentication(DEV_SUPERUSER)?;
+    let mut conn = db::connect(url, "cabinet-db dev").await?;
+    sqlx::query("SELECT pg_reload_conf()").execute(&mut conn).await?;
+    conn.close().await?;
+    let first = setup::setup(url, &options).await?;
+    if !first.changed.is_empty() {
+        actions.push(format!("set up backups ({})", options.config_path.display()));
+    }
+    if first.restart_needed {
+        cluster.stop("fast")?;
+        cluster.start()?;
+        actions.push("restarted PostgreSQL with WAL archiving on".to_owned());
+        setup::setup(url, &options).await?;
+    }
+    let catalog = run::list(&options.config_path, None).await?.catalog;
+    if catalog.newest_full().is_none() {
+        let backup = run::run(&options.config_path, Kind::Full)?;
+        actions.push(format!("took a full backup ({})", backup.label));
+    }
+    Ok(())
 }
 
 /// Stops the development database; `Ok(false)` when it was not running.
@@ -290,6 +343,7 @@ async fn describe(
         tables: vec![],
         sites: vec![],
         actions: vec![],
+        backup_config: Some(backup_config(&cluster.root)).filter(|p| p.is_file()),
     };
     let Some(url) = url else { return Ok(report) };
     let assessment = runner::status(&url, set).await?;
