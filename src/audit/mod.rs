@@ -11,6 +11,8 @@
 //! file timestamps are visible to superusers only. As another role the other checks still
 //! run, and those that could not are warnings marked `needs_superuser`.
 
+/// WAL archiving, the newest full backup, the newest drill.
+mod backups;
 /// Migrations, drift, and tables that belong in other databases.
 mod contents;
 /// Client authentication: every pg_hba rule, and whether the file is the one in force.
@@ -139,6 +141,8 @@ pub struct AuditOptions {
     /// The login roles' password files (`roles apply --secrets-dir`): when given, each role's
     /// password must still be the one in its file.
     pub secrets_dir: Option<PathBuf>,
+    /// pgBackRest's configuration (`backup setup --config`).
+    pub backup_config: PathBuf,
 }
 
 /// Runs every check. An `Err` means the audit could not run at all.
@@ -167,6 +171,11 @@ pub async fn audit(
     checks.extend(privileges::beyond_tables(&mut conn, &options.roles).await?);
     checks.extend(privileges::public(&mut conn, &options.roles).await?);
     checks.extend(objects::checks(&mut conn).await?);
+    checks.extend(or_needs_superuser(
+        "backup.archiving",
+        "the archiving settings",
+        backups::checks(&mut conn, &options.backup_config).await,
+    )?);
     checks.extend(network::checks(&mut conn, tailscale, options).await?);
     conn.close().await?;
     Ok(checks)

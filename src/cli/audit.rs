@@ -30,6 +30,9 @@ pub struct AuditArgs {
     /// password must still be the one in its file.
     #[arg(long, env = "CABINET_SECRETS_DIR")]
     pub secrets_dir: Option<PathBuf>,
+    /// pgBackRest's configuration, as written by `backup setup`.
+    #[arg(long, env = "CABINET_BACKUP_CONFIG", default_value = crate::backup::config::DEFAULT_CONFIG)]
+    pub backup_config: PathBuf,
     #[command(flatten)]
     pub source: MigrationsDirArgs,
 }
@@ -42,6 +45,7 @@ pub async fn run(args: AuditArgs, json: bool) -> anyhow::Result<Outcome> {
         socket: args.socket.unwrap_or_else(|| PathBuf::from(DEFAULT_SOCKET)),
         proc_root: PathBuf::from("/proc"),
         secrets_dir: args.secrets_dir,
+        backup_config: args.backup_config,
     };
     let url = args.connection.url()?;
     let checks = audit::audit(url, &set, &options).await?;

@@ -19,7 +19,9 @@ use cabinet_db::{
 };
 use sqlx::{AssertSqlSafe, Connection, PgConnection};
 
-use crate::harness::{binary, start_local_cluster, stderr, stdout, superuser_base};
+use std::os::unix::fs::PermissionsExt;
+
+use crate::harness::{audit, binary, start_local_cluster, stderr, stdout, superuser_base};
 
 /// A cluster with the schema and some rows; backups not yet set up.
 struct Production {
@@ -343,6 +345,11 @@ async fn a_drill_passes_on_a_healthy_setup_and_fails_on_a_damaged_repository() {
         0,
         "the copy is gone"
     );
+    let backup_failures = || {
+        let (_, failed) = audit(&production.url, &["--backup-config", production.config.to_str().unwrap()]);
+        failed.into_iter().filter(|(id, _)| id.starts_with("backup.")).collect::<Vec<_>>()
+    };
+    assert_eq!(backup_failures(), vec![], "archiving, a fresh full backup and a passed drill");
 
     // Damage one file of the backup: verify names it (pgBackRest itself exits 0), the drill fails.
     let repo = production.cluster.root.join("backup/repo");
@@ -366,4 +373,43 @@ async fn a_drill_passes_on_a_healthy_setup_and_fails_on_a_damaged_repository() {
     );
     let records = drill::recorded(&state.join(drill::DRILLS_FILE));
     assert_eq!((records.len(), records[1].passed), (2, false));
+    assert!(
+        backup_failures().iter().any(|(id, d)| id == "backup.drill" && d.contains("the latest drill")),
+        "{:?}",
+        backup_failures()
+    );
+
+    // Archiving that is not ours, then archiving that fails: the audit says each.
+    exec(production.url.expose(), "ALTER SYSTEM SET archive_command = '/bin/true'").await;
+    exec(production.url.expose(), "SELECT pg_reload_conf()").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        backup_failures().iter().any(|(id, d)| id == "backup.archive_command" && d.contains("/bin/true"))
+    );
+    let ours = cabinet_db::backup::config::archive_command(&production.config);
+    exec(
+        production.url.expose(),
+        &format!("ALTER SYSTEM SET archive_command = {}", cabinet_db::db::quote_literal(&ours)),
+    )
+    .await;
+    exec(production.url.expose(), "SELECT pg_reload_conf()").await;
+    std::fs::set_permissions(repo.join("archive"), std::fs::Permissions::from_mode(0o000)).unwrap();
+    exec(
+        production.url.expose(),
+        "INSERT INTO users (user_id) VALUES ('after-the-repository-died'); SELECT pg_switch_wal()",
+    )
+    .await;
+    let mut failing = Vec::new();
+    for _ in 0..100 {
+        failing = backup_failures();
+        if failing.iter().any(|(id, _)| id == "backup.archiving") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    std::fs::set_permissions(repo.join("archive"), std::fs::Permissions::from_mode(0o750)).unwrap();
+    assert!(
+        failing.iter().any(|(id, d)| id == "backup.archiving" && d.contains("archiving fails")),
+        "{failing:?}"
+    );
 }
