@@ -88,16 +88,13 @@ pub async fn checks(conn: &mut PgConnection, config_path: &Path) -> Result<Vec<C
     Ok(checks)
 }
 
+/// Last archived and failed time and WAL, and the bytes written after the last archived one.
+type ArchiverRow = (Option<Checked>, Option<Checked>, Option<String>, Option<String>, Option<i64>);
+
 /// `pg_stat_archiver`: no failure since the last success, and nothing written longer ago than
 /// twice `archive_timeout` still waiting.
 async fn archiving(conn: &mut PgConnection, timeout: &str) -> Result<Check, sqlx::Error> {
-    let (archived, failed, last_wal, failed_wal, unarchived_bytes): (
-        Option<Checked>,
-        Option<Checked>,
-        Option<String>,
-        Option<String>,
-        Option<i64>,
-    ) = sqlx::query_as(
+    let (archived, failed, last_wal, failed_wal, unarchived_bytes): ArchiverRow = sqlx::query_as(
         // The bytes written after the end of the last archived segment: its name is
         // timeline, log and segment in hex; a .history or .backup name gives no position.
         "SELECT last_archived_time, last_failed_time, last_archived_wal, last_failed_wal,

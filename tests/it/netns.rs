@@ -271,8 +271,10 @@ fn only_the_tailnet_reaches_postgresql_and_only_as_its_role() {
     let admin_password =
         password::read(&secrets.path().join("cabinet_admin.password")).unwrap().expose().to_owned();
 
-    // Assert 1: the audit of the rendered setup, run on the db host, passes every check.
-    let failed: Vec<_> = audit_checks.iter().filter(|c| c.verdict != Verdict::Pass).collect();
+    // Assert 1: the audit of the rendered setup, run on the db host, passes every check (this
+    // host has no backups set up: that alone is a warning; tests/it/backup.rs covers them).
+    let failed: Vec<_> =
+        audit_checks.iter().filter(|c| c.verdict != Verdict::Pass && c.id != "backup.configured").collect();
     assert!(failed.is_empty(), "{failed:#?}");
 
     // Assert 2: from the tailnet, n8n reads sites and nothing more; admin may not come from n8n's address.
