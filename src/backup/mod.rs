@@ -23,6 +23,8 @@ pub mod pgbackrest;
 pub mod restore;
 /// Taking a backup; listing backups and the recoverable window.
 pub mod run;
+/// systemd units and timers: daily full, hourly incremental, weekly drill.
+pub mod schedule;
 /// What pgBackRest needs to know of the server: data directory, port, socket, superuser.
 pub mod server;
 /// `backup setup`: configuration, archiving, `stanza-create`, `check`.

@@ -4,6 +4,7 @@ mod drill;
 mod list;
 mod restore;
 mod run;
+mod schedule;
 mod setup;
 mod verify;
 
@@ -45,6 +46,8 @@ pub enum BackupCommand {
     Verify(verify::Args),
     /// Restore to a fresh restore point, compare every table with the live database, record it.
     Drill(drill::Args),
+    /// Write systemd units and timers: daily full, hourly incremental backup, weekly drill.
+    Schedule(schedule::Args),
 }
 
 pub async fn run(args: BackupArgs, json: bool) -> anyhow::Result<Outcome> {
@@ -55,5 +58,6 @@ pub async fn run(args: BackupArgs, json: bool) -> anyhow::Result<Outcome> {
         BackupCommand::Restore(a) => restore::run(a, &args.config, json).await,
         BackupCommand::Verify(a) => verify::run(a, &args.config, json).await,
         BackupCommand::Drill(a) => drill::run(a, &args.config, json).await,
+        BackupCommand::Schedule(a) => schedule::run(a, &args.config, json).await,
     }
 }

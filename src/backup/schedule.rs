@@ -1,0 +1,176 @@
+//! The schedule that keeps backups true: systemd units and timers for a daily full backup, an
+//! hourly incremental one and a weekly drill, running as the server's user, each failure logged
+//! to the journal as an error (and the unit left failed, so `systemctl --failed` shows it).
+//! Pure text: the same input gives the same files.
+
+use std::path::PathBuf;
+
+use crate::{db::DatabaseUrl, tailnet::render::RenderedFile};
+
+#[derive(Debug, Clone)]
+pub struct ScheduleInput {
+    /// The installed binary (`/usr/bin/cabinet-db` from the package).
+    pub binary: PathBuf,
+    pub config: PathBuf,
+    /// The server's OS user (runs pgBackRest and the drill).
+    pub user: String,
+    /// The drill's connection: the superuser over the socket by peer, so no password sits in a
+    /// unit file.
+    pub database_url: DatabaseUrl,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ScheduleError {
+    #[error(
+        "the drill's database URL carries a password, which would end up in a unit file; use the socket and peer instead, e.g. postgres:///cabinet?host=/var/run/postgresql&user=postgres"
+    )]
+    PasswordInUrl,
+    #[error("{0:?} is not a user name a unit file can carry")]
+    BadUser(String),
+}
+
+pub fn render(input: &ScheduleInput) -> Result<Vec<RenderedFile>, ScheduleError> {
+    let url = input.database_url.expose();
+    let authority = url.split_once("://").map_or("", |(_, rest)| rest.split(['/', '?']).next().unwrap_or(""));
+    let has_password = authority.rsplit_once('@').is_some_and(|(userinfo, _)| userinfo.contains(':'))
+        || url.contains("password=");
+    if has_password {
+        return Err(ScheduleError::PasswordInUrl);
+    }
+    if input.user.is_empty() || !input.user.chars().all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c)) {
+        return Err(ScheduleError::BadUser(input.user.clone()));
+    }
+    let binary = input.binary.display();
+    let config = input.config.display();
+    let user = &input.user;
+    let file = |name: &str, contents: String| RenderedFile { path: PathBuf::from(name), contents };
+    let header = "# cabinet-db: rendered by `cabinet-db backup schedule`; install into /etc/systemd/system/\n# then `systemctl daemon-reload && systemctl enable --now <the timers>`.\n";
+    Ok(vec![
+        file(
+            "cabinet-db-backup@.service",
+            format!(
+                "{header}[Unit]
+Description=cabinet-db: %i backup of the database (pgBackRest)
+After=postgresql.service
+OnFailure=cabinet-db-failed@%n.service
+
+[Service]
+Type=oneshot
+User={user}
+Group={user}
+Environment=CABINET_BACKUP_CONFIG={config}
+ExecStart={binary} backup run --type %i
+"
+            ),
+        ),
+        file(
+            "cabinet-db-backup-full.timer",
+            format!(
+                "{header}[Unit]
+Description=cabinet-db: daily full backup
+
+[Timer]
+OnCalendar=*-*-* 02:15:00
+RandomizedDelaySec=15min
+Persistent=true
+Unit=cabinet-db-backup@full.service
+
+[Install]
+WantedBy=timers.target
+"
+            ),
+        ),
+        file(
+            "cabinet-db-backup-incr.timer",
+            format!(
+                "{header}[Unit]
+Description=cabinet-db: hourly incremental backup
+
+[Timer]
+OnCalendar=*-*-* *:45:00
+Persistent=true
+Unit=cabinet-db-backup@incr.service
+
+[Install]
+WantedBy=timers.target
+"
+            ),
+        ),
+        file(
+            "cabinet-db-drill.service",
+            format!(
+                "{header}[Unit]
+Description=cabinet-db: restore drill (restore, compare every table, record the result)
+After=postgresql.service
+OnFailure=cabinet-db-failed@%n.service
+
+[Service]
+Type=oneshot
+User={user}
+Group={user}
+Environment=CABINET_BACKUP_CONFIG={config}
+Environment=DATABASE_URL={url}
+ExecStart={binary} backup drill
+",
+                url = input.database_url.expose().replace('%', "%%"),
+            ),
+        ),
+        file(
+            "cabinet-db-drill.timer",
+            format!(
+                "{header}[Unit]
+Description=cabinet-db: weekly restore drill
+
+[Timer]
+OnCalendar=Sun *-*-* 04:30:00
+RandomizedDelaySec=30min
+Persistent=true
+
+[Install]
+WantedBy=timers.target
+"
+            ),
+        ),
+        file(
+            "cabinet-db-failed@.service",
+            format!(
+                "{header}[Unit]
+Description=cabinet-db: report that %i failed
+
+[Service]
+Type=oneshot
+ExecStart=/usr/bin/logger --tag cabinet-db --priority daemon.err \"%i failed: journalctl -u %i says why; cabinet-db audit will fail until it succeeds\"
+"
+            ),
+        ),
+    ])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn input() -> ScheduleInput {
+        ScheduleInput {
+            binary: "/usr/bin/cabinet-db".into(),
+            config: "/etc/cabinet-db/pgbackrest.conf".into(),
+            user: "postgres".into(),
+            database_url: DatabaseUrl::new("postgres:///cabinet?host=/var/run/postgresql&user=postgres"),
+        }
+    }
+
+    #[test]
+    fn units_run_as_the_server_user_and_refuse_a_password() {
+        let files = render(&input()).unwrap();
+        let backup = &files.iter().find(|f| f.path.ends_with("cabinet-db-backup@.service")).unwrap().contents;
+        assert!(
+            backup.contains("User=postgres") && backup.contains("OnFailure=cabinet-db-failed@%n.service")
+        );
+        let with_password = ScheduleInput {
+            database_url: DatabaseUrl::new("postgres://postgres:secret@localhost/cabinet"),
+            ..input()
+        };
+        assert!(matches!(render(&with_password), Err(ScheduleError::PasswordInUrl)));
+        assert!(render(&ScheduleInput { user: "postgres\nExecStart=/bin/sh".into(), ..input() }).is_err());
+    }
+}

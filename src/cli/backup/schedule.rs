@@ -1,0 +1,50 @@
+use std::path::{Path, PathBuf};
+
+use clap::Args as ClapArgs;
+
+use crate::{
+    backup::schedule::{self, ScheduleInput},
+    cli::{Outcome, output, output::outln},
+    db::DatabaseUrl,
+    tailnet::render::write,
+};
+
+#[derive(Debug, ClapArgs)]
+pub struct Args {
+    /// Directory to write the units to (created if missing).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// The installed cabinet-db.
+    #[arg(long, default_value = "/usr/bin/cabinet-db")]
+    pub binary: PathBuf,
+    /// The server's OS user: runs pgBackRest and the drill.
+    #[arg(long, default_value = "postgres")]
+    pub user: String,
+    /// The drill's connection, as the superuser over the socket (no password in a unit file).
+    #[arg(long, default_value = "postgres:///cabinet?host=/var/run/postgresql&user=postgres")]
+    pub drill_database_url: DatabaseUrl,
+}
+
+pub async fn run(args: Args, config: &Path, json: bool) -> anyhow::Result<Outcome> {
+    let input = ScheduleInput {
+        binary: args.binary,
+        config: config.to_owned(),
+        user: args.user,
+        database_url: args.drill_database_url,
+    };
+    let files = schedule::render(&input)?;
+    write(&args.out, &files)?;
+    if json {
+        let paths: Vec<_> = files.iter().map(|f| args.out.join(&f.path)).collect();
+        output::print_json(&paths)?;
+    } else {
+        for file in &files {
+            outln!("wrote {}", args.out.join(&file.path).display())?;
+        }
+        outln!(
+            "install: cp {}/* /etc/systemd/system/ && systemctl daemon-reload && systemctl enable --now cabinet-db-backup-full.timer cabinet-db-backup-incr.timer cabinet-db-drill.timer",
+            args.out.display()
+        )?;
+    }
+    Ok(Outcome::Success)
+}
