@@ -422,11 +422,7 @@ fn the_schedule_units_match_their_golden_copies() {
         if std::env::var_os("UPDATE_GOLDEN").is_some() { dir.clone() } else { scratch.path().to_owned() };
     let out = binary()
         .args(["backup", "--config", "/etc/cabinet-db/pgbackrest.conf", "schedule", "--out"])
-        .arg(if std::env::var_os("UPDATE_GOLDEN").is_some() {
-            dir.clone()
-        } else {
-            tempfile::tempdir().unwrap().keep()
-        })
+        .arg(&target)
         .arg("--json")
         .output()
         .unwrap();
