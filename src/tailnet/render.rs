@@ -102,6 +102,7 @@ pub fn render(input: &RenderInput) -> Result<Vec<RenderedFile>, RenderError> {
     Ok(vec![
         file("postgresql/conf.d/cabinet-db.conf", postgresql_conf(input)),
         file("postgresql/pg_hba.conf", pg_hba(input)),
+        file("postgresql/pg_ident.conf", pg_ident()),
         file("nftables/cabinet-pg.nft", nftables(input)),
         file("systemd/postgresql@.service.d/cabinet-db.conf", systemd_dropin()),
         file("tailscale/policy.hujson", policy(input)),
@@ -155,8 +156,10 @@ fn pg_hba(input: &RenderInput) -> String {
 #
 # TYPE  DATABASE  USER  ADDRESS  METHOD
 
-# The DBA on this host, over the unix socket, as the OS user postgres (sudo -u postgres psql).
-local   all       postgres                          peer
+# The DBA on this host, over the unix socket: the OS users postgres and root may be the
+# postgres superuser without a password (pg_ident.conf, map dba). cabinet-db's backup and
+# migration commands, run as root, connect this way; so does pgBackRest, as postgres.
+local   all       postgres                          peer map=dba
 # Other local connections (cabinet-db run on this host, migrations) need a SCRAM password.
 local   all       all                               scram-sha-256
 host    all       all        127.0.0.1/32           scram-sha-256
@@ -190,6 +193,18 @@ host    all       all        ::/0                   reject
 ",
     );
     out
+}
+
+fn pg_ident() -> String {
+    "# cabinet-db: who may be the postgres superuser over the unix socket (pg_hba.conf's
+# `peer map=dba`). Rendered by `cabinet-db tailnet render`. Install as the file named by
+# `SHOW ident_file` (Debian: /etc/postgresql/<version>/main/pg_ident.conf), then reload.
+# Root can become postgres anyway (sudo -u postgres); naming it here lets root's own tools in.
+# MAPNAME  SYSTEM-USERNAME  PG-USERNAME
+dba        postgres         postgres
+dba        root             postgres
+"
+    .to_owned()
 }
 
 fn nftables(input: &RenderInput) -> String {
@@ -326,6 +341,7 @@ whole procedure.
 |---|---|---|
 | postgresql/conf.d/cabinet-db.conf | /etc/postgresql/<version>/main/conf.d/ | restart PostgreSQL |
 | postgresql/pg_hba.conf | `SHOW hba_file` | `SELECT pg_reload_conf()` |
+| postgresql/pg_ident.conf | `SHOW ident_file` | `SELECT pg_reload_conf()` |
 | nftables/cabinet-pg.nft | /etc/nftables.d/ (included from /etc/nftables.conf) | `nft -f` it |
 | systemd/postgresql@.service.d/cabinet-db.conf | /etc/systemd/system/postgresql@.service.d/ | `systemctl daemon-reload` |
 | tailscale/policy.hujson | the tailnet policy file | save (its tests run) |
