@@ -76,6 +76,10 @@ pub enum RestoreError {
     TargetNotReached { target: String, archive_max: String },
     #[error("the restored copy did not start{}:\n{log}", .reason.as_deref().map(|r| format!(" ({r})")).unwrap_or_default())]
     DidNotStart { reason: Option<String>, log: String },
+    #[error(
+        "PostgreSQL is running on {data_dir} (pid {pid}): an in-place restore replaces its data, so stop it first (e.g. systemctl stop postgresql@15-main)"
+    )]
+    ServerRunning { data_dir: PathBuf, pid: i32 },
 }
 
 #[derive(Debug, Clone)]
@@ -186,6 +190,53 @@ pub async fn restore(options: &RestoreOptions) -> Result<RestoreReport, BackupEr
     })
 }
 
+/// Restores over the production data directory (`--delta`: only what differs is rewritten),
+/// refusing while the server runs. The server is not started: starting it (systemd) replays to
+/// the target and promotes, and it archives again, on a new timeline.
+pub fn restore_in_place(
+    config_path: &Path,
+    target: &Target,
+    repo: Option<u32>,
+) -> Result<PathBuf, BackupError> {
+    let config = BackupConfig::read(config_path)?;
+    if let Some(pid) = running_postmaster(&config.pg_path) {
+        return Err(RestoreError::ServerRunning { data_dir: config.pg_path.clone(), pid }.into());
+    }
+    let pgbackrest = pgbackrest_for(config_path)?;
+    let mut args = vec!["--delta".to_owned()];
+    args.extend(target_args(target));
+    if let Some(repo) = repo {
+        args.push(format!("--repo={repo}"));
+    }
+    pgbackrest.run("restore", &args)?;
+    Ok(config.pg_path)
+}
+
+/// The postmaster's pid, when `postmaster.pid` names a live process.
+fn running_postmaster(data_dir: &Path) -> Option<i32> {
+    let pid: i32 =
+        std::fs::read_to_string(data_dir.join("postmaster.pid")).ok()?.lines().next()?.trim().parse().ok()?;
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok().then_some(pid)
+}
+
+/// pgBackRest's options for a target.
+fn target_args(target: &Target) -> Vec<String> {
+    let mut args = Vec::new();
+    if *target != Target::Latest {
+        // At the end of the archive the server promotes by itself; at a target it must be told.
+        args.push("--target-action=promote".to_owned());
+    }
+    match target {
+        Target::Latest => {}
+        // pgBackRest picks the backup set by parsing the time itself: PostgreSQL's spelling.
+        Target::Time(t) => args
+            .extend(["--type=time".to_owned(), format!("--target={}", t.format("%Y-%m-%d %H:%M:%S%.6f+00"))]),
+        Target::Lsn(lsn) => args.extend(["--type=lsn".to_owned(), format!("--target={lsn}")]),
+        Target::Name(name) => args.extend(["--type=name".to_owned(), format!("--target={name}")]),
+    }
+    args
+}
+
 /// The directory must be new or empty, and nowhere near the production data.
 fn check_target_dir(target: &Path, production: &Path) -> Result<(), RestoreError> {
     let absolute = std::path::absolute(target).unwrap_or_else(|_| target.to_owned());
@@ -227,18 +278,7 @@ async fn restore_and_start(
 ) -> Result<i64, BackupError> {
     let mut args =
         vec![format!("--pg1-path={}", cluster.pgdata().display()), "--archive-mode=off".to_owned()];
-    if options.target != Target::Latest {
-        // At the end of the archive the copy promotes by itself; at a target it must be told.
-        args.push("--target-action=promote".to_owned());
-    }
-    match &options.target {
-        Target::Latest => {}
-        // pgBackRest picks the backup set by parsing the time itself: PostgreSQL's spelling.
-        Target::Time(t) => args
-            .extend(["--type=time".to_owned(), format!("--target={}", t.format("%Y-%m-%d %H:%M:%S%.6f+00"))]),
-        Target::Lsn(lsn) => args.extend(["--type=lsn".to_owned(), format!("--target={lsn}")]),
-        Target::Name(name) => args.extend(["--type=name".to_owned(), format!("--target={name}")]),
-    }
+    args.extend(target_args(&options.target));
     if let Some(repo) = options.repo {
         args.push(format!("--repo={repo}"));
     }

@@ -230,6 +230,26 @@ async fn a_restore_reaches_the_second_before_the_mistake_and_nothing_after() {
             .unwrap_err();
         assert!(err.to_string().contains(expected), "{}: {err}", dir.display());
     }
+
+    // In place: refused while the server runs; with it stopped, the server itself goes back to T.
+    let running = restore::restore_in_place(&production.config, &Target::Time(t.0), None).unwrap_err();
+    assert!(matches!(running, BackupError::Restore(RestoreError::ServerRunning { .. })), "{running}");
+    production.cluster.stop("fast").unwrap();
+    restore::restore_in_place(&production.config, &Target::Time(t.0), None).unwrap();
+    production.cluster.start().unwrap();
+    let mut promoted = false;
+    for _ in 0..100 {
+        let mut conn = PgConnection::connect(production.url.expose()).await.unwrap();
+        promoted =
+            !sqlx::query_scalar::<_, bool>("SELECT pg_is_in_recovery()").fetch_one(&mut conn).await.unwrap();
+        conn.close().await.unwrap();
+        if promoted {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(promoted, "the server promoted after replaying to T");
+    assert_eq!(fingerprint(production.url.expose()).await, before, "production is back at T");
 }
 
 #[tokio::test]

@@ -13,8 +13,15 @@ use crate::{
 #[command(group(clap::ArgGroup::new("target").required(true).args(["time", "lsn", "latest"])))]
 pub struct Args {
     /// A new (or empty) directory for the restored cluster.
+    #[arg(long, required_unless_present = "in_place", conflicts_with = "in_place")]
+    pub target_dir: Option<PathBuf>,
+    /// Restore over the server's own data directory instead (only with the server stopped;
+    /// rewrites only what differs). Needs --yes.
+    #[arg(long, requires = "yes")]
+    pub in_place: bool,
+    /// Confirm an in-place restore: the server's current data is replaced.
     #[arg(long)]
-    pub target_dir: PathBuf,
+    pub yes: bool,
     /// Loopback TCP port for the copy [default: a free one].
     #[arg(long)]
     pub port: Option<u16>,
@@ -48,9 +55,21 @@ pub async fn run(args: Args, config: &Path, json: bool) -> anyhow::Result<Outcom
         (None, Some(lsn), _) => Target::Lsn(lsn),
         _ => Target::Latest,
     };
+    let Some(target_dir) = args.target_dir else {
+        let data_dir = restore::restore_in_place(config, &target, args.repo)?;
+        if json {
+            output::print_json(&serde_json::json!({ "data_dir": data_dir, "target": target.to_string() }))?;
+        } else {
+            outln!(
+                "restored {} in place to {target}: start PostgreSQL, which replays to the target, promotes and archives again (then take a full backup: cabinet-db backup run)",
+                data_dir.display()
+            )?;
+        }
+        return Ok(Outcome::Success);
+    };
     let options = RestoreOptions {
         config_path: config.to_owned(),
-        target_dir: args.target_dir,
+        target_dir,
         port: args.port,
         target,
         repo: args.repo,
