@@ -10,7 +10,6 @@ use sqlx::Connection;
 
 use crate::{
     backup::{
-        config::Repo,
         run::{self, Kind},
         setup::{self, SetupOptions},
     },
@@ -228,11 +227,7 @@ async fn set_up_backups(
     actions: &mut Vec<String>,
 ) -> Result<(), DevError> {
     let dir = cluster.root.join("backup");
-    let options = SetupOptions {
-        config_path: backup_config(&cluster.root),
-        state_dir: dir.join("state"),
-        repos: vec![Repo::Posix { path: dir.join("repo") }],
-    };
+    let options = SetupOptions::local(backup_config(&cluster.root), dir.join("state"), dir.join("repo"));
     // Clusters made before cabinet-db let their server user in by peer (pgBackRest's way in).
     cluster.write_client_authentication(DEV_SUPERUSER)?;
     let mut conn = db::connect(url, "cabinet-db dev").await?;
@@ -250,8 +245,9 @@ async fn set_up_backups(
     }
     let catalog = run::list(&options.config_path, None).await?.catalog;
     if catalog.newest_full().is_none() {
-        let backup = run::run(&options.config_path, Kind::Full)?;
-        actions.push(format!("took a full backup ({})", backup.label));
+        for backup in run::run(&options.config_path, Kind::Full, None)? {
+            actions.push(format!("took a full backup ({})", backup.label));
+        }
     }
     Ok(())
 }

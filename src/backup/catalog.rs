@@ -18,6 +18,9 @@ pub struct BackupSet {
     pub stopped: Option<DateTime<Utc>>,
     pub lsn_start: Option<String>,
     pub lsn_stop: Option<String>,
+    /// The first and last WAL segment it needs.
+    pub wal_start: Option<String>,
+    pub wal_stop: Option<String>,
     /// Size of the database it copied, and of what it added to the repository.
     pub size: Option<u64>,
     pub repository_size: Option<u64>,
@@ -26,10 +29,22 @@ pub struct BackupSet {
     pub error: bool,
 }
 
+/// One repository as pgBackRest found it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RepoStatus {
+    pub repo: u32,
+    /// `none` or `aes-256-cbc`, as the repository itself says.
+    pub cipher: Option<String>,
+    /// 0 when pgBackRest could read it.
+    pub code: i64,
+    pub message: String,
+}
+
 /// What the repositories hold.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Catalog {
     pub backups: Vec<BackupSet>,
+    pub repos: Vec<RepoStatus>,
     /// The oldest WAL segment archived and the newest.
     pub archive_min: Option<String>,
     pub archive_max: Option<String>,
@@ -57,6 +72,8 @@ impl Catalog {
                         stopped: time(&b["timestamp"]["stop"]),
                         lsn_start: b["lsn"]["start"].as_str().map(str::to_owned),
                         lsn_stop: b["lsn"]["stop"].as_str().map(str::to_owned),
+                        wal_start: b["archive"]["start"].as_str().map(str::to_owned),
+                        wal_stop: b["archive"]["stop"].as_str().map(str::to_owned),
                         size: b["info"]["size"].as_u64(),
                         repository_size: b["info"]["repository"]["size"].as_u64(),
                         repo: b["database"]["repo-key"].as_u64().unwrap_or(1) as u32,
@@ -73,8 +90,22 @@ impl Catalog {
                 .map(str::to_owned)
                 .reduce(|a, b| if key == "min" { a.min(b) } else { a.max(b) })
         };
+        let repos = stanza["repo"]
+            .as_array()
+            .map(|list| {
+                list.iter()
+                    .map(|r| RepoStatus {
+                        repo: r["key"].as_u64().unwrap_or(1) as u32,
+                        cipher: r["cipher"].as_str().map(str::to_owned),
+                        code: r["status"]["code"].as_i64().unwrap_or(-1),
+                        message: r["status"]["message"].as_str().unwrap_or("unknown").to_owned(),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
         Catalog {
             backups,
+            repos,
             archive_min: segment("min"),
             archive_max: segment("max"),
             cipher: stanza["cipher"].as_str().map(str::to_owned),
@@ -101,7 +132,21 @@ impl Catalog {
 
     /// The newest full backup that completed without error.
     pub fn newest_full(&self) -> Option<&BackupSet> {
-        self.backups.iter().filter(|b| b.kind == "full" && !b.error).max_by_key(|b| b.stopped)
+        self.newest(|b| b.kind == "full")
+    }
+
+    /// The newest good backup in one repository, of any kind.
+    pub fn newest_in(&self, repo: u32) -> Option<&BackupSet> {
+        self.newest(|b| b.repo == repo)
+    }
+
+    /// The newest good full backup in one repository.
+    pub fn newest_full_in(&self, repo: u32) -> Option<&BackupSet> {
+        self.newest(|b| b.repo == repo && b.kind == "full")
+    }
+
+    fn newest(&self, pick: impl Fn(&BackupSet) -> bool) -> Option<&BackupSet> {
+        self.backups.iter().filter(|b| !b.error && pick(b)).max_by_key(|b| b.stopped)
     }
 }
 
@@ -114,10 +159,13 @@ mod tests {
         let info: Value = serde_json::from_str(
             r#"[{"name":"cabinet","cipher":"none","status":{"code":0,"message":"ok"},
                 "archive":[{"id":"15-1","min":"000000010000000000000001","max":"000000010000000000000009"}],
+                "repo":[{"cipher":"none","key":1,"status":{"code":0,"message":"ok"}},
+                        {"cipher":"aes-256-cbc","key":2,"status":{"code":99,"message":"other"}}],
                 "backup":[
                   {"label":"20261127-122519F","type":"full","error":false,
                    "timestamp":{"start":1795782319,"stop":1795782322},
                    "lsn":{"start":"0/2000028","stop":"0/3000050"},
+                   "archive":{"start":"000000010000000000000002","stop":"000000010000000000000003"},
                    "info":{"size":30730523,"repository":{"size":4065772}},
                    "database":{"id":1,"repo-key":1}},
                   {"label":"20261127-122519F_20261127-130000I","type":"incr","error":false,
@@ -134,6 +182,11 @@ mod tests {
         );
         assert_eq!(catalog.newest_full().unwrap().label, "20261127-122519F");
         assert_eq!(catalog.archive_max.as_deref(), Some("000000010000000000000009"));
+        assert_eq!(catalog.backups[0].wal_start.as_deref(), Some("000000010000000000000002"));
+        assert_eq!(catalog.repos[1].cipher.as_deref(), Some("aes-256-cbc"));
+        assert_eq!((catalog.repos[1].code, catalog.repos[1].message.as_str()), (99, "other"));
+        assert_eq!(catalog.newest_in(1).unwrap().label, "20261127-122519F_20261127-130000I");
+        assert!(catalog.newest_full_in(2).is_none());
         assert_eq!(Catalog::from_info(&serde_json::json!([])).backups.len(), 0, "tolerant of nothing");
     }
 }

@@ -11,7 +11,12 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use super::{BackupError, STANZA, server::Server};
+use super::{
+    BackupError, STANZA,
+    repository::{Repo, S3Repo, UriStyle},
+    secrets::include_dir,
+    server::Server,
+};
 
 /// Where the configuration lives unless `--config` says otherwise.
 pub const DEFAULT_CONFIG: &str = "/etc/cabinet-db/pgbackrest.conf";
@@ -20,13 +25,6 @@ pub const DEFAULT_RETENTION_FULL: u32 = 2;
 /// WAL queued for an unreachable repository before pgBackRest drops it, so a dead repository
 /// can never fill the primary's disk (point-in-time recovery across the gap is then lost).
 pub const DEFAULT_ARCHIVE_QUEUE_MAX: &str = "4GiB";
-
-/// A repository.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Repo {
-    /// A directory on this host (or a mounted one).
-    Posix { path: PathBuf },
-}
 
 /// Everything `pgbackrest.conf` says.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,9 +39,14 @@ pub struct BackupConfig {
     pub repos: Vec<Repo>,
     pub retention_full: u32,
     pub archive_queue_max: String,
+    /// `io-timeout` in seconds: how long pgBackRest waits on a repository that makes no
+    /// progress (pgBackRest's default, 60, when unset). It also bounds how long one attempt
+    /// to push WAL to an unreachable repository takes.
+    pub io_timeout: Option<u32>,
 }
 
 impl BackupConfig {
+    /// The defaults for the rest.
     pub fn for_server(server: &Server, state_dir: PathBuf, repos: Vec<Repo>) -> BackupConfig {
         BackupConfig {
             pg_path: server.data_dir.clone(),
@@ -54,7 +57,29 @@ impl BackupConfig {
             repos,
             retention_full: DEFAULT_RETENTION_FULL,
             archive_queue_max: DEFAULT_ARCHIVE_QUEUE_MAX.to_owned(),
+            io_timeout: None,
         }
+    }
+
+    /// The repository numbers a command covers: the one asked for, or each.
+    pub fn repo_numbers(&self, only: Option<u32>) -> Result<Vec<u32>, BackupError> {
+        let count = self.repos.len() as u32;
+        match only {
+            Some(n) if (1..=count).contains(&n) => Ok(vec![n]),
+            Some(n) => Err(BackupError::Config(format!(
+                "there is no repo{n}: the configuration has {count} (repo1{})",
+                if count > 1 { format!("…repo{count}") } else { String::new() }
+            ))),
+            None => Ok((1..=count).collect()),
+        }
+    }
+
+    /// The offsite repository and its number, when there is one.
+    pub fn offsite(&self) -> Option<(usize, &S3Repo)> {
+        self.repos.iter().enumerate().find_map(|(i, r)| match r {
+            Repo::S3(s3) => Some((i + 1, s3)),
+            Repo::Posix { .. } => None,
+        })
     }
 
     pub fn log_dir(&self) -> PathBuf {
@@ -82,6 +107,7 @@ impl BackupConfig {
                     let _ = writeln!(out, "repo{n}-type=posix");
                     let _ = writeln!(out, "repo{n}-path={}", path.display());
                 }
+                Repo::S3(s3) => render_s3(&mut out, n, s3),
             }
             let _ = writeln!(out, "repo{n}-retention-full={}", self.retention_full);
         }
@@ -98,7 +124,7 @@ archive-async=y
 archive-push-queue-max={queue}
 log-level-console=warn
 log-level-file=info
-
+{io_timeout}
 [{STANZA}]
 pg1-path={pg_path}
 pg1-port={port}
@@ -109,6 +135,7 @@ pg1-user={user}
             lock = self.lock_dir().display(),
             spool = self.spool_dir().display(),
             queue = self.archive_queue_max,
+            io_timeout = self.io_timeout.map(|s| format!("io-timeout={s}\n")).unwrap_or_default(),
             pg_path = self.pg_path.display(),
             port = self.pg_port,
             socket = self.pg_socket.display(),
@@ -139,6 +166,23 @@ pg1-user={user}
                 "posix" => {
                     repos.push(Repo::Posix { path: PathBuf::from(get(&format!("global.repo{n}-path"))?) })
                 }
+                "s3" => {
+                    let key = |name: &str| format!("global.repo{n}-{name}");
+                    let optional = |name: &str| values.get(&key(name)).cloned();
+                    repos.push(Repo::S3(S3Repo {
+                        endpoint: get(&key("s3-endpoint"))?,
+                        port: optional("storage-port").and_then(|p| p.parse().ok()).unwrap_or(443),
+                        bucket: get(&key("s3-bucket"))?,
+                        region: get(&key("s3-region"))?,
+                        path: get(&key("path"))?,
+                        uri_style: match optional("s3-uri-style").as_deref() {
+                            Some("path") => UriStyle::Path,
+                            _ => UriStyle::Host,
+                        },
+                        ca_file: optional("storage-ca-file").map(PathBuf::from),
+                        encrypted: optional("cipher-type").is_some_and(|c| c == "aes-256-cbc"),
+                    }));
+                }
                 other => {
                     return Err(BackupError::Config(format!(
                         "{}: repo{n}-type={other} is not one cabinet-db writes",
@@ -156,9 +200,35 @@ pg1-user={user}
             state_dir: log_dir.parent().map(Path::to_owned).unwrap_or(log_dir),
             retention_full: get("global.repo1-retention-full")?.parse().unwrap_or(DEFAULT_RETENTION_FULL),
             archive_queue_max: get("global.archive-push-queue-max")?,
+            io_timeout: values.get("global.io-timeout").and_then(|s| s.parse().ok()),
             repos,
         })
     }
+}
+
+/// An S3 repository's lines. Its secrets (keys, passphrase) go to the secrets include file.
+fn render_s3(out: &mut String, n: usize, s3: &S3Repo) {
+    let _ = writeln!(out, "repo{n}-type=s3");
+    let _ = writeln!(out, "repo{n}-s3-endpoint={}", s3.endpoint);
+    if s3.port != 443 {
+        let _ = writeln!(out, "repo{n}-storage-port={}", s3.port);
+    }
+    let _ = writeln!(out, "repo{n}-s3-bucket={}", s3.bucket);
+    let _ = writeln!(out, "repo{n}-s3-region={}", s3.region);
+    if s3.uri_style == UriStyle::Path {
+        let _ = writeln!(out, "repo{n}-s3-uri-style=path");
+    }
+    let _ = writeln!(out, "repo{n}-path={}", s3.path);
+    if let Some(ca) = &s3.ca_file {
+        let _ = writeln!(out, "repo{n}-storage-ca-file={}", ca.display());
+    }
+    if s3.encrypted {
+        let _ =
+            writeln!(out, "# Everything stored offsite is encrypted; the passphrase is in the secrets file.");
+        let _ = writeln!(out, "repo{n}-cipher-type=aes-256-cbc");
+    }
+    let _ = writeln!(out, "# Small files go into bundles: one request per bundle, not per file.");
+    let _ = writeln!(out, "repo{n}-bundle=y");
 }
 
 /// `section.key` → value, for the simple INI pgBackRest reads.
@@ -186,8 +256,9 @@ pub fn shell_quote(word: &str) -> String {
 /// The `archive_command` that pushes WAL with this configuration.
 pub fn archive_command(config_path: &Path) -> String {
     format!(
-        "pgbackrest --config={} --stanza={STANZA} archive-push %p",
-        shell_quote(&config_path.display().to_string())
+        "pgbackrest --config={} --config-include-path={} --stanza={STANZA} archive-push %p",
+        shell_quote(&config_path.display().to_string()),
+        shell_quote(&include_dir(config_path).display().to_string())
     )
 }
 
@@ -205,23 +276,50 @@ mod tests {
             repos: vec![Repo::Posix { path: "/var/lib/pgbackrest".into() }],
             retention_full: 2,
             archive_queue_max: "4GiB".into(),
+            io_timeout: None,
         }
+    }
+
+    fn with_offsite() -> BackupConfig {
+        let mut config = sample();
+        config.io_timeout = Some(5);
+        config.repos.push(Repo::S3(S3Repo {
+            endpoint: "localhost".into(),
+            port: 9443,
+            bucket: "offsite".into(),
+            region: "us-east-1".into(),
+            path: "/cabinet-db".into(),
+            uri_style: UriStyle::Path,
+            ca_file: Some("/etc/cabinet-db/s3-ca.pem".into()),
+            encrypted: true,
+        }));
+        config
     }
 
     #[test]
     fn the_rendered_file_reads_back_the_same() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("pgbackrest.conf");
-        std::fs::write(&path, sample().render()).unwrap();
-        assert_eq!(BackupConfig::read(&path).unwrap(), sample());
+        for config in [sample(), with_offsite()] {
+            std::fs::write(&path, config.render()).unwrap();
+            assert_eq!(BackupConfig::read(&path).unwrap(), config);
+        }
         assert!(sample().render().contains("archive-push-queue-max=4GiB\n"));
+        let text = with_offsite().render();
+        assert!(
+            text.contains("repo2-type=s3\nrepo2-s3-endpoint=localhost\nrepo2-storage-port=9443\n"),
+            "{text}"
+        );
+        assert!(text.contains("repo2-cipher-type=aes-256-cbc\n"));
+        assert!(!text.contains("cipher-pass") && !text.contains("s3-key"), "no secrets in the main file");
+        assert_eq!(with_offsite().offsite().map(|(n, _)| n), Some(2));
     }
 
     #[test]
     fn the_archive_command_quotes_the_path() {
         assert_eq!(
             archive_command(Path::new("/etc/cabinet db/it's.conf")),
-            r"pgbackrest --config='/etc/cabinet db/it'\''s.conf' --stanza=cabinet archive-push %p"
+            r"pgbackrest --config='/etc/cabinet db/it'\''s.conf' --config-include-path='/etc/cabinet db/it'\''s.d' --stanza=cabinet archive-push %p"
         );
     }
 }

@@ -63,6 +63,9 @@ pub async fn fingerprint(conn: &mut PgConnection) -> Result<Vec<Fingerprint>, sq
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DrillRecord {
     pub at: DateTime<Utc>,
+    /// The repository restored from (records older than the offsite repository lack it: 1).
+    #[serde(default = "first_repo")]
+    pub repo: u32,
     pub passed: bool,
     pub seconds_to_recovery: Option<f64>,
     pub restore_point: String,
@@ -79,14 +82,18 @@ pub struct DrillOptions {
     pub live: DatabaseUrl,
     /// Where the scratch copy goes (a directory of its own is made inside).
     pub work_dir: PathBuf,
+    /// The repository to prove (the first, unless told).
+    pub repo: Option<u32>,
 }
 
 pub async fn drill(options: &DrillOptions) -> Result<DrillRecord, BackupError> {
     let config = BackupConfig::read(&options.config_path)?;
     let at = Utc::now();
     let restore_point = format!("cabinet-drill-{}", at.format("%Y%m%dT%H%M%S%.6fZ"));
+    let repo = options.repo.unwrap_or(1);
     let mut record = DrillRecord {
         at,
+        repo,
         passed: false,
         seconds_to_recovery: None,
         restore_point: restore_point.clone(),
@@ -95,13 +102,9 @@ pub async fn drill(options: &DrillOptions) -> Result<DrillRecord, BackupError> {
         restored: Vec::new(),
     };
 
-    let verified = verify::verify(&options.config_path)?;
+    let verified = verify::verify(&options.config_path, Some(repo))?;
     if !verified.ok {
-        record.problems.push(if verified.damaged.is_empty() {
-            format!("pgBackRest verify found damage:\n{}", verified.summary)
-        } else {
-            format!("damaged in the repository: {}", verified.damaged.join(", "))
-        });
+        record.problems.extend(verified.repos.iter().flat_map(|r| r.problems()));
         return finish(&config, record);
     }
 
@@ -116,7 +119,7 @@ pub async fn drill(options: &DrillOptions) -> Result<DrillRecord, BackupError> {
         target_dir: target_dir.clone(),
         port: None,
         target: Target::Name(restore_point),
-        repo: None,
+        repo: Some(repo),
         live: Some(options.live.clone()),
         database: database.clone(),
     })
@@ -137,6 +140,10 @@ pub async fn drill(options: &DrillOptions) -> Result<DrillRecord, BackupError> {
     }
     record.passed = record.problems.is_empty();
     finish(&config, record)
+}
+
+fn first_repo() -> u32 {
+    1
 }
 
 /// Holds writers to our tables for the moment it takes to fingerprint them and create the

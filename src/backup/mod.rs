@@ -11,6 +11,8 @@
 //! as the bootstrap superuser, by `peer` (as `sudo -u postgres psql` does): no password is
 //! stored for it.
 
+/// The WAL archive: holes in it and what they cost; why pushing WAL fails.
+pub mod archive;
 /// `pgbackrest info` as typed rows: backups, the recoverable window.
 pub mod catalog;
 /// `pgbackrest.conf`: rendered from the server and the repositories, and read back.
@@ -19,12 +21,16 @@ pub mod config;
 pub mod drill;
 /// The `pgbackrest` program: finding it, its version, running it as the server's user.
 pub mod pgbackrest;
+/// The repositories: a local directory and an encrypted S3 bucket, their values checked.
+pub mod repository;
 /// Restoring into a new cluster on loopback.
 pub mod restore;
 /// Taking a backup; listing backups and the recoverable window.
 pub mod run;
 /// systemd units and timers: daily full, hourly incremental, weekly drill.
 pub mod schedule;
+/// The offsite repository's credentials and passphrase: a 0600 include file, never printed.
+pub mod secrets;
 /// What pgBackRest needs to know of the server: data directory, port, socket, superuser.
 pub mod server;
 /// `backup setup`: configuration, archiving, `stanza-create`, `check`.
@@ -51,6 +57,13 @@ pub enum BackupError {
     VersionUnsupported { server_major: u32, installed: String, needed: String },
     #[error("pgbackrest {command} failed (exit {code}): {message}{hint}")]
     Tool { command: String, code: i32, message: String, hint: String },
+    #[error("the backup into repo{repo} failed (done: {done}): {source}")]
+    RepoFailed {
+        repo: u32,
+        /// The backups that completed in the other repositories.
+        done: String,
+        source: Box<BackupError>,
+    },
     #[error("could not run pgbackrest")]
     Spawn(#[source] std::io::Error),
     #[error("cannot read pgBackRest's answer to `{command}`")]
@@ -63,6 +76,10 @@ pub enum BackupError {
     NotConfigured(PathBuf),
     #[error("{0}")]
     Config(String),
+    #[error("{option} {value:?}: {why}. Nothing was changed")]
+    BadSetting { option: String, value: String, why: String },
+    #[error("{origin}: {why}. Nothing was changed")]
+    BadSecret { origin: String, why: String },
     #[error(
         "the data directory {data_dir} is not on this host (or not readable here): run backup commands on the database host, as root or as the user that owns it"
     )]

@@ -7,7 +7,7 @@ use std::{
     process::Command,
 };
 
-use super::{BackupError, STANZA};
+use super::{BackupError, STANZA, secrets::include_dir};
 use crate::local_cluster::RunAs;
 
 /// `pgbackrest` on `PATH`, as a path.
@@ -56,10 +56,12 @@ impl PgBackRest {
         Ok((version, text))
     }
 
-    /// `pgbackrest --config=… --stanza=cabinet <command> <args…>`, as the server's user.
+    /// `pgbackrest --config=… --config-include-path=… --stanza=cabinet <command> <args…>`, as
+    /// the server's user.
     pub fn command(&self, command: &str, args: &[String]) -> Command {
         let mut cmd = self.run_as.command(&self.program);
         cmd.arg(format!("--config={}", self.config.display()))
+            .arg(format!("--config-include-path={}", include_dir(&self.config).display()))
             .arg(format!("--stanza={STANZA}"))
             .arg(command)
             .args(args);

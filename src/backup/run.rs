@@ -10,6 +10,7 @@ use sqlx::Connection;
 use super::{
     BackupError,
     catalog::{BackupSet, Catalog},
+    config::BackupConfig,
     pgbackrest::PgBackRest,
     server::run_as_owner,
 };
@@ -48,16 +49,41 @@ pub fn pgbackrest_for(config_path: &Path) -> Result<PgBackRest, BackupError> {
     PgBackRest::new(config_path, run_as_owner(owner)?)
 }
 
-/// Takes a backup; returns it as the catalog lists it.
-pub fn run(config_path: &Path, kind: Kind) -> Result<BackupSet, BackupError> {
+/// Takes a backup into one repository, or into each (pgBackRest backs up one repository per
+/// run); returns them as the catalog lists them. A repository that fails does not stop the
+/// others: the error names it and what was done.
+pub fn run(config_path: &Path, kind: Kind, only: Option<u32>) -> Result<Vec<BackupSet>, BackupError> {
     let pgbackrest = pgbackrest_for(config_path)?;
-    pgbackrest.run("backup", &[format!("--type={}", kind.as_pgbackrest())])?;
+    let repos = BackupConfig::read(config_path)?.repo_numbers(only)?;
+    let mut failed = None;
+    let mut done = Vec::new();
+    for repo in repos {
+        match pgbackrest
+            .run("backup", &[format!("--repo={repo}"), format!("--type={}", kind.as_pgbackrest())])
+        {
+            Ok(_) => done.push(repo),
+            Err(e) => {
+                failed.get_or_insert((repo, e));
+            }
+        }
+    }
     let catalog = Catalog::from_info(&pgbackrest.info_json()?);
-    catalog
-        .backups
-        .into_iter()
-        .max_by_key(|b| b.stopped)
-        .ok_or_else(|| BackupError::Config("pgBackRest reported success but lists no backup".to_owned()))
+    let backups: Vec<BackupSet> = done.iter().filter_map(|&repo| catalog.newest_in(repo).cloned()).collect();
+    if let Some((repo, error)) = failed {
+        return Err(BackupError::RepoFailed {
+            repo,
+            done: backups
+                .iter()
+                .map(|b| format!("{} in repo{}", b.label, b.repo))
+                .collect::<Vec<_>>()
+                .join(", "),
+            source: Box::new(error),
+        });
+    }
+    if backups.len() != done.len() {
+        return Err(BackupError::Config("pgBackRest reported success but lists no backup".to_owned()));
+    }
+    Ok(backups)
 }
 
 /// The repositories' contents and how far a restore can reach.

@@ -16,8 +16,10 @@ use sqlx::{AssertSqlSafe, Connection, PgConnection};
 
 use super::{
     BackupError,
-    config::{BackupConfig, Repo, archive_command},
+    config::{BackupConfig, archive_command},
     pgbackrest::PgBackRest,
+    repository::{Repo, S3Repo, check_archive_queue_max, check_config_path},
+    secrets::{self, CipherPass, RepoSecrets, S3Credentials},
     server::Server,
 };
 use crate::{
@@ -36,13 +38,47 @@ pub struct SetupOptions {
     pub config_path: PathBuf,
     /// pgBackRest's logs, locks and spool.
     pub state_dir: PathBuf,
-    pub repos: Vec<Repo>,
+    /// The first repository: a directory on this host (or a mounted one).
+    pub local: Repo,
+    /// The second: an S3 bucket, encrypted.
+    pub offsite: Option<Offsite>,
+    /// Let this run drop an offsite repository the existing configuration has.
+    pub remove_offsite: bool,
+    /// `archive-push-queue-max`; the default is [`super::config::DEFAULT_ARCHIVE_QUEUE_MAX`].
+    pub archive_queue_max: Option<String>,
+    /// `io-timeout` in seconds (pgBackRest's default when unset).
+    pub io_timeout: Option<u32>,
+}
+
+impl SetupOptions {
+    /// One repository, a directory; the defaults for the rest.
+    pub fn local(config_path: PathBuf, state_dir: PathBuf, repo: PathBuf) -> SetupOptions {
+        SetupOptions {
+            config_path,
+            state_dir,
+            local: Repo::Posix { path: repo },
+            offsite: None,
+            remove_offsite: false,
+            archive_queue_max: None,
+            io_timeout: None,
+        }
+    }
+}
+
+/// The offsite repository and what opens it.
+#[derive(Debug, Clone)]
+pub struct Offsite {
+    pub repo: S3Repo,
+    pub credentials: S3Credentials,
+    pub cipher_pass: CipherPass,
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub struct SetupReport {
     pub config: PathBuf,
     pub pgbackrest_version: String,
+    /// Each repository, in pgBackRest's order (`repo1`, `repo2`), described.
+    pub repos: Vec<String>,
     /// Server settings this run changed (`ALTER SYSTEM`).
     pub changed: Vec<String>,
     /// `archive_mode` (or `wal_level`) waits for a server restart; run setup again after it.
@@ -53,8 +89,15 @@ pub struct SetupReport {
 
 /// Sets up backups of the server behind `url` (a superuser connection on the database host).
 pub async fn setup(url: &DatabaseUrl, options: &SetupOptions) -> Result<SetupReport, BackupError> {
+    check_paths(options)?;
+    keeps_the_offsite(options)?;
     let mut conn = db::connect(url, "cabinet-db backup").await?;
     let server = Server::inspect(&mut conn).await?;
+    for (what, path) in
+        [("data_directory", &server.data_dir), ("unix_socket_directories", &server.socket_dir)]
+    {
+        check_config_path(what, path)?;
+    }
     let pgbackrest = PgBackRest::new(&options.config_path, server.os_user.clone())?;
     let (version, version_text) = pgbackrest.version()?;
     // Before anything changes: a pgBackRest that cannot read this server's control file would
@@ -67,8 +110,23 @@ pub async fn setup(url: &DatabaseUrl, options: &SetupOptions) -> Result<SetupRep
         });
     }
 
-    let config = BackupConfig::for_server(&server, options.state_dir.clone(), options.repos.clone());
+    let mut repos = vec![options.local.clone()];
+    let mut repo_secrets = Vec::new();
+    if let Some(offsite) = &options.offsite {
+        repos.push(Repo::S3(offsite.repo.clone()));
+        repo_secrets.push(RepoSecrets {
+            repo: repos.len(),
+            s3: Some(offsite.credentials.clone()),
+            cipher_pass: Some(offsite.cipher_pass.clone()),
+        });
+    }
+    let mut config = BackupConfig::for_server(&server, options.state_dir.clone(), repos);
+    if let Some(queue) = &options.archive_queue_max {
+        config.archive_queue_max = queue.clone();
+    }
+    config.io_timeout = options.io_timeout;
     write_config(&options.config_path, &config, &server.os_user)?;
+    secrets::write(&options.config_path, &repo_secrets, &server.os_user)?;
     prepare_directories(&config, &server.os_user)?;
     let (changed, restart_needed) = archive_settings(&mut conn, &options.config_path).await?;
     conn.close().await.ok();
@@ -83,10 +141,47 @@ pub async fn setup(url: &DatabaseUrl, options: &SetupOptions) -> Result<SetupRep
     Ok(SetupReport {
         config: options.config_path.clone(),
         pgbackrest_version: version_text,
+        repos: config.repos.iter().map(Repo::describe).collect(),
         changed,
         restart_needed,
         checked,
     })
+}
+
+/// Every path that reaches `pgbackrest.conf` or `archive_command`, and the queue size, before
+/// anything is written.
+fn check_paths(options: &SetupOptions) -> Result<(), BackupError> {
+    check_config_path("--config", &options.config_path)?;
+    check_config_path("--state-dir", &options.state_dir)?;
+    match &options.local {
+        Repo::Posix { path } => check_config_path("--repo", path)?,
+        Repo::S3(_) => {
+            return Err(BackupError::Config(
+                "the first repository is a directory; an S3 bucket is the offsite one".to_owned(),
+            ));
+        }
+    }
+    if let Some(queue) = &options.archive_queue_max {
+        check_archive_queue_max(queue)?;
+    }
+    Ok(())
+}
+
+/// A rerun without the offsite options must not silently stop the offsite copies.
+fn keeps_the_offsite(options: &SetupOptions) -> Result<(), BackupError> {
+    if options.offsite.is_some() || options.remove_offsite {
+        return Ok(());
+    }
+    match BackupConfig::read(&options.config_path) {
+        Ok(existing) => match existing.offsite() {
+            Some((n, s3)) => Err(BackupError::Config(format!(
+                "{} has an offsite repository (repo{n}: {s3}); give the same --s3-… options and --cipher-pass-file to keep it, or --remove-offsite to stop copying offsite. Nothing was changed",
+                options.config_path.display()
+            ))),
+            None => Ok(()),
+        },
+        Err(_) => Ok(()),
+    }
 }
 
 /// The state directories and each local repository, owned by the server's user.
@@ -95,6 +190,7 @@ fn prepare_directories(config: &BackupConfig, owner: &RunAs) -> Result<(), Backu
     for repo in &config.repos {
         match repo {
             Repo::Posix { path } => dirs.push(path.clone()),
+            Repo::S3(_) => {}
         }
     }
     for dir in dirs {
@@ -123,8 +219,8 @@ pub fn make_owned_dir(dir: &Path, mode: u32, owner: &RunAs) -> Result<(), Backup
     Ok(())
 }
 
-/// `pgbackrest.conf`, 0640, owned by the server's user (it holds repository credentials when
-/// an offsite repository is configured).
+/// `pgbackrest.conf`, 0640, owned by the server's user. It holds no secret (those are in the
+/// secrets include file), so it can be shown when asking for help.
 fn write_config(path: &Path, config: &BackupConfig, owner: &RunAs) -> Result<(), BackupError> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty() && !d.exists()) {
         std::fs::DirBuilder::new()

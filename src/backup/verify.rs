@@ -1,31 +1,77 @@
 //! `backup verify`: pgBackRest's `verify` re-reads every file of every backup and the WAL
-//! archive against their checksums. It exits 0 even when it finds damage (upstream issue
-//! #2502), naming a damaged file only in an INFO line — so its output is read here, and damage
-//! is a failure that names each file.
+//! archive of a repository against their checksums, each repository in turn. It exits 0 even
+//! when it finds damage (upstream issue #2502), naming a damaged file only in an INFO line, and
+//! lists holes in the WAL archive without calling them errors — so its output is read here:
+//! damage is a failure that names each file, and a hole that stops a restore short of the
+//! present is a failure that says point-in-time recovery across it is lost.
 
 use std::path::Path;
 
 use serde::Serialize;
 
-use super::{BackupError, run::pgbackrest_for};
+use super::{
+    BackupError,
+    archive::{self, WalGap},
+    catalog::Catalog,
+    config::BackupConfig,
+    run::pgbackrest_for,
+};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct VerifyReport {
-    /// Nothing damaged or missing.
+    /// Nothing damaged, and every repository's WAL reaches the present from its newest backup.
+    pub ok: bool,
+    /// Each repository's result.
+    pub repos: Vec<RepoVerified>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RepoVerified {
+    pub repo: u32,
+    /// Nothing damaged or missing in this repository.
     pub ok: bool,
     /// Files whose checksum does not match, as pgBackRest names them (`<backup>/pg_data/…`).
     pub damaged: Vec<String>,
+    /// Holes in the WAL archive; one not behind the newest backup fails the verification.
+    pub gaps: Vec<WalGap>,
     /// pgBackRest's own summary (`status: …`, per backup and archive).
     pub summary: String,
 }
 
-pub fn verify(config_path: &Path) -> Result<VerifyReport, BackupError> {
-    let pgbackrest = pgbackrest_for(config_path)?;
-    let out = pgbackrest.run("verify", &["--log-level-console=info".to_owned()])?;
-    Ok(read_output(&format!("{}\n{}", out.stdout, out.stderr)))
+impl RepoVerified {
+    /// Each thing found wrong, one line each.
+    pub fn problems(&self) -> Vec<String> {
+        let mut problems: Vec<String> =
+            self.damaged.iter().map(|file| format!("repo{}: damaged: {file}", self.repo)).collect();
+        if self.damaged.is_empty() && !self.ok && self.gaps.iter().all(|g| g.behind_newest_backup) {
+            problems.push(format!("repo{}: pgBackRest verify found damage:\n{}", self.repo, self.summary));
+        }
+        problems.extend(self.gaps.iter().filter(|g| !g.behind_newest_backup).map(WalGap::explain));
+        problems
+    }
 }
 
-fn read_output(text: &str) -> VerifyReport {
+/// Verifies one repository, or each.
+pub fn verify(config_path: &Path, only: Option<u32>) -> Result<VerifyReport, BackupError> {
+    let pgbackrest = pgbackrest_for(config_path)?;
+    let config = BackupConfig::read(config_path)?;
+    let numbers = config.repo_numbers(only)?;
+    let catalog = Catalog::from_info(&pgbackrest.info_json()?);
+    let mut repos = Vec::new();
+    for repo in numbers {
+        let out =
+            pgbackrest.run("verify", &[format!("--repo={repo}"), "--log-level-console=detail".to_owned()])?;
+        let text = format!("{}\n{}", out.stdout, out.stderr);
+        let (damaged, summary, status_error) = read_output(&text);
+        let gaps = archive::gaps(&archive::runs_from_verify(repo, &text), &catalog);
+        let ok = damaged.is_empty() && !status_error && gaps.iter().all(|g| g.behind_newest_backup);
+        repos.push(RepoVerified { repo, ok, damaged, gaps, summary });
+    }
+    Ok(VerifyReport { ok: repos.iter().all(|r| r.ok), repos })
+}
+
+/// The damaged files, pgBackRest's summary, and whether it says `status: error`.
+fn read_output(text: &str) -> (Vec<String>, String, bool) {
     let mut damaged = Vec::new();
     let mut summary = Vec::new();
     let mut in_summary = false;
@@ -48,7 +94,7 @@ fn read_output(text: &str) -> VerifyReport {
     }
     let status_error =
         summary.iter().any(|l| l.starts_with("status: error") || l.contains("status: invalid"));
-    VerifyReport { ok: damaged.is_empty() && !status_error, damaged, summary: summary.join("\n") }
+    (damaged, summary.join("\n"), status_error)
 }
 
 #[cfg(test)]
@@ -64,13 +110,13 @@ mod tests {
                                       backup: 20261127-123027F, status: invalid, total files checked: 1278, total valid files: 1277
                                         checksum invalid: 1
 2026-11-27 12:35:34.277 P00   INFO: verify command end: completed successfully (425ms)";
-        let report = read_output(text);
-        assert!(!report.ok);
-        assert_eq!(report.damaged, vec!["20261127-123027F/pg_data/base/5/2655.gz"]);
-        assert!(report.summary.contains("checksum invalid: 1"), "{}", report.summary);
-        let clean = read_output(
+        let (damaged, summary, status_error) = read_output(text);
+        assert!(status_error);
+        assert_eq!(damaged, vec!["20261127-123027F/pg_data/base/5/2655.gz"]);
+        assert!(summary.contains("checksum invalid: 1"), "{summary}");
+        let (damaged, _, status_error) = read_output(
             "P00   INFO: stanza: cabinet\n    status: ok\nP00   INFO: verify command end: completed successfully",
         );
-        assert!(clean.ok, "{clean:?}");
+        assert!(damaged.is_empty() && !status_error);
     }
 }

@@ -17,6 +17,9 @@ pub struct Args {
     /// Where the scratch copy is restored [default: the backup state directory].
     #[arg(long)]
     pub work_dir: Option<PathBuf>,
+    /// The repository to restore from [default: 1, the local one].
+    #[arg(long, value_name = "N")]
+    pub repo: Option<u32>,
 }
 
 /// Exit 0 when the restored copy equals the live database at the restore point; 1 otherwise.
@@ -25,8 +28,12 @@ pub async fn run(args: Args, config: &Path, json: bool) -> anyhow::Result<Outcom
         Some(dir) => dir,
         None => BackupConfig::read(config)?.state_dir,
     };
-    let options =
-        DrillOptions { config_path: config.to_owned(), live: args.connection.url()?.clone(), work_dir };
+    let options = DrillOptions {
+        config_path: config.to_owned(),
+        live: args.connection.url()?.clone(),
+        work_dir,
+        repo: args.repo,
+    };
     let record = drill::drill(&options).await?;
     if json {
         output::print_json(&record)?;

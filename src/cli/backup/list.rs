@@ -41,6 +41,14 @@ pub async fn run(args: Args, config: &Path, json: bool) -> anyhow::Result<Outcom
         })
         .collect();
     output::print_table(&["label", "type", "started", "stopped", "stop lsn", "repo bytes", "repo"], &rows)?;
+    for repo in &listing.catalog.repos {
+        outln!(
+            "repo{}: {} (encryption: {})",
+            repo.repo,
+            repo.message,
+            repo.cipher.as_deref().unwrap_or("unknown")
+        )?;
+    }
     match (listing.earliest, listing.latest) {
         (Some(earliest), Some(latest)) if latest > earliest => outln!(
             "\nrecoverable: from {} to {} (a restore while the server runs reaches the present)",

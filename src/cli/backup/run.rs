@@ -12,19 +12,25 @@ pub struct Args {
     /// full, diff (changes since the last full) or incr (since the last backup).
     #[arg(long = "type", value_enum, default_value_t = Kind::Full)]
     pub kind: Kind,
+    /// Only into this repository [default: each, one after the other].
+    #[arg(long, value_name = "N")]
+    pub repo: Option<u32>,
 }
 
 pub async fn run(args: Args, config: &Path, json: bool) -> anyhow::Result<Outcome> {
-    let backup = run::run(config, args.kind)?;
+    let backups = run::run(config, args.kind, args.repo)?;
     if json {
-        output::print_json(&backup)?;
+        output::print_json(&backups)?;
     } else {
-        outln!(
-            "backed up: {} ({}), {} bytes in the repository",
-            backup.label,
-            backup.kind,
-            backup.repository_size.unwrap_or(0)
-        )?;
+        for backup in backups {
+            outln!(
+                "backed up into repo{}: {} ({}), {} bytes in the repository",
+                backup.repo,
+                backup.label,
+                backup.kind,
+                backup.repository_size.unwrap_or(0)
+            )?;
+        }
     }
     Ok(Outcome::Success)
 }

@@ -4,8 +4,9 @@ use clap::Args as ClapArgs;
 
 use crate::{
     backup::{
-        config::Repo,
-        setup::{self, SetupOptions},
+        repository::{DEFAULT_S3_PATH, Repo, S3Options, S3Repo, UriStyle},
+        secrets::{CipherPass, S3Credentials},
+        setup::{self, Offsite, SetupOptions},
     },
     cli::{ConnectionArgs, Outcome, output, output::outln},
 };
@@ -14,12 +15,74 @@ use crate::{
 pub struct Args {
     #[command(flatten)]
     pub connection: ConnectionArgs,
-    /// The repository: a directory on this host (or a mounted one).
+    /// The first repository: a directory on this host (or a mounted one).
     #[arg(long, default_value = "/var/lib/pgbackrest")]
     pub repo: PathBuf,
     /// Where pgBackRest keeps its logs, locks and archive spool.
     #[arg(long, default_value = "/var/lib/cabinet-db/pgbackrest")]
     pub state_dir: PathBuf,
+    /// WAL that may wait for an unreachable repository before pgBackRest drops it (the
+    /// primary's disk never fills; point-in-time recovery across the dropped WAL is lost).
+    #[arg(long, value_name = "SIZE", default_value = "4GiB")]
+    pub archive_queue_max: String,
+    /// Seconds pgBackRest waits on a repository that makes no progress (also how long one
+    /// attempt to push WAL to an unreachable repository lasts) [default: pgBackRest's, 60].
+    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u32).range(1..=3600))]
+    pub io_timeout: Option<u32>,
+    #[command(flatten)]
+    pub offsite: OffsiteArgs,
+}
+
+/// The offsite repository: an S3-compatible bucket, always encrypted. Credentials come from
+/// AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY.
+#[derive(Debug, ClapArgs)]
+pub struct OffsiteArgs {
+    /// The service, over HTTPS: e.g. https://s3.eu-central-1.amazonaws.com.
+    #[arg(long, value_name = "URL", requires_all = ["s3_bucket", "s3_region", "cipher_pass_file"])]
+    pub s3_endpoint: Option<String>,
+    #[arg(long, value_name = "BUCKET", requires = "s3_endpoint")]
+    pub s3_bucket: Option<String>,
+    #[arg(long, value_name = "REGION", requires = "s3_endpoint")]
+    pub s3_region: Option<String>,
+    /// The stanza's folder inside the bucket.
+    #[arg(long, value_name = "PATH", default_value = DEFAULT_S3_PATH, requires = "s3_endpoint")]
+    pub s3_path: String,
+    /// `host` (bucket.endpoint, as AWS) or `path` (endpoint/bucket, most self-hosted services).
+    #[arg(long, value_enum, default_value = "host", requires = "s3_endpoint")]
+    pub s3_uri_style: UriStyle,
+    /// CA certificates (PEM) for a service whose certificate no public authority signed.
+    #[arg(long, value_name = "PATH", requires = "s3_endpoint")]
+    pub s3_ca_file: Option<PathBuf>,
+    /// The passphrase that encrypts the offsite repository: a file only its owner can read
+    /// (chmod 600). Keep a copy away from this host: without it the offsite backups are lost.
+    #[arg(long, value_name = "PATH", requires = "s3_endpoint")]
+    pub cipher_pass_file: Option<PathBuf>,
+    /// Stop copying offsite (the bucket's contents stay where they are).
+    #[arg(long, conflicts_with = "s3_endpoint")]
+    pub remove_offsite: bool,
+}
+
+impl OffsiteArgs {
+    fn offsite(&self) -> anyhow::Result<Option<Offsite>> {
+        let (Some(endpoint), Some(bucket), Some(region), Some(pass_file)) =
+            (&self.s3_endpoint, &self.s3_bucket, &self.s3_region, &self.cipher_pass_file)
+        else {
+            return Ok(None);
+        };
+        let repo = S3Repo::from_options(&S3Options {
+            endpoint: endpoint.clone(),
+            bucket: bucket.clone(),
+            region: region.clone(),
+            path: self.s3_path.clone(),
+            uri_style: self.s3_uri_style,
+            ca_file: self.s3_ca_file.clone(),
+        })?;
+        Ok(Some(Offsite {
+            repo,
+            credentials: S3Credentials::from_env()?,
+            cipher_pass: CipherPass::from_file(pass_file)?,
+        }))
+    }
 }
 
 /// Exit 0 when backups work end to end; 1 when the server must restart first (archive_mode).
@@ -27,13 +90,20 @@ pub async fn run(args: Args, config: &Path, json: bool) -> anyhow::Result<Outcom
     let options = SetupOptions {
         config_path: config.to_owned(),
         state_dir: args.state_dir,
-        repos: vec![Repo::Posix { path: args.repo }],
+        local: Repo::Posix { path: args.repo },
+        offsite: args.offsite.offsite()?,
+        remove_offsite: args.offsite.remove_offsite,
+        archive_queue_max: Some(args.archive_queue_max),
+        io_timeout: args.io_timeout,
     };
     let report = setup::setup(args.connection.url()?, &options).await?;
     if json {
         output::print_json(&report)?;
     } else {
         outln!("wrote {} ({})", report.config.display(), report.pgbackrest_version)?;
+        for (n, repo) in report.repos.iter().enumerate() {
+            outln!("repo{}: {repo}", n + 1)?;
+        }
         for change in &report.changed {
             outln!("set {change}")?;
         }

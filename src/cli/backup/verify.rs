@@ -8,22 +8,36 @@ use crate::{
 };
 
 #[derive(Debug, ClapArgs)]
-pub struct Args {}
+pub struct Args {
+    /// Only this repository [default: each].
+    #[arg(long, value_name = "N")]
+    pub repo: Option<u32>,
+}
 
-/// Exit 0 when every file checks out, 1 naming each damaged one.
-pub async fn run(_args: Args, config: &Path, json: bool) -> anyhow::Result<Outcome> {
-    let report = verify::verify(config)?;
+/// Exit 0 when every file checks out and the WAL reaches the present; 1 naming what does not.
+pub async fn run(args: Args, config: &Path, json: bool) -> anyhow::Result<Outcome> {
+    let report = verify::verify(config, args.repo)?;
     if json {
         output::print_json(&report)?;
-    } else if report.ok {
-        outln!("every backup and archived WAL file matches its checksum")?;
-    } else {
-        for file in &report.damaged {
-            outln!("damaged: {file}")?;
+        return Ok(if report.ok { Outcome::Success } else { Outcome::CheckFailed });
+    }
+    for repo in &report.repos {
+        if repo.ok {
+            outln!("repo{}: every backup and archived WAL file matches its checksum", repo.repo)?;
         }
-        outln!("{}", report.summary)?;
+        for problem in repo.problems() {
+            outln!("{problem}")?;
+        }
+        for gap in repo.gaps.iter().filter(|g| g.behind_newest_backup) {
+            outln!("note: {}", gap.explain())?;
+        }
+        if !repo.damaged.is_empty() {
+            outln!("{}", repo.summary)?;
+        }
+    }
+    if !report.ok {
         outln!(
-            "take a new full backup (cabinet-db backup run --type full): restores from the damaged backup will fail"
+            "take a new full backup (cabinet-db backup run --type full): restores from a damaged backup fail, and none crosses missing WAL"
         )?;
     }
     Ok(if report.ok { Outcome::Success } else { Outcome::CheckFailed })

@@ -1,0 +1,105 @@
+use std::{os::unix::fs::PermissionsExt, time::Duration};
+
+use cabinet_db::backup::{
+    drill,
+    run::{self, Kind},
+};
+
+use super::{Production, exec, walkdir};
+use crate::harness::{stderr, stdout};
+
+#[tokio::test]
+async fn a_drill_passes_on_a_healthy_setup_and_fails_on_a_damaged_repository() {
+    let production = Production::start("backup-drill").await;
+    if production.server_major() > 15 {
+        return;
+    }
+    production.set_up_backups().await;
+    run::run(&production.config, Kind::Full, None).unwrap();
+    let backup = |args: &[&str]| production.backup(args);
+
+    // Healthy: verify is clean, the drill restores, compares and records a pass.
+    let verified = backup(&["verify"]);
+    assert_eq!(verified.status.code(), Some(0), "{}", stdout(&verified));
+    let drilled = backup(&["drill", "--json"]);
+    assert_eq!(drilled.status.code(), Some(0), "{}{}", stdout(&drilled), stderr(&drilled));
+    let record: serde_json::Value = serde_json::from_str(&stdout(&drilled)).unwrap();
+    assert_eq!(record["passed"], true);
+    assert_eq!(record["live"], record["restored"]);
+    assert_eq!(record["live"][0]["rows"], 300);
+    assert!(record["seconds_to_recovery"].as_f64().unwrap() > 0.0);
+    let state = production.cluster.root.join("backup/state");
+    assert_eq!(drill::recorded(&state.join(drill::DRILLS_FILE)).len(), 1);
+    assert_eq!(
+        std::fs::read_dir(&state)
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with("drill-"))
+            .count(),
+        0,
+        "the copy is gone"
+    );
+    let backup_failures = || production.backup_failures();
+    assert_eq!(backup_failures(), vec![], "archiving, a fresh full backup and a passed drill");
+
+    // Damage one file of the backup: verify names it (pgBackRest itself exits 0), the drill fails.
+    let repo = production.cluster.root.join("backup/repo");
+    let victim = walkdir(repo.join("backup"))
+        .into_iter()
+        .find(|p| p.to_string_lossy().contains("/pg_data/base/") && p.metadata().unwrap().len() > 1024)
+        .unwrap();
+    let mut bytes = std::fs::read(&victim).unwrap();
+    bytes[100..110].copy_from_slice(b"corrupted!");
+    std::fs::write(&victim, bytes).unwrap();
+    let name = victim.strip_prefix(repo.join("backup/cabinet")).unwrap().to_string_lossy().into_owned();
+    let verified = backup(&["verify"]);
+    assert_eq!(verified.status.code(), Some(1));
+    assert!(stdout(&verified).contains(&format!("damaged: {name}")), "{name}: {}", stdout(&verified));
+    let drilled = backup(&["drill"]);
+    assert_eq!(drilled.status.code(), Some(1), "{}", stdout(&drilled));
+    assert!(
+        stdout(&drilled).contains(&name) && stdout(&drilled).contains("drill FAILED"),
+        "{}",
+        stdout(&drilled)
+    );
+    let records = drill::recorded(&state.join(drill::DRILLS_FILE));
+    assert_eq!((records.len(), records[1].passed), (2, false));
+    assert!(
+        backup_failures().iter().any(|(id, d)| id == "backup.drill" && d.contains("the latest drill")),
+        "{:?}",
+        backup_failures()
+    );
+
+    // Archiving that is not ours, then archiving that fails: the audit says each.
+    exec(production.url.expose(), "ALTER SYSTEM SET archive_command = '/bin/true'").await;
+    exec(production.url.expose(), "SELECT pg_reload_conf()").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        backup_failures().iter().any(|(id, d)| id == "backup.archive_command" && d.contains("/bin/true"))
+    );
+    let ours = cabinet_db::backup::config::archive_command(&production.config);
+    exec(
+        production.url.expose(),
+        &format!("ALTER SYSTEM SET archive_command = {}", cabinet_db::db::quote_literal(&ours)),
+    )
+    .await;
+    exec(production.url.expose(), "SELECT pg_reload_conf()").await;
+    std::fs::set_permissions(repo.join("archive"), std::fs::Permissions::from_mode(0o000)).unwrap();
+    exec(
+        production.url.expose(),
+        "INSERT INTO users (user_id) VALUES ('after-the-repository-died'); SELECT pg_switch_wal()",
+    )
+    .await;
+    let mut failing = Vec::new();
+    for _ in 0..100 {
+        failing = backup_failures();
+        if failing.iter().any(|(id, _)| id == "backup.archiving") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    std::fs::set_permissions(repo.join("archive"), std::fs::Permissions::from_mode(0o750)).unwrap();
+    assert!(
+        failing.iter().any(|(id, d)| id == "backup.archiving" && d.contains("archiving fails")),
+        "{failing:?}"
+    );
+}

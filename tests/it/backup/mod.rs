@@ -1,0 +1,185 @@
+//! Backups with the real pgBackRest against real PostgreSQL clusters of their own (archiving is
+//! cluster-wide): point-in-time recovery to the second, the disaster, damage and drills, the
+//! encrypted offsite repository on a local S3 server, a dead repository, the schedules — and
+//! on PostgreSQL 18, which Debian 12's pgBackRest cannot read, the refusal before anything
+//! changes.
+
+/// Restores, drills and the audit's backup checks against a damaged repository.
+mod drill;
+/// A local S3 service for the offsite repository: moto behind stunnel's TLS.
+mod fake_s3;
+/// The offsite repository: encrypted in the bucket, restorable, hostile options refused, and
+/// what happens while it is unreachable.
+mod offsite;
+/// Point in time to the second, and the host that dies.
+mod pitr;
+/// The systemd units and timers.
+mod schedule;
+
+use std::path::PathBuf;
+
+use cabinet_db::{
+    backup::{
+        drill as drill_api, restore,
+        setup::{self, SetupOptions},
+    },
+    db::DatabaseUrl,
+    local_cluster::LocalCluster,
+    migrations::{MigrationSet, RunnerOptions, runner},
+};
+use sqlx::{AssertSqlSafe, Connection, PgConnection};
+
+use crate::harness::{audit, binary, start_local_cluster, superuser_base};
+
+/// A cluster with the schema and some rows; backups not yet set up.
+pub struct Production {
+    pub cluster: LocalCluster,
+    pub url: DatabaseUrl,
+    pub config: PathBuf,
+}
+
+impl Production {
+    pub async fn start(purpose: &str) -> Production {
+        let cluster = start_local_cluster(purpose);
+        let base = superuser_base(&cluster);
+        exec(&format!("{base}/postgres"), "CREATE DATABASE cabinet").await;
+        let url = DatabaseUrl::new(format!("{base}/cabinet"));
+        runner::up(&url, &MigrationSet::embedded().unwrap(), None, &RunnerOptions::default()).await.unwrap();
+        exec(
+            url.expose(),
+            "INSERT INTO sites (site_id, domain, ai_prompt)
+               SELECT 'site-' || n, 'site-' || n || '.example.com', 'Prompt ' || n FROM generate_series(1, 300) n;
+             INSERT INTO users (user_id, email)
+               SELECT 'user-' || n, 'user' || n || '@example.com' FROM generate_series(1, 500) n",
+        )
+        .await;
+        let config = cluster.root.join("backup/pgbackrest.conf");
+        Production { cluster, url, config }
+    }
+
+    pub fn options(&self) -> SetupOptions {
+        SetupOptions::local(
+            self.config.clone(),
+            self.cluster.root.join("backup/state"),
+            self.cluster.root.join("backup/repo"),
+        )
+    }
+
+    /// `backup setup`, the restart it asks for, and `backup setup` again.
+    pub async fn set_up_backups(&self) {
+        self.set_up_backups_with(&self.options()).await;
+    }
+
+    pub async fn set_up_backups_with(&self, options: &SetupOptions) {
+        let first = setup::setup(&self.url, options).await.unwrap();
+        assert!(first.restart_needed && !first.checked, "archive_mode needs a restart: {first:?}");
+        assert!(first.changed.iter().any(|c| c == "archive_mode = on"), "{first:?}");
+        self.cluster.stop("fast").unwrap();
+        self.cluster.start().unwrap();
+        let second = setup::setup(&self.url, options).await.unwrap();
+        assert!(second.checked && !second.restart_needed && second.changed.is_empty(), "{second:?}");
+    }
+
+    /// The first repository's directory.
+    pub fn repo(&self) -> PathBuf {
+        self.cluster.root.join("backup/repo")
+    }
+
+    /// Backup commands of the binary against this production.
+    pub fn backup(&self, args: &[&str]) -> std::process::Output {
+        binary()
+            .env("DATABASE_URL", self.url.expose())
+            .env("CABINET_BACKUP_CONFIG", &self.config)
+            .arg("backup")
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    /// The `backup.*` checks of the audit that failed: (id, detail).
+    pub fn backup_failures(&self) -> Vec<(String, String)> {
+        let (_, failed) = audit(&self.url, &["--backup-config", self.config.to_str().unwrap()]);
+        failed.into_iter().filter(|(id, _)| id.starts_with("backup.")).collect()
+    }
+
+    /// Every `backup.*` check of the audit: (id, verdict, detail).
+    pub fn backup_checks(&self) -> Vec<(String, String, String)> {
+        let out = binary()
+            .env("DATABASE_URL", self.url.expose())
+            .args(["audit", "--json", "--backup-config", self.config.to_str().unwrap()])
+            .output()
+            .unwrap();
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("audit --json");
+        report["checks"]
+            .as_array()
+            .unwrap_or_else(|| panic!("audit: {report}"))
+            .iter()
+            .filter(|c| c["id"].as_str().unwrap().starts_with("backup."))
+            .map(|c| {
+                let text = |key: &str| c[key].as_str().unwrap_or_default().to_owned();
+                (text("id"), text("verdict"), text("detail"))
+            })
+            .collect()
+    }
+
+    pub fn server_major(&self) -> u32 {
+        self.cluster.binaries.major()
+    }
+}
+
+/// Stops and deletes a restored copy when the test ends, passed or failed.
+pub struct Copy(LocalCluster);
+
+impl Copy {
+    pub fn of(production: &Production, data_dir: &std::path::Path) -> Copy {
+        let root = data_dir.parent().unwrap().to_owned();
+        Copy(LocalCluster { root, ..production.cluster.clone() })
+    }
+}
+
+impl Drop for Copy {
+    fn drop(&mut self) {
+        restore::stop_and_remove(&self.0);
+    }
+}
+
+pub async fn exec(url: &str, sql: &str) {
+    let mut conn = PgConnection::connect(url).await.unwrap();
+    sqlx::raw_sql(AssertSqlSafe(sql.to_owned()))
+        .execute(&mut conn)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    conn.close().await.unwrap();
+}
+
+/// Row count and an order-independent checksum of each of our tables.
+pub async fn fingerprint(url: &str) -> Vec<drill_api::Fingerprint> {
+    let mut conn = PgConnection::connect(url).await.unwrap();
+    let prints = drill_api::fingerprint(&mut conn).await.unwrap();
+    conn.close().await.unwrap();
+    prints
+}
+
+/// The names of the WAL files in the repository's archive.
+pub fn archived_wal(repo: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<String> = walkdir(repo.join("archive"))
+        .into_iter()
+        .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .filter(|n| n.len() > 24 && !n.ends_with(".backup"))
+        .collect();
+    names.sort();
+    names
+}
+
+pub fn walkdir(dir: PathBuf) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+        // pgBackRest's `latest` link would list the newest backup twice.
+        if entry.file_type().is_ok_and(|t| t.is_symlink()) {
+            continue;
+        }
+        let path = entry.path();
+        if path.is_dir() { out.extend(walkdir(path)) } else { out.push(path) }
+    }
+    out
+}
