@@ -74,6 +74,8 @@ pub fn timed(command: &mut Command) -> (f64, i64) {
     // SAFETY: waiting for our own child; `usage` is a valid rusage to fill.
     let waited = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
     assert_eq!(waited, pid, "wait4");
-    assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0, "{:?} failed", command);
+    // (Not `{command:?}`: that would print its environment, passwords included.)
+    let shown: Vec<_> = std::iter::once(command.get_program()).chain(command.get_args()).collect();
+    assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0, "{shown:?} failed");
     (started.elapsed().as_secs_f64(), usage.ru_maxrss)
 }

@@ -33,12 +33,12 @@ pub struct Row {
 
 /// Higher is better (throughput): ratio = ours / reference.
 pub fn throughput_row(
-    pub work: &str,
-    pub unit: &str,
-    pub ours: Stats,
-    pub reference_name: &str,
-    pub reference: Stats,
-    pub goal: f64,
+    work: &str,
+    unit: &str,
+    ours: Stats,
+    reference_name: &str,
+    reference: Stats,
+    goal: f64,
 ) -> Row {
     let ratio = ours.median / reference.median;
     Row {

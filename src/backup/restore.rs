@@ -139,10 +139,14 @@ pub async fn restore(options: &RestoreOptions) -> Result<RestoreReport, BackupEr
             .into());
         }
     }
-    if let Some(live) = &options.live {
-        archive_current_wal(live).await;
-    }
-    let catalog = Catalog::from_info(&pgbackrest.info_json()?);
+    // With a live server, its current WAL is archived first, and the catalog read again.
+    let catalog = match &options.live {
+        Some(live) => {
+            archive_current_wal(live).await;
+            Catalog::from_info(&pgbackrest.info_json()?)
+        }
+        None => catalog,
+    };
     let binaries = PgBinaries::for_major(catalog.pg_major.unwrap_or(0))?;
 
     let cluster = LocalCluster {

@@ -41,19 +41,29 @@ async fn a_drill_passes_on_a_healthy_setup_and_fails_on_a_damaged_repository() {
     let backup_failures = || production.backup_failures();
     assert_eq!(backup_failures(), vec![], "archiving, a fresh full backup and a passed drill");
 
-    // Damage one file of the backup: verify names it (pgBackRest itself exits 0), the drill fails.
+    // Damage the backup's biggest stored file (a bundle of small files, or a big one of its
+    // own): verify names the damaged file (pgBackRest itself exits 0), the drill fails.
     let repo = production.cluster.root.join("backup/repo");
-    let victim = walkdir(repo.join("backup"))
+    let victim = walkdir(repo.join("backup/cabinet"))
         .into_iter()
-        .find(|p| p.to_string_lossy().contains("/pg_data/base/") && p.metadata().unwrap().len() > 1024)
+        .filter(|p| p.to_string_lossy().contains("/bundle/") || p.to_string_lossy().contains("/pg_data/"))
+        .max_by_key(|p| p.metadata().unwrap().len())
         .unwrap();
     let mut bytes = std::fs::read(&victim).unwrap();
-    bytes[100..110].copy_from_slice(b"corrupted!");
+    let middle = bytes.len() / 2;
+    bytes[middle..middle + 10].copy_from_slice(b"corrupted!");
     std::fs::write(&victim, bytes).unwrap();
-    let name = victim.strip_prefix(repo.join("backup/cabinet")).unwrap().to_string_lossy().into_owned();
     let verified = backup(&["verify"]);
     assert_eq!(verified.status.code(), Some(1));
-    assert!(stdout(&verified).contains(&format!("damaged: {name}")), "{name}: {}", stdout(&verified));
+    let label = victim.strip_prefix(repo.join("backup/cabinet")).unwrap().iter().next().unwrap();
+    let name = stdout(&verified)
+        .lines()
+        .find_map(|l| l.strip_prefix("repo1: damaged: ").map(str::to_owned))
+        .unwrap_or_else(|| panic!("no damaged file named: {}", stdout(&verified)));
+    assert!(
+        name.starts_with(&format!("{}/pg_data/", label.to_string_lossy())),
+        "{name} is a file of the damaged backup"
+    );
     let drilled = backup(&["drill"]);
     assert_eq!(drilled.status.code(), Some(1), "{}", stdout(&drilled));
     assert!(
