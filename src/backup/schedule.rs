@@ -45,92 +45,38 @@ pub fn render(input: &ScheduleInput) -> Result<Vec<RenderedFile>, ScheduleError>
     let user = &input.user;
     let file = |name: &str, contents: String| RenderedFile { path: PathBuf::from(name), contents };
     let header = "# cabinet-db: rendered by `cabinet-db backup schedule`; install into /etc/systemd/system/\n# then `systemctl daemon-reload && systemctl enable --now <the timers>`.\n";
+    let config_env = format!("CABINET_BACKUP_CONFIG={config}");
+    let url_env = format!("DATABASE_URL={}", input.database_url.expose().replace('%', "%%"));
     Ok(vec![
         file(
             "cabinet-db-backup@.service",
-            format!(
-                "{header}[Unit]
-Description=cabinet-db: %i backup of the database (pgBackRest)
-After=postgresql.service
-OnFailure=cabinet-db-failed@%n.service
-
-[Service]
-Type=oneshot
-User={user}
-Group={user}
-Environment=CABINET_BACKUP_CONFIG={config}
-ExecStart={binary} backup run --type %i
-"
+            oneshot(
+                header,
+                "%i backup of the database (pgBackRest)",
+                user,
+                &[&config_env],
+                &format!("{binary} backup run --type %i"),
             ),
         ),
         file(
             "cabinet-db-backup-full.timer",
-            format!(
-                "{header}[Unit]
-Description=cabinet-db: daily full backup
-
-[Timer]
-OnCalendar=*-*-* 02:15:00
-RandomizedDelaySec=15min
-Persistent=true
-Unit=cabinet-db-backup@full.service
-
-[Install]
-WantedBy=timers.target
-"
-            ),
+            timer(header, "daily full backup", "*-*-* 02:15:00", Some("15min"), Some("cabinet-db-backup@full.service")),
         ),
         file(
             "cabinet-db-backup-incr.timer",
-            format!(
-                "{header}[Unit]
-Description=cabinet-db: hourly incremental backup
-
-[Timer]
-OnCalendar=*-*-* *:45:00
-Persistent=true
-Unit=cabinet-db-backup@incr.service
-
-[Install]
-WantedBy=timers.target
-"
-            ),
+            timer(header, "hourly incremental backup", "*-*-* *:45:00", None, Some("cabinet-db-backup@incr.service")),
         ),
         file(
             "cabinet-db-drill.service",
-            format!(
-                "{header}[Unit]
-Description=cabinet-db: restore drill (restore, compare every table, record the result)
-After=postgresql.service
-OnFailure=cabinet-db-failed@%n.service
-
-[Service]
-Type=oneshot
-User={user}
-Group={user}
-Environment=CABINET_BACKUP_CONFIG={config}
-Environment=DATABASE_URL={url}
-ExecStart={binary} backup drill
-",
-                url = input.database_url.expose().replace('%', "%%"),
+            oneshot(
+                header,
+                "restore drill (restore, compare every table, record the result)",
+                user,
+                &[&config_env, &url_env],
+                &format!("{binary} backup drill"),
             ),
         ),
-        file(
-            "cabinet-db-drill.timer",
-            format!(
-                "{header}[Unit]
-Description=cabinet-db: weekly restore drill
-
-[Timer]
-OnCalendar=Sun *-*-* 04:30:00
-RandomizedDelaySec=30min
-Persistent=true
-
-[Install]
-WantedBy=timers.target
-"
-            ),
-        ),
+        file("cabinet-db-drill.timer", timer(header, "weekly restore drill", "Sun *-*-* 04:30:00", Some("30min"), None)),
         file(
             "cabinet-db-failed@.service",
             format!(
@@ -144,6 +90,48 @@ ExecStart=/usr/bin/logger --tag cabinet-db --priority daemon.err \"%i failed: jo
             ),
         ),
     ])
+}
+
+/// A one-shot service as the server's user, reporting its failure.
+fn oneshot(header: &str, description: &str, user: &str, environment: &[&str], exec: &str) -> String {
+    let environment: String = environment.iter().map(|e| format!("Environment={e}\n")).collect();
+    format!(
+        "{header}[Unit]
+Description=cabinet-db: {description}
+After=postgresql.service
+OnFailure=cabinet-db-failed@%n.service
+
+[Service]
+Type=oneshot
+User={user}
+Group={user}
+{environment}ExecStart={exec}
+"
+    )
+}
+
+/// A timer; without `unit` it starts the service of its own name.
+fn timer(
+    header: &str,
+    description: &str,
+    calendar: &str,
+    spread: Option<&str>,
+    unit: Option<&str>,
+) -> String {
+    let spread = spread.map(|s| format!("RandomizedDelaySec={s}\n")).unwrap_or_default();
+    let unit = unit.map(|u| format!("Unit={u}\n")).unwrap_or_default();
+    format!(
+        "{header}[Unit]
+Description=cabinet-db: {description}
+
+[Timer]
+OnCalendar={calendar}
+{spread}Persistent=true
+{unit}
+[Install]
+WantedBy=timers.target
+"
+    )
 }
 
 #[cfg(test)]

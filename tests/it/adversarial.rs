@@ -18,7 +18,7 @@ use cabinet_db::{
 };
 use sqlx::{AssertSqlSafe, Connection, PgConnection};
 
-use crate::harness::{audit, binary, start_local_cluster, stderr, stdout, superuser_base};
+use crate::harness::{audit, binary, exec_at, start_local_cluster, stderr, stdout, superuser_base};
 
 struct Adversarial {
     cluster: LocalCluster,
@@ -43,8 +43,8 @@ async fn production(name: &str) -> DatabaseUrl {
     let cluster = cluster();
     let admin = format!("{}/postgres", cluster.base);
     drop_other_databases(&admin, name).await;
-    superuser_exec(&admin, &format!("DROP DATABASE IF EXISTS {0} WITH (FORCE)", quote_ident(name))).await;
-    superuser_exec(&admin, &format!("CREATE DATABASE {}", quote_ident(name))).await;
+    exec_at(&admin, &format!("DROP DATABASE IF EXISTS {0} WITH (FORCE)", quote_ident(name))).await;
+    exec_at(&admin, &format!("CREATE DATABASE {}", quote_ident(name))).await;
     let url = DatabaseUrl::new(format!("{}/{name}", cluster.base));
     runner::up(&url, &MigrationSet::embedded().unwrap(), None, &RunnerOptions::default()).await.unwrap();
     assert!(roles_apply(&url).status.success());
@@ -65,15 +65,6 @@ pub async fn drop_other_databases(admin_url: &str, keep: &str) {
         let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", quote_ident(&name));
         sqlx::raw_sql(AssertSqlSafe(sql)).execute(&mut conn).await.unwrap();
     }
-    conn.close().await.unwrap();
-}
-
-async fn superuser_exec(url: &str, sql: &str) {
-    let mut conn = PgConnection::connect(url).await.unwrap();
-    sqlx::raw_sql(AssertSqlSafe(sql.to_owned()))
-        .execute(&mut conn)
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"));
     conn.close().await.unwrap();
 }
 
@@ -354,7 +345,7 @@ async fn each_escalation_path_fails_the_audit_until_roles_apply_and_cleanup_clos
 
     for seed in SEEDS {
         // Arrange
-        superuser_exec(&superuser, seed.sql).await;
+        exec_at(&superuser, seed.sql).await;
 
         // Act
         let (code, failed) = audit(&url, &[]);
@@ -371,7 +362,7 @@ async fn each_escalation_path_fails_the_audit_until_roles_apply_and_cleanup_clos
         let applied = roles_apply(&url);
         assert!(applied.status.success(), "{}: {}", seed.what, stderr(&applied));
         if !seed.cleanup.is_empty() {
-            superuser_exec(&superuser, seed.cleanup).await;
+            exec_at(&superuser, seed.cleanup).await;
         }
         assert_eq!(audit(&url, &[]), (0, vec![]), "{}: roles apply + cleanup must close it", seed.what);
     }
@@ -384,7 +375,7 @@ async fn n8n_walks_the_paths_it_was_given_and_finds_them_closed_after_roles_appl
     let superuser = url.expose().to_owned();
 
     // pg_execute_server_program: the read-only role runs a shell command.
-    superuser_exec(&superuser, "GRANT pg_execute_server_program TO cabinet_n8n").await;
+    exec_at(&superuser, "GRANT pg_execute_server_program TO cabinet_n8n").await;
     let mut n8n = connect_as(&url, RoleKind::N8n, "walks").await.unwrap();
     sqlx::raw_sql("COPY (SELECT 1) TO PROGRAM 'cat > /dev/null'")
         .execute(&mut n8n)
@@ -402,7 +393,7 @@ async fn n8n_walks_the_paths_it_was_given_and_finds_them_closed_after_roles_appl
     );
 
     // A SECURITY DEFINER function written by a superuser: n8n makes itself superuser.
-    superuser_exec(
+    exec_at(
         &superuser,
         "CREATE FUNCTION public.adv_promote(who text) RETURNS void LANGUAGE plpgsql SECURITY DEFINER AS
            $$ BEGIN EXECUTE format('ALTER ROLE %I SUPERUSER', who); END $$",
@@ -418,7 +409,7 @@ async fn n8n_walks_the_paths_it_was_given_and_finds_them_closed_after_roles_appl
     }
     n8n.close().await.unwrap();
     assert!(roles_apply(&url).status.success());
-    superuser_exec(&superuser, "DROP FUNCTION public.adv_promote(text)").await;
+    exec_at(&superuser, "DROP FUNCTION public.adv_promote(text)").await;
 
     // Its own settings and password: a role needs no privilege to change either.
     let mut n8n = connect_as(&url, RoleKind::N8n, "walks").await.unwrap();

@@ -8,12 +8,31 @@ use sqlx::Connection;
 
 use crate::harness::{binary, stderr, stdout};
 
-/// Stops the development cluster when the test ends, passed or failed.
-struct DevGuard<'a>(&'a Path);
+/// A development database's directory in /tmp (the server user can reach it when we are
+/// root) and a free port; the cluster is stopped when the test ends, passed or failed.
+struct DevDir {
+    _dir: tempfile::TempDir,
+    data_dir: std::path::PathBuf,
+    port: String,
+}
 
-impl Drop for DevGuard<'_> {
+impl DevDir {
+    fn new(prefix: &str) -> DevDir {
+        let dir = tempfile::Builder::new()
+            .prefix(prefix)
+            .permissions(std::fs::Permissions::from_mode(0o755))
+            .tempdir_in("/tmp")
+            .unwrap();
+        let data_dir = dir.path().join("dev");
+        let port =
+            std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port().to_string();
+        DevDir { _dir: dir, data_dir, port }
+    }
+}
+
+impl Drop for DevDir {
     fn drop(&mut self) {
-        let _ = binary().args(["dev", "down", "--data-dir"]).arg(self.0).output();
+        let _ = binary().args(["dev", "down", "--data-dir"]).arg(&self.data_dir).output();
     }
 }
 
@@ -23,15 +42,9 @@ fn dev(dir: &Path, args: &[&str]) -> std::process::Output {
 
 #[tokio::test]
 async fn dev_up_creates_a_working_database_and_is_idempotent() {
-    // Arrange: a directory the server user can reach when we are root.
-    let dir = tempfile::Builder::new()
-        .prefix("cabinet-dev-test-")
-        .permissions(std::fs::Permissions::from_mode(0o755))
-        .tempdir_in("/tmp")
-        .unwrap();
-    let data_dir = dir.path().join("dev");
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port().to_string();
-    let _guard = DevGuard(&data_dir);
+    // Arrange
+    let dev_dir = DevDir::new("cabinet-dev-test-");
+    let (data_dir, port) = (dev_dir.data_dir.clone(), dev_dir.port.clone());
 
     // Act
     let started = Instant::now();
@@ -153,14 +166,8 @@ fn dev_up_without_server_binaries_says_how_to_install_them() {
 #[tokio::test]
 async fn with_backups_a_newcomer_restores_deleted_sites_to_the_second_before() {
     // Arrange: the README's walk, step by step, through the binary.
-    let dir = tempfile::Builder::new()
-        .prefix("cabinet-dev-backups-")
-        .permissions(std::fs::Permissions::from_mode(0o755))
-        .tempdir_in("/tmp")
-        .unwrap();
-    let data_dir = dir.path().join("dev");
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port().to_string();
-    let _guard = DevGuard(&data_dir);
+    let dev_dir = DevDir::new("cabinet-dev-backups-");
+    let (data_dir, port) = (dev_dir.data_dir.clone(), dev_dir.port.clone());
     let up = dev(&data_dir, &["up", "--port", &port, "--backups"]);
     if cabinet_db::local_cluster::PgBinaries::locate().unwrap().major() > 15 {
         // Debian 12's pgBackRest (2.45) cannot read PostgreSQL 16+: refused, saying what is needed.
@@ -184,7 +191,7 @@ async fn with_backups_a_newcomer_restores_deleted_sites_to_the_second_before() {
     let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
     sqlx::raw_sql("DELETE FROM sites").execute(&mut conn).await.unwrap();
     conn.close().await.unwrap();
-    let restored_dir = dir.path().join("restored");
+    let restored_dir = data_dir.with_file_name("restored");
     let restore = binary()
         .env("DATABASE_URL", &url)
         .env("CABINET_BACKUP_CONFIG", &config)

@@ -160,6 +160,13 @@ fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
+/// Runs SQL on a fresh connection to `url` (any role), failing the test on error.
+pub async fn exec_at(url: &str, sql: &str) {
+    let mut conn = PgConnection::connect(url).await.unwrap();
+    exec(&mut conn, sql).await;
+    conn.close().await.unwrap();
+}
+
 async fn exec(conn: &mut PgConnection, sql: &str) {
     sqlx::raw_sql(AssertSqlSafe(sql.to_owned()))
         .execute(&mut *conn)

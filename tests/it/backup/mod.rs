@@ -27,7 +27,7 @@ use cabinet_db::{
     local_cluster::LocalCluster,
     migrations::{MigrationSet, RunnerOptions, runner},
 };
-use sqlx::{AssertSqlSafe, Connection, PgConnection};
+use sqlx::{Connection, PgConnection};
 
 use crate::harness::{audit, binary, start_local_cluster, superuser_base};
 
@@ -143,14 +143,7 @@ impl Drop for Copy {
     }
 }
 
-pub async fn exec(url: &str, sql: &str) {
-    let mut conn = PgConnection::connect(url).await.unwrap();
-    sqlx::raw_sql(AssertSqlSafe(sql.to_owned()))
-        .execute(&mut conn)
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"));
-    conn.close().await.unwrap();
-}
+pub use crate::harness::exec_at as exec;
 
 /// Row count and an order-independent checksum of each of our tables.
 pub async fn fingerprint(url: &str) -> Vec<drill_api::Fingerprint> {
