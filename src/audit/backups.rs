@@ -444,6 +444,8 @@ mod tests {
             retention_full: 2,
             archive_queue_max: "4GiB".into(),
             io_timeout: None,
+            tls: None,
+            pg_remote: false,
         };
         assert_eq!(judge_offsite(&config, None).verdict, Verdict::Warn, "no offsite copy");
         let s3 = S3Repo {

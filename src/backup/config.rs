@@ -16,6 +16,7 @@ use super::{
     repository::{Repo, S3Repo, UriStyle},
     secrets::include_dir,
     server::Server,
+    tls::{DEFAULT_TLS_PORT, TlsFiles, TlsLink},
 };
 
 /// Where the configuration lives unless `--config` says otherwise.
@@ -43,21 +44,42 @@ pub struct BackupConfig {
     /// progress (pgBackRest's default, 60, when unset). It also bounds how long one attempt
     /// to push WAL to an unreachable repository takes.
     pub io_timeout: Option<u32>,
+    /// The link to a second host (a repository host, or seen from it, the database host).
+    pub tls: Option<TlsLink>,
+    /// This is the repository host: the server is `tls.peer`'s, reached through its
+    /// `pgbackrest server`.
+    pub pg_remote: bool,
 }
 
 impl BackupConfig {
     /// The defaults for the rest.
     pub fn for_server(server: &Server, state_dir: PathBuf, repos: Vec<Repo>) -> BackupConfig {
+        let (path, socket) = (server.data_dir.clone(), server.socket_dir.clone());
+        BackupConfig::with_pg(path, server.port, socket, server.superuser.clone(), state_dir, repos)
+    }
+
+    /// A server described by hand (on a repository host, which cannot ask it); the defaults for
+    /// the rest.
+    pub fn with_pg(
+        pg_path: PathBuf,
+        pg_port: u16,
+        pg_socket: PathBuf,
+        pg_user: String,
+        state_dir: PathBuf,
+        repos: Vec<Repo>,
+    ) -> BackupConfig {
         BackupConfig {
-            pg_path: server.data_dir.clone(),
-            pg_port: server.port,
-            pg_socket: server.socket_dir.clone(),
-            pg_user: server.superuser.clone(),
+            pg_path,
+            pg_port,
+            pg_socket,
+            pg_user,
             state_dir,
             repos,
             retention_full: DEFAULT_RETENTION_FULL,
             archive_queue_max: DEFAULT_ARCHIVE_QUEUE_MAX.to_owned(),
             io_timeout: None,
+            tls: None,
+            pg_remote: false,
         }
     }
 
@@ -78,7 +100,15 @@ impl BackupConfig {
     pub fn offsite(&self) -> Option<(usize, &S3Repo)> {
         self.repos.iter().enumerate().find_map(|(i, r)| match r {
             Repo::S3(s3) => Some((i + 1, s3)),
-            Repo::Posix { .. } => None,
+            Repo::Posix { .. } | Repo::Remote { .. } => None,
+        })
+    }
+
+    /// The repository host, when the first repository is on one (backups run there).
+    pub fn repo_host(&self) -> Option<&str> {
+        self.repos.iter().find_map(|r| match r {
+            Repo::Remote { host, .. } => Some(host.as_str()),
+            _ => None,
         })
     }
 
@@ -108,6 +138,19 @@ impl BackupConfig {
                     let _ = writeln!(out, "repo{n}-path={}", path.display());
                 }
                 Repo::S3(s3) => render_s3(&mut out, n, s3),
+                Repo::Remote { host, path } => {
+                    // Backups, retention and bundling happen on the repository host; this side
+                    // only pushes and fetches WAL and files through it. repo1-path is sent
+                    // along with each request (without it pgBackRest's default path is used
+                    // there), so it must be the directory on that host.
+                    let _ = writeln!(out, "repo{n}-host={host}");
+                    let _ = writeln!(out, "repo{n}-host-type=tls");
+                    if let Some(link) = &self.tls {
+                        render_tls_client(&mut out, &format!("repo{n}-host"), link);
+                    }
+                    let _ = writeln!(out, "repo{n}-path={}", path.display());
+                    continue;
+                }
             }
             let _ = writeln!(out, "repo{n}-retention-full={}", self.retention_full);
             // Small files go into bundles: fewer files to write and sync, one request per
@@ -129,9 +172,9 @@ archive-async=y
 archive-push-queue-max={queue}
 log-level-console=warn
 log-level-file=info
-{io_timeout}
+{io_timeout}{tls_server}
 [{STANZA}]
-pg1-path={pg_path}
+{pg_host}pg1-path={pg_path}
 pg1-port={port}
 pg1-socket-path={socket}
 pg1-user={user}
@@ -141,6 +184,15 @@ pg1-user={user}
             spool = self.spool_dir().display(),
             queue = self.archive_queue_max,
             io_timeout = self.io_timeout.map(|s| format!("io-timeout={s}\n")).unwrap_or_default(),
+            tls_server = self.tls.as_ref().map(render_tls_server).unwrap_or_default(),
+            pg_host = match (&self.tls, self.pg_remote) {
+                (Some(link), true) => {
+                    let mut lines = format!("pg1-host={}\npg1-host-type=tls\n", link.peer);
+                    render_tls_client(&mut lines, "pg1-host", link);
+                    lines
+                }
+                _ => String::new(),
+            },
             pg_path = self.pg_path.display(),
             port = self.pg_port,
             socket = self.pg_socket.display(),
@@ -166,6 +218,11 @@ pg1-user={user}
         };
         let mut repos = Vec::new();
         for n in 1.. {
+            if let Some(host) = values.get(&format!("global.repo{n}-host")) {
+                let path = PathBuf::from(get(&format!("global.repo{n}-path"))?);
+                repos.push(Repo::Remote { host: host.clone(), path });
+                continue;
+            }
             let Some(kind) = values.get(&format!("global.repo{n}-type")) else { break };
             match kind.as_str() {
                 "posix" => {
@@ -196,6 +253,27 @@ pg1-user={user}
                 }
             }
         }
+        let pg_remote = values.contains_key(&format!("{STANZA}.pg1-host"));
+        let tls = match values.get("global.tls-server-address") {
+            Some(listen) => {
+                let client =
+                    if pg_remote { format!("{STANZA}.pg1-host") } else { "global.repo1-host".to_owned() };
+                Some(TlsLink {
+                    files: TlsFiles {
+                        ca: PathBuf::from(get("global.tls-server-ca-file")?),
+                        cert: PathBuf::from(get("global.tls-server-cert-file")?),
+                        key: PathBuf::from(get("global.tls-server-key-file")?),
+                    },
+                    listen: listen.clone(),
+                    port: values
+                        .get("global.tls-server-port")
+                        .and_then(|p| p.parse().ok())
+                        .unwrap_or(DEFAULT_TLS_PORT),
+                    peer: get(&client)?,
+                })
+            }
+            None => None,
+        };
         let log_dir = PathBuf::from(get("global.log-path")?);
         Ok(BackupConfig {
             pg_path: PathBuf::from(get(&format!("{STANZA}.pg1-path"))?),
@@ -203,10 +281,15 @@ pg1-user={user}
             pg_socket: PathBuf::from(get(&format!("{STANZA}.pg1-socket-path"))?),
             pg_user: get(&format!("{STANZA}.pg1-user"))?,
             state_dir: log_dir.parent().map(Path::to_owned).unwrap_or(log_dir),
-            retention_full: get("global.repo1-retention-full")?.parse().unwrap_or(DEFAULT_RETENTION_FULL),
+            retention_full: values
+                .get("global.repo1-retention-full")
+                .and_then(|r| r.parse().ok())
+                .unwrap_or(DEFAULT_RETENTION_FULL),
             archive_queue_max: get("global.archive-push-queue-max")?,
             io_timeout: values.get("global.io-timeout").and_then(|s| s.parse().ok()),
             repos,
+            tls,
+            pg_remote,
         })
     }
 }
@@ -232,6 +315,33 @@ fn render_s3(out: &mut String, n: usize, s3: &S3Repo) {
             writeln!(out, "# Everything stored offsite is encrypted; the passphrase is in the secrets file.");
         let _ = writeln!(out, "repo{n}-cipher-type=aes-256-cbc");
     }
+}
+
+/// This host's `pgbackrest server`: where it listens, its certificate, and the one peer it
+/// admits (by certificate name) for our stanza.
+fn render_tls_server(link: &TlsLink) -> String {
+    let mut out = String::from(
+        "# This host's pgBackRest server (`pgbackrest server`), on the tailnet only; it admits the\n# peer's certificate, signed by our CA, for this stanza and nothing else.\n",
+    );
+    let _ = writeln!(out, "tls-server-address={}", link.listen);
+    if link.port != DEFAULT_TLS_PORT {
+        let _ = writeln!(out, "tls-server-port={}", link.port);
+    }
+    let _ = writeln!(out, "tls-server-ca-file={}", link.files.ca.display());
+    let _ = writeln!(out, "tls-server-cert-file={}", link.files.cert.display());
+    let _ = writeln!(out, "tls-server-key-file={}", link.files.key.display());
+    let _ = writeln!(out, "tls-server-auth={}={STANZA}", link.peer);
+    out
+}
+
+/// How this host calls the peer's server: `<prefix>-port`, `-ca-file`, `-cert-file`, `-key-file`.
+fn render_tls_client(out: &mut String, prefix: &str, link: &TlsLink) {
+    if link.port != DEFAULT_TLS_PORT {
+        let _ = writeln!(out, "{prefix}-port={}", link.port);
+    }
+    let _ = writeln!(out, "{prefix}-ca-file={}", link.files.ca.display());
+    let _ = writeln!(out, "{prefix}-cert-file={}", link.files.cert.display());
+    let _ = writeln!(out, "{prefix}-key-file={}", link.files.key.display());
 }
 
 /// `section.key` → value, for the simple INI pgBackRest reads.
@@ -280,6 +390,8 @@ mod tests {
             retention_full: 2,
             archive_queue_max: "4GiB".into(),
             io_timeout: None,
+            tls: None,
+            pg_remote: false,
         }
     }
 
@@ -299,11 +411,57 @@ mod tests {
         config
     }
 
+    fn link(peer: &str) -> TlsLink {
+        TlsLink {
+            files: TlsFiles::installed(Path::new("/etc/cabinet-db/pgbackrest.conf")),
+            listen: "100.64.0.1".into(),
+            port: 18432,
+            peer: peer.into(),
+        }
+    }
+
+    /// The database host with its repository on another host.
+    fn database_host() -> BackupConfig {
+        let mut config = sample();
+        config.repos =
+            vec![Repo::Remote { host: "backup.example".into(), path: "/var/lib/pgbackrest".into() }];
+        config.tls = Some(link("backup.example"));
+        config
+    }
+
+    /// That repository host.
+    fn repository_host() -> BackupConfig {
+        let mut config = sample();
+        config.tls = Some(link("db.example"));
+        config.pg_remote = true;
+        config
+    }
+
+    #[test]
+    fn both_sides_of_a_repository_host_name_each_other_and_read_back() {
+        let db = database_host().render();
+        for line in [
+            "repo1-host=backup.example\nrepo1-host-type=tls\nrepo1-host-port=18432\n",
+            "repo1-path=/var/lib/pgbackrest\n",
+            "tls-server-address=100.64.0.1\ntls-server-port=18432\n",
+            "tls-server-auth=backup.example=cabinet\n",
+        ] {
+            assert!(db.contains(line), "{line:?} in {db}");
+        }
+        assert!(!db.contains("repo1-retention") && !db.contains("pg1-host"), "{db}");
+        let repo = repository_host().render();
+        for line in ["pg1-host=db.example\npg1-host-type=tls\n", "tls-server-auth=db.example=cabinet\n"] {
+            assert!(repo.contains(line), "{line:?} in {repo}");
+        }
+        assert_eq!(database_host().repo_host(), Some("backup.example"));
+        assert_eq!(repository_host().repo_host(), None);
+    }
+
     #[test]
     fn the_rendered_file_reads_back_the_same() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("pgbackrest.conf");
-        for config in [sample(), with_offsite()] {
+        for config in [sample(), with_offsite(), database_host(), repository_host()] {
             std::fs::write(&path, config.render()).unwrap();
             assert_eq!(BackupConfig::read(&path).unwrap(), config);
         }

@@ -21,6 +21,8 @@ pub mod config;
 pub mod drill;
 /// The `pgbackrest` program: finding it, its version, running it as the server's user.
 pub mod pgbackrest;
+/// `backup setup-repo-host`: the second host that keeps the repository and takes the backups.
+pub mod repo_host;
 /// The repositories: a local directory and an encrypted S3 bucket, their values checked.
 pub mod repository;
 /// Restoring into a new cluster on loopback.
@@ -35,6 +37,9 @@ pub mod secrets;
 pub mod server;
 /// `backup setup`: configuration, archiving, `stanza-create`, `check`.
 pub mod setup;
+/// A repository on a second tailnet host: certificates, the TLS link, the repository host's
+/// own setup.
+pub mod tls;
 /// `backup verify`: pgBackRest's checksums, read (it exits 0 on damage).
 pub mod verify;
 

@@ -68,6 +68,16 @@ impl PgBackRest {
         cmd
     }
 
+    /// `pgbackrest server`: this host's TLS server for the other host (no stanza: it serves
+    /// what its configuration admits). systemd runs it from `backup schedule`'s unit.
+    pub fn server_command(&self) -> Command {
+        let mut cmd = self.run_as.command(&self.program);
+        cmd.arg(format!("--config={}", self.config.display()))
+            .arg(format!("--config-include-path={}", include_dir(&self.config).display()))
+            .arg("server");
+        cmd
+    }
+
     /// Runs a command and fails with its message and a hint when it exits non-zero.
     pub fn run(&self, command: &str, args: &[String]) -> Result<RunOutput, BackupError> {
         tracing::debug!(command, ?args, "pgbackrest");
@@ -111,6 +121,16 @@ fn hint_for(message: &str) -> String {
         "WAL archiving does not work: check the server's archive_command (cabinet-db backup setup sets it) and pg_stat_archiver.last_failed_wal; `cabinet-db audit` says more"
     } else if message.contains("VersionNotSupportedError") || message.contains("unexpected control version") {
         "this pgBackRest is too old for the server's PostgreSQL version"
+    } else if message.contains("must be run on the repository host") {
+        "backups of this server are taken on its repository host: run cabinet-db backup run there (its timers do)"
+    } else if message.contains("access denied") {
+        "the other host's pgBackRest server refused this host's certificate: each server admits only its peer's certificate name (tls-server-auth); issue it with cabinet-db backup certs --host <the name the other host uses for this one>"
+    } else if message.contains("for greeting key 'version'") {
+        "both hosts need the same pgBackRest version"
+    } else if message.contains("certificate") || message.contains("TLS") || message.contains("SSL") {
+        "the TLS handshake with the other host failed: both hosts need certificates from the same CA (cabinet-db backup certs), each named as the other host reaches it"
+    } else if message.contains("HostConnectError") || message.contains("unable to connect to '") {
+        "the other host's pgBackRest server is not reachable: start cabinet-db-backup-server.service there (from `cabinet-db backup schedule`) and check the host name, its tailnet address and --tls-port"
     } else if message.contains("unable to find primary cluster") || message.contains("connect") {
         "pgBackRest connects to the server over its unix socket as the bootstrap superuser by peer: pg_hba.conf needs `local all postgres peer` (or the cluster's superuser), and the server must run"
     } else if message.contains("[055]") || message.contains("does not exist") {

@@ -22,6 +22,8 @@ pub enum Repo {
     Posix { path: PathBuf },
     /// A bucket on an S3-compatible service.
     S3(S3Repo),
+    /// A directory on a second tailnet host, reached through its `pgbackrest server` (TLS).
+    Remote { host: String, path: PathBuf },
 }
 
 impl Repo {
@@ -30,6 +32,7 @@ impl Repo {
         match self {
             Repo::Posix { path } => path.display().to_string(),
             Repo::S3(s3) => s3.to_string(),
+            Repo::Remote { host, path } => format!("{} on {host} (pgBackRest TLS server)", path.display()),
         }
     }
 

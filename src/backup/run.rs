@@ -54,7 +54,13 @@ pub fn pgbackrest_for(config_path: &Path) -> Result<PgBackRest, BackupError> {
 /// others: the error names it and what was done.
 pub fn run(config_path: &Path, kind: Kind, only: Option<u32>) -> Result<Vec<BackupSet>, BackupError> {
     let pgbackrest = pgbackrest_for(config_path)?;
-    let repos = BackupConfig::read(config_path)?.repo_numbers(only)?;
+    let config = BackupConfig::read(config_path)?;
+    if let Some(host) = config.repo_host() {
+        return Err(BackupError::Config(format!(
+            "backups of this server are taken on its repository host, {host} (pgBackRest backs up only there): run cabinet-db backup run on {host} (its timers do). Nothing was started"
+        )));
+    }
+    let repos = config.repo_numbers(only)?;
     let mut failed = None;
     let mut done = Vec::new();
     for repo in repos {

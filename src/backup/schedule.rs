@@ -5,7 +5,11 @@
 
 use std::path::PathBuf;
 
+use super::secrets::include_dir;
 use crate::{db::DatabaseUrl, tailnet::render::RenderedFile};
+
+/// Debian's pgBackRest.
+const PGBACKREST: &str = "/usr/bin/pgbackrest";
 
 #[derive(Debug, Clone)]
 pub struct ScheduleInput {
@@ -74,6 +78,28 @@ pub fn render(input: &ScheduleInput) -> Result<Vec<RenderedFile>, ScheduleError>
                 user,
                 &[&config_env, &url_env],
                 &format!("{binary} backup drill"),
+            ),
+        ),
+        file(
+            "cabinet-db-backup-server.service",
+            format!(
+                "{header}# Only with a repository host (backup setup --repo-host / setup-repo-host): enable it on both\n# hosts. It listens on the tailnet address in the configuration and admits only the peer.\n[Unit]
+Description=cabinet-db: pgBackRest server for the other host (repository host link)
+After=network-online.target tailscaled.service
+Wants=network-online.target
+OnFailure=cabinet-db-failed@%n.service
+
+[Service]
+User={user}
+Group={user}
+ExecStart={PGBACKREST} --config={config} --config-include-path={include} server
+Restart=always
+RestartSec=5s
+
+[Install]
+WantedBy=multi-user.target
+",
+                include = include_dir(&input.config).display(),
             ),
         ),
         file("cabinet-db-drill.timer", timer(header, "weekly restore drill", "Sun *-*-* 04:30:00", Some("30min"), None)),

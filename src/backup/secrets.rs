@@ -160,7 +160,7 @@ pub fn write(config_path: &Path, secrets: &[RepoSecrets], owner: &RunAs) -> Resu
 }
 
 /// The content of a file that must be private to its owner.
-fn read_private_file(path: &Path, option: &str) -> Result<String, BackupError> {
+pub(super) fn read_private_file(path: &Path, option: &str) -> Result<String, BackupError> {
     let origin = path.display().to_string();
     let meta = std::fs::metadata(path).map_err(|e| BackupError::BadSecret {
         origin: origin.clone(),

@@ -21,6 +21,7 @@ use super::{
     repository::{Repo, S3Repo, check_archive_queue_max, check_config_path},
     secrets::{self, CipherPass, RepoSecrets, S3Credentials},
     server::Server,
+    tls::{TlsOptions, check_host},
 };
 use crate::{
     atomic_file::AtomicFile,
@@ -38,8 +39,11 @@ pub struct SetupOptions {
     pub config_path: PathBuf,
     /// pgBackRest's logs, locks and spool.
     pub state_dir: PathBuf,
-    /// The first repository: a directory on this host (or a mounted one).
+    /// The first repository: a directory on this host (or a mounted one), or on a repository
+    /// host (`Repo::Remote`, which needs `tls`).
     pub local: Repo,
+    /// The link to the repository host.
+    pub tls: Option<TlsOptions>,
     /// The second: an S3 bucket, encrypted.
     pub offsite: Option<Offsite>,
     /// Let this run drop an offsite repository the existing configuration has.
@@ -57,6 +61,7 @@ impl SetupOptions {
             config_path,
             state_dir,
             local: Repo::Posix { path: repo },
+            tls: None,
             offsite: None,
             remove_offsite: false,
             archive_queue_max: None,
@@ -85,6 +90,8 @@ pub struct SetupReport {
     pub restart_needed: bool,
     /// `stanza-create` and `check` passed.
     pub checked: bool,
+    /// The repository host, where backups run (this host's `pgbackrest server` must run).
+    pub repo_host: Option<String>,
 }
 
 /// Sets up backups of the server behind `url` (a superuser connection on the database host).
@@ -125,8 +132,14 @@ pub async fn setup(url: &DatabaseUrl, options: &SetupOptions) -> Result<SetupRep
         config.archive_queue_max = queue.clone();
     }
     config.io_timeout = options.io_timeout;
+    if let (Repo::Remote { host, .. }, Some(tls)) = (&options.local, &options.tls) {
+        config.tls = Some(tls.link(&options.config_path, host));
+    }
     write_config(&options.config_path, &config, &server.os_user)?;
     secrets::write(&options.config_path, &repo_secrets, &server.os_user)?;
+    if let Some(tls) = &options.tls {
+        tls.files.install(&options.config_path, &server.os_user)?;
+    }
     prepare_directories(&config, &server.os_user)?;
     let (changed, restart_needed) = archive_settings(&mut conn, &options.config_path).await?;
     conn.close().await.ok();
@@ -145,6 +158,7 @@ pub async fn setup(url: &DatabaseUrl, options: &SetupOptions) -> Result<SetupRep
         changed,
         restart_needed,
         checked,
+        repo_host: config.repo_host().map(str::to_owned),
     })
 }
 
@@ -154,7 +168,29 @@ fn check_paths(options: &SetupOptions) -> Result<(), BackupError> {
     check_config_path("--config", &options.config_path)?;
     check_config_path("--state-dir", &options.state_dir)?;
     match &options.local {
-        Repo::Posix { path } => check_config_path("--repo", path)?,
+        Repo::Posix { path } => {
+            check_config_path("--repo", path)?;
+            if options.tls.is_some() {
+                return Err(BackupError::Config(
+                    "the --tls-… options are for a repository host: give --repo-host too. Nothing was changed".to_owned(),
+                ));
+            }
+        }
+        Repo::Remote { host, path } => {
+            check_host("--repo-host", host)?;
+            check_config_path("--repo", path)?;
+            let Some(tls) = &options.tls else {
+                return Err(BackupError::Config(
+                    "--repo-host needs --tls-ca, --tls-cert, --tls-key (cabinet-db backup certs makes them) and --tls-listen (this host's tailnet address). Nothing was changed".to_owned(),
+                ));
+            };
+            tls.check()?;
+            if options.offsite.is_some() {
+                return Err(BackupError::Config(
+                    "an offsite bucket together with a repository host is not supported yet: the backups run on the repository host, which would need the bucket too. Set up one or the other. Nothing was changed".to_owned(),
+                ));
+            }
+        }
         Repo::S3(_) => {
             return Err(BackupError::Config(
                 "the first repository is a directory; an S3 bucket is the offsite one".to_owned(),
@@ -185,12 +221,12 @@ fn keeps_the_offsite(options: &SetupOptions) -> Result<(), BackupError> {
 }
 
 /// The state directories and each local repository, owned by the server's user.
-fn prepare_directories(config: &BackupConfig, owner: &RunAs) -> Result<(), BackupError> {
+pub(super) fn prepare_directories(config: &BackupConfig, owner: &RunAs) -> Result<(), BackupError> {
     let mut dirs = vec![config.state_dir.clone(), config.log_dir(), config.lock_dir(), config.spool_dir()];
     for repo in &config.repos {
         match repo {
             Repo::Posix { path } => dirs.push(path.clone()),
-            Repo::S3(_) => {}
+            Repo::S3(_) | Repo::Remote { .. } => {}
         }
     }
     for dir in dirs {
@@ -221,7 +257,7 @@ pub fn make_owned_dir(dir: &Path, mode: u32, owner: &RunAs) -> Result<(), Backup
 
 /// `pgbackrest.conf`, 0640, owned by the server's user. It holds no secret (those are in the
 /// secrets include file), so it can be shown when asking for help.
-fn write_config(path: &Path, config: &BackupConfig, owner: &RunAs) -> Result<(), BackupError> {
+pub(super) fn write_config(path: &Path, config: &BackupConfig, owner: &RunAs) -> Result<(), BackupError> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty() && !d.exists()) {
         std::fs::DirBuilder::new()
             .recursive(true)

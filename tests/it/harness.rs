@@ -23,7 +23,7 @@ use cabinet_db::{
 };
 use sqlx::{AssertSqlSafe, Connection, PgConnection};
 
-const TEST_SUPERUSER: &str = "cabinet_test";
+pub const TEST_SUPERUSER: &str = "cabinet_test";
 const TEST_ROOT_PREFIX: &str = "cabinet-db-test-";
 
 pub struct TestCluster {

@@ -38,7 +38,7 @@ const CLIENT_OUTSIDE_IP: &str = "198.51.100.7";
 const PORT: u16 = 5432;
 const SUPERUSER: &str = "cabinet_test";
 
-fn sh(args: &[&str]) {
+pub(crate) fn sh(args: &[&str]) {
     let out =
         Command::new(args[0]).args(&args[1..]).output().unwrap_or_else(|e| panic!("{}: {e}", args.join(" ")));
     assert!(out.status.success(), "{} failed: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
@@ -108,7 +108,7 @@ impl Drop for Namespaces {
 }
 
 /// Namespaces of earlier runs that died.
-fn sweep_leftovers() {
+pub(crate) fn sweep_leftovers() {
     let Ok(out) = Command::new("ip").args(["netns", "list"]).output() else { return };
     for line in String::from_utf8_lossy(&out.stdout).lines() {
         let name = line.split_whitespace().next().unwrap_or("");
@@ -124,7 +124,7 @@ fn sweep_leftovers() {
 }
 
 /// Runs `body` on a thread that has entered network namespace `ns` (namespaces are per thread).
-fn in_netns<T: Send + 'static>(ns: &str, body: impl AsyncFnOnce() -> T + Send + 'static) -> T {
+pub(crate) fn in_netns<T: Send + 'static>(ns: &str, body: impl AsyncFnOnce() -> T + Send + 'static) -> T {
     let path = PathBuf::from("/var/run/netns").join(ns);
     std::thread::spawn(move || {
         let file = std::fs::File::open(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));

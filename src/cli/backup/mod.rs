@@ -1,7 +1,9 @@
 //! `cabinet-db backup`: pgBackRest, configured and driven.
 
+mod certs;
 mod drill;
 mod list;
+mod repo_host;
 mod restore;
 mod run;
 mod schedule;
@@ -13,7 +15,10 @@ use std::path::PathBuf;
 use clap::{Args, Subcommand};
 
 use super::Outcome;
-use crate::backup::config::DEFAULT_CONFIG;
+use crate::backup::{
+    config::DEFAULT_CONFIG,
+    tls::{DEFAULT_TLS_PORT, TlsFiles, TlsOptions},
+};
 
 #[derive(Debug, Args)]
 #[command(after_help = "Examples (on the database host, as root or the server's user):
@@ -36,6 +41,10 @@ pub struct BackupArgs {
 pub enum BackupCommand {
     /// Configure pgBackRest and WAL archiving for this server; create and check the stanza.
     Setup(setup::Args),
+    /// Make this host the repository of a database host on the tailnet (pgBackRest's TLS server).
+    SetupRepoHost(repo_host::Args),
+    /// Issue TLS certificates for a database host and its repository host from a private CA.
+    Certs(certs::Args),
     /// Take a backup.
     Run(run::Args),
     /// List the backups and the window a restore can reach.
@@ -53,11 +62,63 @@ pub enum BackupCommand {
 pub async fn run(args: BackupArgs, json: bool) -> anyhow::Result<Outcome> {
     match args.command {
         BackupCommand::Setup(a) => setup::run(a, &args.config, json).await,
+        BackupCommand::SetupRepoHost(a) => repo_host::run(a, &args.config, json).await,
+        BackupCommand::Certs(a) => certs::run(a, json).await,
         BackupCommand::Run(a) => run::run(a, &args.config, json).await,
         BackupCommand::List(a) => list::run(a, &args.config, json).await,
         BackupCommand::Restore(a) => restore::run(a, &args.config, json).await,
         BackupCommand::Verify(a) => verify::run(a, &args.config, json).await,
         BackupCommand::Drill(a) => drill::run(a, &args.config, json).await,
         BackupCommand::Schedule(a) => schedule::run(a, &args.config, json).await,
+    }
+}
+
+/// The TLS link between a database host and its repository host (both sides run
+/// `pgbackrest server`; each admits only the other's certificate).
+#[derive(Debug, Args)]
+pub struct TlsArgs {
+    /// The CA certificate both hosts trust (from `cabinet-db backup certs`).
+    #[arg(long, value_name = "PATH")]
+    pub tls_ca: Option<PathBuf>,
+    /// This host's certificate, named as the other host reaches it.
+    #[arg(long, value_name = "PATH")]
+    pub tls_cert: Option<PathBuf>,
+    /// This host's private key (chmod 600).
+    #[arg(long, value_name = "PATH")]
+    pub tls_key: Option<PathBuf>,
+    /// This host's tailnet address, where its pgBackRest server listens (`tailscale ip -4`).
+    #[arg(long, value_name = "ADDRESS")]
+    pub tls_listen: Option<String>,
+    /// The pgBackRest servers' port, on both hosts.
+    #[arg(long, value_name = "PORT", default_value_t = DEFAULT_TLS_PORT)]
+    pub tls_port: u16,
+}
+
+impl TlsArgs {
+    /// All four given, or none (`None`); some of them is an error naming the missing ones.
+    pub fn options(&self) -> anyhow::Result<Option<TlsOptions>> {
+        match (&self.tls_ca, &self.tls_cert, &self.tls_key, &self.tls_listen) {
+            (Some(ca), Some(cert), Some(key), Some(listen)) => Ok(Some(TlsOptions {
+                files: TlsFiles { ca: ca.clone(), cert: cert.clone(), key: key.clone() },
+                listen: listen.clone(),
+                port: self.tls_port,
+            })),
+            (None, None, None, None) => Ok(None),
+            given => {
+                let missing: Vec<&str> = [
+                    ("--tls-ca", given.0.is_none()),
+                    ("--tls-cert", given.1.is_none()),
+                    ("--tls-key", given.2.is_none()),
+                    ("--tls-listen", given.3.is_none()),
+                ]
+                .into_iter()
+                .filter_map(|(name, missing)| missing.then_some(name))
+                .collect();
+                anyhow::bail!(
+                    "the link to the other host also needs {}. Nothing was changed",
+                    missing.join(", ")
+                )
+            }
+        }
     }
 }

@@ -8,16 +8,23 @@ use crate::{
         secrets::{CipherPass, S3Credentials},
         setup::{self, Offsite, SetupOptions},
     },
-    cli::{ConnectionArgs, Outcome, output, output::outln},
+    cli::{ConnectionArgs, Outcome, backup::TlsArgs, output, output::outln},
 };
 
 #[derive(Debug, ClapArgs)]
 pub struct Args {
     #[command(flatten)]
     pub connection: ConnectionArgs,
-    /// The first repository: a directory on this host (or a mounted one).
+    /// The first repository: a directory on this host (or a mounted one); with --repo-host,
+    /// the directory on that host.
     #[arg(long, default_value = "/var/lib/pgbackrest")]
     pub repo: PathBuf,
+    /// Keep the repository on a second tailnet host instead (set it up there first with
+    /// `backup setup-repo-host`); needs the --tls-… options. Backups then run on that host.
+    #[arg(long, value_name = "HOST", requires_all = ["tls_ca", "tls_cert", "tls_key", "tls_listen"])]
+    pub repo_host: Option<String>,
+    #[command(flatten)]
+    pub tls: TlsArgs,
     /// Where pgBackRest keeps its logs, locks and archive spool.
     #[arg(long, default_value = "/var/lib/cabinet-db/pgbackrest")]
     pub state_dir: PathBuf,
@@ -90,7 +97,11 @@ pub async fn run(args: Args, config: &Path, json: bool) -> anyhow::Result<Outcom
     let options = SetupOptions {
         config_path: config.to_owned(),
         state_dir: args.state_dir,
-        local: Repo::Posix { path: args.repo },
+        local: match args.repo_host {
+            Some(host) => Repo::Remote { host, path: args.repo },
+            None => Repo::Posix { path: args.repo },
+        },
+        tls: args.tls.options()?,
         offsite: args.offsite.offsite()?,
         remove_offsite: args.offsite.remove_offsite,
         archive_queue_max: Some(args.archive_queue_max),
@@ -110,6 +121,10 @@ pub async fn run(args: Args, config: &Path, json: bool) -> anyhow::Result<Outcom
         if report.restart_needed {
             outln!(
                 "archive_mode takes effect at a restart: restart PostgreSQL (e.g. sudo systemctl restart postgresql@15-main), then run cabinet-db backup setup again"
+            )?;
+        } else if let Some(host) = &report.repo_host {
+            outln!(
+                "stanza checked: WAL reaches {host}. Keep this host's pgBackRest server running (cabinet-db-backup-server.service from `backup schedule`): {host} takes the backups through it, with cabinet-db backup run there"
             )?;
         } else {
             outln!(

@@ -13,6 +13,8 @@ mod fake_s3;
 mod offsite;
 /// Point in time to the second, and the host that dies.
 mod pitr;
+/// A repository on a second host, over pgBackRest's TLS server, in network namespaces.
+mod repo_host;
 /// The systemd units and timers.
 mod schedule;
 

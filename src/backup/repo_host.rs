@@ -1,0 +1,150 @@
+//! `backup setup-repo-host`: make this host the repository of a database host on the tailnet.
+//!
+//! Here live the repository and the scheduled backups (pgBackRest takes backups only on the
+//! repository host); the database host pushes its WAL here and restores from here, both
+//! through this host's `pgbackrest server`. Nothing here can connect to PostgreSQL except
+//! through the database host's own `pgbackrest server`, which admits only this host's
+//! certificate.
+//!
+//! The order on a new pair: this command (writes the configuration), start this host's
+//! server, `backup setup --repo-host` on the database host (archiving, stanza), start its
+//! server, then this command again: it checks the whole chain from here.
+
+use std::path::PathBuf;
+
+use nix::unistd::User;
+use serde::Serialize;
+
+use super::{
+    BackupError,
+    config::BackupConfig,
+    pgbackrest::PgBackRest,
+    repository::{Repo, check_config_path},
+    server::run_as_owner,
+    setup::{prepare_directories, write_config},
+    tls::{TlsOptions, check_host},
+};
+use crate::local_cluster::RunAs;
+
+#[derive(Debug, Clone)]
+pub struct RepoHostOptions {
+    pub config_path: PathBuf,
+    /// pgBackRest's logs, locks and spool on this host.
+    pub state_dir: PathBuf,
+    /// The repository: a directory on this host.
+    pub repo: PathBuf,
+    /// The database host, as this host reaches it (and the name in its certificate).
+    pub db_host: String,
+    /// The server as seen on the database host.
+    pub pg_path: PathBuf,
+    pub pg_port: u16,
+    pub pg_socket: PathBuf,
+    pub pg_user: String,
+    /// The OS user that runs pgBackRest here and owns the repository.
+    pub os_user: String,
+    pub tls: TlsOptions,
+    pub io_timeout: Option<u32>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RepoHostReport {
+    pub config: PathBuf,
+    pub pgbackrest_version: String,
+    pub repo: String,
+    /// `stanza-create` and `check` passed from here: WAL arrives, backups can be taken.
+    pub checked: bool,
+    /// Why not, when not: usually the database host is not set up yet.
+    pub not_checked_because: Option<String>,
+}
+
+pub fn setup_repo_host(options: &RepoHostOptions) -> Result<RepoHostReport, BackupError> {
+    check_host("--db-host", &options.db_host)?;
+    for (option, path) in [
+        ("--config", &options.config_path),
+        ("--state-dir", &options.state_dir),
+        ("--repo", &options.repo),
+        ("--pg-path", &options.pg_path),
+        ("--pg-socket", &options.pg_socket),
+    ] {
+        check_config_path(option, path)?;
+    }
+    if options.pg_user.is_empty()
+        || !options.pg_user.chars().all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
+    {
+        return Err(BackupError::BadSetting {
+            option: "--pg-user".to_owned(),
+            value: options.pg_user.clone(),
+            why: "a role name of letters, digits, '_', '-' and '.'".to_owned(),
+        });
+    }
+    options.tls.check()?;
+    let run_as = os_user(&options.os_user)?;
+    let pgbackrest = PgBackRest::new(&options.config_path, run_as.clone())?;
+    let (_, version_text) = pgbackrest.version()?;
+
+    let mut config = BackupConfig::with_pg(
+        options.pg_path.clone(),
+        options.pg_port,
+        options.pg_socket.clone(),
+        options.pg_user.clone(),
+        options.state_dir.clone(),
+        vec![Repo::Posix { path: options.repo.clone() }],
+    );
+    config.io_timeout = options.io_timeout;
+    config.tls = Some(options.tls.link(&options.config_path, &options.db_host));
+    config.pg_remote = true;
+    write_config(&options.config_path, &config, &run_as)?;
+    super::secrets::write(&options.config_path, &[], &run_as)?;
+    options.tls.files.install(&options.config_path, &run_as)?;
+    prepare_directories(&config, &run_as)?;
+
+    // `stanza-create` needs the database host's server, `check` ours too (WAL comes to it).
+    // pgBackRest retries a refused connection for minutes; a plain connect says it at once.
+    let port = options.tls.port;
+    let not_checked_because = if !answers(&options.tls.listen, port) {
+        Some(format!(
+            "this host's pgBackRest server does not answer on {}:{port}: start it (cabinet-db-backup-server.service from `cabinet-db backup schedule`)",
+            options.tls.listen
+        ))
+    } else if !answers(&options.db_host, port) {
+        Some(format!(
+            "the database host's pgBackRest server does not answer at {}:{port}: run cabinet-db backup setup --repo-host … there and start its server",
+            options.db_host
+        ))
+    } else {
+        pgbackrest
+            .run("stanza-create", &[])
+            .and_then(|_| pgbackrest.run("check", &[]))
+            .err()
+            .map(|e| e.to_string())
+    };
+    Ok(RepoHostReport {
+        config: options.config_path.clone(),
+        pgbackrest_version: version_text,
+        repo: config.repos[0].describe(),
+        checked: not_checked_because.is_none(),
+        not_checked_because,
+    })
+}
+
+/// Something accepts TCP connections at `host:port` (within 3 s).
+fn answers(host: &str, port: u16) -> bool {
+    use std::net::{TcpStream, ToSocketAddrs};
+    (host, port)
+        .to_socket_addrs()
+        .into_iter()
+        .flatten()
+        .any(|address| TcpStream::connect_timeout(&address, std::time::Duration::from_secs(3)).is_ok())
+}
+
+/// The user pgBackRest runs as here: as root we switch to it; otherwise we must be it.
+fn os_user(name: &str) -> Result<RunAs, BackupError> {
+    let user = User::from_name(name).ok().flatten().ok_or_else(|| BackupError::BadSetting {
+        option: "--os-user".to_owned(),
+        value: name.to_owned(),
+        why:
+            "no such user on this host; create it (e.g. adduser --system --group pgbackrest) or name another"
+                .to_owned(),
+    })?;
+    run_as_owner(user.uid.as_raw())
+}

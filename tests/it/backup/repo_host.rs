@@ -1,0 +1,437 @@
+//! A repository on a second tailnet host: two network namespaces (root only: CI runs as root)
+//! joined by one link, each with a tailnet address and its own `pgbackrest server`. The
+//! database host archives to the repository host over TLS, the repository host takes the
+//! backups, the database host restores from it — and a certificate from the same CA with
+//! another name, or one from a foreign CA with the right name, is refused.
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Child, Command, Output},
+    time::Duration,
+};
+
+use cabinet_db::{
+    backup::{
+        pgbackrest::PgBackRest,
+        repository::Repo,
+        restore::{self, RestoreOptions, Target},
+        setup::SetupOptions,
+        tls::{TlsFiles, TlsOptions},
+    },
+    local_cluster::RunAs,
+};
+use sqlx::{Connection, PgConnection};
+
+use super::{Copy, Production, archived_wal, exec, fingerprint};
+use crate::{
+    harness::{stderr, stdout},
+    netns::{in_netns, sh, sweep_leftovers},
+};
+
+const DB_IP: &str = "100.101.104.1";
+const REPO_IP: &str = "100.101.104.2";
+/// Not pgBackRest's default, so the port is proven to come from the configuration.
+const TLS_PORT: u16 = 18432;
+
+/// Two namespaces and their link; removed on drop.
+struct Pair {
+    db: String,
+    repo: String,
+}
+
+impl Pair {
+    fn create() -> Pair {
+        assert!(
+            nix::unistd::geteuid().is_root(),
+            "the repository-host test needs root for its network namespaces (CI runs as root); run scripts/test as root"
+        );
+        sweep_leftovers();
+        let pid = std::process::id();
+        let pair = Pair { db: format!("cdb{pid}-bdb"), repo: format!("cdb{pid}-brp") };
+        for name in [&pair.db, &pair.repo] {
+            sh(&["ip", "netns", "add", name]);
+            sh(&["ip", "-n", name, "link", "set", "lo", "up"]);
+        }
+        let (db_dev, repo_dev) = (format!("bdb{pid}"), format!("brp{pid}"));
+        sh(&[
+            "ip", "link", "add", &db_dev, "netns", &pair.db, "type", "veth", "peer", "name", &repo_dev,
+            "netns", &pair.repo,
+        ]);
+        for (ns, dev, ip) in [(&pair.db, &db_dev, DB_IP), (&pair.repo, &repo_dev, REPO_IP)] {
+            sh(&["ip", "-n", ns, "addr", "add", &format!("{ip}/24"), "dev", dev]);
+            sh(&["ip", "-n", ns, "link", "set", dev, "up"]);
+        }
+        pair
+    }
+}
+
+impl Drop for Pair {
+    fn drop(&mut self) {
+        for name in [&self.db, &self.repo] {
+            let _ = Command::new("ip").args(["netns", "del", name]).output();
+        }
+    }
+}
+
+/// A `pgbackrest server`, stopped when the test ends.
+struct ServerProcess(Child);
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts this configuration's server from the calling thread's namespace and waits until it
+/// listens.
+fn start_server(config: &Path, run_as: &RunAs, listen: &str) -> ServerProcess {
+    let pgbackrest = PgBackRest::new(config, run_as.clone()).unwrap();
+    let child = pgbackrest.server_command().spawn().expect("pgbackrest server");
+    let server = ServerProcess(child);
+    for _ in 0..100 {
+        if std::net::TcpStream::connect((listen, TLS_PORT)).is_ok() {
+            return server;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("pgbackrest server did not listen on {listen}:{TLS_PORT}");
+}
+
+fn cabinet_db(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_cabinet-db")).args(args).output().unwrap()
+}
+
+/// `backup certs` for one host.
+fn issue(pki: &Path, host: &str) -> TlsFiles {
+    let out = cabinet_db(&["backup", "certs", "--dir", pki.to_str().unwrap(), "--host", host]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    TlsFiles {
+        ca: pki.join("ca.crt"),
+        cert: pki.join(format!("{host}.crt")),
+        key: pki.join(format!("{host}.key")),
+    }
+}
+
+#[test]
+fn a_second_host_keeps_the_backups_over_tls_and_admits_no_one_else() {
+    let pair = Pair::create();
+    let repo_ns = pair.repo.clone();
+    in_netns(&pair.db.clone(), async move || {
+        // Arrange: a database host with rows, certificates for both hosts from one CA.
+        let production = Production::start("backup-repo-host").await;
+        if production.server_major() > 15 {
+            return; // Debian 12's pgBackRest cannot read it; pitr.rs proves the refusal.
+        }
+        let RunAs::User { name: os_user, .. } = production.cluster.run_as.clone() else {
+            unreachable!("root runs the cluster as its own user")
+        };
+        let root = production.cluster.root.clone();
+        let pki = root.join("pki");
+        let db_tls = issue(&pki, DB_IP);
+        let repo_tls = issue(&pki, REPO_IP);
+        let (repo_config, repo_dir) = (root.join("repohost/pgbackrest.conf"), root.join("repohost/repo"));
+
+        // The repository host first: written, not yet checked (nothing answers on the db side).
+        let repo_host_args: Vec<String> = [
+            "backup",
+            "--config",
+            repo_config.to_str().unwrap(),
+            "setup-repo-host",
+            "--db-host",
+            DB_IP,
+            "--repo",
+            repo_dir.to_str().unwrap(),
+            "--state-dir",
+            root.join("repohost/state").to_str().unwrap(),
+            "--pg-path",
+            production.cluster.pgdata().to_str().unwrap(),
+            "--pg-port",
+            &production.cluster.port.to_string(),
+            "--pg-socket",
+            production.cluster.socket_dir().to_str().unwrap(),
+            "--pg-user",
+            crate::harness::TEST_SUPERUSER,
+            "--os-user",
+            &os_user,
+            "--tls-ca",
+            repo_tls.ca.to_str().unwrap(),
+            "--tls-cert",
+            repo_tls.cert.to_str().unwrap(),
+            "--tls-key",
+            repo_tls.key.to_str().unwrap(),
+            "--tls-listen",
+            REPO_IP,
+            "--tls-port",
+            &TLS_PORT.to_string(),
+        ]
+        .map(str::to_owned)
+        .to_vec();
+        let on_repo_host = {
+            let (ns, args) = (repo_ns.clone(), repo_host_args.clone());
+            move || {
+                let (ns, args) = (ns.clone(), args.clone());
+                in_netns(&ns, async move || cabinet_db(&args.iter().map(String::as_str).collect::<Vec<_>>()))
+            }
+        };
+        let first = on_repo_host();
+        assert_eq!(first.status.code(), Some(1), "{}{}", stdout(&first), stderr(&first));
+        assert!(stdout(&first).contains("not checked yet"), "{}", stdout(&first));
+        let config_text = std::fs::read_to_string(&repo_config).unwrap();
+        assert!(
+            config_text.contains(&format!("tls-server-auth={DB_IP}=cabinet\n"))
+                && config_text.contains(&format!("pg1-host={DB_IP}\npg1-host-type=tls\n")),
+            "{config_text}"
+        );
+        let key_mode = std::os::unix::fs::PermissionsExt::mode(
+            &std::fs::metadata(TlsFiles::installed(&repo_config).key).unwrap().permissions(),
+        );
+        assert_eq!(key_mode & 0o777, 0o600);
+        let (config, run_as) = (repo_config.clone(), production.cluster.run_as.clone());
+        let _repo_server = in_netns(&repo_ns, async move || start_server(&config, &run_as, REPO_IP));
+
+        // The database host: archiving to the repository host, stanza and check through it.
+        let options = SetupOptions {
+            local: Repo::Remote { host: REPO_IP.to_owned(), path: repo_dir.clone() },
+            tls: Some(TlsOptions { files: db_tls.clone(), listen: DB_IP.to_owned(), port: TLS_PORT }),
+            ..production.options()
+        };
+        production.set_up_backups_with(&options).await;
+        let _db_server = start_server(&production.config, &production.cluster.run_as, DB_IP);
+        assert!(!archived_wal(&repo_dir).is_empty(), "WAL arrived in the repository host's directory");
+        let local = production.cluster.root.join("backup/repo");
+        assert!(!local.join("archive").exists(), "nothing is kept on the database host");
+
+        // The repository host again: the whole chain checked from there; it takes the backup.
+        let second = on_repo_host();
+        assert!(second.status.success(), "{}{}", stdout(&second), stderr(&second));
+        let repo_config_arg = repo_config.to_str().unwrap().to_owned();
+        let backup = in_netns(&repo_ns, async move || {
+            cabinet_db(&["backup", "--config", &repo_config_arg, "run", "--type", "full", "--json"])
+        });
+        assert!(backup.status.success(), "{}", stderr(&backup));
+        // The database host cannot take one (pgBackRest backs up only on the repository host)
+        // and says where to; it lists what the repository host holds.
+        let refused = production.backup(&["run"]);
+        assert!(!refused.status.success());
+        assert!(
+            stderr(&refused).contains(&format!("taken on its repository host, {REPO_IP}")),
+            "{}",
+            stderr(&refused)
+        );
+        let listed = production.backup(&["list", "--json"]);
+        assert!(listed.status.success(), "{}", stderr(&listed));
+        assert!(stdout(&listed).contains("\"full\""), "{}", stdout(&listed));
+        // verify runs where the repository is (pgBackRest 2.45's crashes through the server).
+        let elsewhere = production.backup(&["verify"]);
+        assert!(!elsewhere.status.success());
+        assert!(
+            stderr(&elsewhere)
+                .contains(&format!("repository is on {REPO_IP}: run cabinet-db backup verify there")),
+            "{}",
+            stderr(&elsewhere)
+        );
+        let repo_config_arg = repo_config.to_str().unwrap().to_owned();
+        let verified =
+            in_netns(&repo_ns, async move || cabinet_db(&["backup", "--config", &repo_config_arg, "verify"]));
+        assert!(verified.status.success(), "{}{}", stdout(&verified), stderr(&verified));
+
+        // A point in time, restored on the database host from the repository host.
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        let before = fingerprint(production.url.expose()).await;
+        let mut conn = PgConnection::connect(production.url.expose()).await.unwrap();
+        let t: cabinet_db::models::timestamps::Checked =
+            sqlx::query_scalar("SELECT now()").fetch_one(&mut conn).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        sqlx::raw_sql("DELETE FROM sites").execute(&mut conn).await.unwrap();
+        conn.close().await.unwrap();
+        exec(production.url.expose(), "SELECT pg_switch_wal()").await;
+        let report = restore::restore(&RestoreOptions {
+            config_path: production.config.clone(),
+            target_dir: root.join("copy"),
+            port: None,
+            target: Target::Time(t.0),
+            repo: None,
+            live: Some(production.url.clone()),
+            database: "cabinet".to_owned(),
+        })
+        .await
+        .unwrap();
+        let _copy = Copy::of(&production, &report.data_dir);
+        assert_eq!(fingerprint(report.url.expose()).await, before, "every row as at T");
+
+        // The drill restores through the repository host too, and the audit is satisfied.
+        let drill = production.backup(&["drill"]);
+        assert!(
+            drill.status.success(),
+            "{}{}\nthe logs said:\n{}",
+            stdout(&drill),
+            stderr(&drill),
+            logs(&root)
+        );
+        assert_eq!(production.backup_failures(), Vec::<(String, String)>::new());
+
+        // Strangers: the same CA with another name, then a foreign CA with the right name.
+        let stranger = issue(&pki, "stranger");
+        let foreign = issue(&root.join("foreign-pki"), DB_IP);
+        let wal = archived_wal(&repo_dir).remove(0)[..24].to_owned();
+        for (who, files, expected) in
+            [("stranger", &stranger, "access denied"), ("foreign", &foreign, "TLS error")]
+        {
+            let refused = fetch_wal_as(&production, files, &root.join(who), &wal);
+            assert!(!refused.status.success(), "{who} fetched WAL: {}", stdout(&refused));
+            let text = format!("{}{}", stdout(&refused), stderr(&refused));
+            assert!(text.contains(expected), "{who}: {text}");
+            assert!(!root.join(who).join("wal").exists(), "{who} got nothing");
+        }
+        // The control: the database host's own certificate fetches it.
+        let own = TlsFiles::installed(&production.config);
+        let fetched = fetch_wal_as(&production, &own, &root.join("own"), &wal);
+        assert!(fetched.status.success(), "{}", stderr(&fetched));
+    });
+}
+
+/// `pgbackrest archive-get` from the database host's configuration, presenting `files`'s
+/// certificate and key (and trusting our CA, so only the server's verdict can stop it).
+fn fetch_wal_as(production: &Production, files: &TlsFiles, dir: &Path, wal: &str) -> Output {
+    std::fs::create_dir_all(dir.join("pgbackrest.d")).unwrap();
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    for (from, to) in [(&files.cert, &cert), (&files.key, &key)] {
+        std::fs::copy(from, to).unwrap();
+        production.cluster.run_as.hand_over(to).unwrap();
+    }
+    for owned in [dir.to_owned(), dir.join("pgbackrest.d")] {
+        production.cluster.run_as.hand_over(&owned).unwrap();
+    }
+    let own = TlsFiles::installed(&production.config);
+    let config = dir.join("pgbackrest.conf");
+    let text = std::fs::read_to_string(&production.config)
+        .unwrap()
+        .replace(
+            &format!("repo1-host-cert-file={}", own.cert.display()),
+            &format!("repo1-host-cert-file={}", cert.display()),
+        )
+        .replace(
+            &format!("repo1-host-key-file={}", own.key.display()),
+            &format!("repo1-host-key-file={}", key.display()),
+        );
+    std::fs::write(&config, text).unwrap();
+    let pgbackrest = PgBackRest::new(&config, production.cluster.run_as.clone()).unwrap();
+    let target: PathBuf = dir.join("wal");
+    pgbackrest.command("archive-get", &[wal.to_owned(), target.display().to_string()]).output().unwrap()
+}
+
+/// The tails of pgBackRest's logs on both hosts, for a failure's message.
+fn logs(root: &Path) -> String {
+    let mut out = String::new();
+    for dir in ["repohost/state/log", "backup/state/log"] {
+        for entry in std::fs::read_dir(root.join(dir)).into_iter().flatten().flatten() {
+            let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
+            let lines: Vec<&str> = text.lines().collect();
+            out.push_str(&format!(
+                "== {}\n{}\n",
+                entry.path().display(),
+                lines[lines.len().saturating_sub(12)..].join("\n")
+            ));
+        }
+    }
+    out
+}
+
+#[test]
+fn hostile_repository_host_options_are_refused_before_anything_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("etc/pgbackrest.conf");
+    let state = dir.path().join("state");
+    let pki = dir.path().join("pki");
+    let good = issue(&pki, "repo.example");
+    let leaked_key = dir.path().join("leaked.key");
+    std::fs::copy(&good.key, &leaked_key).unwrap();
+    std::fs::set_permissions(&leaked_key, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    let cert_as_key = dir.path().join("cert-as.key");
+    std::fs::copy(&good.cert, &cert_as_key).unwrap();
+    std::fs::set_permissions(&cert_as_key, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let tls = |listen: &str, key: &Path| {
+        [
+            "--tls-ca",
+            good.ca.to_str().unwrap(),
+            "--tls-cert",
+            good.cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+            "--tls-listen",
+            listen,
+        ]
+        .map(str::to_owned)
+        .to_vec()
+    };
+    let with =
+        |extra: &[&str], tls: Vec<String>| [extra.iter().map(|s| s.to_string()).collect(), tls].concat();
+    let tailnet = "100.101.104.9";
+    let setup_cases: Vec<(Vec<String>, &str)> = vec![
+        (with(&["--repo-host", "repo\nrepo1-path=/etc"], tls(tailnet, &good.key)), r"repo\nrepo1-path=/etc"),
+        (with(&["--repo-host", "repo"], tls("0.0.0.0", &good.key)), "tailnet address"),
+        (with(&["--repo-host", "repo"], tls("198.51.100.7", &good.key)), "tailnet address"),
+        (with(&["--repo-host", "repo"], tls(tailnet, &leaked_key)), "chmod 600"),
+        (with(&["--repo-host", "repo"], tls(tailnet, &cert_as_key)), "not a PEM private key"),
+        (with(&["--repo-host", "repo", "--repo", "rel/repo"], tls(tailnet, &good.key)), "absolute path"),
+        (with(&["--repo-host", "repo"], vec![]), "--tls-ca"),
+        (with(&[], tls(tailnet, &good.key)), "give --repo-host too"),
+    ];
+    for (args, expected) in setup_cases {
+        let out = Command::new(env!("CARGO_BIN_EXE_cabinet-db"))
+            .env("DATABASE_URL", "postgres://nobody@127.0.0.1:1/cabinet")
+            .args(["backup", "--config", config.to_str().unwrap(), "setup", "--state-dir"])
+            .arg(&state)
+            .args(&args)
+            .output()
+            .unwrap();
+        let shown = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {shown}");
+        assert!(shown.contains(expected), "{args:?}: expected {expected:?} in {shown}");
+        assert!(!config.exists() && !state.exists(), "{args:?}: something was written");
+    }
+    let repo_host_cases: Vec<(Vec<String>, &str)> = vec![
+        (with(&["--db-host", "db host"], tls(tailnet, &good.key)), "not a host name"),
+        (
+            with(&["--db-host", "db", "--pg-user", "postgres\npg1-path=/"], tls(tailnet, &good.key)),
+            "--pg-user",
+        ),
+        (
+            with(&["--db-host", "db", "--pg-path", "/data\n[global]"], tls(tailnet, &good.key)),
+            r"/data\n[global]",
+        ),
+        (
+            with(&["--db-host", "db", "--os-user", "no-such-user-here"], tls(tailnet, &good.key)),
+            "no such user",
+        ),
+        (with(&["--db-host", "db"], tls("::", &good.key)), "tailnet address"),
+        (with(&["--db-host", "db"], vec![]), "needs --tls-ca"),
+    ];
+    for (args, expected) in repo_host_cases {
+        let out = cabinet_db(
+            &[
+                &[
+                    "backup",
+                    "--config",
+                    config.to_str().unwrap(),
+                    "setup-repo-host",
+                    "--state-dir",
+                    state.to_str().unwrap(),
+                ][..],
+                &args.iter().map(String::as_str).collect::<Vec<_>>(),
+            ]
+            .concat(),
+        );
+        let shown = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {shown}");
+        assert!(shown.contains(expected), "{args:?}: expected {expected:?} in {shown}");
+        assert!(!config.exists() && !state.exists(), "{args:?}: something was written");
+    }
+    // A second certificate for the same host is refused; the first stays.
+    let before = std::fs::read(&good.cert).unwrap();
+    let again = cabinet_db(&["backup", "certs", "--dir", pki.to_str().unwrap(), "--host", "repo.example"]);
+    assert_eq!(again.status.code(), Some(2), "{}", stderr(&again));
+    assert!(stderr(&again).contains("already exists"), "{}", stderr(&again));
+    assert_eq!(std::fs::read(&good.cert).unwrap(), before);
+}
