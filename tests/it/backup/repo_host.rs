@@ -120,9 +120,6 @@ fn a_second_host_keeps_the_backups_over_tls_and_admits_no_one_else() {
     in_netns(&pair.db.clone(), async move || {
         // Arrange: a database host with rows, certificates for both hosts from one CA.
         let production = Production::start("backup-repo-host").await;
-        if production.server_major() > 15 {
-            return; // Debian 12's pgBackRest cannot read it; pitr.rs proves the refusal.
-        }
         let RunAs::User { name: os_user, .. } = production.cluster.run_as.clone() else {
             unreachable!("root runs the cluster as its own user")
         };
@@ -131,6 +128,18 @@ fn a_second_host_keeps_the_backups_over_tls_and_admits_no_one_else() {
         let db_tls = issue(&pki, DB_IP);
         let repo_tls = issue(&pki, REPO_IP);
         let (repo_config, repo_dir) = (root.join("repohost/pgbackrest.conf"), root.join("repohost/repo"));
+        let options = SetupOptions {
+            local: Repo::Remote { host: REPO_IP.to_owned(), path: repo_dir.clone() },
+            tls: Some(TlsOptions { files: db_tls.clone(), listen: DB_IP.to_owned(), port: TLS_PORT }),
+            ..production.options()
+        };
+        if production.server_major() > 15 {
+            // Debian 12's pgBackRest cannot read it: refused before anything is written.
+            let refused = cabinet_db::backup::setup::setup(&production.url, &options).await.unwrap_err();
+            assert!(refused.to_string().contains("needs pgBackRest 2.55 or newer"), "{refused}");
+            assert!(!production.config.exists(), "no configuration written");
+            return;
+        }
 
         // The repository host first: written, not yet checked (nothing answers on the db side).
         let repo_host_args: Vec<String> = [
@@ -191,11 +200,6 @@ fn a_second_host_keeps_the_backups_over_tls_and_admits_no_one_else() {
         let _repo_server = in_netns(&repo_ns, async move || start_server(&config, &run_as, REPO_IP));
 
         // The database host: archiving to the repository host, stanza and check through it.
-        let options = SetupOptions {
-            local: Repo::Remote { host: REPO_IP.to_owned(), path: repo_dir.clone() },
-            tls: Some(TlsOptions { files: db_tls.clone(), listen: DB_IP.to_owned(), port: TLS_PORT }),
-            ..production.options()
-        };
         production.set_up_backups_with(&options).await;
         let _db_server = start_server(&production.config, &production.cluster.run_as, DB_IP);
         assert!(!archived_wal(&repo_dir).is_empty(), "WAL arrived in the repository host's directory");
