@@ -53,25 +53,9 @@ struct Namespaces {
 
 impl Namespaces {
     fn create() -> Namespaces {
-        assert!(
-            nix::unistd::geteuid().is_root(),
-            "the network-namespace test needs root (CI runs as root); run scripts/test as root"
-        );
-        assert!(
-            Command::new("ip").arg("-V").output().is_ok(),
-            "`ip` (iproute2) is missing: apt-get install iproute2"
-        );
-        sweep_leftovers();
+        let [db, tailnet, outside] = add_namespaces("the network-namespace test", ["db", "ts", "out"]);
+        let ns = Namespaces { db, tailnet, outside };
         let pid = std::process::id();
-        let ns = Namespaces {
-            db: format!("cdb{pid}-db"),
-            tailnet: format!("cdb{pid}-ts"),
-            outside: format!("cdb{pid}-out"),
-        };
-        for name in [&ns.db, &ns.tailnet, &ns.outside] {
-            sh(&["ip", "netns", "add", name]);
-            sh(&["ip", "-n", name, "link", "set", "lo", "up"]);
-        }
         // db's side of the tailnet link is called tailscale0, as on a real node, so the
         // rendered nftables rule applies to it.
         let (ts_peer, out_peer) = (format!("ts{pid}"), format!("out{pid}"));
@@ -107,8 +91,29 @@ impl Drop for Namespaces {
     }
 }
 
+/// Network namespaces `cdb<pid>-<suffix>` with loopback up, after those of earlier runs that
+/// died are swept; fails loudly (never skips) without root or iproute2.
+pub(crate) fn add_namespaces<const N: usize>(test: &str, suffixes: [&str; N]) -> [String; N] {
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "{test} needs root for its network namespaces (CI runs as root); run scripts/test as root"
+    );
+    assert!(
+        Command::new("ip").arg("-V").output().is_ok(),
+        "`ip` (iproute2) is missing: apt-get install iproute2"
+    );
+    sweep_leftovers();
+    let pid = std::process::id();
+    suffixes.map(|suffix| {
+        let name = format!("cdb{pid}-{suffix}");
+        sh(&["ip", "netns", "add", &name]);
+        sh(&["ip", "-n", &name, "link", "set", "lo", "up"]);
+        name
+    })
+}
+
 /// Namespaces of earlier runs that died.
-pub(crate) fn sweep_leftovers() {
+fn sweep_leftovers() {
     let Ok(out) = Command::new("ip").args(["netns", "list"]).output() else { return };
     for line in String::from_utf8_lossy(&out.stdout).lines() {
         let name = line.split_whitespace().next().unwrap_or("");

@@ -18,7 +18,12 @@ mod repo_host;
 /// The systemd units and timers.
 mod schedule;
 
-use std::path::PathBuf;
+use std::{
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use chrono::{DateTime, Utc};
 
 use cabinet_db::{
     backup::{
@@ -28,10 +33,11 @@ use cabinet_db::{
     db::DatabaseUrl,
     local_cluster::LocalCluster,
     migrations::{MigrationSet, RunnerOptions, runner},
+    models::timestamps::Checked,
 };
-use sqlx::{Connection, PgConnection};
+use sqlx::{AssertSqlSafe, Connection, PgConnection};
 
-use crate::harness::{audit, binary, start_local_cluster, superuser_base};
+use crate::harness::{audit, binary, start_local_cluster, stderr, superuser_base};
 
 /// A cluster with the schema and some rows; backups not yet set up.
 pub struct Production {
@@ -146,6 +152,52 @@ impl Drop for Copy {
 }
 
 pub use crate::harness::exec_at as exec;
+
+/// T, a second after the last write, and `mistake` a second after T: returns what a restore to
+/// T must give back (each table's fingerprint at T) and T.
+pub async fn mistake_after_t(
+    url: &DatabaseUrl,
+    mistake: &str,
+) -> (Vec<drill_api::Fingerprint>, DateTime<Utc>) {
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let before = fingerprint(url.expose()).await;
+    let mut conn = PgConnection::connect(url.expose()).await.unwrap();
+    let t: Checked = sqlx::query_scalar("SELECT now()").fetch_one(&mut conn).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    sqlx::raw_sql(AssertSqlSafe(mistake.to_owned())).execute(&mut conn).await.unwrap();
+    conn.close().await.unwrap();
+    assert_ne!(fingerprint(url.expose()).await, before, "the mistake changed something");
+    (before, t.0)
+}
+
+/// Runs `cabinet-db backup --config CONFIG <command> --state-dir STATE <case>` for each case
+/// and asserts a refusal (exit 2) that says the expected words, with neither path created;
+/// returns what each printed on stderr.
+pub fn assert_refused_before_writing(
+    command: &str,
+    config: &Path,
+    state: &Path,
+    env: &[(&str, &str)],
+    cases: Vec<(Vec<String>, &str)>,
+) -> Vec<String> {
+    let mut shown_all = Vec::new();
+    for (args, expected) in cases {
+        let out = binary()
+            .env("DATABASE_URL", "postgres://nobody@127.0.0.1:1/cabinet")
+            .envs(env.iter().copied())
+            .args(["backup", "--config", config.to_str().unwrap(), command, "--state-dir"])
+            .arg(state)
+            .args(&args)
+            .output()
+            .unwrap();
+        let shown = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {shown}");
+        assert!(shown.contains(expected), "{args:?}: expected {expected:?} in {shown}");
+        assert!(!config.exists() && !state.exists(), "{args:?}: something was written");
+        shown_all.push(shown);
+    }
+    shown_all
+}
 
 /// Row count and an order-independent checksum of each of our tables.
 pub async fn fingerprint(url: &str) -> Vec<drill_api::Fingerprint> {

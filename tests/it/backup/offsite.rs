@@ -14,7 +14,7 @@ use cabinet_db::backup::{
 use sqlx::{Connection, PgConnection};
 
 use super::{
-    Copy, Production, exec,
+    Copy, Production, assert_refused_before_writing, exec,
     fake_s3::{FakeS3, contains, passphrase_file},
     fingerprint,
 };
@@ -217,21 +217,9 @@ fn hostile_offsite_options_are_refused_before_anything_is_written() {
         (vec!["--s3-bucket".into(), "bucket".into()], "--s3-endpoint"),
         (vec!["--s3-endpoint".into(), https.into()], "--cipher-pass-file"),
     ];
-    for (args, expected) in cases {
-        let out = binary()
-            .env("DATABASE_URL", "postgres://nobody@127.0.0.1:1/cabinet")
-            .env("AWS_ACCESS_KEY_ID", KEY)
-            .env("AWS_SECRET_ACCESS_KEY", SECRET)
-            .args(["backup", "--config", config.to_str().unwrap(), "setup", "--state-dir"])
-            .arg(&state)
-            .args(&args)
-            .output()
-            .unwrap();
-        let shown = stderr(&out);
-        assert_eq!(out.status.code(), Some(2), "{args:?}: {shown}");
-        assert!(shown.contains(expected), "{args:?}: expected {expected:?} in {shown}");
+    let env = [("AWS_ACCESS_KEY_ID", KEY), ("AWS_SECRET_ACCESS_KEY", SECRET)];
+    for shown in assert_refused_before_writing("setup", &config, &state, &env, cases) {
         assert!(!shown.contains("Zq8vN3xK1pR7tL5wY2cB9mF4hJ6sD0gA") && !shown.contains(SECRET), "{shown}");
-        assert!(!config.exists() && !state.exists(), "{args:?}: something was written");
     }
     // No credentials in the environment: named, nothing written.
     let out = binary()

@@ -8,7 +8,7 @@ use cabinet_db::backup::{
 };
 use sqlx::{Connection, PgConnection};
 
-use super::{Copy, Production, archived_wal, exec, fingerprint};
+use super::{Copy, Production, archived_wal, exec, fingerprint, mistake_after_t};
 
 #[tokio::test]
 async fn a_restore_reaches_the_second_before_the_mistake_and_nothing_after() {
@@ -46,25 +46,18 @@ async fn a_restore_reaches_the_second_before_the_mistake_and_nothing_after() {
     assert_eq!(full.kind, "full");
 
     // Act: note T (after the second the backup ended in), then the mistake a second later.
-    tokio::time::sleep(Duration::from_millis(1100)).await;
-    let before = fingerprint(production.url.expose()).await;
-    let mut conn = PgConnection::connect(production.url.expose()).await.unwrap();
-    let t: cabinet_db::models::timestamps::Checked =
-        sqlx::query_scalar("SELECT now()").fetch_one(&mut conn).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(1100)).await;
-    sqlx::raw_sql("DELETE FROM sites; UPDATE users SET email = NULL WHERE user_id < 'user-3'")
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    conn.close().await.unwrap();
-    assert_ne!(fingerprint(production.url.expose()).await, before);
+    let (before, t) = mistake_after_t(
+        &production.url,
+        "DELETE FROM sites; UPDATE users SET email = NULL WHERE user_id < 'user-3'",
+    )
+    .await;
     let repo = production.cluster.root.join("backup/repo");
     let target_dir = production.cluster.root.join("copy");
     let options = RestoreOptions {
         config_path: production.config.clone(),
         target_dir: target_dir.clone(),
         port: None,
-        target: Target::Time(t.0),
+        target: Target::Time(t),
         repo: None,
         live: Some(production.url.clone()),
         database: "cabinet".to_owned(),
@@ -112,10 +105,10 @@ async fn a_restore_reaches_the_second_before_the_mistake_and_nothing_after() {
     }
 
     // In place: refused while the server runs; with it stopped, the server itself goes back to T.
-    let running = restore::restore_in_place(&production.config, &Target::Time(t.0), None).unwrap_err();
+    let running = restore::restore_in_place(&production.config, &Target::Time(t), None).unwrap_err();
     assert!(matches!(running, BackupError::Restore(RestoreError::ServerRunning { .. })), "{running}");
     production.cluster.stop("fast").unwrap();
-    restore::restore_in_place(&production.config, &Target::Time(t.0), None).unwrap();
+    restore::restore_in_place(&production.config, &Target::Time(t), None).unwrap();
     production.cluster.start().unwrap();
     let mut promoted = false;
     for _ in 0..100 {

@@ -20,12 +20,13 @@ use cabinet_db::{
     },
     local_cluster::RunAs,
 };
-use sqlx::{Connection, PgConnection};
 
-use super::{Copy, Production, archived_wal, exec, fingerprint};
+use super::{
+    Copy, Production, archived_wal, assert_refused_before_writing, exec, fingerprint, mistake_after_t,
+};
 use crate::{
     harness::{stderr, stdout},
-    netns::{in_netns, sh, sweep_leftovers},
+    netns::{add_namespaces, in_netns, sh},
 };
 
 const DB_IP: &str = "100.101.104.1";
@@ -41,17 +42,9 @@ struct Pair {
 
 impl Pair {
     fn create() -> Pair {
-        assert!(
-            nix::unistd::geteuid().is_root(),
-            "the repository-host test needs root for its network namespaces (CI runs as root); run scripts/test as root"
-        );
-        sweep_leftovers();
+        let [db, repo] = add_namespaces("the repository-host test", ["bdb", "brp"]);
+        let pair = Pair { db, repo };
         let pid = std::process::id();
-        let pair = Pair { db: format!("cdb{pid}-bdb"), repo: format!("cdb{pid}-brp") };
-        for name in [&pair.db, &pair.repo] {
-            sh(&["ip", "netns", "add", name]);
-            sh(&["ip", "-n", name, "link", "set", "lo", "up"]);
-        }
         let (db_dev, repo_dev) = (format!("bdb{pid}"), format!("brp{pid}"));
         sh(&[
             "ip", "link", "add", &db_dev, "netns", &pair.db, "type", "veth", "peer", "name", &repo_dev,
@@ -241,20 +234,13 @@ fn a_second_host_keeps_the_backups_over_tls_and_admits_no_one_else() {
         assert!(verified.status.success(), "{}{}", stdout(&verified), stderr(&verified));
 
         // A point in time, restored on the database host from the repository host.
-        tokio::time::sleep(Duration::from_millis(1100)).await;
-        let before = fingerprint(production.url.expose()).await;
-        let mut conn = PgConnection::connect(production.url.expose()).await.unwrap();
-        let t: cabinet_db::models::timestamps::Checked =
-            sqlx::query_scalar("SELECT now()").fetch_one(&mut conn).await.unwrap();
-        tokio::time::sleep(Duration::from_millis(1100)).await;
-        sqlx::raw_sql("DELETE FROM sites").execute(&mut conn).await.unwrap();
-        conn.close().await.unwrap();
+        let (before, t) = mistake_after_t(&production.url, "DELETE FROM sites").await;
         exec(production.url.expose(), "SELECT pg_switch_wal()").await;
         let report = restore::restore(&RestoreOptions {
             config_path: production.config.clone(),
             target_dir: root.join("copy"),
             port: None,
-            target: Target::Time(t.0),
+            target: Target::Time(t),
             repo: None,
             live: Some(production.url.clone()),
             database: "cabinet".to_owned(),
@@ -382,19 +368,7 @@ fn hostile_repository_host_options_are_refused_before_anything_is_written() {
         (with(&["--repo-host", "repo"], vec![]), "--tls-ca"),
         (with(&[], tls(tailnet, &good.key)), "give --repo-host too"),
     ];
-    for (args, expected) in setup_cases {
-        let out = Command::new(env!("CARGO_BIN_EXE_cabinet-db"))
-            .env("DATABASE_URL", "postgres://nobody@127.0.0.1:1/cabinet")
-            .args(["backup", "--config", config.to_str().unwrap(), "setup", "--state-dir"])
-            .arg(&state)
-            .args(&args)
-            .output()
-            .unwrap();
-        let shown = stderr(&out);
-        assert_eq!(out.status.code(), Some(2), "{args:?}: {shown}");
-        assert!(shown.contains(expected), "{args:?}: expected {expected:?} in {shown}");
-        assert!(!config.exists() && !state.exists(), "{args:?}: something was written");
-    }
+    assert_refused_before_writing("setup", &config, &state, &[], setup_cases);
     let repo_host_cases: Vec<(Vec<String>, &str)> = vec![
         (with(&["--db-host", "db host"], tls(tailnet, &good.key)), "not a host name"),
         (
@@ -412,26 +386,7 @@ fn hostile_repository_host_options_are_refused_before_anything_is_written() {
         (with(&["--db-host", "db"], tls("::", &good.key)), "tailnet address"),
         (with(&["--db-host", "db"], vec![]), "needs --tls-ca"),
     ];
-    for (args, expected) in repo_host_cases {
-        let out = cabinet_db(
-            &[
-                &[
-                    "backup",
-                    "--config",
-                    config.to_str().unwrap(),
-                    "setup-repo-host",
-                    "--state-dir",
-                    state.to_str().unwrap(),
-                ][..],
-                &args.iter().map(String::as_str).collect::<Vec<_>>(),
-            ]
-            .concat(),
-        );
-        let shown = stderr(&out);
-        assert_eq!(out.status.code(), Some(2), "{args:?}: {shown}");
-        assert!(shown.contains(expected), "{args:?}: expected {expected:?} in {shown}");
-        assert!(!config.exists() && !state.exists(), "{args:?}: something was written");
-    }
+    assert_refused_before_writing("setup-repo-host", &config, &state, &[], repo_host_cases);
     // A second certificate for the same host is refused; the first stays.
     let before = std::fs::read(&good.cert).unwrap();
     let again = cabinet_db(&["backup", "certs", "--dir", pki.to_str().unwrap(), "--host", "repo.example"]);
