@@ -96,6 +96,16 @@ impl BackupConfig {
         }
     }
 
+    /// Repository `n` (1-based, as in `repo1-…`).
+    pub fn repo(&self, n: u32) -> Option<&Repo> {
+        n.checked_sub(1).and_then(|i| self.repos.get(i as usize))
+    }
+
+    /// Repository `n` is on another host (reached through its `pgbackrest server`).
+    pub fn is_remote(&self, n: u32) -> bool {
+        matches!(self.repo(n), Some(Repo::Remote { .. }))
+    }
+
     /// The offsite repository and its number, when there is one.
     pub fn offsite(&self) -> Option<(usize, &S3Repo)> {
         self.repos.iter().enumerate().find_map(|(i, r)| match r {

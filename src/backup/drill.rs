@@ -104,7 +104,7 @@ pub async fn drill(options: &DrillOptions) -> Result<DrillRecord, BackupError> {
 
     // With the repository on another host, `backup verify` runs there; the restore below
     // still checks every file it copies against the checksum pgBackRest stored for it.
-    if config.repo_host().is_none() {
+    if !config.is_remote(repo) {
         let verified = verify::verify(&options.config_path, Some(repo))?;
         if !verified.ok {
             record.problems.extend(verified.repos.iter().flat_map(|r| r.problems()));

@@ -21,7 +21,7 @@ use super::{
     pgbackrest::PgBackRest,
     repository::{Repo, check_config_path},
     server::run_as_owner,
-    setup::{prepare_directories, write_config},
+    setup::{Offsite, add_offsite, keeps_the_offsite, prepare_directories, write_config},
     tls::{TlsOptions, check_host},
 };
 use crate::local_cluster::RunAs;
@@ -44,13 +44,19 @@ pub struct RepoHostOptions {
     pub os_user: String,
     pub tls: TlsOptions,
     pub io_timeout: Option<u32>,
+    /// The offsite bucket, as on the database host (the same passphrase): backups taken here
+    /// go into it too.
+    pub offsite: Option<Offsite>,
+    /// Let this run drop an offsite repository the existing configuration has.
+    pub remove_offsite: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub struct RepoHostReport {
     pub config: PathBuf,
     pub pgbackrest_version: String,
-    pub repo: String,
+    /// Each repository, described (`repo1`, and the offsite `repo2`).
+    pub repos: Vec<String>,
     /// `stanza-create` and `check` passed from here: WAL arrives, backups can be taken.
     pub checked: bool,
     /// Why not, when not: usually the database host is not set up yet.
@@ -78,23 +84,26 @@ pub fn setup_repo_host(options: &RepoHostOptions) -> Result<RepoHostReport, Back
         });
     }
     options.tls.check()?;
+    keeps_the_offsite(&options.config_path, options.offsite.is_some(), options.remove_offsite)?;
     let run_as = os_user(&options.os_user)?;
     let pgbackrest = PgBackRest::new(&options.config_path, run_as.clone())?;
     let (_, version_text) = pgbackrest.version()?;
 
+    let mut repos = vec![Repo::Posix { path: options.repo.clone() }];
+    let repo_secrets = add_offsite(&mut repos, options.offsite.as_ref());
     let mut config = BackupConfig::with_pg(
         options.pg_path.clone(),
         options.pg_port,
         options.pg_socket.clone(),
         options.pg_user.clone(),
         options.state_dir.clone(),
-        vec![Repo::Posix { path: options.repo.clone() }],
+        repos,
     );
     config.io_timeout = options.io_timeout;
     config.tls = Some(options.tls.link(&options.config_path, &options.db_host));
     config.pg_remote = true;
     write_config(&options.config_path, &config, &run_as)?;
-    super::secrets::write(&options.config_path, &[], &run_as)?;
+    super::secrets::write(&options.config_path, &repo_secrets, &run_as)?;
     options.tls.files.install(&options.config_path, &run_as)?;
     prepare_directories(&config, &run_as)?;
 
@@ -121,7 +130,7 @@ pub fn setup_repo_host(options: &RepoHostOptions) -> Result<RepoHostReport, Back
     Ok(RepoHostReport {
         config: options.config_path.clone(),
         pgbackrest_version: version_text,
-        repo: config.repos[0].describe(),
+        repos: config.repos.iter().map(Repo::describe).collect(),
         checked: not_checked_because.is_none(),
         not_checked_because,
     })

@@ -97,7 +97,7 @@ pub struct SetupReport {
 /// Sets up backups of the server behind `url` (a superuser connection on the database host).
 pub async fn setup(url: &DatabaseUrl, options: &SetupOptions) -> Result<SetupReport, BackupError> {
     check_paths(options)?;
-    keeps_the_offsite(options)?;
+    keeps_the_offsite(&options.config_path, options.offsite.is_some(), options.remove_offsite)?;
     let mut conn = db::connect(url, "cabinet-db backup").await?;
     let server = Server::inspect(&mut conn).await?;
     for (what, path) in
@@ -118,15 +118,7 @@ pub async fn setup(url: &DatabaseUrl, options: &SetupOptions) -> Result<SetupRep
     }
 
     let mut repos = vec![options.local.clone()];
-    let mut repo_secrets = Vec::new();
-    if let Some(offsite) = &options.offsite {
-        repos.push(Repo::S3(offsite.repo.clone()));
-        repo_secrets.push(RepoSecrets {
-            repo: repos.len(),
-            s3: Some(offsite.credentials.clone()),
-            cipher_pass: Some(offsite.cipher_pass.clone()),
-        });
-    }
+    let repo_secrets = add_offsite(&mut repos, options.offsite.as_ref());
     let mut config = BackupConfig::for_server(&server, options.state_dir.clone(), repos);
     if let Some(queue) = &options.archive_queue_max {
         config.archive_queue_max = queue.clone();
@@ -185,11 +177,6 @@ fn check_paths(options: &SetupOptions) -> Result<(), BackupError> {
                 ));
             };
             tls.check()?;
-            if options.offsite.is_some() {
-                return Err(BackupError::Config(
-                    "an offsite bucket together with a repository host is not supported yet: the backups run on the repository host, which would need the bucket too. Set up one or the other. Nothing was changed".to_owned(),
-                ));
-            }
         }
         Repo::S3(_) => {
             return Err(BackupError::Config(
@@ -204,20 +191,35 @@ fn check_paths(options: &SetupOptions) -> Result<(), BackupError> {
 }
 
 /// A rerun without the offsite options must not silently stop the offsite copies.
-fn keeps_the_offsite(options: &SetupOptions) -> Result<(), BackupError> {
-    if options.offsite.is_some() || options.remove_offsite {
+pub(super) fn keeps_the_offsite(
+    config_path: &Path,
+    offsite_given: bool,
+    remove: bool,
+) -> Result<(), BackupError> {
+    if offsite_given || remove {
         return Ok(());
     }
-    match BackupConfig::read(&options.config_path) {
+    match BackupConfig::read(config_path) {
         Ok(existing) => match existing.offsite() {
             Some((n, s3)) => Err(BackupError::Config(format!(
                 "{} has an offsite repository (repo{n}: {s3}); give the same --s3-… options and --cipher-pass-file to keep it, or --remove-offsite to stop copying offsite. Nothing was changed",
-                options.config_path.display()
+                config_path.display()
             ))),
             None => Ok(()),
         },
         Err(_) => Ok(()),
     }
+}
+
+/// The offsite repository's lines and secrets, when there is one: it is `repo2`.
+pub(super) fn add_offsite(repos: &mut Vec<Repo>, offsite: Option<&Offsite>) -> Vec<RepoSecrets> {
+    let Some(offsite) = offsite else { return Vec::new() };
+    repos.push(Repo::S3(offsite.repo.clone()));
+    vec![RepoSecrets {
+        repo: repos.len(),
+        s3: Some(offsite.credentials.clone()),
+        cipher_pass: Some(offsite.cipher_pass.clone()),
+    }]
 }
 
 /// The state directories and each local repository, owned by the server's user.

@@ -4,7 +4,12 @@ use clap::Args as ClapArgs;
 
 use crate::{
     backup::repo_host::{self, RepoHostOptions},
-    cli::{Outcome, backup::TlsArgs, output, output::outln},
+    cli::{
+        Outcome,
+        backup::{TlsArgs, setup::OffsiteArgs},
+        output,
+        output::outln,
+    },
 };
 
 #[derive(Debug, ClapArgs)]
@@ -45,6 +50,9 @@ pub struct Args {
     pub io_timeout: Option<u32>,
     #[command(flatten)]
     pub tls: TlsArgs,
+    /// The same offsite bucket and passphrase as on the database host.
+    #[command(flatten)]
+    pub offsite: OffsiteArgs,
 }
 
 /// Exit 0 when the chain is checked from here; 1 when it is written but not yet checked.
@@ -66,12 +74,16 @@ pub async fn run(args: Args, config: &Path, json: bool) -> anyhow::Result<Outcom
         os_user: args.os_user,
         tls,
         io_timeout: args.io_timeout,
+        offsite: args.offsite.offsite()?,
+        remove_offsite: args.offsite.remove_offsite,
     })?;
     if json {
         output::print_json(&report)?;
     } else {
         outln!("wrote {} ({})", report.config.display(), report.pgbackrest_version)?;
-        outln!("repo1: {}", report.repo)?;
+        for (n, repo) in report.repos.iter().enumerate() {
+            outln!("repo{}: {repo}", n + 1)?;
+        }
         match &report.not_checked_because {
             None => outln!(
                 "checked from here: WAL from {} arrives and backups can be taken; take the first with cabinet-db backup run --type full",

@@ -70,7 +70,7 @@ pub struct OffsiteArgs {
 }
 
 impl OffsiteArgs {
-    fn offsite(&self) -> anyhow::Result<Option<Offsite>> {
+    pub(super) fn offsite(&self) -> anyhow::Result<Option<Offsite>> {
         let (Some(endpoint), Some(bucket), Some(region), Some(pass_file)) =
             (&self.s3_endpoint, &self.s3_bucket, &self.s3_region, &self.cipher_pass_file)
         else {

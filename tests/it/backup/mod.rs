@@ -7,10 +7,10 @@
 /// Restores, drills and the audit's backup checks against a damaged repository.
 mod drill;
 /// A local S3 service for the offsite repository: moto behind stunnel's TLS.
-mod fake_s3;
+pub mod fake_s3;
 /// The offsite repository: encrypted in the bucket, restorable, hostile options refused, and
 /// what happens while it is unreachable.
-mod offsite;
+pub mod offsite;
 /// Point in time to the second, and the host that dies.
 mod pitr;
 /// A repository on a second host, over pgBackRest's TLS server, in network namespaces.

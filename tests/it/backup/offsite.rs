@@ -20,11 +20,21 @@ use super::{
 };
 use crate::harness::{binary, stderr, stdout};
 
-const KEY: &str = "test-access-key";
-const SECRET: &str = "test-secret-key-do-not-print";
+pub const KEY: &str = "test-access-key";
+pub const SECRET: &str = "test-secret-key-do-not-print";
 
 /// Production's options with the fake service as the offsite repository.
-fn with_offsite(production: &Production, s3: &FakeS3, pass_file: &Path) -> SetupOptions {
+pub fn with_offsite(production: &Production, s3: &FakeS3, pass_file: &Path) -> SetupOptions {
+    SetupOptions {
+        offsite: Some(offsite_of(s3, pass_file)),
+        // Tests wait for attempts against a dead service: let each give up after a second.
+        io_timeout: Some(1),
+        ..production.options()
+    }
+}
+
+/// The fake service as an offsite repository, encrypted with the passphrase in `pass_file`.
+pub fn offsite_of(s3: &FakeS3, pass_file: &Path) -> Offsite {
     let repo = S3Repo::from_options(&S3Options {
         endpoint: s3.endpoint(),
         bucket: s3.bucket.clone(),
@@ -34,15 +44,10 @@ fn with_offsite(production: &Production, s3: &FakeS3, pass_file: &Path) -> Setup
         ca_file: Some(s3.ca_file()),
     })
     .unwrap();
-    SetupOptions {
-        offsite: Some(Offsite {
-            repo,
-            credentials: S3Credentials::new(KEY, SECRET).unwrap(),
-            cipher_pass: CipherPass::from_file(pass_file).unwrap(),
-        }),
-        // Tests wait for attempts against a dead service: let each give up after a second.
-        io_timeout: Some(1),
-        ..production.options()
+    Offsite {
+        repo,
+        credentials: S3Credentials::new(KEY, SECRET).unwrap(),
+        cipher_pass: CipherPass::from_file(pass_file).unwrap(),
     }
 }
 

@@ -22,7 +22,10 @@ use cabinet_db::{
 };
 
 use super::{
-    Copy, Production, archived_wal, assert_refused_before_writing, exec, fingerprint, mistake_after_t,
+    Copy, Production, archived_wal, assert_refused_before_writing, exec,
+    fake_s3::{FakeS3, passphrase_file},
+    fingerprint, mistake_after_t,
+    offsite::{KEY, SECRET, offsite_of},
 };
 use crate::{
     harness::{stderr, stdout},
@@ -64,6 +67,29 @@ impl Drop for Pair {
             let _ = Command::new("ip").args(["netns", "del", name]).output();
         }
     }
+}
+
+/// Makes `127.0.0.1:port` inside namespace `ns` reach the same port on the test's own
+/// loopback (where the fake S3 service listens), as one service reachable from both hosts.
+fn forward_into(ns: &str, port: u16) {
+    let listener = in_netns(ns, async move || std::net::TcpListener::bind(("127.0.0.1", port)).unwrap());
+    // Spawned from the test's thread, so connects go out on its loopback.
+    std::thread::spawn(move || {
+        for client in listener.incoming().flatten() {
+            let Ok(upstream) = std::net::TcpStream::connect(("127.0.0.1", port)) else { continue };
+            // Small requests must not wait for delayed ACKs (40 ms each, thousands of them).
+            let _ = (client.set_nodelay(true), upstream.set_nodelay(true));
+            let (client_back, upstream_back) = (client.try_clone().unwrap(), upstream.try_clone().unwrap());
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut &client, &mut &upstream);
+                let _ = upstream.shutdown(std::net::Shutdown::Write);
+            });
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut &upstream_back, &mut &client_back);
+                let _ = client_back.shutdown(std::net::Shutdown::Write);
+            });
+        }
+    });
 }
 
 /// A `pgbackrest server`, stopped when the test ends.
@@ -110,6 +136,28 @@ fn issue(pki: &Path, host: &str) -> TlsFiles {
 fn a_second_host_keeps_the_backups_over_tls_and_admits_no_one_else() {
     let pair = Pair::create();
     let repo_ns = pair.repo.clone();
+    // The offsite bucket, reachable from both hosts at https://localhost:<port> as on loopback.
+    let s3 = FakeS3::start("repo-host-offsite");
+    for ns in [&pair.db, &pair.repo] {
+        forward_into(ns, s3.https_port);
+    }
+    let secrets_dir = tempfile::tempdir().unwrap();
+    let pass_file = passphrase_file(secrets_dir.path());
+    let offsite = offsite_of(&s3, &pass_file);
+    let s3_args = [
+        "--s3-endpoint".to_owned(),
+        s3.endpoint(),
+        "--s3-bucket".to_owned(),
+        s3.bucket.clone(),
+        "--s3-region".to_owned(),
+        "us-east-1".to_owned(),
+        "--s3-uri-style".to_owned(),
+        "path".to_owned(),
+        "--s3-ca-file".to_owned(),
+        s3.ca_file().display().to_string(),
+        "--cipher-pass-file".to_owned(),
+        pass_file.display().to_string(),
+    ];
     in_netns(&pair.db.clone(), async move || {
         // Arrange: a database host with rows, certificates for both hosts from one CA.
         let production = Production::start("backup-repo-host").await;
@@ -124,6 +172,7 @@ fn a_second_host_keeps_the_backups_over_tls_and_admits_no_one_else() {
         let options = SetupOptions {
             local: Repo::Remote { host: REPO_IP.to_owned(), path: repo_dir.clone() },
             tls: Some(TlsOptions { files: db_tls.clone(), listen: DB_IP.to_owned(), port: TLS_PORT }),
+            offsite: Some(offsite),
             ..production.options()
         };
         if production.server_major() > 15 {
@@ -168,12 +217,22 @@ fn a_second_host_keeps_the_backups_over_tls_and_admits_no_one_else() {
             &TLS_PORT.to_string(),
         ]
         .map(str::to_owned)
-        .to_vec();
+        .into_iter()
+        // The same bucket and passphrase as the database host: backups go there too.
+        .chain(s3_args)
+        .collect();
         let on_repo_host = {
             let (ns, args) = (repo_ns.clone(), repo_host_args.clone());
             move || {
                 let (ns, args) = (ns.clone(), args.clone());
-                in_netns(&ns, async move || cabinet_db(&args.iter().map(String::as_str).collect::<Vec<_>>()))
+                in_netns(&ns, async move || {
+                    Command::new(env!("CARGO_BIN_EXE_cabinet-db"))
+                        .env("AWS_ACCESS_KEY_ID", KEY)
+                        .env("AWS_SECRET_ACCESS_KEY", SECRET)
+                        .args(&args)
+                        .output()
+                        .unwrap()
+                })
             }
         };
         let first = on_repo_host();
@@ -207,6 +266,8 @@ fn a_second_host_keeps_the_backups_over_tls_and_admits_no_one_else() {
             cabinet_db(&["backup", "--config", &repo_config_arg, "run", "--type", "full", "--json"])
         });
         assert!(backup.status.success(), "{}", stderr(&backup));
+        let sets: Vec<serde_json::Value> = serde_json::from_str(&stdout(&backup)).unwrap();
+        assert_eq!(sets.len(), 2, "into the repository host and the bucket: {sets:?}");
         // The database host cannot take one (pgBackRest backs up only on the repository host)
         // and says where to; it lists what the repository host holds.
         let refused = production.backup(&["run"]);
@@ -219,8 +280,10 @@ fn a_second_host_keeps_the_backups_over_tls_and_admits_no_one_else() {
         let listed = production.backup(&["list", "--json"]);
         assert!(listed.status.success(), "{}", stderr(&listed));
         assert!(stdout(&listed).contains("\"full\""), "{}", stdout(&listed));
-        // verify runs where the repository is (pgBackRest 2.45's crashes through the server).
-        let elsewhere = production.backup(&["verify"]);
+        // verify runs where the repository is (pgBackRest 2.45's crashes through the server);
+        // the bucket, which this host reaches directly, it verifies from here (the offsite
+        // drill below does).
+        let elsewhere = production.backup(&["verify", "--repo", "1"]);
         assert!(!elsewhere.status.success());
         assert!(
             stderr(&elsewhere)
@@ -250,7 +313,10 @@ fn a_second_host_keeps_the_backups_over_tls_and_admits_no_one_else() {
         let _copy = Copy::of(&production, &report.data_dir);
         assert_eq!(fingerprint(report.url.expose()).await, before, "every row as at T");
 
-        // The drill restores through the repository host too, and the audit is satisfied.
+        // The drill restores through the repository host, and from the bucket (verified from
+        // here: it is reachable directly), and the audit is satisfied.
+        let offsite_drill = production.backup(&["drill", "--repo", "2"]);
+        assert!(offsite_drill.status.success(), "{}{}", stdout(&offsite_drill), stderr(&offsite_drill));
         let drill = production.backup(&["drill"]);
         assert!(
             drill.status.success(),
@@ -295,8 +361,13 @@ fn fetch_wal_as(production: &Production, files: &TlsFiles, dir: &Path, wal: &str
     }
     let own = TlsFiles::installed(&production.config);
     let config = dir.join("pgbackrest.conf");
+    // Only the link to the repository host (not the bucket, which needs its own secrets).
     let text = std::fs::read_to_string(&production.config)
         .unwrap()
+        .lines()
+        .filter(|line| !line.starts_with("repo2-"))
+        .map(|line| format!("{line}\n"))
+        .collect::<String>()
         .replace(
             &format!("repo1-host-cert-file={}", own.cert.display()),
             &format!("repo1-host-cert-file={}", cert.display()),
