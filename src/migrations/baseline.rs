@@ -22,6 +22,10 @@ use super::{
 };
 use crate::{
     db::{self, DatabaseUrl},
+    models::{
+        history,
+        schema::{self, TableKind},
+    },
     schema_diff::{self, Difference},
 };
 
@@ -126,8 +130,14 @@ async fn convert_alembic_schema(
     options: &BaselineOptions,
     report: &mut BaselineReport,
 ) -> Result<(), BaselineError> {
+    // The history is ours to create (SQLAlchemy's models never had it); the records are not.
+    let is_record = |table: &str| schema::table(table).is_none_or(|t| t.kind == TableKind::Record);
     let missing: Vec<String> = differences
         .iter()
+        .filter(|d| match d {
+            Difference::MissingTable { table } | Difference::MissingColumn { table, .. } => is_record(table),
+            _ => true,
+        })
         .filter_map(|d| match d {
             Difference::MissingTable { table } => Some(format!("table {table} is missing")),
             Difference::MissingColumn { table, column } => {
@@ -161,9 +171,14 @@ async fn convert_alembic_schema(
     }
     let conversions: Vec<Difference> =
         differences.iter().filter(|d| !matches!(d, Difference::UnexpectedTable { .. })).cloned().collect();
-    let sql = schema_diff::to_sql(&conversions, &options.assume_timezone);
-    let mut statements: Vec<String> =
-        sql.split_inclusive(";\n").map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect();
+    let mut statements: Vec<String> = schema_diff::to_steps(&conversions, &options.assume_timezone)
+        .iter()
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .collect();
+    if differences.iter().any(|d| matches!(d, Difference::MissingTable { table } if !is_record(table))) {
+        statements.push(history::BACKFILL_SQL.to_owned());
+    }
     statements.push(format!("DROP TABLE {ALEMBIC_VERSION_TABLE};"));
     for statement in &statements {
         if let Err(source) = sqlx::raw_sql(AssertSqlSafe(statement.clone())).execute(&mut *conn).await {

@@ -6,7 +6,9 @@
 
 /// Which characters identifiers and e-mail addresses may hold, for Rust and SQL alike.
 pub mod characters;
-/// The declarative schema: tables, columns, constraints, indexes.
+/// The change history: its tables, the trigger functions that write it, their triggers.
+pub mod history;
+/// The declarative schema: tables, columns, constraints, indexes, triggers, functions.
 pub mod schema;
 /// A row of `sites`.
 pub mod site;

@@ -14,9 +14,53 @@ use super::characters::{invisible_or_control_class, white_space_class};
 #[derive(Debug, Clone, Copy)]
 pub struct TableDef {
     pub name: &'static str,
+    pub kind: TableKind,
     pub columns: &'static [ColumnDef],
     pub constraints: &'static [ConstraintDef],
     pub indexes: &'static [IndexDef],
+    pub triggers: &'static [TriggerDef],
+}
+
+/// What a table holds, which decides who may write it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TableKind {
+    /// The records this database is the source of truth for: `sites`, `users`.
+    Record,
+    /// Their change history, written only by the history triggers (append-only).
+    History,
+}
+
+/// A trigger on its table; `definition` is `CREATE TRIGGER …` with `{table}` and `{schema}`
+/// (the qualifier of the table and of its function) left to fill in.
+#[derive(Debug, Clone, Copy)]
+pub struct TriggerDef {
+    pub name: &'static str,
+    pub definition: &'static str,
+}
+
+/// A function of the schema (the history's trigger functions); `definition` is `CREATE
+/// FUNCTION {schema}name() …`, its body exactly as the migration writes it (PostgreSQL keeps
+/// bodies verbatim, so drift compares them as text).
+#[derive(Debug, Clone, Copy)]
+pub struct FunctionDef {
+    pub name: &'static str,
+    pub definition: &'static str,
+}
+
+impl TriggerDef {
+    /// The statement, for a table and function in `qualifier` (`""` or `pg_temp.`).
+    pub fn create_sql(&self, table: &str, qualifier: &str) -> String {
+        format!(
+            "{};\n",
+            self.definition.replace("{table}", &format!("{qualifier}{table}")).replace("{schema}", qualifier)
+        )
+    }
+}
+
+impl FunctionDef {
+    pub fn create_sql(&self, qualifier: &str) -> String {
+        format!("{};\n", self.definition.replace("{schema}", qualifier))
+    }
 }
 
 /// A column: its SQL type as written in DDL, nullability and default expression.
@@ -101,6 +145,8 @@ const fn required_with_default(
 
 pub const SITES: TableDef = TableDef {
     name: "sites",
+    kind: TableKind::Record,
+    triggers: super::history::SITES_TRIGGERS,
     columns: &[
         required("site_id", "text"),
         required("domain", "text"),
@@ -159,6 +205,8 @@ pub const SITES: TableDef = TableDef {
 
 pub const USERS: TableDef = TableDef {
     name: "users",
+    kind: TableKind::Record,
+    triggers: super::history::USERS_TRIGGERS,
     columns: &[
         required("user_id", "text"),
         column("email", "text"),
@@ -215,7 +263,10 @@ pub const USERS: TableDef = TableDef {
 };
 
 /// Every table the application owns, in creation order.
-pub const TABLES: &[TableDef] = &[SITES, USERS];
+pub const TABLES: &[TableDef] = &[SITES, USERS, super::history::SITES_HISTORY, super::history::USERS_HISTORY];
+
+/// Every function of the schema, created before the tables whose triggers call them.
+pub const FUNCTIONS: &[FunctionDef] = super::history::FUNCTIONS;
 
 /// The table where the migration runner records what it applied. It lives beside the
 /// application tables but is not part of the model.
@@ -243,11 +294,14 @@ impl TableDef {
         )
     }
 
-    /// The table and its indexes, as a migration would create them.
+    /// The table, its indexes and its triggers, as a migration would create them.
     pub fn create_sql(&self, qualifier: &str) -> String {
         let mut sql = self.create_table_sql(qualifier);
         for index in self.indexes {
             sql.push_str(&self.create_index_sql(index, qualifier));
+        }
+        for trigger in self.triggers {
+            sql.push_str(&trigger.create_sql(self.name, qualifier));
         }
         sql
     }
@@ -268,9 +322,18 @@ impl ColumnDef {
     }
 }
 
-/// The model's SQL for the whole schema, in creation order.
+/// The model's SQL for the whole schema, in creation order: functions, then tables.
 pub fn create_all_sql() -> String {
-    TABLES.iter().map(|t| t.create_sql("")).collect::<Vec<_>>().join("\n")
+    FUNCTIONS
+        .iter()
+        .map(|f| f.create_sql(""))
+        .chain(TABLES.iter().map(|t| t.create_sql("")))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+pub fn function(name: &str) -> Option<&'static FunctionDef> {
+    FUNCTIONS.iter().find(|f| f.name == name)
 }
 
 pub fn table(name: &str) -> Option<&'static TableDef> {

@@ -11,6 +11,7 @@ use super::{
 use crate::{
     compat,
     db::{self, DatabaseUrl, quote_ident, quote_literal},
+    models::schema::FUNCTIONS,
 };
 
 /// Serialises concurrent `roles apply` runs against one database ("cabdrole").
@@ -148,6 +149,19 @@ async fn apply_in(
                 execute(conn, &format!("GRANT {} ON {qualified} TO {grantee}", privileges.join(", ")))
                     .await?;
             }
+        }
+    }
+    // The history's trigger functions run with their owner's rights: the owner's, never the
+    // migrating superuser's, and callable by no one directly (triggers need no EXECUTE).
+    for function in FUNCTIONS {
+        let signature = format!("public.{}()", quote_ident(function.name));
+        let exists: bool = sqlx::query_scalar("SELECT to_regprocedure($1) IS NOT NULL")
+            .bind(&signature)
+            .fetch_one(&mut *conn)
+            .await?;
+        if exists {
+            execute(conn, &format!("ALTER FUNCTION {signature} OWNER TO {owner}")).await?;
+            execute(conn, &format!("REVOKE ALL ON FUNCTION {signature} FROM PUBLIC, {admin}, {n8n}")).await?;
         }
     }
     Ok(())

@@ -3,7 +3,7 @@
 //! | role | login | may |
 //! |---|---|---|
 //! | `<prefix>owner` | no | own the schema objects; migrations `SET ROLE` to it |
-//! | `<prefix>admin` | yes | SELECT, INSERT, UPDATE, DELETE on `sites` and `users`; SELECT on the migration ledger |
+//! | `<prefix>admin` | yes | SELECT, INSERT, UPDATE, DELETE on `sites` and `users`; SELECT on their history and the migration ledger |
 //! | `<prefix>n8n` | yes | SELECT on `sites` |
 //!
 //! None is superuser, CREATEDB, CREATEROLE, REPLICATION or BYPASSRLS, or a member of any other
@@ -22,7 +22,7 @@ pub mod scram;
 
 use serde::Serialize;
 
-use crate::models::schema::{MIGRATIONS_TABLE, TABLES};
+use crate::models::schema::{MIGRATIONS_TABLE, TABLES, TableKind};
 
 /// The prefix in production and in the development database.
 pub const DEFAULT_ROLE_PREFIX: &str = "cabinet_";
@@ -94,10 +94,12 @@ impl RoleKind {
 
     /// What this role may do to `table` (the owner owns it instead).
     pub fn table_privileges(self, table: &str) -> &'static [&'static str] {
-        let is_model_table = TABLES.iter().any(|t| t.name == table);
+        let kind = TABLES.iter().find(|t| t.name == table).map(|t| t.kind);
         match self {
             RoleKind::Owner => &[],
-            RoleKind::Admin if is_model_table => ADMIN_PRIVILEGES,
+            RoleKind::Admin if kind == Some(TableKind::Record) => ADMIN_PRIVILEGES,
+            // The history is read, never written, by anyone but its triggers.
+            RoleKind::Admin if kind == Some(TableKind::History) => READ_ONLY,
             // The admin panel shows the migration status (`migrate status` as cabinet_admin).
             RoleKind::Admin if table == MIGRATIONS_TABLE => READ_ONLY,
             RoleKind::N8n if table == "sites" => READ_ONLY,

@@ -9,25 +9,112 @@ use crate::{db::quote_literal, models::schema};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Difference {
-    MissingTable { table: String },
-    UnexpectedTable { table: String },
-    MissingColumn { table: String, column: String },
-    UnexpectedColumn { table: String, column: String, data_type: String },
-    ColumnType { table: String, column: String, expected: String, actual: String },
-    Nullability { table: String, column: String, expected_not_null: bool },
-    Default { table: String, column: String, expected: Option<String>, actual: Option<String> },
-    MissingConstraint { table: String, name: String, definition: String },
-    UnexpectedConstraint { table: String, name: String, definition: String },
-    ConstraintDefinition { table: String, name: String, expected: String, actual: String },
-    MissingIndex { table: String, name: String, definition: String },
-    UnexpectedIndex { table: String, name: String, definition: String },
-    IndexDefinition { table: String, name: String, expected: String, actual: String },
-    MissingTrigger { table: String, name: String, definition: String },
-    UnexpectedTrigger { table: String, name: String, definition: String },
-    TriggerDefinition { table: String, name: String, expected: String, actual: String },
-    UnexpectedRule { table: String, name: String, definition: String },
-    RowSecurity { table: String, expected: RowSecurity, actual: RowSecurity },
-    UnexpectedPolicy { table: String, name: String, definition: String },
+    MissingTable {
+        table: String,
+    },
+    UnexpectedTable {
+        table: String,
+    },
+    MissingColumn {
+        table: String,
+        column: String,
+    },
+    UnexpectedColumn {
+        table: String,
+        column: String,
+        data_type: String,
+    },
+    ColumnType {
+        table: String,
+        column: String,
+        expected: String,
+        actual: String,
+    },
+    Nullability {
+        table: String,
+        column: String,
+        expected_not_null: bool,
+    },
+    Default {
+        table: String,
+        column: String,
+        expected: Option<String>,
+        actual: Option<String>,
+    },
+    MissingConstraint {
+        table: String,
+        name: String,
+        definition: String,
+    },
+    UnexpectedConstraint {
+        table: String,
+        name: String,
+        definition: String,
+    },
+    ConstraintDefinition {
+        table: String,
+        name: String,
+        expected: String,
+        actual: String,
+    },
+    MissingIndex {
+        table: String,
+        name: String,
+        definition: String,
+    },
+    UnexpectedIndex {
+        table: String,
+        name: String,
+        definition: String,
+    },
+    IndexDefinition {
+        table: String,
+        name: String,
+        expected: String,
+        actual: String,
+    },
+    MissingTrigger {
+        table: String,
+        name: String,
+        definition: String,
+    },
+    UnexpectedTrigger {
+        table: String,
+        name: String,
+        definition: String,
+    },
+    TriggerDefinition {
+        table: String,
+        name: String,
+        expected: String,
+        actual: String,
+    },
+    UnexpectedRule {
+        table: String,
+        name: String,
+        definition: String,
+    },
+    RowSecurity {
+        table: String,
+        expected: RowSecurity,
+        actual: RowSecurity,
+    },
+    UnexpectedPolicy {
+        table: String,
+        name: String,
+        definition: String,
+    },
+    MissingFunction {
+        name: String,
+    },
+    UnexpectedFunction {
+        name: String,
+    },
+    /// The header (owner's rights, `search_path`) or the body differ; both are long, so the
+    /// message names the function and `migrate diff` replaces it.
+    FunctionDefinition {
+        name: String,
+    },
 }
 
 impl fmt::Display for Difference {
@@ -99,6 +186,12 @@ impl fmt::Display for Difference {
             UnexpectedPolicy { table, name, definition } => {
                 write!(f, "{table}: row-level security policy {name} ({definition}) is not in the models")
             }
+            MissingFunction { name } => write!(f, "function {name} is missing"),
+            UnexpectedFunction { name } => write!(f, "function {name} exists but is not in the models"),
+            FunctionDefinition { name } => write!(
+                f,
+                "function {name} differs from the models (its body, owner's rights or search_path): someone replaced it"
+            ),
         }
     }
 }
@@ -114,6 +207,18 @@ pub fn compare(model: &Snapshot, live: &Snapshot) -> Vec<Difference> {
     }
     for name in live.tables.keys().filter(|n| !model.tables.contains_key(*n)) {
         out.push(Difference::UnexpectedTable { table: name.clone() });
+    }
+    for (name, expected) in &model.functions {
+        match live.functions.get(name) {
+            None => out.push(Difference::MissingFunction { name: name.clone() }),
+            Some(actual) if actual != expected => {
+                out.push(Difference::FunctionDefinition { name: name.clone() })
+            }
+            Some(_) => {}
+        }
+    }
+    for name in live.functions.keys().filter(|n| !model.functions.contains_key(*n)) {
+        out.push(Difference::UnexpectedFunction { name: name.clone() });
     }
     out
 }
@@ -252,7 +357,7 @@ fn describe(index: &IndexSnapshot) -> String {
 
 /// SQL that brings the live schema to the models: a reviewed draft for a new migration.
 ///
-/// Statements are ordered so each one can succeed: new tables first, then constraints and
+/// Statements are ordered so each one can succeed: functions and new tables first, then constraints and
 /// indexes that will change are dropped, columns are added and converted, and the model's
 /// constraints and indexes are created last, once the data has its final types. Steps that
 /// lose data are marked `DESTRUCTIVE` and come at the very end.
@@ -260,10 +365,17 @@ fn describe(index: &IndexSnapshot) -> String {
 /// `assume_timezone` says what zone `timestamp without time zone` values were written in when
 /// they become `timestamptz`.
 pub fn to_sql(differences: &[Difference], assume_timezone: &str) -> String {
+    to_steps(differences, assume_timezone).concat()
+}
+
+/// The same, as steps to run one after the other: each is one statement, or a table with
+/// its indexes and triggers (a function's body holds `;` of its own, so the text cannot be
+/// split on them).
+pub fn to_steps(differences: &[Difference], assume_timezone: &str) -> Vec<String> {
     use Difference::*;
-    let mut phases: [Vec<String>; 8] = [(); 8].map(|_| Vec::new());
-    let (create, drop_old, add_columns, convert, defaults, nullability, add_new, destructive) =
-        (0, 1, 2, 3, 4, 5, 6, 7);
+    let mut phases: [Vec<String>; 9] = [(); 9].map(|_| Vec::new());
+    let (functions, create, drop_old, add_columns, convert, defaults, nullability, add_new, destructive) =
+        (0, 1, 2, 3, 4, 5, 6, 7, 8);
     for d in differences {
         match d {
             MissingTable { table } => {
@@ -327,13 +439,21 @@ pub fn to_sql(differences: &[Difference], assume_timezone: &str) -> String {
                 phases[drop_old].push(format!("DROP INDEX {name};\n"));
                 phases[add_new].extend(create_index(table, name));
             }
-            // The models declare no triggers, rules or policies yet: what exists goes.
-            MissingTrigger { table, name, .. } => phases[add_new].push(format!(
-                "-- trigger {name} on {table}: create it as the models declare (no generator yet)\n"
-            )),
-            UnexpectedTrigger { table, name, .. } | TriggerDefinition { table, name, .. } => {
+            MissingTrigger { table, name, .. } => phases[add_new].extend(create_trigger(table, name)),
+            UnexpectedTrigger { table, name, .. } => {
                 phases[drop_old].push(format!("DROP TRIGGER {name} ON {table};\n"))
             }
+            TriggerDefinition { table, name, .. } => {
+                phases[drop_old].push(format!("DROP TRIGGER {name} ON {table};\n"));
+                phases[add_new].extend(create_trigger(table, name));
+            }
+            // Functions come before the tables whose triggers call them.
+            MissingFunction { name } => phases[functions].extend(model_function(name).map(|f| f.create_sql(""))),
+            FunctionDefinition { name } => phases[functions].extend(
+                model_function(name)
+                    .map(|f| f.create_sql("").replacen("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION", 1)),
+            ),
+            UnexpectedFunction { name } => phases[drop_old].push(format!("DROP FUNCTION {name};\n")),
             UnexpectedRule { table, name, .. } => phases[drop_old].push(format!("DROP RULE {name} ON {table};\n")),
             RowSecurity { table, expected, actual } => {
                 if actual.forced && !expected.forced {
@@ -348,7 +468,17 @@ pub fn to_sql(differences: &[Difference], assume_timezone: &str) -> String {
             }
         }
     }
-    phases.concat().concat()
+    phases.concat()
+}
+
+fn create_trigger(table: &str, name: &str) -> Option<String> {
+    let trigger = schema::table(table)?.triggers.iter().find(|t| t.name == name)?;
+    Some(trigger.create_sql(table, ""))
+}
+
+/// The model's function for a snapshot name such as `cabinet_sites_history()`.
+fn model_function(name: &str) -> Option<&'static schema::FunctionDef> {
+    schema::function(name.split('(').next().unwrap_or(name))
 }
 
 fn create_index(table: &str, name: &str) -> Option<String> {

@@ -14,7 +14,7 @@ pub mod snapshot;
 
 use sqlx::PgConnection;
 
-pub use differences::{Difference, compare, to_sql};
+pub use differences::{Difference, compare, to_sql, to_steps};
 pub use snapshot::{Snapshot, live_snapshot, model_snapshot};
 
 /// What separates the live database (schema `public`) from the models.

@@ -3,12 +3,15 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use sqlx::{AssertSqlSafe, Connection, PgConnection, Row};
 
-use crate::models::schema::{MIGRATIONS_TABLE, TABLES};
+use crate::models::schema::{FUNCTIONS, MIGRATIONS_TABLE, TABLES};
 
 /// The parts of a schema that the models describe.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Snapshot {
     pub tables: BTreeMap<String, TableSnapshot>,
+    /// Name (with its argument types) → `pg_get_functiondef`, unqualified: the header (owner's
+    /// rights, `search_path`) and the body as stored.
+    pub functions: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -61,6 +64,9 @@ impl TableSnapshot {
 /// The models, deparsed by this server: created as temporary tables and rolled back.
 pub async fn model_snapshot(conn: &mut PgConnection) -> Result<Snapshot, sqlx::Error> {
     let mut tx = conn.begin().await?;
+    for function in FUNCTIONS {
+        sqlx::raw_sql(AssertSqlSafe(function.create_sql("pg_temp."))).execute(&mut *tx).await?;
+    }
     for table in TABLES {
         sqlx::raw_sql(AssertSqlSafe(table.create_sql("pg_temp."))).execute(&mut *tx).await?;
     }
@@ -74,6 +80,27 @@ pub async fn live_snapshot(conn: &mut PgConnection) -> Result<Snapshot, sqlx::Er
     let mut snapshot = read_schema(conn, SchemaRef::Public).await?;
     snapshot.tables.remove(MIGRATIONS_TABLE);
     Ok(snapshot)
+}
+
+/// Without the schema a name is qualified with: `public.`, `pg_temp.` or `pg_temp_3.` (the
+/// model side lives in this session's temporary schema).
+fn unqualified(text: &str) -> String {
+    let text = text.replace("public.", "");
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text.as_str();
+    while let Some(start) = rest.find("pg_temp") {
+        let after = &rest[start + "pg_temp".len()..];
+        let suffix = after.find(|c: char| !c.is_ascii_digit() && c != '_').unwrap_or(after.len());
+        out.push_str(&rest[..start]);
+        if after[suffix..].starts_with('.') {
+            rest = &after[suffix + 1..];
+        } else {
+            out.push_str("pg_temp");
+            rest = after;
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 enum SchemaRef {
@@ -216,15 +243,27 @@ async fn read_schema(conn: &mut PgConnection, schema: SchemaRef) -> Result<Snaps
         if let Some(t) = snapshot.tables.get_mut(&table) {
             // One line (a rule's definition spans several), and unqualified like the model side.
             let definition = definition.split_whitespace().collect::<Vec<_>>().join(" ");
-            let definition = definition
-                .replace(&format!("ON pg_temp.{table} "), &format!("ON {table} "))
-                .replace(&format!("ON public.{table} "), &format!("ON {table} "));
+            let definition = unqualified(&definition);
             match kind.as_str() {
                 "trigger" => t.triggers.insert(name, definition),
                 "rule" => t.rules.insert(name, definition),
                 _ => t.policies.insert(name, definition),
             };
         }
+    }
+    let functions = sqlx::query(
+        "SELECT p.proname::text || '(' || pg_get_function_identity_arguments(p.oid) || ')' AS name,
+                pg_get_functiondef(p.oid) AS definition
+           FROM pg_proc p
+          WHERE p.pronamespace = $1::oid AND p.prokind = 'f'
+          ORDER BY 1",
+    )
+    .bind(namespace)
+    .fetch_all(&mut *conn)
+    .await?;
+    for row in functions {
+        let definition: String = row.try_get("definition")?;
+        snapshot.functions.insert(row.try_get("name")?, unqualified(&definition));
     }
     Ok(snapshot)
 }

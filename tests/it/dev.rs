@@ -63,7 +63,12 @@ async fn dev_up_creates_a_working_database_and_is_idempotent() {
     assert_eq!(second["migration_version"], crate::harness::real_head());
     assert_eq!(
         second["tables"],
-        serde_json::json!([{"table": "sites", "rows": 3}, {"table": "users", "rows": 3}])
+        serde_json::json!([
+            {"table": "sites", "rows": 3},
+            {"table": "users", "rows": 3},
+            {"table": "sites_history", "rows": 3},
+            {"table": "users_history", "rows": 3}
+        ])
     );
     let url = second["database_url"].as_str().unwrap();
     assert!(url.starts_with("postgres://cabinet:") && url.ends_with(&format!("@127.0.0.1:{port}/cabinet")));

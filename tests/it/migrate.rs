@@ -68,11 +68,24 @@ async fn the_migrations_produce_exactly_the_models_schema() {
     let mut conn = db.conn().await;
     let drift = cabinet_db::schema_diff::drift(&mut conn).await.unwrap();
     assert!(drift.is_empty(), "{drift:#?}");
-    // And the model is not trivially empty: both tables with all their constraints.
+    // And the model is not trivially empty: the tables with all their constraints, the
+    // history's triggers and functions.
     let live = cabinet_db::schema_diff::live_snapshot(&mut conn).await.unwrap();
-    assert_eq!(live.tables.keys().collect::<Vec<_>>(), vec!["sites", "users"]);
+    assert_eq!(
+        live.tables.keys().collect::<Vec<_>>(),
+        vec!["sites", "sites_history", "users", "users_history"]
+    );
     assert_eq!(live.tables["sites"].constraints.len(), schema::SITES.constraints.len());
     assert_eq!(live.tables["users"].indexes.len(), schema::USERS.indexes.len());
+    assert_eq!(live.tables["sites"].triggers.len(), 4);
+    assert_eq!(live.tables["users_history"].triggers.len(), 1);
+    assert_eq!(live.functions.len(), schema::FUNCTIONS.len());
+    // The migration's backfill is the one adopting an Alembic database runs.
+    let up = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/0004_change_history.up.sql"),
+    )
+    .unwrap();
+    assert!(up.ends_with(cabinet_db::models::history::BACKFILL_SQL), "0004 ends with history::BACKFILL_SQL");
 }
 
 #[tokio::test]

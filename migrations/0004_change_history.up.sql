@@ -1,0 +1,145 @@
+-- 0004: the change history of sites and users, kept by PostgreSQL for every writer.
+-- Generated from src/models/history.rs (the functions' bodies must stay byte for byte as
+-- there: migrate check compares them). Statement-level triggers with transition tables log
+-- a bulk write in one statement; the history refuses UPDATE, DELETE and TRUNCATE.
+CREATE FUNCTION cabinet_sites_history() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $body$
+DECLARE
+    restores text := current_setting('cabinet.restores_version', true);
+    restores_version bigint := CASE WHEN restores ~ '^[0-9]{1,18}$' THEN restores::bigint END;
+BEGIN
+    -- Written by cabinet-db (src/models/history.rs): one call per statement, whatever its size.
+    IF TG_OP = 'INSERT' THEN
+        INSERT INTO public.sites_history (site_id, version, operation, actor, session_role, application_name, client_addr, new_row, changed_fields, restores_version)
+        SELECT n.site_id, coalesce((SELECT max(h.version) FROM public.sites_history h WHERE h.site_id = n.site_id), 0) + 1, 'INSERT', coalesce(nullif(current_setting('cabinet.actor', true), ''), session_user::text), session_user::text, coalesce(current_setting('application_name', true), ''), inet_client_addr(),
+               to_jsonb(n), ARRAY(SELECT e.key FROM jsonb_each(to_jsonb(n)) e WHERE e.value <> 'null' ORDER BY e.key), restores_version
+          FROM new_rows n;
+    ELSIF TG_OP = 'UPDATE' THEN
+        -- Rows matched by site_id; an id that changed is the deletion of one and the creation
+        -- of the other. An UPDATE that changed nothing is not a new version.
+        INSERT INTO public.sites_history (site_id, version, operation, actor, session_role, application_name, client_addr, old_row, new_row, changed_fields, restores_version)
+        SELECT c.site_id, coalesce((SELECT max(h.version) FROM public.sites_history h WHERE h.site_id = c.site_id), 0) + 1,
+               CASE WHEN c.old_row IS NULL THEN 'INSERT' WHEN c.new_row IS NULL THEN 'DELETE' ELSE 'UPDATE' END, coalesce(nullif(current_setting('cabinet.actor', true), ''), session_user::text), session_user::text, coalesce(current_setting('application_name', true), ''), inet_client_addr(),
+               c.old_row, c.new_row,
+               ARRAY(SELECT k.key FROM jsonb_object_keys(coalesce(c.new_row, c.old_row)) k(key)
+                      WHERE c.new_row -> k.key IS DISTINCT FROM c.old_row -> k.key ORDER BY k.key),
+               restores_version
+          FROM (SELECT coalesce(n.site_id, o.site_id) AS site_id,
+                       CASE WHEN o.site_id IS NOT NULL THEN to_jsonb(o) END AS old_row,
+                       CASE WHEN n.site_id IS NOT NULL THEN to_jsonb(n) END AS new_row
+                  FROM old_rows o FULL JOIN new_rows n ON n.site_id = o.site_id) c
+         WHERE c.old_row IS DISTINCT FROM c.new_row;
+    ELSIF TG_OP = 'DELETE' THEN
+        INSERT INTO public.sites_history (site_id, version, operation, actor, session_role, application_name, client_addr, old_row)
+        SELECT o.site_id, coalesce((SELECT max(h.version) FROM public.sites_history h WHERE h.site_id = o.site_id), 0) + 1, 'DELETE', coalesce(nullif(current_setting('cabinet.actor', true), ''), session_user::text), session_user::text, coalesce(current_setting('application_name', true), ''), inet_client_addr(), to_jsonb(o)
+          FROM old_rows o;
+    ELSE
+        -- TRUNCATE, before it happens: the deletion of every row.
+        INSERT INTO public.sites_history (site_id, version, operation, actor, session_role, application_name, client_addr, old_row)
+        SELECT o.site_id, coalesce((SELECT max(h.version) FROM public.sites_history h WHERE h.site_id = o.site_id), 0) + 1, 'DELETE', coalesce(nullif(current_setting('cabinet.actor', true), ''), session_user::text), session_user::text, coalesce(current_setting('application_name', true), ''), inet_client_addr(), to_jsonb(o)
+          FROM public.sites o;
+    END IF;
+    RETURN NULL;
+END
+$body$;
+
+CREATE FUNCTION cabinet_users_history() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $body$
+BEGIN
+    -- Written by cabinet-db (src/models/history.rs): creation, e-mail changes and deletion;
+    -- first_seen/last_seen (activity) are not a change of the record.
+    IF TG_OP = 'INSERT' THEN
+        INSERT INTO public.users_history (user_id, version, operation, actor, session_role, application_name, client_addr, new_email)
+        SELECT n.user_id, coalesce((SELECT max(h.version) FROM public.users_history h WHERE h.user_id = n.user_id), 0) + 1, 'INSERT', coalesce(nullif(current_setting('cabinet.actor', true), ''), session_user::text), session_user::text, coalesce(current_setting('application_name', true), ''), inet_client_addr(), n.email
+          FROM new_rows n;
+    ELSIF TG_OP = 'UPDATE' THEN
+        INSERT INTO public.users_history (user_id, version, operation, actor, session_role, application_name, client_addr, old_email, new_email)
+        SELECT coalesce(n.user_id, o.user_id), coalesce((SELECT max(h.version) FROM public.users_history h WHERE h.user_id = coalesce(n.user_id, o.user_id)), 0) + 1,
+               CASE WHEN o.user_id IS NULL THEN 'INSERT' WHEN n.user_id IS NULL THEN 'DELETE' ELSE 'UPDATE' END, coalesce(nullif(current_setting('cabinet.actor', true), ''), session_user::text), session_user::text, coalesce(current_setting('application_name', true), ''), inet_client_addr(), o.email, n.email
+          FROM old_rows o FULL JOIN new_rows n ON n.user_id = o.user_id
+         WHERE o.user_id IS NULL OR n.user_id IS NULL OR o.email IS DISTINCT FROM n.email;
+    ELSIF TG_OP = 'DELETE' THEN
+        INSERT INTO public.users_history (user_id, version, operation, actor, session_role, application_name, client_addr, old_email)
+        SELECT o.user_id, coalesce((SELECT max(h.version) FROM public.users_history h WHERE h.user_id = o.user_id), 0) + 1, 'DELETE', coalesce(nullif(current_setting('cabinet.actor', true), ''), session_user::text), session_user::text, coalesce(current_setting('application_name', true), ''), inet_client_addr(), o.email
+          FROM old_rows o;
+    ELSE
+        INSERT INTO public.users_history (user_id, version, operation, actor, session_role, application_name, client_addr, old_email)
+        SELECT o.user_id, coalesce((SELECT max(h.version) FROM public.users_history h WHERE h.user_id = o.user_id), 0) + 1, 'DELETE', coalesce(nullif(current_setting('cabinet.actor', true), ''), session_user::text), session_user::text, coalesce(current_setting('application_name', true), ''), inet_client_addr(), o.email
+          FROM public.users o;
+    END IF;
+    RETURN NULL;
+END
+$body$;
+
+CREATE FUNCTION cabinet_history_append_only() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $body$
+BEGIN
+    -- Written by cabinet-db (src/models/history.rs). Only the owner (and superusers) hold
+    -- UPDATE/DELETE/TRUNCATE on the history at all; even they are refused unless our
+    -- maintenance (history prune, users forget) set cabinet.history_maintenance for its
+    -- transaction.
+    IF current_setting('cabinet.history_maintenance', true) = 'on' THEN
+        RETURN NULL;
+    END IF;
+    RAISE EXCEPTION 'the change history is append-only: % on % is refused', TG_OP, TG_TABLE_NAME
+        USING ERRCODE = 'insufficient_privilege',
+              HINT = 'cabinet-db history prune and cabinet-db users forget are the ways to change it';
+END
+$body$;
+
+CREATE TABLE sites_history (
+    site_id text NOT NULL,
+    version bigint NOT NULL,
+    operation text NOT NULL,
+    changed_at timestamptz DEFAULT clock_timestamp() NOT NULL,
+    actor text NOT NULL,
+    session_role text NOT NULL,
+    application_name text DEFAULT '' NOT NULL,
+    client_addr inet,
+    transaction_id xid8 DEFAULT pg_current_xact_id() NOT NULL,
+    old_row jsonb,
+    new_row jsonb,
+    changed_fields text[] DEFAULT '{}' NOT NULL,
+    restores_version bigint,
+    CONSTRAINT sites_history_pkey PRIMARY KEY (site_id, version),
+    CONSTRAINT sites_history_operation CHECK (operation IN ('INSERT', 'UPDATE', 'DELETE')),
+    CONSTRAINT sites_history_version_positive CHECK (version >= 1)
+);
+CREATE INDEX sites_history_changed_at_idx ON sites_history (changed_at);
+CREATE TRIGGER append_only BEFORE UPDATE OR DELETE OR TRUNCATE ON sites_history FOR EACH STATEMENT EXECUTE FUNCTION cabinet_history_append_only();
+
+CREATE TABLE users_history (
+    user_id text NOT NULL,
+    version bigint NOT NULL,
+    operation text NOT NULL,
+    changed_at timestamptz DEFAULT clock_timestamp() NOT NULL,
+    actor text NOT NULL,
+    session_role text NOT NULL,
+    application_name text DEFAULT '' NOT NULL,
+    client_addr inet,
+    transaction_id xid8 DEFAULT pg_current_xact_id() NOT NULL,
+    old_email text,
+    new_email text,
+    forgotten_at timestamptz,
+    forgotten_by text,
+    CONSTRAINT users_history_pkey PRIMARY KEY (user_id, version),
+    CONSTRAINT users_history_operation CHECK (operation IN ('INSERT', 'UPDATE', 'DELETE')),
+    CONSTRAINT users_history_version_positive CHECK (version >= 1)
+);
+CREATE INDEX users_history_changed_at_idx ON users_history (changed_at);
+CREATE TRIGGER append_only BEFORE UPDATE OR DELETE OR TRUNCATE ON users_history FOR EACH STATEMENT EXECUTE FUNCTION cabinet_history_append_only();
+
+CREATE TRIGGER history_insert AFTER INSERT ON sites REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION cabinet_sites_history();
+CREATE TRIGGER history_update AFTER UPDATE ON sites REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION cabinet_sites_history();
+CREATE TRIGGER history_delete AFTER DELETE ON sites REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION cabinet_sites_history();
+CREATE TRIGGER history_truncate BEFORE TRUNCATE ON sites FOR EACH STATEMENT EXECUTE FUNCTION cabinet_sites_history();
+CREATE TRIGGER history_insert AFTER INSERT ON users REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION cabinet_users_history();
+CREATE TRIGGER history_update AFTER UPDATE ON users REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION cabinet_users_history();
+CREATE TRIGGER history_delete AFTER DELETE ON users REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION cabinet_users_history();
+CREATE TRIGGER history_truncate BEFORE TRUNCATE ON users FOR EACH STATEMENT EXECUTE FUNCTION cabinet_users_history();
+
+-- What exists when the history begins is each row's version 1.
+INSERT INTO sites_history (site_id, version, operation, actor, session_role, application_name, client_addr, new_row, changed_fields)
+SELECT s.site_id, 1, 'INSERT', 'cabinet-db (history begins)', session_user::text, coalesce(current_setting('application_name', true), ''), inet_client_addr(),
+       to_jsonb(s), ARRAY(SELECT e.key FROM jsonb_each(to_jsonb(s)) e WHERE e.value <> 'null' ORDER BY e.key)
+  FROM sites s;
+INSERT INTO users_history (user_id, version, operation, actor, session_role, application_name, client_addr, new_email)
+SELECT u.user_id, 1, 'INSERT', 'cabinet-db (history begins)', session_user::text, coalesce(current_setting('application_name', true), ''), inet_client_addr(), u.email
+  FROM users u;

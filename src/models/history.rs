@@ -1,0 +1,319 @@
+//! The change history of `sites` and `users`, kept by PostgreSQL itself for every writer (n8n,
+//! the admin panel, psql, our CLI), so it cannot be bypassed by writing SQL directly.
+//!
+//! - `sites_history`: every `INSERT`, `UPDATE` and `DELETE` of a site, numbered per site
+//!   1, 2, 3 … without gaps, with the row before and after, the fields that changed, who
+//!   (`cabinet.actor` when the writer set it for the transaction, else the session's role),
+//!   from where, and the transaction.
+//! - `users_history`: creation, e-mail changes and deletion of a user. Activity
+//!   (`first_seen`/`last_seen`, moved by `record_seen`) is not a change of the record and is
+//!   not logged.
+//!
+//! The triggers are statement-level with transition tables: a bulk `COPY` or `INSERT …
+//! SELECT` of 10 000 rows is one trigger call and one `INSERT … SELECT` into the history, not
+//! 10 000 calls. `TRUNCATE` is logged too (as the deletion of every row). The functions run as
+//! their owner (`SECURITY DEFINER`, `search_path` pinned) so writers need no privilege on the
+//! history, and the history refuses `UPDATE`, `DELETE` and `TRUNCATE` from everyone —
+//! `history prune` and `users forget` are the only ways to change it.
+//!
+//! Versions: a site's next version is one more than its highest. Concurrent writers of one
+//! site are serialised by the row lock their `UPDATE`/`DELETE` takes, and the trigger (run
+//! after the statement, with a fresh snapshot under READ COMMITTED) sees the earlier
+//! writer's committed version, so numbers never repeat or skip.
+
+use super::schema::{ColumnDef, ConstraintDef, FunctionDef, IndexDef, TableDef, TableKind, TriggerDef};
+
+const fn column(name: &'static str, sql_type: &'static str) -> ColumnDef {
+    ColumnDef { name, sql_type, not_null: false, default: None }
+}
+
+const fn required(name: &'static str, sql_type: &'static str) -> ColumnDef {
+    ColumnDef { name, sql_type, not_null: true, default: None }
+}
+
+/// Who, when, from where: the same columns in both history tables.
+macro_rules! context_columns {
+    () => {
+        [
+            ColumnDef {
+                name: "changed_at",
+                sql_type: "timestamptz",
+                not_null: true,
+                default: Some("clock_timestamp()"),
+            },
+            required("actor", "text"),
+            required("session_role", "text"),
+            ColumnDef { name: "application_name", sql_type: "text", not_null: true, default: Some("''") },
+            column("client_addr", "inet"),
+            ColumnDef {
+                name: "transaction_id",
+                sql_type: "xid8",
+                not_null: true,
+                default: Some("pg_current_xact_id()"),
+            },
+        ]
+    };
+}
+
+const SITES_HISTORY_COLUMNS: [ColumnDef; 13] = {
+    let context = context_columns!();
+    [
+        required("site_id", "text"),
+        required("version", "bigint"),
+        required("operation", "text"),
+        context[0],
+        context[1],
+        context[2],
+        context[3],
+        context[4],
+        context[5],
+        column("old_row", "jsonb"),
+        column("new_row", "jsonb"),
+        ColumnDef { name: "changed_fields", sql_type: "text[]", not_null: true, default: Some("'{}'") },
+        column("restores_version", "bigint"),
+    ]
+};
+
+const USERS_HISTORY_COLUMNS: [ColumnDef; 13] = {
+    let context = context_columns!();
+    [
+        required("user_id", "text"),
+        required("version", "bigint"),
+        required("operation", "text"),
+        context[0],
+        context[1],
+        context[2],
+        context[3],
+        context[4],
+        context[5],
+        column("old_email", "text"),
+        column("new_email", "text"),
+        column("forgotten_at", "timestamptz"),
+        column("forgotten_by", "text"),
+    ]
+};
+
+pub const SITES_HISTORY: TableDef = TableDef {
+    name: "sites_history",
+    kind: TableKind::History,
+    columns: &SITES_HISTORY_COLUMNS,
+    constraints: &[
+        ConstraintDef {
+            name: "sites_history_pkey",
+            definition: "PRIMARY KEY (site_id, version)",
+            meaning: "this version of the site is already recorded",
+        },
+        ConstraintDef {
+            name: "sites_history_operation",
+            definition: "CHECK (operation IN ('INSERT', 'UPDATE', 'DELETE'))",
+            meaning: "a history entry records an INSERT, UPDATE or DELETE",
+        },
+        ConstraintDef {
+            name: "sites_history_version_positive",
+            definition: "CHECK (version >= 1)",
+            meaning: "versions count from 1",
+        },
+    ],
+    indexes: &[IndexDef { name: "sites_history_changed_at_idx", unique: false, keys: "(changed_at)" }],
+    triggers: &[APPEND_ONLY_TRIGGER],
+};
+
+pub const USERS_HISTORY: TableDef = TableDef {
+    name: "users_history",
+    kind: TableKind::History,
+    columns: &USERS_HISTORY_COLUMNS,
+    constraints: &[
+        ConstraintDef {
+            name: "users_history_pkey",
+            definition: "PRIMARY KEY (user_id, version)",
+            meaning: "this version of the user is already recorded",
+        },
+        ConstraintDef {
+            name: "users_history_operation",
+            definition: "CHECK (operation IN ('INSERT', 'UPDATE', 'DELETE'))",
+            meaning: "a history entry records an INSERT, UPDATE or DELETE",
+        },
+        ConstraintDef {
+            name: "users_history_version_positive",
+            definition: "CHECK (version >= 1)",
+            meaning: "versions count from 1",
+        },
+    ],
+    indexes: &[IndexDef { name: "users_history_changed_at_idx", unique: false, keys: "(changed_at)" }],
+    triggers: &[APPEND_ONLY_TRIGGER],
+};
+
+/// On each history table: no `UPDATE`, `DELETE` or `TRUNCATE` outside our maintenance.
+const APPEND_ONLY_TRIGGER: TriggerDef = TriggerDef {
+    name: "append_only",
+    definition: "CREATE TRIGGER append_only BEFORE UPDATE OR DELETE OR TRUNCATE ON {table} FOR EACH STATEMENT EXECUTE FUNCTION {schema}cabinet_history_append_only()",
+};
+
+pub const SITES_TRIGGERS: &[TriggerDef] = &[
+    TriggerDef {
+        name: "history_insert",
+        definition: "CREATE TRIGGER history_insert AFTER INSERT ON {table} REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION {schema}cabinet_sites_history()",
+    },
+    TriggerDef {
+        name: "history_update",
+        definition: "CREATE TRIGGER history_update AFTER UPDATE ON {table} REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION {schema}cabinet_sites_history()",
+    },
+    TriggerDef {
+        name: "history_delete",
+        definition: "CREATE TRIGGER history_delete AFTER DELETE ON {table} REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION {schema}cabinet_sites_history()",
+    },
+    TriggerDef {
+        name: "history_truncate",
+        definition: "CREATE TRIGGER history_truncate BEFORE TRUNCATE ON {table} FOR EACH STATEMENT EXECUTE FUNCTION {schema}cabinet_sites_history()",
+    },
+];
+
+pub const USERS_TRIGGERS: &[TriggerDef] = &[
+    TriggerDef {
+        name: "history_insert",
+        definition: "CREATE TRIGGER history_insert AFTER INSERT ON {table} REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION {schema}cabinet_users_history()",
+    },
+    TriggerDef {
+        name: "history_update",
+        definition: "CREATE TRIGGER history_update AFTER UPDATE ON {table} REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION {schema}cabinet_users_history()",
+    },
+    TriggerDef {
+        name: "history_delete",
+        definition: "CREATE TRIGGER history_delete AFTER DELETE ON {table} REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION {schema}cabinet_users_history()",
+    },
+    TriggerDef {
+        name: "history_truncate",
+        definition: "CREATE TRIGGER history_truncate BEFORE TRUNCATE ON {table} FOR EACH STATEMENT EXECUTE FUNCTION {schema}cabinet_users_history()",
+    },
+];
+
+/// The context every history row carries, as SQL expressions in the order of the context
+/// columns after `operation`: actor, session role, application, client address.
+macro_rules! context_values {
+    () => {
+        "coalesce(nullif(current_setting('cabinet.actor', true), ''), session_user::text), session_user::text, coalesce(current_setting('application_name', true), ''), inet_client_addr()"
+    };
+}
+
+pub const FUNCTIONS: &[FunctionDef] = &[
+    FunctionDef {
+        name: "cabinet_sites_history",
+        definition: concat!(
+            "CREATE FUNCTION {schema}cabinet_sites_history() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $body$
+DECLARE
+    restores text := current_setting('cabinet.restores_version', true);
+    restores_version bigint := CASE WHEN restores ~ '^[0-9]{1,18}$' THEN restores::bigint END;
+BEGIN
+    -- Written by cabinet-db (src/models/history.rs): one call per statement, whatever its size.
+    IF TG_OP = 'INSERT' THEN
+        INSERT INTO public.sites_history (site_id, version, operation, actor, session_role, application_name, client_addr, new_row, changed_fields, restores_version)
+        SELECT n.site_id, coalesce((SELECT max(h.version) FROM public.sites_history h WHERE h.site_id = n.site_id), 0) + 1, 'INSERT', ",
+            context_values!(),
+            ",
+               to_jsonb(n), ARRAY(SELECT e.key FROM jsonb_each(to_jsonb(n)) e WHERE e.value <> 'null' ORDER BY e.key), restores_version
+          FROM new_rows n;
+    ELSIF TG_OP = 'UPDATE' THEN
+        -- Rows matched by site_id; an id that changed is the deletion of one and the creation
+        -- of the other. An UPDATE that changed nothing is not a new version.
+        INSERT INTO public.sites_history (site_id, version, operation, actor, session_role, application_name, client_addr, old_row, new_row, changed_fields, restores_version)
+        SELECT c.site_id, coalesce((SELECT max(h.version) FROM public.sites_history h WHERE h.site_id = c.site_id), 0) + 1,
+               CASE WHEN c.old_row IS NULL THEN 'INSERT' WHEN c.new_row IS NULL THEN 'DELETE' ELSE 'UPDATE' END, ",
+            context_values!(),
+            ",
+               c.old_row, c.new_row,
+               ARRAY(SELECT k.key FROM jsonb_object_keys(coalesce(c.new_row, c.old_row)) k(key)
+                      WHERE c.new_row -> k.key IS DISTINCT FROM c.old_row -> k.key ORDER BY k.key),
+               restores_version
+          FROM (SELECT coalesce(n.site_id, o.site_id) AS site_id,
+                       CASE WHEN o.site_id IS NOT NULL THEN to_jsonb(o) END AS old_row,
+                       CASE WHEN n.site_id IS NOT NULL THEN to_jsonb(n) END AS new_row
+                  FROM old_rows o FULL JOIN new_rows n ON n.site_id = o.site_id) c
+         WHERE c.old_row IS DISTINCT FROM c.new_row;
+    ELSIF TG_OP = 'DELETE' THEN
+        INSERT INTO public.sites_history (site_id, version, operation, actor, session_role, application_name, client_addr, old_row)
+        SELECT o.site_id, coalesce((SELECT max(h.version) FROM public.sites_history h WHERE h.site_id = o.site_id), 0) + 1, 'DELETE', ",
+            context_values!(),
+            ", to_jsonb(o)
+          FROM old_rows o;
+    ELSE
+        -- TRUNCATE, before it happens: the deletion of every row.
+        INSERT INTO public.sites_history (site_id, version, operation, actor, session_role, application_name, client_addr, old_row)
+        SELECT o.site_id, coalesce((SELECT max(h.version) FROM public.sites_history h WHERE h.site_id = o.site_id), 0) + 1, 'DELETE', ",
+            context_values!(),
+            ", to_jsonb(o)
+          FROM public.sites o;
+    END IF;
+    RETURN NULL;
+END
+$body$"
+        ),
+    },
+    FunctionDef {
+        name: "cabinet_users_history",
+        definition: concat!(
+            "CREATE FUNCTION {schema}cabinet_users_history() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $body$
+BEGIN
+    -- Written by cabinet-db (src/models/history.rs): creation, e-mail changes and deletion;
+    -- first_seen/last_seen (activity) are not a change of the record.
+    IF TG_OP = 'INSERT' THEN
+        INSERT INTO public.users_history (user_id, version, operation, actor, session_role, application_name, client_addr, new_email)
+        SELECT n.user_id, coalesce((SELECT max(h.version) FROM public.users_history h WHERE h.user_id = n.user_id), 0) + 1, 'INSERT', ",
+            context_values!(),
+            ", n.email
+          FROM new_rows n;
+    ELSIF TG_OP = 'UPDATE' THEN
+        INSERT INTO public.users_history (user_id, version, operation, actor, session_role, application_name, client_addr, old_email, new_email)
+        SELECT coalesce(n.user_id, o.user_id), coalesce((SELECT max(h.version) FROM public.users_history h WHERE h.user_id = coalesce(n.user_id, o.user_id)), 0) + 1,
+               CASE WHEN o.user_id IS NULL THEN 'INSERT' WHEN n.user_id IS NULL THEN 'DELETE' ELSE 'UPDATE' END, ",
+            context_values!(),
+            ", o.email, n.email
+          FROM old_rows o FULL JOIN new_rows n ON n.user_id = o.user_id
+         WHERE o.user_id IS NULL OR n.user_id IS NULL OR o.email IS DISTINCT FROM n.email;
+    ELSIF TG_OP = 'DELETE' THEN
+        INSERT INTO public.users_history (user_id, version, operation, actor, session_role, application_name, client_addr, old_email)
+        SELECT o.user_id, coalesce((SELECT max(h.version) FROM public.users_history h WHERE h.user_id = o.user_id), 0) + 1, 'DELETE', ",
+            context_values!(),
+            ", o.email
+          FROM old_rows o;
+    ELSE
+        INSERT INTO public.users_history (user_id, version, operation, actor, session_role, application_name, client_addr, old_email)
+        SELECT o.user_id, coalesce((SELECT max(h.version) FROM public.users_history h WHERE h.user_id = o.user_id), 0) + 1, 'DELETE', ",
+            context_values!(),
+            ", o.email
+          FROM public.users o;
+    END IF;
+    RETURN NULL;
+END
+$body$"
+        ),
+    },
+    FunctionDef {
+        name: "cabinet_history_append_only",
+        definition: "CREATE FUNCTION {schema}cabinet_history_append_only() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $body$
+BEGIN
+    -- Written by cabinet-db (src/models/history.rs). Only the owner (and superusers) hold
+    -- UPDATE/DELETE/TRUNCATE on the history at all; even they are refused unless our
+    -- maintenance (history prune, users forget) set cabinet.history_maintenance for its
+    -- transaction.
+    IF current_setting('cabinet.history_maintenance', true) = 'on' THEN
+        RETURN NULL;
+    END IF;
+    RAISE EXCEPTION 'the change history is append-only: % on % is refused', TG_OP, TG_TABLE_NAME
+        USING ERRCODE = 'insufficient_privilege',
+              HINT = 'cabinet-db history prune and cabinet-db users forget are the ways to change it';
+END
+$body$",
+    },
+];
+
+/// What exists when the history begins becomes each row's version 1 (migration 0004 ends with
+/// this, and adopting an Alembic database runs it after creating the history).
+pub const BACKFILL_SQL: &str = "-- What exists when the history begins is each row's version 1.
+INSERT INTO sites_history (site_id, version, operation, actor, session_role, application_name, client_addr, new_row, changed_fields)
+SELECT s.site_id, 1, 'INSERT', 'cabinet-db (history begins)', session_user::text, coalesce(current_setting('application_name', true), ''), inet_client_addr(),
+       to_jsonb(s), ARRAY(SELECT e.key FROM jsonb_each(to_jsonb(s)) e WHERE e.value <> 'null' ORDER BY e.key)
+  FROM sites s;
+INSERT INTO users_history (user_id, version, operation, actor, session_role, application_name, client_addr, new_email)
+SELECT u.user_id, 1, 'INSERT', 'cabinet-db (history begins)', session_user::text, coalesce(current_setting('application_name', true), ''), inet_client_addr(), u.email
+  FROM users u;
+";
