@@ -25,6 +25,8 @@ mod drift;
 mod fake_localapi;
 /// The shared test cluster and per-test databases.
 mod harness;
+/// The change history: every writer recorded, append-only, drift when disabled.
+mod history;
 /// Import and export: round trips and bad input.
 mod import;
 /// Imports into tables with rows: partial lines, database-found problems, concurrency, COMMIT.

@@ -1,0 +1,285 @@
+//! The change history, kept by PostgreSQL for every writer: who, what, in which version; bulk
+//! writes in one trigger call; append-only for every role of ours; a disabled trigger is
+//! drift that `migrate check` and `audit` fail on.
+
+use std::time::Duration;
+
+use cabinet_db::{
+    models::UserId,
+    roles::RoleKind,
+    users::{SeenEvent, record_seen},
+};
+use sqlx::{AssertSqlSafe, Connection, PgConnection};
+
+use crate::harness::{TestDb, WithRoles, audit, run, stderr};
+
+/// (version, operation, actor, session role, changed fields) of a site, oldest first.
+async fn site_history(
+    conn: &mut PgConnection,
+    site_id: &str,
+) -> Vec<(i64, String, String, String, Vec<String>)> {
+    sqlx::query_as(
+        "SELECT version, operation, actor, session_role, changed_fields FROM sites_history
+          WHERE site_id = $1 ORDER BY version",
+    )
+    .bind(site_id)
+    .fetch_all(conn)
+    .await
+    .unwrap()
+}
+
+async fn exec(conn: &mut PgConnection, sql: &str) -> Result<(), sqlx::Error> {
+    sqlx::raw_sql(AssertSqlSafe(sql.to_owned())).execute(conn).await.map(|_| ())
+}
+
+#[tokio::test]
+async fn every_writer_is_recorded_with_its_actor_and_versions_count_up() {
+    let setup = WithRoles::new().await;
+    let admin_name = setup.roles.name(RoleKind::Admin);
+    let mut admin = setup.conn(RoleKind::Admin).await;
+
+    // A psql-like session as cabinet_admin: no actor set, so the role is the actor.
+    exec(
+        &mut admin,
+        "INSERT INTO sites (site_id, domain, ai_prompt) VALUES ('h1', 'h1.example.com', 'Be kind')",
+    )
+    .await
+    .unwrap();
+    // Our code sets the actor for its transaction.
+    exec(
+        &mut admin,
+        "BEGIN; SELECT set_config('cabinet.actor', 'alice@example.com', true);
+         UPDATE sites SET ai_prompt = 'Be brief' WHERE site_id = 'h1'; COMMIT",
+    )
+    .await
+    .unwrap();
+    // An UPDATE that changes nothing is no new version; the actor does not outlive its transaction.
+    exec(&mut admin, "UPDATE sites SET ai_prompt = 'Be brief' WHERE site_id = 'h1'").await.unwrap();
+    exec(&mut admin, "DELETE FROM sites WHERE site_id = 'h1'").await.unwrap();
+
+    let history = site_history(&mut admin, "h1").await;
+    let expected = vec![
+        (
+            1,
+            "INSERT".to_owned(),
+            admin_name.clone(),
+            admin_name.clone(),
+            vec!["ai_prompt", "created_at", "domain", "language", "site_id"]
+                .into_iter()
+                .map(String::from)
+                .collect(),
+        ),
+        (
+            2,
+            "UPDATE".to_owned(),
+            "alice@example.com".to_owned(),
+            admin_name.clone(),
+            vec!["ai_prompt".to_owned()],
+        ),
+        (3, "DELETE".to_owned(), admin_name.clone(), admin_name.clone(), vec![]),
+    ];
+    assert_eq!(history, expected);
+    let (old_prompt, new_prompt): (Option<String>, Option<String>) = sqlx::query_as(
+        "SELECT old_row ->> 'ai_prompt', new_row ->> 'ai_prompt' FROM sites_history WHERE site_id = 'h1' AND version = 2",
+    )
+    .fetch_one(&mut admin)
+    .await
+    .unwrap();
+    assert_eq!((old_prompt.as_deref(), new_prompt.as_deref()), (Some("Be kind"), Some("Be brief")));
+
+    // A site created again under the same id continues its numbering.
+    exec(&mut admin, "INSERT INTO sites (site_id, domain) VALUES ('h1', 'h1.example.com')").await.unwrap();
+    assert_eq!(site_history(&mut admin, "h1").await.last().unwrap().0, 4);
+    admin.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_bulk_insert_is_one_trigger_call_and_truncate_is_recorded() {
+    let db = TestDb::migrated().await;
+    let mut conn = db.conn().await;
+    exec(&mut conn, "SET track_functions = 'pl'").await.unwrap();
+    let mut tx = conn.begin().await.unwrap();
+    exec(
+        &mut tx,
+        "INSERT INTO sites (site_id, domain) SELECT 'bulk-' || n, 'bulk-' || n || '.example.com' FROM generate_series(1, 10000) n",
+    )
+    .await
+    .unwrap();
+    let calls: i64 =
+        sqlx::query_scalar("SELECT pg_stat_get_xact_function_calls('cabinet_sites_history()'::regprocedure)")
+            .fetch_one(&mut *tx)
+            .await
+            .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(calls, 1, "10 000 rows, one statement-level call");
+    let logged: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM sites_history WHERE site_id LIKE 'bulk-%' AND version = 1")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+    assert_eq!(logged, 10_000);
+
+    exec(&mut conn, "TRUNCATE sites").await.unwrap();
+    let deleted: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM sites_history WHERE site_id LIKE 'bulk-%' AND version = 2 AND operation = 'DELETE' AND old_row IS NOT NULL",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(deleted, 10_000, "TRUNCATE is the deletion of every row, recorded");
+    conn.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn users_history_records_creation_email_changes_and_deletion_not_activity() {
+    let db = TestDb::migrated().await;
+    let mut conn = db.conn().await;
+    exec(&mut conn, "INSERT INTO users (user_id, email) VALUES ('u1', 'a@example.com')").await.unwrap();
+    // Activity (record_seen an hour later, then again within the debounce window) moves only
+    // the timestamps: no history.
+    for minutes in [60, 60] {
+        let event = SeenEvent {
+            user_id: UserId::parse("u1").unwrap(),
+            email: None,
+            at: chrono::Utc::now() + chrono::Duration::minutes(minutes),
+        };
+        record_seen(&mut conn, &[event], Duration::from_secs(60)).await.unwrap();
+    }
+    let last_seen_moved: bool = sqlx::query_scalar(
+        "SELECT last_seen > now() + interval '59 minutes' FROM users WHERE user_id = 'u1'",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    assert!(last_seen_moved);
+    exec(&mut conn, "UPDATE users SET email = 'b@example.com' WHERE user_id = 'u1'").await.unwrap();
+    exec(&mut conn, "DELETE FROM users WHERE user_id = 'u1'").await.unwrap();
+    let rows: Vec<(i64, String, Option<String>, Option<String>)> = sqlx::query_as(
+        "SELECT version, operation, old_email, new_email FROM users_history WHERE user_id = 'u1' ORDER BY version",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(
+        rows,
+        vec![
+            (1, "INSERT".into(), None, Some("a@example.com".into())),
+            (2, "UPDATE".into(), Some("a@example.com".into()), Some("b@example.com".into())),
+            (3, "DELETE".into(), Some("b@example.com".into()), None),
+        ]
+    );
+    conn.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn eight_concurrent_writers_of_one_site_get_gap_free_versions() {
+    let db = TestDb::migrated().await;
+    let mut conn = db.conn().await;
+    exec(&mut conn, "INSERT INTO sites (site_id, domain) VALUES ('busy', 'busy.example.com')").await.unwrap();
+    let mut writers = Vec::new();
+    for writer in 0..8 {
+        let url = db.url.clone();
+        writers.push(tokio::spawn(async move {
+            let mut conn = PgConnection::connect(url.expose()).await.unwrap();
+            for round in 0..10 {
+                exec(
+                    &mut conn,
+                    &format!(
+                        "UPDATE sites SET ai_prompt = 'writer {writer} round {round}' WHERE site_id = 'busy'"
+                    ),
+                )
+                .await
+                .unwrap();
+            }
+        }));
+    }
+    for writer in writers {
+        writer.await.unwrap();
+    }
+    let versions: Vec<i64> =
+        sqlx::query_scalar("SELECT version FROM sites_history WHERE site_id = 'busy' ORDER BY version")
+            .fetch_all(&mut conn)
+            .await
+            .unwrap();
+    assert_eq!(versions, (1..=81).collect::<Vec<i64>>());
+    conn.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_history_is_append_only_for_every_role_of_ours_and_hidden_from_n8n() {
+    let setup = WithRoles::new().await;
+    let mut admin = setup.conn(RoleKind::Admin).await;
+    exec(&mut admin, "INSERT INTO sites (site_id, domain) VALUES ('kept', 'kept.example.com')")
+        .await
+        .unwrap();
+    assert!(exec(&mut admin, "SELECT * FROM sites_history").await.is_ok(), "the admin reads the history");
+    for sql in [
+        "UPDATE sites_history SET actor = 'nobody'",
+        "DELETE FROM sites_history",
+        "TRUNCATE sites_history",
+        "INSERT INTO sites_history (site_id, version, operation, actor, session_role) VALUES ('kept', 9, 'INSERT', 'me', 'me')",
+        "UPDATE users_history SET old_email = NULL",
+        "SELECT cabinet_sites_history()",
+    ] {
+        let err = exec(&mut admin, sql).await.unwrap_err();
+        assert_eq!(cabinet_db::db::sqlstate(&err).as_deref(), Some("42501"), "{sql}: {err}");
+    }
+    let mut n8n = setup.conn(RoleKind::N8n).await;
+    let err = exec(&mut n8n, "SELECT * FROM sites_history").await.unwrap_err();
+    assert_eq!(cabinet_db::db::sqlstate(&err).as_deref(), Some("42501"), "{err}");
+    // The owner owns the table, and still the history refuses to change.
+    let mut superuser = setup.db.conn().await;
+    exec(&mut superuser, &format!("SET ROLE {}", setup.roles.name(RoleKind::Owner))).await.unwrap();
+    for sql in
+        ["UPDATE sites_history SET actor = 'nobody'", "DELETE FROM sites_history", "TRUNCATE users_history"]
+    {
+        let err = exec(&mut superuser, sql).await.unwrap_err();
+        assert!(err.to_string().contains("append-only"), "{sql}: {err}");
+    }
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM sites_history WHERE site_id = 'kept'")
+        .fetch_one(&mut superuser)
+        .await
+        .unwrap();
+    assert_eq!(count, 1);
+
+    // Disabling a trigger (the owner may) is drift: migrate check and the audit fail on it.
+    exec(&mut superuser, "ALTER TABLE sites DISABLE TRIGGER history_update").await.unwrap();
+    let check = run(&setup.db.url, &["migrate", "check"]);
+    assert_eq!(check.status.code(), Some(1), "{}", stderr(&check));
+    let shown = format!("{}{}", crate::harness::stdout(&check), stderr(&check));
+    assert!(shown.contains("history_update") && shown.contains("disabled"), "{shown}");
+    let (code, failed) = audit(&setup.db.url, &[]);
+    assert_eq!(code, 1);
+    assert!(failed.iter().any(|(_, detail)| detail.contains("history_update")), "{failed:?}");
+    for conn in [admin, n8n, superuser] {
+        conn.close().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn the_migration_makes_what_exists_version_1() {
+    let db = TestDb::empty().await;
+    let set = cabinet_db::migrations::MigrationSet::embedded().unwrap();
+    let options = cabinet_db::migrations::RunnerOptions::default();
+    cabinet_db::migrations::runner::up(&db.url, &set, Some(3), &options).await.unwrap();
+    db.exec(
+        "INSERT INTO sites (site_id, domain, brand_name) VALUES ('old', 'old.example.com', 'Old');
+         INSERT INTO users (user_id, email) VALUES ('old-user', 'old@example.com')",
+    )
+    .await;
+    cabinet_db::migrations::runner::up(&db.url, &set, None, &options).await.unwrap();
+    let mut conn = db.conn().await;
+    let site = site_history(&mut conn, "old").await;
+    assert_eq!(site.len(), 1);
+    assert_eq!(
+        (site[0].0, site[0].1.as_str(), site[0].2.as_str()),
+        (1, "INSERT", "cabinet-db (history begins)")
+    );
+    let user: (i64, Option<String>) =
+        sqlx::query_as("SELECT version, new_email FROM users_history WHERE user_id = 'old-user'")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+    assert_eq!(user, (1, Some("old@example.com".into())));
+    conn.close().await.unwrap();
+}
