@@ -19,6 +19,9 @@ pub enum DataError {
     },
     #[error("{what} not found")]
     NotFound { what: String },
+    /// `--expect-version` met a site that moved on.
+    #[error("{0}")]
+    Conflict(Box<crate::history::VersionConflict>),
     /// A stored value this program cannot represent (e.g. a timestamp of `infinity`).
     #[error(transparent)]
     Unreadable(crate::models::timestamps::UnreadableValue),

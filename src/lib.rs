@@ -19,6 +19,8 @@ pub mod data;
 pub mod db;
 /// The development database: create, start, migrate, seed, back up, stop.
 pub mod dev;
+/// The change history: the actor of our writes, versions and changes read back.
+pub mod history;
 /// Private PostgreSQL clusters (`initdb`, `pg_ctl`): the development database, restored
 /// copies and the test harness run on them.
 pub mod local_cluster;

@@ -2,10 +2,11 @@
 //! `impl PgExecutor` — a pool, a connection or a transaction: the caller owns transactions.
 
 use serde::Serialize;
-use sqlx::PgExecutor;
+use sqlx::{Connection, PgConnection, PgExecutor};
 
 use crate::{
     data::{DataError, Page, into_page},
+    history::{self, Actor, VersionConflict},
     models::{
         Domain, LanguageTag, Site, SiteId,
         values::{FieldError, check_text},
@@ -16,7 +17,8 @@ use crate::{
 /// compile time (nothing is formatted on the hot path).
 macro_rules! site_columns {
     () => {
-        "site_id, domain, ai_script_id, ai_prompt, brand_name, language, hubspot_pipeline, hubspot_stage, created_at"
+        "site_id, domain, ai_script_id, ai_prompt, brand_name, language, hubspot_pipeline, hubspot_stage, created_at, \
+         (SELECT coalesce(max(h.version), 0) FROM sites_history h WHERE h.site_id = sites.site_id) AS version"
     };
 }
 const COLUMNS: &str = site_columns!();
@@ -148,14 +150,21 @@ pub async fn list(
     Ok(into_page(rows, limit, |s| s.site_id.clone()))
 }
 
-pub async fn create(executor: impl PgExecutor<'_>, site: &NewSite) -> Result<Site, DataError> {
+/// Creates a site, recorded as its next version by `actor` (else the session's actor or role).
+pub async fn create(
+    conn: &mut PgConnection,
+    actor: Option<&Actor>,
+    site: &NewSite,
+) -> Result<Site, DataError> {
     site.validate()?;
-    let sql = format!(
+    let mut tx = conn.begin().await?;
+    if let Some(actor) = actor {
+        history::set_actor(&mut tx, actor, true).await?;
+    }
+    sqlx::query(
         "INSERT INTO sites (site_id, domain, ai_script_id, ai_prompt, brand_name, language, hubspot_pipeline, hubspot_stage)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-         RETURNING {COLUMNS}"
-    );
-    Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
         .bind(site.site_id.as_str())
         .bind(site.domain.as_str())
         .bind(&site.ai_script_id)
@@ -164,17 +173,53 @@ pub async fn create(executor: impl PgExecutor<'_>, site: &NewSite) -> Result<Sit
         .bind(site.language.as_str())
         .bind(&site.hubspot_pipeline)
         .bind(&site.hubspot_stage)
-        .fetch_one(executor)
-        .await?)
+        .execute(&mut *tx)
+        .await?;
+    // Read after the statement: its trigger has recorded the new version by now.
+    let created = get(&mut *tx, &site.site_id).await?.ok_or_else(|| DataError::NotFound {
+        what: format!("site {} right after creating it", site.site_id.as_str()),
+    })?;
+    tx.commit().await?;
+    Ok(created)
 }
 
-/// Changes only the fields the patch names; `Ok(None)` when there is no such site.
+/// Changes only the fields the patch names; `Ok(None)` when there is no such site. With
+/// `expect_version`, refuses (`DataError::Conflict`, nothing written) when the site is no
+/// longer at that version: two editors never silently overwrite each other.
 pub async fn update(
-    executor: impl PgExecutor<'_>,
+    conn: &mut PgConnection,
+    actor: Option<&Actor>,
     site_id: &SiteId,
     patch: &SitePatch,
+    expect_version: Option<i64>,
 ) -> Result<Option<Site>, DataError> {
     patch.validate()?;
+    let mut tx = conn.begin().await?;
+    if let Some(actor) = actor {
+        history::set_actor(&mut tx, actor, true).await?;
+    }
+    if let Some(expected) = expect_version {
+        // The row lock first (a concurrent writer finishes before we look), then the version
+        // in a statement of its own, so it sees that writer's committed change.
+        let exists = sqlx::query("SELECT 1 FROM sites WHERE site_id = $1 FOR UPDATE")
+            .bind(site_id.as_str())
+            .fetch_optional(&mut *tx)
+            .await?
+            .is_some();
+        if !exists {
+            return Ok(None);
+        }
+        let current = history::site_version(&mut *tx, site_id).await?;
+        if current != expected {
+            let latest = history::latest_site_change(&mut *tx, site_id).await?;
+            return Err(DataError::Conflict(Box::new(VersionConflict {
+                site_id: site_id.as_str().to_owned(),
+                expected,
+                current,
+                latest,
+            })));
+        }
+    }
     // One static statement: each field comes with a flag saying whether to set it, so no SQL
     // is assembled from the patch.
     let sql = format!(
@@ -186,8 +231,7 @@ pub async fn update(
             language = CASE WHEN $10 THEN $11 ELSE language END,
             hubspot_pipeline = CASE WHEN $12 THEN $13 ELSE hubspot_pipeline END,
             hubspot_stage = CASE WHEN $14 THEN $15 ELSE hubspot_stage END
-          WHERE site_id = $1
-          RETURNING {COLUMNS}"
+          WHERE site_id = $1"
     );
     let optional = |v: &Option<Option<String>>| (v.is_some(), v.clone().flatten());
     let (s_script, script) = optional(&patch.ai_script_id);
@@ -195,7 +239,7 @@ pub async fn update(
     let (s_brand, brand) = optional(&patch.brand_name);
     let (s_pipeline, pipeline) = optional(&patch.hubspot_pipeline);
     let (s_stage, stage) = optional(&patch.hubspot_stage);
-    Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
+    let updated = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(site_id.as_str())
         .bind(patch.domain.is_some())
         .bind(patch.domain.as_ref().map(Domain::as_str))
@@ -211,13 +255,28 @@ pub async fn update(
         .bind(pipeline)
         .bind(s_stage)
         .bind(stage)
-        .fetch_optional(executor)
-        .await?)
+        .execute(&mut *tx)
+        .await?;
+    if updated.rows_affected() == 0 {
+        return Ok(None);
+    }
+    let site = get(&mut *tx, site_id).await?;
+    tx.commit().await?;
+    Ok(site)
 }
 
-/// `true` when a site was deleted.
-pub async fn delete(executor: impl PgExecutor<'_>, site_id: &SiteId) -> Result<bool, DataError> {
+/// `true` when a site was deleted (its history stays: `sites restore` brings it back).
+pub async fn delete(
+    conn: &mut PgConnection,
+    actor: Option<&Actor>,
+    site_id: &SiteId,
+) -> Result<bool, DataError> {
+    let mut tx = conn.begin().await?;
+    if let Some(actor) = actor {
+        history::set_actor(&mut tx, actor, true).await?;
+    }
     let result =
-        sqlx::query("DELETE FROM sites WHERE site_id = $1").bind(site_id.as_str()).execute(executor).await?;
+        sqlx::query("DELETE FROM sites WHERE site_id = $1").bind(site_id.as_str()).execute(&mut *tx).await?;
+    tx.commit().await?;
     Ok(result.rows_affected() == 1)
 }

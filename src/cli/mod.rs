@@ -85,9 +85,20 @@ pub struct ConnectionArgs {
     /// The password is never logged or echoed.
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<DatabaseUrl>,
+    /// Who makes the changes, as the history records them [default: $USER@hostname].
+    #[arg(long, env = "CABINET_ACTOR", value_name = "NAME")]
+    pub actor: Option<String>,
 }
 
 impl ConnectionArgs {
+    /// A connection whose writes the history records as made by `--actor`.
+    pub async fn connect(&self, application_name: &str) -> anyhow::Result<sqlx::PgConnection> {
+        let actor = crate::history::Actor::for_cli(self.actor.as_deref())?;
+        let mut conn = crate::db::connect(self.url()?, application_name).await?;
+        crate::history::set_actor(&mut conn, &actor, false).await?;
+        Ok(conn)
+    }
+
     /// The URL given, or an error naming both ways to give one.
     pub fn url(&self) -> anyhow::Result<&DatabaseUrl> {
         self.database_url.as_ref().ok_or_else(|| {

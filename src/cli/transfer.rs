@@ -92,6 +92,7 @@ pub async fn run_import(table: Table, args: ImportArgs, json: bool) -> anyhow::R
         mode: args.mode,
         max_errors: args.max_errors as usize,
         statement_timeout: args.statement_timeout.0,
+        actor: Some(crate::history::Actor::for_cli(args.connection.actor.as_deref())?),
     };
     let url = args.connection.url()?;
     let bar = progress_bar("checked");

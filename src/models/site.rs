@@ -16,6 +16,9 @@ pub struct Site {
     pub hubspot_pipeline: Option<String>,
     pub hubspot_stage: Option<String>,
     pub created_at: DateTime<Utc>,
+    /// Its newest version in `sites_history` (not a column: every read carries it, so an
+    /// update can say which version it changes, `--expect-version`).
+    pub version: i64,
 }
 
 impl Site {
@@ -46,6 +49,7 @@ impl<'r> FromRow<'r, PgRow> for Site {
             language: row.try_get("language")?,
             hubspot_pipeline: row.try_get("hubspot_pipeline")?,
             hubspot_stage: row.try_get("hubspot_stage")?,
+            version: row.try_get("version")?,
         })
     }
 }

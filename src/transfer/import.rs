@@ -58,6 +58,8 @@ pub struct ImportOptions {
     pub max_errors: usize,
     /// `statement_timeout` of the import's transaction (zero: none).
     pub statement_timeout: Duration,
+    /// Who the history names for the rows this import writes (else the role).
+    pub actor: Option<crate::history::Actor>,
 }
 
 /// How an attempt writes.
@@ -81,6 +83,12 @@ pub async fn import(
 ) -> Result<ImportReport, ImportError> {
     let opened = Opened::open(input, options.format)?;
     let mut conn = db::connect(url, "cabinet-db import").await?;
+    if let Some(actor) = &options.actor {
+        crate::history::set_actor(&mut conn, actor, false).await.map_err(|e| match e {
+            crate::data::DataError::Query(source) => ImportError::from(source),
+            other => ImportError::Actor(Box::new(other)),
+        })?;
+    }
     let result = match attempt(&mut conn, &opened, options, progress, true).await {
         Err(Restage) => match attempt(&mut conn, &opened, options, progress, false).await {
             Ok(result) => result,

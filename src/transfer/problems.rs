@@ -116,6 +116,8 @@ pub enum ImportError {
     Db(#[from] DbError),
     #[error("database query failed; nothing was written")]
     Query(#[from] sqlx::Error),
+    #[error("could not name the actor for the history; nothing was written")]
+    Actor(#[source] Box<crate::data::DataError>),
     #[error(
         "the connection to the database was lost while committing: the import may or may not have been written. Look before retrying (cabinet-db sites get / users get, or an export); in upsert mode running the same file again is harmless"
     )]

@@ -27,7 +27,7 @@ async fn create_get_update_delete_round_trip() {
     let mut conn = db.conn().await;
     let id = SiteId::parse("acme").unwrap();
 
-    let created = sites::create(&mut conn, &new_site("acme", "Shop.ACME.example.com")).await.unwrap();
+    let created = sites::create(&mut conn, None, &new_site("acme", "Shop.ACME.example.com")).await.unwrap();
     assert_eq!(created.domain, "shop.acme.example.com", "domains are stored lower-case");
 
     let by_domain = sites::get_by_domain(&mut conn, "SHOP.acme.example.com").await.unwrap().unwrap();
@@ -40,7 +40,7 @@ async fn create_get_update_delete_round_trip() {
         language: Some(LanguageTag::parse("de").unwrap()),
         ..SitePatch::default()
     };
-    let updated = sites::update(&mut conn, &id, &patch).await.unwrap().unwrap();
+    let updated = sites::update(&mut conn, None, &id, &patch, None).await.unwrap().unwrap();
     assert_eq!(updated.brand_name.as_deref(), Some("ACME GmbH"));
     assert_eq!(updated.ai_prompt, None);
     assert_eq!(updated.language, "de");
@@ -48,10 +48,10 @@ async fn create_get_update_delete_round_trip() {
     assert_eq!(updated.domain, created.domain);
     assert_eq!(updated.created_at, created.created_at);
 
-    assert!(sites::delete(&mut conn, &id).await.unwrap());
-    assert!(!sites::delete(&mut conn, &id).await.unwrap());
+    assert!(sites::delete(&mut conn, None, &id).await.unwrap());
+    assert!(!sites::delete(&mut conn, None, &id).await.unwrap());
     assert_eq!(sites::get(&mut conn, &id).await.unwrap(), None);
-    let missing = sites::update(&mut conn, &id, &patch).await.unwrap();
+    let missing = sites::update(&mut conn, None, &id, &patch, None).await.unwrap();
     assert_eq!(missing, None);
 }
 
@@ -59,26 +59,28 @@ async fn create_get_update_delete_round_trip() {
 async fn duplicates_and_rule_breaks_map_to_the_constraint_sentence() {
     let db = TestDb::migrated().await;
     let mut conn = db.conn().await;
-    sites::create(&mut conn, &new_site("acme", "acme.example.com")).await.unwrap();
+    sites::create(&mut conn, None, &new_site("acme", "acme.example.com")).await.unwrap();
 
-    let same_id = sites::create(&mut conn, &new_site("acme", "other.example.com")).await.unwrap_err();
+    let same_id = sites::create(&mut conn, None, &new_site("acme", "other.example.com")).await.unwrap_err();
     assert!(
         matches!(&same_id, DataError::Rejected { constraint, .. } if constraint == "sites_pkey"),
         "{same_id}"
     );
     assert_eq!(same_id.to_string(), "a site with this site_id already exists (constraint sites_pkey)");
 
-    let same_domain = sites::create(&mut conn, &new_site("acme2", "ACME.example.com")).await.unwrap_err();
+    let same_domain =
+        sites::create(&mut conn, None, &new_site("acme2", "ACME.example.com")).await.unwrap_err();
     assert!(same_domain.to_string().contains("another site already uses this domain"), "{same_domain}");
 
     let mut stage_only = new_site("s3", "s3.example.com");
     stage_only.hubspot_stage = Some("won".into());
-    let err = sites::create(&mut conn, &stage_only).await.unwrap_err();
+    let err = sites::create(&mut conn, None, &stage_only).await.unwrap_err();
     assert!(matches!(err, DataError::Invalid(_)), "refused before the round trip: {err}");
 
     // The database's own rule catches what the patch cannot see: a stage without a pipeline.
     let patch = SitePatch { hubspot_stage: Some(Some("won".into())), ..SitePatch::default() };
-    let err = sites::update(&mut conn, &SiteId::parse("acme").unwrap(), &patch).await.unwrap_err();
+    let err =
+        sites::update(&mut conn, None, &SiteId::parse("acme").unwrap(), &patch, None).await.unwrap_err();
     assert!(err.to_string().contains("a stage belongs to a pipeline"), "{err}");
 }
 
@@ -91,7 +93,7 @@ async fn list_filters_and_pages_by_site_id() {
         if i % 5 == 0 {
             site.language = LanguageTag::parse("de").unwrap();
         }
-        sites::create(&mut conn, &site).await.unwrap();
+        sites::create(&mut conn, None, &site).await.unwrap();
     }
     let mut seen = Vec::new();
     let mut after: Option<String> = None;
@@ -125,7 +127,7 @@ async fn pages_stay_stable_while_rows_are_inserted_concurrently() {
     let db = TestDb::migrated().await;
     let mut conn = db.conn().await;
     for i in 0..40 {
-        sites::create(&mut conn, &new_site(&format!("m-{i:03}"), &format!("m{i}.example.com")))
+        sites::create(&mut conn, None, &new_site(&format!("m-{i:03}"), &format!("m{i}.example.com")))
             .await
             .unwrap();
     }
@@ -135,7 +137,9 @@ async fn pages_stay_stable_while_rows_are_inserted_concurrently() {
         for i in 0..40 {
             for prefix in ["a", "z"] {
                 let id = format!("{prefix}-{i:03}");
-                sites::create(&mut conn, &new_site(&id, &format!("{prefix}{i}.example.com"))).await.unwrap();
+                sites::create(&mut conn, None, &new_site(&id, &format!("{prefix}{i}.example.com")))
+                    .await
+                    .unwrap();
             }
             tokio::task::yield_now().await;
         }

@@ -4,7 +4,6 @@ use clap::Args as ClapArgs;
 use super::OptionalFields;
 use crate::{
     cli::{ConnectionArgs, Outcome},
-    db,
     models::{Domain, LanguageTag, SiteId},
     sites::{self, NewSite},
 };
@@ -36,8 +35,8 @@ pub async fn run(args: Args, json: bool) -> anyhow::Result<Outcome> {
         hubspot_pipeline: args.fields.hubspot_pipeline,
         hubspot_stage: args.fields.hubspot_stage,
     };
-    let mut conn = db::connect(args.connection.url()?, "cabinet-db sites").await?;
-    let created = sites::create(&mut conn, &site).await?;
+    let mut conn = args.connection.connect("cabinet-db sites").await?;
+    let created = sites::create(&mut conn, None, &site).await?;
     if !json {
         outln!("created site {}", created.site_id)?;
     }

@@ -3,7 +3,6 @@ use clap::Args as ClapArgs;
 
 use crate::{
     cli::{ConnectionArgs, Outcome},
-    db,
     models::SiteId,
     sites,
 };
@@ -21,7 +20,7 @@ pub struct Args {
 }
 
 pub async fn run(args: Args, json: bool) -> anyhow::Result<Outcome> {
-    let mut conn = db::connect(args.connection.url()?, "cabinet-db sites").await?;
+    let mut conn = args.connection.connect("cabinet-db sites").await?;
     let (site, wanted) = match (&args.site_id, &args.domain) {
         (Some(id), _) => (sites::get(&mut conn, &SiteId::parse(id)?).await?, format!("site_id {id:?}")),
         (None, Some(domain)) => {

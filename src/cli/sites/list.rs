@@ -4,7 +4,6 @@ use clap::Args as ClapArgs;
 use crate::{
     cli::{ConnectionArgs, Outcome, output},
     data::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE},
-    db,
     models::LanguageTag,
     sites::{self, SiteFilter},
 };
@@ -32,7 +31,7 @@ pub async fn run(args: Args, json: bool) -> anyhow::Result<Outcome> {
         language: args.language.as_deref().map(LanguageTag::parse).transpose()?,
         domain_contains: args.domain_contains,
     };
-    let mut conn = db::connect(args.connection.url()?, "cabinet-db sites").await?;
+    let mut conn = args.connection.connect("cabinet-db sites").await?;
     let page = sites::list(&mut conn, &filter, args.after.as_deref(), args.limit).await?;
     if json {
         output::print_json(&page)?;

@@ -2,9 +2,13 @@
 
 mod add;
 mod get;
+mod history;
 mod list;
+mod restore;
+mod revert;
 mod rm;
 mod set;
+mod show;
 
 use crate::cli::output::outln;
 use clap::{Args, Subcommand};
@@ -23,6 +27,11 @@ use crate::{models::Site, transfer::Table};
   cabinet-db sites set acme --brand-name \"ACME GmbH\" --ai-prompt-file prompt.txt
   cabinet-db sites set acme --clear hubspot_stage
   cabinet-db sites rm acme --yes
+  cabinet-db sites set acme --ai-prompt-file prompt.txt --expect-version 7 --actor alice@example.com
+  cabinet-db sites history acme --diff
+  cabinet-db sites show acme --version 3
+  cabinet-db sites revert acme --to 3 --yes
+  cabinet-db sites restore acme                # after sites rm
   cabinet-db sites export --out sites.csv; cabinet-db sites import sites.csv
 
 Connect with --database-url or DATABASE_URL, e.g. the cabinet_admin role's URL
@@ -44,6 +53,14 @@ pub enum SitesCommand {
     Set(set::Args),
     /// Delete a site.
     Rm(rm::Args),
+    /// Every recorded change of a site: version, when, who, which fields (`--diff`: what).
+    History(history::Args),
+    /// A site as one version left it.
+    Show(show::Args),
+    /// Put an earlier version back (a new version that names it).
+    Revert(revert::Args),
+    /// Bring a deleted site back as it was before its deletion.
+    Restore(restore::Args),
     /// Load sites from CSV or JSON Lines (all or nothing).
     Import(ImportArgs),
     /// Write all sites as CSV or JSON Lines.
@@ -57,6 +74,10 @@ pub async fn run(args: SitesArgs, json: bool) -> anyhow::Result<Outcome> {
         SitesCommand::Add(a) => add::run(a, json).await,
         SitesCommand::Set(a) => set::run(a, json).await,
         SitesCommand::Rm(a) => rm::run(a, json).await,
+        SitesCommand::History(a) => history::run(a, json).await,
+        SitesCommand::Show(a) => show::run(a, json).await,
+        SitesCommand::Revert(a) => revert::run(a, json).await,
+        SitesCommand::Restore(a) => restore::run(a, json).await,
         SitesCommand::Import(a) => transfer::run_import(Table::Sites, a, json).await,
         SitesCommand::Export(a) => transfer::run_export(Table::Sites, a).await,
     }
@@ -109,6 +130,11 @@ fn print_site(site: &Site, json: bool, prompt: Prompt) -> anyhow::Result<()> {
     outln!("hubspot_pipeline: {}", show(&site.hubspot_pipeline))?;
     outln!("hubspot_stage:    {}", show(&site.hubspot_stage))?;
     outln!("created_at:       {}", site.created_at.to_rfc3339())?;
+    outln!(
+        "version:          {} (cabinet-db sites history {} lists them)",
+        site.version,
+        safe(&site.site_id)
+    )?;
     let Some(text) = &site.ai_prompt else {
         outln!("ai_prompt:        (none)")?;
         return Ok(());

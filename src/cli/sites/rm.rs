@@ -4,7 +4,6 @@ use clap::Args as ClapArgs;
 
 use crate::{
     cli::{ConnectionArgs, Outcome, output, transfer::confirm},
-    db,
     models::SiteId,
     sites,
 };
@@ -22,7 +21,7 @@ pub struct Args {
 
 pub async fn run(args: Args, json: bool) -> anyhow::Result<Outcome> {
     let site_id = SiteId::parse(&args.site_id)?;
-    let mut conn = db::connect(args.connection.url()?, "cabinet-db sites").await?;
+    let mut conn = args.connection.connect("cabinet-db sites").await?;
     let Some(site) = sites::get(&mut conn, &site_id).await? else {
         bail!("no site with site_id {:?}", args.site_id);
     };
@@ -30,7 +29,7 @@ pub async fn run(args: Args, json: bool) -> anyhow::Result<Outcome> {
         outln!("kept site {}", site.site_id)?;
         return Ok(Outcome::Success);
     }
-    let deleted = sites::delete(&mut conn, &site_id).await?;
+    let deleted = sites::delete(&mut conn, None, &site_id).await?;
     if json {
         output::print_json(&serde_json::json!({ "deleted": deleted, "site_id": site_id }))?;
     } else {

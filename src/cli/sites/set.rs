@@ -4,7 +4,6 @@ use clap::{Args as ClapArgs, ValueEnum};
 use super::OptionalFields;
 use crate::{
     cli::{ConnectionArgs, Outcome},
-    db,
     models::{Domain, LanguageTag, SiteId},
     sites::{self, SitePatch},
 };
@@ -37,6 +36,10 @@ pub struct Args {
     /// Empty an optional field (repeatable).
     #[arg(long, value_enum)]
     pub clear: Vec<Clearable>,
+    /// Change it only if it is still at this version (what `sites get` showed): otherwise
+    /// nothing is written and the error says who changed what since.
+    #[arg(long, value_name = "N")]
+    pub expect_version: Option<i64>,
 }
 
 pub async fn run(args: Args, json: bool) -> anyhow::Result<Outcome> {
@@ -70,8 +73,8 @@ pub async fn run(args: Args, json: bool) -> anyhow::Result<Outcome> {
         bail!("nothing to change: give at least one field, e.g. --brand-name \"ACME\" (see --help)");
     }
     let site_id = SiteId::parse(&args.site_id)?;
-    let mut conn = db::connect(args.connection.url()?, "cabinet-db sites").await?;
-    match sites::update(&mut conn, &site_id, &patch).await? {
+    let mut conn = args.connection.connect("cabinet-db sites").await?;
+    match sites::update(&mut conn, None, &site_id, &patch, args.expect_version).await? {
         Some(site) => super::print_site(&site, json, super::Prompt::Start)?,
         None => {
             bail!("no site with site_id {:?}; cabinet-db sites list shows the existing ones", args.site_id)

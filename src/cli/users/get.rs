@@ -3,7 +3,6 @@ use clap::Args as ClapArgs;
 
 use crate::{
     cli::{ConnectionArgs, Outcome, output},
-    db,
     models::UserId,
     users,
 };
@@ -17,7 +16,7 @@ pub struct Args {
 }
 
 pub async fn run(args: Args, json: bool) -> anyhow::Result<Outcome> {
-    let mut conn = db::connect(args.connection.url()?, "cabinet-db users").await?;
+    let mut conn = args.connection.connect("cabinet-db users").await?;
     let Some(user) = users::get(&mut conn, &UserId::parse(&args.user_id)?).await? else {
         bail!("no user with user_id {:?}", args.user_id);
     };

@@ -4,7 +4,6 @@ use clap::Args as ClapArgs;
 use crate::{
     cli::{ConnectionArgs, Outcome, output},
     data::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE},
-    db,
     models::timestamps,
     users::{self, UserFilter},
 };
@@ -36,7 +35,7 @@ pub fn parse_time(text: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
 
 pub async fn run(args: Args, json: bool) -> anyhow::Result<Outcome> {
     let filter = UserFilter { email: args.email, seen_after: args.seen_after, seen_before: args.seen_before };
-    let mut conn = db::connect(args.connection.url()?, "cabinet-db users").await?;
+    let mut conn = args.connection.connect("cabinet-db users").await?;
     let page = users::list(&mut conn, &filter, args.after.as_deref(), args.limit).await?;
     if json {
         output::print_json(&page)?;

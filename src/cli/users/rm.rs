@@ -4,7 +4,6 @@ use clap::Args as ClapArgs;
 
 use crate::{
     cli::{ConnectionArgs, Outcome, output, transfer::confirm},
-    db,
     models::UserId,
     users,
 };
@@ -22,7 +21,7 @@ pub struct Args {
 
 pub async fn run(args: Args, json: bool) -> anyhow::Result<Outcome> {
     let user_id = UserId::parse(&args.user_id)?;
-    let mut conn = db::connect(args.connection.url()?, "cabinet-db users").await?;
+    let mut conn = args.connection.connect("cabinet-db users").await?;
     let Some(user) = users::get(&mut conn, &user_id).await? else {
         bail!("no user with user_id {:?}", args.user_id);
     };

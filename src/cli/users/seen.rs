@@ -4,7 +4,6 @@ use clap::Args as ClapArgs;
 use super::list::parse_time;
 use crate::{
     cli::{ConnectionArgs, DurationArg, Outcome, output},
-    db,
     models::{Email, UserId},
     users::{self, DEFAULT_DEBOUNCE, SeenEvent},
 };
@@ -32,7 +31,7 @@ pub async fn run(args: Args, json: bool) -> anyhow::Result<Outcome> {
         email: args.email.as_deref().map(Email::parse).transpose()?,
         at: args.at.unwrap_or_else(chrono::Utc::now),
     };
-    let mut conn = db::connect(args.connection.url()?, "cabinet-db users").await?;
+    let mut conn = args.connection.connect("cabinet-db users").await?;
     let report = users::record_seen(&mut conn, std::slice::from_ref(&event), args.debounce.0).await?;
     if json {
         output::print_json(&report)?;

@@ -1,0 +1,361 @@
+//! The change history as the library reads it, and who is writing.
+//!
+//! PostgreSQL writes the history itself (`models::history`); here we name the actor for our
+//! own writes and read versions and changes back. The actor is `cabinet.actor`, set for a
+//! session (the CLI: `--actor`, default `$USER@host`) or for one transaction (the library's
+//! `actor` parameters); without it the history names the session's role.
+
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::{PgConnection, PgExecutor, Row, postgres::PgRow};
+
+use crate::{
+    data::DataError,
+    models::{FieldError, SiteId, timestamps},
+};
+
+/// Longer actors are refused (an e-mail address or `user@host` fits easily).
+pub const MAX_ACTOR_CHARS: usize = 200;
+
+/// Who makes a change, as the history records it: e.g. `alice@example.com`, `deploy@ci`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Actor(String);
+
+impl Actor {
+    /// 1–200 characters, no control or invisible format character (it is printed to
+    /// terminals and shown in the admin panel).
+    pub fn new(name: &str) -> Result<Actor, FieldError> {
+        let bad = name.trim().is_empty()
+            || name.chars().count() > MAX_ACTOR_CHARS
+            || name.chars().any(crate::models::characters::is_invisible_or_control);
+        if bad {
+            return Err(FieldError::new(
+                "actor",
+                name,
+                format!("an actor is 1-{MAX_ACTOR_CHARS} visible characters, e.g. alice@example.com"),
+            ));
+        }
+        Ok(Actor(name.to_owned()))
+    }
+
+    /// The CLI's: the one given, else `$USER@hostname`.
+    pub fn for_cli(given: Option<&str>) -> Result<Actor, FieldError> {
+        if let Some(name) = given {
+            return Actor::new(name);
+        }
+        let user = std::env::var("USER")
+            .ok()
+            .filter(|u| !u.is_empty())
+            .or_else(|| nix::unistd::User::from_uid(nix::unistd::geteuid()).ok().flatten().map(|u| u.name))
+            .unwrap_or_else(|| "unknown".to_owned());
+        let host = nix::unistd::gethostname()
+            .ok()
+            .and_then(|h| h.into_string().ok())
+            .unwrap_or_else(|| "localhost".to_owned());
+        Actor::new(&format!("{user}@{host}"))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Actor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Names the actor for the rest of this session (`local = false`) or transaction.
+pub async fn set_actor(conn: &mut PgConnection, actor: &Actor, local: bool) -> Result<(), DataError> {
+    sqlx::query("SELECT set_config('cabinet.actor', $1, $2)")
+        .bind(actor.as_str())
+        .bind(local)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// One recorded change of a site.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SiteChange {
+    pub site_id: String,
+    pub version: i64,
+    /// `INSERT`, `UPDATE` or `DELETE`.
+    pub operation: String,
+    pub changed_at: DateTime<Utc>,
+    pub actor: String,
+    /// The role the writer connected as.
+    pub session_role: String,
+    pub application_name: String,
+    pub client_addr: Option<String>,
+    pub changed_fields: Vec<String>,
+    /// Set when this change put an earlier version back (`sites revert`).
+    pub restores_version: Option<i64>,
+    pub old_row: Option<serde_json::Value>,
+    pub new_row: Option<serde_json::Value>,
+}
+
+impl<'r> sqlx::FromRow<'r, PgRow> for SiteChange {
+    fn from_row(row: &'r PgRow) -> Result<Self, sqlx::Error> {
+        let site_id: String = row.try_get("site_id")?;
+        Ok(SiteChange {
+            changed_at: timestamps::read(row, "sites_history", "site_id", &site_id, "changed_at")?,
+            site_id,
+            version: row.try_get("version")?,
+            operation: row.try_get("operation")?,
+            actor: row.try_get("actor")?,
+            session_role: row.try_get("session_role")?,
+            application_name: row.try_get("application_name")?,
+            client_addr: row.try_get("client_addr")?,
+            changed_fields: row.try_get("changed_fields")?,
+            restores_version: row.try_get("restores_version")?,
+            old_row: row.try_get("old_row")?,
+            new_row: row.try_get("new_row")?,
+        })
+    }
+}
+
+macro_rules! change_columns {
+    () => {
+        "site_id, version, operation, changed_at, actor, session_role, application_name, host(client_addr) AS client_addr, changed_fields, restores_version, old_row, new_row"
+    };
+}
+
+/// Every recorded change of a site, oldest first (also after it was deleted).
+pub async fn site_history(
+    executor: impl PgExecutor<'_>,
+    site_id: &SiteId,
+) -> Result<Vec<SiteChange>, DataError> {
+    const SQL: &str =
+        concat!("SELECT ", change_columns!(), " FROM sites_history WHERE site_id = $1 ORDER BY version");
+    Ok(sqlx::query_as(SQL).bind(site_id.as_str()).fetch_all(executor).await?)
+}
+
+/// One version of a site.
+pub async fn site_change(
+    executor: impl PgExecutor<'_>,
+    site_id: &SiteId,
+    version: i64,
+) -> Result<Option<SiteChange>, DataError> {
+    const SQL: &str =
+        concat!("SELECT ", change_columns!(), " FROM sites_history WHERE site_id = $1 AND version = $2");
+    Ok(sqlx::query_as(SQL).bind(site_id.as_str()).bind(version).fetch_optional(executor).await?)
+}
+
+/// The newest recorded change of a site, if any.
+pub async fn latest_site_change(
+    executor: impl PgExecutor<'_>,
+    site_id: &SiteId,
+) -> Result<Option<SiteChange>, DataError> {
+    const SQL: &str = concat!(
+        "SELECT ",
+        change_columns!(),
+        " FROM sites_history WHERE site_id = $1 ORDER BY version DESC LIMIT 1"
+    );
+    Ok(sqlx::query_as(SQL).bind(site_id.as_str()).fetch_optional(executor).await?)
+}
+
+/// A site's current version: its newest recorded change (0 when nothing is recorded).
+pub async fn site_version(executor: impl PgExecutor<'_>, site_id: &SiteId) -> Result<i64, DataError> {
+    Ok(sqlx::query_scalar("SELECT coalesce(max(version), 0) FROM sites_history WHERE site_id = $1")
+        .bind(site_id.as_str())
+        .fetch_one(executor)
+        .await?)
+}
+
+/// The conflict an `--expect-version` update met: what happened since.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct VersionConflict {
+    pub site_id: String,
+    pub expected: i64,
+    pub current: i64,
+    /// The change that made the current version (absent for a site never recorded).
+    pub latest: Option<SiteChange>,
+}
+
+impl fmt::Display for VersionConflict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "site {} is at version {}, not {}", self.site_id, self.current, self.expected)?;
+        if let Some(change) = &self.latest {
+            write!(
+                f,
+                ": {} by {} at {}",
+                change.operation.to_lowercase(),
+                change.actor,
+                change.changed_at.format("%Y-%m-%d %H:%M:%S UTC")
+            )?;
+            if !change.changed_fields.is_empty() {
+                write!(f, " changed {}", change.changed_fields.join(", "))?;
+            }
+        }
+        write!(
+            f,
+            ". Nothing was written: read it again (cabinet-db sites get {}) and redo your change on version {}",
+            self.site_id, self.current
+        )
+    }
+}
+
+/// The site as it was at a version: the row that version wrote (for a deletion, the row it
+/// removed). `None` when there is no such version.
+pub async fn site_at_version(
+    executor: impl PgExecutor<'_>,
+    site_id: &SiteId,
+    version: i64,
+) -> Result<Option<(SiteChange, serde_json::Value)>, DataError> {
+    let Some(change) = site_change(executor, site_id, version).await? else { return Ok(None) };
+    let row = change.new_row.clone().or_else(|| change.old_row.clone()).unwrap_or(serde_json::Value::Null);
+    Ok(Some((change, row)))
+}
+
+/// Why a version cannot be put back.
+#[derive(Debug, thiserror::Error)]
+pub enum RevertError {
+    #[error("site {site_id} has no version {version}; cabinet-db sites history {site_id} lists them")]
+    NoSuchVersion { site_id: String, version: i64 },
+    #[error(
+        "version {version} of site {site_id} is its deletion: there is no row to put back; choose the version before it"
+    )]
+    VersionIsDeletion { site_id: String, version: i64 },
+    #[error(
+        "site {site_id} does not exist now; cabinet-db sites restore {site_id} brings a deleted site back"
+    )]
+    SiteGone { site_id: String },
+    #[error(
+        "site {site_id} exists; revert it to a version instead (cabinet-db sites revert {site_id} --to N)"
+    )]
+    SiteExists { site_id: String },
+    #[error("site {site_id} has no recorded deletion to undo")]
+    NeverDeleted { site_id: String },
+    #[error(
+        "version {version} of site {site_id} has the domain {domain}, which now belongs to site {owner}: give that site another domain first (cabinet-db sites set {owner} --domain …), then revert. Nothing was written"
+    )]
+    DomainTaken { site_id: String, version: i64, domain: String, owner: String },
+    #[error(transparent)]
+    Data(#[from] DataError),
+}
+
+impl From<sqlx::Error> for RevertError {
+    fn from(error: sqlx::Error) -> Self {
+        RevertError::Data(DataError::from(error))
+    }
+}
+
+/// Puts version `to` of a site back, as an ordinary update recorded as a new version that
+/// names the version it restores. Returns the new version number.
+pub async fn revert_site(
+    conn: &mut PgConnection,
+    actor: Option<&Actor>,
+    site_id: &SiteId,
+    to: i64,
+) -> Result<i64, RevertError> {
+    use sqlx::Connection;
+    let mut tx = conn.begin().await?;
+    if let Some(actor) = actor {
+        set_actor(&mut tx, actor, true).await?;
+    }
+    let locked = sqlx::query("SELECT 1 FROM sites WHERE site_id = $1 FOR UPDATE")
+        .bind(site_id.as_str())
+        .fetch_optional(&mut *tx)
+        .await?;
+    if locked.is_none() {
+        return Err(RevertError::SiteGone { site_id: site_id.as_str().to_owned() });
+    }
+    let Some((change, _)) = site_at_version(&mut *tx, site_id, to).await? else {
+        return Err(RevertError::NoSuchVersion { site_id: site_id.as_str().to_owned(), version: to });
+    };
+    let Some(row) = change.new_row else {
+        return Err(RevertError::VersionIsDeletion { site_id: site_id.as_str().to_owned(), version: to });
+    };
+    check_domain_free(&mut tx, site_id, to, &row).await?;
+    sqlx::query("SELECT set_config('cabinet.restores_version', $1, true)")
+        .bind(to.to_string())
+        .execute(&mut *tx)
+        .await?;
+    // jsonb_populate_record reads the stored row back into the table's own row type: every
+    // field with its column's type, nothing assembled from the data.
+    sqlx::query(
+        "UPDATE sites s SET domain = r.domain, ai_script_id = r.ai_script_id, ai_prompt = r.ai_prompt,
+                brand_name = r.brand_name, language = r.language, hubspot_pipeline = r.hubspot_pipeline,
+                hubspot_stage = r.hubspot_stage
+           FROM jsonb_populate_record(NULL::sites, $2) r
+          WHERE s.site_id = $1",
+    )
+    .bind(site_id.as_str())
+    .bind(&row)
+    .execute(&mut *tx)
+    .await
+    .map_err(DataError::from)?;
+    let version = site_version(&mut *tx, site_id).await?;
+    tx.commit().await?;
+    Ok(version)
+}
+
+/// Brings a deleted site back as it was just before its deletion, recorded as a new version
+/// that names the version it restores. Returns the new version number.
+pub async fn restore_site(
+    conn: &mut PgConnection,
+    actor: Option<&Actor>,
+    site_id: &SiteId,
+) -> Result<i64, RevertError> {
+    use sqlx::Connection;
+    let mut tx = conn.begin().await?;
+    if let Some(actor) = actor {
+        set_actor(&mut tx, actor, true).await?;
+    }
+    let exists = sqlx::query("SELECT 1 FROM sites WHERE site_id = $1")
+        .bind(site_id.as_str())
+        .fetch_optional(&mut *tx)
+        .await?
+        .is_some();
+    if exists {
+        return Err(RevertError::SiteExists { site_id: site_id.as_str().to_owned() });
+    }
+    let latest = latest_site_change(&mut *tx, site_id).await?;
+    let Some(SiteChange { old_row: Some(row), version, .. }) = latest.filter(|c| c.operation == "DELETE")
+    else {
+        return Err(RevertError::NeverDeleted { site_id: site_id.as_str().to_owned() });
+    };
+    let restored = version - 1;
+    check_domain_free(&mut tx, site_id, restored, &row).await?;
+    sqlx::query("SELECT set_config('cabinet.restores_version', $1, true)")
+        .bind(restored.to_string())
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("INSERT INTO sites SELECT * FROM jsonb_populate_record(NULL::sites, $1)")
+        .bind(&row)
+        .execute(&mut *tx)
+        .await
+        .map_err(DataError::from)?;
+    let version = site_version(&mut *tx, site_id).await?;
+    tx.commit().await?;
+    Ok(version)
+}
+
+/// The domain a version had must not belong to another site now.
+async fn check_domain_free(
+    conn: &mut PgConnection,
+    site_id: &SiteId,
+    version: i64,
+    row: &serde_json::Value,
+) -> Result<(), RevertError> {
+    let Some(domain) = row.get("domain").and_then(|d| d.as_str()) else { return Ok(()) };
+    let owner: Option<String> =
+        sqlx::query_scalar("SELECT site_id FROM sites WHERE domain = $1 AND site_id <> $2")
+            .bind(domain)
+            .bind(site_id.as_str())
+            .fetch_optional(&mut *conn)
+            .await?;
+    match owner {
+        Some(owner) => Err(RevertError::DomainTaken {
+            site_id: site_id.as_str().to_owned(),
+            version,
+            domain: domain.to_owned(),
+            owner,
+        }),
+        None => Ok(()),
+    }
+}
