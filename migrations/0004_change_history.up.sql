@@ -1,7 +1,8 @@
 -- 0004: the change history of sites and users, kept by PostgreSQL for every writer.
 -- Generated from src/models/history.rs (the functions' bodies must stay byte for byte as
 -- there: migrate check compares them). Statement-level triggers with transition tables log
--- a bulk write in one statement; the history refuses UPDATE, DELETE and TRUNCATE.
+-- a bulk write in one statement; the history refuses UPDATE, DELETE and TRUNCATE except
+-- through cabinet_forget_user and cabinet_prune_history, which leave a record of their own.
 CREATE FUNCTION cabinet_sites_history() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $body$
 DECLARE
     restores text := current_setting('cabinet.restores_version', true);
@@ -69,6 +70,49 @@ BEGIN
 END
 $body$;
 
+CREATE FUNCTION cabinet_forget_user(forgotten text) RETURNS bigint LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $body$
+DECLARE
+    scrubbed bigint;
+    forgetter text := coalesce(nullif(current_setting('cabinet.actor', true), ''), session_user::text);
+BEGIN
+    -- Written by cabinet-db (src/models/history.rs): a delete-my-data request. The user
+    -- goes (the deletion is recorded), then every e-mail address in that user's history is
+    -- removed; the rows stay, saying when and by whom the user was forgotten.
+    DELETE FROM public.users WHERE user_id = forgotten;
+    PERFORM set_config('cabinet.history_maintenance', 'on', true);
+    UPDATE public.users_history
+       SET old_email = NULL, new_email = NULL, forgotten_at = clock_timestamp(), forgotten_by = forgetter
+     WHERE user_id = forgotten;
+    GET DIAGNOSTICS scrubbed = ROW_COUNT;
+    PERFORM set_config('cabinet.history_maintenance', 'off', true);
+    RETURN scrubbed;
+END
+$body$;
+
+CREATE FUNCTION cabinet_prune_history(before timestamptz) RETURNS bigint LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $body$
+DECLARE
+    sites_rows bigint;
+    users_rows bigint;
+BEGIN
+    -- Written by cabinet-db (src/models/history.rs): removes history older than `before`,
+    -- keeping each site's and user's newest version (numbering continues from it), and
+    -- records the prune itself. Only the owner and superusers may run it.
+    PERFORM set_config('cabinet.history_maintenance', 'on', true);
+    DELETE FROM public.sites_history h
+     WHERE h.changed_at < before
+       AND h.version < (SELECT max(n.version) FROM public.sites_history n WHERE n.site_id = h.site_id);
+    GET DIAGNOSTICS sites_rows = ROW_COUNT;
+    DELETE FROM public.users_history h
+     WHERE h.changed_at < before
+       AND h.version < (SELECT max(n.version) FROM public.users_history n WHERE n.user_id = h.user_id);
+    GET DIAGNOSTICS users_rows = ROW_COUNT;
+    PERFORM set_config('cabinet.history_maintenance', 'off', true);
+    INSERT INTO public.history_prunes (actor, session_role, before, sites_rows, users_rows)
+    VALUES (coalesce(nullif(current_setting('cabinet.actor', true), ''), session_user::text), session_user::text, before, sites_rows, users_rows);
+    RETURN sites_rows + users_rows;
+END
+$body$;
+
 CREATE FUNCTION cabinet_history_append_only() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $body$
 BEGIN
     -- Written by cabinet-db (src/models/history.rs). Only the owner (and superusers) hold
@@ -125,6 +169,16 @@ CREATE TABLE users_history (
 );
 CREATE INDEX users_history_changed_at_idx ON users_history (changed_at);
 CREATE TRIGGER append_only BEFORE UPDATE OR DELETE OR TRUNCATE ON users_history FOR EACH STATEMENT EXECUTE FUNCTION cabinet_history_append_only();
+
+CREATE TABLE history_prunes (
+    pruned_at timestamptz DEFAULT clock_timestamp() NOT NULL,
+    actor text NOT NULL,
+    session_role text NOT NULL,
+    before timestamptz NOT NULL,
+    sites_rows bigint NOT NULL,
+    users_rows bigint NOT NULL
+);
+CREATE TRIGGER append_only BEFORE UPDATE OR DELETE OR TRUNCATE ON history_prunes FOR EACH STATEMENT EXECUTE FUNCTION cabinet_history_append_only();
 
 CREATE TRIGGER history_insert AFTER INSERT ON sites REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION cabinet_sites_history();
 CREATE TRIGGER history_update AFTER UPDATE ON sites REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION cabinet_sites_history();

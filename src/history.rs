@@ -13,7 +13,7 @@ use sqlx::{PgConnection, PgExecutor, Row, postgres::PgRow};
 
 use crate::{
     data::DataError,
-    models::{FieldError, SiteId, timestamps},
+    models::{FieldError, SiteId, UserId, timestamps},
 };
 
 /// Longer actors are refused (an e-mail address or `user@host` fits easily).
@@ -358,4 +358,92 @@ async fn check_domain_free(
         }),
         None => Ok(()),
     }
+}
+
+/// One recorded change of a user: creation, e-mail change or deletion.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct UserChange {
+    pub user_id: String,
+    pub version: i64,
+    pub operation: String,
+    pub changed_at: DateTime<Utc>,
+    pub actor: String,
+    pub session_role: String,
+    pub old_email: Option<String>,
+    pub new_email: Option<String>,
+    /// Set once the user was forgotten: the e-mail addresses above are gone.
+    pub forgotten_at: Option<DateTime<Utc>>,
+    pub forgotten_by: Option<String>,
+}
+
+impl<'r> sqlx::FromRow<'r, PgRow> for UserChange {
+    fn from_row(row: &'r PgRow) -> Result<Self, sqlx::Error> {
+        let user_id: String = row.try_get("user_id")?;
+        let forgotten: Option<timestamps::Checked> = row.try_get("forgotten_at")?;
+        Ok(UserChange {
+            changed_at: timestamps::read(row, "users_history", "user_id", &user_id, "changed_at")?,
+            user_id,
+            version: row.try_get("version")?,
+            operation: row.try_get("operation")?,
+            actor: row.try_get("actor")?,
+            session_role: row.try_get("session_role")?,
+            old_email: row.try_get("old_email")?,
+            new_email: row.try_get("new_email")?,
+            forgotten_at: forgotten.map(|c| c.0),
+            forgotten_by: row.try_get("forgotten_by")?,
+        })
+    }
+}
+
+/// Every recorded change of a user, oldest first.
+pub async fn user_history(
+    executor: impl PgExecutor<'_>,
+    user_id: &UserId,
+) -> Result<Vec<UserChange>, DataError> {
+    Ok(sqlx::query_as(
+        "SELECT user_id, version, operation, changed_at, actor, session_role, old_email, new_email, forgotten_at, forgotten_by
+           FROM users_history WHERE user_id = $1 ORDER BY version",
+    )
+    .bind(user_id.as_str())
+    .fetch_all(executor)
+    .await?)
+}
+
+/// Honours a "delete my data" request: deletes the user and removes every e-mail address from
+/// that user's history (the rows stay, saying when and by whom). Returns the history rows
+/// scrubbed; 0 means there was no such user.
+pub async fn forget_user(
+    conn: &mut PgConnection,
+    actor: Option<&Actor>,
+    user_id: &UserId,
+) -> Result<i64, DataError> {
+    use sqlx::Connection;
+    let mut tx = conn.begin().await?;
+    if let Some(actor) = actor {
+        set_actor(&mut tx, actor, true).await?;
+    }
+    let scrubbed: i64 = sqlx::query_scalar("SELECT cabinet_forget_user($1)")
+        .bind(user_id.as_str())
+        .fetch_one(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(scrubbed)
+}
+
+/// Removes history older than `before` (each record's newest version stays), recorded in
+/// `history_prunes`. The owner or a superuser only. Returns the rows removed.
+pub async fn prune(
+    conn: &mut PgConnection,
+    actor: Option<&Actor>,
+    before: DateTime<Utc>,
+) -> Result<i64, DataError> {
+    use sqlx::Connection;
+    let mut tx = conn.begin().await?;
+    if let Some(actor) = actor {
+        set_actor(&mut tx, actor, true).await?;
+    }
+    let removed: i64 =
+        sqlx::query_scalar("SELECT cabinet_prune_history($1)").bind(before).fetch_one(&mut *tx).await?;
+    tx.commit().await?;
+    Ok(removed)
 }

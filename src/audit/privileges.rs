@@ -161,9 +161,11 @@ pub async fn beyond_tables(conn: &mut PgConnection, roles: &Roles) -> Result<Vec
             AND (p.prosecdef OR (NOT l.lanpltrusted AND l.lanname NOT IN ('internal', 'c')))
             AND EXISTS (SELECT 1 FROM pg_roles WHERE rolname = r)
             AND has_function_privilege(r, p.oid, 'EXECUTE')
+            AND NOT (n.nspname = 'public' AND r || '/' || p.proname = ANY($2))
           ORDER BY 1",
     )
     .bind(&names)
+    .bind(&granted_by_model(roles))
     .fetch_all(&mut *conn)
     .await?;
     checks.push(Check::from_problems(
@@ -173,6 +175,19 @@ pub async fn beyond_tables(conn: &mut PgConnection, roles: &Roles) -> Result<Vec
         "REVOKE EXECUTE ON FUNCTION <function> FROM PUBLIC, <role> (functions are executable by PUBLIC unless revoked), or drop it",
     ));
     Ok(checks)
+}
+
+/// `role/function` for each of the schema's functions the model lets a login role call.
+fn granted_by_model(roles: &Roles) -> Vec<String> {
+    login_roles(roles)
+        .into_iter()
+        .flat_map(|(kind, name)| {
+            crate::models::schema::FUNCTIONS
+                .iter()
+                .filter(move |f| kind.may_execute(f.name))
+                .map(move |f| format!("{name}/{}", f.name))
+        })
+        .collect()
 }
 
 /// What PUBLIC (every role) gets by default, and what our login roles could do elsewhere in

@@ -9,6 +9,8 @@ pub mod backup;
 pub mod dev;
 /// How a failed command is reported: text or JSON, the PostgreSQL message once.
 pub mod failure;
+/// `cabinet-db history`: prune the change history.
+pub mod history;
 /// `cabinet-db migrate …`: the migration runner.
 pub mod migrate;
 /// Tables for people, JSON for scripts.
@@ -76,6 +78,8 @@ pub enum Command {
     Sites(sites::SitesArgs),
     /// Find, remove, import and export users; record that a user was seen.
     Users(users::UsersArgs),
+    /// Maintain the change history of sites and users (prune).
+    History(history::HistoryArgs),
 }
 
 /// Where the database is.
@@ -117,6 +121,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Roles(args) => roles::run(args, cli.json).await,
         Command::Tailnet(args) => tailnet::run(args, cli.json).await,
         Command::Audit(args) => audit::run(args, cli.json).await,
+        Command::History(args) => history::run(args, cli.json).await,
         Command::Backup(args) => backup::run(args, cli.json).await,
         Command::Sites(args) => sites::run(args, cli.json).await,
         Command::Users(args) => users::run(args, cli.json).await,

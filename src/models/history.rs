@@ -143,6 +143,28 @@ pub const USERS_HISTORY: TableDef = TableDef {
     triggers: &[APPEND_ONLY_TRIGGER],
 };
 
+/// Every `history prune`: who removed which history, when (append-only like the history).
+pub const HISTORY_PRUNES: TableDef = TableDef {
+    name: "history_prunes",
+    kind: TableKind::History,
+    columns: &[
+        ColumnDef {
+            name: "pruned_at",
+            sql_type: "timestamptz",
+            not_null: true,
+            default: Some("clock_timestamp()"),
+        },
+        required("actor", "text"),
+        required("session_role", "text"),
+        required("before", "timestamptz"),
+        required("sites_rows", "bigint"),
+        required("users_rows", "bigint"),
+    ],
+    constraints: &[],
+    indexes: &[],
+    triggers: &[APPEND_ONLY_TRIGGER],
+};
+
 /// On each history table: no `UPDATE`, `DELETE` or `TRUNCATE` outside our maintenance.
 const APPEND_ONLY_TRIGGER: TriggerDef = TriggerDef {
     name: "append_only",
@@ -286,6 +308,53 @@ BEGIN
 END
 $body$"
         ),
+    },
+    FunctionDef {
+        name: "cabinet_forget_user",
+        definition: "CREATE FUNCTION {schema}cabinet_forget_user(forgotten text) RETURNS bigint LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $body$
+DECLARE
+    scrubbed bigint;
+    forgetter text := coalesce(nullif(current_setting('cabinet.actor', true), ''), session_user::text);
+BEGIN
+    -- Written by cabinet-db (src/models/history.rs): a delete-my-data request. The user
+    -- goes (the deletion is recorded), then every e-mail address in that user's history is
+    -- removed; the rows stay, saying when and by whom the user was forgotten.
+    DELETE FROM public.users WHERE user_id = forgotten;
+    PERFORM set_config('cabinet.history_maintenance', 'on', true);
+    UPDATE public.users_history
+       SET old_email = NULL, new_email = NULL, forgotten_at = clock_timestamp(), forgotten_by = forgetter
+     WHERE user_id = forgotten;
+    GET DIAGNOSTICS scrubbed = ROW_COUNT;
+    PERFORM set_config('cabinet.history_maintenance', 'off', true);
+    RETURN scrubbed;
+END
+$body$",
+    },
+    FunctionDef {
+        name: "cabinet_prune_history",
+        definition: "CREATE FUNCTION {schema}cabinet_prune_history(before timestamptz) RETURNS bigint LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $body$
+DECLARE
+    sites_rows bigint;
+    users_rows bigint;
+BEGIN
+    -- Written by cabinet-db (src/models/history.rs): removes history older than `before`,
+    -- keeping each site's and user's newest version (numbering continues from it), and
+    -- records the prune itself. Only the owner and superusers may run it.
+    PERFORM set_config('cabinet.history_maintenance', 'on', true);
+    DELETE FROM public.sites_history h
+     WHERE h.changed_at < before
+       AND h.version < (SELECT max(n.version) FROM public.sites_history n WHERE n.site_id = h.site_id);
+    GET DIAGNOSTICS sites_rows = ROW_COUNT;
+    DELETE FROM public.users_history h
+     WHERE h.changed_at < before
+       AND h.version < (SELECT max(n.version) FROM public.users_history n WHERE n.user_id = h.user_id);
+    GET DIAGNOSTICS users_rows = ROW_COUNT;
+    PERFORM set_config('cabinet.history_maintenance', 'off', true);
+    INSERT INTO public.history_prunes (actor, session_role, before, sites_rows, users_rows)
+    VALUES (coalesce(nullif(current_setting('cabinet.actor', true), ''), session_user::text), session_user::text, before, sites_rows, users_rows);
+    RETURN sites_rows + users_rows;
+END
+$body$",
     },
     FunctionDef {
         name: "cabinet_history_append_only",

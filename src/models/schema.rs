@@ -263,7 +263,13 @@ pub const USERS: TableDef = TableDef {
 };
 
 /// Every table the application owns, in creation order.
-pub const TABLES: &[TableDef] = &[SITES, USERS, super::history::SITES_HISTORY, super::history::USERS_HISTORY];
+pub const TABLES: &[TableDef] = &[
+    SITES,
+    USERS,
+    super::history::SITES_HISTORY,
+    super::history::USERS_HISTORY,
+    super::history::HISTORY_PRUNES,
+];
 
 /// Every function of the schema, created before the tables whose triggers call them.
 pub const FUNCTIONS: &[FunctionDef] = super::history::FUNCTIONS;

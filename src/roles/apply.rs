@@ -151,17 +151,26 @@ async fn apply_in(
             }
         }
     }
-    // The history's trigger functions run with their owner's rights: the owner's, never the
-    // migrating superuser's, and callable by no one directly (triggers need no EXECUTE).
+    // The history's functions run with their owner's rights: the owner's, never the migrating
+    // superuser's; callable only by whom the model says (triggers need no EXECUTE).
     for function in FUNCTIONS {
-        let signature = format!("public.{}()", quote_ident(function.name));
-        let exists: bool = sqlx::query_scalar("SELECT to_regprocedure($1) IS NOT NULL")
-            .bind(&signature)
-            .fetch_one(&mut *conn)
-            .await?;
-        if exists {
-            execute(conn, &format!("ALTER FUNCTION {signature} OWNER TO {owner}")).await?;
-            execute(conn, &format!("REVOKE ALL ON FUNCTION {signature} FROM PUBLIC, {admin}, {n8n}")).await?;
+        let signatures: Vec<String> = sqlx::query_scalar(
+            "SELECT p.oid::regprocedure::text FROM pg_proc p
+              WHERE p.proname = $1 AND p.pronamespace = 'public'::regnamespace",
+        )
+        .bind(function.name)
+        .fetch_all(&mut *conn)
+        .await?;
+        for signature in signatures {
+            let qualified = format!("public.{signature}");
+            execute(conn, &format!("ALTER FUNCTION {qualified} OWNER TO {owner}")).await?;
+            execute(conn, &format!("REVOKE ALL ON FUNCTION {qualified} FROM PUBLIC, {admin}, {n8n}")).await?;
+            for kind in [RoleKind::Admin, RoleKind::N8n] {
+                if kind.may_execute(function.name) {
+                    let grantee = quote_ident(&roles.name(kind));
+                    execute(conn, &format!("GRANT EXECUTE ON FUNCTION {qualified} TO {grantee}")).await?;
+                }
+            }
         }
     }
     Ok(())

@@ -107,6 +107,12 @@ impl RoleKind {
         }
     }
 
+    /// Whether this role may call one of the schema's functions (they run as the owner):
+    /// the admin panel erases a user on request (`users forget`); nothing else is callable.
+    pub fn may_execute(self, function: &str) -> bool {
+        self == RoleKind::Admin && function == "cabinet_forget_user"
+    }
+
     /// The role's own settings (`ALTER ROLE … SET`), as `name=value`: exactly these, in no
     /// database more or less. Sessions may still raise them (`SET statement_timeout = 0`):
     /// they are defaults, not limits.

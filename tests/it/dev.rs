@@ -67,7 +67,8 @@ async fn dev_up_creates_a_working_database_and_is_idempotent() {
             {"table": "sites", "rows": 3},
             {"table": "users", "rows": 3},
             {"table": "sites_history", "rows": 3},
-            {"table": "users_history", "rows": 3}
+            {"table": "users_history", "rows": 3},
+            {"table": "history_prunes", "rows": 0}
         ])
     );
     let url = second["database_url"].as_str().unwrap();

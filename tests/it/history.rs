@@ -283,3 +283,244 @@ async fn the_migration_makes_what_exists_version_1() {
     assert_eq!(user, (1, Some("old@example.com".into())));
     conn.close().await.unwrap();
 }
+
+/// `cabinet-db sites …` against `url` as `actor`.
+fn sites_cli(url: &cabinet_db::db::DatabaseUrl, actor: &str, args: &[&str]) -> std::process::Output {
+    crate::harness::binary()
+        .env("DATABASE_URL", url.expose())
+        .env("CABINET_ACTOR", actor)
+        .arg("sites")
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn the_cli_names_its_actor_and_expect_version_lets_exactly_one_racer_win() {
+    let db = TestDb::migrated().await;
+    let add =
+        sites_cli(&db.url, "alice@example.com", &["add", "race", "--domain", "race.example.com", "--json"]);
+    assert!(add.status.success(), "{}", stderr(&add));
+    let created: serde_json::Value = serde_json::from_str(&crate::harness::stdout(&add)).unwrap();
+    assert_eq!(created["version"], 1, "every read carries the version");
+    let mut conn = db.conn().await;
+    assert_eq!(site_history(&mut conn, "race").await[0].2, "alice@example.com");
+
+    // Two editors read version 1 and race: exactly one wins, the other is told who and what.
+    let racers: Vec<_> = [("bob", "Prompt B"), ("carol", "Prompt C")]
+        .into_iter()
+        .map(|(who, prompt)| {
+            let url = db.url.clone();
+            std::thread::spawn(move || {
+                sites_cli(&url, who, &["set", "race", "--ai-prompt", prompt, "--expect-version", "1"])
+            })
+        })
+        .collect();
+    let results: Vec<_> = racers.into_iter().map(|r| r.join().unwrap()).collect();
+    let winners: Vec<_> = results.iter().filter(|o| o.status.success()).collect();
+    let losers: Vec<_> = results.iter().filter(|o| !o.status.success()).collect();
+    assert_eq!((winners.len(), losers.len()), (1, 1), "{results:?}");
+    let message = stderr(losers[0]);
+    assert!(
+        message.contains("is at version 2, not 1")
+            && message.contains("changed ai_prompt")
+            && message.contains("Nothing was written"),
+        "{message}"
+    );
+    assert!(message.contains("by bob") || message.contains("by carol"), "{message}");
+    let history = site_history(&mut conn, "race").await;
+    assert_eq!(history.len(), 2, "the loser wrote nothing: {history:?}");
+    // Without --expect-version today's behaviour stays: the last write wins.
+    let plain = sites_cli(&db.url, "dave", &["set", "race", "--brand-name", "Race"]);
+    assert!(plain.status.success(), "{}", stderr(&plain));
+    conn.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn revert_restore_and_their_refusals() {
+    let db = TestDb::migrated().await;
+    let ok = |out: std::process::Output| {
+        assert!(out.status.success(), "{}{}", crate::harness::stdout(&out), stderr(&out));
+        crate::harness::stdout(&out)
+    };
+    ok(sites_cli(
+        &db.url,
+        "alice",
+        &["add", "rev", "--domain", "rev.example.com", "--ai-prompt", "one\ntwo"],
+    ));
+    for prompt in ["one\nTWO", "one\nthree", "four"] {
+        ok(sites_cli(&db.url, "bob", &["set", "rev", "--ai-prompt", prompt]));
+    }
+    // Without --yes nothing is written.
+    let dry = sites_cli(&db.url, "carol", &["revert", "rev", "--to", "1"]);
+    assert_eq!(dry.status.code(), Some(1));
+    let mut conn = db.conn().await;
+    assert_eq!(site_history(&mut conn, "rev").await.len(), 4);
+    ok(sites_cli(&db.url, "carol", &["revert", "rev", "--to", "1", "--yes"]));
+    let history = site_history(&mut conn, "rev").await;
+    assert_eq!(history.len(), 5);
+    let (v1, now): (serde_json::Value, serde_json::Value) = sqlx::query_as(
+        "SELECT (SELECT new_row FROM sites_history WHERE site_id = 'rev' AND version = 1),
+                (SELECT to_jsonb(s) FROM sites s WHERE site_id = 'rev')",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(now, v1, "the row equals version 1");
+    let restores: Option<i64> = sqlx::query_scalar(
+        "SELECT restores_version FROM sites_history WHERE site_id = 'rev' AND version = 5",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(restores, Some(1));
+    let diff = ok(sites_cli(&db.url, "x", &["history", "rev", "--diff"]));
+    assert!(
+        diff.contains("- two") && diff.contains("+ TWO") && diff.contains("restores version 1"),
+        "{diff}"
+    );
+    assert!(diff.contains("by carol"), "{diff}");
+
+    // Deleted, then restored as it was; its domain taken meanwhile is explained, not violated.
+    ok(sites_cli(&db.url, "x", &["rm", "rev", "--yes"]));
+    ok(sites_cli(&db.url, "x", &["add", "thief", "--domain", "rev.example.com"]));
+    let taken = sites_cli(&db.url, "x", &["restore", "rev"]);
+    assert!(!taken.status.success());
+    assert!(stderr(&taken).contains("now belongs to site thief"), "{}", stderr(&taken));
+    ok(sites_cli(&db.url, "x", &["rm", "thief", "--yes"]));
+    ok(sites_cli(&db.url, "x", &["restore", "rev"]));
+    let back: serde_json::Value = sqlx::query_scalar("SELECT to_jsonb(s) FROM sites s WHERE site_id = 'rev'")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(back, v1, "restored as it was before the deletion, created_at included");
+    for (args, expected) in [
+        (vec!["revert", "rev", "--to", "99", "--yes"], "has no version 99"),
+        (vec!["revert", "rev", "--to", "6", "--yes"], "is its deletion"),
+        (vec!["revert", "ghost", "--to", "1", "--yes"], "does not exist now"),
+        (vec!["restore", "rev"], "exists; revert it"),
+    ] {
+        let out = sites_cli(&db.url, "x", &args);
+        assert!(!out.status.success(), "{args:?}");
+        assert!(stderr(&out).contains(expected), "{args:?}: {}", stderr(&out));
+    }
+    conn.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn an_import_is_recorded_with_its_actor() {
+    let db = TestDb::migrated().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("sites.csv");
+    let mut csv = String::from("site_id,domain\n");
+    for n in 0..10_000 {
+        csv.push_str(&format!("imp-{n},imp-{n}.example.com\n"));
+    }
+    std::fs::write(&file, csv).unwrap();
+    let out = sites_cli(&db.url, "importer@ci", &["import", file.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let mut conn = db.conn().await;
+    let (count, actors): (i64, Vec<String>) = sqlx::query_as(
+        "SELECT count(*), array_agg(DISTINCT actor) FROM sites_history WHERE site_id LIKE 'imp-%'",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!((count, actors), (10_000, vec!["importer@ci".to_owned()]));
+    conn.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_forgotten_user_leaves_no_email_anywhere_and_prune_keeps_the_newest_versions() {
+    let setup = WithRoles::new().await;
+    let admin_url = setup.url_as(RoleKind::Admin);
+    let mut admin = setup.conn(RoleKind::Admin).await;
+    exec(&mut admin, "INSERT INTO users (user_id, email) VALUES ('gone', 'secret.person@example.com')")
+        .await
+        .unwrap();
+    exec(&mut admin, "UPDATE users SET email = 'other.secret@example.com' WHERE user_id = 'gone'")
+        .await
+        .unwrap();
+    exec(&mut admin, "INSERT INTO users (user_id, email) VALUES ('stays', 'stays@example.com')")
+        .await
+        .unwrap();
+    // The admin panel's role may forget a user (and nothing else of the history's maintenance).
+    let forget = crate::harness::binary()
+        .env("DATABASE_URL", admin_url.expose())
+        .env("CABINET_ACTOR", "dpo@example.com")
+        .args(["users", "forget", "gone", "--yes"])
+        .output()
+        .unwrap();
+    assert!(forget.status.success(), "{}", stderr(&forget));
+    // No trace of either address in any text of any table of ours.
+    let mut superuser = setup.db.conn().await;
+    for table in ["sites", "users", "sites_history", "users_history", "history_prunes"] {
+        let hits: i64 = sqlx::query_scalar(AssertSqlSafe(format!(
+            "SELECT count(*) FROM {table} t WHERE t::text ILIKE '%secret%'"
+        )))
+        .fetch_one(&mut superuser)
+        .await
+        .unwrap();
+        assert_eq!(hits, 0, "{table} still holds the forgotten e-mail");
+    }
+    let rows: Vec<(String, Option<String>)> = sqlx::query_as(
+        "SELECT operation, forgotten_by FROM users_history WHERE user_id = 'gone' ORDER BY version",
+    )
+    .fetch_all(&mut superuser)
+    .await
+    .unwrap();
+    let expected = vec![
+        ("INSERT".to_owned(), Some("dpo@example.com".to_owned())),
+        ("UPDATE".to_owned(), Some("dpo@example.com".to_owned())),
+        ("DELETE".to_owned(), Some("dpo@example.com".to_owned())),
+    ];
+    assert_eq!(rows, expected, "the rows stay, saying who forgot the user");
+    let shown = crate::harness::binary()
+        .env("DATABASE_URL", admin_url.expose())
+        .args(["users", "history", "gone"])
+        .output()
+        .unwrap();
+    assert!(crate::harness::stdout(&shown).contains("forgotten at"), "{}", crate::harness::stdout(&shown));
+
+    // Prune: refused to the admin; as the owner it keeps each record's newest version and
+    // records itself.
+    let refused = crate::harness::binary()
+        .env("DATABASE_URL", admin_url.expose())
+        .args(["history", "prune", "--before", "9999-01-01T00:00:00Z"])
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(stderr(&refused).contains("only the owner role or a superuser"), "{}", stderr(&refused));
+    exec(&mut superuser, &format!("SET ROLE {}", setup.roles.name(RoleKind::Owner))).await.unwrap();
+    let removed: i64 = sqlx::query_scalar("SELECT cabinet_prune_history(now() + interval '1 day')")
+        .fetch_one(&mut superuser)
+        .await
+        .unwrap();
+    assert_eq!(removed, 2, "gone's versions 1 and 2 go; every newest version stays");
+    let left: Vec<(String, i64)> =
+        sqlx::query_as("SELECT user_id, version FROM users_history ORDER BY user_id, version")
+            .fetch_all(&mut superuser)
+            .await
+            .unwrap();
+    assert_eq!(left, vec![("gone".to_owned(), 3), ("stays".to_owned(), 1)]);
+    let prunes: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM history_prunes").fetch_one(&mut superuser).await.unwrap();
+    assert_eq!(prunes, 1);
+    for conn in [admin, superuser] {
+        conn.close().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_hostile_actor_is_refused_before_anything_is_written() {
+    let db = TestDb::migrated().await;
+    for actor in ["evil\u{1b}[2J", "line\nbreak", "zero\u{200b}width", "", &"x".repeat(201)] {
+        let out = sites_cli(&db.url, actor, &["add", "never", "--domain", "never.example.com"]);
+        assert!(!out.status.success(), "{actor:?}");
+        assert!(stderr(&out).contains("actor"), "{actor:?}: {}", stderr(&out));
+    }
+    let mut conn = db.conn().await;
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM sites").fetch_one(&mut conn).await.unwrap();
+    assert_eq!(count, 0);
+    conn.close().await.unwrap();
+}

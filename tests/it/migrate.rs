@@ -73,7 +73,7 @@ async fn the_migrations_produce_exactly_the_models_schema() {
     let live = cabinet_db::schema_diff::live_snapshot(&mut conn).await.unwrap();
     assert_eq!(
         live.tables.keys().collect::<Vec<_>>(),
-        vec!["sites", "sites_history", "users", "users_history"]
+        vec!["history_prunes", "sites", "sites_history", "users", "users_history"]
     );
     assert_eq!(live.tables["sites"].constraints.len(), schema::SITES.constraints.len());
     assert_eq!(live.tables["users"].indexes.len(), schema::USERS.indexes.len());

@@ -1,9 +1,13 @@
 //! `cabinet-db users`: find and remove users, record that one was seen; import and export.
 
+mod forget;
 mod get;
+mod history;
 mod list;
 mod rm;
 mod seen;
+
+pub use list::parse_time;
 
 use clap::{Args, Subcommand};
 
@@ -19,6 +23,8 @@ use crate::transfer::Table;
   cabinet-db users list --seen-after 2026-01-01T00:00:00Z
   cabinet-db users get 291840123456789012
   cabinet-db users rm 291840123456789012 --yes
+  cabinet-db users history 291840123456789012
+  cabinet-db users forget 291840123456789012 --yes   # a delete-my-data request
   cabinet-db users export --format jsonl --out users.jsonl
 
 Connect with --database-url or DATABASE_URL (e.g. the cabinet_admin role's URL).")]
@@ -35,6 +41,10 @@ pub enum UsersCommand {
     Get(get::Args),
     /// Delete a user.
     Rm(rm::Args),
+    /// A user's recorded changes: creation, e-mail changes, deletion.
+    History(history::Args),
+    /// Delete a user and every e-mail address of theirs in the history.
+    Forget(forget::Args),
     /// Record that a user was seen (creates the user on first sight).
     Seen(seen::Args),
     /// Load users from CSV or JSON Lines (all or nothing).
@@ -48,6 +58,8 @@ pub async fn run(args: UsersArgs, json: bool) -> anyhow::Result<Outcome> {
         UsersCommand::List(a) => list::run(a, json).await,
         UsersCommand::Get(a) => get::run(a, json).await,
         UsersCommand::Rm(a) => rm::run(a, json).await,
+        UsersCommand::History(a) => history::run(a, json).await,
+        UsersCommand::Forget(a) => forget::run(a, json).await,
         UsersCommand::Seen(a) => seen::run(a, json).await,
         UsersCommand::Import(a) => transfer::run_import(Table::Users, a, json).await,
         UsersCommand::Export(a) => transfer::run_export(Table::Users, a).await,

@@ -1,0 +1,44 @@
+use clap::Args as ClapArgs;
+
+use crate::{
+    cli::{ConnectionArgs, Outcome, output, output::outln, transfer::confirm},
+    history,
+    models::UserId,
+};
+
+#[derive(Debug, ClapArgs)]
+pub struct Args {
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
+    /// The user who asked to be forgotten.
+    pub user_id: String,
+    /// Do not ask (required when not on a terminal).
+    #[arg(long)]
+    pub yes: bool,
+}
+
+/// Deletes the user and every e-mail address of theirs in the history.
+pub async fn run(args: Args, json: bool) -> anyhow::Result<Outcome> {
+    let user_id = UserId::parse(&args.user_id)?;
+    let shown = output::terminal_safe(&args.user_id, false).into_owned();
+    if !confirm(
+        &format!("Forget user {shown}: delete it and its e-mail addresses from the history?"),
+        args.yes,
+    )? {
+        outln!("kept user {shown}")?;
+        return Ok(Outcome::Success);
+    }
+    let mut conn = args.connection.connect("cabinet-db users").await?;
+    let scrubbed = history::forget_user(&mut conn, None, &user_id).await?;
+    if scrubbed == 0 {
+        anyhow::bail!("no user with user_id {:?} and no history of one: nothing to forget", args.user_id);
+    }
+    if json {
+        output::print_json(
+            &serde_json::json!({ "user_id": args.user_id, "history_rows_scrubbed": scrubbed }),
+        )?;
+    } else {
+        outln!("forgot user {shown}: deleted, and {scrubbed} history rows keep no e-mail address")?;
+    }
+    Ok(Outcome::Success)
+}
