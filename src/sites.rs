@@ -222,8 +222,7 @@ pub async fn update(
     }
     // One static statement: each field comes with a flag saying whether to set it, so no SQL
     // is assembled from the patch.
-    let sql = format!(
-        "UPDATE sites SET
+    const SQL: &str = "UPDATE sites SET
             domain = CASE WHEN $2 THEN $3 ELSE domain END,
             ai_script_id = CASE WHEN $4 THEN $5 ELSE ai_script_id END,
             ai_prompt = CASE WHEN $6 THEN $7 ELSE ai_prompt END,
@@ -231,15 +230,14 @@ pub async fn update(
             language = CASE WHEN $10 THEN $11 ELSE language END,
             hubspot_pipeline = CASE WHEN $12 THEN $13 ELSE hubspot_pipeline END,
             hubspot_stage = CASE WHEN $14 THEN $15 ELSE hubspot_stage END
-          WHERE site_id = $1"
-    );
+          WHERE site_id = $1";
     let optional = |v: &Option<Option<String>>| (v.is_some(), v.clone().flatten());
     let (s_script, script) = optional(&patch.ai_script_id);
     let (s_prompt, prompt) = optional(&patch.ai_prompt);
     let (s_brand, brand) = optional(&patch.brand_name);
     let (s_pipeline, pipeline) = optional(&patch.hubspot_pipeline);
     let (s_stage, stage) = optional(&patch.hubspot_stage);
-    let updated = sqlx::query(sqlx::AssertSqlSafe(sql))
+    let updated = sqlx::query(SQL)
         .bind(site_id.as_str())
         .bind(patch.domain.is_some())
         .bind(patch.domain.as_ref().map(Domain::as_str))

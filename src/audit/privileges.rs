@@ -165,7 +165,7 @@ pub async fn beyond_tables(conn: &mut PgConnection, roles: &Roles) -> Result<Vec
           ORDER BY 1",
     )
     .bind(&names)
-    .bind(&granted_by_model(roles))
+    .bind(granted_by_model(roles))
     .fetch_all(&mut *conn)
     .await?;
     checks.push(Check::from_problems(
