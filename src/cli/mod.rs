@@ -89,7 +89,7 @@ pub struct ConnectionArgs {
     /// The password is never logged or echoed.
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<DatabaseUrl>,
-    /// Who makes the changes, as the history records them [default: $USER@hostname].
+    /// Who makes the changes, as the history records them (default: `$USER@hostname`).
     #[arg(long, env = "CABINET_ACTOR", value_name = "NAME")]
     pub actor: Option<String>,
 }
