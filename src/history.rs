@@ -78,6 +78,20 @@ pub async fn set_actor(conn: &mut PgConnection, actor: &Actor, local: bool) -> R
     Ok(())
 }
 
+/// A transaction (a savepoint inside the caller's) whose writes the history names `actor`
+/// (when given; else the session's actor or role).
+pub async fn begin_as<'c>(
+    conn: &'c mut PgConnection,
+    actor: Option<&Actor>,
+) -> Result<sqlx::Transaction<'c, sqlx::Postgres>, DataError> {
+    use sqlx::Connection;
+    let mut tx = conn.begin().await?;
+    if let Some(actor) = actor {
+        set_actor(&mut tx, actor, true).await?;
+    }
+    Ok(tx)
+}
+
 /// One recorded change of a site.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SiteChange {
@@ -252,11 +266,7 @@ pub async fn revert_site(
     site_id: &SiteId,
     to: i64,
 ) -> Result<i64, RevertError> {
-    use sqlx::Connection;
-    let mut tx = conn.begin().await?;
-    if let Some(actor) = actor {
-        set_actor(&mut tx, actor, true).await?;
-    }
+    let mut tx = begin_as(conn, actor).await?;
     let locked = sqlx::query("SELECT 1 FROM sites WHERE site_id = $1 FOR UPDATE")
         .bind(site_id.as_str())
         .fetch_optional(&mut *tx)
@@ -301,11 +311,7 @@ pub async fn restore_site(
     actor: Option<&Actor>,
     site_id: &SiteId,
 ) -> Result<i64, RevertError> {
-    use sqlx::Connection;
-    let mut tx = conn.begin().await?;
-    if let Some(actor) = actor {
-        set_actor(&mut tx, actor, true).await?;
-    }
+    let mut tx = begin_as(conn, actor).await?;
     let exists = sqlx::query("SELECT 1 FROM sites WHERE site_id = $1")
         .bind(site_id.as_str())
         .fetch_optional(&mut *tx)
@@ -417,11 +423,7 @@ pub async fn forget_user(
     actor: Option<&Actor>,
     user_id: &UserId,
 ) -> Result<i64, DataError> {
-    use sqlx::Connection;
-    let mut tx = conn.begin().await?;
-    if let Some(actor) = actor {
-        set_actor(&mut tx, actor, true).await?;
-    }
+    let mut tx = begin_as(conn, actor).await?;
     let scrubbed: i64 = sqlx::query_scalar("SELECT cabinet_forget_user($1)")
         .bind(user_id.as_str())
         .fetch_one(&mut *tx)
@@ -437,11 +439,7 @@ pub async fn prune(
     actor: Option<&Actor>,
     before: DateTime<Utc>,
 ) -> Result<i64, DataError> {
-    use sqlx::Connection;
-    let mut tx = conn.begin().await?;
-    if let Some(actor) = actor {
-        set_actor(&mut tx, actor, true).await?;
-    }
+    let mut tx = begin_as(conn, actor).await?;
     let removed: i64 =
         sqlx::query_scalar("SELECT cabinet_prune_history($1)").bind(before).fetch_one(&mut *tx).await?;
     tx.commit().await?;

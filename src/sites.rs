@@ -2,7 +2,7 @@
 //! `impl PgExecutor` — a pool, a connection or a transaction: the caller owns transactions.
 
 use serde::Serialize;
-use sqlx::{Connection, PgConnection, PgExecutor};
+use sqlx::{PgConnection, PgExecutor};
 
 use crate::{
     data::{DataError, Page, into_page},
@@ -157,10 +157,7 @@ pub async fn create(
     site: &NewSite,
 ) -> Result<Site, DataError> {
     site.validate()?;
-    let mut tx = conn.begin().await?;
-    if let Some(actor) = actor {
-        history::set_actor(&mut tx, actor, true).await?;
-    }
+    let mut tx = history::begin_as(conn, actor).await?;
     sqlx::query(
         "INSERT INTO sites (site_id, domain, ai_script_id, ai_prompt, brand_name, language, hubspot_pipeline, hubspot_stage)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -194,10 +191,7 @@ pub async fn update(
     expect_version: Option<i64>,
 ) -> Result<Option<Site>, DataError> {
     patch.validate()?;
-    let mut tx = conn.begin().await?;
-    if let Some(actor) = actor {
-        history::set_actor(&mut tx, actor, true).await?;
-    }
+    let mut tx = history::begin_as(conn, actor).await?;
     if let Some(expected) = expect_version {
         // The row lock first (a concurrent writer finishes before we look), then the version
         // in a statement of its own, so it sees that writer's committed change.
@@ -269,10 +263,7 @@ pub async fn delete(
     actor: Option<&Actor>,
     site_id: &SiteId,
 ) -> Result<bool, DataError> {
-    let mut tx = conn.begin().await?;
-    if let Some(actor) = actor {
-        history::set_actor(&mut tx, actor, true).await?;
-    }
+    let mut tx = history::begin_as(conn, actor).await?;
     let result =
         sqlx::query("DELETE FROM sites WHERE site_id = $1").bind(site_id.as_str()).execute(&mut *tx).await?;
     tx.commit().await?;
