@@ -13,7 +13,7 @@ use cabinet_db::{
     users,
 };
 use chrono::{TimeZone, Utc};
-use sqlx::Connection;
+use sqlx::{Connection, PgPool};
 
 use crate::{
     Bench,
@@ -21,8 +21,10 @@ use crate::{
     report::{Row, Stats, throughput_row},
 };
 
+/// Users the activity scenarios record events for.
+pub const USERS: u64 = 100_000;
+
 pub async fn activity(bench: &Bench) -> Vec<Row> {
-    const USERS: u64 = 100_000;
     bench
         .exec(
             "bench",
@@ -40,27 +42,7 @@ pub async fn activity(bench: &Bench) -> Vec<Row> {
     let batch = bench.args.batch;
     let (mut batched, mut single) = (Vec::new(), Vec::new());
     for _ in 0..bench.repeat() {
-        let (p, c) = (pool.clone(), clock.clone());
-        batched.push(
-            throughput(bench.args.concurrency, bench.seconds(), move |task, i| {
-                let (p, c) = (p.clone(), c.clone());
-                async move {
-                    let events: Vec<users::SeenEvent> = (0..batch as u64)
-                        .map(|k| {
-                            let user = 1 + (task as u64 * 1_000_003 + i * 7919 + k * 104_729) % USERS;
-                            users::SeenEvent {
-                                user_id: UserId::parse(&format!("u{user}")).unwrap(),
-                                email: Some(Email::parse(&format!("user{user}@example.com")).unwrap()),
-                                at: Utc.timestamp_micros(c.fetch_add(1, Ordering::Relaxed)).unwrap(),
-                            }
-                        })
-                        .collect();
-                    users::record_seen(&p, &events, Duration::ZERO).await.unwrap();
-                    batch as u64
-                }
-            })
-            .await,
-        );
+        batched.push(record_seen_throughput(bench, &pool, &clock).await);
         let (p, c) = (pool.clone(), clock.clone());
         single.push(
             throughput(bench.args.concurrency, bench.seconds(), move |task, i| {
@@ -90,44 +72,11 @@ pub async fn activity(bench: &Bench) -> Vec<Row> {
     let (batched, single) = (Stats::of(batched), Stats::of(single));
 
     // WAL per event when users come back within the debounce window, with and without it.
-    let events_per_run = if bench.args.quick { 2_000 } else { 100_000 };
     let now = Utc::now();
     bench.exec("bench", &format!("UPDATE users SET last_seen = '{}'", now.to_rfc3339())).await;
     let mut wal = Vec::new();
     for debounce in [users::DEFAULT_DEBOUNCE, Duration::ZERO] {
-        // No dead tuples to prune and a fresh checkpoint for both runs alike: the WAL measured
-        // is what the events themselves cause.
-        bench.exec("bench", "VACUUM users").await;
-        bench.exec("bench", "CHECKPOINT").await;
-        let mut conn = sqlx::PgConnection::connect(bench.url("bench").expose()).await.unwrap();
-        let start: String = sqlx::query_scalar("SELECT pg_current_wal_insert_lsn()::text")
-            .fetch_one(&mut conn)
-            .await
-            .unwrap();
-        let mut sent = 0u64;
-        let mut k = 0u64;
-        while sent < events_per_run {
-            let events: Vec<users::SeenEvent> = (0..batch as u64)
-                .map(|j| {
-                    k += 1;
-                    let user = 1 + (k * 104_729 + j) % USERS;
-                    users::SeenEvent {
-                        user_id: UserId::parse(&format!("u{user}")).unwrap(),
-                        email: Some(Email::parse(&format!("user{user}@example.com")).unwrap()),
-                        at: now + chrono::Duration::milliseconds((k % 30_000) as i64),
-                    }
-                })
-                .collect();
-            users::record_seen(&mut conn, &events, debounce).await.unwrap();
-            sent += batch as u64;
-        }
-        let bytes: f64 =
-            sqlx::query_scalar("SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), $1::pg_lsn)::float8")
-                .bind(&start)
-                .fetch_one(&mut conn)
-                .await
-                .unwrap();
-        wal.push(bytes / sent as f64);
+        wal.push(wal_per_event(bench, debounce, now).await);
     }
     let (debounced, undebounced) = (wal[0], wal[1]);
     let one = |v: f64| Stats { min: v, median: v, max: v };
@@ -154,4 +103,66 @@ pub async fn activity(bench: &Bench) -> Vec<Row> {
     rows[0].goal = format!("≥ 10× and ≥ 60k/s ({:.0}/s)", batched.median);
     rows[0].met = rows[0].ratio >= 10.0 && batched.median >= 60_000.0;
     rows
+}
+
+/// `record_seen` in batches from every client, each event newer than the last (so every event
+/// is written): events per second.
+pub async fn record_seen_throughput(bench: &Bench, pool: &PgPool, clock: &Arc<AtomicI64>) -> f64 {
+    let (p, c, batch) = (pool.clone(), clock.clone(), bench.args.batch);
+    throughput(bench.args.concurrency, bench.seconds(), move |task, i| {
+        let (p, c) = (p.clone(), c.clone());
+        async move {
+            let events: Vec<users::SeenEvent> = (0..batch as u64)
+                .map(|k| {
+                    let user = 1 + (task as u64 * 1_000_003 + i * 7919 + k * 104_729) % USERS;
+                    users::SeenEvent {
+                        user_id: UserId::parse(&format!("u{user}")).unwrap(),
+                        email: Some(Email::parse(&format!("user{user}@example.com")).unwrap()),
+                        at: Utc.timestamp_micros(c.fetch_add(1, Ordering::Relaxed)).unwrap(),
+                    }
+                })
+                .collect();
+            users::record_seen(&p, &events, Duration::ZERO).await.unwrap();
+            batch as u64
+        }
+    })
+    .await
+}
+
+/// WAL bytes per event when every user comes back within a minute of `now` (users'
+/// `last_seen` set to `now` first), recorded with `debounce`.
+pub async fn wal_per_event(bench: &Bench, debounce: Duration, now: chrono::DateTime<Utc>) -> f64 {
+    let events_per_run = if bench.args.quick { 2_000 } else { 100_000 };
+    let batch = bench.args.batch;
+    // No dead tuples to prune and a fresh checkpoint for every run alike: the WAL measured is
+    // what the events themselves cause.
+    bench.exec("bench", "VACUUM users").await;
+    bench.exec("bench", "CHECKPOINT").await;
+    let mut conn = sqlx::PgConnection::connect(bench.url("bench").expose()).await.unwrap();
+    let start: String =
+        sqlx::query_scalar("SELECT pg_current_wal_insert_lsn()::text").fetch_one(&mut conn).await.unwrap();
+    let mut sent = 0u64;
+    let mut k = 0u64;
+    while sent < events_per_run {
+        let events: Vec<users::SeenEvent> = (0..batch as u64)
+            .map(|j| {
+                k += 1;
+                let user = 1 + (k * 104_729 + j) % USERS;
+                users::SeenEvent {
+                    user_id: UserId::parse(&format!("u{user}")).unwrap(),
+                    email: Some(Email::parse(&format!("user{user}@example.com")).unwrap()),
+                    at: now + chrono::Duration::milliseconds((k % 30_000) as i64),
+                }
+            })
+            .collect();
+        users::record_seen(&mut conn, &events, debounce).await.unwrap();
+        sent += batch as u64;
+    }
+    let bytes: f64 =
+        sqlx::query_scalar("SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), $1::pg_lsn)::float8")
+            .bind(&start)
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+    bytes / sent as f64
 }

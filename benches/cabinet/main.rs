@@ -14,6 +14,8 @@ mod activity;
 mod backup;
 /// `dev up` against a bare initdb.
 mod cold_start;
+/// What the change history costs: writes with its triggers against the same without.
+mod history;
 /// Lookups by id and by domain against pgbench.
 mod lookups;
 /// Client tasks against a deadline, pgbench, a command's wall time and peak memory.
@@ -58,8 +60,8 @@ struct Args {
     /// Events per record_seen batch.
     #[arg(long, default_value_t = 1000)]
     batch: usize,
-    /// Run only these scenarios (lookups, activity, import, migrate, cold-start, backup); all by
-    /// default.
+    /// Run only these scenarios (lookups, activity, history, import, migrate, cold-start,
+    /// backup); all by default.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// Also write the table as JSON here.
@@ -141,6 +143,10 @@ async fn run(mut args: Args) {
     if wanted("activity") {
         eprintln!("== activity recording");
         rows.extend(activity::activity(&bench).await);
+    }
+    if wanted("history") {
+        eprintln!("== the change history's cost");
+        rows.extend(history::history_cost(&bench).await);
     }
     if wanted("import") {
         eprintln!("== import / export");
