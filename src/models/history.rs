@@ -227,43 +227,60 @@ DECLARE
     restores_version bigint := CASE WHEN restores ~ '^[0-9]{1,18}$' THEN restores::bigint END;
 BEGIN
     -- Written by cabinet-db (src/models/history.rs): one call per statement, whatever its size.
+    -- Each CTE is MATERIALIZED: every row's next version is looked up before the first
+    -- history row is written, so a lookup never scans rows this statement adds.
     IF TG_OP = 'INSERT' THEN
+        WITH r AS MATERIALIZED (
+            SELECT n.site_id, to_jsonb(n) AS new_row,
+                   coalesce((SELECT max(h.version) FROM public.sites_history h WHERE h.site_id = n.site_id), 0) + 1 AS version
+              FROM new_rows n)
         INSERT INTO public.sites_history (site_id, version, operation, actor, session_role, application_name, client_addr, new_row, changed_fields, restores_version)
-        SELECT n.site_id, coalesce((SELECT max(h.version) FROM public.sites_history h WHERE h.site_id = n.site_id), 0) + 1, 'INSERT', ",
+        SELECT r.site_id, r.version, 'INSERT', ",
             context_values!(),
             ",
-               to_jsonb(n), ARRAY(SELECT e.key FROM jsonb_each(to_jsonb(n)) e WHERE e.value <> 'null' ORDER BY e.key), restores_version
-          FROM new_rows n;
+               r.new_row, ARRAY(SELECT e.key FROM jsonb_each(r.new_row) e WHERE e.value <> 'null' ORDER BY e.key), restores_version
+          FROM r;
     ELSIF TG_OP = 'UPDATE' THEN
         -- Rows matched by site_id; an id that changed is the deletion of one and the creation
         -- of the other. An UPDATE that changed nothing is not a new version.
+        WITH r AS MATERIALIZED (
+            SELECT c.*, coalesce((SELECT max(h.version) FROM public.sites_history h WHERE h.site_id = c.site_id), 0) + 1 AS version
+              FROM (SELECT coalesce(n.site_id, o.site_id) AS site_id,
+                           CASE WHEN o.site_id IS NOT NULL THEN to_jsonb(o) END AS old_row,
+                           CASE WHEN n.site_id IS NOT NULL THEN to_jsonb(n) END AS new_row
+                      FROM old_rows o FULL JOIN new_rows n ON n.site_id = o.site_id) c
+             WHERE c.old_row IS DISTINCT FROM c.new_row)
         INSERT INTO public.sites_history (site_id, version, operation, actor, session_role, application_name, client_addr, old_row, new_row, changed_fields, restores_version)
-        SELECT c.site_id, coalesce((SELECT max(h.version) FROM public.sites_history h WHERE h.site_id = c.site_id), 0) + 1,
-               CASE WHEN c.old_row IS NULL THEN 'INSERT' WHEN c.new_row IS NULL THEN 'DELETE' ELSE 'UPDATE' END, ",
+        SELECT r.site_id, r.version,
+               CASE WHEN r.old_row IS NULL THEN 'INSERT' WHEN r.new_row IS NULL THEN 'DELETE' ELSE 'UPDATE' END, ",
             context_values!(),
             ",
-               c.old_row, c.new_row,
-               ARRAY(SELECT k.key FROM jsonb_object_keys(coalesce(c.new_row, c.old_row)) k(key)
-                      WHERE c.new_row -> k.key IS DISTINCT FROM c.old_row -> k.key ORDER BY k.key),
+               r.old_row, r.new_row,
+               ARRAY(SELECT k.key FROM jsonb_object_keys(coalesce(r.new_row, r.old_row)) k(key)
+                      WHERE r.new_row -> k.key IS DISTINCT FROM r.old_row -> k.key ORDER BY k.key),
                restores_version
-          FROM (SELECT coalesce(n.site_id, o.site_id) AS site_id,
-                       CASE WHEN o.site_id IS NOT NULL THEN to_jsonb(o) END AS old_row,
-                       CASE WHEN n.site_id IS NOT NULL THEN to_jsonb(n) END AS new_row
-                  FROM old_rows o FULL JOIN new_rows n ON n.site_id = o.site_id) c
-         WHERE c.old_row IS DISTINCT FROM c.new_row;
+          FROM r;
     ELSIF TG_OP = 'DELETE' THEN
+        WITH r AS MATERIALIZED (
+            SELECT o.site_id, to_jsonb(o) AS old_row,
+                   coalesce((SELECT max(h.version) FROM public.sites_history h WHERE h.site_id = o.site_id), 0) + 1 AS version
+              FROM old_rows o)
         INSERT INTO public.sites_history (site_id, version, operation, actor, session_role, application_name, client_addr, old_row)
-        SELECT o.site_id, coalesce((SELECT max(h.version) FROM public.sites_history h WHERE h.site_id = o.site_id), 0) + 1, 'DELETE', ",
+        SELECT r.site_id, r.version, 'DELETE', ",
             context_values!(),
-            ", to_jsonb(o)
-          FROM old_rows o;
+            ", r.old_row
+          FROM r;
     ELSE
         -- TRUNCATE, before it happens: the deletion of every row.
+        WITH r AS MATERIALIZED (
+            SELECT s.site_id, to_jsonb(s) AS old_row,
+                   coalesce((SELECT max(h.version) FROM public.sites_history h WHERE h.site_id = s.site_id), 0) + 1 AS version
+              FROM public.sites s)
         INSERT INTO public.sites_history (site_id, version, operation, actor, session_role, application_name, client_addr, old_row)
-        SELECT o.site_id, coalesce((SELECT max(h.version) FROM public.sites_history h WHERE h.site_id = o.site_id), 0) + 1, 'DELETE', ",
+        SELECT r.site_id, r.version, 'DELETE', ",
             context_values!(),
-            ", to_jsonb(o)
-          FROM public.sites o;
+            ", r.old_row
+          FROM r;
     END IF;
     RETURN NULL;
 END
@@ -276,33 +293,52 @@ $body$"
             "CREATE FUNCTION {schema}cabinet_users_history() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $body$
 BEGIN
     -- Written by cabinet-db (src/models/history.rs): creation, e-mail changes and deletion;
-    -- first_seen/last_seen (activity) are not a change of the record.
+    -- first_seen/last_seen (activity) are not a change of the record. Versions are looked up
+    -- before anything is written (MATERIALIZED), as for sites.
     IF TG_OP = 'INSERT' THEN
+        WITH r AS MATERIALIZED (
+            SELECT n.user_id, n.email,
+                   coalesce((SELECT max(h.version) FROM public.users_history h WHERE h.user_id = n.user_id), 0) + 1 AS version
+              FROM new_rows n)
         INSERT INTO public.users_history (user_id, version, operation, actor, session_role, application_name, client_addr, new_email)
-        SELECT n.user_id, coalesce((SELECT max(h.version) FROM public.users_history h WHERE h.user_id = n.user_id), 0) + 1, 'INSERT', ",
+        SELECT r.user_id, r.version, 'INSERT', ",
             context_values!(),
-            ", n.email
-          FROM new_rows n;
+            ", r.email
+          FROM r;
     ELSIF TG_OP = 'UPDATE' THEN
+        WITH r AS MATERIALIZED (
+            SELECT coalesce(n.user_id, o.user_id) AS user_id, o.user_id AS old_id, n.user_id AS new_id,
+                   o.email AS old_email, n.email AS new_email,
+                   coalesce((SELECT max(h.version) FROM public.users_history h WHERE h.user_id = coalesce(n.user_id, o.user_id)), 0) + 1 AS version
+              FROM old_rows o FULL JOIN new_rows n ON n.user_id = o.user_id
+             WHERE o.user_id IS NULL OR n.user_id IS NULL OR o.email IS DISTINCT FROM n.email)
         INSERT INTO public.users_history (user_id, version, operation, actor, session_role, application_name, client_addr, old_email, new_email)
-        SELECT coalesce(n.user_id, o.user_id), coalesce((SELECT max(h.version) FROM public.users_history h WHERE h.user_id = coalesce(n.user_id, o.user_id)), 0) + 1,
-               CASE WHEN o.user_id IS NULL THEN 'INSERT' WHEN n.user_id IS NULL THEN 'DELETE' ELSE 'UPDATE' END, ",
+        SELECT r.user_id, r.version,
+               CASE WHEN r.old_id IS NULL THEN 'INSERT' WHEN r.new_id IS NULL THEN 'DELETE' ELSE 'UPDATE' END, ",
             context_values!(),
-            ", o.email, n.email
-          FROM old_rows o FULL JOIN new_rows n ON n.user_id = o.user_id
-         WHERE o.user_id IS NULL OR n.user_id IS NULL OR o.email IS DISTINCT FROM n.email;
+            ", r.old_email, r.new_email
+          FROM r;
     ELSIF TG_OP = 'DELETE' THEN
+        WITH r AS MATERIALIZED (
+            SELECT o.user_id, o.email,
+                   coalesce((SELECT max(h.version) FROM public.users_history h WHERE h.user_id = o.user_id), 0) + 1 AS version
+              FROM old_rows o)
         INSERT INTO public.users_history (user_id, version, operation, actor, session_role, application_name, client_addr, old_email)
-        SELECT o.user_id, coalesce((SELECT max(h.version) FROM public.users_history h WHERE h.user_id = o.user_id), 0) + 1, 'DELETE', ",
+        SELECT r.user_id, r.version, 'DELETE', ",
             context_values!(),
-            ", o.email
-          FROM old_rows o;
+            ", r.email
+          FROM r;
     ELSE
+        -- TRUNCATE, before it happens: the deletion of every row.
+        WITH r AS MATERIALIZED (
+            SELECT u.user_id, u.email,
+                   coalesce((SELECT max(h.version) FROM public.users_history h WHERE h.user_id = u.user_id), 0) + 1 AS version
+              FROM public.users u)
         INSERT INTO public.users_history (user_id, version, operation, actor, session_role, application_name, client_addr, old_email)
-        SELECT o.user_id, coalesce((SELECT max(h.version) FROM public.users_history h WHERE h.user_id = o.user_id), 0) + 1, 'DELETE', ",
+        SELECT r.user_id, r.version, 'DELETE', ",
             context_values!(),
-            ", o.email
-          FROM public.users o;
+            ", r.email
+          FROM r;
     END IF;
     RETURN NULL;
 END
