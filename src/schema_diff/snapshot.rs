@@ -263,7 +263,9 @@ async fn read_schema(conn: &mut PgConnection, schema: SchemaRef) -> Result<Snaps
     .await?;
     for row in functions {
         let definition: String = row.try_get("definition")?;
-        snapshot.functions.insert(row.try_get("name")?, unqualified(&definition));
+        // Only the header names the schema; the body is compared exactly as stored.
+        let (header, body) = definition.split_once('\n').unwrap_or((definition.as_str(), ""));
+        snapshot.functions.insert(row.try_get("name")?, format!("{}\n{body}", unqualified(header)));
     }
     Ok(snapshot)
 }

@@ -251,6 +251,23 @@ async fn the_history_is_append_only_for_every_role_of_ours_and_hidden_from_n8n()
     let (code, failed) = audit(&setup.db.url, &[]);
     assert_eq!(code, 1);
     assert!(failed.iter().any(|(_, detail)| detail.contains("history_update")), "{failed:?}");
+    exec(&mut superuser, "ALTER TABLE sites ENABLE TRIGGER history_update").await.unwrap();
+    let clean = run(&setup.db.url, &["migrate", "check"]);
+    assert_eq!(clean.status.code(), Some(0), "{}", stderr(&clean));
+
+    // A trigger function replaced by one that records nothing (same name, same header) is
+    // drift too.
+    exec(
+        &mut superuser,
+        "CREATE OR REPLACE FUNCTION cabinet_users_history() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER
+         SET search_path = pg_catalog, public, pg_temp AS $body$ BEGIN RETURN NULL; END $body$",
+    )
+    .await
+    .unwrap();
+    let replaced = run(&setup.db.url, &["migrate", "check"]);
+    assert_eq!(replaced.status.code(), Some(1), "{}", stderr(&replaced));
+    let shown = format!("{}{}", crate::harness::stdout(&replaced), stderr(&replaced));
+    assert!(shown.contains("function cabinet_users_history() differs"), "{shown}");
     for conn in [admin, n8n, superuser] {
         conn.close().await.unwrap();
     }
