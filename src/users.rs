@@ -4,10 +4,11 @@ use std::{collections::HashMap, time::Duration};
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use sqlx::PgExecutor;
+use sqlx::{PgConnection, PgExecutor};
 
 use crate::{
     data::{DataError, Page, into_page},
+    history::{self, Actor},
     models::{Email, User, UserId},
 };
 
@@ -76,10 +77,17 @@ pub async fn list(
     Ok(into_page(rows, limit, |u| u.user_id.clone()))
 }
 
-/// `true` when a user was deleted.
-pub async fn delete(executor: impl PgExecutor<'_>, user_id: &UserId) -> Result<bool, DataError> {
+/// `true` when a user was deleted. The history names `actor` (when given; else the
+/// session's actor or role) as the one who deleted it.
+pub async fn delete(
+    conn: &mut PgConnection,
+    actor: Option<&Actor>,
+    user_id: &UserId,
+) -> Result<bool, DataError> {
+    let mut tx = history::begin_as(conn, actor).await?;
     let result =
-        sqlx::query("DELETE FROM users WHERE user_id = $1").bind(user_id.as_str()).execute(executor).await?;
+        sqlx::query("DELETE FROM users WHERE user_id = $1").bind(user_id.as_str()).execute(&mut *tx).await?;
+    tx.commit().await?;
     Ok(result.rows_affected() == 1)
 }
 
@@ -103,6 +111,10 @@ struct Merged {
 /// Events of one user in a batch are merged first (PostgreSQL refuses to update a row twice
 /// in one `ON CONFLICT` statement), and the batch travels as arrays (`UNNEST`). Rows are
 /// written in `user_id` order, so concurrent callers never deadlock on shared users.
+///
+/// It takes no actor: it is the sign-in path's hot loop, one statement on a pooled
+/// connection. A user it creates (or whose e-mail it changes) is recorded in the history as
+/// done by the connection's `cabinet.actor`, else its role — the service that saw the user.
 pub async fn record_seen(
     executor: impl PgExecutor<'_>,
     events: &[SeenEvent],

@@ -4,7 +4,7 @@
 use super::{
     error::MigrateError,
     ledger::{self, hex},
-    runner::RunnerOptions,
+    runner::{Direction, RunnerOptions, migration_actor},
     source::{MigrationSet, format_version},
 };
 use crate::db::quote_literal;
@@ -32,11 +32,12 @@ pub fn render(
         out.push('\n');
     }
     // `LOCAL` inside a migration's transaction, session-wide (then reset) outside one.
-    let timeouts = |scope: &str| {
+    let settings = |scope: &str, actor: String| {
         format!(
-            "SET {scope}lock_timeout = '{}ms';\nSET {scope}statement_timeout = '{}ms';\n",
+            "SET {scope}lock_timeout = '{}ms';\nSET {scope}statement_timeout = '{}ms';\nSET {scope}cabinet.actor = {};\n",
             options.ddl_lock_timeout.as_millis(),
             options.statement_timeout.as_millis(),
+            quote_literal(&actor),
         )
     };
     let steps: Vec<_> = if to >= from {
@@ -57,15 +58,17 @@ pub fn render(
             format!("DELETE FROM cabinet_migrations WHERE version = {};\n", migration.version)
         };
         out.push_str(&format!("-- {}\n", script.file));
+        let direction = if is_up { Direction::Up } else { Direction::Down };
+        let actor = migration_actor(migration, direction, options.actor.as_ref());
         if script.no_transaction {
-            out.push_str(&timeouts(""));
+            out.push_str(&settings("", actor));
             out.push_str(script.sql.trim_end());
             out.push('\n');
             out.push_str(&bookkeeping);
-            out.push_str("RESET lock_timeout;\nRESET statement_timeout;\n\n");
+            out.push_str("RESET lock_timeout;\nRESET statement_timeout;\nRESET cabinet.actor;\n\n");
         } else {
             out.push_str("BEGIN;\n");
-            out.push_str(&timeouts("LOCAL "));
+            out.push_str(&settings("LOCAL ", actor));
             out.push_str(script.sql.trim_end());
             out.push('\n');
             out.push_str(&bookkeeping);

@@ -16,9 +16,12 @@ use super::{
     ledger,
     plan::Assessment,
     session::with_lock,
-    source::{Migration, MigrationSet, Script},
+    source::{Migration, MigrationSet, Script, format_version},
 };
-use crate::db::{self, DatabaseUrl, SQLSTATE_LOCK_NOT_AVAILABLE};
+use crate::{
+    db::{self, DatabaseUrl, SQLSTATE_LOCK_NOT_AVAILABLE},
+    history::Actor,
+};
 
 /// Default wait for another deployer's migration lock.
 pub const DEFAULT_LOCK_WAIT_SECS: u64 = 30;
@@ -45,6 +48,10 @@ pub struct RunnerOptions {
     /// The role that owns the schema: migrations `SET ROLE` to it when it exists and the
     /// connecting user is a member, so everything they create belongs to it.
     pub owner_role: Option<String>,
+    /// Who runs the migrations. Each migration's transaction sets `cabinet.actor` to
+    /// `cabinet-db migrate up NNNN_name by <actor>`, so rows a data migration changes are
+    /// attributed to that migration (and person) in the change history.
+    pub actor: Option<Actor>,
 }
 
 impl Default for RunnerOptions {
@@ -55,6 +62,7 @@ impl Default for RunnerOptions {
             statement_timeout: Duration::from_secs(DEFAULT_STATEMENT_TIMEOUT_SECS),
             lock_retries: DEFAULT_LOCK_RETRIES,
             owner_role: Some(crate::roles::Roles::default().name(crate::roles::RoleKind::Owner)),
+            actor: None,
         }
     }
 }
@@ -75,6 +83,30 @@ pub struct StepReport {
 pub enum Direction {
     Up,
     Down,
+}
+
+impl Direction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::Up => "up",
+            Direction::Down => "down",
+        }
+    }
+}
+
+/// The actor the change history names for rows a migration step writes, e.g.
+/// `cabinet-db migrate up 0005_backfill_brand by alice@host`.
+pub fn migration_actor(migration: &Migration, direction: Direction, runner: Option<&Actor>) -> String {
+    let step = format!(
+        "cabinet-db migrate {} {}_{}",
+        direction.as_str(),
+        format_version(migration.version),
+        migration.name
+    );
+    match runner {
+        Some(actor) => format!("{step} by {actor}"),
+        None => step,
+    }
 }
 
 /// Where `down` goes.
@@ -226,19 +258,29 @@ async fn run_step(
     }
 }
 
-async fn set_timeouts(
+/// A step's timeouts and history actor: for its transaction (`local`), else for the session
+/// until `RESET_STEP_SETTINGS`.
+async fn set_step_settings(
     conn: &mut PgConnection,
+    migration: &Migration,
+    direction: Direction,
     options: &RunnerOptions,
     local: bool,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query("SELECT set_config('lock_timeout', $1, $3), set_config('statement_timeout', $2, $3)")
-        .bind(format!("{}ms", options.ddl_lock_timeout.as_millis()))
-        .bind(format!("{}ms", options.statement_timeout.as_millis()))
-        .bind(local)
-        .execute(&mut *conn)
-        .await?;
+    sqlx::query(
+        "SELECT set_config('lock_timeout', $1, $4), set_config('statement_timeout', $2, $4),
+                set_config('cabinet.actor', $3, $4)",
+    )
+    .bind(format!("{}ms", options.ddl_lock_timeout.as_millis()))
+    .bind(format!("{}ms", options.statement_timeout.as_millis()))
+    .bind(migration_actor(migration, direction, options.actor.as_ref()))
+    .bind(local)
+    .execute(&mut *conn)
+    .await?;
     Ok(())
 }
+
+const RESET_STEP_SETTINGS: &str = "RESET lock_timeout; RESET statement_timeout; RESET cabinet.actor";
 
 async fn record_step(
     conn: &mut PgConnection,
@@ -263,7 +305,7 @@ async fn run_in_transaction(
     started: Instant,
 ) -> Result<i64, sqlx::Error> {
     let mut tx = conn.begin().await?;
-    set_timeouts(&mut tx, options, true).await?;
+    set_step_settings(&mut tx, migration, direction, options, true).await?;
     sqlx::raw_sql(AssertSqlSafe(script.sql.clone())).execute(&mut *tx).await?;
     let execution_ms = started.elapsed().as_millis() as i64;
     record_step(&mut tx, migration, direction, execution_ms).await?;
@@ -279,9 +321,9 @@ async fn run_without_transaction(
     options: &RunnerOptions,
     started: Instant,
 ) -> Result<i64, sqlx::Error> {
-    set_timeouts(conn, options, false).await?;
+    set_step_settings(conn, migration, direction, options, false).await?;
     let result = sqlx::raw_sql(AssertSqlSafe(script.sql.clone())).execute(&mut *conn).await;
-    let reset = sqlx::raw_sql("RESET lock_timeout; RESET statement_timeout").execute(&mut *conn).await;
+    let reset = sqlx::raw_sql(RESET_STEP_SETTINGS).execute(&mut *conn).await;
     result?;
     reset?;
     let execution_ms = started.elapsed().as_millis() as i64;

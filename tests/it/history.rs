@@ -5,13 +5,15 @@
 use std::time::Duration;
 
 use cabinet_db::{
-    models::UserId,
+    history::{Actor, set_actor},
+    models::{SiteId, UserId},
     roles::RoleKind,
-    users::{SeenEvent, record_seen},
+    sites::{self, SitePatch},
+    users::{self, SeenEvent, record_seen},
 };
 use sqlx::{AssertSqlSafe, Connection, PgConnection};
 
-use crate::harness::{TestDb, WithRoles, audit, run, stderr};
+use crate::harness::{TestDb, WithRoles, audit, binary, migrations_dir, run, stderr};
 
 /// (version, operation, actor, session role, changed fields) of a site, oldest first.
 async fn site_history(
@@ -91,6 +93,97 @@ async fn every_writer_is_recorded_with_its_actor_and_versions_count_up() {
     exec(&mut admin, "INSERT INTO sites (site_id, domain) VALUES ('h1', 'h1.example.com')").await.unwrap();
     assert_eq!(site_history(&mut admin, "h1").await.last().unwrap().0, 4);
     admin.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_library_names_the_actor_it_is_given_over_the_sessions() {
+    let db = TestDb::migrated().await;
+    let mut conn = db.conn().await;
+    let site_id = SiteId::parse("lib").unwrap();
+    let (alice, bob, session) = (
+        Actor::new("alice@example.com").unwrap(),
+        Actor::new("bob@example.com").unwrap(),
+        Actor::new("ops@psql").unwrap(),
+    );
+    sites::create(&mut conn, Some(&alice), &crate::sites::new_site("lib", "lib.example.com")).await.unwrap();
+    // The session's actor is the default; a parameter overrides it for that write only.
+    set_actor(&mut conn, &session, false).await.unwrap();
+    let patch = |prompt: &str| SitePatch { ai_prompt: Some(Some(prompt.to_owned())), ..SitePatch::default() };
+    sites::update(&mut conn, Some(&bob), &site_id, &patch("Be brief"), Some(1)).await.unwrap().unwrap();
+    sites::update(&mut conn, None, &site_id, &patch("Be kind"), None).await.unwrap().unwrap();
+    assert!(sites::delete(&mut conn, Some(&alice), &site_id).await.unwrap());
+    exec(&mut conn, "INSERT INTO users (user_id, email) VALUES ('lib-user', 'l@example.com')").await.unwrap();
+    assert!(users::delete(&mut conn, Some(&bob), &UserId::parse("lib-user").unwrap()).await.unwrap());
+
+    let actors: Vec<String> = site_history(&mut conn, "lib").await.into_iter().map(|v| v.2).collect();
+    assert_eq!(actors, ["alice@example.com", "bob@example.com", "ops@psql", "alice@example.com"]);
+    let user_actors: Vec<(String, String)> = sqlx::query_as(
+        "SELECT operation, actor FROM users_history WHERE user_id = 'lib-user' ORDER BY version",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(
+        user_actors,
+        [("INSERT".to_owned(), "ops@psql".to_owned()), ("DELETE".to_owned(), "bob@example.com".to_owned())]
+    );
+    conn.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_data_migration_is_recorded_as_that_migration_and_whoever_ran_it() {
+    let db = TestDb::migrated().await;
+    db.exec("INSERT INTO sites (site_id, domain) VALUES ('m1', 'm1.example.com'), ('m2', 'm2.example.com')")
+        .await;
+    let dir = migrations_dir(&[
+        (
+            "0905_backfill_brand.up.sql",
+            "UPDATE sites SET brand_name = 'Brand ' || site_id WHERE brand_name IS NULL;\n",
+        ),
+        (
+            "0905_backfill_brand.down.sql",
+            "UPDATE sites SET brand_name = NULL WHERE brand_name = 'Brand ' || site_id;\n",
+        ),
+        (
+            "0906_german_m2.up.sql",
+            "-- no-transaction\nUPDATE sites SET language = 'de' WHERE site_id = 'm2';\n",
+        ),
+        (
+            "0906_german_m2.down.sql",
+            "-- no-transaction\nUPDATE sites SET language = 'en' WHERE site_id = 'm2';\n",
+        ),
+    ]);
+    let up = binary()
+        .env("DATABASE_URL", db.url.expose())
+        .env("CABINET_ACTOR", "deploy@ci")
+        .args(["migrate", "--migrations-dir", dir.path().to_str().unwrap(), "up"])
+        .output()
+        .unwrap();
+    assert!(up.status.success(), "{}", stderr(&up));
+
+    let mut conn = db.conn().await;
+    let m1 = site_history(&mut conn, "m1").await;
+    assert_eq!(
+        (m1[1].0, m1[1].2.as_str(), m1[1].4.clone()),
+        (2, "cabinet-db migrate up 0905_backfill_brand by deploy@ci", vec!["brand_name".to_owned()])
+    );
+    let m2: Vec<String> = site_history(&mut conn, "m2").await.into_iter().map(|v| v.2).collect();
+    assert_eq!(
+        m2[1..],
+        [
+            "cabinet-db migrate up 0905_backfill_brand by deploy@ci",
+            "cabinet-db migrate up 0906_german_m2 by deploy@ci"
+        ]
+    );
+    conn.close().await.unwrap();
+
+    // The reviewed offline script says the same to a DBA's psql.
+    let sql =
+        binary().args(["migrate", "--migrations-dir", dir.path().to_str().unwrap(), "sql"]).output().unwrap();
+    let sql = String::from_utf8_lossy(&sql.stdout).into_owned();
+    assert!(sql.contains("SET LOCAL cabinet.actor = 'cabinet-db migrate up 0905_backfill_brand';"), "{sql}");
+    assert!(sql.contains("SET cabinet.actor = 'cabinet-db migrate up 0906_german_m2';"), "{sql}");
+    assert!(sql.contains("RESET cabinet.actor;"), "{sql}");
 }
 
 #[tokio::test]

@@ -159,7 +159,7 @@ async fn list_filters_by_email_and_last_seen_and_deletes() {
     assert_eq!(rest.next, None);
 
     let id = UserId::parse("u07").unwrap();
-    assert!(users::delete(&mut conn, &id).await.unwrap());
+    assert!(users::delete(&mut conn, None, &id).await.unwrap());
     assert_eq!(users::get(&mut conn, &id).await.unwrap(), None);
 }
 

@@ -34,7 +34,13 @@ pub async fn run(args: Args, set: &MigrationSet, json: bool) -> anyhow::Result<O
         from_alembic: args.from_alembic,
         assume_timezone: args.assume_timezone,
     };
-    let report = baseline::baseline(args.connection.url()?, set, &options, &args.runner.options()).await?;
+    let report = baseline::baseline(
+        args.connection.url()?,
+        set,
+        &options,
+        &args.runner.options(Some(&args.connection))?,
+    )
+    .await?;
     if json {
         output::print_json(&report)?;
         return Ok(Outcome::Success);

@@ -34,7 +34,9 @@ pub async fn run(args: Args, set: &MigrationSet, json: bool) -> anyhow::Result<O
         (None, Some(n)) => DownTarget::Steps(n),
         (None, None) => DownTarget::All,
     };
-    let steps = runner::down(args.connection.url()?, set, target, &args.runner.options()).await?;
+    let steps =
+        runner::down(args.connection.url()?, set, target, &args.runner.options(Some(&args.connection))?)
+            .await?;
     if json {
         output::print_json(&steps)?;
     } else if steps.is_empty() {

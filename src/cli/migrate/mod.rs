@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use clap::{Args, Subcommand};
 
-use super::{DurationArg, MigrationsDirArgs, Outcome, parse_duration_arg};
+use super::{ConnectionArgs, DurationArg, MigrationsDirArgs, Outcome, parse_duration_arg};
 use crate::migrations::{
     MigrationSet, RunnerOptions,
     runner::{
@@ -81,14 +81,17 @@ pub struct RunnerArgs {
 }
 
 impl RunnerArgs {
-    pub fn options(&self) -> RunnerOptions {
-        RunnerOptions {
+    /// The runner's settings; `connection` (when the command has one) names who runs it.
+    pub fn options(&self, connection: Option<&ConnectionArgs>) -> anyhow::Result<RunnerOptions> {
+        let actor = connection.map(|c| crate::history::Actor::for_cli(c.actor.as_deref())).transpose()?;
+        Ok(RunnerOptions {
             lock_wait: self.lock_timeout.0,
             ddl_lock_timeout: self.ddl_lock_timeout.0,
             statement_timeout: self.statement_timeout.0,
             lock_retries: self.lock_retries,
             owner_role: Some(self.owner_role.clone()),
-        }
+            actor,
+        })
     }
 }
 

@@ -19,6 +19,9 @@ pub struct Args {
 }
 
 pub fn run(args: Args, set: &MigrationSet) -> anyhow::Result<Outcome> {
-    print!("{}", offline::render(set, args.from, args.to.unwrap_or(set.head()), &args.runner.options())?);
+    print!(
+        "{}",
+        offline::render(set, args.from, args.to.unwrap_or(set.head()), &args.runner.options(None)?)?
+    );
     Ok(Outcome::Success)
 }

@@ -19,7 +19,9 @@ pub struct Args {
 }
 
 pub async fn run(args: Args, set: &MigrationSet, json: bool) -> anyhow::Result<Outcome> {
-    let steps = runner::up(args.connection.url()?, set, args.to, &args.runner.options()).await?;
+    let steps =
+        runner::up(args.connection.url()?, set, args.to, &args.runner.options(Some(&args.connection))?)
+            .await?;
     if json {
         output::print_json(&steps)?;
     } else if steps.is_empty() {

@@ -30,7 +30,7 @@ pub async fn run(args: Args, json: bool) -> anyhow::Result<Outcome> {
         outln!("kept user {}", user.user_id)?;
         return Ok(Outcome::Success);
     }
-    let deleted = users::delete(&mut conn, &user_id).await?;
+    let deleted = users::delete(&mut conn, None, &user_id).await?;
     if json {
         output::print_json(&serde_json::json!({ "deleted": deleted, "user_id": user_id }))?;
     } else {
