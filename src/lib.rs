@@ -28,6 +28,8 @@ pub mod local_cluster;
 pub mod migrations;
 /// `Site`, `User` and the declarative schema: the source of truth.
 pub mod models;
+/// The admin panel (`cabinet-db serve`): tailnet identity, guards, pages.
+pub mod panel;
 /// Least-privilege roles: the model, `roles apply`, `roles rotate`, SCRAM verifiers.
 pub mod roles;
 /// Live database vs models: drift and the SQL that removes it.

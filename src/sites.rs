@@ -111,6 +111,8 @@ pub struct SiteFilter {
     pub language: Option<LanguageTag>,
     /// Sites whose domain contains this text (case-insensitive).
     pub domain_contains: Option<String>,
+    /// Sites whose id, domain or brand name contains this text (case-insensitive).
+    pub text_contains: Option<String>,
 }
 
 pub async fn get(executor: impl PgExecutor<'_>, site_id: &SiteId) -> Result<Option<Site>, DataError> {
@@ -137,6 +139,8 @@ pub async fn list(
           WHERE ($1::text IS NULL OR site_id > $1)
             AND ($2::text IS NULL OR language = $2)
             AND ($3::text IS NULL OR strpos(domain, lower($3)) > 0)
+            AND ($5::text IS NULL OR strpos(lower(site_id), lower($5)) > 0 OR strpos(domain, lower($5)) > 0
+                 OR strpos(lower(coalesce(brand_name, '')), lower($5)) > 0)
           ORDER BY site_id
           LIMIT $4"
     );
@@ -145,6 +149,7 @@ pub async fn list(
         .bind(filter.language.as_ref().map(LanguageTag::as_str))
         .bind(filter.domain_contains.as_deref())
         .bind(crate::data::check_page_size(limit)? + 1)
+        .bind(filter.text_contains.as_deref())
         .fetch_all(executor)
         .await?;
     Ok(into_page(rows, limit, |s| s.site_id.clone()))

@@ -17,6 +17,8 @@ pub mod migrate;
 pub mod output;
 /// `cabinet-db roles …`: least-privilege roles.
 pub mod roles;
+/// `cabinet-db serve`: the admin panel.
+pub mod serve;
 /// `cabinet-db sites …`.
 pub mod sites;
 /// `cabinet-db tailnet …`: Tailscale status and rendered host configuration.
@@ -80,6 +82,8 @@ pub enum Command {
     Users(users::UsersArgs),
     /// Maintain the change history of sites and users (prune).
     History(history::HistoryArgs),
+    /// Serve the admin panel on the tailnet, signed in by tailnet identity.
+    Serve(serve::Args),
 }
 
 /// Where the database is.
@@ -122,6 +126,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Tailnet(args) => tailnet::run(args, cli.json).await,
         Command::Audit(args) => audit::run(args, cli.json).await,
         Command::History(args) => history::run(args, cli.json).await,
+        Command::Serve(args) => serve::run(args, cli.json).await,
         Command::Backup(args) => backup::run(args, cli.json).await,
         Command::Sites(args) => sites::run(args, cli.json).await,
         Command::Users(args) => users::run(args, cli.json).await,

@@ -74,6 +74,23 @@ pub struct Tailnet {
     pub magic_dns_enabled: Option<bool>,
 }
 
+/// `GET /localapi/v0/whois?addr=IP:PORT`, the parts we use: who is behind a peer address.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, rename_all = "PascalCase")]
+pub struct WhoIs {
+    pub node: Option<Node>,
+    pub user_profile: Option<UserProfile>,
+    /// The app capabilities the tailnet policy grants this peer towards us, by name.
+    pub cap_map: Option<BTreeMap<String, Vec<serde_json::Value>>>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, rename_all = "PascalCase")]
+pub struct UserProfile {
+    pub login_name: Option<String>,
+    pub display_name: Option<String>,
+}
+
 /// `GET /localapi/v0/serve-config`, the parts we use.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(default, rename_all = "PascalCase")]
@@ -145,6 +162,17 @@ impl LocalApi {
 
     pub async fn serve_config(&self) -> Result<ServeConfig, LocalApiError> {
         self.get_json("serve-config").await
+    }
+
+    /// Who is behind a peer's address and port; `None` when tailscaled knows no such peer
+    /// (it answers 404 "no match").
+    pub async fn whois(&self, peer: std::net::SocketAddr) -> Result<Option<WhoIs>, LocalApiError> {
+        let peer = std::net::SocketAddr::new(peer.ip().to_canonical(), peer.port());
+        match self.get_json(&format!("whois?addr={peer}")).await {
+            Ok(whois) => Ok(Some(whois)),
+            Err(LocalApiError::Status { status: 404, .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     async fn get_json<T: serde::de::DeserializeOwned + Default>(

@@ -2,7 +2,9 @@
 //! unix socket of the test's own, with tailscaled's Host-header rule.
 
 use std::{
+    collections::HashMap,
     io::{BufRead, BufReader, Write},
+    net::{IpAddr, SocketAddr},
     os::unix::net::UnixListener,
     path::{Path, PathBuf},
 };
@@ -20,11 +22,18 @@ fn fixture(name: &str) -> String {
 impl FakeLocalApi {
     /// Serves `status` and `serve-config` from the named fixtures until the test ends.
     pub fn start(status_fixture: &str, serve_fixture: &str) -> FakeLocalApi {
+        Self::serve(fixture(status_fixture), fixture(serve_fixture), HashMap::new())
+    }
+
+    /// Also answers `whois?addr=IP:PORT` for each peer address given (JSON), 404 for others.
+    pub fn with_whois(status_fixture: &str, peers: HashMap<IpAddr, String>) -> FakeLocalApi {
+        Self::serve(fixture(status_fixture), "{}".to_owned(), peers)
+    }
+
+    fn serve(status: String, serve: String, peers: HashMap<IpAddr, String>) -> FakeLocalApi {
         let dir = tempfile::tempdir().unwrap();
         let socket = dir.path().join("tailscaled.sock");
         let listener = UnixListener::bind(&socket).unwrap();
-        let status = fixture(status_fixture);
-        let serve = fixture(serve_fixture);
         std::thread::spawn(move || {
             for stream in listener.incoming() {
                 let Ok(mut stream) = stream else { return };
@@ -48,6 +57,13 @@ impl FakeLocalApi {
                     _ if !host_ok => ("403 Forbidden", "invalid localapi request\n".to_owned()),
                     p if p.starts_with("/localapi/v0/status") => ("200 OK", status.clone()),
                     "/localapi/v0/serve-config" => ("200 OK", serve.clone()),
+                    p if p.starts_with("/localapi/v0/whois?addr=") => {
+                        let addr = &p["/localapi/v0/whois?addr=".len()..];
+                        match addr.parse::<SocketAddr>().ok().and_then(|a| peers.get(&a.ip())) {
+                            Some(answer) => ("200 OK", answer.clone()),
+                            None => ("404 Not Found", format!("no match for IP:port {addr}\n")),
+                        }
+                    }
                     _ => ("404 Not Found", "404 page not found\n".to_owned()),
                 };
                 // Chunked, as Go's net/http sends a streamed JSON body.

@@ -37,6 +37,8 @@ mod migrate;
 mod netns;
 /// Offline commands: `sql`, `history`, `new`, `lint`.
 mod offline;
+/// The admin panel over HTTP: identity, guards, pages.
+mod panel;
 /// Hostile values and interruptions: infinite times, closed pipes, kill -9, escapes.
 mod robustness;
 /// The least-privilege roles, tried by connecting as each.

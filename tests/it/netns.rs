@@ -140,6 +140,30 @@ pub(crate) fn in_netns<T: Send + 'static>(ns: &str, body: impl AsyncFnOnce() -> 
     .expect("the namespace thread panicked")
 }
 
+/// Makes `127.0.0.1:port` inside namespace `ns` reach the same port on the test's own
+/// loopback (where the fake S3 service or the test PostgreSQL listens), as one service reachable from
+/// every host.
+pub(crate) fn forward_into(ns: &str, port: u16) {
+    let listener = in_netns(ns, async move || std::net::TcpListener::bind(("127.0.0.1", port)).unwrap());
+    // Spawned from the test's thread, so connects go out on its loopback.
+    std::thread::spawn(move || {
+        for client in listener.incoming().flatten() {
+            let Ok(upstream) = std::net::TcpStream::connect(("127.0.0.1", port)) else { continue };
+            // Small requests must not wait for delayed ACKs (40 ms each, thousands of them).
+            let _ = (client.set_nodelay(true), upstream.set_nodelay(true));
+            let (client_back, upstream_back) = (client.try_clone().unwrap(), upstream.try_clone().unwrap());
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut &client, &mut &upstream);
+                let _ = upstream.shutdown(std::net::Shutdown::Write);
+            });
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut &upstream_back, &mut &client_back);
+                let _ = client_back.shutdown(std::net::Shutdown::Write);
+            });
+        }
+    });
+}
+
 /// PostgreSQL in the db namespace, set up from `tailnet render`'s files.
 struct Server {
     cluster: LocalCluster,

@@ -18,6 +18,9 @@ pub struct Args {
     /// Only sites whose domain contains this text.
     #[arg(long)]
     pub domain_contains: Option<String>,
+    /// Only sites whose id, domain or brand name contains this text (any case).
+    #[arg(long)]
+    pub search: Option<String>,
     /// Start after this site_id (the `next` of the previous page).
     #[arg(long)]
     pub after: Option<String>,
@@ -30,6 +33,7 @@ pub async fn run(args: Args, json: bool) -> anyhow::Result<Outcome> {
     let filter = SiteFilter {
         language: args.language.as_deref().map(LanguageTag::parse).transpose()?,
         domain_contains: args.domain_contains,
+        text_contains: args.search,
     };
     let mut conn = args.connection.connect("cabinet-db sites").await?;
     let page = sites::list(&mut conn, &filter, args.after.as_deref(), args.limit).await?;

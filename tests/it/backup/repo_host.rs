@@ -29,7 +29,7 @@ use super::{
 };
 use crate::{
     harness::{stderr, stdout},
-    netns::{add_namespaces, in_netns, sh},
+    netns::{add_namespaces, forward_into, in_netns, sh},
 };
 
 const DB_IP: &str = "100.101.104.1";
@@ -67,29 +67,6 @@ impl Drop for Pair {
             let _ = Command::new("ip").args(["netns", "del", name]).output();
         }
     }
-}
-
-/// Makes `127.0.0.1:port` inside namespace `ns` reach the same port on the test's own
-/// loopback (where the fake S3 service listens), as one service reachable from both hosts.
-fn forward_into(ns: &str, port: u16) {
-    let listener = in_netns(ns, async move || std::net::TcpListener::bind(("127.0.0.1", port)).unwrap());
-    // Spawned from the test's thread, so connects go out on its loopback.
-    std::thread::spawn(move || {
-        for client in listener.incoming().flatten() {
-            let Ok(upstream) = std::net::TcpStream::connect(("127.0.0.1", port)) else { continue };
-            // Small requests must not wait for delayed ACKs (40 ms each, thousands of them).
-            let _ = (client.set_nodelay(true), upstream.set_nodelay(true));
-            let (client_back, upstream_back) = (client.try_clone().unwrap(), upstream.try_clone().unwrap());
-            std::thread::spawn(move || {
-                let _ = std::io::copy(&mut &client, &mut &upstream);
-                let _ = upstream.shutdown(std::net::Shutdown::Write);
-            });
-            std::thread::spawn(move || {
-                let _ = std::io::copy(&mut &upstream_back, &mut &client_back);
-                let _ = client_back.shutdown(std::net::Shutdown::Write);
-            });
-        }
-    });
 }
 
 /// A `pgbackrest server`, stopped when the test ends.

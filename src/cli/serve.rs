@@ -1,0 +1,147 @@
+//! `cabinet-db serve`: the admin panel.
+
+use std::{net::SocketAddr, path::PathBuf, sync::Arc};
+
+use anyhow::Context;
+use clap::Args as ClapArgs;
+
+use crate::{
+    cli::Outcome,
+    db::{self, DatabaseUrl},
+    panel::{
+        PanelState,
+        identity::{self, IdentitySource},
+        listen::{self, DEFAULT_PORT},
+        server::{self, TlsPaths},
+    },
+    tailnet::localapi::{DEFAULT_SOCKET, LocalApi},
+};
+
+/// Serve the admin panel on this node's tailnet addresses, signed in by tailnet identity.
+///
+/// Who you are comes from tailscaled (LocalAPI whois of the connection's address); what you
+/// may do comes from the tailnet policy's app capability (viewer reads, editor changes sites,
+/// admin also manages users and imports). Nothing is reachable from outside the tailnet, and
+/// every change is recorded in the history under your tailnet login.
+///
+/// Examples:
+///   cabinet-db serve --database-url postgres://cabinet_admin:…@localhost/cabinet
+///   cabinet-db serve --tls-cert /etc/cabinet-db/db.tail1234.ts.net.crt --tls-key /etc/cabinet-db/db.tail1234.ts.net.key
+///   # development, on loopback only, as a fixed identity:
+///   cabinet-db serve --dev-identity dev@example.com=admin --database-url "$(cabinet-db dev url --role cabinet_admin)"
+#[derive(Debug, ClapArgs)]
+#[command(verbatim_doc_comment)]
+pub struct Args {
+    /// PostgreSQL URL (the cabinet_admin role).
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<DatabaseUrl>,
+    /// Address to listen on, ADDR:PORT or ADDR (port 8432); repeatable. Default: every
+    /// Tailscale address of this node. Wildcard and non-tailnet addresses are refused.
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub listen: Vec<String>,
+    /// The port when --listen is not given.
+    #[arg(long, default_value_t = DEFAULT_PORT)]
+    pub port: u16,
+    /// tailscaled's LocalAPI socket.
+    #[arg(long, default_value = DEFAULT_SOCKET)]
+    pub socket: PathBuf,
+    /// The app capability the tailnet policy grants roles with.
+    #[arg(long, default_value = identity::DEFAULT_CAPABILITY)]
+    pub capability: String,
+    /// Another name browsers may use for this node (MagicDNS names are added from tailscaled).
+    #[arg(long = "host-name", value_name = "NAME")]
+    pub host_names: Vec<String>,
+    /// TLS certificate chain (PEM), e.g. from `tailscale cert`.
+    #[arg(long, requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// Its private key (PEM, mode 0600).
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// DEVELOPMENT ONLY: trust every request as LOGIN with ROLE (viewer, editor, admin), e.g.
+    /// dev@example.com=admin. The panel then listens on loopback only (127.0.0.1:8432 unless
+    /// --listen says otherwise) and never asks tailscaled.
+    #[arg(long, value_name = "LOGIN=ROLE")]
+    pub dev_identity: Option<String>,
+    /// Database connections the panel keeps at most.
+    #[arg(long, default_value_t = 8)]
+    pub pool_size: u32,
+}
+
+pub async fn run(args: Args, json: bool) -> anyhow::Result<Outcome> {
+    let url = args
+        .database_url
+        .clone()
+        .context("no database given: set DATABASE_URL or pass --database-url (the cabinet_admin role)")?;
+    let requested: Vec<SocketAddr> =
+        args.listen.iter().map(|l| listen::parse_listen(l)).collect::<Result<_, _>>()?;
+    let (identities, addrs, mut names) = match &args.dev_identity {
+        Some(text) => {
+            let identity =
+                identity::parse_dev_identity(text).map_err(|e| anyhow::anyhow!("--dev-identity: {e}"))?;
+            let addrs = if requested.is_empty() {
+                vec![SocketAddr::from(([127, 0, 0, 1], args.port))]
+            } else {
+                requested
+            };
+            listen::check_listen(&addrs, true)?;
+            (IdentitySource::Development(identity), addrs, Vec::new())
+        }
+        None => {
+            listen::check_listen(&requested, false)?;
+            let api = LocalApi::new(&args.socket);
+            let status = api.status().await?;
+            let addrs = if requested.is_empty() {
+                listen::tailnet_listen_addresses(&status, args.port)?
+            } else {
+                requested
+            };
+            let mut names = Vec::new();
+            if let Some(name) = status.dns_name() {
+                if let Some(short) = name.split('.').next() {
+                    names.push(short.to_owned());
+                }
+                names.push(name);
+            }
+            (IdentitySource::tailnet(api, args.capability.clone()), addrs, names)
+        }
+    };
+    names.extend(args.host_names.iter().cloned());
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(TlsPaths { cert: cert.clone(), key: key.clone() }),
+        _ => None,
+    };
+    let pool = db::pool(&url, "cabinet-db serve", args.pool_size).await?;
+    let state = Arc::new(PanelState {
+        pool,
+        database_url: url,
+        allowed_hosts: listen::allowed_hosts(&addrs, &names, tls.is_some()),
+        identities,
+        tls: tls.is_some(),
+        json_logs: json,
+    });
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    for addr in &addrs {
+        eprintln!("cabinet-db serve: listening on {scheme}://{addr}/");
+    }
+    if state.identities.is_development() {
+        eprintln!(
+            "cabinet-db serve: DEVELOPMENT identity {:?}: every request is trusted as it",
+            args.dev_identity.as_deref().unwrap_or("")
+        );
+    }
+    server::serve(state, &addrs, tls.as_ref(), shutdown_signal()).await?;
+    eprintln!("cabinet-db serve: stopped");
+    Ok(Outcome::Success)
+}
+
+/// SIGINT or SIGTERM (systemd's stop).
+async fn shutdown_signal() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(term) => term,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

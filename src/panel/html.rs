@@ -1,0 +1,114 @@
+//! The page shell and the small pieces every page uses. maud escapes every value it inserts,
+//! so data from the database (a site's `<script>` brand name) is always text, never markup.
+
+use axum::http::StatusCode;
+use chrono::{DateTime, Utc};
+use maud::{DOCTYPE, Markup, PreEscaped, html};
+
+use super::identity::{Identity, Role};
+
+/// Which part of the panel a page belongs to (for the navigation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Section {
+    Dashboard,
+    Sites,
+    Users,
+    Transfer,
+}
+
+/// htmx's settings: nothing the Content-Security-Policy forbids (no inline indicator style,
+/// no `eval`, no scripts from swapped-in content).
+const HTMX_CONFIG: &str =
+    r#"{"includeIndicatorStyles":false,"allowEval":false,"allowScriptTags":false,"selfRequestsOnly":true}"#;
+
+/// A whole page for a signed-in person.
+pub fn page(identity: &Identity, section: Section, title: &str, body: Markup) -> Markup {
+    let nav = [
+        (Section::Dashboard, "/", "Dashboard"),
+        (Section::Sites, "/sites", "Sites"),
+        (Section::Users, "/users", "Users"),
+        (Section::Transfer, "/transfer", "Import / export"),
+    ];
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            (head(title))
+            body {
+                header {
+                    span.brand { "cabinet-db" }
+                    nav aria-label="Sections" {
+                        @for (s, href, label) in nav {
+                            a href=(href) aria-current=[(s == section).then_some("page")] { (label) }
+                        }
+                    }
+                    span.who title="Your tailnet login and the role the tailnet policy grants you" {
+                        (identity.login) " · " (identity.role)
+                    }
+                }
+                main { h1 { (title) } (body) }
+            }
+        }
+    }
+}
+
+fn head(title: &str) -> Markup {
+    html! {
+        head {
+            meta charset="utf-8";
+            meta name="viewport" content="width=device-width, initial-scale=1";
+            meta name="color-scheme" content="light dark";
+            meta name="htmx-config" content=(HTMX_CONFIG);
+            title { (title) " · cabinet-db" }
+            link rel="stylesheet" href="/assets/panel.css";
+            script src="/assets/htmx.min.js" defer {}
+            script src="/assets/panel.js" defer {}
+        }
+    }
+}
+
+/// A page for a refusal or a failure: no navigation (the caller may not be signed in).
+pub fn error_page(status: StatusCode, message: &str) -> Markup {
+    let title = format!("{} {}", status.as_u16(), status.canonical_reason().unwrap_or("Error"));
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            (head(&title))
+            body {
+                header { span.brand { "cabinet-db" } nav { a href="/" { "Dashboard" } } }
+                main {
+                    h1 { (title) }
+                    p.notice.error { (message) }
+                }
+            }
+        }
+    }
+}
+
+/// A timestamp as every page shows it.
+pub fn time(at: DateTime<Utc>) -> String {
+    at.format("%Y-%m-%d %H:%M:%S UTC").to_string()
+}
+
+/// An optional value, or a muted dash.
+pub fn optional(value: Option<&str>) -> Markup {
+    match value {
+        Some(v) if !v.is_empty() => html! { (v) },
+        Some(_) => html! { span.muted { "(empty)" } },
+        None => html! { span.muted { "—" } },
+    }
+}
+
+/// A notice at the top of a page.
+pub fn notice(kind: &str, text: Markup) -> Markup {
+    html! { div class=(format!("notice {kind}")) role="status" { (text) } }
+}
+
+/// Whether this person may do what `role` allows; pages hide what they may not do.
+pub fn may(identity: &Identity, role: Role) -> bool {
+    identity.may(role)
+}
+
+/// A non-breaking space, for empty cells.
+pub fn nbsp() -> Markup {
+    PreEscaped("&nbsp;".to_owned())
+}

@@ -1,0 +1,55 @@
+//! The admin panel (`cabinet-db serve`): server-rendered pages on the tailnet, signed in by
+//! tailnet identity. Every request passes the `guard` (Host allowlist, cross-origin
+//! protection, security headers), then `identity` (whois → role); every write runs as the
+//! signed-in login, so the change history names the person.
+
+/// Static files embedded in the binary (stylesheet, script, vendored htmx).
+pub mod assets;
+/// What a handler fails with and the page it shows.
+pub mod error;
+/// Host allowlist, cross-origin protection, security headers.
+pub mod guard;
+/// The page shell and shared pieces.
+pub mod html;
+/// Tailnet identity and roles.
+pub mod identity;
+/// Which addresses the panel may listen on.
+pub mod listen;
+/// The pages.
+pub mod pages;
+/// Routes and the middleware every request passes.
+pub mod router;
+/// Listening (plain or TLS), serving, shutting down.
+pub mod server;
+
+use sqlx::PgPool;
+
+use crate::db::DatabaseUrl;
+use error::PanelError;
+use identity::{Identity, IdentitySource, Role};
+
+/// What every request handler shares.
+#[derive(Debug)]
+pub struct PanelState {
+    pub pool: PgPool,
+    /// For what needs a connection of its own (migration status).
+    pub database_url: DatabaseUrl,
+    pub identities: IdentitySource,
+    /// `Host` values answered (see `listen::allowed_hosts`).
+    pub allowed_hosts: Vec<String>,
+    pub tls: bool,
+    /// One JSON object per request on stderr, else a line of text.
+    pub json_logs: bool,
+}
+
+/// Refuses what `me`'s role does not allow, saying which role it needs.
+pub fn require(me: &Identity, role: Role, what: &str) -> Result<(), PanelError> {
+    if me.may(role) {
+        Ok(())
+    } else {
+        Err(PanelError::Forbidden(format!(
+            "{} is a {}: {what} needs the {role} role (granted in the tailnet policy)",
+            me.login, me.role
+        )))
+    }
+}

@@ -1,0 +1,10 @@
+//! One module per page family; each handler takes the shared state and the signed-in identity.
+
+/// Counts and schema status.
+pub mod dashboard;
+/// The site form: parsing, checking, drawing, and the conflict view.
+pub mod site_form;
+/// A site's versions, diffs, revert and restore.
+pub mod site_history;
+/// The sites list, create, edit, delete.
+pub mod sites;

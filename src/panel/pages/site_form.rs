@@ -1,0 +1,339 @@
+//! The site form: what a browser sends, how it becomes a `NewSite` or a `SitePatch` (every
+//! field checked, every problem reported next to its field in the model's words), and how the
+//! form is drawn — also as the conflict view, where someone else's saved change is shown next
+//! to yours.
+
+use std::collections::BTreeMap;
+
+use maud::{Markup, html};
+use serde::Deserialize;
+
+use crate::{
+    data::DataError,
+    history::VersionConflict,
+    models::{Domain, FieldError, LanguageTag, Site, SiteId},
+    panel::html::time,
+    sites::{NewSite, SitePatch},
+};
+
+/// The fields as a browser posts them (all text; a missing one is empty).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct SiteForm {
+    pub site_id: String,
+    pub domain: String,
+    pub ai_script_id: String,
+    pub ai_prompt: String,
+    pub brand_name: String,
+    pub language: String,
+    pub hubspot_pipeline: String,
+    pub hubspot_stage: String,
+    /// The version the form was filled from (editing only).
+    pub version: Option<i64>,
+}
+
+/// Problems by field name (`"form"` for one that belongs to no field).
+pub type FieldErrors = BTreeMap<&'static str, String>;
+
+/// The editable fields, in the order the form shows them: (name, label, hint).
+pub const FIELDS: &[(&str, &str, &str)] = &[
+    ("domain", "Domain", "the site's host name, e.g. shop.example.com"),
+    ("brand_name", "Brand name", ""),
+    ("language", "Language", "a language tag: en, de, pt-BR"),
+    ("ai_script_id", "AI script id", ""),
+    ("ai_prompt", "AI prompt", "kept exactly as typed, newlines included"),
+    ("hubspot_pipeline", "HubSpot pipeline", ""),
+    ("hubspot_stage", "HubSpot stage", "needs a pipeline"),
+];
+
+impl SiteForm {
+    pub fn from_site(site: &Site) -> SiteForm {
+        let text = |v: &Option<String>| v.clone().unwrap_or_default();
+        SiteForm {
+            site_id: site.site_id.clone(),
+            domain: site.domain.clone(),
+            ai_script_id: text(&site.ai_script_id),
+            ai_prompt: text(&site.ai_prompt),
+            brand_name: text(&site.brand_name),
+            language: site.language.clone(),
+            hubspot_pipeline: text(&site.hubspot_pipeline),
+            hubspot_stage: text(&site.hubspot_stage),
+            version: Some(site.version),
+        }
+    }
+
+    pub fn value(&self, field: &str) -> &str {
+        match field {
+            "site_id" => &self.site_id,
+            "domain" => &self.domain,
+            "ai_script_id" => &self.ai_script_id,
+            "ai_prompt" => &self.ai_prompt,
+            "brand_name" => &self.brand_name,
+            "language" => &self.language,
+            "hubspot_pipeline" => &self.hubspot_pipeline,
+            "hubspot_stage" => &self.hubspot_stage,
+            _ => "",
+        }
+    }
+
+    /// A new site, or every problem with the form.
+    pub fn to_new_site(&self) -> Result<NewSite, FieldErrors> {
+        let mut errors = FieldErrors::new();
+        let site_id = collect(&mut errors, SiteId::parse(&self.site_id));
+        let domain = collect(&mut errors, Domain::parse(self.domain.trim()));
+        let language = collect(&mut errors, LanguageTag::parse(self.language.trim()));
+        let optional = |v: &str| (!v.is_empty()).then(|| v.to_owned());
+        let (Some(site_id), Some(domain), Some(language)) = (site_id, domain, language) else {
+            return Err(errors);
+        };
+        let site = NewSite {
+            site_id,
+            domain,
+            ai_script_id: optional(&self.ai_script_id),
+            ai_prompt: optional(&browser_newlines(&self.ai_prompt, None)),
+            brand_name: optional(&self.brand_name),
+            language,
+            hubspot_pipeline: optional(&self.hubspot_pipeline),
+            hubspot_stage: optional(&self.hubspot_stage),
+        };
+        site.validate().map_err(one)?;
+        Ok(site)
+    }
+
+    /// The change from `stored` to this form: only fields that differ, so saving a form
+    /// nobody touched writes nothing (and a prompt's CR LF line ends, which browsers turn every
+    /// line end into, never rewrite a prompt that did not change).
+    pub fn to_patch(&self, stored: &Site) -> Result<SitePatch, FieldErrors> {
+        let mut errors = FieldErrors::new();
+        let mut patch = SitePatch::default();
+        if self.domain.trim() != stored.domain {
+            patch.domain = collect(&mut errors, Domain::parse(self.domain.trim()));
+        }
+        if self.language.trim() != stored.language {
+            patch.language = collect(&mut errors, LanguageTag::parse(self.language.trim()));
+        }
+        let changed = |submitted: String, stored: &Option<String>| -> Option<Option<String>> {
+            let now = (!submitted.is_empty()).then_some(submitted);
+            let before = stored.clone().filter(|s| !s.is_empty());
+            (now != before).then_some(now)
+        };
+        patch.ai_script_id = changed(self.ai_script_id.clone(), &stored.ai_script_id);
+        patch.ai_prompt =
+            changed(browser_newlines(&self.ai_prompt, stored.ai_prompt.as_deref()), &stored.ai_prompt);
+        patch.brand_name = changed(self.brand_name.clone(), &stored.brand_name);
+        patch.hubspot_pipeline = changed(self.hubspot_pipeline.clone(), &stored.hubspot_pipeline);
+        patch.hubspot_stage = changed(self.hubspot_stage.clone(), &stored.hubspot_stage);
+        if let Err(e) = patch.validate() {
+            errors.insert(e.field, e.reason);
+        }
+        let stage = patch.hubspot_stage.clone().unwrap_or(stored.hubspot_stage.clone());
+        let pipeline = patch.hubspot_pipeline.clone().unwrap_or(stored.hubspot_pipeline.clone());
+        if stage.is_some() && pipeline.is_none() {
+            errors.insert(
+                "hubspot_stage",
+                "is set but hubspot_pipeline is not: a stage belongs to a pipeline".into(),
+            );
+        }
+        if errors.is_empty() { Ok(patch) } else { Err(errors) }
+    }
+}
+
+fn collect<T>(errors: &mut FieldErrors, result: Result<T, FieldError>) -> Option<T> {
+    result.map_err(|e| errors.insert(e.field, e.reason)).ok()
+}
+
+fn one(error: FieldError) -> FieldErrors {
+    FieldErrors::from([(error.field, error.reason)])
+}
+
+/// A text area's value as typed: browsers send every line end as CR LF. When it equals the
+/// stored text but for line ends, the stored text is kept exactly; otherwise line ends are LF.
+pub fn browser_newlines(submitted: &str, stored: Option<&str>) -> String {
+    let typed = submitted.replace("\r\n", "\n");
+    match stored {
+        Some(stored) if stored.replace("\r\n", "\n") == typed => stored.to_owned(),
+        _ => typed,
+    }
+}
+
+/// A database refusal (a named constraint) as a problem of the field it guards.
+pub fn errors_of(error: &DataError) -> Option<FieldErrors> {
+    match error {
+        DataError::Invalid(e) => Some(one(e.clone())),
+        DataError::Rejected { constraint, message, .. } => {
+            let field = [
+                "site_id",
+                "domain",
+                "ai_script_id",
+                "ai_prompt",
+                "brand_name",
+                "language",
+                "hubspot_pipeline",
+                "hubspot_stage",
+            ]
+            .into_iter()
+            .filter(|f| constraint.starts_with(&format!("sites_{f}")))
+            .max_by_key(|f| f.len())
+            .unwrap_or("form");
+            Some(FieldErrors::from([(field, message.clone())]))
+        }
+        _ => None,
+    }
+}
+
+/// Where a form posts, and what it is for.
+pub enum FormKind<'a> {
+    Create,
+    Edit { site_id: &'a str },
+}
+
+/// The site form with `errors` next to their fields. `readonly`: a viewer's view.
+pub fn render(kind: &FormKind, form: &SiteForm, errors: &FieldErrors, readonly: bool) -> Markup {
+    if readonly {
+        return html! {
+            dl.fields {
+                @for (name, label, _) in FIELDS {
+                    dt { (label) }
+                    dd {
+                        @if *name == "ai_prompt" { pre.prompt { (form.ai_prompt) } }
+                        @else { (crate::panel::html::optional(Some(form.value(name)))) }
+                    }
+                }
+            }
+        };
+    }
+    let (action, check) = match kind {
+        FormKind::Create => ("/sites".to_owned(), "/sites/check".to_owned()),
+        FormKind::Edit { site_id } => {
+            (format!("/sites/{}", urlencode(site_id)), format!("/sites/{}/check", urlencode(site_id)))
+        }
+    };
+    html! {
+        form method="post" action=(action) hx-post=(check) hx-trigger="change" hx-target="#form-problems" hx-swap="innerHTML" {
+            div #form-problems { (problems(errors)) }
+            @if let Some(version) = form.version { input type="hidden" name="version" value=(version); }
+            @if matches!(kind, FormKind::Create) {
+                label for="site_id" { "Site id " span.hint { "letters, digits, - _ . ; cannot change later" } }
+                input #site_id type="text" name="site_id" value=(form.site_id) required autocomplete="off";
+                (field_error("site_id", errors))
+            }
+            @for (name, label, hint) in FIELDS {
+                label for=(name) { (label) " " span.hint { (hint) } }
+                @if *name == "ai_prompt" {
+                    textarea #ai_prompt.prompt name="ai_prompt" spellcheck="false" {
+                        // A newline right after the tag is dropped by HTML parsers: this one
+                        // is that newline, so a prompt that starts with one keeps it.
+                        "\n" (form.ai_prompt)
+                    }
+                    output.hint data-count-for="ai_prompt" { (form.ai_prompt.chars().count()) " characters" }
+                } @else {
+                    input id=(name) type="text" name=(name) value=(form.value(name)) autocomplete="off";
+                }
+                (field_error(name, errors))
+            }
+            div.actions { button type="submit" { @if matches!(kind, FormKind::Create) { "Create site" } @else { "Save" } } }
+        }
+    }
+}
+
+/// The problems of a form, as the list above it and (out of band, for htmx) next to fields.
+pub fn problems(errors: &FieldErrors) -> Markup {
+    html! {
+        @if !errors.is_empty() {
+            div.notice.error role="alert" {
+                "Nothing was saved:"
+                ul { @for (field, reason) in errors { li { strong { (field) } " " (reason) } } }
+            }
+        }
+    }
+}
+
+fn field_error(field: &str, errors: &FieldErrors) -> Markup {
+    html! {
+        div.field-error id=(format!("error-{field}")) {
+            @if let Some(reason) = errors.get(field) { (field) " " (reason) }
+        }
+    }
+}
+
+/// The answer to htmx's check of a form: the list, and each field's slot swapped out of band.
+pub fn check_response(errors: &FieldErrors, fields: &[&str]) -> Markup {
+    html! {
+        (problems(errors))
+        @for field in fields {
+            div.field-error id=(format!("error-{field}")) hx-swap-oob="true" {
+                @if let Some(reason) = errors.get(field) { (field) " " (reason) }
+            }
+        }
+    }
+}
+
+/// What someone else saved since this form was filled, shown above the form that still holds
+/// your values (now based on their version: saving again is a deliberate choice).
+pub fn conflict_view(conflict: &VersionConflict, theirs: &Site, yours: &SiteForm) -> Markup {
+    let who = conflict.latest.as_ref();
+    html! {
+        div.notice.warn role="alert" {
+            strong { "Not saved: this site changed while you were editing it." }
+            " You started from version " (conflict.expected) "; it is now at version " (conflict.current)
+            @if let Some(change) = who {
+                ", " (change.operation.to_lowercase()) "d by " strong { (change.actor) } " at " (time(change.changed_at))
+                @if !change.changed_fields.is_empty() { " (" (change.changed_fields.join(", ")) ")" }
+            }
+            ". Your version is below, unchanged; compare it with theirs, then save it over theirs or discard it."
+        }
+        h2 { "Theirs (version " (theirs.version) ") and yours" }
+        div.table-wrap { table {
+            thead { tr { th { "field" } th { "theirs" } th { "yours" } } }
+            tbody {
+                @for (name, label, _) in FIELDS {
+                    @let their_value = SiteForm::from_site(theirs).value(name).replace("\r\n", "\n");
+                    @let your_value = yours.value(name).replace("\r\n", "\n");
+                    @if *name == "ai_prompt" {
+                        tr class=[(their_value != your_value).then_some("changed")] {
+                            td { (label) } td colspan="2" { (super::site_history::prompt_diff(&their_value, &your_value)) }
+                        }
+                    } @else {
+                        tr class=[(their_value != your_value).then_some("changed")] {
+                            td { (label) } td { (their_value) } td { (your_value) }
+                        }
+                    }
+                }
+            }
+        } }
+        p.muted { "In the prompt: lines marked - are theirs only, + yours only." }
+    }
+}
+
+/// A path segment: site ids hold only URL-safe characters today, but the URL must not depend
+/// on that.
+pub fn urlencode(segment: &str) -> String {
+    let mut out = String::with_capacity(segment.len());
+    for byte in segment.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-_.~".contains(&byte) {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn browser_line_ends_never_rewrite_an_unchanged_prompt() {
+        assert_eq!(browser_newlines("a\r\nb", Some("a\r\nb")), "a\r\nb");
+        assert_eq!(browser_newlines("a\r\nb", Some("a\nb")), "a\nb");
+        assert_eq!(browser_newlines("a\r\nb\r\nc", Some("a\nb")), "a\nb\nc");
+        assert_eq!(browser_newlines("\r\n\r\nx", None), "\n\nx");
+    }
+
+    #[test]
+    fn segments_are_percent_encoded() {
+        assert_eq!(urlencode("acme-1.x_y"), "acme-1.x_y");
+        assert_eq!(urlencode("a/b?c#d é"), "a%2Fb%3Fc%23d%20%C3%A9");
+    }
+}

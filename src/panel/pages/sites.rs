@@ -1,0 +1,412 @@
+//! Sites: the searchable list, create, view and edit (with the version the form started
+//! from, so a concurrent change is shown, never overwritten), and delete with a typed
+//! confirmation.
+
+use std::sync::Arc;
+
+use axum::{
+    Extension, Form,
+    extract::{Path, Query, State},
+    http::{HeaderMap, StatusCode},
+    response::{IntoResponse, Redirect, Response},
+};
+use maud::{Markup, html};
+use serde::Deserialize;
+
+use super::site_form::{self, FieldErrors, FormKind, SiteForm, urlencode};
+use crate::{
+    data::DataError,
+    history,
+    models::{LanguageTag, SiteId},
+    panel::{
+        PanelState,
+        error::PanelError,
+        html::{Section, notice, optional, page, time},
+        identity::{Identity, Role},
+        require,
+    },
+    sites::{self, SiteFilter},
+};
+
+/// Sites per page of the list.
+pub const PAGE_SIZE: i64 = 50;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct ListQuery {
+    pub q: String,
+    pub language: String,
+    pub after: Option<String>,
+    pub notice: Option<String>,
+    pub id: Option<String>,
+}
+
+/// Whether htmx asked for a fragment (a search as you type), not a whole page.
+pub fn wants_fragment(headers: &HeaderMap) -> bool {
+    headers.contains_key("hx-request") && !headers.contains_key("hx-boosted")
+}
+
+pub async fn list(
+    State(panel): State<Arc<PanelState>>,
+    Extension(me): Extension<Identity>,
+    Query(query): Query<ListQuery>,
+    headers: HeaderMap,
+) -> Result<Response, PanelError> {
+    let language = match query.language.trim() {
+        "" => None,
+        tag => Some(
+            LanguageTag::parse(tag).map_err(|e| PanelError::BadRequest(format!("language {}", e.reason)))?,
+        ),
+    };
+    let search = query.q.trim();
+    let filter = SiteFilter {
+        language,
+        domain_contains: None,
+        text_contains: (!search.is_empty()).then(|| search.to_owned()),
+    };
+    let found = sites::list(&panel.pool, &filter, query.after.as_deref(), PAGE_SIZE).await?;
+    let next_link = found.next.as_ref().map(|after| {
+        format!(
+            "/sites?q={}&language={}&after={}",
+            urlencode(search),
+            urlencode(query.language.trim()),
+            urlencode(after)
+        )
+    });
+    let results = html! {
+        div.table-wrap { table {
+            thead { tr { th { "site id" } th { "domain" } th { "brand" } th { "language" } th { "version" } } }
+            tbody {
+                @for site in &found.items {
+                    tr {
+                        td { a href=(format!("/sites/{}", urlencode(&site.site_id))) { (site.site_id) } }
+                        td { (site.domain) }
+                        td { (optional(site.brand_name.as_deref())) }
+                        td { (site.language) }
+                        td { (site.version) }
+                    }
+                }
+                @if found.items.is_empty() { tr { td colspan="5" { span.muted { "No site matches." } } } }
+            }
+        } }
+        div.pager {
+            @if query.after.is_some() { a href="/sites" { "First page" } }
+            @if let Some(link) = &next_link { a href=(link) rel="next" { "Next page" } }
+        }
+    };
+    if wants_fragment(&headers) {
+        return Ok(results.into_response());
+    }
+    let languages: Vec<String> =
+        sqlx::query_scalar("SELECT DISTINCT language FROM sites ORDER BY 1").fetch_all(&panel.pool).await?;
+    let deleted_notice = match (query.notice.as_deref(), query.id.as_deref()) {
+        (Some("deleted"), Some(id)) => Some(notice(
+            "",
+            html! { "Site " strong { (id) } " was deleted. " a href=(format!("/sites/{}", urlencode(id))) { "Its history" } " keeps every version; it can be restored there." },
+        )),
+        _ => None,
+    };
+    let body = html! {
+        @if let Some(n) = deleted_notice { (n) }
+        form.search method="get" action="/sites" role="search"
+            hx-get="/sites" hx-target="#results" hx-push-url="true"
+            hx-trigger="input changed delay:300ms from:input[type=search], change from:select, submit" {
+            input type="search" name="q" value=(search) placeholder="Search id, domain or brand" aria-label="Search sites";
+            select name="language" aria-label="Language" {
+                option value="" { "Any language" }
+                @for tag in &languages { option value=(tag) selected[*tag == query.language.trim()] { (tag) } }
+            }
+            button type="submit" { "Search" }
+            @if me.may(Role::Editor) { a.button.secondary href="/sites/new" { "New site" } }
+        }
+        div #results { (results) }
+    };
+    Ok(page(&me, Section::Sites, "Sites", body).into_response())
+}
+
+pub async fn new_form(Extension(me): Extension<Identity>) -> Result<Response, PanelError> {
+    require(&me, Role::Editor, "creating a site")?;
+    let form = SiteForm { language: "en".to_owned(), ..SiteForm::default() };
+    Ok(new_page(&me, &form, &FieldErrors::new()).into_response())
+}
+
+fn new_page(me: &Identity, form: &SiteForm, errors: &FieldErrors) -> Markup {
+    page(me, Section::Sites, "New site", site_form::render(&FormKind::Create, form, errors, false))
+}
+
+pub async fn create(
+    State(panel): State<Arc<PanelState>>,
+    Extension(me): Extension<Identity>,
+    Form(form): Form<SiteForm>,
+) -> Result<Response, PanelError> {
+    require(&me, Role::Editor, "creating a site")?;
+    let refused = |errors: FieldErrors| {
+        (StatusCode::UNPROCESSABLE_ENTITY, new_page(&me, &form, &errors)).into_response()
+    };
+    let site = match form.to_new_site() {
+        Ok(site) => site,
+        Err(errors) => return Ok(refused(errors)),
+    };
+    let mut conn = panel.pool.acquire().await?;
+    match sites::create(&mut conn, Some(&me.actor()), &site).await {
+        Ok(created) => {
+            Ok(Redirect::to(&format!("/sites/{}?notice=created", urlencode(&created.site_id)))
+                .into_response())
+        }
+        Err(e) => match site_form::errors_of(&e) {
+            Some(errors) => Ok(refused(errors)),
+            None => Err(e.into()),
+        },
+    }
+}
+
+/// htmx's check of a form as it is filled in: the model's checks and the unique ones, nothing
+/// written.
+pub async fn check(
+    State(panel): State<Arc<PanelState>>,
+    Extension(me): Extension<Identity>,
+    site_id: Option<Path<String>>,
+    Form(mut form): Form<SiteForm>,
+) -> Result<Response, PanelError> {
+    require(&me, Role::Editor, "changing sites")?;
+    let editing = site_id.map(|Path(id)| id);
+    if let Some(id) = &editing {
+        form.site_id = id.clone();
+    }
+    let mut errors = match &editing {
+        None => form.to_new_site().err().unwrap_or_default(),
+        Some(id) => {
+            let stored = match SiteId::parse(id) {
+                Ok(id) => sites::get(&panel.pool, &id).await?,
+                Err(_) => None,
+            };
+            match stored {
+                Some(stored) => form.to_patch(&stored).err().unwrap_or_default(),
+                None => FieldErrors::from([("form", "this site no longer exists".to_owned())]),
+            }
+        }
+    };
+    if editing.is_none()
+        && !errors.contains_key("site_id")
+        && let Ok(id) = SiteId::parse(&form.site_id)
+        && sites::get(&panel.pool, &id).await?.is_some()
+    {
+        errors.insert("site_id", "is taken: a site with this id exists".to_owned());
+    }
+    if !errors.contains_key("domain")
+        && let Some(owner) = sites::get_by_domain(&panel.pool, form.domain.trim()).await?
+        && owner.site_id != form.site_id
+    {
+        errors
+            .insert("domain", format!("belongs to site {} already: each domain has one site", owner.site_id));
+    }
+    let fields = [
+        "site_id",
+        "domain",
+        "ai_script_id",
+        "ai_prompt",
+        "brand_name",
+        "language",
+        "hubspot_pipeline",
+        "hubspot_stage",
+    ];
+    Ok(site_form::check_response(&errors, &fields).into_response())
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct ShowQuery {
+    pub notice: Option<String>,
+    pub to: Option<i64>,
+}
+
+fn parse_id(id: &str) -> Result<SiteId, PanelError> {
+    SiteId::parse(id).map_err(|_| PanelError::NotFound(format!("no site {id:?}")))
+}
+
+pub async fn show(
+    State(panel): State<Arc<PanelState>>,
+    Extension(me): Extension<Identity>,
+    Path(id): Path<String>,
+    Query(query): Query<ShowQuery>,
+) -> Result<Response, PanelError> {
+    let site_id = parse_id(&id)?;
+    let Some(site) = sites::get(&panel.pool, &site_id).await? else {
+        return deleted_page(&panel, &me, &site_id).await;
+    };
+    let message = match (query.notice.as_deref(), query.to) {
+        (Some("created"), _) => Some(format!("Created, version {}.", site.version)),
+        (Some("saved"), _) => Some(format!("Saved as version {}.", site.version)),
+        (Some("unchanged"), _) => Some("Nothing changed, nothing was written.".to_owned()),
+        (Some("reverted"), Some(to)) => {
+            Some(format!("Version {to} is back, recorded as version {}.", site.version))
+        }
+        (Some("restored"), _) => Some(format!("Restored, recorded as version {}.", site.version)),
+        _ => None,
+    };
+    let body =
+        site_page_body(&me, &site, &SiteForm::from_site(&site), &FieldErrors::new(), message.as_deref());
+    Ok(page(&me, Section::Sites, &format!("Site {}", site.site_id), body).into_response())
+}
+
+fn site_page_body(
+    me: &Identity,
+    site: &crate::models::Site,
+    form: &SiteForm,
+    errors: &FieldErrors,
+    message: Option<&str>,
+) -> Markup {
+    let base = format!("/sites/{}", urlencode(&site.site_id));
+    html! {
+        @if let Some(m) = message { (notice("", html! { (m) })) }
+        p.muted {
+            "Version " (site.version) " · created " (time(site.created_at)) " · "
+            a href=(format!("{base}/history")) { "History" }
+            @if me.may(Role::Editor) { " · " a href=(format!("{base}/delete")) { "Delete" } }
+        }
+        (site_form::render(&FormKind::Edit { site_id: &site.site_id }, form, errors, !me.may(Role::Editor)))
+    }
+}
+
+/// A site that is gone: when and by whom, and (for editors) the way back.
+async fn deleted_page(panel: &PanelState, me: &Identity, site_id: &SiteId) -> Result<Response, PanelError> {
+    let latest = history::latest_site_change(&panel.pool, site_id).await?;
+    let Some(change) = latest.filter(|c| c.operation == "DELETE") else {
+        return Err(PanelError::NotFound(format!("no site {}", site_id.as_str())));
+    };
+    let base = format!("/sites/{}", urlencode(site_id.as_str()));
+    let body = html! {
+        (notice("warn", html! { "Deleted at " (time(change.changed_at)) " by " strong { (change.actor) } " (version " (change.version) ")." }))
+        p { a href=(format!("{base}/history")) { "Its history" } " keeps every version." }
+        @if me.may(Role::Editor) {
+            form method="post" action=(format!("{base}/restore")) {
+                div.actions { button type="submit" { "Restore it as it was" } }
+            }
+        }
+    };
+    Ok((
+        StatusCode::NOT_FOUND,
+        page(me, Section::Sites, &format!("Site {} (deleted)", site_id.as_str()), body),
+    )
+        .into_response())
+}
+
+pub async fn update(
+    State(panel): State<Arc<PanelState>>,
+    Extension(me): Extension<Identity>,
+    Path(id): Path<String>,
+    Form(mut form): Form<SiteForm>,
+) -> Result<Response, PanelError> {
+    require(&me, Role::Editor, "changing a site")?;
+    let site_id = parse_id(&id)?;
+    form.site_id = site_id.as_str().to_owned();
+    let Some(version) = form.version else {
+        return Err(PanelError::BadRequest(
+            "the form carries no version: reload the page and edit again".into(),
+        ));
+    };
+    let Some(stored) = sites::get(&panel.pool, &site_id).await? else {
+        return deleted_page(&panel, &me, &site_id).await;
+    };
+    let title = format!("Site {}", stored.site_id);
+    let patch = match form.to_patch(&stored) {
+        Ok(patch) => patch,
+        Err(errors) => {
+            let body = site_page_body(&me, &stored, &form, &errors, None);
+            return Ok(
+                (StatusCode::UNPROCESSABLE_ENTITY, page(&me, Section::Sites, &title, body)).into_response()
+            );
+        }
+    };
+    let base = format!("/sites/{}", urlencode(site_id.as_str()));
+    if patch.is_empty() {
+        return Ok(Redirect::to(&format!("{base}?notice=unchanged")).into_response());
+    }
+    let mut conn = panel.pool.acquire().await?;
+    match sites::update(&mut conn, Some(&me.actor()), &site_id, &patch, Some(version)).await {
+        Ok(Some(_)) => Ok(Redirect::to(&format!("{base}?notice=saved")).into_response()),
+        Ok(None) => deleted_page(&panel, &me, &site_id).await,
+        Err(DataError::Conflict(conflict)) => {
+            let Some(theirs) = sites::get(&panel.pool, &site_id).await? else {
+                return deleted_page(&panel, &me, &site_id).await;
+            };
+            // Your values, now based on their version: saving again is a deliberate choice.
+            let yours = SiteForm { version: Some(theirs.version), ..form };
+            let body = html! {
+                (site_form::conflict_view(&conflict, &theirs, &yours))
+                h2 { "Your version" }
+                (site_form::render(&FormKind::Edit { site_id: &theirs.site_id }, &yours, &FieldErrors::new(), false))
+                p { a href=(base) { "Discard yours and open theirs" } }
+            };
+            Ok((
+                StatusCode::CONFLICT,
+                page(&me, Section::Sites, &format!("{title}: changed meanwhile"), body),
+            )
+                .into_response())
+        }
+        Err(e) => match site_form::errors_of(&e) {
+            Some(errors) => {
+                let body = site_page_body(&me, &stored, &form, &errors, None);
+                Ok((StatusCode::UNPROCESSABLE_ENTITY, page(&me, Section::Sites, &title, body))
+                    .into_response())
+            }
+            None => Err(e.into()),
+        },
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct DeleteForm {
+    pub confirm: String,
+}
+
+pub async fn delete_form(
+    State(panel): State<Arc<PanelState>>,
+    Extension(me): Extension<Identity>,
+    Path(id): Path<String>,
+) -> Result<Response, PanelError> {
+    require(&me, Role::Editor, "deleting a site")?;
+    let site_id = parse_id(&id)?;
+    let Some(site) = sites::get(&panel.pool, &site_id).await? else {
+        return deleted_page(&panel, &me, &site_id).await;
+    };
+    Ok(delete_page(&me, &site, None).into_response())
+}
+
+fn delete_page(me: &Identity, site: &crate::models::Site, error: Option<&str>) -> Markup {
+    let base = format!("/sites/{}", urlencode(&site.site_id));
+    let body = html! {
+        p { "Deleting " strong { (site.site_id) } " (" (site.domain) ") stops its chatbot's configuration from being found. Its history keeps every version, so it can be restored." }
+        form method="post" action=(format!("{base}/delete")) {
+            label for="confirm" { "Type the site id, " span.mono { (site.site_id) } ", to confirm" }
+            input #confirm type="text" name="confirm" autocomplete="off" data-confirm-text=(site.site_id) required;
+            @if let Some(e) = error { div.field-error role="alert" { (e) } }
+            div.actions {
+                button.danger type="submit" { "Delete site" }
+                a href=(base) { "Keep it" }
+            }
+        }
+    };
+    page(me, Section::Sites, &format!("Delete site {}?", site.site_id), body)
+}
+
+pub async fn delete(
+    State(panel): State<Arc<PanelState>>,
+    Extension(me): Extension<Identity>,
+    Path(id): Path<String>,
+    Form(form): Form<DeleteForm>,
+) -> Result<Response, PanelError> {
+    require(&me, Role::Editor, "deleting a site")?;
+    let site_id = parse_id(&id)?;
+    let Some(site) = sites::get(&panel.pool, &site_id).await? else {
+        return deleted_page(&panel, &me, &site_id).await;
+    };
+    if form.confirm != site.site_id {
+        let page = delete_page(&me, &site, Some("The text typed is not the site id: nothing was deleted."));
+        return Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
+    }
+    let mut conn = panel.pool.acquire().await?;
+    sites::delete(&mut conn, Some(&me.actor()), &site_id).await?;
+    Ok(Redirect::to(&format!("/sites?notice=deleted&id={}", urlencode(site_id.as_str()))).into_response())
+}

@@ -1,0 +1,219 @@
+//! The pages as editors and viewers use them, through HTTP against a development identity on
+//! loopback: create, edit (newlines kept exactly), conflicts, history, revert, delete with a
+//! typed confirmation, restore; every value escaped.
+
+use super::{PanelProcess, Request, Response};
+use crate::harness::TestDb;
+
+async fn prompt_and_version(db: &TestDb, site_id: &str) -> (Option<String>, i64) {
+    let mut conn = db.conn().await;
+    let row = sqlx::query_as(
+        "SELECT ai_prompt, (SELECT max(version) FROM sites_history h WHERE h.site_id = s.site_id) FROM sites s WHERE site_id = $1",
+    )
+    .bind(site_id)
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    sqlx::Connection::close(conn).await.unwrap();
+    row
+}
+
+async fn send(panel: &PanelProcess, request: Request<'_>) -> Response {
+    request.send(panel.addr).await.unwrap()
+}
+
+#[tokio::test]
+async fn an_editor_creates_edits_reverts_deletes_and_restores_a_site() {
+    let db = TestDb::migrated().await;
+    let panel = PanelProcess::dev(&db.url, "erin@example.com=editor").await;
+    let prompt = "Greet the visitor. 👋\n\n  Indented line\nLast line without newline";
+
+    let created = send(
+        &panel,
+        Request::post(
+            "/sites",
+            vec![
+                ("site_id", "shop"),
+                ("domain", "Shop.Example.com"),
+                ("language", "de"),
+                ("brand_name", "Shop"),
+                ("ai_prompt", prompt),
+            ],
+        ),
+    )
+    .await;
+    assert_eq!(created.status, 303, "{}", created.body);
+    assert_eq!(created.header("location"), Some("/sites/shop?notice=created"));
+    // Browsers send every line end of a text area as CR LF: the stored prompt has the LF typed.
+    assert_eq!(prompt_and_version(&db, "shop").await, (Some(prompt.to_owned()), 1));
+
+    let page = send(&panel, Request::get("/sites/shop")).await;
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("shop.example.com"), "the domain as stored (lower case)");
+    // The newline after the tag is the one HTML parsers drop; the prompt follows verbatim.
+    assert!(
+        page.body.contains(&format!(
+            "name=\"ai_prompt\" spellcheck=\"false\">\n{prompt}</textarea>"
+        )),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains(&format!("{} characters", prompt.chars().count())));
+
+    // Saving the form untouched (as a browser sends it, CR LF) writes nothing.
+    let browser_prompt = prompt.replace('\n', "\r\n");
+    let same = vec![
+        ("version", "1"),
+        ("domain", "shop.example.com"),
+        ("language", "de"),
+        ("brand_name", "Shop"),
+        ("ai_prompt", browser_prompt.as_str()),
+    ];
+    let unchanged = send(&panel, Request::post("/sites/shop", same.clone())).await;
+    assert_eq!(unchanged.header("location"), Some("/sites/shop?notice=unchanged"));
+    assert_eq!(prompt_and_version(&db, "shop").await.1, 1);
+
+    // An edit is a new version by the signed-in person.
+    let edited_prompt = "Greet the visitor. 👋\r\nBe brief.\r\n";
+    let mut edit = same.clone();
+    edit[4] = ("ai_prompt", edited_prompt);
+    let saved = send(&panel, Request::post("/sites/shop", edit)).await;
+    assert_eq!(saved.header("location"), Some("/sites/shop?notice=saved"), "{}", saved.body);
+    assert_eq!(
+        prompt_and_version(&db, "shop").await,
+        (Some("Greet the visitor. 👋\nBe brief.\n".to_owned()), 2)
+    );
+
+    // The model's sentences come back next to the field; nothing is written.
+    let mut bad = same.clone();
+    bad[0] = ("version", "2");
+    bad[1] = ("domain", "not a domain");
+    let refused = send(&panel, Request::post("/sites/shop", bad)).await;
+    assert_eq!(refused.status, 422);
+    assert!(
+        refused.body.contains("Nothing was saved") && refused.body.contains("error-domain"),
+        "{}",
+        refused.body
+    );
+    assert_eq!(prompt_and_version(&db, "shop").await.1, 2);
+
+    // History: who, what, the prompt diff.
+    let history = send(&panel, Request::get("/sites/shop/history")).await;
+    assert!(
+        history.body.contains("erin@example.com") && history.body.contains("ai_prompt"),
+        "{}",
+        history.body
+    );
+    let v2 = send(&panel, Request::get("/sites/shop/history/2")).await;
+    assert!(v2.body.contains("<div class=\"add\">Be brief.</div>"), "{}", v2.body);
+    assert!(v2.body.contains("<div class=\"del\">  Indented line</div>"), "{}", v2.body);
+
+    // Revert asks first, shows what changes, then writes version 3 = version 1.
+    let ask = send(&panel, Request::post("/sites/shop/revert", vec![("to", "1")])).await;
+    assert_eq!(ask.status, 200);
+    assert!(ask.body.contains("name=\"confirmed\" value=\"yes\""), "{}", ask.body);
+    assert_eq!(prompt_and_version(&db, "shop").await.1, 2, "asking writes nothing");
+    let reverted =
+        send(&panel, Request::post("/sites/shop/revert", vec![("to", "1"), ("confirmed", "yes")])).await;
+    assert_eq!(reverted.header("location"), Some("/sites/shop?notice=reverted&to=1"));
+    assert_eq!(prompt_and_version(&db, "shop").await, (Some(prompt.to_owned()), 3));
+
+    // Delete needs the id typed; a wrong one deletes nothing.
+    let wrong = send(&panel, Request::post("/sites/shop/delete", vec![("confirm", "shop ")])).await;
+    assert_eq!(wrong.status, 422);
+    assert_eq!(prompt_and_version(&db, "shop").await.1, 3);
+    let deleted = send(&panel, Request::post("/sites/shop/delete", vec![("confirm", "shop")])).await;
+    assert_eq!(deleted.header("location"), Some("/sites?notice=deleted&id=shop"));
+    let gone = send(&panel, Request::get("/sites/shop")).await;
+    assert_eq!(gone.status, 404);
+    assert!(gone.body.contains("Deleted at") && gone.body.contains("erin@example.com"), "{}", gone.body);
+    let restored = send(&panel, Request::post("/sites/shop/restore", vec![("confirmed", "yes")])).await;
+    assert_eq!(restored.header("location"), Some("/sites/shop?notice=restored"));
+    assert_eq!(prompt_and_version(&db, "shop").await, (Some(prompt.to_owned()), 5));
+
+    // The list finds it by brand, in any case, and filters by language.
+    let found = send(&panel, Request::get("/sites?q=SHO&language=de")).await;
+    assert!(found.body.contains("href=\"/sites/shop\""), "{}", found.body);
+    let other_language = send(&panel, Request::get("/sites?q=shop&language=en")).await;
+    assert!(!other_language.body.contains("href=\"/sites/shop\""));
+    let fragment = send(&panel, Request::get("/sites?q=shop").header("HX-Request", "true")).await;
+    assert!(
+        !fragment.body.contains("<html") && fragment.body.contains("href=\"/sites/shop\""),
+        "htmx gets the table only"
+    );
+}
+
+#[tokio::test]
+async fn a_second_editor_saving_an_old_version_sees_the_conflict_and_overwrites_nothing() {
+    let db = TestDb::migrated().await;
+    db.exec("INSERT INTO sites (site_id, domain, ai_prompt) VALUES ('race', 'race.example.com', 'Original')")
+        .await;
+    let (first, second) = tokio::join!(
+        PanelProcess::dev(&db.url, "first@example.com=editor"),
+        PanelProcess::dev(&db.url, "second@example.com=editor")
+    );
+    let form = |prompt: &'static str| {
+        vec![("version", "1"), ("domain", "race.example.com"), ("language", "en"), ("ai_prompt", prompt)]
+    };
+
+    let saved = send(&first, Request::post("/sites/race", form("First's prompt"))).await;
+    assert_eq!(saved.status, 303);
+    let conflict = send(&second, Request::post("/sites/race", form("Second's prompt"))).await;
+    assert_eq!(conflict.status, 409, "{}", conflict.body);
+    assert!(
+        conflict.body.contains("Not saved") && conflict.body.contains("first@example.com"),
+        "{}",
+        conflict.body
+    );
+    assert!(
+        conflict.body.contains("First&#39;s prompt") || conflict.body.contains("First's prompt"),
+        "theirs shown"
+    );
+    assert!(
+        conflict.body.contains("Second&#39;s prompt") || conflict.body.contains("Second's prompt"),
+        "yours kept"
+    );
+    assert!(conflict.body.contains("name=\"version\" value=\"2\""), "the form now builds on their version");
+    assert_eq!(prompt_and_version(&db, "race").await, (Some("First's prompt".to_owned()), 2));
+
+    // Saving again from the conflict page is a deliberate overwrite of version 2.
+    let mut again = form("Second's prompt");
+    again[0] = ("version", "2");
+    assert_eq!(send(&second, Request::post("/sites/race", again)).await.status, 303);
+    assert_eq!(prompt_and_version(&db, "race").await, (Some("Second's prompt".to_owned()), 3));
+}
+
+#[tokio::test]
+async fn every_value_is_escaped_and_a_viewer_sees_no_controls() {
+    let db = TestDb::migrated().await;
+    db.exec(
+        r#"INSERT INTO sites (site_id, domain, brand_name, ai_prompt, hubspot_pipeline)
+           VALUES ('xss', 'xss.example.com', '<script>alert(1)</script>', '</textarea><script>alert(2)</script>', '" onmouseover="alert(3)')"#,
+    )
+    .await;
+    let editor = PanelProcess::dev(&db.url, "eve@example.com=editor").await;
+    let viewer = PanelProcess::dev(&db.url, "vic@example.com=viewer").await;
+    for (panel, path) in [
+        (&editor, "/sites"),
+        (&editor, "/sites/xss"),
+        (&viewer, "/sites/xss"),
+        (&editor, "/sites/xss/history/1"),
+    ] {
+        let page = send(panel, Request::get(path)).await;
+        assert_eq!(page.status, 200, "{path}");
+        assert!(!page.body.contains("<script>alert"), "{path}: {}", page.body);
+        assert!(!page.body.contains("\" onmouseover"), "{path}");
+        assert!(page.body.contains("&lt;script&gt;alert("), "{path}: shown as text");
+        // The only scripts are the panel's own files.
+        let scripts: Vec<&str> = page
+            .body
+            .match_indices("<script")
+            .map(|(i, _)| &page.body[i..i + 40.min(page.body.len() - i)])
+            .collect();
+        assert!(scripts.iter().all(|s| s.starts_with("<script src=\"/assets/")), "{path}: {scripts:?}");
+    }
+    let as_viewer = send(&viewer, Request::get("/sites/xss")).await;
+    assert!(!as_viewer.body.contains("<form method=\"post\""), "{}", as_viewer.body);
+    assert!(!as_viewer.body.contains("/sites/xss/delete"));
+    assert_eq!(send(&viewer, Request::get("/sites/new")).await.status, 403);
+}
