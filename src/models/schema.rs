@@ -257,8 +257,10 @@ pub const USERS: TableDef = TableDef {
         },
     ],
     indexes: &[
-        IndexDef { name: "users_email_idx", unique: false, keys: "(lower(email))" },
+        // text_pattern_ops: prefix searches (`LIKE 'ab%'`) under any collation, equality too.
+        IndexDef { name: "users_email_prefix_idx", unique: false, keys: "(lower(email) text_pattern_ops)" },
         IndexDef { name: "users_last_seen_idx", unique: false, keys: "(last_seen)" },
+        IndexDef { name: "users_user_id_prefix_idx", unique: false, keys: "(user_id text_pattern_ops)" },
     ],
 };
 

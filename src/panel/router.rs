@@ -18,7 +18,7 @@ use super::{
     error::PanelError,
     guard::{self, SECURITY_HEADERS},
     html::error_page,
-    pages::{dashboard, site_history, sites},
+    pages::{dashboard, site_history, sites, users},
     server::Peer,
 };
 use crate::models::characters::escape_invisible;
@@ -43,6 +43,9 @@ pub fn router(state: Arc<PanelState>) -> Router {
         .route("/sites/{id}/history/{version}", get(site_history::version))
         .route("/sites/{id}/revert", post(site_history::revert))
         .route("/sites/{id}/restore", post(site_history::restore))
+        .route("/users", get(users::list))
+        .route("/users/{id}", get(users::show))
+        .route("/users/{id}/forget", get(users::forget_form).post(users::forget))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(state.clone(), sign_in));
     Router::new()

@@ -4,10 +4,10 @@ use std::time::Duration;
 
 use cabinet_db::{
     models::{Email, UserId},
-    users::{self, DEFAULT_DEBOUNCE, SeenEvent, UserFilter},
+    users::{self, DEFAULT_DEBOUNCE, SeenEvent, UserFilter, UserSearch},
 };
 use chrono::{DateTime, TimeZone, Utc};
-use sqlx::PgConnection;
+use sqlx::{AssertSqlSafe, Connection, PgConnection};
 
 use crate::harness::TestDb;
 
@@ -196,4 +196,61 @@ async fn concurrent_batches_over_the_same_users_do_not_deadlock() {
         w.await.unwrap().expect("no deadlock");
     }
     assert_eq!(row(&mut conn, "u0000").await.2, at(1 + 4 * 10 + 7));
+}
+
+#[tokio::test]
+async fn search_finds_by_email_or_id_prefix_through_the_indexes_even_in_a_generic_plan() {
+    let db = TestDb::migrated().await;
+    db.exec(
+        "INSERT INTO users (user_id, email, first_seen, last_seen)
+         SELECT 'z' || lpad(n::text, 6, '0'), 'user' || n || '@example.com', '2026-01-01', '2026-01-01'::timestamptz + n * interval '1 minute'
+           FROM generate_series(1, 30000) n;
+         INSERT INTO users (user_id, email) VALUES ('ada-1', 'Ada.Lovelace@Example.com'), ('x%y', 'percent@example.com'),
+           ('ada-2', NULL), ('bob', 'ada@example.org');
+         ANALYZE users",
+    )
+    .await;
+    let mut conn = db.conn().await;
+    let ids = |page: cabinet_db::data::Page<cabinet_db::models::User>| {
+        page.items.into_iter().map(|u| u.user_id).collect::<Vec<_>>()
+    };
+    let by = |prefix: &str| UserSearch { prefix: Some(prefix.to_owned()), ..UserSearch::default() };
+
+    // E-mail prefixes in any case, id prefixes exactly; LIKE's wildcards are plain characters.
+    assert_eq!(ids(users::search(&mut conn, &by("ADA"), None, 10).await.unwrap()), ["ada-1", "bob"]);
+    assert_eq!(ids(users::search(&mut conn, &by("ada-"), None, 10).await.unwrap()), ["ada-1", "ada-2"]);
+    assert_eq!(ids(users::search(&mut conn, &by("x%"), None, 10).await.unwrap()), ["x%y"]);
+    assert!(ids(users::search(&mut conn, &by("%"), None, 10).await.unwrap()).is_empty());
+    assert!(ids(users::search(&mut conn, &by("_da"), None, 10).await.unwrap()).is_empty());
+    // Keyset pages and the last-seen range.
+    let first = users::search(&mut conn, &by("user1"), None, 5).await.unwrap();
+    assert_eq!(ids(first.clone()), ["z000001", "z000010", "z000011", "z000012", "z000013"]);
+    let second = users::search(&mut conn, &by("user1"), first.next.as_deref(), 2).await.unwrap();
+    assert_eq!(ids(second), ["z000014", "z000015"]);
+    let window = UserSearch {
+        seen_after: Some(at(60 * 100)),
+        seen_before: Some(at(60 * 103)),
+        ..UserSearch::default()
+    };
+    assert_eq!(
+        ids(users::search(&mut conn, &window, None, 10).await.unwrap()),
+        ["z000100", "z000101", "z000102"]
+    );
+
+    // The plan a prepared statement settles on (generic) still scans both indexes.
+    sqlx::raw_sql(AssertSqlSafe(format!(
+        "SET plan_cache_mode = force_generic_plan; PREPARE s(text, text, timestamptz, timestamptz, bigint) AS {}",
+        users::search_sql(true)
+    )))
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    let plan: Vec<String> = sqlx::query_scalar("EXPLAIN EXECUTE s('ada', NULL, NULL, NULL, 51)")
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+    let plan = plan.join("\n");
+    assert!(plan.contains("users_email_prefix_idx") && plan.contains("users_user_id_prefix_idx"), "{plan}");
+    assert!(!plan.contains("Seq Scan"), "{plan}");
+    conn.close().await.unwrap();
 }

@@ -8,3 +8,5 @@ pub mod site_form;
 pub mod site_history;
 /// The sites list, create, edit, delete.
 pub mod sites;
+/// The users search, a user's record and history, forget.
+pub mod users;

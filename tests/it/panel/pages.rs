@@ -52,9 +52,7 @@ async fn an_editor_creates_edits_reverts_deletes_and_restores_a_site() {
     assert!(page.body.contains("shop.example.com"), "the domain as stored (lower case)");
     // The newline after the tag is the one HTML parsers drop; the prompt follows verbatim.
     assert!(
-        page.body.contains(&format!(
-            "name=\"ai_prompt\" spellcheck=\"false\">\n{prompt}</textarea>"
-        )),
+        page.body.contains(&format!("name=\"ai_prompt\" spellcheck=\"false\">\n{prompt}</textarea>")),
         "{}",
         page.body
     );

@@ -232,6 +232,40 @@ async fn the_panel_lets_in_only_granted_people_and_only_same_origin_changes() {
         .unwrap();
     assert_eq!(still_there, 1, "no cross-origin request deleted anything");
 
+    // Users: every granted role reads; only an admin forgets, and then no e-mail is left.
+    sqlx::query("INSERT INTO users (user_id, email) VALUES ('u-sec', 'secret.person@example.com')")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let listed = battery.send("viewer", Request::get("/users?q=SECRET"));
+    assert!(listed.body.contains("href=\"/users/u-sec\""), "{}", listed.body);
+    let forget = || Request::post("/users/u-sec/forget", vec![("confirm", "u-sec")]);
+    for peer in ["viewer", "editor"] {
+        let refused = battery.send(peer, forget());
+        assert_eq!(refused.status, 403, "{peer}");
+        assert!(refused.body.contains("needs the admin role"), "{}", refused.body);
+    }
+    assert!(
+        !battery.send("editor", Request::get("/users/u-sec")).body.contains("/forget"),
+        "no control shown"
+    );
+    let forgotten = battery.send("admin", forget());
+    assert_eq!(forgotten.status, 303, "{}", forgotten.body);
+    let traces: i64 = sqlx::query_scalar(
+        "SELECT (SELECT count(*) FROM users WHERE user_id = 'u-sec')
+              + (SELECT count(*) FROM users_history WHERE old_email LIKE 'secret%' OR new_email LIKE 'secret%')",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(traces, 0);
+    let forgotten_by: String =
+        sqlx::query_scalar("SELECT DISTINCT forgotten_by FROM users_history WHERE user_id = 'u-sec'")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+    assert_eq!(forgotten_by, "carol@example.com");
+
     // DNS rebinding: a name that is not ours is refused; our MagicDNS name is answered.
     let rebound = battery.send("editor", Request::get("/sites").host("evil.example.com"));
     assert_eq!(rebound.status, 403);
