@@ -62,6 +62,9 @@ pub struct Args {
     /// --listen says otherwise) and never asks tailscaled.
     #[arg(long, value_name = "LOGIN=ROLE")]
     pub dev_identity: Option<String>,
+    /// pgBackRest's configuration, for the dashboard's backup status.
+    #[arg(long, default_value = crate::backup::config::DEFAULT_CONFIG)]
+    pub backup_config: PathBuf,
     /// Database connections the panel keeps at most.
     #[arg(long, default_value_t = 8)]
     pub pool_size: u32,
@@ -118,6 +121,9 @@ pub async fn run(args: Args, json: bool) -> anyhow::Result<Outcome> {
         identities,
         tls: tls.is_some(),
         json_logs: json,
+        tailscaled_socket: args.socket.clone(),
+        backup_config: args.backup_config.clone(),
+        roles: crate::roles::Roles::default(),
     });
     let scheme = if tls.is_some() { "https" } else { "http" };
     for addr in &addrs {

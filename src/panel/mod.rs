@@ -40,6 +40,10 @@ pub struct PanelState {
     pub tls: bool,
     /// One JSON object per request on stderr, else a line of text.
     pub json_logs: bool,
+    /// What the dashboard's audit and backup status read.
+    pub tailscaled_socket: std::path::PathBuf,
+    pub backup_config: std::path::PathBuf,
+    pub roles: crate::roles::Roles,
 }
 
 /// Refuses what `me`'s role does not allow, saying which role it needs.

@@ -18,7 +18,7 @@ use super::{
     error::PanelError,
     guard::{self, SECURITY_HEADERS},
     html::error_page,
-    pages::{dashboard, site_history, sites, users},
+    pages::{dashboard, site_history, sites, transfer, users},
     server::Peer,
 };
 use crate::models::characters::escape_invisible;
@@ -33,6 +33,8 @@ struct SignedIn(String);
 pub fn router(state: Arc<PanelState>) -> Router {
     let signed_in = Router::new()
         .route("/", get(dashboard::show))
+        .route("/dashboard/audit", get(dashboard::audit))
+        .route("/dashboard/backups", get(dashboard::backups))
         .route("/sites", get(sites::list).post(sites::create))
         .route("/sites/new", get(sites::new_form))
         .route("/sites/check", post(sites::check))
@@ -46,6 +48,12 @@ pub fn router(state: Arc<PanelState>) -> Router {
         .route("/users", get(users::list))
         .route("/users/{id}", get(users::show))
         .route("/users/{id}/forget", get(users::forget_form).post(users::forget))
+        .route("/transfer", get(transfer::show))
+        .route(
+            "/transfer/import",
+            post(transfer::import).layer(DefaultBodyLimit::max(transfer::MAX_IMPORT_BYTES)),
+        )
+        .route("/transfer/export/{file}", get(transfer::export))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(state.clone(), sign_in));
     Router::new()

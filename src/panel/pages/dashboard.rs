@@ -5,16 +5,21 @@ use std::sync::Arc;
 use axum::{
     Extension,
     extract::State,
+    http::HeaderMap,
     response::{IntoResponse, Response},
 };
-use maud::html;
+use maud::{Markup, html};
+
+use super::sites::wants_fragment;
 
 use crate::{
+    audit::{self, AuditOptions, Verdict},
+    backup::{config::BackupConfig, drill, run},
     migrations::{MigrationSet, runner},
     panel::{
         PanelState,
         error::PanelError,
-        html::{Section, page},
+        html::{Section, page, time},
         identity::Identity,
     },
 };
@@ -59,6 +64,126 @@ pub async fn show(
                 }
             }
         }
+        // Slower checks load after the page (htmx); without scripts, their own pages.
+        h2 { "Audit" }
+        div hx-get="/dashboard/audit" hx-trigger="load" hx-swap="outerHTML" {
+            p.muted { "Running the audit… " a href="/dashboard/audit" { "open it" } }
+        }
+        h2 { "Backups" }
+        div hx-get="/dashboard/backups" hx-trigger="load" hx-swap="outerHTML" {
+            p.muted { "Reading the backup repositories… " a href="/dashboard/backups" { "open it" } }
+        }
     };
     Ok(page(&me, Section::Dashboard, "Dashboard", body).into_response())
+}
+
+/// A fragment for htmx, a page of its own otherwise.
+fn fragment_or_page(me: &Identity, headers: &HeaderMap, title: &str, body: Markup) -> Response {
+    if wants_fragment(headers) {
+        html! { div { (body) } }.into_response()
+    } else {
+        page(me, Section::Dashboard, title, body).into_response()
+    }
+}
+
+/// The audit as the panel's role sees it: what failed or warns, with the remedy.
+pub async fn audit(
+    State(panel): State<Arc<PanelState>>,
+    Extension(me): Extension<Identity>,
+    headers: HeaderMap,
+) -> Result<Response, PanelError> {
+    let options = AuditOptions {
+        roles: panel.roles.clone(),
+        socket: panel.tailscaled_socket.clone(),
+        socket_explicit: false,
+        proc_root: "/proc".into(),
+        secrets_dir: None,
+        backup_config: panel.backup_config.clone(),
+    };
+    let result = match MigrationSet::embedded() {
+        Ok(set) => audit::audit(&panel.database_url, &set, &options)
+            .await
+            .map_err(|e| PanelError::Internal(e.to_string()).message()),
+        Err(e) => Err(e.to_string()),
+    };
+    let body = match result {
+        Err(e) => html! { p { span.verdict-warn { "could not run" } ": " (e) } },
+        Ok(checks) => {
+            let count = |v: Verdict| checks.iter().filter(|c| c.verdict == v).count();
+            let overall = audit::overall(&checks);
+            let (class, word) = match overall {
+                Verdict::Pass => ("verdict-pass", "pass"),
+                Verdict::Warn => ("verdict-warn", "warnings"),
+                Verdict::Fail => ("verdict-fail", "FAIL"),
+            };
+            html! {
+                p {
+                    strong class=(class) { (word) } " — " (count(Verdict::Pass)) " passed, " (count(Verdict::Warn)) " warn, " (count(Verdict::Fail)) " failed"
+                    span.muted { " (as the panel's role; `cabinet-db audit` as a superuser checks everything)" }
+                }
+                @let shown: Vec<_> = checks.iter().filter(|c| c.verdict != Verdict::Pass).collect();
+                @if !shown.is_empty() {
+                    div.table-wrap { table {
+                        thead { tr { th { "verdict" } th { "check" } th { "found" } th { "remedy" } } }
+                        tbody {
+                            @for c in shown {
+                                tr {
+                                    td class=(if c.verdict == Verdict::Fail { "verdict-fail" } else { "verdict-warn" }) { (format!("{:?}", c.verdict).to_lowercase()) }
+                                    td.mono { (c.id) } td { (c.detail) } td { (c.remedy) }
+                                }
+                            }
+                        }
+                    } }
+                }
+            }
+        }
+    };
+    Ok(fragment_or_page(&me, &headers, "Audit", body))
+}
+
+/// Backup status: the newest backup, the recoverable window, the last drill.
+pub async fn backups(
+    State(panel): State<Arc<PanelState>>,
+    Extension(me): Extension<Identity>,
+    headers: HeaderMap,
+) -> Result<Response, PanelError> {
+    let listing = run::list(&panel.backup_config, Some(&panel.database_url)).await;
+    let last_drill = BackupConfig::read(&panel.backup_config)
+        .ok()
+        .and_then(|config| drill::recorded(&drill::drills_file(&config)).pop());
+    let body = html! {
+        @match &listing {
+            Err(e) => p { span.verdict-warn { "unavailable" } ": " (PanelError::Internal(e.to_string()).message()) " — " span.mono { "cabinet-db backup list" } " on the database host shows it." },
+            Ok(listing) => {
+                dl.fields {
+                    dt { "newest backup" }
+                    dd {
+                        @match listing.catalog.backups.iter().filter(|b| !b.error).max_by_key(|b| b.stopped) {
+                            Some(b) => { (b.kind) " " span.mono { (b.label) } @if let Some(t) = b.stopped { ", finished " (time(t)) } }
+                            None => span.verdict-fail { "none: cabinet-db backup run" },
+                        }
+                    }
+                    dt { "recoverable" }
+                    dd {
+                        @match (listing.earliest, listing.latest) {
+                            (Some(from), Some(to)) => { "from " (time(from)) " to " (time(to)) }
+                            (Some(from), None) => { "from " (time(from)) }
+                            _ => span.verdict-fail { "nothing" },
+                        }
+                    }
+                }
+            }
+        }
+        dl.fields {
+            dt { "last drill" }
+            dd {
+                @match &last_drill {
+                    Some(d) if d.passed => { span.verdict-pass { "passed" } " " (time(d.at)) " from repo" (d.repo) }
+                    Some(d) => { span.verdict-fail { "FAILED" } " " (time(d.at)) ": " (d.problems.join("; ")) }
+                    None => span.verdict-warn { "none recorded: cabinet-db backup drill" },
+                }
+            }
+        }
+    };
+    Ok(fragment_or_page(&me, &headers, "Backups", body))
 }

@@ -8,5 +8,7 @@ pub mod site_form;
 pub mod site_history;
 /// The sites list, create, edit, delete.
 pub mod sites;
+/// Import and export of files.
+pub mod transfer;
 /// The users search, a user's record and history, forget.
 pub mod users;

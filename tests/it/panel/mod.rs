@@ -114,13 +114,15 @@ pub struct Request<'a> {
     pub headers: Vec<(&'a str, String)>,
     /// `application/x-www-form-urlencoded` pairs.
     pub form: Option<Vec<(&'a str, &'a str)>>,
+    /// A body of another type: (content type, body).
+    pub raw: Option<(String, String)>,
     /// Source address to connect from (a peer of the tailnet).
     pub from: Option<IpAddr>,
 }
 
 impl<'a> Request<'a> {
     pub fn get(path: &'a str) -> Self {
-        Request { method: "GET", path, host: None, headers: vec![], form: None, from: None }
+        Request { method: "GET", path, host: None, headers: vec![], form: None, raw: None, from: None }
     }
 
     /// A POST of a form from the panel's own page.
@@ -131,6 +133,20 @@ impl<'a> Request<'a> {
             host: None,
             headers: vec![("Sec-Fetch-Site", "same-origin".to_owned())],
             form: Some(form),
+            raw: None,
+            from: None,
+        }
+    }
+
+    /// A same-origin request with a body of its own type (a multipart upload).
+    pub fn raw(method: &'a str, path: &'a str, content_type: &str, body: String) -> Self {
+        Request {
+            method,
+            path,
+            host: None,
+            headers: vec![("Sec-Fetch-Site", "same-origin".to_owned())],
+            form: None,
+            raw: Some((content_type.to_owned(), body)),
             from: None,
         }
     }
@@ -159,7 +175,11 @@ impl<'a> Request<'a> {
             socket.bind(SocketAddr::new(ip, 0))?;
         }
         let mut stream = socket.connect(addr).await?;
-        let body = self.form.as_ref().map(|pairs| form_encode(pairs)).unwrap_or_default();
+        let body = match (&self.form, &self.raw) {
+            (Some(pairs), _) => form_encode(pairs),
+            (None, Some((_, body))) => body.clone(),
+            (None, None) => String::new(),
+        };
         let host = self.host.map(str::to_owned).unwrap_or_else(|| addr.to_string());
         let mut head =
             format!("{} {} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n", self.method, self.path);
@@ -168,6 +188,9 @@ impl<'a> Request<'a> {
         }
         if self.form.is_some() {
             head.push_str("Content-Type: application/x-www-form-urlencoded\r\n");
+        }
+        if let Some((content_type, _)) = &self.raw {
+            head.push_str(&format!("Content-Type: {content_type}\r\n"));
         }
         head.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
         stream.write_all(head.as_bytes()).await?;

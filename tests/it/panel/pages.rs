@@ -215,3 +215,99 @@ async fn every_value_is_escaped_and_a_viewer_sees_no_controls() {
     assert!(!as_viewer.body.contains("/sites/xss/delete"));
     assert_eq!(send(&viewer, Request::get("/sites/new")).await.status, 403);
 }
+
+/// A multipart upload as a browser's form sends it.
+fn upload(fields: &[(&str, &str)], file_name: &str, contents: &str) -> (String, String) {
+    let boundary = "----cabinetdbtestboundary7MA4YWxkTrZu0gW";
+    let mut body = String::new();
+    for (name, value) in fields {
+        body.push_str(&format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
+        ));
+    }
+    body.push_str(&format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{file_name}\"\r\nContent-Type: text/csv\r\n\r\n{contents}\r\n--{boundary}--\r\n"
+    ));
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+#[tokio::test]
+async fn an_admin_imports_all_or_nothing_and_downloads_exports() {
+    let setup = crate::harness::WithRoles::new().await;
+    let url = setup.url_as(cabinet_db::roles::RoleKind::Admin);
+    let admin = PanelProcess::dev(&url, "ann@example.com=admin").await;
+    let viewer = PanelProcess::dev(&url, "vic@example.com=viewer").await;
+    let post = |panel: &PanelProcess, file_name: &str, csv: &str| {
+        let (content_type, body) = upload(&[("table", "sites"), ("mode", "insert")], file_name, csv);
+        let request = Request::raw("POST", "/transfer/import", &content_type, body);
+        let addr = panel.addr;
+        async move { request.send(addr).await.unwrap() }
+    };
+
+    // One bad line: it is named with its column and value, and nothing is written.
+    let bad =
+        "site_id,domain,language,brand_name\nok1,ok1.example.com,en,<b>Brand</b>\nbad2,not a domain,en,B\n";
+    let refused = post(&admin, "sites.csv", bad).await;
+    assert_eq!(refused.status, 422, "{}", refused.body);
+    assert!(refused.body.contains("nothing was written"), "{}", refused.body);
+    assert!(
+        refused.body.contains("<td>3</td><td>domain</td><td class=\"mono\">not a domain</td>"),
+        "{}",
+        refused.body
+    );
+    let mut conn = setup.conn(cabinet_db::roles::RoleKind::Admin).await;
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM sites").fetch_one(&mut conn).await.unwrap();
+    assert_eq!(count, 0);
+
+    // A viewer may not import; a good file goes in whole, recorded under the person.
+    assert_eq!(post(&viewer, "sites.csv", bad).await.status, 403);
+    let good =
+        "site_id,domain,language,brand_name\nok1,ok1.example.com,en,<b>Brand</b>\nok2,ok2.example.com,de,B\n";
+    let imported = post(&admin, "sites.csv", good).await;
+    assert_eq!(imported.status, 200, "{}", imported.body);
+    assert!(imported.body.contains("2 rows, 2 inserted"), "{}", imported.body);
+    let actors: Vec<String> =
+        sqlx::query_scalar("SELECT DISTINCT actor FROM sites_history").fetch_all(&mut conn).await.unwrap();
+    assert_eq!(actors, ["ann@example.com"]);
+
+    // Exports: the file imports back as it was; users only for admins.
+    let export = send(&viewer, Request::get("/transfer/export/sites.csv")).await;
+    assert_eq!(export.status, 200);
+    assert!(
+        export.header("content-disposition").unwrap().starts_with("attachment; filename=\"cabinet-sites-")
+    );
+    assert!(
+        export.body.starts_with("site_id,domain,") && export.body.contains("ok2,ok2.example.com"),
+        "{}",
+        export.body
+    );
+    assert_eq!(send(&viewer, Request::get("/transfer/export/users.csv")).await.status, 403);
+    assert_eq!(send(&admin, Request::get("/transfer/export/users.jsonl")).await.status, 200);
+    assert_eq!(send(&admin, Request::get("/transfer/export/..%2Fetc%2Fpasswd")).await.status, 404);
+    sqlx::Connection::close(conn).await.unwrap();
+}
+
+#[tokio::test]
+async fn the_dashboard_shows_counts_schema_audit_and_backup_status() {
+    let db = TestDb::migrated().await;
+    db.exec("INSERT INTO sites (site_id, domain) VALUES ('d1', 'd1.example.com'); INSERT INTO users (user_id) VALUES ('u1'), ('u2')").await;
+    let panel = PanelProcess::dev(&db.url, "dan@example.com=viewer").await;
+    let dashboard = send(&panel, Request::get("/")).await;
+    assert_eq!(dashboard.status, 200);
+    assert!(dashboard.body.contains("<div class=\"big\">1</div>sites"), "{}", dashboard.body);
+    assert!(dashboard.body.contains("<div class=\"big\">2</div>users"));
+    assert!(dashboard.body.contains("up to date"), "{}", dashboard.body);
+    assert!(dashboard.body.contains("hx-get=\"/dashboard/audit\""));
+
+    let audit = send(&panel, Request::get("/dashboard/audit").header("HX-Request", "true")).await;
+    assert_eq!(audit.status, 200);
+    assert!(!audit.body.contains("<html"), "a fragment for htmx");
+    assert!(audit.body.contains(" passed, ") && audit.body.contains("tailscale"), "{}", audit.body);
+    let backups = send(&panel, Request::get("/dashboard/backups")).await;
+    assert_eq!(backups.status, 200);
+    assert!(
+        backups.body.contains("unavailable") && backups.body.contains("none recorded"),
+        "{}",
+        backups.body
+    );
+}
