@@ -143,6 +143,9 @@ pub struct AuditOptions {
     pub secrets_dir: Option<PathBuf>,
     /// pgBackRest's configuration (`backup setup --config`).
     pub backup_config: PathBuf,
+    /// The admin panel's port (`serve --port`): whatever listens on it must listen on tailnet
+    /// addresses only.
+    pub panel_port: u16,
 }
 
 /// Runs every check. An `Err` means the audit could not run at all.
@@ -177,6 +180,7 @@ pub async fn audit(
         backups::checks(&mut conn, &options.backup_config).await,
     )?);
     checks.extend(network::checks(&mut conn, tailscale, options).await?);
+    checks.push(network::panel(options));
     conn.close().await?;
     Ok(checks)
 }

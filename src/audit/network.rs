@@ -89,6 +89,47 @@ pub async fn checks(
     Ok(checks)
 }
 
+/// The admin panel's port: nothing, or tailnet addresses only. Loopback fails too: a panel
+/// there is a development one (`--dev-identity`, trusting every caller) or reachable by every
+/// local process.
+pub fn panel(options: &AuditOptions) -> Check {
+    let port = options.panel_port;
+    let addresses = match listening(&options.proc_root, port) {
+        Ok(addresses) => addresses,
+        Err(e) => {
+            return Check::warn(
+                "panel.listening",
+                format!("could not read {}/net/tcp*: {e}", options.proc_root.display()),
+                "",
+            );
+        }
+    };
+    if addresses.is_empty() {
+        return Check::pass("panel.listening", format!("no admin panel on port {port} here"));
+    }
+    let shown = |ips: &[&IpAddr]| {
+        ips.iter()
+            .map(|ip| if ip.is_unspecified() { format!("{ip} (every interface)") } else { ip.to_string() })
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let stray: Vec<&IpAddr> =
+        addresses.iter().filter(|ip| !crate::tailnet::is_tailnet_address(**ip)).collect();
+    if stray.is_empty() {
+        let all: Vec<&IpAddr> = addresses.iter().collect();
+        Check::pass(
+            "panel.listening",
+            format!("the admin panel (port {port}) listens on {} only", shown(&all)),
+        )
+    } else {
+        Check::fail(
+            "panel.listening",
+            format!("port {port} (the admin panel's) is bound to {}", shown(&stray)),
+            "run `cabinet-db serve` without --dev-identity and without --listen (it then binds this node's Tailscale addresses only); stop whatever else holds the port",
+        )
+    }
+}
+
 /// Addresses with a socket in LISTEN state on `port`, from `net/tcp` and `net/tcp6`.
 pub fn listening(proc_root: &Path, port: u16) -> std::io::Result<Vec<IpAddr>> {
     let mut found = Vec::new();

@@ -33,6 +33,9 @@ pub struct AuditArgs {
     /// pgBackRest's configuration, as written by `backup setup`.
     #[arg(long, env = "CABINET_BACKUP_CONFIG", default_value = crate::backup::config::DEFAULT_CONFIG)]
     pub backup_config: PathBuf,
+    /// The admin panel's port (`cabinet-db serve --port`).
+    #[arg(long, default_value_t = crate::panel::listen::DEFAULT_PORT)]
+    pub panel_port: u16,
     #[command(flatten)]
     pub source: MigrationsDirArgs,
 }
@@ -46,6 +49,7 @@ pub async fn run(args: AuditArgs, json: bool) -> anyhow::Result<Outcome> {
         proc_root: PathBuf::from("/proc"),
         secrets_dir: args.secrets_dir,
         backup_config: args.backup_config,
+        panel_port: args.panel_port,
     };
     let url = args.connection.url()?;
     let checks = audit::audit(url, &set, &options).await?;

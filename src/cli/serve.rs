@@ -75,6 +75,7 @@ pub async fn run(args: Args, json: bool) -> anyhow::Result<Outcome> {
         .database_url
         .clone()
         .context("no database given: set DATABASE_URL or pass --database-url (the cabinet_admin role)")?;
+    identity::check_capability(&args.capability).map_err(|e| anyhow::anyhow!("--capability: {e}"))?;
     let requested: Vec<SocketAddr> =
         args.listen.iter().map(|l| listen::parse_listen(l)).collect::<Result<_, _>>()?;
     let (identities, addrs, mut names) = match &args.dev_identity {
@@ -124,6 +125,7 @@ pub async fn run(args: Args, json: bool) -> anyhow::Result<Outcome> {
         tailscaled_socket: args.socket.clone(),
         backup_config: args.backup_config.clone(),
         roles: crate::roles::Roles::default(),
+        panel_port: addrs[0].port(),
     });
     let scheme = if tls.is_some() { "https" } else { "http" };
     for addr in &addrs {

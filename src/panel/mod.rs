@@ -44,6 +44,8 @@ pub struct PanelState {
     pub tailscaled_socket: std::path::PathBuf,
     pub backup_config: std::path::PathBuf,
     pub roles: crate::roles::Roles,
+    /// The port the panel serves on (the audit checks what listens there).
+    pub panel_port: u16,
 }
 
 /// Refuses what `me`'s role does not allow, saying which role it needs.

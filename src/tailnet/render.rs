@@ -57,6 +57,24 @@ pub struct RenderInput {
     pub port: u16,
     pub database: String,
     pub roles: Roles,
+    /// The admin panel's port and the app capability its roles are granted with.
+    pub panel: PanelGrant,
+}
+
+/// What the policy grants for the admin panel (`cabinet-db serve`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PanelGrant {
+    pub port: u16,
+    pub capability: String,
+}
+
+impl Default for PanelGrant {
+    fn default() -> Self {
+        PanelGrant {
+            port: crate::panel::listen::DEFAULT_PORT,
+            capability: crate::panel::identity::DEFAULT_CAPABILITY.to_owned(),
+        }
+    }
 }
 
 /// One rendered file: a path relative to the output directory, and its text.
@@ -71,6 +89,7 @@ pub fn render(input: &RenderInput) -> Result<Vec<RenderedFile>, RenderError> {
     // a space, a newline or a keyword would be a rule of its own.
     crate::db::check_identifier("--database", &input.database).map_err(RenderError::BadName)?;
     input.roles.check().map_err(RenderError::BadName)?;
+    crate::panel::identity::check_capability(&input.panel.capability).map_err(RenderError::BadName)?;
     if input.ips.is_empty() {
         return Err(RenderError::NoAddress);
     }
@@ -249,7 +268,8 @@ fn policy(input: &RenderInput) -> String {
         "// cabinet-db: tailnet policy snippet (HuJSON). Rendered by `cabinet-db tailnet render`.
 // Merge into the tailnet policy file (admin console > Access controls). Deny by default:
 // only n8n (tag:n8n) and the admins (group:admins, the admin panel's operators) may open
-// TCP {port} on the database node (tag:cabinet-db), and nothing else on it.
+// TCP {port} on the database node (tag:cabinet-db), and nothing else on it; the admin panel
+// (TCP {panel_port}) is for people only, each with the role its grant names.
 {{
   \"tagOwners\": {{
     \"tag:cabinet-db\": [\"autogroup:admin\"],
@@ -261,18 +281,31 @@ fn policy(input: &RenderInput) -> String {
       \"dst\": [\"tag:cabinet-db\"],
       \"ip\": [\"tcp:{port}\"],
     }},
+    // The admin panel: the network path, and the role (viewer reads; editor changes sites;
+    // admin also forgets users and imports). The highest role granted wins; no grant, no entry.
+    {{
+      \"src\": [\"group:admins\"],
+      \"dst\": [\"tag:cabinet-db\"],
+      \"ip\": [\"tcp:{panel_port}\"],
+      \"app\": {{\"{capability}\": [{{\"role\": \"admin\"}}]}},
+    }},
+    // More people, e.g.:
+    // {{\"src\": [\"group:support\"], \"dst\": [\"tag:cabinet-db\"], \"ip\": [\"tcp:{panel_port}\"],
+    //  \"app\": {{\"{capability}\": [{{\"role\": \"editor\"}}]}}}},
   ],
   // Checked by Tailscale whenever the policy is saved.
   \"tests\": [
     {{
       \"src\": \"tag:n8n\",
       \"accept\": [\"tag:cabinet-db:{port}\"],
-      \"deny\": [\"tag:cabinet-db:22\"],
+      \"deny\": [\"tag:cabinet-db:22\", \"tag:cabinet-db:{panel_port}\"],
     }},
   ],
 }}
 ",
-        port = input.port
+        port = input.port,
+        panel_port = input.panel.port,
+        capability = input.panel.capability,
     )
 }
 

@@ -247,6 +247,7 @@ fn only_the_tailnet_reaches_postgresql_and_only_as_its_role() {
         port: PORT,
         database: "cabinet".to_owned(),
         roles: Roles::default(),
+        panel: Default::default(),
     };
     cabinet_db::tailnet::render::write(rendered.path(), &render(&input).unwrap()).unwrap();
     let server = Server::start(&ns, rendered.path());
@@ -292,6 +293,7 @@ fn only_the_tailnet_reaches_postgresql_and_only_as_its_role() {
             proc_root: PathBuf::from("/proc/thread-self"),
             secrets_dir: None,
             backup_config: std::path::PathBuf::from("/nonexistent/pgbackrest.conf"),
+            panel_port: 8432,
         };
         audit::audit(&url, &MigrationSet::embedded().unwrap(), &options).await.unwrap()
     });

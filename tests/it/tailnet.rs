@@ -78,6 +78,7 @@ fn golden_input() -> RenderInput {
         port: 5432,
         database: "cabinet".to_owned(),
         roles: Roles::default(),
+        panel: Default::default(),
     }
 }
 
@@ -206,8 +207,14 @@ fn hostile_names_never_reach_the_rendered_files() {
             "--dns-name",
             "db.tail1234.ts.net",
         ];
+        // As the admin panel's capability, which is written into the policy file.
+        let mut as_capability = golden_input();
+        as_capability.panel.capability = format!("example.com/cap/{value}");
+        let plain = !value.is_empty()
+            && value.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "._-".contains(c));
+        assert_eq!(render(&as_capability).is_ok(), plain, "capability {value:?}");
         let prefix_is_a_name = Roles::parse(value).is_ok();
-        for flag in ["--database", "--role-prefix"] {
+        for flag in ["--database", "--role-prefix", "--panel-capability"] {
             if flag == "--role-prefix" && prefix_is_a_name {
                 continue;
             }

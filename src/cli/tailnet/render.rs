@@ -40,6 +40,12 @@ pub struct Args {
     /// Prefix of the role names.
     #[arg(long, env = "CABINET_ROLE_PREFIX", default_value = DEFAULT_ROLE_PREFIX, value_parser = Roles::parse)]
     pub role_prefix: Roles,
+    /// The admin panel's port (`cabinet-db serve --port`), granted to group:admins.
+    #[arg(long, default_value_t = crate::panel::listen::DEFAULT_PORT)]
+    pub panel_port: u16,
+    /// The app capability the admin panel's roles are granted with (`serve --capability`).
+    #[arg(long, default_value = crate::panel::identity::DEFAULT_CAPABILITY)]
+    pub panel_capability: String,
 }
 
 fn parse_client(text: &str) -> Result<(RoleKind, IpAddr), String> {
@@ -85,6 +91,7 @@ pub async fn run(args: Args, json: bool) -> anyhow::Result<Outcome> {
         port: args.port,
         database: args.database,
         roles: args.role_prefix,
+        panel: render::PanelGrant { port: args.panel_port, capability: args.panel_capability },
     };
     let files = render::render(&input)?;
     render::write(&args.out, &files)?;

@@ -99,6 +99,7 @@ pub async fn audit(
         proc_root: "/proc".into(),
         secrets_dir: None,
         backup_config: panel.backup_config.clone(),
+        panel_port: panel.panel_port,
     };
     let result = match MigrationSet::embedded() {
         Ok(set) => audit::audit(&panel.database_url, &set, &options)

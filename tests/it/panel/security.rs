@@ -8,7 +8,7 @@ use std::{
     process::Command,
 };
 
-use cabinet_db::roles::RoleKind;
+use cabinet_db::{audit::Verdict, roles::RoleKind};
 
 use super::{PanelProcess, Request, Response};
 use crate::{
@@ -289,6 +289,12 @@ async fn the_panel_lets_in_only_granted_people_and_only_same_origin_changes() {
     let script = battery.send("editor", Request::get("/assets/htmx.min.js"));
     assert_eq!(script.header("content-type"), Some("text/javascript; charset=utf-8"));
 
+    // The audit on the panel's host: the panel listens on the tailnet address only.
+    let server_ns = ns_server.clone();
+    let check = in_netns(&server_ns, async move || cabinet_db::audit::network::panel(&audit_options(PORT)));
+    assert_eq!(check.verdict, Verdict::Pass, "{check:?}");
+    assert!(check.detail.contains(SERVER_IP), "{check:?}");
+
     // The request log names who did what, one JSON object per request; SIGTERM stops cleanly.
     assert!(panel.terminate().success());
     let log = panel.log_text();
@@ -300,6 +306,34 @@ async fn the_panel_lets_in_only_granted_people_and_only_same_origin_changes() {
     assert_eq!(posted["login"], "bob@example.com");
     assert_eq!(posted["peer"], "100.101.102.11");
     sqlx::Connection::close(conn).await.unwrap();
+}
+
+fn audit_options(panel_port: u16) -> cabinet_db::audit::AuditOptions {
+    cabinet_db::audit::AuditOptions {
+        roles: cabinet_db::roles::Roles::default(),
+        socket: "/nonexistent/tailscaled.sock".into(),
+        socket_explicit: false,
+        // The calling thread's namespace (the process's /proc/net is the main thread's).
+        proc_root: "/proc/thread-self".into(),
+        secrets_dir: None,
+        backup_config: "/nonexistent/pgbackrest.conf".into(),
+        panel_port,
+    }
+}
+
+#[tokio::test]
+async fn the_audit_fails_a_panel_on_loopback_or_every_interface() {
+    let db = crate::harness::TestDb::migrated().await;
+    let dev = PanelProcess::dev(&db.url, "dev@example.com=admin").await;
+    let check = cabinet_db::audit::network::panel(&audit_options(dev.addr.port()));
+    assert_eq!(check.verdict, Verdict::Fail, "{check:?}");
+    assert!(check.detail.contains("127.0.0.1") && check.remedy.contains("--dev-identity"), "{check:?}");
+    let wildcard = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
+    let check = cabinet_db::audit::network::panel(&audit_options(wildcard.local_addr().unwrap().port()));
+    assert_eq!(check.verdict, Verdict::Fail);
+    assert!(check.detail.contains("every interface"), "{check:?}");
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    assert_eq!(cabinet_db::audit::network::panel(&audit_options(free)).verdict, Verdict::Pass);
 }
 
 /// Removes the namespaces when the test ends, also on failure.
