@@ -213,7 +213,7 @@ pub fn render(kind: &FormKind, form: &SiteForm, errors: &FieldErrors, readonly: 
             div #form-problems { (problems(errors)) }
             @if let Some(version) = form.version { input type="hidden" name="version" value=(version); }
             @if matches!(kind, FormKind::Create) {
-                label for="site_id" { "Site id " span.hint { "letters, digits, - _ . ; cannot change later" } }
+                label for="site_id" { "Site id " span.hint { "1-200 characters, no spaces at either end; cannot change later" } }
                 input #site_id type="text" name="site_id" value=(form.site_id) required autocomplete="off";
                 (field_error("site_id", errors))
             }
@@ -277,7 +277,9 @@ pub fn conflict_view(conflict: &VersionConflict, theirs: &Site, yours: &SiteForm
             strong { "Not saved: this site changed while you were editing it." }
             " You started from version " (conflict.expected) "; it is now at version " (conflict.current)
             @if let Some(change) = who {
-                ", " (change.operation.to_lowercase()) "d by " strong { (change.actor) } " at " (time(change.changed_at))
+                ", "
+                (match change.operation.as_str() { "INSERT" => "created", "DELETE" => "deleted", _ => "changed" })
+                " by " strong { (change.actor) } " at " (time(change.changed_at))
                 @if !change.changed_fields.is_empty() { " (" (change.changed_fields.join(", ")) ")" }
             }
             ". Your version is below, unchanged; compare it with theirs, then save it over theirs or discard it."
@@ -305,8 +307,8 @@ pub fn conflict_view(conflict: &VersionConflict, theirs: &Site, yours: &SiteForm
     }
 }
 
-/// A path segment: site ids hold only URL-safe characters today, but the URL must not depend
-/// on that.
+/// A path segment or query value, percent-encoded: ids may hold `/`, `?`, `#`, spaces and
+/// any visible character.
 pub fn urlencode(segment: &str) -> String {
     let mut out = String::with_capacity(segment.len());
     for byte in segment.bytes() {

@@ -171,7 +171,12 @@ pub fn prompt_diff(old: &str, new: &str) -> Markup {
                     @for change in diff.iter_changes(op) {
                         @let class = match change.tag() { ChangeTag::Delete => "del", ChangeTag::Insert => "add", ChangeTag::Equal => "same" };
                         @let line = change.value();
-                        div class=(class) { (line.strip_suffix('\n').unwrap_or(line)) }
+                        div class=(class) {
+                            (line.strip_suffix('\n').unwrap_or(line))
+                            // The last line differs only in its line end: say so, or the two
+                            // lines would look the same.
+                            @if change.missing_newline() && change.tag() != ChangeTag::Equal { span.muted { " (no newline at the end)" } }
+                        }
                     }
                 }
             }

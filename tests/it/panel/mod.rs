@@ -1,5 +1,7 @@
 //! The admin panel (`cabinet-db serve`), driven over HTTP as browsers and attackers would.
 
+/// The panel in headless Chromium through ChromeDriver.
+mod browser;
 /// Pages as an editor and a viewer use them (development identity, loopback).
 mod pages;
 /// The security battery: peers on tailnet addresses in network namespaces, whois per peer.

@@ -210,6 +210,16 @@ async fn every_value_is_escaped_and_a_viewer_sees_no_controls() {
             .collect();
         assert!(scripts.iter().all(|s| s.starts_with("<script src=\"/assets/")), "{path}: {scripts:?}");
     }
+    // Ids with URL syntax in them still address their own pages.
+    db.exec("INSERT INTO sites (site_id, domain) VALUES ('a/b?c#d e%2F', 'odd.example.com')").await;
+    let list = send(&editor, Request::get("/sites?q=odd")).await;
+    assert!(list.body.contains("href=\"/sites/a%2Fb%3Fc%23d%20e%252F\""), "{}", list.body);
+    let odd = send(&editor, Request::get("/sites/a%2Fb%3Fc%23d%20e%252F")).await;
+    assert_eq!(odd.status, 200, "{}", odd.body);
+    assert!(odd.body.contains("<h1>Site a/b?c#d e%2F</h1>"), "{}", odd.body);
+    let history = send(&editor, Request::get("/sites/a%2Fb%3Fc%23d%20e%252F/history")).await;
+    assert_eq!(history.status, 200);
+
     let as_viewer = send(&viewer, Request::get("/sites/xss")).await;
     assert!(!as_viewer.body.contains("<form method=\"post\""), "{}", as_viewer.body);
     assert!(!as_viewer.body.contains("/sites/xss/delete"));
