@@ -22,6 +22,8 @@ mod lookups;
 mod measure;
 /// `migrate status` against `alembic current`.
 mod migrate_status;
+/// The admin panel's sites list and users search pages against the library calls they wrap.
+mod panel;
 /// The result rows and their table.
 mod report;
 /// Import and export against `psql \copy`.
@@ -60,8 +62,8 @@ struct Args {
     /// Events per record_seen batch.
     #[arg(long, default_value_t = 1000)]
     batch: usize,
-    /// Run only these scenarios (lookups, activity, history, import, migrate, cold-start,
-    /// backup); all by default.
+    /// Run only these scenarios (lookups, activity, history, import, panel, migrate,
+    /// cold-start, backup); all by default.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// Also write the table as JSON here.
@@ -151,6 +153,10 @@ async fn run(mut args: Args) {
     if wanted("import") {
         eprintln!("== import / export");
         rows.extend(transfer::import_export(&bench).await);
+    }
+    if wanted("panel") {
+        eprintln!("== admin panel pages");
+        rows.extend(panel::panel_pages(&bench).await);
     }
     if wanted("migrate") {
         eprintln!("== migrate status vs alembic current");

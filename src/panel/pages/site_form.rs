@@ -209,25 +209,29 @@ pub fn render(kind: &FormKind, form: &SiteForm, errors: &FieldErrors, readonly: 
         }
     };
     html! {
-        form method="post" action=(action) hx-post=(check) hx-trigger="change" hx-target="#form-problems" hx-swap="innerHTML" {
+        // Each field, when changed, posts the whole form to the check (htmx's inline
+        // validation); the answer fills the list above the form and each field's slot.
+        form method="post" action=(action) hx-target="#form-problems" hx-swap="innerHTML" {
             div #form-problems { (problems(errors)) }
             @if let Some(version) = form.version { input type="hidden" name="version" value=(version); }
             @if matches!(kind, FormKind::Create) {
                 label for="site_id" { "Site id " span.hint { "1-200 characters, no spaces at either end; cannot change later" } }
-                input #site_id type="text" name="site_id" value=(form.site_id) required autocomplete="off";
+                input #site_id type="text" name="site_id" value=(form.site_id) required autocomplete="off"
+                    hx-post=(check) hx-include="closest form";
                 (field_error("site_id", errors))
             }
             @for (name, label, hint) in FIELDS {
                 label for=(name) { (label) " " span.hint { (hint) } }
                 @if *name == "ai_prompt" {
-                    textarea #ai_prompt.prompt name="ai_prompt" spellcheck="false" {
+                    textarea #ai_prompt.prompt name="ai_prompt" spellcheck="false" hx-post=(check) hx-include="closest form" {
                         // A newline right after the tag is dropped by HTML parsers: this one
                         // is that newline, so a prompt that starts with one keeps it.
                         "\n" (form.ai_prompt)
                     }
                     output.hint data-count-for="ai_prompt" { (form.ai_prompt.chars().count()) " characters" }
                 } @else {
-                    input id=(name) type="text" name=(name) value=(form.value(name)) autocomplete="off";
+                    input id=(name) type="text" name=(name) value=(form.value(name)) autocomplete="off"
+                        hx-post=(check) hx-include="closest form";
                 }
                 (field_error(name, errors))
             }

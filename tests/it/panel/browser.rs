@@ -203,6 +203,23 @@ async fn an_editor_works_on_a_site_in_a_real_browser() {
     // Create a site: the prompt with newlines and emoji; the live character count works.
     let prompt = "Hallo! 👋\n\nAntworte kurz.\n  – eingerückt";
     browser.goto(&erin, "/sites/new").await;
+    // Checked as it is filled in (htmx posts the form on each change), nothing written.
+    browser.fill("#domain", "not a domain").await;
+    // Leaving a field fires `change`; a headless window has no focus to lose, so it is sent.
+    browser.js("document.getElementById('domain').dispatchEvent(new Event('change', {bubbles: true}))").await;
+    let problem = browser.text("#error-domain").await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut problem = problem;
+    while problem.is_empty() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        problem = browser.text("#error-domain").await;
+    }
+    assert!(
+        problem.starts_with("domain "),
+        "the model's sentence next to the field: {problem:?} {}",
+        erin.log_text()
+    );
+    browser.screenshot("site-new-checked").await;
     browser.fill("#site_id", "laden").await;
     browser.fill("#domain", "laden.example.de").await;
     browser.fill("#language", "de").await;

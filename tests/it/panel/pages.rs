@@ -52,7 +52,7 @@ async fn an_editor_creates_edits_reverts_deletes_and_restores_a_site() {
     assert!(page.body.contains("shop.example.com"), "the domain as stored (lower case)");
     // The newline after the tag is the one HTML parsers drop; the prompt follows verbatim.
     assert!(
-        page.body.contains(&format!("name=\"ai_prompt\" spellcheck=\"false\">\n{prompt}</textarea>")),
+        page.body.contains(&format!("hx-include=\"closest form\">\n{prompt}</textarea>")),
         "{}",
         page.body
     );
@@ -93,6 +93,35 @@ async fn an_editor_creates_edits_reverts_deletes_and_restores_a_site() {
         "{}",
         refused.body
     );
+    assert_eq!(prompt_and_version(&db, "shop").await.1, 2);
+
+    // The inline check (htmx) answers in the model's words, next to each field, writing nothing.
+    let check = send(
+        &panel,
+        Request::post(
+            "/sites/check",
+            vec![("site_id", "shop"), ("domain", "shop.example.com"), ("language", "xx-!")],
+        ),
+    )
+    .await;
+    assert_eq!(check.status, 200);
+    assert!(
+        check.body.contains(
+            "<div class=\"field-error\" id=\"error-site_id\" hx-swap-oob=\"true\">site_id is taken"
+        ),
+        "{}",
+        check.body
+    );
+    assert!(check.body.contains("id=\"error-language\" hx-swap-oob=\"true\">language "), "{}", check.body);
+    let taken = send(
+        &panel,
+        Request::post(
+            "/sites/check",
+            vec![("site_id", "other"), ("domain", "SHOP.example.com"), ("language", "en")],
+        ),
+    )
+    .await;
+    assert!(taken.body.contains("belongs to site shop"), "{}", taken.body);
     assert_eq!(prompt_and_version(&db, "shop").await.1, 2);
 
     // History: who, what, the prompt diff.
@@ -320,4 +349,96 @@ async fn the_dashboard_shows_counts_schema_audit_and_backup_status() {
         "{}",
         backups.body
     );
+}
+
+#[tokio::test]
+async fn tls_serves_with_the_given_certificate_and_refuses_a_key_others_can_read() {
+    use std::os::unix::fs::PermissionsExt;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio_rustls::rustls::{self, pki_types::ServerName};
+
+    let db = TestDb::migrated().await;
+    // A certificate for the panel's name, as `tailscale cert` would write it (key 0600).
+    let dir = tempfile::tempdir().unwrap();
+    let issued = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let (cert, key) = (dir.path().join("panel.crt"), dir.path().join("panel.key"));
+    std::fs::write(&cert, issued.cert.pem()).unwrap();
+    std::fs::write(&key, issued.signing_key.serialize_pem()).unwrap();
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let serve = |command: &mut std::process::Command| {
+        command.env("DATABASE_URL", db.url.expose()).args([
+            "serve",
+            "--dev-identity",
+            "tls@example.com=viewer",
+            "--listen",
+            &addr.to_string(),
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ]);
+    };
+    let mut refused = crate::harness::binary();
+    serve(&mut refused);
+    let refused = refused.output().unwrap();
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(
+        crate::harness::stderr(&refused).contains("readable by others"),
+        "{}",
+        crate::harness::stderr(&refused)
+    );
+
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let mut command = crate::harness::binary();
+    serve(&mut command);
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let mut child =
+        command.stdout(std::process::Stdio::null()).stderr(log.reopen().unwrap()).spawn().unwrap();
+
+    // A client that trusts only that certificate reaches the pages over TLS.
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(issued.cert.der().clone()).unwrap();
+    let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let page = loop {
+        let attempt = async {
+            let tcp = tokio::net::TcpStream::connect(addr).await?;
+            let mut tls = connector.connect(ServerName::try_from("localhost").unwrap(), tcp).await?;
+            tls.write_all(
+                format!("GET /sites HTTP/1.1\r\nHost: localhost:{port}\r\nConnection: close\r\n\r\n")
+                    .as_bytes(),
+            )
+            .await?;
+            let mut raw = Vec::new();
+            // A server may close a TLS connection without close_notify; what arrived counts.
+            let _ = tls.read_to_end(&mut raw).await;
+            Ok::<_, std::io::Error>(String::from_utf8_lossy(&raw).into_owned())
+        };
+        match attempt.await {
+            Ok(page) if !page.is_empty() => break page,
+            _ if std::time::Instant::now() < deadline => {
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await
+            }
+            other => panic!("no TLS answer: {other:?} {}", std::fs::read_to_string(log.path()).unwrap()),
+        }
+    };
+    assert!(page.starts_with("HTTP/1.1 200"), "{page}");
+    assert!(page.contains("tls@example.com · viewer"));
+    // Plain HTTP to the TLS port gets no page.
+    let mut plain = tokio::net::TcpStream::connect(addr).await.unwrap();
+    plain.write_all(b"GET /sites HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").await.unwrap();
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(15), plain.read_to_end(&mut answer)).await;
+    assert!(!String::from_utf8_lossy(&answer).contains("tls@example.com"), "a page went out unencrypted");
+    let _ = child.kill();
+    let _ = child.wait();
 }
