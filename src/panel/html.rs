@@ -4,6 +4,7 @@
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use maud::{DOCTYPE, Markup, PreEscaped, html};
+use serde::Deserialize;
 
 use super::identity::{Identity, Role};
 
@@ -111,4 +112,41 @@ pub fn may(identity: &Identity, role: Role) -> bool {
 /// A non-breaking space, for empty cells.
 pub fn nbsp() -> Markup {
     PreEscaped("&nbsp;".to_owned())
+}
+
+/// The links under a keyset-paged list: back to the first page, on to the next.
+pub fn pager(first_page: &str, on_later_page: bool, next: Option<&str>) -> Markup {
+    html! {
+        div.pager {
+            @if on_later_page { a href=(first_page) { "First page" } }
+            @if let Some(link) = next { a href=(link) rel="next" { "Next page" } }
+        }
+    }
+}
+
+/// What a destructive form sends: the text the person typed to confirm.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct TypedConfirmation {
+    pub confirm: String,
+}
+
+/// A destructive action's form: the button stays disabled until `expected` is typed (the
+/// handler checks it again); `error` when the last attempt typed something else.
+pub fn typed_confirmation(
+    action: &str,
+    what: &str,
+    expected: &str,
+    error: Option<&str>,
+    button: &str,
+    keep_href: &str,
+) -> Markup {
+    html! {
+        form method="post" action=(action) {
+            label for="confirm" { "Type the " (what) ", " span.mono { (expected) } ", to confirm" }
+            input #confirm type="text" name="confirm" autocomplete="off" data-confirm-text=(expected) required;
+            @if let Some(e) = error { div.field-error role="alert" { (e) } }
+            div.actions { button.danger type="submit" { (button) } a href=(keep_href) { "Keep it" } }
+        }
+    }
 }

@@ -156,25 +156,26 @@ pub fn browser_newlines(submitted: &str, stored: Option<&str>) -> String {
     }
 }
 
+/// The site's fields a form holds: every column but `created_at`, which the database sets.
+pub fn field_names() -> Vec<&'static str> {
+    Site::COLUMNS.into_iter().filter(|c| *c != "created_at").collect()
+}
+
+/// A site id from a URL; one that cannot be an id is a page that does not exist.
+pub fn parse_id(id: &str) -> Result<SiteId, crate::panel::error::PanelError> {
+    SiteId::parse(id).map_err(|_| crate::panel::error::PanelError::NotFound(format!("no site {id:?}")))
+}
+
 /// A database refusal (a named constraint) as a problem of the field it guards.
 pub fn errors_of(error: &DataError) -> Option<FieldErrors> {
     match error {
         DataError::Invalid(e) => Some(one(e.clone())),
         DataError::Rejected { constraint, message, .. } => {
-            let field = [
-                "site_id",
-                "domain",
-                "ai_script_id",
-                "ai_prompt",
-                "brand_name",
-                "language",
-                "hubspot_pipeline",
-                "hubspot_stage",
-            ]
-            .into_iter()
-            .filter(|f| constraint.starts_with(&format!("sites_{f}")))
-            .max_by_key(|f| f.len())
-            .unwrap_or("form");
+            let field = field_names()
+                .into_iter()
+                .filter(|f| constraint.starts_with(&format!("sites_{f}")))
+                .max_by_key(|f| f.len())
+                .unwrap_or("form");
             Some(FieldErrors::from([(field, message.clone())]))
         }
         _ => None,

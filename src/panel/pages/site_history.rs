@@ -13,10 +13,9 @@ use maud::{Markup, html};
 use serde::Deserialize;
 use similar::{ChangeTag, TextDiff};
 
-use super::site_form::{FIELDS, urlencode};
+use super::site_form::{FIELDS, parse_id, urlencode};
 use crate::{
     history::{self, SiteChange},
-    models::SiteId,
     panel::{
         PanelState,
         error::PanelError,
@@ -29,10 +28,6 @@ use crate::{
 
 /// Lines of unchanged context around each changed part of a prompt.
 const DIFF_CONTEXT_LINES: usize = 3;
-
-fn parse_id(id: &str) -> Result<SiteId, PanelError> {
-    SiteId::parse(id).map_err(|_| PanelError::NotFound(format!("no site {id:?}")))
-}
 
 pub async fn list(
     State(panel): State<Arc<PanelState>>,

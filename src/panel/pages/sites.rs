@@ -13,7 +13,7 @@ use axum::{
 use maud::{Markup, html};
 use serde::Deserialize;
 
-use super::site_form::{self, FieldErrors, FormKind, SiteForm, urlencode};
+use super::site_form::{self, FieldErrors, FormKind, SiteForm, parse_id, urlencode};
 use crate::{
     data::DataError,
     history,
@@ -21,7 +21,7 @@ use crate::{
     panel::{
         PanelState,
         error::PanelError,
-        html::{Section, notice, optional, page, time},
+        html::{Section, TypedConfirmation, notice, optional, page, pager, time, typed_confirmation},
         identity::{Identity, Role},
         require,
     },
@@ -89,10 +89,7 @@ pub async fn list(
                 @if found.items.is_empty() { tr { td colspan="5" { span.muted { "No site matches." } } } }
             }
         } }
-        div.pager {
-            @if query.after.is_some() { a href="/sites" { "First page" } }
-            @if let Some(link) = &next_link { a href=(link) rel="next" { "Next page" } }
-        }
+        (pager("/sites", query.after.is_some(), next_link.as_deref()))
     };
     if wants_fragment(&headers) {
         return Ok(results.into_response());
@@ -200,17 +197,7 @@ pub async fn check(
         errors
             .insert("domain", format!("belongs to site {} already: each domain has one site", owner.site_id));
     }
-    let fields = [
-        "site_id",
-        "domain",
-        "ai_script_id",
-        "ai_prompt",
-        "brand_name",
-        "language",
-        "hubspot_pipeline",
-        "hubspot_stage",
-    ];
-    Ok(site_form::check_response(&errors, &fields).into_response())
+    Ok(site_form::check_response(&errors, &site_form::field_names()).into_response())
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -218,10 +205,6 @@ pub async fn check(
 pub struct ShowQuery {
     pub notice: Option<String>,
     pub to: Option<i64>,
-}
-
-fn parse_id(id: &str) -> Result<SiteId, PanelError> {
-    SiteId::parse(id).map_err(|_| PanelError::NotFound(format!("no site {id:?}")))
 }
 
 pub async fn show(
@@ -355,12 +338,6 @@ pub async fn update(
     }
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-pub struct DeleteForm {
-    pub confirm: String,
-}
-
 pub async fn delete_form(
     State(panel): State<Arc<PanelState>>,
     Extension(me): Extension<Identity>,
@@ -378,15 +355,7 @@ fn delete_page(me: &Identity, site: &crate::models::Site, error: Option<&str>) -
     let base = format!("/sites/{}", urlencode(&site.site_id));
     let body = html! {
         p { "Deleting " strong { (site.site_id) } " (" (site.domain) ") stops its chatbot's configuration from being found. Its history keeps every version, so it can be restored." }
-        form method="post" action=(format!("{base}/delete")) {
-            label for="confirm" { "Type the site id, " span.mono { (site.site_id) } ", to confirm" }
-            input #confirm type="text" name="confirm" autocomplete="off" data-confirm-text=(site.site_id) required;
-            @if let Some(e) = error { div.field-error role="alert" { (e) } }
-            div.actions {
-                button.danger type="submit" { "Delete site" }
-                a href=(base) { "Keep it" }
-            }
-        }
+        (typed_confirmation(&format!("{base}/delete"), "site id", &site.site_id, error, "Delete site", &base))
     };
     page(me, Section::Sites, &format!("Delete site {}?", site.site_id), body)
 }
@@ -395,7 +364,7 @@ pub async fn delete(
     State(panel): State<Arc<PanelState>>,
     Extension(me): Extension<Identity>,
     Path(id): Path<String>,
-    Form(form): Form<DeleteForm>,
+    Form(form): Form<TypedConfirmation>,
 ) -> Result<Response, PanelError> {
     require(&me, Role::Editor, "deleting a site")?;
     let site_id = parse_id(&id)?;

@@ -21,7 +21,7 @@ use crate::{
     panel::{
         PanelState,
         error::PanelError,
-        html::{Section, notice, optional, page, time},
+        html::{Section, TypedConfirmation, notice, optional, page, pager, time, typed_confirmation},
         identity::{Identity, Role},
         require,
     },
@@ -93,10 +93,7 @@ pub async fn list(
                 @if found.items.is_empty() { tr { td colspan="4" { span.muted { "No user matches." } } } }
             }
         } }
-        div.pager {
-            @if query.after.is_some() { a href="/users" { "First page" } }
-            @if let Some(link) = &next_link { a href=(link) rel="next" { "Next page" } }
-        }
+        (pager("/users", query.after.is_some(), next_link.as_deref()))
     };
     if wants_fragment(&headers) {
         return Ok(results.into_response());
@@ -181,12 +178,6 @@ pub async fn show(
     Ok(page(&me, Section::Users, &format!("User {}", user_id.as_str()), body).into_response())
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-pub struct ForgetForm {
-    pub confirm: String,
-}
-
 pub async fn forget_form(
     State(panel): State<Arc<PanelState>>,
     Extension(me): Extension<Identity>,
@@ -204,12 +195,7 @@ fn forget_page(me: &Identity, user_id: &UserId, error: Option<&str>) -> Markup {
     let base = format!("/users/{}", urlencode(user_id.as_str()));
     let body = html! {
         p { "Forgetting honours a \"delete my data\" request: the user is deleted and every e-mail address of theirs is removed from the history (the history rows stay, saying when and by whom it was forgotten). It cannot be undone. Backups taken before keep the old rows until they expire." }
-        form method="post" action=(format!("{base}/forget")) {
-            label for="confirm" { "Type the user id, " span.mono { (user_id.as_str()) } ", to confirm" }
-            input #confirm type="text" name="confirm" autocomplete="off" data-confirm-text=(user_id.as_str()) required;
-            @if let Some(e) = error { div.field-error role="alert" { (e) } }
-            div.actions { button.danger type="submit" { "Forget user" } a href=(base) { "Keep" } }
-        }
+        (typed_confirmation(&format!("{base}/forget"), "user id", user_id.as_str(), error, "Forget user", &base))
     };
     page(me, Section::Users, &format!("Forget user {}?", user_id.as_str()), body)
 }
@@ -218,7 +204,7 @@ pub async fn forget(
     State(panel): State<Arc<PanelState>>,
     Extension(me): Extension<Identity>,
     Path(id): Path<String>,
-    Form(form): Form<ForgetForm>,
+    Form(form): Form<TypedConfirmation>,
 ) -> Result<Response, PanelError> {
     require(&me, Role::Admin, "forgetting a user")?;
     let user_id = parse_id(&id)?;
