@@ -11,6 +11,8 @@ pub mod audit;
 pub mod backup;
 /// The command line: subcommands, their arguments and their output.
 pub mod cli;
+/// High availability: the Patroni/etcd cluster's rendered configuration.
+pub mod cluster;
 /// What differs between PostgreSQL 14 and 18, in one place.
 pub mod compat;
 /// What the data operations share: their error type, pages.

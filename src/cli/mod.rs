@@ -5,6 +5,8 @@
 pub mod audit;
 /// `cabinet-db backup …`: pgBackRest backups, restores and drills.
 pub mod backup;
+/// `cabinet-db cluster …`: the Patroni cluster's configuration.
+pub mod cluster;
 /// `cabinet-db dev …`: the local development database.
 pub mod dev;
 /// How a failed command is reported: text or JSON, the PostgreSQL message once.
@@ -84,6 +86,8 @@ pub enum Command {
     History(history::HistoryArgs),
     /// Serve the admin panel on the tailnet, signed in by tailnet identity.
     Serve(serve::Args),
+    /// Run PostgreSQL highly available: Patroni, etcd and HAProxy configured for the tailnet.
+    Cluster(cluster::ClusterArgs),
 }
 
 /// Where the database is.
@@ -127,6 +131,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Audit(args) => audit::run(args, cli.json).await,
         Command::History(args) => history::run(args, cli.json).await,
         Command::Serve(args) => serve::run(args, cli.json).await,
+        Command::Cluster(args) => cluster::run(args, cli.json).await,
         Command::Backup(args) => backup::run(args, cli.json).await,
         Command::Sites(args) => sites::run(args, cli.json).await,
         Command::Users(args) => users::run(args, cli.json).await,

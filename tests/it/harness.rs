@@ -400,3 +400,31 @@ pub fn audit(url: &DatabaseUrl, extra: &[&str]) -> (i32, Vec<(String, String)>) 
         .collect();
     (out.status.code().unwrap(), failed)
 }
+
+/// Compares rendered files with their copies under `tests/golden/<case>`; `UPDATE_GOLDEN=1`
+/// rewrites them (review the diff before committing).
+pub fn assert_golden(case: &str, files: &[cabinet_db::tailnet::render::RenderedFile]) {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden").join(case);
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        let _ = std::fs::remove_dir_all(&dir);
+        cabinet_db::tailnet::render::write(&dir, files).unwrap();
+    }
+    for file in files {
+        let golden = std::fs::read_to_string(dir.join(&file.path)).unwrap_or_else(|_| {
+            panic!("no golden {}/{}; run with UPDATE_GOLDEN=1", case, file.path.display())
+        });
+        assert_eq!(file.contents, golden, "{} differs from its golden copy", file.path.display());
+    }
+}
+
+/// Where scripts/setup installs the tools the tests use (moto, Patroni's virtualenv).
+pub fn tools_dir() -> PathBuf {
+    if nix::unistd::geteuid().is_root() {
+        PathBuf::from("/var/cache/cabinet-db")
+    } else {
+        std::env::var_os("XDG_CACHE_HOME")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache"))
+            .join("cabinet-db")
+    }
+}

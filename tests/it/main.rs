@@ -11,6 +11,8 @@ mod audit;
 mod backup;
 /// `migrate baseline`, plain and from an Alembic-built database.
 mod baseline;
+/// `cluster render`: golden files, secrets, refusals, Patroni's and HAProxy's own checks.
+mod cluster;
 /// The database rejects bad rows whoever writes them.
 mod constraints;
 /// A TCP proxy that cuts the connection right after a COMMIT.

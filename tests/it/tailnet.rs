@@ -1,7 +1,7 @@
 //! `tailnet status` and `tailnet render` against a fake LocalAPI, and the rendered files
 //! against golden copies.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use cabinet_db::{
     roles::{RoleKind, Roles},
@@ -82,24 +82,9 @@ fn golden_input() -> RenderInput {
     }
 }
 
-fn golden_dir(case: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/tailnet-render").join(case)
-}
-
-/// Compares rendered files with `tests/golden/tailnet-render/<case>`; `UPDATE_GOLDEN=1`
-/// rewrites them (review the diff before committing).
+/// Compares rendered files with `tests/golden/tailnet-render/<case>`.
 fn assert_golden(case: &str, input: &RenderInput) {
-    let files = render(input).unwrap();
-    let dir = golden_dir(case);
-    if std::env::var_os("UPDATE_GOLDEN").is_some() {
-        let _ = std::fs::remove_dir_all(&dir);
-        cabinet_db::tailnet::render::write(&dir, &files).unwrap();
-    }
-    for file in &files {
-        let golden = std::fs::read_to_string(dir.join(&file.path))
-            .unwrap_or_else(|_| panic!("no golden {}; run with UPDATE_GOLDEN=1", file.path.display()));
-        assert_eq!(file.contents, golden, "{} differs from its golden copy", file.path.display());
-    }
+    crate::harness::assert_golden(&format!("tailnet-render/{case}"), &render(input).unwrap());
 }
 
 #[test]

@@ -30,15 +30,7 @@ fn moto_server() -> PathBuf {
     if let Some(path) = std::env::var_os("CABINET_MOTO_SERVER") {
         return PathBuf::from(path);
     }
-    let cache = if nix::unistd::geteuid().is_root() {
-        PathBuf::from("/var/cache/cabinet-db")
-    } else {
-        std::env::var_os("XDG_CACHE_HOME")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache"))
-            .join("cabinet-db")
-    };
-    let path = cache.join("moto/bin/moto_server");
+    let path = crate::harness::tools_dir().join("moto/bin/moto_server");
     assert!(
         path.is_file(),
         "no {}: run scripts/setup (it installs moto[server] for these tests)",
