@@ -28,6 +28,11 @@ pub enum DbError {
         "{target} runs PostgreSQL {version}, but cabinet-db needs 14 or newer; upgrade the server (e.g. apt-get install postgresql-16) and migrate the data with pg_upgrade"
     )]
     ServerTooOld { target: String, version: String },
+    #[error(
+        "{target} is a read-only standby{}: {what} must run against the leader (on a client host, HAProxy's leader port: 127.0.0.1:5432; `cabinet-db cluster status` names it). Nothing was changed",
+        .leader.as_ref().map(|l| format!(" following the leader at {l}")).unwrap_or_default()
+    )]
+    Standby { target: String, what: String, leader: Option<String> },
     #[error(transparent)]
     Query(#[from] sqlx::Error),
 }
@@ -165,6 +170,25 @@ async fn check_server_version(conn: &mut PgConnection, target: &str) -> Result<i
         return Err(DbError::ServerTooOld { target: target.to_owned(), version });
     }
     Ok(num)
+}
+
+/// Refuses a standby (a read-only member of a cluster) before `what` changes anything, naming
+/// the leader it streams from when this role may see it (`pg_stat_wal_receiver`).
+pub async fn refuse_standby(conn: &mut PgConnection, target: &str, what: &str) -> Result<(), DbError> {
+    let standby: bool = sqlx::query_scalar("SELECT pg_is_in_recovery()").fetch_one(&mut *conn).await?;
+    if !standby {
+        return Ok(());
+    }
+    let leader: Option<(Option<String>, Option<i32>)> =
+        sqlx::query_as("SELECT sender_host, sender_port FROM pg_stat_wal_receiver")
+            .fetch_optional(&mut *conn)
+            .await?;
+    let leader = match leader {
+        Some((Some(host), Some(port))) => Some(format!("{host}:{port}")),
+        Some((Some(host), None)) => Some(host),
+        _ => None,
+    };
+    Err(DbError::Standby { target: target.to_owned(), what: what.to_owned(), leader })
 }
 
 /// The longest identifier PostgreSQL keeps (NAMEDATALEN - 1 bytes).

@@ -23,6 +23,8 @@ pub mod db;
 pub mod dev;
 /// The change history: the actor of our writes, versions and changes read back.
 pub mod history;
+/// A minimal HTTP/1.1 client for tailscaled's LocalAPI and Patroni's REST API.
+pub mod http1;
 /// Private PostgreSQL clusters (`initdb`, `pg_ctl`): the development database, restored
 /// copies and the test harness run on them.
 pub mod local_cluster;

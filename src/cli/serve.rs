@@ -115,6 +115,8 @@ pub async fn run(args: Args, json: bool) -> anyhow::Result<Outcome> {
         _ => None,
     };
     let pool = db::pool(&url, "cabinet-db serve", args.pool_size).await?;
+    // In a cluster the panel writes through the leader (HAProxy's leader port), never a standby.
+    db::refuse_standby(&mut *pool.acquire().await?, &url.redacted(), "the admin panel").await?;
     let state = Arc::new(PanelState {
         pool,
         database_url: url,

@@ -2,6 +2,8 @@
 //! on three or more) configured by cabinet-db, not failed over by it. `render` writes each
 //! node's files and the client hosts' HAProxy; the engines do the rest.
 
+/// Patroni's REST API: members, roles, lag; switchover.
+pub mod patroni;
 /// The files `cluster render` writes.
 pub mod render;
 
@@ -22,6 +24,8 @@ pub enum ClusterError {
     Invalid { what: String, value: String, why: String },
     #[error("cannot write {}: {reason}", .path.display())]
     Write { path: PathBuf, reason: String },
+    #[error("Patroni's REST API at {address}: {reason}")]
+    Api { address: String, reason: String },
 }
 
 fn invalid(what: &str, value: impl ToString, why: impl Into<String>) -> ClusterError {

@@ -238,6 +238,9 @@ advertise-client-urls: http://{client}
 initial-cluster: {cluster}
 initial-cluster-state: new
 initial-cluster-token: cabinet-db-{scope}
+# Patroni speaks etcd's v3 API as JSON through this gateway. etcd's flags default it to on,
+# but in a configuration file an absent boolean is off (POST /v3/... then answers 404).
+enable-grpc-gateway: true
 ",
         name = member.name,
         peer = member.address(p.etcd_peer),
@@ -429,4 +432,20 @@ fn install_notes(spec: &ClusterSpec) -> String {
         "\nStart etcd on every member first, then Patroni on one node (it initialises the database and\ntakes the leader key), then on the others (they clone it and follow). Then, through HAProxy's\nleader port: `cabinet-db migrate up`, `cabinet-db roles apply`.\n",
     );
     out
+}
+
+/// The REST API's user and password from a `patroni.env` written by `write`.
+pub fn read_restapi_auth(path: &Path) -> Result<(String, String), ClusterError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ClusterError::Write { path: path.to_owned(), reason: format!("cannot read it: {e}") })?;
+    let value = |key: &str| {
+        text.lines().find_map(|l| l.strip_prefix(key)).map(str::to_owned).ok_or_else(|| {
+            ClusterError::Invalid {
+                what: "secrets file".into(),
+                value: path.display().to_string(),
+                why: format!("has no {key}… line (is it the patroni.env `cluster render` wrote?)"),
+            }
+        })
+    };
+    Ok((value("PATRONI_RESTAPI_USERNAME=")?, value("PATRONI_RESTAPI_PASSWORD=")?))
 }

@@ -21,6 +21,7 @@ pub async fn with_lock<T>(
     body: impl AsyncFnOnce(&mut PgConnection) -> Result<T, MigrateError>,
 ) -> Result<T, MigrateError> {
     let mut conn = db::connect(url, "cabinet-db migrate").await?;
+    db::refuse_standby(&mut conn, &url.redacted(), "migrations").await?;
     // If this process dies mid-migration, the server notices the closed socket within a
     // second even while a statement runs, rolls back, and frees the lock for the next run.
     sqlx::query("SELECT set_config('client_connection_check_interval', '1s', false)")

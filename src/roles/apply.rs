@@ -39,6 +39,7 @@ pub async fn apply(
     sources: &PasswordSources,
 ) -> Result<ApplyReport, RolesError> {
     let mut conn = db::connect(url, "cabinet-db roles").await?;
+    db::refuse_standby(&mut conn, &url.redacted(), "roles apply").await?;
     let mut tx = conn.begin().await?;
     sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(ROLES_LOCK_KEY).execute(&mut *tx).await?;
     let mut report = ApplyReport::default();

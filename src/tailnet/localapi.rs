@@ -10,7 +10,6 @@ use std::{
 };
 
 use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Where tailscaled listens on Linux (`/run/tailscale/…` is the same file under systemd).
 pub const DEFAULT_SOCKET: &str = "/var/run/tailscale/tailscaled.sock";
@@ -199,16 +198,14 @@ impl LocalApi {
             let head = format!(
                 "GET /localapi/v0/{endpoint} HTTP/1.1\r\nHost: {HOST_HEADER}\r\nUser-Agent: cabinet-db\r\nAccept: application/json\r\nConnection: close\r\n\r\n"
             );
-            let io = |source| LocalApiError::Connect { path: self.socket.clone(), source };
-            stream.write_all(head.as_bytes()).await.map_err(io)?;
-            let mut raw = Vec::new();
-            stream.read_to_end(&mut raw).await.map_err(io)?;
-            Ok::<_, LocalApiError>(raw)
+            crate::http1::exchange(&mut stream, &head, b"")
+                .await
+                .map_err(|source| LocalApiError::Connect { path: self.socket.clone(), source })
         };
         let raw = tokio::time::timeout(Duration::from_secs(REQUEST_TIMEOUT_SECS), request)
             .await
             .map_err(|_| LocalApiError::Timeout { endpoint: endpoint.to_owned() })??;
-        let (status, body) = parse_response(&raw)
+        let (status, body) = crate::http1::parse_response(&raw)
             .map_err(|reason| LocalApiError::Malformed { endpoint: endpoint.to_owned(), reason })?;
         if status != 200 {
             return Err(LocalApiError::Status {
@@ -221,57 +218,9 @@ impl LocalApi {
     }
 }
 
-/// An HTTP/1.1 response read to the end of the connection: status and (de-chunked) body.
-fn parse_response(raw: &[u8]) -> Result<(u16, String), String> {
-    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").ok_or("no end of headers")?;
-    let head = String::from_utf8_lossy(&raw[..split]);
-    let mut lines = head.split("\r\n");
-    let status_line = lines.next().ok_or("empty response")?;
-    let status: u16 = status_line
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| format!("bad status line {status_line:?}"))?;
-    let chunked = lines.any(|l| {
-        let lower = l.to_ascii_lowercase();
-        lower.starts_with("transfer-encoding:") && lower.contains("chunked")
-    });
-    let body = &raw[split + 4..];
-    let body = if chunked { dechunk(body)? } else { body.to_vec() };
-    Ok((status, String::from_utf8_lossy(&body).into_owned()))
-}
-
-fn dechunk(mut body: &[u8]) -> Result<Vec<u8>, String> {
-    let mut out = Vec::new();
-    loop {
-        let line_end = body.windows(2).position(|w| w == b"\r\n").ok_or("truncated chunk size")?;
-        let size_text = String::from_utf8_lossy(&body[..line_end]);
-        let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16)
-            .map_err(|_| format!("bad chunk size {size_text:?}"))?;
-        body = &body[line_end + 2..];
-        if size == 0 {
-            return Ok(out);
-        }
-        if body.len() < size {
-            return Err("truncated chunk".to_owned());
-        }
-        out.extend_from_slice(&body[..size]);
-        body = body.get(size + 2..).unwrap_or_default();
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn chunked_and_plain_responses_parse() {
-        let plain = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n{\"a\":1}";
-        assert_eq!(parse_response(plain).unwrap(), (200, "{\"a\":1}".to_owned()));
-        let chunked =
-            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\n{\"a\"\r\n3\r\n:1}\r\n0\r\n\r\n";
-        assert_eq!(parse_response(chunked).unwrap(), (200, "{\"a\":1}".to_owned()));
-    }
 
     #[test]
     fn unknown_and_missing_fields_are_tolerated() {

@@ -11,7 +11,7 @@ mod audit;
 mod backup;
 /// `migrate baseline`, plain and from an Alembic-built database.
 mod baseline;
-/// `cluster render`: golden files, secrets, refusals, Patroni's and HAProxy's own checks.
+/// High availability: rendered configuration checked by the engines, a live cluster failing over.
 mod cluster;
 /// The database rejects bad rows whoever writes them.
 mod constraints;

@@ -2,6 +2,10 @@
 
 /// `cluster render`.
 pub mod render;
+/// `cluster status`.
+pub mod status;
+/// `cluster switchover`.
+pub mod switchover;
 
 use clap::{Args, Subcommand};
 
@@ -17,10 +21,16 @@ pub struct ClusterArgs {
 pub enum ClusterCommand {
     /// Write each node's Patroni, etcd, systemd and nftables files and the client hosts' HAProxy.
     Render(render::Args),
+    /// Show the members as Patroni sees them, and what is wrong (exit 1 when degraded).
+    Status(status::Args),
+    /// Hand the leader role to a synchronous standby through Patroni.
+    Switchover(switchover::Args),
 }
 
 pub async fn run(args: ClusterArgs, json: bool) -> anyhow::Result<Outcome> {
     match args.command {
         ClusterCommand::Render(a) => render::run(a, json),
+        ClusterCommand::Status(a) => status::run(a, json).await,
+        ClusterCommand::Switchover(a) => switchover::run(a, json).await,
     }
 }

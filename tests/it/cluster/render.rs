@@ -9,6 +9,7 @@ use cabinet_db::{
     roles::Roles,
 };
 
+use super::{Cleanup, Killed};
 use crate::{
     harness::{assert_golden, binary, stderr},
     netns::{add_namespaces, sh},
@@ -280,7 +281,7 @@ fn patroni_and_haproxy_accept_the_rendered_files() {
     // One namespace holds the three members' addresses (Patroni's validator binds db1's and
     // reaches every etcd member).
     let [ns] = add_namespaces("the cluster render test", ["cr"]);
-    let _cleanup = Cleanup(ns.clone());
+    let _cleanup = Cleanup(vec![ns.clone()]);
     // (A veth pair: this kernel may lack the dummy device.)
     sh(&["ip", "-n", &ns, "link", "add", "tailscale0", "type", "veth", "peer", "name", "ts-peer"]);
     for ip in ["100.101.1.1", "100.101.1.2", "100.101.1.3"] {
@@ -352,21 +353,4 @@ fn patroni_and_haproxy_accept_the_rendered_files() {
         .output()
         .unwrap();
     assert!(validate.status.success(), "{}{}", String::from_utf8_lossy(&validate.stdout), stderr(&validate));
-}
-
-struct Killed(std::process::Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-struct Cleanup(String);
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).output();
-    }
 }

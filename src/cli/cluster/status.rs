@@ -1,0 +1,62 @@
+use clap::Args as ClapArgs;
+
+use crate::{
+    cli::{Outcome, output, output::outln},
+    cluster::patroni::{PatroniApi, first_answer},
+};
+
+/// Show the cluster as Patroni sees it: members, role, state, timeline, lag, and what is
+/// wrong (exit 1 when there is no leader, no streaming synchronous standby, a lagging or
+/// stopped member, or the cluster is paused).
+///
+/// Example:
+///   cabinet-db cluster status --member 100.64.0.1:8008 --member 100.64.0.2:8008
+#[derive(Debug, ClapArgs)]
+#[command(verbatim_doc_comment)]
+pub struct Args {
+    /// A member's REST API, HOST:PORT; repeatable: the first that answers is asked.
+    #[arg(long = "member", value_name = "HOST:PORT", required = true)]
+    pub members: Vec<String>,
+    /// A replica further behind than this (bytes) is a problem.
+    #[arg(long, default_value_t = 16 * 1024 * 1024)]
+    pub max_lag_bytes: u64,
+}
+
+pub async fn run(args: Args, json: bool) -> anyhow::Result<Outcome> {
+    let apis: Vec<PatroniApi> = args.members.iter().map(PatroniApi::new).collect();
+    let (asked, view) = first_answer(&apis).await?;
+    let problems = view.problems(args.max_lag_bytes);
+    if json {
+        output::print_json(&serde_json::json!({
+            "asked": asked.address, "members": view.members, "pause": view.pause, "problems": problems,
+        }))?;
+    } else {
+        let rows: Vec<Vec<String>> = view
+            .members
+            .iter()
+            .map(|m| {
+                vec![
+                    m.name.clone(),
+                    m.host.clone().unwrap_or_default(),
+                    m.role.clone(),
+                    m.state.clone(),
+                    m.timeline.map(|t| t.to_string()).unwrap_or_default(),
+                    match (&m.lag, m.is_leader()) {
+                        (_, true) => String::new(),
+                        (Some(lag), _) => lag.to_string().trim_matches('"').to_owned(),
+                        (None, _) => "?".to_owned(),
+                    },
+                ]
+            })
+            .collect();
+        output::print_table(&["member", "host", "role", "state", "timeline", "lag (bytes)"], &rows)?;
+        if problems.is_empty() {
+            outln!("\nhealthy: a leader, a streaming synchronous standby (asked {})", asked.address)?;
+        } else {
+            for p in &problems {
+                outln!("problem: {p}")?;
+            }
+        }
+    }
+    Ok(if problems.is_empty() { Outcome::Success } else { Outcome::CheckFailed })
+}

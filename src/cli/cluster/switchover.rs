@@ -1,0 +1,56 @@
+use std::path::PathBuf;
+
+use anyhow::bail;
+use clap::Args as ClapArgs;
+
+use crate::{
+    cli::{Outcome, output, output::outln},
+    cluster::{
+        patroni::{PatroniApi, first_answer},
+        render::read_restapi_auth,
+    },
+};
+
+/// Hand the leader role to another member now (maintenance on the leader's host), through
+/// Patroni: the candidate must be a streaming synchronous standby, so nothing is lost.
+///
+/// Example:
+///   cabinet-db cluster switchover --member 100.64.0.1:8008 --to db2 --secrets /etc/cabinet-db/cluster/patroni.env
+#[derive(Debug, ClapArgs)]
+#[command(verbatim_doc_comment)]
+pub struct Args {
+    /// A member's REST API, HOST:PORT; repeatable.
+    #[arg(long = "member", value_name = "HOST:PORT", required = true)]
+    pub members: Vec<String>,
+    /// The member to become the leader.
+    #[arg(long)]
+    pub to: String,
+    /// The cluster's patroni.env (for the REST API's password).
+    #[arg(long, default_value = "/etc/cabinet-db/cluster/patroni.env")]
+    pub secrets: PathBuf,
+}
+
+pub async fn run(args: Args, json: bool) -> anyhow::Result<Outcome> {
+    let auth = read_restapi_auth(&args.secrets)?;
+    let apis: Vec<PatroniApi> =
+        args.members.iter().map(|m| PatroniApi { address: m.clone(), auth: Some(auth.clone()) }).collect();
+    let (api, view) = first_answer(&apis).await?;
+    let Some(leader) = view.leader() else { bail!("the cluster has no leader to switch over from") };
+    if leader.name == args.to {
+        bail!("{} is the leader already", args.to);
+    }
+    if !view.streaming_sync_standbys().iter().any(|m| m.name == args.to) {
+        bail!(
+            "{} is not a streaming synchronous standby, so it may lack acknowledged commits; candidates: {}",
+            args.to,
+            view.streaming_sync_standbys().iter().map(|m| m.name.as_str()).collect::<Vec<_>>().join(", ")
+        );
+    }
+    let answer = api.switchover(&leader.name, &args.to).await?;
+    if json {
+        output::print_json(&serde_json::json!({ "from": leader.name, "to": args.to, "patroni": answer }))?;
+    } else {
+        outln!("switched over from {} to {}: {answer}", leader.name, args.to)?;
+    }
+    Ok(Outcome::Success)
+}
