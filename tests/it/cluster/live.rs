@@ -336,7 +336,7 @@ fn options(port: u16, role: &str, password: &str) -> PgConnectOptions {
 }
 
 #[tokio::test]
-async fn a_killed_leader_is_replaced_and_no_acknowledged_commit_is_lost() {
+async fn a_switchover_and_a_killed_leader_lose_no_acknowledged_commit_and_reads_go_on() {
     let mut live = Live::start().await;
     let view = live.view().await.unwrap();
     let leader = view.leader().unwrap().name.clone();
@@ -496,7 +496,7 @@ async fn a_killed_leader_is_replaced_and_no_acknowledged_commit_is_lost() {
         })
     };
 
-    // Writes flow; then the leader's Patroni and PostgreSQL die at once.
+    // Writes flow.
     let deadline = Instant::now() + Duration::from_secs(30);
     while acked.lock().unwrap().len() < 200 {
         assert!(
@@ -506,6 +506,46 @@ async fn a_killed_leader_is_replaced_and_no_acknowledged_commit_is_lost() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // A planned switchover to the standby, under the same load.
+    let switched = Instant::now();
+    let switch = live
+        .exec_in("client")
+        .arg(env!("CARGO_BIN_EXE_cabinet-db"))
+        .args([
+            "cluster",
+            "switchover",
+            "--member",
+            "100.101.2.1:8008",
+            "--member",
+            "100.101.2.2:8008",
+            "--to",
+            standby_host,
+            "--secrets",
+        ])
+        .arg(live.out.path().join("rendered").join(render::SECRETS_FILE))
+        .output()
+        .unwrap();
+    assert!(switch.status.success(), "{}{}", stdout(&switch), stderr(&switch));
+    live.wait_for("the switchover", Duration::from_secs(30), |v| {
+        v.leader().is_some_and(|l| l.name == standby_host && l.state == "running")
+    })
+    .await;
+    let switchover_time = switched.elapsed();
+    live.wait_for("the old leader to follow", Duration::from_secs(60), |v| {
+        !v.streaming_sync_standbys().is_empty()
+    })
+    .await;
+    let before = acked.lock().unwrap().len();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while acked.lock().unwrap().len() < before + 200 {
+        assert!(Instant::now() < deadline, "writes did not resume after the switchover");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    eprintln!("switchover: `cluster switchover` to a running new leader in {switchover_time:?}");
+    assert!(switchover_time <= Duration::from_secs(10), "switchover took {switchover_time:?}");
+    let (leader, leader_host) = (standby_host.to_owned(), standby_host);
+
+    // Then the leader's Patroni and PostgreSQL die at once.
     live.kill_node(leader_host);
     let killed = Instant::now();
     *killed_at.lock().unwrap() = Some(killed);
