@@ -93,3 +93,23 @@ pub fn print_table(headers: &[&str], rows: &[Vec<String>]) -> io::Result<()> {
     }
     out.flush()
 }
+
+/// What a render command wrote: the paths as JSON, or a line each and then `notes`.
+pub fn report_written(
+    out: &std::path::Path,
+    files: &[crate::tailnet::render::RenderedFile],
+    json: bool,
+    notes: &[String],
+) -> anyhow::Result<()> {
+    if json {
+        let paths: Vec<_> = files.iter().map(|f| out.join(&f.path)).collect();
+        return print_json(&paths);
+    }
+    for f in files {
+        outln!("wrote {}", out.join(&f.path).display())?;
+    }
+    for note in notes {
+        outln!("{note}")?;
+    }
+    Ok(())
+}

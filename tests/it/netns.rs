@@ -62,10 +62,7 @@ impl Namespaces {
         for (db_side, peer, peer_ns) in
             [("tailscale0", &ts_peer, &ns.tailnet), ("eth-out", &out_peer, &ns.outside)]
         {
-            sh(&[
-                "ip", "link", "add", db_side, "netns", &ns.db, "type", "veth", "peer", "name", peer, "netns",
-                peer_ns,
-            ]);
+            veth(&ns.db, db_side, peer_ns, peer);
         }
         for (name, dev, addr) in [
             (&ns.db, "tailscale0", format!("{DB_TAILNET_IP}/24")),
@@ -93,6 +90,11 @@ impl Drop for Namespaces {
 
 /// Network namespaces `cdb<pid>-<suffix>` with loopback up, after those of earlier runs that
 /// died are swept; fails loudly (never skips) without root or iproute2.
+/// A cable: a veth pair with one end (`dev_a`) in namespace `ns_a`, the other in `ns_b`.
+pub(crate) fn veth(ns_a: &str, dev_a: &str, ns_b: &str, dev_b: &str) {
+    sh(&["ip", "link", "add", dev_a, "netns", ns_a, "type", "veth", "peer", "name", dev_b, "netns", ns_b]);
+}
+
 pub(crate) fn add_namespaces<const N: usize>(test: &str, suffixes: [&str; N]) -> [String; N] {
     assert!(
         nix::unistd::geteuid().is_root(),

@@ -3,7 +3,7 @@ use std::path::PathBuf;
 use clap::Args as ClapArgs;
 
 use crate::{
-    cli::{Outcome, output, output::outln},
+    cli::{Outcome, output},
     cluster::{ClusterSpec, Member, Ports, Timing, render},
     roles::{DEFAULT_ROLE_PREFIX, Roles},
 };
@@ -92,18 +92,13 @@ pub fn run(args: Args, json: bool) -> anyhow::Result<Outcome> {
         roles: args.role_prefix,
     };
     let files = render::write(&args.out, &spec)?;
-    if json {
-        let paths: Vec<_> = files.iter().map(|f| args.out.join(&f.path)).collect();
-        output::print_json(&paths)?;
-    } else {
-        for f in &files {
-            outln!("wrote {}", args.out.join(&f.path).display())?;
-        }
-        outln!(
+    let notes = [
+        format!(
             "{} holds the cluster's passwords (0600, kept on reruns).",
             args.out.join(render::SECRETS_FILE).display()
-        )?;
-        outln!("{} explains where each file goes.", args.out.join("INSTALL.md").display())?;
-    }
+        ),
+        format!("{} explains where each file goes.", args.out.join("INSTALL.md").display()),
+    ];
+    output::report_written(&args.out, &files, json, &notes)?;
     Ok(Outcome::Success)
 }

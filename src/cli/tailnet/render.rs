@@ -1,4 +1,3 @@
-use crate::cli::output::outln;
 use std::{net::IpAddr, path::PathBuf};
 
 use anyhow::{Context, bail};
@@ -95,14 +94,7 @@ pub async fn run(args: Args, json: bool) -> anyhow::Result<Outcome> {
     };
     let files = render::render(&input)?;
     render::write(&args.out, &files)?;
-    if json {
-        let paths: Vec<_> = files.iter().map(|f| args.out.join(&f.path)).collect();
-        output::print_json(&paths)?;
-    } else {
-        for f in &files {
-            outln!("wrote {}", args.out.join(&f.path).display())?;
-        }
-        outln!("{} explains where each file goes.", args.out.join("INSTALL.md").display())?;
-    }
+    let install = format!("{} explains where each file goes.", args.out.join("INSTALL.md").display());
+    output::report_written(&args.out, &files, json, &[install])?;
     Ok(Outcome::Success)
 }

@@ -28,7 +28,7 @@ use sqlx::{ConnectOptions, Connection, postgres::PgConnectOptions};
 use super::{Cleanup, Killed};
 use crate::{
     harness::{stderr, stdout, tools_dir},
-    netns::{add_namespaces, in_netns, sh},
+    netns::{add_namespaces, in_netns, sh, veth},
 };
 
 const NODES: [(&str, &str); 2] = [("db1", "100.101.2.1"), ("db2", "100.101.2.2")];
@@ -104,21 +104,7 @@ impl Live {
             ("client", &nc, CLIENT_IP),
         ] {
             let port = format!("sw-{host}");
-            sh(&[
-                "ip",
-                "link",
-                "add",
-                "tailscale0",
-                "netns",
-                namespace,
-                "type",
-                "veth",
-                "peer",
-                "name",
-                &port,
-                "netns",
-                &switch,
-            ]);
+            veth(namespace, "tailscale0", &switch, &port);
             sh(&["ip", "-n", &switch, "link", "set", &port, "master", "br0"]);
             sh(&["ip", "-n", &switch, "link", "set", &port, "up"]);
             sh(&["ip", "-n", namespace, "addr", "add", &format!("{ip}/24"), "dev", "tailscale0"]);

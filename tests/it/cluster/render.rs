@@ -90,13 +90,14 @@ fn walk(dir: &std::path::Path) -> Vec<PathBuf> {
 
 #[test]
 fn unsafe_or_hostile_input_is_refused_before_anything_is_written() {
+    // A valid cluster, then one change each.
+    const VALID: [&str; 6] =
+        ["--node", "db1=100.101.1.1", "--node", "db2=100.101.1.2", "--witness", "w=100.101.1.3"];
+    let with =
+        |extra: &[&'static str]| VALID.iter().copied().chain(extra.iter().copied()).collect::<Vec<_>>();
     let cases: Vec<(&str, Vec<&str>, &str)> = vec![
         ("one node", vec!["--node", "db1=100.101.1.1"], "at least two database nodes"),
-        (
-            "an even etcd",
-            vec!["--node", "db1=100.101.1.1", "--node", "db2=100.101.1.2"],
-            "odd number of members",
-        ),
+        ("an even etcd", VALID[..4].to_vec(), "odd number of members"),
         (
             "a LAN address",
             vec!["--node", "db1=192.168.1.10", "--node", "db2=100.101.1.2", "--witness", "w=100.101.1.3"],
@@ -125,124 +126,18 @@ fn unsafe_or_hostile_input_is_refused_before_anything_is_written() {
             "DNS label",
         ),
         (
-            "a quote in the scope",
-            vec![
-                "--node",
-                "db1=100.101.1.1",
-                "--node",
-                "db2=100.101.1.2",
-                "--witness",
-                "w=100.101.1.3",
-                "--scope",
-                "a'b",
-            ],
-            "DNS label",
-        ),
-        (
-            "a short ttl",
-            vec![
-                "--node",
-                "db1=100.101.1.1",
-                "--node",
-                "db2=100.101.1.2",
-                "--witness",
-                "w=100.101.1.3",
-                "--ttl",
-                "10",
-            ],
-            "below 20",
-        ),
-        (
-            "slow renewals",
-            vec![
-                "--node",
-                "db1=100.101.1.1",
-                "--node",
-                "db2=100.101.1.2",
-                "--witness",
-                "w=100.101.1.3",
-                "--loop-wait",
-                "10",
-                "--retry-timeout",
-                "6",
-            ],
-            "loop_wait + 2",
-        ),
-        (
-            "a relative data dir",
-            vec![
-                "--node",
-                "db1=100.101.1.1",
-                "--node",
-                "db2=100.101.1.2",
-                "--witness",
-                "w=100.101.1.3",
-                "--data-dir",
-                "data",
-            ],
-            "absolute path",
-        ),
-        (
-            "a data dir with a newline",
-            vec![
-                "--node",
-                "db1=100.101.1.1",
-                "--node",
-                "db2=100.101.1.2",
-                "--witness",
-                "w=100.101.1.3",
-                "--data-dir",
-                "/var/lib/x\nbin_dir: /tmp",
-            ],
-            "absolute path",
-        ),
-        (
-            "a climbing data dir",
-            vec![
-                "--node",
-                "db1=100.101.1.1",
-                "--node",
-                "db2=100.101.1.2",
-                "--witness",
-                "w=100.101.1.3",
-                "--data-dir",
-                "/var/../etc",
-            ],
-            "no ..",
-        ),
-        (
-            "one port twice",
-            vec![
-                "--node",
-                "db1=100.101.1.1",
-                "--node",
-                "db2=100.101.1.2",
-                "--witness",
-                "w=100.101.1.3",
-                "--patroni-port",
-                "5432",
-            ],
-            "port of its own",
-        ),
-        (
-            "a hostile database",
-            vec![
-                "--node",
-                "db1=100.101.1.1",
-                "--node",
-                "db2=100.101.1.2",
-                "--witness",
-                "w=100.101.1.3",
-                "--database",
-                "cabinet all 0.0.0.0/0 trust",
-            ],
-            "--database",
-        ),
-        (
             "not NAME=IP",
             vec!["--node", "db1", "--node", "db2=100.101.1.2", "--witness", "w=100.101.1.3"],
             "NAME=TAILSCALE_IP",
         ),
+        ("a quote in the scope", with(&["--scope", "a'b"]), "DNS label"),
+        ("a short ttl", with(&["--ttl", "10"]), "below 20"),
+        ("slow renewals", with(&["--loop-wait", "10", "--retry-timeout", "6"]), "loop_wait + 2"),
+        ("a relative data dir", with(&["--data-dir", "data"]), "absolute path"),
+        ("a data dir with a newline", with(&["--data-dir", "/var/lib/x\nbin_dir: /tmp"]), "absolute path"),
+        ("a climbing data dir", with(&["--data-dir", "/var/../etc"]), "no .."),
+        ("one port twice", with(&["--patroni-port", "5432"]), "port of its own"),
+        ("a hostile database", with(&["--database", "cabinet all 0.0.0.0/0 trust"]), "--database"),
     ];
     for (what, args, says) in cases {
         let out = tempfile::tempdir().unwrap();

@@ -14,7 +14,7 @@ use super::{PanelProcess, Request, Response};
 use crate::{
     fake_localapi::FakeLocalApi,
     harness::{WithRoles, binary, stderr},
-    netns::{add_namespaces, forward_into, in_netns, sh},
+    netns::{add_namespaces, forward_into, in_netns, sh, veth},
 };
 
 const SERVER_IP: &str = "100.101.102.103";
@@ -77,21 +77,7 @@ async fn the_panel_lets_in_only_granted_people_and_only_same_origin_changes() {
     let [ns_server, ns_client] = add_namespaces("the panel security test", ["ps", "pc"]);
     let _cleanup = Cleanup(vec![ns_server.clone(), ns_client.clone()]);
     let client_link = format!("pc{}", std::process::id());
-    sh(&[
-        "ip",
-        "link",
-        "add",
-        "tailscale0",
-        "netns",
-        &ns_server,
-        "type",
-        "veth",
-        "peer",
-        "name",
-        &client_link,
-        "netns",
-        &ns_client,
-    ]);
+    veth(&ns_server, "tailscale0", &ns_client, &client_link);
     sh(&["ip", "-n", &ns_server, "addr", "add", &format!("{SERVER_IP}/24"), "dev", "tailscale0"]);
     sh(&["ip", "-n", &ns_server, "link", "set", "tailscale0", "up"]);
     let mut ips = HashMap::new();
