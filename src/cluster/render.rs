@@ -95,6 +95,9 @@ fn pg_hba(spec: &ClusterSpec) -> Vec<String> {
         "host all all 127.0.0.1/32 scram-sha-256".to_owned(),
         "host all all ::1/128 scram-sha-256".to_owned(),
     ];
+    // Patroni asks its own server for the timeline over a replication connection on loopback
+    // when a node returns (to decide whether to rewind it).
+    rules.push(format!("host replication {} 127.0.0.1/32 scram-sha-256", spec.replication_role()));
     for node in &spec.nodes {
         rules.push(format!(
             "host replication {} {}/{} scram-sha-256",

@@ -61,7 +61,11 @@ impl Drop for Live {
 fn kill_postmaster(data_dir: &Path, signal: nix::sys::signal::Signal) -> bool {
     let Ok(pid_file) = std::fs::read_to_string(data_dir.join("postmaster.pid")) else { return false };
     let Some(pid) = pid_file.lines().next().and_then(|l| l.trim().parse::<i32>().ok()) else { return false };
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal).is_ok()
+    let killed = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal).is_ok();
+    // Its children too, as when the host dies: a backend whose postmaster is gone may still
+    // finish the statement it is running.
+    let _ = Command::new("pkill").args([&format!("-{}", signal as i32), "-P", &pid.to_string()]).output();
+    killed
 }
 
 fn postgres_ids() -> (nix::unistd::Uid, nix::unistd::Gid) {
