@@ -13,6 +13,8 @@
 
 /// WAL archiving, the newest full backup, the newest drill.
 mod backups;
+/// The Patroni cluster's health, when one is configured.
+mod cluster;
 /// Migrations, drift, and tables that belong in other databases.
 mod contents;
 /// Client authentication: every pg_hba rule, and whether the file is the one in force.
@@ -146,6 +148,8 @@ pub struct AuditOptions {
     /// The admin panel's port (`serve --port`): whatever listens on it must listen on tailnet
     /// addresses only.
     pub panel_port: u16,
+    /// Patroni REST APIs (`HOST:PORT`) of a cluster's members; empty when this is no cluster.
+    pub cluster_members: Vec<String>,
 }
 
 /// Runs every check. An `Err` means the audit could not run at all.
@@ -161,6 +165,9 @@ pub async fn audit(
     let node_ips: Option<Vec<String>> = tailscale.as_ref().ok().map(|(status, _)| status.ips());
 
     checks.push(server::version(&mut conn).await?);
+    if !options.cluster_members.is_empty() {
+        checks.extend(cluster::checks(&options.cluster_members).await);
+    }
     checks.extend(contents::migrations(url, set).await?);
     checks.push(contents::drift(&mut conn).await?);
     checks.push(contents::foreign_objects(&mut conn).await?);
@@ -169,7 +176,7 @@ pub async fn audit(
     checks.extend(server::passwords(&mut conn).await?);
     checks.extend(roles::ours(&mut conn, &options.roles).await?);
     checks.extend(roles::password_files(&mut conn, &options.roles, options.secrets_dir.as_deref()).await?);
-    checks.push(roles::privileged_logins(&mut conn).await?);
+    checks.push(roles::privileged_logins(&mut conn, &options.roles).await?);
     checks.extend(privileges::tables(&mut conn, &options.roles).await?);
     checks.extend(privileges::beyond_tables(&mut conn, &options.roles).await?);
     checks.extend(privileges::public(&mut conn, &options.roles).await?);

@@ -169,8 +169,11 @@ async fn members_of_ours(conn: &mut PgConnection, roles: &Roles) -> Result<Check
 }
 
 /// Login roles other than the bootstrap superuser that are superuser, BYPASSRLS, REPLICATION
-/// or CREATEROLE, or members of a role that is.
-pub async fn privileged_logins(conn: &mut PgConnection) -> Result<Check, sqlx::Error> {
+/// or CREATEROLE, or members of a role that is. One exception: a Patroni cluster's replication
+/// role (`roles.replication()`) is REPLICATION and nothing else; pg_hba admits it only from
+/// the cluster's nodes.
+pub async fn privileged_logins(conn: &mut PgConnection, roles: &Roles) -> Result<Check, sqlx::Error> {
+    let replicator = roles.replication();
     let rows = sqlx::query(
         "SELECT r.rolname::text AS name,
                 array_remove(ARRAY[CASE WHEN r.rolsuper THEN 'SUPERUSER' END,
@@ -192,7 +195,8 @@ pub async fn privileged_logins(conn: &mut PgConnection) -> Result<Check, sqlx::E
         let name: String = row.try_get("name")?;
         let attributes: Vec<String> = row.try_get("attributes")?;
         let via: Vec<String> = row.try_get("via")?;
-        if !attributes.is_empty() {
+        let expected = name == replicator && attributes == ["REPLICATION"];
+        if !attributes.is_empty() && !expected {
             problems.push(format!("{name} can log in with {}", attributes.join(", ")));
         }
         if !via.is_empty() {

@@ -36,6 +36,16 @@ pub struct AuditArgs {
     /// The admin panel's port (`cabinet-db serve --port`).
     #[arg(long, default_value_t = crate::panel::listen::DEFAULT_PORT)]
     pub panel_port: u16,
+    /// A Patroni member's REST API (HOST:PORT; repeatable, or comma-separated in the
+    /// environment): adds the cluster checks (a leader, a streaming synchronous standby, lag,
+    /// stopped members, pause).
+    #[arg(
+        long = "cluster-member",
+        value_name = "HOST:PORT",
+        env = "CABINET_CLUSTER_MEMBERS",
+        value_delimiter = ','
+    )]
+    pub cluster_members: Vec<String>,
     #[command(flatten)]
     pub source: MigrationsDirArgs,
 }
@@ -50,6 +60,7 @@ pub async fn run(args: AuditArgs, json: bool) -> anyhow::Result<Outcome> {
         secrets_dir: args.secrets_dir,
         backup_config: args.backup_config,
         panel_port: args.panel_port,
+        cluster_members: args.cluster_members,
     };
     let url = args.connection.url()?;
     let checks = audit::audit(url, &set, &options).await?;

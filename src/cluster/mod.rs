@@ -18,7 +18,7 @@ use crate::{roles::Roles, tailnet::is_tailnet_address};
 /// Patroni refuses a leader key TTL below this.
 pub const MIN_TTL_SECS: u32 = 20;
 
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum ClusterError {
     #[error("{what} {value:?}: {why}; nothing was written")]
     Invalid { what: String, value: String, why: String },
@@ -132,15 +132,6 @@ impl ClusterSpec {
         self.nodes.iter().chain(self.witness.iter()).collect()
     }
 
-    /// The replication and rewind roles Patroni creates.
-    pub fn replication_role(&self) -> String {
-        format!("{}replicator", self.roles.prefix)
-    }
-
-    pub fn rewind_role(&self) -> String {
-        format!("{}rewind", self.roles.prefix)
-    }
-
     /// Refuses anything that would make a broken or unsafe cluster, or that must not reach a
     /// configuration file, before anything is written.
     pub fn check(&self) -> Result<(), ClusterError> {
@@ -148,10 +139,6 @@ impl ClusterSpec {
         crate::db::check_identifier("--database", &self.database)
             .map_err(|why| invalid("--database", &self.database, why))?;
         self.roles.check().map_err(|why| invalid("--role-prefix", &self.roles.prefix, why))?;
-        for role in [self.replication_role(), self.rewind_role()] {
-            crate::db::check_identifier("role name", &role)
-                .map_err(|why| invalid("--role-prefix", &self.roles.prefix, why))?;
-        }
         if self.nodes.len() < 2 {
             return Err(invalid(
                 "--node",

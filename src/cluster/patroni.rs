@@ -7,6 +7,10 @@ use serde::{Deserialize, Serialize};
 
 use super::ClusterError;
 
+/// A replica further behind than this is a problem (`cluster status`, `audit`): 16 MiB is one
+/// WAL segment; on a tailnet a healthy standby is kilobytes behind.
+pub const DEFAULT_MAX_LAG_BYTES: u64 = 16 * 1024 * 1024;
+
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// One member of `GET /cluster`. Patroni's names: role `leader`, `sync_standby`, `replica`
@@ -49,45 +53,87 @@ impl ClusterView {
         self.members.iter().find(|m| m.is_leader())
     }
 
+    /// The leader and the timeline it runs on, in words.
+    fn claim(&self) -> String {
+        match self.leader() {
+            Some(l) => format!(
+                "leader {} on timeline {}",
+                l.name,
+                l.timeline.map(|t| t.to_string()).unwrap_or("?".into())
+            ),
+            None => "there is no leader".to_owned(),
+        }
+    }
+
+    /// Orders views by how new they are: a running leader's timeline, then any timeline.
+    fn recency(&self) -> (Option<u64>, Option<u64>) {
+        (self.leader().and_then(|l| l.timeline), self.members.iter().filter_map(|m| m.timeline).max())
+    }
+
     /// Members that confirm every commit before it is acknowledged, and stream right now.
     pub fn streaming_sync_standbys(&self) -> Vec<&MemberView> {
         self.members.iter().filter(|m| m.role == "sync_standby" && m.state == "streaming").collect()
     }
 
-    /// What is wrong, in words; empty when a leader runs, a synchronous standby streams, and
-    /// nothing is paused.
-    pub fn problems(&self, max_lag_bytes: u64) -> Vec<String> {
-        let mut problems = Vec::new();
+    /// What is wrong, aspect by aspect; nothing when a leader runs, a synchronous standby
+    /// streams, no replica lags or is stopped, and nothing is paused. (`Survey::health` adds
+    /// whether the members agree.)
+    pub fn health(&self, max_lag_bytes: u64) -> Vec<(Aspect, Vec<String>)> {
+        let mut leader = Vec::new();
         match self.leader() {
-            None => problems.push("no leader: nothing accepts writes".to_owned()),
-            Some(leader) if leader.state != "running" => {
-                problems.push(format!("the leader {} is {}, not running", leader.name, leader.state))
+            None => leader.push("no leader: nothing accepts writes".to_owned()),
+            Some(l) if l.state != "running" => {
+                leader.push(format!("the leader {} is {}, not running", l.name, l.state))
             }
             Some(_) => {}
         }
+        let mut sync = Vec::new();
         if self.streaming_sync_standbys().is_empty() {
-            problems.push(
+            sync.push(
                 "no synchronous standby is streaming: a failover now could lose acknowledged commits, or find no candidate"
                     .to_owned(),
             );
         }
-        for member in &self.members {
-            if !member.is_leader() && member.lag_bytes().is_some_and(|lag| lag > max_lag_bytes) {
-                problems.push(format!(
-                    "{} is {} bytes behind the leader",
-                    member.name,
-                    member.lag_bytes().unwrap_or(0)
-                ));
-            }
-            if !member.is_leader() && !["streaming", "running"].contains(&member.state.as_str()) {
-                problems.push(format!("{} is {}", member.name, member.state));
-            }
-        }
-        if self.pause {
-            problems.push("the cluster is paused: Patroni will not fail over (patronictl resume)".to_owned());
-        }
-        problems
+        let replicas = || self.members.iter().filter(|m| !m.is_leader());
+        let lag = replicas()
+            .filter_map(|m| Some((m, m.lag_bytes()?)))
+            .filter(|(_, lag)| *lag > max_lag_bytes)
+            .map(|(m, lag)| format!("{} is {lag} bytes behind the leader", m.name))
+            .collect();
+        let stopped = replicas()
+            .filter(|m| !["streaming", "running"].contains(&m.state.as_str()))
+            .map(|m| format!("{} is {}", m.name, m.state))
+            .collect();
+        let pause = if self.pause {
+            vec!["the cluster is paused: Patroni will not fail over (patronictl resume)".to_owned()]
+        } else {
+            vec![]
+        };
+        vec![
+            (Aspect::Leader, leader),
+            (Aspect::SyncStandby, sync),
+            (Aspect::Lag, lag),
+            (Aspect::Members, stopped),
+            (Aspect::Pause, pause),
+        ]
     }
+}
+
+/// What `ClusterView::health` judges.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Aspect {
+    /// A leader exists and runs.
+    Leader,
+    /// A synchronous standby streams (zero-loss failover is possible).
+    SyncStandby,
+    /// No replica is further behind than the bound.
+    Lag,
+    /// No replica is stopped, starting or crashed.
+    Members,
+    /// Patroni is not paused (maintenance mode disables failover).
+    Pause,
+    /// Every member asked answers and names the same leader and timeline (`Survey` only).
+    Agreement,
 }
 
 /// The REST API of one member, `host:port`.
@@ -172,16 +218,75 @@ impl PatroniApi {
     }
 }
 
-/// The first of `members` whose API answers, with its view of the cluster.
-pub async fn first_answer(members: &[PatroniApi]) -> Result<(PatroniApi, ClusterView), ClusterError> {
-    let mut reasons = Vec::new();
-    for api in members {
-        match api.cluster().await {
-            Ok(view) => return Ok((api.clone(), view)),
-            Err(e) => reasons.push(e.to_string()),
-        }
+/// Every member's view of the cluster. A member cut off from etcd keeps answering `/cluster`
+/// from its last view (seen here: a former leader, just reconnected, still named itself leader
+/// on the old timeline), so one member's word is not enough.
+#[derive(Debug, Clone)]
+pub struct Survey {
+    /// The newest view: the highest timeline a leader runs on (a view with a leader first).
+    pub view: ClusterView,
+    /// The member whose view that is (changing requests go to it).
+    pub asked: PatroniApi,
+    /// Members whose API did not answer, and why.
+    pub unreachable: Vec<(String, String)>,
+    /// Members that name another leader or timeline than the newest view: (address, what it says).
+    pub disagreeing: Vec<(String, String)>,
+}
+
+impl Survey {
+    /// `ClusterView::health`, plus whether every member answers and agrees.
+    pub fn health(&self, max_lag_bytes: u64) -> Vec<(Aspect, Vec<String>)> {
+        let mut health = self.view.health(max_lag_bytes);
+        let mut agreement: Vec<String> = self
+            .unreachable
+            .iter()
+            .map(|(address, why)| format!("{address} did not answer: {why}"))
+            .collect();
+        agreement.extend(self.disagreeing.iter().map(|(address, says)| {
+            format!("{address} says {says}: a member cut off from etcd shows its last view")
+        }));
+        health.push((Aspect::Agreement, agreement));
+        health
     }
-    Err(ClusterError::Api { address: "every member".into(), reason: reasons.join("; ") })
+
+    pub fn problems(&self, max_lag_bytes: u64) -> Vec<String> {
+        self.health(max_lag_bytes).into_iter().flat_map(|(_, problems)| problems).collect()
+    }
+}
+
+/// Asks every member (at once) for its view; `Err` only when none answers.
+pub async fn survey(members: &[PatroniApi]) -> Result<Survey, ClusterError> {
+    let answers = futures_util::future::join_all(
+        members.iter().map(|api| async move { (api.clone(), api.cluster().await) }),
+    )
+    .await;
+    Survey::from_answers(answers)
+}
+
+impl Survey {
+    /// Judges the members' answers: the newest view wins, the others must agree with it.
+    pub fn from_answers(
+        answers: Vec<(PatroniApi, Result<ClusterView, ClusterError>)>,
+    ) -> Result<Survey, ClusterError> {
+        let mut unreachable = Vec::new();
+        let mut views = Vec::new();
+        for (api, answer) in answers {
+            match answer {
+                Ok(view) => views.push((api, view)),
+                Err(e) => unreachable.push((api.address.clone(), e.to_string())),
+            }
+        }
+        let Some((asked, view)) = views.iter().max_by_key(|(_, v)| v.recency()).cloned() else {
+            let reasons: Vec<String> = unreachable.into_iter().map(|(_, why)| why).collect();
+            return Err(ClusterError::Api { address: "every member".into(), reason: reasons.join("; ") });
+        };
+        let disagreeing = views
+            .iter()
+            .filter(|(_, v)| v.claim() != view.claim())
+            .map(|(api, v)| (api.address.clone(), v.claim()))
+            .collect();
+        Ok(Survey { view, asked, unreachable, disagreeing })
+    }
 }
 
 #[cfg(test)]
@@ -197,14 +302,44 @@ mod tests {
         )
         .unwrap();
         assert_eq!(view.leader().unwrap().name, "db1");
-        assert!(view.problems(1 << 20).is_empty(), "{:?}", view.problems(1 << 20));
+        let problems =
+            |v: &ClusterView| v.health(1 << 20).into_iter().flat_map(|(_, p)| p).collect::<Vec<_>>();
+        assert!(problems(&view).is_empty(), "{:?}", problems(&view));
         let degraded: ClusterView = serde_json::from_str(
             r#"{"members":[{"name":"db2","role":"replica","state":"stopped","lag":"unknown"}],"pause":true}"#,
         )
         .unwrap();
-        let problems = degraded.problems(1 << 20).join("\n");
+        let problems = problems(&degraded).join("\n");
         for expected in ["no leader", "no synchronous standby", "db2 is stopped", "paused"] {
             assert!(problems.contains(expected), "{problems}");
         }
+    }
+
+    #[test]
+    fn a_member_cut_off_from_etcd_is_outvoted_by_the_newest_view_and_named() {
+        let view = |leader: &str, other: &str, timeline: u64| -> ClusterView {
+            serde_json::from_str(&format!(
+                r#"{{"members":[{{"name":"{leader}","role":"leader","state":"running","timeline":{timeline}}},
+                               {{"name":"{other}","role":"sync_standby","state":"streaming","timeline":{timeline},"lag":0}}]}}"#
+            ))
+            .unwrap()
+        };
+        // db1 was the leader on timeline 3, was cut off, and still says so; db2 took over (4).
+        let stale = (PatroniApi::new("100.64.0.1:8008"), Ok(view("db1", "db2", 3)));
+        let fresh = (PatroniApi::new("100.64.0.2:8008"), Ok(view("db2", "db1", 4)));
+        for answers in [vec![stale.clone(), fresh.clone()], vec![fresh.clone(), stale.clone()]] {
+            let survey = Survey::from_answers(answers).unwrap();
+            assert_eq!(survey.view.leader().unwrap().name, "db2");
+            assert_eq!(survey.asked.address, "100.64.0.2:8008");
+            let problems = survey.problems(1 << 20).join("\n");
+            assert!(problems.contains("100.64.0.1:8008 says leader db1 on timeline 3"), "{problems}");
+        }
+        let down = (
+            PatroniApi::new("100.64.0.1:8008"),
+            Err(ClusterError::Api { address: "100.64.0.1:8008".into(), reason: "cannot reach it".into() }),
+        );
+        let survey = Survey::from_answers(vec![down.clone(), fresh]).unwrap();
+        assert!(survey.problems(1 << 20).join("\n").contains("100.64.0.1:8008 did not answer"));
+        assert!(Survey::from_answers(vec![down]).is_err());
     }
 }

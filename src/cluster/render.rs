@@ -67,9 +67,9 @@ PATRONI_RESTAPI_USERNAME=cabinet-db
 PATRONI_RESTAPI_PASSWORD={}
 ",
         password(),
-        spec.replication_role(),
+        spec.roles.replication(),
         password(),
-        spec.rewind_role(),
+        spec.roles.rewind(),
         password(),
         password(),
         scope = spec.scope,
@@ -97,11 +97,11 @@ fn pg_hba(spec: &ClusterSpec) -> Vec<String> {
     ];
     // Patroni asks its own server for the timeline over a replication connection on loopback
     // when a node returns (to decide whether to rewind it).
-    rules.push(format!("host replication {} 127.0.0.1/32 scram-sha-256", spec.replication_role()));
+    rules.push(format!("host replication {} 127.0.0.1/32 scram-sha-256", spec.roles.replication()));
     for node in &spec.nodes {
         rules.push(format!(
             "host replication {} {}/{} scram-sha-256",
-            spec.replication_role(),
+            spec.roles.replication(),
             node.ip,
             bits(&node.ip)
         ));
@@ -110,7 +110,7 @@ fn pg_hba(spec: &ClusterSpec) -> Vec<String> {
         // pg_rewind reads the new leader through database postgres.
         rules.push(format!(
             "host postgres {} {}/{} scram-sha-256",
-            spec.rewind_role(),
+            spec.roles.rewind(),
             node.ip,
             bits(&node.ip)
         ));
@@ -205,8 +205,8 @@ postgresql:
         pg = node.address(p.postgres),
         data_dir = spec.data_dir.display(),
         bin_dir = spec.bin_dir.display(),
-        replicator = spec.replication_role(),
-        rewinder = spec.rewind_role(),
+        replicator = spec.roles.replication(),
+        rewinder = spec.roles.rewind(),
     );
     for rule in pg_hba(spec) {
         let _ = writeln!(out, "    - {rule}");
@@ -358,7 +358,11 @@ fn haproxy_cfg(spec: &ClusterSpec) -> String {
         "# Install as /etc/haproxy/haproxy.cfg (or include it) on each client host; point clients at
 # 127.0.0.1: port {leader} for writers (migrations, roles, the admin panel) reaches only the
 # leader; port {any} for n8n reaches any healthy member, so reads go on during a failover.
-# Health comes from each member's Patroni REST API (port {api}).
+# Health comes from each member's Patroni REST API (port {api}). A member whose API stops
+# answering (a crash, a cut link) is marked down after two failed checks, the second 250 ms
+# after the first, and its sessions are cut so clients reconnect to a healthy member. After
+# HAProxy (re)starts, every server counts as up until its first checks fail: for about two
+# seconds a writer may reach a standby (its writes fail read-only; nothing is written there).
 global
     maxconn 500
 
@@ -367,13 +371,13 @@ defaults
     timeout connect 4s
     timeout client 30m
     timeout server 30m
-    timeout check 2s
+    timeout check 1s
 
 listen cabinet_leader
     bind 127.0.0.1:{leader}
     option httpchk GET /primary
     http-check expect status 200
-    default-server inter 1s fall 2 rise 1 on-marked-down shutdown-sessions
+    default-server inter 1s fastinter 250ms fall 2 rise 1 on-marked-down shutdown-sessions
 ",
         leader = p.leader_frontend,
         any = p.any_frontend,
@@ -391,7 +395,7 @@ listen cabinet_any
     balance leastconn
     option httpchk GET /read-only
     http-check expect status 200
-    default-server inter 1s fall 2 rise 1 on-marked-down shutdown-sessions
+    default-server inter 1s fastinter 250ms fall 2 rise 1 on-marked-down shutdown-sessions
 ",
         any = p.any_frontend
     );

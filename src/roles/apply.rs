@@ -30,6 +30,9 @@ pub struct ApplyReport {
     /// What this run took away that the model does not give: memberships, role settings,
     /// PUBLIC's large-object functions and system-database access.
     pub removed: Vec<String>,
+    /// What this run gave that PostgreSQL's defaults did not need from us: the rewind role's
+    /// CONNECT on `postgres` in a Patroni cluster.
+    pub granted: Vec<String>,
 }
 
 /// Creates or corrects the roles and every grant, in one transaction; idempotent.
@@ -129,7 +132,7 @@ async fn apply_in(
     ] {
         execute(conn, &sql).await?;
     }
-    close_public_doors(conn, report).await?;
+    close_public_doors(conn, roles, report).await?;
 
     for table in governed_tables() {
         let exists: bool = sqlx::query_scalar("SELECT to_regclass($1) IS NOT NULL")
@@ -244,7 +247,11 @@ async fn set_exactly_the_model_settings(
 /// What PostgreSQL grants PUBLIC by default and this database needs from nobody: the
 /// large-object functions (any role could fill `pg_largeobject`), and CONNECT / TEMPORARY on
 /// the databases PostgreSQL itself creates.
-async fn close_public_doors(conn: &mut PgConnection, report: &mut ApplyReport) -> Result<(), RolesError> {
+async fn close_public_doors(
+    conn: &mut PgConnection,
+    roles: &Roles,
+    report: &mut ApplyReport,
+) -> Result<(), RolesError> {
     let functions: Vec<String> = sqlx::query_scalar(
         "SELECT p.oid::regprocedure::text FROM pg_proc p
           WHERE p.pronamespace = 'pg_catalog'::regnamespace
@@ -277,6 +284,29 @@ async fn close_public_doors(conn: &mut PgConnection, report: &mut ApplyReport) -
             .await?;
             report.removed.push(format!("PUBLIC's CONNECT and TEMPORARY on database {database}"));
         }
+    }
+    keep_the_rewind_door(conn, roles, report).await
+}
+
+/// In a Patroni cluster, a former leader rejoins by pg_rewind, which connects to database
+/// `postgres` as the rewind role: closing PUBLIC's door there must not lock it out (the
+/// rejoin would fail with "permission denied for database postgres").
+async fn keep_the_rewind_door(
+    conn: &mut PgConnection,
+    roles: &Roles,
+    report: &mut ApplyReport,
+) -> Result<(), RolesError> {
+    let rewind = roles.rewind();
+    let locked_out: Option<bool> = sqlx::query_scalar(
+        "SELECT NOT has_database_privilege(r.oid, d.oid, 'CONNECT')
+           FROM pg_roles r, pg_database d WHERE r.rolname = $1 AND d.datname = 'postgres'",
+    )
+    .bind(&rewind)
+    .fetch_optional(&mut *conn)
+    .await?;
+    if locked_out == Some(true) {
+        execute(conn, &format!("GRANT CONNECT ON DATABASE postgres TO {}", quote_ident(&rewind))).await?;
+        report.granted.push(format!("CONNECT on database postgres to {rewind} (pg_rewind)"));
     }
     Ok(())
 }

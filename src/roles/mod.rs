@@ -12,6 +12,10 @@
 //! cannot connect to the database, cannot use large objects in it, and cannot connect to the
 //! `postgres` and `template1` databases. The prefix exists so tests, which share one
 //! cluster, can have roles of their own.
+//!
+//! In a Patroni cluster two more roles exist, created by Patroni from `cluster render`'s
+//! names: `<prefix>replicator` (REPLICATION, for the standbys) and `<prefix>rewind` (which
+//! keeps CONNECT on `postgres`, where pg_rewind reads a new leader's files).
 
 /// `roles apply` and `roles rotate`.
 pub mod apply;
@@ -158,7 +162,7 @@ impl Roles {
         if self.prefix.starts_with("pg_") {
             return Err(format!("role prefix {:?} starts with pg_, which PostgreSQL reserves", self.prefix));
         }
-        for name in self.all_names() {
+        for name in self.all_names().into_iter().chain([self.replication(), self.rewind()]) {
             crate::db::check_identifier("role name", &name)
                 .map_err(|e| format!("role prefix {:?} makes a bad {e}", self.prefix))?;
         }
@@ -171,6 +175,18 @@ impl Roles {
 
     pub fn kind_of(&self, name: &str) -> Option<RoleKind> {
         RoleKind::ALL.into_iter().find(|k| self.name(*k) == name)
+    }
+
+    /// The replication role of a Patroni cluster (`cluster render` names it, Patroni creates
+    /// it): REPLICATION, reached only from the cluster's nodes (pg_hba).
+    pub fn replication(&self) -> String {
+        format!("{}replicator", self.prefix)
+    }
+
+    /// The role Patroni's pg_rewind connects as (to database `postgres`) when a former leader
+    /// rejoins; Patroni creates it with EXECUTE on the file functions pg_rewind reads through.
+    pub fn rewind(&self) -> String {
+        format!("{}rewind", self.prefix)
     }
 
     /// All three names.

@@ -296,6 +296,7 @@ fn only_the_tailnet_reaches_postgresql_and_only_as_its_role() {
             secrets_dir: None,
             backup_config: std::path::PathBuf::from("/nonexistent/pgbackrest.conf"),
             panel_port: 8432,
+            cluster_members: vec![],
         };
         audit::audit(&url, &MigrationSet::embedded().unwrap(), &options).await.unwrap()
     });

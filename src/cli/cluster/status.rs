@@ -2,33 +2,36 @@ use clap::Args as ClapArgs;
 
 use crate::{
     cli::{Outcome, output, output::outln},
-    cluster::patroni::{PatroniApi, first_answer},
+    cluster::patroni::{PatroniApi, survey},
 };
 
 /// Show the cluster as Patroni sees it: members, role, state, timeline, lag, and what is
 /// wrong (exit 1 when there is no leader, no streaming synchronous standby, a lagging or
-/// stopped member, or the cluster is paused).
+/// stopped member, a member that does not answer or names another leader, or the cluster is
+/// paused).
 ///
 /// Example:
 ///   cabinet-db cluster status --member 100.64.0.1:8008 --member 100.64.0.2:8008
 #[derive(Debug, ClapArgs)]
 #[command(verbatim_doc_comment)]
 pub struct Args {
-    /// A member's REST API, HOST:PORT; repeatable: the first that answers is asked.
+    /// A member's REST API, HOST:PORT; repeatable: every member is asked, the newest view is
+    /// shown.
     #[arg(long = "member", value_name = "HOST:PORT", required = true)]
     pub members: Vec<String>,
     /// A replica further behind than this (bytes) is a problem.
-    #[arg(long, default_value_t = 16 * 1024 * 1024)]
+    #[arg(long, default_value_t = crate::cluster::patroni::DEFAULT_MAX_LAG_BYTES)]
     pub max_lag_bytes: u64,
 }
 
 pub async fn run(args: Args, json: bool) -> anyhow::Result<Outcome> {
     let apis: Vec<PatroniApi> = args.members.iter().map(PatroniApi::new).collect();
-    let (asked, view) = first_answer(&apis).await?;
-    let problems = view.problems(args.max_lag_bytes);
+    let survey = survey(&apis).await?;
+    let problems = survey.problems(args.max_lag_bytes);
+    let view = &survey.view;
     if json {
         output::print_json(&serde_json::json!({
-            "asked": asked.address, "members": view.members, "pause": view.pause, "problems": problems,
+            "asked": survey.asked.address, "members": view.members, "pause": view.pause, "problems": problems,
         }))?;
     } else {
         let rows: Vec<Vec<String>> = view
@@ -51,7 +54,7 @@ pub async fn run(args: Args, json: bool) -> anyhow::Result<Outcome> {
             .collect();
         output::print_table(&["member", "host", "role", "state", "timeline", "lag (bytes)"], &rows)?;
         if problems.is_empty() {
-            outln!("\nhealthy: a leader, a streaming synchronous standby (asked {})", asked.address)?;
+            outln!("\nhealthy: a leader, a streaming synchronous standby; every member agrees")?;
         } else {
             for p in &problems {
                 outln!("problem: {p}")?;

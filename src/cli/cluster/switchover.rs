@@ -6,7 +6,7 @@ use clap::Args as ClapArgs;
 use crate::{
     cli::{Outcome, output, output::outln},
     cluster::{
-        patroni::{PatroniApi, first_answer},
+        patroni::{PatroniApi, survey},
         render::read_restapi_auth,
     },
 };
@@ -34,7 +34,14 @@ pub async fn run(args: Args, json: bool) -> anyhow::Result<Outcome> {
     let auth = read_restapi_auth(&args.secrets)?;
     let apis: Vec<PatroniApi> =
         args.members.iter().map(|m| PatroniApi { address: m.clone(), auth: Some(auth.clone()) }).collect();
-    let (api, view) = first_answer(&apis).await?;
+    let survey = survey(&apis).await?;
+    if let Some((address, says)) = survey.disagreeing.first() {
+        bail!(
+            "the members disagree ({address} says {says}): a member cut off from etcd shows its last view; \
+             restore the network and check `cabinet-db cluster status` first"
+        );
+    }
+    let (api, view) = (&survey.asked, &survey.view);
     let Some(leader) = view.leader() else { bail!("the cluster has no leader to switch over from") };
     if leader.name == args.to {
         bail!("{} is the leader already", args.to);

@@ -29,6 +29,9 @@ pub async fn run(args: Args, json: bool) -> anyhow::Result<Outcome> {
     for removed in &report.removed {
         outln!("removed {removed}")?;
     }
+    for granted in &report.granted {
+        outln!("granted {granted}")?;
+    }
     for path in &report.password_files {
         outln!("wrote a generated password to {} (0600)", path.display())?;
     }

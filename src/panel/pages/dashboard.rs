@@ -100,6 +100,7 @@ pub async fn audit(
         secrets_dir: None,
         backup_config: panel.backup_config.clone(),
         panel_port: panel.panel_port,
+        cluster_members: vec![],
     };
     let result = match MigrationSet::embedded() {
         Ok(set) => audit::audit(&panel.database_url, &set, &options)

@@ -1,8 +1,12 @@
 //! High availability: `cluster render` checked by the engines themselves, and a live Patroni
 //! cluster in network namespaces failing over under load.
 
+/// The live cluster through a switchover, a killed leader, its return and a cut link.
+mod failover;
 /// A live cluster: two PostgreSQL + Patroni nodes, three etcd members, HAProxy on a client.
 mod live;
+/// A writer and a reader through HAProxy, counting what was acknowledged.
+mod load;
 /// `cluster render`: golden files, secrets, refusals, Patroni's, etcd's, HAProxy's and nft's checks.
 mod render;
 

@@ -304,6 +304,7 @@ fn audit_options(panel_port: u16) -> cabinet_db::audit::AuditOptions {
         secrets_dir: None,
         backup_config: "/nonexistent/pgbackrest.conf".into(),
         panel_port,
+        cluster_members: vec![],
     }
 }
 

@@ -1,0 +1,229 @@
+//! The live cluster through its faults, under a writer and an n8n-like reader on the client
+//! host: a planned switchover, `kill -9` of the leader, the killed node's return (pg_rewind),
+//! and a leader cut off the network (it must stop taking writes before another node takes
+//! over: no split brain), each losing no acknowledged commit.
+
+use std::time::{Duration, Instant};
+
+use sqlx::{ConnectOptions, Connection};
+
+use super::{
+    live::{Live, Passwords},
+    load::{ANY_MEMBER_PORT, LEADER_PORT, Load, assert_nothing_acknowledged_lost, options, present},
+};
+use crate::{
+    harness::{stderr, stdout},
+    netns::in_netns,
+};
+
+/// Patroni's leader key lifetime (`Timing::default()`): the bound for a failover.
+const TTL: Duration = Duration::from_secs(20);
+
+fn load(live: &Live, prefix: &str, passwords: &Passwords) -> Load {
+    Load::start(
+        &live.ns["client"],
+        prefix,
+        options(LEADER_PORT, "cabinet_admin", &passwords.admin),
+        Some(options(ANY_MEMBER_PORT, "cabinet_n8n", &passwords.n8n)),
+    )
+}
+
+/// The rows `<prefix><n>` on the leader, read through HAProxy.
+async fn on_leader(live: &Live, passwords: &Passwords, prefix: &str) -> std::collections::BTreeSet<u64> {
+    let (admin, prefix) = (passwords.admin.clone(), prefix.to_owned());
+    in_netns(&live.ns["client"], async move || {
+        present(&options(LEADER_PORT, "cabinet_admin", &admin), &prefix).await
+    })
+}
+
+/// `cluster status` from the client host: its exit code and JSON.
+fn status(live: &Live) -> (Option<i32>, serde_json::Value) {
+    let mut args = vec!["--json".to_owned(), "cluster".into(), "status".into()];
+    args.extend(Live::member_args());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let run = live.cabinet("client", &args, &[]);
+    let json = serde_json::from_str(&stdout(&run))
+        .unwrap_or_else(|e| panic!("{e}: {}{}", stdout(&run), stderr(&run)));
+    (run.status.code(), json)
+}
+
+/// `audit`'s cluster checks, run from the client host through HAProxy: id → verdict.
+fn cluster_checks(live: &Live, passwords: &Passwords) -> Vec<(String, String)> {
+    let url = format!("postgres://cabinet_admin:{}@127.0.0.1:{LEADER_PORT}/cabinet", passwords.admin);
+    let run = live.cabinet(
+        "client",
+        &["--json", "audit", "--cluster-member", "100.101.2.1:8008,100.101.2.2:8008"],
+        &[("DATABASE_URL", &url)],
+    );
+    let json: serde_json::Value = serde_json::from_str(&stdout(&run))
+        .unwrap_or_else(|e| panic!("{e}: {}{}", stdout(&run), stderr(&run)));
+    json["checks"]
+        .as_array()
+        .unwrap_or_else(|| {
+            panic!(
+                "no checks: {}{}\nHAProxy: {}",
+                stdout(&run),
+                stderr(&run),
+                std::fs::read_to_string(live.out.path().join("haproxy.log")).unwrap_or_default()
+            )
+        })
+        .iter()
+        .filter(|c| c["id"].as_str().unwrap().starts_with("cluster."))
+        .map(|c| (c["id"].as_str().unwrap().to_owned(), c["verdict"].as_str().unwrap().to_owned()))
+        .collect()
+}
+
+fn verdict<'a>(checks: &'a [(String, String)], id: &str) -> &'a str {
+    checks
+        .iter()
+        .find(|(i, _)| i == id)
+        .map(|(_, v)| v.as_str())
+        .unwrap_or_else(|| panic!("no {id}: {checks:?}"))
+}
+
+#[tokio::test]
+async fn a_switchover_a_killed_leader_and_a_cut_link_lose_no_acknowledged_commit_and_reads_go_on() {
+    let mut live = Live::start().await;
+    let first = live.leader_host().await;
+    let passwords = live.prepare(first).await;
+
+    let (code, json) = status(&live);
+    assert_eq!(code, Some(0), "{json}");
+    assert_eq!(json["members"].as_array().unwrap().len(), 2);
+    let checks = cluster_checks(&live, &passwords);
+    assert_eq!(checks.len(), 7, "{checks:?}");
+    assert!(checks.iter().all(|(_, v)| v == "pass"), "a healthy cluster fails the audit: {checks:?}");
+
+    // Writers refuse a standby, naming the leader it follows; nothing is changed there.
+    let standby = Live::other_node(first);
+    let on_standby = live.superuser_url("cabinet");
+    for args in [
+        vec!["migrate", "up"],
+        vec!["roles", "apply"],
+        vec!["serve", "--dev-identity", "dev@example.com=admin", "--listen", "127.0.0.1:18432"],
+    ] {
+        let run = live.cabinet(standby, &args, &[("DATABASE_URL", &on_standby)]);
+        assert_eq!(run.status.code(), Some(2), "{args:?}: {}", stderr(&run));
+        assert!(stderr(&run).contains("read-only standby"), "{args:?}: {}", stderr(&run));
+        let leader_at = format!("following the leader at {}:5432", Live::ip(first));
+        assert!(stderr(&run).contains(&leader_at), "{args:?}: {}", stderr(&run));
+    }
+
+    // 1. A planned switchover under load.
+    let writes = load(&live, "switch-", &passwords);
+    writes.flows(200, Duration::from_secs(30), "before the switchover").await;
+    let switched = Instant::now();
+    let mut args =
+        vec!["cluster".to_owned(), "switchover".into(), "--to".into(), standby.into(), "--secrets".into()];
+    args.push(live.out.path().join("rendered/patroni.env").display().to_string());
+    args.extend(Live::member_args());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let switch = live.cabinet("client", &args, &[]);
+    assert!(switch.status.success(), "{}{}", stdout(&switch), stderr(&switch));
+    live.wait_for("the switchover", Duration::from_secs(30), |s| {
+        s.view.leader().is_some_and(|l| l.name == standby && l.state == "running")
+    })
+    .await;
+    let switchover_time = switched.elapsed();
+    live.wait_healthy("the old leader to follow", Duration::from_secs(60)).await;
+    writes.flows(200, Duration::from_secs(30), "after the switchover").await;
+    let seen = writes.finish();
+    assert_nothing_acknowledged_lost("switchover", &seen, &on_leader(&live, &passwords, "switch-").await);
+    eprintln!(
+        "switchover: a running new leader {switchover_time:?} after `cluster switchover`; longest read gap {:?}",
+        seen.longest_read_gap
+    );
+    assert!(switchover_time <= Duration::from_secs(10), "switchover took {switchover_time:?}");
+    let leader = standby;
+
+    // 2. The leader's Patroni and PostgreSQL die at once.
+    let writes = load(&live, "kill-", &passwords);
+    writes.flows(100, Duration::from_secs(30), "before the kill").await;
+    live.kill_node(leader);
+    writes.fault();
+    let failover =
+        writes.recovered(Duration::from_secs(60), async || format!("{:?}", live.survey().await)).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let seen = writes.finish();
+    eprintln!(
+        "failover after kill -9: first acknowledged write {failover:?} after the kill; longest read gap {:?}",
+        seen.longest_read_gap
+    );
+    assert!(failover <= TTL + Duration::from_secs(8), "failover took {failover:?} (ttl {TTL:?})");
+    assert_ne!(live.leader_host().await, leader);
+    assert_nothing_acknowledged_lost("kill -9", &seen, &on_leader(&live, &passwords, "kill-").await);
+    // The audit sees what is missing now.
+    let checks = cluster_checks(&live, &passwords);
+    assert_eq!(verdict(&checks, "cluster.leader"), "pass", "{checks:?}");
+    assert_eq!(verdict(&checks, "cluster.sync_standby"), "fail", "{checks:?}");
+    assert_eq!(verdict(&checks, "cluster.agreement"), "fail", "the killed member's API answers? {checks:?}");
+
+    // 3. The killed node comes back: Patroni rewinds it onto the new timeline and it follows.
+    live.start_patroni(leader);
+    live.wait_healthy("the killed node to rejoin", Duration::from_secs(90)).await;
+    let (code, json) = status(&live);
+    assert_eq!(code, Some(0), "after the rejoin: {json}");
+
+    // 4. The leader is cut off the network, with a writer on its own loopback too.
+    let leader = live.leader_host().await;
+    let writes = load(&live, "cut-", &passwords);
+    let local = Load::start(&live.ns[leader], "iso-", options(5432, "cabinet_admin", &passwords.admin), None);
+    writes.flows(100, Duration::from_secs(30), "before the cut").await;
+    local.flows(20, Duration::from_secs(30), "on the leader's loopback before the cut").await;
+    live.cut(leader);
+    let cut = writes.fault();
+    local.fault();
+    // The isolated leader must stop accepting writes before the key it can no longer renew
+    // expires (another node may take over then).
+    let superuser = live.superuser_url("cabinet");
+    let read_only_after = in_netns(&live.ns[leader], async move || {
+        loop {
+            let writable = async {
+                let options: sqlx::postgres::PgConnectOptions = superuser.parse().ok()?;
+                let mut conn = options.connect().await.ok()?;
+                let in_recovery: bool =
+                    sqlx::query_scalar("SELECT pg_is_in_recovery()").fetch_one(&mut conn).await.ok()?;
+                let _ = conn.close().await;
+                Some(!in_recovery)
+            };
+            if tokio::time::timeout(Duration::from_secs(1), writable).await.ok().flatten() != Some(true) {
+                return cut.elapsed();
+            }
+            assert!(cut.elapsed() < Duration::from_secs(60), "the isolated leader kept accepting writes");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    });
+    let failover =
+        writes.recovered(Duration::from_secs(60), async || format!("{:?}", live.survey().await)).await;
+    eprintln!(
+        "cut link: the isolated leader stopped accepting writes after {read_only_after:?}; first acknowledged write through the new leader {failover:?} after the cut"
+    );
+    assert!(read_only_after < TTL, "the isolated leader took {read_only_after:?} to stop (ttl {TTL:?})");
+    assert!(
+        read_only_after < failover,
+        "two leaders: the old one stopped {read_only_after:?}, the new one wrote at {failover:?}"
+    );
+    assert!(failover <= TTL + Duration::from_secs(8), "failover took {failover:?} (ttl {TTL:?})");
+
+    // It returns and rejoins as a replica.
+    live.reconnect(leader);
+    live.wait_healthy("the cut-off node to rejoin", Duration::from_secs(90)).await;
+    assert_ne!(live.leader_host().await, leader, "the cut-off node leads again");
+    let (code, json) = status(&live);
+    assert_eq!(code, Some(0), "after the cut-off node returned: {json}");
+    let seen = writes.finish();
+    let isolated = local.finish();
+    assert_nothing_acknowledged_lost(
+        "cut link, through HAProxy",
+        &seen,
+        &on_leader(&live, &passwords, "cut-").await,
+    );
+    assert_nothing_acknowledged_lost(
+        "cut link, on the isolated leader",
+        &isolated,
+        &on_leader(&live, &passwords, "iso-").await,
+    );
+    eprintln!("cut link: longest read gap {:?}", seen.longest_read_gap);
+    let checks = cluster_checks(&live, &passwords);
+    assert!(checks.iter().all(|(_, v)| v == "pass"), "healthy again, yet: {checks:?}");
+}
