@@ -227,6 +227,13 @@ const SEEDS: &[Seed] = &[
         cleanup: "DROP ROLE adv_replica",
     },
     Seed {
+        what: "a cluster's replication role that can do more than replicate",
+        sql: "CREATE ROLE cabinet_replicator LOGIN REPLICATION CREATEROLE",
+        check: "roles.privileged_logins",
+        names: "cabinet_replicator can log in with REPLICATION, CREATEROLE",
+        cleanup: "DROP ROLE cabinet_replicator",
+    },
+    Seed {
         what: "a CREATEROLE login",
         sql: "CREATE ROLE adv_creator LOGIN CREATEROLE",
         check: "roles.privileged_logins",
@@ -365,6 +372,44 @@ async fn each_escalation_path_fails_the_audit_until_roles_apply_and_cleanup_clos
             exec_at(&superuser, seed.cleanup).await;
         }
         assert_eq!(audit(&url, &[]), (0, vec![]), "{}: roles apply + cleanup must close it", seed.what);
+    }
+}
+
+/// On a Patroni node, Patroni creates the replication and rewind roles `cluster render` names:
+/// the replicator's REPLICATION is by design, and closing PUBLIC's door on `postgres` must not
+/// lock pg_rewind out (a former leader could not rejoin).
+#[tokio::test]
+async fn a_patroni_nodes_own_roles_pass_the_audit_and_keep_pg_rewinds_door() {
+    let _turn = TURN.lock().await;
+    let url = production("adversarial").await;
+    let superuser = url.expose().to_owned();
+    exec_at(&superuser, "CREATE ROLE cabinet_replicator LOGIN REPLICATION; CREATE ROLE cabinet_rewind LOGIN")
+        .await;
+    let applied = roles_apply(&url);
+    let result = async {
+        assert!(applied.status.success(), "{}", stderr(&applied));
+        assert!(
+            stdout(&applied).contains("granted CONNECT on database postgres to cabinet_rewind"),
+            "{}",
+            stdout(&applied)
+        );
+        let mut conn = PgConnection::connect(&superuser).await.unwrap();
+        let (rewind, public): (bool, bool) = sqlx::query_as(
+            "SELECT has_database_privilege('cabinet_rewind', 'postgres', 'CONNECT'),
+                    has_database_privilege('public', 'postgres', 'CONNECT')",
+        )
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+        assert!(rewind && !public, "rewind {rewind}, PUBLIC {public}");
+        assert_eq!(audit(&url, &[]), (0, vec![]), "the cluster's own roles are by design");
+        // A second run has nothing to grant.
+        assert!(!stdout(&roles_apply(&url)).contains("granted"));
+    };
+    let outcome = futures_util::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(result)).await;
+    exec_at(&superuser, "REVOKE CONNECT ON DATABASE postgres FROM cabinet_rewind; DROP ROLE cabinet_replicator; DROP ROLE cabinet_rewind").await;
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic);
     }
 }
 
