@@ -108,8 +108,19 @@ pub async fn activity(bench: &Bench) -> Vec<Row> {
 /// `record_seen` in batches from every client, each event newer than the last (so every event
 /// is written): events per second.
 pub async fn record_seen_throughput(bench: &Bench, pool: &PgPool, clock: &Arc<AtomicI64>) -> f64 {
-    let (p, c, batch) = (pool.clone(), clock.clone(), bench.args.batch);
-    throughput(bench.args.concurrency, bench.seconds(), move |task, i| {
+    record_seen_throughput_with(bench.args.concurrency, bench.seconds(), bench.args.batch, pool, clock).await
+}
+
+/// The same with the settings given (for a pool in another network namespace).
+pub async fn record_seen_throughput_with(
+    concurrency: usize,
+    seconds: f64,
+    batch: usize,
+    pool: &PgPool,
+    clock: &Arc<AtomicI64>,
+) -> f64 {
+    let (p, c) = (pool.clone(), clock.clone());
+    throughput(concurrency, seconds, move |task, i| {
         let (p, c) = (p.clone(), c.clone());
         async move {
             let events: Vec<users::SeenEvent> = (0..batch as u64)

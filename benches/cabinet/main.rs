@@ -12,10 +12,16 @@
 mod activity;
 /// Backups: pgBackRest against pg_basebackup, restore time, repository size against pg_dump.
 mod backup;
+/// High availability: failover, read gap, switchover, the cost of a synchronous standby.
+mod cluster;
 /// `dev up` against a bare initdb.
 mod cold_start;
 /// What the change history costs: writes with its triggers against the same without.
 mod history;
+/// Several hosts in network namespaces and a live Patroni cluster: the tests' lab, shared.
+#[path = "../../tests/it/lab/mod.rs"]
+#[allow(dead_code, reason = "the tests use more of the lab than the benchmark")]
+mod lab;
 /// Lookups by id and by domain against pgbench.
 mod lookups;
 /// Client tasks against a deadline, pgbench, a command's wall time and peak memory.
@@ -63,7 +69,7 @@ struct Args {
     #[arg(long, default_value_t = 1000)]
     batch: usize,
     /// Run only these scenarios (lookups, activity, history, import, panel, migrate,
-    /// cold-start, backup); all by default.
+    /// cold-start, backup, cluster); all by default.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// Also write the table as JSON here.
@@ -169,6 +175,10 @@ async fn run(mut args: Args) {
     if wanted("backup") {
         eprintln!("== backup and restore");
         rows.extend(backup::backup(&bench).await);
+    }
+    if wanted("cluster") {
+        eprintln!("== high availability (a live Patroni cluster)");
+        rows.extend(cluster::cluster(&bench).await);
     }
     report::print_table(&rows, &bench.cluster.binaries.version);
     if let Some(path) = &bench.args.json {

@@ -416,15 +416,3 @@ pub fn assert_golden(case: &str, files: &[cabinet_db::tailnet::render::RenderedF
         assert_eq!(file.contents, golden, "{} differs from its golden copy", file.path.display());
     }
 }
-
-/// Where scripts/setup installs the tools the tests use (moto, Patroni's virtualenv).
-pub fn tools_dir() -> PathBuf {
-    if nix::unistd::geteuid().is_root() {
-        PathBuf::from("/var/cache/cabinet-db")
-    } else {
-        std::env::var_os("XDG_CACHE_HOME")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache"))
-            .join("cabinet-db")
-    }
-}

@@ -33,6 +33,8 @@ mod history;
 mod import;
 /// Imports into tables with rows: partial lines, database-found problems, concurrency, COMMIT.
 mod import_merge;
+/// Several hosts in network namespaces, processes, a live Patroni cluster (shared with the benchmarks).
+mod lab;
 /// The runner: up/down/targets, checksums, order, the lock, retries, crashes.
 mod migrate;
 /// Tailnet-only exposure proven in network namespaces (root).

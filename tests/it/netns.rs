@@ -29,7 +29,10 @@ use cabinet_db::{
 };
 use sqlx::{ConnectOptions, Connection, postgres::PgConnectOptions};
 
-use crate::fake_localapi::FakeLocalApi;
+use crate::{
+    fake_localapi::FakeLocalApi,
+    lab::{add_namespaces, in_netns, sh, veth},
+};
 
 const DB_TAILNET_IP: &str = "100.101.102.103";
 const CLIENT_TAILNET_IP: &str = "100.101.102.7";
@@ -37,12 +40,6 @@ const DB_OUTSIDE_IP: &str = "198.51.100.1";
 const CLIENT_OUTSIDE_IP: &str = "198.51.100.7";
 const PORT: u16 = 5432;
 const SUPERUSER: &str = "cabinet_test";
-
-pub(crate) fn sh(args: &[&str]) {
-    let out =
-        Command::new(args[0]).args(&args[1..]).output().unwrap_or_else(|e| panic!("{}: {e}", args.join(" ")));
-    assert!(out.status.success(), "{} failed: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
-}
 
 /// Three namespaces and their links; removed on drop (which also ends PostgreSQL's network).
 struct Namespaces {
@@ -86,84 +83,6 @@ impl Drop for Namespaces {
             let _ = Command::new("ip").args(["netns", "del", name]).output();
         }
     }
-}
-
-/// Network namespaces `cdb<pid>-<suffix>` with loopback up, after those of earlier runs that
-/// died are swept; fails loudly (never skips) without root or iproute2.
-/// A cable: a veth pair with one end (`dev_a`) in namespace `ns_a`, the other in `ns_b`.
-pub(crate) fn veth(ns_a: &str, dev_a: &str, ns_b: &str, dev_b: &str) {
-    sh(&["ip", "link", "add", dev_a, "netns", ns_a, "type", "veth", "peer", "name", dev_b, "netns", ns_b]);
-}
-
-pub(crate) fn add_namespaces<const N: usize>(test: &str, suffixes: [&str; N]) -> [String; N] {
-    assert!(
-        nix::unistd::geteuid().is_root(),
-        "{test} needs root for its network namespaces (CI runs as root); run scripts/test as root"
-    );
-    assert!(
-        Command::new("ip").arg("-V").output().is_ok(),
-        "`ip` (iproute2) is missing: apt-get install iproute2"
-    );
-    sweep_leftovers();
-    let pid = std::process::id();
-    suffixes.map(|suffix| {
-        let name = format!("cdb{pid}-{suffix}");
-        sh(&["ip", "netns", "add", &name]);
-        sh(&["ip", "-n", &name, "link", "set", "lo", "up"]);
-        name
-    })
-}
-
-/// Namespaces of earlier runs that died.
-fn sweep_leftovers() {
-    let Ok(out) = Command::new("ip").args(["netns", "list"]).output() else { return };
-    for line in String::from_utf8_lossy(&out.stdout).lines() {
-        let name = line.split_whitespace().next().unwrap_or("");
-        let Some(pid) =
-            name.strip_prefix("cdb").and_then(|r| r.split('-').next()).and_then(|p| p.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        if !Path::new(&format!("/proc/{pid}")).exists() {
-            let _ = Command::new("ip").args(["netns", "del", name]).output();
-        }
-    }
-}
-
-/// Runs `body` on a thread that has entered network namespace `ns` (namespaces are per thread).
-pub(crate) fn in_netns<T: Send + 'static>(ns: &str, body: impl AsyncFnOnce() -> T + Send + 'static) -> T {
-    let path = PathBuf::from("/var/run/netns").join(ns);
-    std::thread::spawn(move || {
-        let file = std::fs::File::open(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        nix::sched::setns(file, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
-        tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(body())
-    })
-    .join()
-    .expect("the namespace thread panicked")
-}
-
-/// Makes `127.0.0.1:port` inside namespace `ns` reach the same port on the test's own
-/// loopback (where the fake S3 service or the test PostgreSQL listens), as one service reachable from
-/// every host.
-pub(crate) fn forward_into(ns: &str, port: u16) {
-    let listener = in_netns(ns, async move || std::net::TcpListener::bind(("127.0.0.1", port)).unwrap());
-    // Spawned from the test's thread, so connects go out on its loopback.
-    std::thread::spawn(move || {
-        for client in listener.incoming().flatten() {
-            let Ok(upstream) = std::net::TcpStream::connect(("127.0.0.1", port)) else { continue };
-            // Small requests must not wait for delayed ACKs (40 ms each, thousands of them).
-            let _ = (client.set_nodelay(true), upstream.set_nodelay(true));
-            let (client_back, upstream_back) = (client.try_clone().unwrap(), upstream.try_clone().unwrap());
-            std::thread::spawn(move || {
-                let _ = std::io::copy(&mut &client, &mut &upstream);
-                let _ = upstream.shutdown(std::net::Shutdown::Write);
-            });
-            std::thread::spawn(move || {
-                let _ = std::io::copy(&mut &upstream_back, &mut &client_back);
-                let _ = client_back.shutdown(std::net::Shutdown::Write);
-            });
-        }
-    });
 }
 
 /// PostgreSQL in the db namespace, set up from `tailnet render`'s files.

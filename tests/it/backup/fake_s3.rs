@@ -30,7 +30,7 @@ fn moto_server() -> PathBuf {
     if let Some(path) = std::env::var_os("CABINET_MOTO_SERVER") {
         return PathBuf::from(path);
     }
-    let path = crate::harness::tools_dir().join("moto/bin/moto_server");
+    let path = crate::lab::tools_dir().join("moto/bin/moto_server");
     assert!(
         path.is_file(),
         "no {}: run scripts/setup (it installs moto[server] for these tests)",

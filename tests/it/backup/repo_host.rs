@@ -29,7 +29,7 @@ use super::{
 };
 use crate::{
     harness::{stderr, stdout},
-    netns::{add_namespaces, forward_into, in_netns, sh},
+    lab::{add_namespaces, forward_into, in_netns, sh},
 };
 
 const DB_IP: &str = "100.101.104.1";

@@ -7,13 +7,13 @@ use std::time::{Duration, Instant};
 
 use sqlx::{ConnectOptions, Connection};
 
-use super::{
-    live::{Live, Passwords},
+use crate::lab::{
+    cluster::{Live, Passwords},
     load::{ANY_MEMBER_PORT, LEADER_PORT, Load, assert_nothing_acknowledged_lost, options, present},
 };
 use crate::{
     harness::{stderr, stdout},
-    netns::in_netns,
+    lab::in_netns,
 };
 
 /// Patroni's leader key lifetime (`Timing::default()`): the bound for a failover.

@@ -9,10 +9,10 @@ use cabinet_db::{
     roles::Roles,
 };
 
-use super::{Cleanup, Killed};
+use crate::lab::{Cleanup, Killed};
 use crate::{
     harness::{assert_golden, binary, stderr},
-    netns::{add_namespaces, sh},
+    lab::{add_namespaces, sh},
 };
 
 fn member(text: &str) -> Member {
@@ -156,7 +156,7 @@ fn unsafe_or_hostile_input_is_refused_before_anything_is_written() {
 
 #[test]
 fn patroni_and_haproxy_accept_the_rendered_files() {
-    let patroni = crate::harness::tools_dir().join("patroni/bin/patroni");
+    let patroni = crate::lab::tools_dir().join("patroni/bin/patroni");
     assert!(patroni.exists(), "{} is missing: scripts/setup creates Patroni's virtualenv", patroni.display());
     assert!(
         Command::new("haproxy").arg("-v").output().is_ok(),

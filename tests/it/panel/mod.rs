@@ -60,7 +60,7 @@ impl PanelProcess {
                 None => get(addr, "/healthz").await.ok(),
                 Some(ns) => {
                     let ns = ns.to_owned();
-                    crate::netns::in_netns(&ns, async move || get(addr, "/healthz").await.ok())
+                    crate::lab::in_netns(&ns, async move || get(addr, "/healthz").await.ok())
                 }
             };
             if ready.is_some_and(|r| r.status == 200) {

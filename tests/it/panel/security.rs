@@ -14,7 +14,7 @@ use super::{PanelProcess, Request, Response};
 use crate::{
     fake_localapi::FakeLocalApi,
     harness::{WithRoles, binary, stderr},
-    netns::{add_namespaces, forward_into, in_netns, sh, veth},
+    lab::{add_namespaces, forward_into, in_netns, sh, veth},
 };
 
 const SERVER_IP: &str = "100.101.102.103";

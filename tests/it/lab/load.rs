@@ -14,7 +14,7 @@ use std::{
 
 use sqlx::{ConnectOptions, postgres::PgConnectOptions};
 
-use crate::netns::in_netns;
+use super::in_netns;
 
 /// HAProxy's frontends on the client host (the rendered haproxy.cfg).
 pub const LEADER_PORT: u16 = 5432;

@@ -24,11 +24,7 @@ use cabinet_db::{
 };
 use sqlx::Connection;
 
-use super::{Cleanup, Killed};
-use crate::{
-    harness::{stdout, tools_dir},
-    netns::{add_namespaces, in_netns, sh, veth},
-};
+use super::{Cleanup, Killed, add_namespaces, in_netns, sh, tools_dir, veth};
 
 const NODES: [(&str, &str); 2] = [("db1", "100.101.2.1"), ("db2", "100.101.2.2")];
 const WITNESS: (&str, &str) = ("witness", "100.101.2.3");
@@ -214,7 +210,8 @@ impl Live {
             .arg(format!("bin/patroni {}", config.display()))
             .output()
             .unwrap();
-        let pids: Vec<i32> = stdout(&pids).lines().filter_map(|l| l.trim().parse().ok()).collect();
+        let pids: Vec<i32> =
+            String::from_utf8_lossy(&pids.stdout).lines().filter_map(|l| l.trim().parse().ok()).collect();
         assert!(!pids.is_empty(), "no Patroni process of {host}");
         for pid in pids {
             let _ =
