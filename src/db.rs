@@ -139,21 +139,33 @@ pub async fn connect_with(options: &PgConnectOptions) -> Result<PgConnection, Db
     Ok(conn)
 }
 
+/// Whether a pooled connection is pinged before each use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Liveness {
+    /// Not pinged: that round trip would double the cost of a point lookup, and a dead
+    /// connection surfaces as an error on the query instead, which a service's callers handle
+    /// anyway (the library's hot paths, the benchmarks).
+    Trusted,
+    /// Pinged (one round trip, sqlx's default): a connection that died — the leader failed
+    /// over and HAProxy cut its sessions, the server restarted — is replaced before a request
+    /// sees it. For the admin panel, whose pages cost milliseconds anyway.
+    CheckedBeforeUse,
+}
+
 /// A pool for services using the library (and the benchmarks). The server version is checked
-/// once, on a first connection. Connections are not pinged before each use (sqlx's default):
-/// that round trip would double the cost of a point lookup, and a dead connection surfaces as
-/// an error on the query instead, which callers handle anyway.
+/// once, on a first connection.
 pub async fn pool(
     url: &DatabaseUrl,
     application_name: &str,
     max_connections: u32,
+    liveness: Liveness,
 ) -> Result<PgPool, DbError> {
     let options = url.connect_options()?.application_name(application_name);
     connect_with(&options).await?.close().await?;
     let target = describe_target(&options);
     PgPoolOptions::new()
         .max_connections(max_connections)
-        .test_before_acquire(false)
+        .test_before_acquire(liveness == Liveness::CheckedBeforeUse)
         .acquire_timeout(Duration::from_secs(CONNECT_TIMEOUT_SECS))
         .connect_with(options)
         .await

@@ -113,7 +113,14 @@ impl Bench {
     }
 
     async fn pool(&self, size: usize) -> PgPool {
-        cabinet_db::db::pool(&self.url("bench"), "cabinet-db bench", size as u32).await.unwrap()
+        cabinet_db::db::pool(
+            &self.url("bench"),
+            "cabinet-db bench",
+            size as u32,
+            cabinet_db::db::Liveness::Trusted,
+        )
+        .await
+        .unwrap()
     }
 
     fn repeat(&self) -> usize {

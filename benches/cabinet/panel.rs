@@ -67,7 +67,11 @@ pub async fn panel_pages(bench: &Bench) -> Vec<Row> {
             .expect("cabinet-db serve"),
     );
     wait_until_serving(&addr).await;
-    let pool = cabinet_db::db::pool(&url, "cabinet-db bench", bench.args.concurrency as u32).await.unwrap();
+    // As `serve` makes it.
+    let liveness = cabinet_db::db::Liveness::CheckedBeforeUse;
+    let pool = cabinet_db::db::pool(&url, "cabinet-db bench", bench.args.concurrency as u32, liveness)
+        .await
+        .unwrap();
 
     // Searches vary per request: a site number's start (about 1 % of the sites match), a user
     // e-mail's start (about 0.01 % of the users).

@@ -114,7 +114,7 @@ pub async fn run(args: Args, json: bool) -> anyhow::Result<Outcome> {
         (Some(cert), Some(key)) => Some(TlsPaths { cert: cert.clone(), key: key.clone() }),
         _ => None,
     };
-    let pool = db::pool(&url, "cabinet-db serve", args.pool_size).await?;
+    let pool = db::pool(&url, "cabinet-db serve", args.pool_size, db::Liveness::CheckedBeforeUse).await?;
     // In a cluster the panel writes through the leader (HAProxy's leader port), never a standby.
     db::refuse_standby(&mut *pool.acquire().await?, &url.redacted(), "the admin panel").await?;
     let state = Arc::new(PanelState {

@@ -12,6 +12,9 @@ use super::ClusterError;
 pub const DEFAULT_MAX_LAG_BYTES: u64 = 16 * 1024 * 1024;
 
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+/// Patroni answers `POST /switchover` once the switchover is done (or failed): seconds, more
+/// on a loaded host.
+const SWITCHOVER_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// One member of `GET /cluster`. Patroni's names: role `leader`, `sync_standby`, `replica`
 /// (…); state `running`, `streaming`, `stopped` (…); lag in bytes, or `"unknown"`.
@@ -31,6 +34,13 @@ pub struct MemberView {
 impl MemberView {
     pub fn is_leader(&self) -> bool {
         self.role == "leader"
+    }
+
+    /// `host:port` of its REST API, from `api_url` (`http://host:port/patroni`).
+    pub fn api_address(&self) -> Option<&str> {
+        let url = self.api_url.as_deref()?;
+        let rest = url.strip_prefix("http://").or_else(|| url.strip_prefix("https://"))?;
+        rest.split('/').next()
     }
 
     /// Bytes behind the leader, when Patroni knows.
@@ -159,7 +169,7 @@ impl PatroniApi {
     }
 
     pub async fn cluster(&self) -> Result<ClusterView, ClusterError> {
-        let (status, body) = self.request("GET", "/cluster", None).await?;
+        let (status, body) = self.request("GET", "/cluster", None, REQUEST_TIMEOUT).await?;
         if status != 200 {
             return Err(self.error(format!("GET /cluster answered {status}: {}", body.trim())));
         }
@@ -175,7 +185,7 @@ impl PatroniApi {
             ));
         }
         let body = serde_json::json!({ "leader": leader, "candidate": candidate }).to_string();
-        let (status, answer) = self.request("POST", "/switchover", Some(&body)).await?;
+        let (status, answer) = self.request("POST", "/switchover", Some(&body), SWITCHOVER_TIMEOUT).await?;
         if status != 200 {
             return Err(self.error(format!("the switchover was refused ({status}): {}", answer.trim())));
         }
@@ -191,6 +201,7 @@ impl PatroniApi {
         method: &str,
         path: &str,
         body: Option<&str>,
+        timeout: Duration,
     ) -> Result<(u16, String), ClusterError> {
         use base64::Engine;
         let mut head = format!(
@@ -210,9 +221,9 @@ impl PatroniApi {
             let mut stream = tokio::net::TcpStream::connect(&self.address).await?;
             crate::http1::exchange(&mut stream, &head, body.as_bytes()).await
         };
-        let raw = tokio::time::timeout(REQUEST_TIMEOUT, exchange)
+        let raw = tokio::time::timeout(timeout, exchange)
             .await
-            .map_err(|_| self.error(format!("no answer within {} s", REQUEST_TIMEOUT.as_secs())))?
+            .map_err(|_| self.error(format!("no answer within {} s", timeout.as_secs())))?
             .map_err(|e| self.error(format!("cannot reach it: {e}")))?;
         crate::http1::parse_response(&raw).map_err(|e| self.error(format!("not an HTTP answer: {e}")))
     }
@@ -276,7 +287,9 @@ impl Survey {
                 Err(e) => unreachable.push((api.address.clone(), e.to_string())),
             }
         }
-        let Some((asked, view)) = views.iter().max_by_key(|(_, v)| v.recency()).cloned() else {
+        // Among equally new views, the first member asked (`max_by_key` would take the last).
+        let newest = views.iter().rev().max_by_key(|(_, v)| v.recency()).cloned();
+        let Some((asked, view)) = newest else {
             let reasons: Vec<String> = unreachable.into_iter().map(|(_, why)| why).collect();
             return Err(ClusterError::Api { address: "every member".into(), reason: reasons.join("; ") });
         };
@@ -302,6 +315,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(view.leader().unwrap().name, "db1");
+        assert_eq!(view.leader().unwrap().api_address(), Some("100.64.0.1:8008"));
         let problems =
             |v: &ClusterView| v.health(1 << 20).into_iter().flat_map(|(_, p)| p).collect::<Vec<_>>();
         assert!(problems(&view).is_empty(), "{:?}", problems(&view));

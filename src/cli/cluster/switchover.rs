@@ -41,7 +41,7 @@ pub async fn run(args: Args, json: bool) -> anyhow::Result<Outcome> {
              restore the network and check `cabinet-db cluster status` first"
         );
     }
-    let (api, view) = (&survey.asked, &survey.view);
+    let view = &survey.view;
     let Some(leader) = view.leader() else { bail!("the cluster has no leader to switch over from") };
     if leader.name == args.to {
         bail!("{} is the leader already", args.to);
@@ -53,6 +53,9 @@ pub async fn run(args: Args, json: bool) -> anyhow::Result<Outcome> {
             view.streaming_sync_standbys().iter().map(|m| m.name.as_str()).collect::<Vec<_>>().join(", ")
         );
     }
+    // The leader's own API, when it was given: it carries the switchover out.
+    let leader_api = apis.iter().find(|a| leader.api_address() == Some(a.address.as_str()));
+    let api = leader_api.unwrap_or(&survey.asked);
     let answer = api.switchover(&leader.name, &args.to).await?;
     if json {
         output::print_json(&serde_json::json!({ "from": leader.name, "to": args.to, "patroni": answer }))?;

@@ -14,6 +14,7 @@ use crate::lab::{
 use crate::{
     harness::{stderr, stdout},
     lab::in_netns,
+    panel::{PanelProcess, get},
 };
 
 /// Patroni's leader key lifetime (`Timing::default()`): the bound for a failover.
@@ -37,7 +38,7 @@ async fn on_leader(live: &Live, passwords: &Passwords, prefix: &str) -> std::col
 }
 
 /// `cluster status` from the client host: its exit code and JSON.
-fn status(live: &Live) -> (Option<i32>, serde_json::Value) {
+fn cluster_status(live: &Live) -> (Option<i32>, serde_json::Value) {
     let mut args = vec!["--json".to_owned(), "cluster".into(), "status".into()];
     args.extend(Live::member_args());
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -87,7 +88,7 @@ async fn a_switchover_a_killed_leader_and_a_cut_link_lose_no_acknowledged_commit
     let first = live.leader_host().await;
     let passwords = live.prepare(first).await;
 
-    let (code, json) = status(&live);
+    let (code, json) = cluster_status(&live);
     assert_eq!(code, Some(0), "{json}");
     assert_eq!(json["members"].as_array().unwrap().len(), 2);
     let checks = cluster_checks(&live, &passwords);
@@ -136,6 +137,25 @@ async fn a_switchover_a_killed_leader_and_a_cut_link_lose_no_acknowledged_commit
     assert!(switchover_time <= Duration::from_secs(10), "switchover took {switchover_time:?}");
     let leader = standby;
 
+    // The admin panel on the client host, through the leader port.
+    let panel_addr: std::net::SocketAddr = "127.0.0.1:18433".parse().unwrap();
+    let mut serve = live.exec_in("client");
+    serve
+        .arg(env!("CARGO_BIN_EXE_cabinet-db"))
+        .args(["serve", "--dev-identity", "dev@example.com=editor", "--listen", &panel_addr.to_string()])
+        .env(
+            "DATABASE_URL",
+            format!("postgres://cabinet_admin:{}@127.0.0.1:{LEADER_PORT}/cabinet", passwords.admin),
+        );
+    let panel = PanelProcess::spawn(serve, panel_addr, Some(&live.ns["client"])).await;
+    let client_ns = live.ns["client"].clone();
+    let sites_page = || {
+        in_netns(&client_ns, async move || {
+            get(panel_addr, "/sites?q=kill-").await.map(|r| (r.status, r.body))
+        })
+    };
+    assert_eq!(sites_page().unwrap().0, 200);
+
     // 2. The leader's Patroni and PostgreSQL die at once.
     let writes = load(&live, "kill-", &passwords);
     writes.flows(100, Duration::from_secs(30), "before the kill").await;
@@ -152,6 +172,11 @@ async fn a_switchover_a_killed_leader_and_a_cut_link_lose_no_acknowledged_commit
     assert!(failover <= TTL + Duration::from_secs(8), "failover took {failover:?} (ttl {TTL:?})");
     assert_ne!(live.leader_host().await, leader);
     assert_nothing_acknowledged_lost("kill -9", &seen, &on_leader(&live, &passwords, "kill-").await);
+    // The panel's pooled connections died with the leader; the next page is served by the new
+    // one, not an error (each connection is checked before use).
+    let (page_status, body) = sites_page().unwrap();
+    assert_eq!(page_status, 200, "the first page after the failover: {body}\n{}", panel.log_text());
+    assert!(body.contains("kill-1"), "{body}");
     // The audit sees what is missing now.
     let checks = cluster_checks(&live, &passwords);
     assert_eq!(verdict(&checks, "cluster.leader"), "pass", "{checks:?}");
@@ -161,7 +186,7 @@ async fn a_switchover_a_killed_leader_and_a_cut_link_lose_no_acknowledged_commit
     // 3. The killed node comes back: Patroni rewinds it onto the new timeline and it follows.
     live.start_patroni(leader);
     live.wait_healthy("the killed node to rejoin", Duration::from_secs(90)).await;
-    let (code, json) = status(&live);
+    let (code, json) = cluster_status(&live);
     assert_eq!(code, Some(0), "after the rejoin: {json}");
 
     // 4. The leader is cut off the network, with a writer on its own loopback too.
@@ -209,7 +234,7 @@ async fn a_switchover_a_killed_leader_and_a_cut_link_lose_no_acknowledged_commit
     live.reconnect(leader);
     live.wait_healthy("the cut-off node to rejoin", Duration::from_secs(90)).await;
     assert_ne!(live.leader_host().await, leader, "the cut-off node leads again");
-    let (code, json) = status(&live);
+    let (code, json) = cluster_status(&live);
     assert_eq!(code, Some(0), "after the cut-off node returned: {json}");
     let seen = writes.finish();
     let isolated = local.finish();
