@@ -245,7 +245,7 @@ async fn set_up_backups(
     }
     let catalog = run::list(&options.config_path, None).await?.catalog;
     if catalog.newest_full().is_none() {
-        for backup in run::run(&options.config_path, Kind::Full, None)? {
+        for backup in run::run(&options.config_path, Kind::Full, None)?.backups {
             actions.push(format!("took a full backup ({})", backup.label));
         }
     }

@@ -445,7 +445,7 @@ mod tests {
             archive_queue_max: "4GiB".into(),
             io_timeout: None,
             tls: None,
-            pg_remote: false,
+            pg_hosts: vec![],
         };
         assert_eq!(judge_offsite(&config, None).verdict, Verdict::Warn, "no offsite copy");
         let s3 = S3Repo {

@@ -46,9 +46,21 @@ pub struct BackupConfig {
     pub io_timeout: Option<u32>,
     /// The link to a second host (a repository host, or seen from it, the database host).
     pub tls: Option<TlsLink>,
-    /// This is the repository host: the server is `tls.peer`'s, reached through its
-    /// `pgbackrest server`.
-    pub pg_remote: bool,
+    /// This is the repository host: the database hosts (`pg1-host`, `pg2-host`, … — one, or a
+    /// Patroni cluster's nodes), each reached through its `pgbackrest server` and admitted by
+    /// ours. Empty on a database host.
+    pub pg_hosts: Vec<PgHost>,
+}
+
+/// A database host as the repository host reaches it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PgHost {
+    /// Its name (or tailnet address), which is also the name in its certificate.
+    pub host: String,
+    /// Its data directory.
+    pub path: PathBuf,
+    /// Its server's socket directory.
+    pub socket: PathBuf,
 }
 
 impl BackupConfig {
@@ -79,7 +91,7 @@ impl BackupConfig {
             archive_queue_max: DEFAULT_ARCHIVE_QUEUE_MAX.to_owned(),
             io_timeout: None,
             tls: None,
-            pg_remote: false,
+            pg_hosts: vec![],
         }
     }
 
@@ -184,30 +196,60 @@ log-level-console=warn
 log-level-file=info
 {io_timeout}{tls_server}
 [{STANZA}]
-{pg_host}pg1-path={pg_path}
-pg1-port={port}
-pg1-socket-path={socket}
-pg1-user={user}
-",
+{pg}",
             log = self.log_dir().display(),
             lock = self.lock_dir().display(),
             spool = self.spool_dir().display(),
             queue = self.archive_queue_max,
             io_timeout = self.io_timeout.map(|s| format!("io-timeout={s}\n")).unwrap_or_default(),
-            tls_server = self.tls.as_ref().map(render_tls_server).unwrap_or_default(),
-            pg_host = match (&self.tls, self.pg_remote) {
-                (Some(link), true) => {
-                    let mut lines = format!("pg1-host={}\npg1-host-type=tls\n", link.peer);
-                    render_tls_client(&mut lines, "pg1-host", link);
-                    lines
-                }
-                _ => String::new(),
-            },
-            pg_path = self.pg_path.display(),
-            port = self.pg_port,
-            socket = self.pg_socket.display(),
-            user = self.pg_user,
+            tls_server = self.tls.as_ref().map(|link| self.render_tls_server(link)).unwrap_or_default(),
+            pg = self.render_pg(),
         );
+        out
+    }
+
+    /// The `pgN-…` lines: this host's server, or each database host's (through its server).
+    fn render_pg(&self) -> String {
+        let mut out = String::new();
+        let local =
+            [PgHost { host: String::new(), path: self.pg_path.clone(), socket: self.pg_socket.clone() }];
+        let hosts = if self.pg_hosts.is_empty() { &local[..] } else { &self.pg_hosts[..] };
+        for (index, pg) in hosts.iter().enumerate() {
+            let n = index + 1;
+            if let (false, Some(link)) = (pg.host.is_empty(), &self.tls) {
+                let _ = writeln!(out, "pg{n}-host={}\npg{n}-host-type=tls", pg.host);
+                render_tls_client(&mut out, &format!("pg{n}-host"), link);
+            }
+            let _ = writeln!(out, "pg{n}-path={}", pg.path.display());
+            let _ = writeln!(out, "pg{n}-port={}", self.pg_port);
+            let _ = writeln!(out, "pg{n}-socket-path={}", pg.socket.display());
+            let _ = writeln!(out, "pg{n}-user={}", self.pg_user);
+        }
+        out
+    }
+
+    /// This host's `pgbackrest server`: where it listens, its certificate, and the peers it
+    /// admits (by certificate name) for our stanza — the repository host, or every database
+    /// host.
+    fn render_tls_server(&self, link: &TlsLink) -> String {
+        let mut out = String::from(
+            "# This host's pgBackRest server (`pgbackrest server`), on the tailnet only; it admits the\n# peer's certificate, signed by our CA, for this stanza and nothing else.\n",
+        );
+        let _ = writeln!(out, "tls-server-address={}", link.listen);
+        if link.port != DEFAULT_TLS_PORT {
+            let _ = writeln!(out, "tls-server-port={}", link.port);
+        }
+        let _ = writeln!(out, "tls-server-ca-file={}", link.files.ca.display());
+        let _ = writeln!(out, "tls-server-cert-file={}", link.files.cert.display());
+        let _ = writeln!(out, "tls-server-key-file={}", link.files.key.display());
+        let peers: Vec<&str> = if self.pg_hosts.is_empty() {
+            vec![link.peer.as_str()]
+        } else {
+            self.pg_hosts.iter().map(|pg| pg.host.as_str()).collect()
+        };
+        for peer in peers {
+            let _ = writeln!(out, "tls-server-auth={peer}={STANZA}");
+        }
         out
     }
 
@@ -263,11 +305,22 @@ pg1-user={user}
                 }
             }
         }
-        let pg_remote = values.contains_key(&format!("{STANZA}.pg1-host"));
+        let mut pg_hosts = Vec::new();
+        for n in 1.. {
+            let Some(host) = values.get(&format!("{STANZA}.pg{n}-host")) else { break };
+            pg_hosts.push(PgHost {
+                host: host.clone(),
+                path: PathBuf::from(get(&format!("{STANZA}.pg{n}-path"))?),
+                socket: PathBuf::from(get(&format!("{STANZA}.pg{n}-socket-path"))?),
+            });
+        }
         let tls = match values.get("global.tls-server-address") {
             Some(listen) => {
-                let client =
-                    if pg_remote { format!("{STANZA}.pg1-host") } else { "global.repo1-host".to_owned() };
+                let client = if pg_hosts.is_empty() {
+                    "global.repo1-host".to_owned()
+                } else {
+                    format!("{STANZA}.pg1-host")
+                };
                 Some(TlsLink {
                     files: TlsFiles {
                         ca: PathBuf::from(get("global.tls-server-ca-file")?),
@@ -299,7 +352,7 @@ pg1-user={user}
             io_timeout: values.get("global.io-timeout").and_then(|s| s.parse().ok()),
             repos,
             tls,
-            pg_remote,
+            pg_hosts,
         })
     }
 }
@@ -325,23 +378,6 @@ fn render_s3(out: &mut String, n: usize, s3: &S3Repo) {
             writeln!(out, "# Everything stored offsite is encrypted; the passphrase is in the secrets file.");
         let _ = writeln!(out, "repo{n}-cipher-type=aes-256-cbc");
     }
-}
-
-/// This host's `pgbackrest server`: where it listens, its certificate, and the one peer it
-/// admits (by certificate name) for our stanza.
-fn render_tls_server(link: &TlsLink) -> String {
-    let mut out = String::from(
-        "# This host's pgBackRest server (`pgbackrest server`), on the tailnet only; it admits the\n# peer's certificate, signed by our CA, for this stanza and nothing else.\n",
-    );
-    let _ = writeln!(out, "tls-server-address={}", link.listen);
-    if link.port != DEFAULT_TLS_PORT {
-        let _ = writeln!(out, "tls-server-port={}", link.port);
-    }
-    let _ = writeln!(out, "tls-server-ca-file={}", link.files.ca.display());
-    let _ = writeln!(out, "tls-server-cert-file={}", link.files.cert.display());
-    let _ = writeln!(out, "tls-server-key-file={}", link.files.key.display());
-    let _ = writeln!(out, "tls-server-auth={}={STANZA}", link.peer);
-    out
 }
 
 /// How this host calls the peer's server: `<prefix>-port`, `-ca-file`, `-cert-file`, `-key-file`.
@@ -385,6 +421,16 @@ pub fn archive_command(config_path: &Path) -> String {
     )
 }
 
+/// The `restore_command` that fetches WAL with this configuration (a replica that fell behind
+/// what the leader still has; a restored copy).
+pub fn restore_command(config_path: &Path) -> String {
+    format!(
+        "pgbackrest --config={} --config-include-path={} --stanza={STANZA} archive-get %f \"%p\"",
+        shell_quote(&config_path.display().to_string()),
+        shell_quote(&include_dir(config_path).display().to_string())
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -401,7 +447,7 @@ mod tests {
             archive_queue_max: "4GiB".into(),
             io_timeout: None,
             tls: None,
-            pg_remote: false,
+            pg_hosts: vec![],
         }
     }
 
@@ -443,7 +489,22 @@ mod tests {
     fn repository_host() -> BackupConfig {
         let mut config = sample();
         config.tls = Some(link("db.example"));
-        config.pg_remote = true;
+        config.pg_hosts = vec![PgHost {
+            host: "db.example".into(),
+            path: config.pg_path.clone(),
+            socket: config.pg_socket.clone(),
+        }];
+        config
+    }
+
+    /// The repository host of a Patroni cluster's two nodes.
+    fn cluster_repository_host() -> BackupConfig {
+        let mut config = repository_host();
+        config.pg_hosts.push(PgHost {
+            host: "db2.example".into(),
+            path: "/srv/pg/db2".into(),
+            socket: "/srv/pg/db2-socket".into(),
+        });
         config
     }
 
@@ -465,13 +526,24 @@ mod tests {
         }
         assert_eq!(database_host().repo_host(), Some("backup.example"));
         assert_eq!(repository_host().repo_host(), None);
+        let cluster = cluster_repository_host().render();
+        for line in [
+            "pg1-host=db.example\npg1-host-type=tls\n",
+            "pg2-host=db2.example\npg2-host-type=tls\npg2-host-port=18432\n",
+            "pg2-path=/srv/pg/db2\npg2-port=5432\npg2-socket-path=/srv/pg/db2-socket\n",
+            "tls-server-auth=db.example=cabinet\ntls-server-auth=db2.example=cabinet\n",
+        ] {
+            assert!(cluster.contains(line), "{line:?} in {cluster}");
+        }
     }
 
     #[test]
     fn the_rendered_file_reads_back_the_same() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("pgbackrest.conf");
-        for config in [sample(), with_offsite(), database_host(), repository_host()] {
+        for config in
+            [sample(), with_offsite(), database_host(), repository_host(), cluster_repository_host()]
+        {
             std::fs::write(&path, config.render()).unwrap();
             assert_eq!(BackupConfig::read(&path).unwrap(), config);
         }

@@ -17,7 +17,7 @@ use serde::Serialize;
 
 use super::{
     BackupError,
-    config::BackupConfig,
+    config::{BackupConfig, PgHost},
     pgbackrest::PgBackRest,
     repository::{Repo, check_config_path},
     server::run_as_owner,
@@ -33,12 +33,14 @@ pub struct RepoHostOptions {
     pub state_dir: PathBuf,
     /// The repository: a directory on this host.
     pub repo: PathBuf,
-    /// The database host, as this host reaches it (and the name in its certificate).
-    pub db_host: String,
-    /// The server as seen on the database host.
-    pub pg_path: PathBuf,
+    /// The database hosts, as this host reaches them (and the names in their certificates): one,
+    /// or each node of a Patroni cluster.
+    pub db_hosts: Vec<String>,
+    /// The server as seen on the database hosts: one data directory (and socket directory) for
+    /// all, or one per host.
+    pub pg_paths: Vec<PathBuf>,
     pub pg_port: u16,
-    pub pg_socket: PathBuf,
+    pub pg_sockets: Vec<PathBuf>,
     pub pg_user: String,
     /// The OS user that runs pgBackRest here and owns the repository.
     pub os_user: String,
@@ -64,14 +66,10 @@ pub struct RepoHostReport {
 }
 
 pub fn setup_repo_host(options: &RepoHostOptions) -> Result<RepoHostReport, BackupError> {
-    check_host("--db-host", &options.db_host)?;
-    for (option, path) in [
-        ("--config", &options.config_path),
-        ("--state-dir", &options.state_dir),
-        ("--repo", &options.repo),
-        ("--pg-path", &options.pg_path),
-        ("--pg-socket", &options.pg_socket),
-    ] {
+    let pg_hosts = pg_hosts(options)?;
+    for (option, path) in
+        [("--config", &options.config_path), ("--state-dir", &options.state_dir), ("--repo", &options.repo)]
+    {
         check_config_path(option, path)?;
     }
     if options.pg_user.is_empty()
@@ -92,16 +90,16 @@ pub fn setup_repo_host(options: &RepoHostOptions) -> Result<RepoHostReport, Back
     let mut repos = vec![Repo::Posix { path: options.repo.clone() }];
     let repo_secrets = add_offsite(&mut repos, options.offsite.as_ref());
     let mut config = BackupConfig::with_pg(
-        options.pg_path.clone(),
+        pg_hosts[0].path.clone(),
         options.pg_port,
-        options.pg_socket.clone(),
+        pg_hosts[0].socket.clone(),
         options.pg_user.clone(),
         options.state_dir.clone(),
         repos,
     );
     config.io_timeout = options.io_timeout;
-    config.tls = Some(options.tls.link(&options.config_path, &options.db_host));
-    config.pg_remote = true;
+    config.tls = Some(options.tls.link(&options.config_path, &pg_hosts[0].host));
+    config.pg_hosts = pg_hosts;
     write_config(&options.config_path, &config, &run_as)?;
     super::secrets::write(&options.config_path, &repo_secrets, &run_as)?;
     options.tls.files.install(&options.config_path, &run_as)?;
@@ -115,10 +113,9 @@ pub fn setup_repo_host(options: &RepoHostOptions) -> Result<RepoHostReport, Back
             "this host's pgBackRest server does not answer on {}:{port}: start it (cabinet-db-backup-server.service from `cabinet-db backup schedule`)",
             options.tls.listen
         ))
-    } else if !answers(&options.db_host, port) {
+    } else if let Some(host) = options.db_hosts.iter().find(|host| !answers(host, port)) {
         Some(format!(
-            "the database host's pgBackRest server does not answer at {}:{port}: run cabinet-db backup setup --repo-host … there and start its server",
-            options.db_host
+            "the database host's pgBackRest server does not answer at {host}:{port}: run cabinet-db backup setup --repo-host … there and start its server"
         ))
     } else {
         pgbackrest
@@ -134,6 +131,48 @@ pub fn setup_repo_host(options: &RepoHostOptions) -> Result<RepoHostReport, Back
         checked: not_checked_because.is_none(),
         not_checked_because,
     })
+}
+
+/// The database hosts with their data and socket directories: every name and path checked,
+/// each directory given once for all or once per host.
+fn pg_hosts(options: &RepoHostOptions) -> Result<Vec<PgHost>, BackupError> {
+    let hosts = &options.db_hosts;
+    let per_host = |option: &str, values: &[PathBuf]| -> Result<Vec<PathBuf>, BackupError> {
+        match values.len() {
+            1 => Ok(vec![values[0].clone(); hosts.len()]),
+            n if n == hosts.len() => Ok(values.to_vec()),
+            _ => Err(BackupError::BadSetting {
+                option: option.to_owned(),
+                value: values.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "),
+                why: format!("give one for all database hosts or one per --db-host ({} given)", hosts.len()),
+            }),
+        }
+    };
+    let paths = per_host("--pg-path", &options.pg_paths)?;
+    let sockets = per_host("--pg-socket", &options.pg_sockets)?;
+    let mut seen = std::collections::BTreeSet::new();
+    let mut pg_hosts = Vec::new();
+    for ((host, path), socket) in hosts.iter().zip(paths).zip(sockets) {
+        check_host("--db-host", host)?;
+        if !seen.insert(host) {
+            return Err(BackupError::BadSetting {
+                option: "--db-host".to_owned(),
+                value: host.clone(),
+                why: "named twice".to_owned(),
+            });
+        }
+        check_config_path("--pg-path", &path)?;
+        check_config_path("--pg-socket", &socket)?;
+        pg_hosts.push(PgHost { host: host.clone(), path, socket });
+    }
+    if pg_hosts.is_empty() {
+        return Err(BackupError::BadSetting {
+            option: "--db-host".to_owned(),
+            value: String::new(),
+            why: "name the database host (once per node of a cluster)".to_owned(),
+        });
+    }
+    Ok(pg_hosts)
 }
 
 /// Something accepts TCP connections at `host:port` (within 3 s).

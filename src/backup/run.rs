@@ -49,10 +49,21 @@ pub fn pgbackrest_for(config_path: &Path) -> Result<PgBackRest, BackupError> {
     PgBackRest::new(config_path, run_as_owner(owner)?)
 }
 
+/// What `run` took.
+#[derive(Debug, Clone, Serialize)]
+pub struct Ran {
+    /// The new backups, as the catalog lists them.
+    pub backups: Vec<BackupSet>,
+    /// In a Patroni cluster (several database hosts): whether the files came from a streaming
+    /// standby (the leader only starts and stops the backup) or, with none, from the leader.
+    pub from_standby: Option<bool>,
+}
+
 /// Takes a backup into one repository, or into each (pgBackRest backs up one repository per
 /// run); returns them as the catalog lists them. A repository that fails does not stop the
-/// others: the error names it and what was done.
-pub fn run(config_path: &Path, kind: Kind, only: Option<u32>) -> Result<Vec<BackupSet>, BackupError> {
+/// others: the error names it and what was done. With several database hosts (a cluster),
+/// the files are read from a standby when one streams, else from the leader.
+pub fn run(config_path: &Path, kind: Kind, only: Option<u32>) -> Result<Ran, BackupError> {
     let pgbackrest = pgbackrest_for(config_path)?;
     let config = BackupConfig::read(config_path)?;
     if let Some(host) = config.repo_host() {
@@ -63,10 +74,16 @@ pub fn run(config_path: &Path, kind: Kind, only: Option<u32>) -> Result<Vec<Back
     let repos = config.repo_numbers(only)?;
     let mut failed = None;
     let mut done = Vec::new();
+    let mut from_standby = (config.pg_hosts.len() > 1).then_some(true);
     for repo in repos {
-        match pgbackrest
-            .run("backup", &[format!("--repo={repo}"), format!("--type={}", kind.as_pgbackrest())])
-        {
+        let args = [format!("--repo={repo}"), format!("--type={}", kind.as_pgbackrest())];
+        let mut result = backup(&pgbackrest, &args, from_standby == Some(true));
+        // pgBackRest 2.45 has no backup-standby=prefer: with no standby streaming, the leader.
+        if from_standby == Some(true) && result.as_ref().is_err_and(no_standby) {
+            from_standby = Some(false);
+            result = backup(&pgbackrest, &args, false);
+        }
+        match result {
             Ok(_) => done.push(repo),
             Err(e) => {
                 failed.get_or_insert((repo, e));
@@ -89,7 +106,24 @@ pub fn run(config_path: &Path, kind: Kind, only: Option<u32>) -> Result<Vec<Back
     if backups.len() != done.len() {
         return Err(BackupError::Config("pgBackRest reported success but lists no backup".to_owned()));
     }
-    Ok(backups)
+    Ok(Ran { backups, from_standby })
+}
+
+fn backup(
+    pgbackrest: &PgBackRest,
+    args: &[String],
+    standby: bool,
+) -> Result<super::pgbackrest::RunOutput, BackupError> {
+    let mut args = args.to_vec();
+    if standby {
+        args.push("--backup-standby".to_owned());
+    }
+    pgbackrest.run("backup", &args)
+}
+
+/// pgBackRest found no standby to back up from ("unable to find standby cluster").
+fn no_standby(error: &BackupError) -> bool {
+    matches!(error, BackupError::Tool { message, .. } if message.contains("unable to find standby"))
 }
 
 /// The repositories' contents and how far a restore can reach.

@@ -90,6 +90,9 @@ pub struct SetupReport {
     pub restart_needed: bool,
     /// `stanza-create` and `check` passed.
     pub checked: bool,
+    /// The server is a standby (a Patroni cluster's replica): it archives nothing until it
+    /// leads, and `stanza-create` and `check` need the leader, so they were not run here.
+    pub standby: bool,
     /// The repository host, where backups run (this host's `pgbackrest server` must run).
     pub repo_host: Option<String>,
 }
@@ -117,6 +120,18 @@ pub async fn setup(url: &DatabaseUrl, options: &SetupOptions) -> Result<SetupRep
         });
     }
 
+    // What the server's archive settings lack, decided before anything is written: a server
+    // run by Patroni takes its settings from patroni.yml, and an `ALTER SYSTEM` here would be
+    // overridden or, worse, differ between the nodes.
+    let (wanted, restart_needed) = wanted_settings(&mut conn, &options.config_path).await?;
+    let standby: bool = sqlx::query_scalar("SELECT pg_is_in_recovery()").fetch_one(&mut conn).await?;
+    if !wanted.is_empty() && server.data_dir.join(PATRONI_CACHE).exists() {
+        return Err(BackupError::Config(format!(
+            "this server is run by Patroni, which owns its settings, and it lacks {}: render the cluster with `cabinet-db cluster render --backups` (the archive settings go into each node's patroni.yml), install the files and reload Patroni (systemctl reload cabinet-db-patroni), then run backup setup again. Nothing was changed",
+            wanted.iter().map(|(name, value)| format!("{name} = {value}")).collect::<Vec<_>>().join(", ")
+        )));
+    }
+
     let mut repos = vec![options.local.clone()];
     let repo_secrets = add_offsite(&mut repos, options.offsite.as_ref());
     let mut config = BackupConfig::for_server(&server, options.state_dir.clone(), repos);
@@ -133,15 +148,21 @@ pub async fn setup(url: &DatabaseUrl, options: &SetupOptions) -> Result<SetupRep
         tls.files.install(&options.config_path, &server.os_user)?;
     }
     prepare_directories(&config, &server.os_user)?;
-    let (changed, restart_needed) = archive_settings(&mut conn, &options.config_path).await?;
+    let changed = apply_settings(&mut conn, &wanted).await?;
     conn.close().await.ok();
 
-    pgbackrest.run("stanza-create", &[])?;
-    let checked = if restart_needed {
+    // A standby has nothing to archive yet and cannot create the stanza (pgBackRest needs the
+    // primary); the leader's setup, and the repository host's, do both.
+    let checked = if standby {
         false
     } else {
-        pgbackrest.run("check", &[])?;
-        true
+        pgbackrest.run("stanza-create", &[])?;
+        if restart_needed {
+            false
+        } else {
+            pgbackrest.run("check", &[])?;
+            true
+        }
     };
     Ok(SetupReport {
         config: options.config_path.clone(),
@@ -150,6 +171,7 @@ pub async fn setup(url: &DatabaseUrl, options: &SetupOptions) -> Result<SetupRep
         changed,
         restart_needed,
         checked,
+        standby,
         repo_host: config.repo_host().map(str::to_owned),
     })
 }
@@ -276,12 +298,16 @@ pub(super) fn write_config(path: &Path, config: &BackupConfig, owner: &RunAs) ->
     Ok(())
 }
 
-/// `archive_mode`, `archive_command`, `archive_timeout` (and `wal_level` when it is
-/// `minimal`) through `ALTER SYSTEM`; returns what changed and whether a restart is needed.
-async fn archive_settings(
+/// Patroni's cache of its dynamic configuration, in the data directory of every server it runs.
+const PATRONI_CACHE: &str = "patroni.dynamic.json";
+
+/// What `archive_mode`, `archive_command`, `archive_timeout` (and `wal_level` when it is
+/// `minimal`) must become, and whether the server must restart for them (or still waits for an
+/// earlier run's restart). Changes nothing.
+async fn wanted_settings(
     conn: &mut PgConnection,
     config_path: &Path,
-) -> Result<(Vec<String>, bool), BackupError> {
+) -> Result<(Vec<(&'static str, String)>, bool), BackupError> {
     let command = archive_command(config_path);
     let current: Vec<(String, String)> = sqlx::query_as(
         "SELECT name::text, setting FROM pg_settings
@@ -297,7 +323,8 @@ async fn archive_settings(
     if now("archive_command") != command {
         wanted.push(("archive_command", command.clone()));
     }
-    if now("archive_timeout") != "60" {
+    // pg_settings shows it in seconds.
+    if now("archive_timeout") != ARCHIVE_TIMEOUT.trim_end_matches('s') {
         wanted.push(("archive_timeout", ARCHIVE_TIMEOUT.to_owned()));
     }
     if now("wal_level") == "minimal" {
@@ -305,8 +332,16 @@ async fn archive_settings(
     }
     let restart_needed = wanted.iter().any(|(name, _)| matches!(*name, "archive_mode" | "wal_level"))
         || pending_restart(conn).await?;
+    Ok((wanted, restart_needed))
+}
+
+/// Sets `wanted` through `ALTER SYSTEM` and reloads; what changed, in words.
+async fn apply_settings(
+    conn: &mut PgConnection,
+    wanted: &[(&str, String)],
+) -> Result<Vec<String>, BackupError> {
     let mut changed = Vec::new();
-    for (name, value) in &wanted {
+    for (name, value) in wanted {
         sqlx::raw_sql(AssertSqlSafe(format!("ALTER SYSTEM SET {name} = {}", quote_literal(value))))
             .execute(&mut *conn)
             .await?;
@@ -315,7 +350,7 @@ async fn archive_settings(
     if !changed.is_empty() {
         sqlx::query("SELECT pg_reload_conf()").execute(&mut *conn).await?;
     }
-    Ok((changed, restart_needed))
+    Ok(changed)
 }
 
 /// An earlier run's `archive_mode` still waiting for the restart.

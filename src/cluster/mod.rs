@@ -124,6 +124,9 @@ pub struct ClusterSpec {
     /// The application database and the role names (for pg_hba).
     pub database: String,
     pub roles: Roles,
+    /// pgBackRest's configuration on each node (`--backups`): every node archives to it once
+    /// it leads, and fetches from it when it falls behind. `None`: no archiving.
+    pub backup_config: Option<PathBuf>,
 }
 
 impl ClusterSpec {
@@ -202,11 +205,13 @@ impl ClusterSpec {
                 "the leader and any-member frontends need two different ports",
             ));
         }
-        for (what, path) in [
-            ("--data-dir", &self.data_dir),
-            ("--bin-dir", &self.bin_dir),
-            ("--patroni-dir", &self.patroni_dir),
-        ] {
+        let mut paths = vec![
+            ("--data-dir", self.data_dir.as_path()),
+            ("--bin-dir", self.bin_dir.as_path()),
+            ("--patroni-dir", self.patroni_dir.as_path()),
+        ];
+        paths.extend(self.backup_config.as_deref().map(|config| ("--backup-config", config)));
+        for (what, path) in paths {
             check_path(what, path)?;
         }
         Ok(())

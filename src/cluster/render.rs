@@ -191,7 +191,7 @@ postgresql:
       username: {rewinder}
   parameters:
     unix_socket_directories: /var/run/postgresql
-  pg_hba:
+{archiving}  pg_hba:
 ",
         scope = spec.scope,
         name = node.name,
@@ -207,6 +207,7 @@ postgresql:
         bin_dir = spec.bin_dir.display(),
         replicator = spec.roles.replication(),
         rewinder = spec.roles.rewind(),
+        archiving = spec.backup_config.as_deref().map(archiving).unwrap_or_default(),
     );
     for rule in pg_hba(spec) {
         let _ = writeln!(out, "    - {rule}");
@@ -348,6 +349,29 @@ table inet cabinet_cluster {{
         writeln!(out, "    tcp dport {} ip6 saddr {net6}/{bits6} iifname \"tailscale0\" accept", p.patroni);
     let _ = writeln!(out, "    tcp dport {} drop\n  }}\n}}", p.patroni);
     out
+}
+
+/// The archive settings of a node whose WAL pgBackRest keeps (as `backup setup` would set
+/// them on a lone server, which it cannot here: Patroni owns the settings).
+fn archiving(config: &Path) -> String {
+    format!(
+        "    # WAL goes to pgBackRest (`cabinet-db backup setup --repo-host …` on each node): only
+    # the leader archives; a replica that falls behind fetches from the archive.
+    archive_mode: 'on'
+    archive_command: {archive}
+    archive_timeout: {timeout}
+  recovery_conf:
+    restore_command: {restore}
+",
+        archive = yaml_quote(&crate::backup::config::archive_command(config)),
+        timeout = crate::backup::setup::ARCHIVE_TIMEOUT,
+        restore = yaml_quote(&crate::backup::config::restore_command(config)),
+    )
+}
+
+/// A YAML single-quoted scalar (a quote inside is doubled).
+fn yaml_quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
 }
 
 fn haproxy_cfg(spec: &ClusterSpec) -> String {

@@ -19,26 +19,30 @@ use crate::{
   2. start this host's pgBackRest server (cabinet-db-backup-server.service from `backup schedule`)
   3. on the database host: cabinet-db backup setup --repo-host backup.tail0123.ts.net --tls-…
      and start its server too
-  4. here again: step 1 (it checks the whole chain), then cabinet-db backup run --type full")]
+  4. here again: step 1 (it checks the whole chain), then cabinet-db backup run --type full
+
+For a Patroni cluster, name every node: --db-host db1.tail0123.ts.net --db-host db2.tail0123.ts.net
+(backups are then taken from a streaming standby when there is one).")]
 pub struct Args {
-    /// The database host, as this host reaches it (the name in its certificate).
-    #[arg(long, value_name = "HOST")]
-    pub db_host: String,
+    /// The database host, as this host reaches it (the name in its certificate); repeat it for
+    /// each node of a Patroni cluster.
+    #[arg(long, value_name = "HOST", required = true)]
+    pub db_host: Vec<String>,
     /// The repository: a directory on this host.
     #[arg(long, default_value = "/var/lib/pgbackrest")]
     pub repo: PathBuf,
     /// Where pgBackRest keeps its logs, locks and spool here.
     #[arg(long, default_value = "/var/lib/cabinet-db/pgbackrest")]
     pub state_dir: PathBuf,
-    /// The data directory on the database host.
+    /// The data directory on the database host: once for all, or once per --db-host, in order.
     #[arg(long, value_name = "PATH", default_value = "/var/lib/postgresql/15/main")]
-    pub pg_path: PathBuf,
+    pub pg_path: Vec<PathBuf>,
     /// The server's port on the database host.
     #[arg(long, value_name = "PORT", default_value_t = 5432)]
     pub pg_port: u16,
-    /// The server's socket directory on the database host.
+    /// The server's socket directory on the database host: once for all, or once per --db-host.
     #[arg(long, value_name = "PATH", default_value = "/var/run/postgresql")]
-    pub pg_socket: PathBuf,
+    pub pg_socket: Vec<PathBuf>,
     /// The superuser pgBackRest connects as there (by peer, over the socket).
     #[arg(long, value_name = "ROLE", default_value = "postgres")]
     pub pg_user: String,
@@ -66,10 +70,10 @@ pub async fn run(args: Args, config: &Path, json: bool) -> anyhow::Result<Outcom
         config_path: config.to_owned(),
         state_dir: args.state_dir,
         repo: args.repo,
-        db_host: args.db_host.clone(),
-        pg_path: args.pg_path,
+        db_hosts: args.db_host.clone(),
+        pg_paths: args.pg_path,
         pg_port: args.pg_port,
-        pg_socket: args.pg_socket,
+        pg_sockets: args.pg_socket,
         pg_user: args.pg_user,
         os_user: args.os_user,
         tls,
@@ -87,11 +91,11 @@ pub async fn run(args: Args, config: &Path, json: bool) -> anyhow::Result<Outcom
         match &report.not_checked_because {
             None => outln!(
                 "checked from here: WAL from {} arrives and backups can be taken; take the first with cabinet-db backup run --type full",
-                args.db_host
+                args.db_host.join(", ")
             )?,
             Some(why) => outln!(
                 "not checked yet: {why}\nStart this host's pgBackRest server, set up {} (cabinet-db backup setup --repo-host …) and start its server, then run this again",
-                args.db_host
+                args.db_host.join(", ")
             )?,
         }
     }

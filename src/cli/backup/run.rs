@@ -18,11 +18,18 @@ pub struct Args {
 }
 
 pub async fn run(args: Args, config: &Path, json: bool) -> anyhow::Result<Outcome> {
-    let backups = run::run(config, args.kind, args.repo)?;
+    let ran = run::run(config, args.kind, args.repo)?;
     if json {
-        output::print_json(&backups)?;
+        output::print_json(&ran)?;
     } else {
-        for backup in backups {
+        match ran.from_standby {
+            Some(true) => outln!(
+                "the files came from a streaming standby (the leader only started and stopped the backup)"
+            )?,
+            Some(false) => outln!("no standby streams: the files came from the leader")?,
+            None => {}
+        }
+        for backup in ran.backups {
             outln!(
                 "backed up into repo{}: {} ({}), {} bytes in the repository",
                 backup.repo,

@@ -92,7 +92,8 @@ impl OffsiteArgs {
     }
 }
 
-/// Exit 0 when backups work end to end; 1 when the server must restart first (archive_mode).
+/// Exit 0 when backups work end to end (on a standby: when it is ready to archive once it
+/// leads); 1 when the server must restart first (archive_mode).
 pub async fn run(args: Args, config: &Path, json: bool) -> anyhow::Result<Outcome> {
     let options = SetupOptions {
         config_path: config.to_owned(),
@@ -118,7 +119,11 @@ pub async fn run(args: Args, config: &Path, json: bool) -> anyhow::Result<Outcom
         for change in &report.changed {
             outln!("set {change}")?;
         }
-        if report.restart_needed {
+        if report.standby && !report.restart_needed {
+            outln!(
+                "a standby: it archives once it leads (the rendered patroni.yml already sets archiving); stanza-create and check run on the leader and on the repository host. Keep this host's pgBackRest server running"
+            )?;
+        } else if report.restart_needed {
             outln!(
                 "archive_mode takes effect at a restart: restart PostgreSQL (e.g. sudo systemctl restart postgresql@15-main), then run cabinet-db backup setup again"
             )?;
@@ -132,5 +137,6 @@ pub async fn run(args: Args, config: &Path, json: bool) -> anyhow::Result<Outcom
             )?;
         }
     }
-    Ok(if report.checked { Outcome::Success } else { Outcome::CheckFailed })
+    let ready = report.checked || (report.standby && !report.restart_needed);
+    Ok(if ready { Outcome::Success } else { Outcome::CheckFailed })
 }

@@ -68,6 +68,12 @@ pub struct Args {
     /// Prefix of the role names.
     #[arg(long, env = "CABINET_ROLE_PREFIX", default_value = DEFAULT_ROLE_PREFIX, value_parser = Roles::parse)]
     pub role_prefix: Roles,
+    /// Archive WAL with pgBackRest: each node's patroni.yml gets archive_mode, archive_command
+    /// and restore_command for the pgBackRest configuration at this path (then run `backup
+    /// setup --repo-host …` on each node and `backup setup-repo-host --db-host …` with every
+    /// node on the repository host).
+    #[arg(long, value_name = "CONFIG", num_args = 0..=1, default_missing_value = crate::backup::config::DEFAULT_CONFIG)]
+    pub backups: Option<PathBuf>,
 }
 
 pub fn run(args: Args, json: bool) -> anyhow::Result<Outcome> {
@@ -90,6 +96,7 @@ pub fn run(args: Args, json: bool) -> anyhow::Result<Outcome> {
         patroni_dir: args.patroni_dir,
         database: args.database,
         roles: args.role_prefix,
+        backup_config: args.backups,
     };
     let files = render::write(&args.out, &spec)?;
     let notes = [

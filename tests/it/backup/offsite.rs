@@ -96,7 +96,7 @@ async fn the_offsite_copy_is_ciphertext_in_the_bucket_and_restores_with_the_pass
     .await;
 
     // Act: a full backup into each repository.
-    let backups = run::run(&production.config, Kind::Full, None).unwrap();
+    let backups = run::run(&production.config, Kind::Full, None).unwrap().backups;
     assert_eq!(backups.iter().map(|b| b.repo).collect::<Vec<_>>(), vec![1, 2]);
 
     // Assert: every stored object is OpenSSL ciphertext, none holds the prompt or the

@@ -42,7 +42,7 @@ async fn a_restore_reaches_the_second_before_the_mistake_and_nothing_after() {
         return;
     }
     production.set_up_backups().await;
-    let full = run::run(&production.config, Kind::Full, None).unwrap().remove(0);
+    let full = run::run(&production.config, Kind::Full, None).unwrap().backups.remove(0);
     assert_eq!(full.kind, "full");
 
     // Act: note T (after the second the backup ended in), then the mistake a second later.

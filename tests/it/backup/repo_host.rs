@@ -243,8 +243,10 @@ fn a_second_host_keeps_the_backups_over_tls_and_admits_no_one_else() {
             cabinet_db(&["backup", "--config", &repo_config_arg, "run", "--type", "full", "--json"])
         });
         assert!(backup.status.success(), "{}", stderr(&backup));
-        let sets: Vec<serde_json::Value> = serde_json::from_str(&stdout(&backup)).unwrap();
+        let ran: serde_json::Value = serde_json::from_str(&stdout(&backup)).unwrap();
+        let sets = ran["backups"].as_array().unwrap();
         assert_eq!(sets.len(), 2, "into the repository host and the bucket: {sets:?}");
+        assert!(ran["from_standby"].is_null(), "one database host: {ran}");
         // The database host cannot take one (pgBackRest backs up only on the repository host)
         // and says where to; it lists what the repository host holds.
         let refused = production.backup(&["run"]);
@@ -433,6 +435,46 @@ fn hostile_repository_host_options_are_refused_before_anything_is_written() {
         ),
         (with(&["--db-host", "db"], tls("::", &good.key)), "tailnet address"),
         (with(&["--db-host", "db"], vec![]), "needs --tls-ca"),
+        // A cluster's nodes: each named once; a data or socket directory for all or one each.
+        (with(&["--db-host", "db1", "--db-host", "db1"], tls(tailnet, &good.key)), "named twice"),
+        (
+            with(
+                &[
+                    "--db-host",
+                    "db1",
+                    "--db-host",
+                    "db2",
+                    "--pg-path",
+                    "/a",
+                    "--pg-path",
+                    "/b",
+                    "--pg-path",
+                    "/c",
+                ],
+                tls(tailnet, &good.key),
+            ),
+            "one per --db-host (2 given)",
+        ),
+        (
+            with(&["--db-host", "db1", "--db-host", "db2\npg3-host=evil"], tls(tailnet, &good.key)),
+            "not a host name",
+        ),
+        (
+            with(
+                &[
+                    "--db-host",
+                    "db1",
+                    "--db-host",
+                    "db2",
+                    "--pg-socket",
+                    "/s",
+                    "--pg-socket",
+                    "/run/x\n[global]",
+                ],
+                tls(tailnet, &good.key),
+            ),
+            r"/run/x\n[global]",
+        ),
     ];
     assert_refused_before_writing("setup-repo-host", &config, &state, &[], repo_host_cases);
     // A second certificate for the same host is refused; the first stays.

@@ -110,6 +110,20 @@ async fn a_switchover_a_killed_leader_and_a_cut_link_lose_no_acknowledged_commit
         assert!(stderr(&run).contains(&leader_at), "{args:?}: {}", stderr(&run));
     }
 
+    // Patroni owns the servers' settings: `backup setup` on a node rendered without
+    // `--backups` is refused before anything is written, naming the way.
+    let config = live.out.path().join("pgbackrest-refused.conf");
+    let config_arg = config.display().to_string();
+    let refused = live.cabinet(
+        first,
+        &["backup", "--config", &config_arg, "setup", "--repo", "/tmp/cabinet-refused-repo"],
+        &[("DATABASE_URL", &live.superuser_url("cabinet"))],
+    );
+    assert_eq!(refused.status.code(), Some(2), "{}{}", stdout(&refused), stderr(&refused));
+    assert!(stderr(&refused).contains("cluster render --backups"), "{}", stderr(&refused));
+    assert!(stderr(&refused).contains("Nothing was changed"), "{}", stderr(&refused));
+    assert!(!config.exists() && !std::path::Path::new("/tmp/cabinet-refused-repo").exists());
+
     // 1. A planned switchover under load.
     let writes = load(&live, "switch-", &passwords);
     writes.flows(200, Duration::from_secs(30), "before the switchover").await;

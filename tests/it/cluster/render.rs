@@ -31,6 +31,7 @@ fn spec() -> ClusterSpec {
         patroni_dir: "/opt/cabinet-db/patroni".into(),
         database: "cabinet".into(),
         roles: Roles::default(),
+        backup_config: None,
     }
 }
 
@@ -41,6 +42,8 @@ fn rendered_files_match_their_golden_copies() {
         nodes: vec![member("db1=100.101.1.1"), member("db2=100.101.1.2"), member("db3=fd7a:115c:a1e0::3")],
         witness: None,
         timing: Timing { ttl: 30, loop_wait: 5, retry_timeout: 10 },
+        // With archiving to pgBackRest, at a path that needs quoting in neither sh nor YAML.
+        backup_config: Some("/etc/cabinet-db/pgbackrest.conf".into()),
         ..spec()
     };
     assert_golden("cluster-render/three-nodes", &render::render(&three).unwrap());
@@ -163,8 +166,10 @@ fn patroni_and_haproxy_accept_the_rendered_files() {
         "haproxy is missing: scripts/setup installs it"
     );
     let out = tempfile::tempdir().unwrap();
-    // Patroni looks for the server binaries: Debian's 15, which scripts/setup installs.
-    render::write(out.path(), &spec()).unwrap();
+    // Patroni looks for the server binaries: Debian's 15, which scripts/setup installs. With
+    // archiving, so Patroni checks that part too.
+    let spec = ClusterSpec { backup_config: Some("/etc/cabinet-db/pgbackrest.conf".into()), ..spec() };
+    render::write(out.path(), &spec).unwrap();
 
     let haproxy = Command::new("haproxy")
         .args(["-c", "-f"])

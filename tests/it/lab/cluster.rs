@@ -30,6 +30,10 @@ const NODES: [(&str, &str); 2] = [("db1", "100.101.2.1"), ("db2", "100.101.2.2")
 const WITNESS: (&str, &str) = ("witness", "100.101.2.3");
 const CLIENT_IP: &str = "100.101.2.9";
 
+/// One live cluster at a time: they share namespace names and addresses, and two at once
+/// on two cores would measure each other.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 pub struct Live {
     pub out: tempfile::TempDir,
     /// Namespace per host name (and "client").
@@ -39,6 +43,8 @@ pub struct Live {
     patroni: HashMap<&'static str, Killed>,
     haproxy: Option<Killed>,
     _cleanup: Cleanup,
+    // Last: released after everything above is stopped and removed.
+    _turn: std::sync::MutexGuard<'static, ()>,
 }
 
 impl Drop for Live {
@@ -71,11 +77,12 @@ fn postgres_ids() -> (nix::unistd::Uid, nix::unistd::Gid) {
 }
 
 impl Live {
-    fn dir(&self, host: &str) -> PathBuf {
+    /// The host's own directory (the hosts share one filesystem here).
+    pub fn dir(&self, host: &str) -> PathBuf {
         self.out.path().join("hosts").join(host)
     }
 
-    fn data_dir(&self, host: &str) -> PathBuf {
+    pub fn data_dir(&self, host: &str) -> PathBuf {
         self.dir(host).join("data")
     }
 
@@ -88,8 +95,16 @@ impl Live {
     /// Builds the hosts, renders, starts etcd everywhere and Patroni on db1 then db2, and waits
     /// for a leader and a streaming synchronous standby.
     pub async fn start() -> Live {
+        Live::start_with(false).await
+    }
+
+    /// The same, rendered with `--backups` when `backups`: each node's patroni.yml archives
+    /// through the pgBackRest configuration in its own directory (`pgbackrest.conf`).
+    pub async fn start_with(backups: bool) -> Live {
         let patroni_bin = tools_dir().join("patroni/bin/patroni");
         assert!(patroni_bin.exists(), "{} is missing: run scripts/setup", patroni_bin.display());
+        // A test that failed while holding it leaves nothing running (Drop stopped it).
+        let turn = ONE_AT_A_TIME.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let names = add_namespaces("the live cluster test", ["hs", "h1", "h2", "hw", "hc"]);
         let [switch, n1, n2, nw, nc] = names.clone();
         let cleanup = Cleanup(names.to_vec());
@@ -124,6 +139,7 @@ impl Live {
             patroni_dir: tools_dir().join("patroni"),
             database: "cabinet".into(),
             roles: Roles::default(),
+            backup_config: backups.then(|| cabinet_db::backup::config::DEFAULT_CONFIG.into()),
         };
         let rendered = out.path().join("rendered");
         render::write(&rendered, &spec).unwrap();
@@ -141,6 +157,7 @@ impl Live {
             patroni: HashMap::new(),
             haproxy: None,
             _cleanup: cleanup,
+            _turn: turn,
         };
         let (uid, gid) = postgres_ids();
         for host in ["db1", "db2", "witness"] {
@@ -183,7 +200,8 @@ impl Live {
                 .replace(
                     "unix_socket_directories: /var/run/postgresql",
                     &format!("unix_socket_directories: {}", dir.join("sock").display()),
-                );
+                )
+                .replace("/etc/cabinet-db/pgbackrest.", &format!("{}/pgbackrest.", dir.display()));
             std::fs::write(dir.join("patroni.yml"), yml).unwrap();
         }
         for (host, _) in NODES {
