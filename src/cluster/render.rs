@@ -7,7 +7,10 @@ use std::{fmt::Write as _, path::Path};
 use super::{ClusterError, ClusterSpec, Member};
 use crate::{
     roles::{RoleKind, password::Password},
-    tailnet::{TAILNET_V4, TAILNET_V6, render::RenderedFile},
+    tailnet::{
+        TAILNET_V4, TAILNET_V6,
+        render::{RenderedFile, SUPERUSER_PEER_MAP},
+    },
 };
 
 /// Where the rendered files go on a node (INSTALL.md says so too).
@@ -90,7 +93,7 @@ fn bits(ip: &std::net::IpAddr) -> u8 {
 fn pg_hba(spec: &ClusterSpec) -> Vec<String> {
     let (admin, n8n, db) = (spec.roles.name(RoleKind::Admin), spec.roles.name(RoleKind::N8n), &spec.database);
     let mut rules = vec![
-        "local all postgres peer".to_owned(),
+        format!("local all postgres peer map={}", SUPERUSER_PEER_MAP.0),
         "local all all scram-sha-256".to_owned(),
         "host all all 127.0.0.1/32 scram-sha-256".to_owned(),
         "host all all ::1/128 scram-sha-256".to_owned(),
@@ -191,7 +194,10 @@ postgresql:
       username: {rewinder}
   parameters:
     unix_socket_directories: /var/run/postgresql
-{archiving}  pg_hba:
+{archiving}  # Who may be the postgres superuser over the socket: Patroni (postgres) and root's
+  # cabinet-db commands (`peer map={map}` in pg_hba).
+  pg_ident:
+{ident}  pg_hba:
 ",
         scope = spec.scope,
         name = node.name,
@@ -208,6 +214,12 @@ postgresql:
         replicator = spec.roles.replication(),
         rewinder = spec.roles.rewind(),
         archiving = spec.backup_config.as_deref().map(archiving).unwrap_or_default(),
+        map = SUPERUSER_PEER_MAP.0,
+        ident = SUPERUSER_PEER_MAP
+            .1
+            .iter()
+            .map(|user| format!("    - {} {user} postgres\n", SUPERUSER_PEER_MAP.0))
+            .collect::<String>(),
     );
     for rule in pg_hba(spec) {
         let _ = writeln!(out, "    - {rule}");
@@ -462,6 +474,15 @@ fn install_notes(spec: &ClusterSpec) -> String {
         out,
         "\nStart etcd on every member first, then Patroni on one node (it initialises the database and\ntakes the leader key), then on the others (they clone it and follow). Then, through HAProxy's\nleader port: `cabinet-db migrate up`, `cabinet-db roles apply`.\n",
     );
+    if let Some(config) = &spec.backup_config {
+        let nodes: Vec<String> = spec.nodes.iter().map(|n| format!("--db-host {}", n.ip)).collect();
+        let _ = write!(
+            out,
+            "\nEvery node archives WAL with pgBackRest ({config}) once it leads. On the repository host:\n`cabinet-db backup setup-repo-host {nodes} --tls-…`, then on each node\n`cabinet-db backup --config {config} setup --repo-host <repository host> --tls-…`, start each\nhost's pgBackRest server, and run `setup-repo-host` again: it checks the chain. Backups run\non the repository host and read a streaming standby's files when there is one.\n",
+            config = config.display(),
+            nodes = nodes.join(" "),
+        );
+    }
     out
 }
 

@@ -214,16 +214,25 @@ host    all       all        ::/0                   reject
     out
 }
 
+/// The peer map that lets these OS users be the `postgres` superuser over the socket: the
+/// server's own user, and root (which can become postgres anyway; naming it lets root's own
+/// tools — cabinet-db's admin commands — in). `cluster render` writes the same for Patroni.
+pub const SUPERUSER_PEER_MAP: (&str, [&str; 2]) = ("dba", ["postgres", "root"]);
+
 fn pg_ident() -> String {
-    "# cabinet-db: who may be the postgres superuser over the unix socket (pg_hba.conf's
+    let mut out = String::from(
+        "# cabinet-db: who may be the postgres superuser over the unix socket (pg_hba.conf's
 # `peer map=dba`). Rendered by `cabinet-db tailnet render`. Install as the file named by
 # `SHOW ident_file` (Debian: /etc/postgresql/<version>/main/pg_ident.conf), then reload.
 # Root can become postgres anyway (sudo -u postgres); naming it here lets root's own tools in.
 # MAPNAME  SYSTEM-USERNAME  PG-USERNAME
-dba        postgres         postgres
-dba        root             postgres
-"
-    .to_owned()
+",
+    );
+    let (map, users) = SUPERUSER_PEER_MAP;
+    for user in users {
+        let _ = writeln!(out, "{map:<10} {user:<16} postgres");
+    }
+    out
 }
 
 fn nftables(input: &RenderInput) -> String {

@@ -91,8 +91,11 @@ async fn the_leader_archives_the_repository_host_backs_up_from_the_standby_and_b
 
     // Each node: pgBackRest towards the repository host. The leader creates the stanza and
     // checks archiving; the standby is ready for when it leads.
-    let superuser = live.superuser_url("cabinet");
     for node in [leader, standby] {
+        // As root over the node's socket, as docs/deploy.md does it (the rendered pg_ident
+        // lets root be postgres).
+        let superuser =
+            format!("postgres:///cabinet?host={}&user=postgres", live.dir(node).join("sock").display());
         let mut args: Vec<String> =
             ["backup", "--config", &arg(&config(node)), "setup", "--repo-host"].map(str::to_owned).to_vec();
         args.extend([Live::ip(REPO_HOST).to_owned(), "--repo".to_owned(), arg(&repo)]);
