@@ -18,7 +18,7 @@ use crate::{
     lab::{
         cluster::{Live, Passwords},
         in_netns,
-        load::{ANY_MEMBER_PORT, LEADER_PORT, Load, options, present},
+        load::{LEADER_PORT, options},
     },
     report::{Row, Stats, throughput_row},
 };
@@ -128,22 +128,10 @@ async fn failovers(bench: &Bench, live: &mut Live, passwords: &Passwords) -> Vec
     for run in 0..runs {
         let leader = live.leader_host().await;
         let prefix = format!("f{run}-");
-        let writes = Load::start(
-            &live.ns["client"],
-            &prefix,
-            options(LEADER_PORT, "cabinet_admin", &passwords.admin),
-            Some(options(ANY_MEMBER_PORT, "cabinet_n8n", &passwords.n8n)),
-        );
+        let writes = live.load(&prefix, passwords);
         writes.flows(50, Duration::from_secs(30), "before the kill").await;
-        live.kill_node(leader);
-        writes.fault();
-        let took =
-            writes.recovered(Duration::from_secs(90), async || format!("{:?}", live.survey().await)).await;
-        tokio::time::sleep(Duration::from_secs(1)).await;
-        let seen = writes.finish();
-        let admin = options(LEADER_PORT, "cabinet_admin", &passwords.admin);
-        let present = in_netns(&live.ns["client"], async move || present(&admin, &prefix).await);
-        lost += seen.acked.difference(&present).count();
+        let (took, seen) = live.kill_under_load(leader, writes, Duration::from_secs(90)).await;
+        lost += seen.acked.difference(&live.on_leader(passwords, &prefix).await).count();
         eprintln!("   failover {}: {took:?}, longest read gap {:?}", run + 1, seen.longest_read_gap);
         failover.push(took.as_secs_f64());
         gaps.push(seen.longest_read_gap.as_secs_f64());
@@ -151,19 +139,7 @@ async fn failovers(bench: &Bench, live: &mut Live, passwords: &Passwords) -> Vec
         live.wait_healthy("the killed node to rejoin", Duration::from_secs(120)).await;
 
         // Then hand the leader role back to it, as planned maintenance would.
-        let started = Instant::now();
-        let mut args =
-            vec!["cluster".to_owned(), "switchover".into(), "--to".into(), leader.into(), "--secrets".into()];
-        args.push(live.out.path().join("rendered/patroni.env").display().to_string());
-        args.extend(Live::member_args());
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let switched = live.cabinet("client", &args, &[]);
-        assert!(switched.status.success(), "{}", String::from_utf8_lossy(&switched.stderr));
-        live.wait_for("the switchover", Duration::from_secs(30), |s| {
-            s.view.leader().is_some_and(|l| l.name == leader && l.state == "running")
-        })
-        .await;
-        switchover.push(started.elapsed().as_secs_f64());
+        switchover.push(live.switchover_to(leader).await.as_secs_f64());
         live.wait_healthy("the old leader to follow", Duration::from_secs(60)).await;
     }
     let (failover, gaps, switchover) = (Stats::of(failover), Stats::of(gaps), Stats::of(switchover));

@@ -3,13 +3,13 @@
 //! and a leader cut off the network (it must stop taking writes before another node takes
 //! over: no split brain), each losing no acknowledged commit.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use sqlx::{ConnectOptions, Connection};
 
 use crate::lab::{
     cluster::{Live, Passwords},
-    load::{ANY_MEMBER_PORT, LEADER_PORT, Load, assert_nothing_acknowledged_lost, options, present},
+    load::{LEADER_PORT, Load, assert_nothing_acknowledged_lost, options},
 };
 use crate::{
     harness::{stderr, stdout},
@@ -19,23 +19,6 @@ use crate::{
 
 /// Patroni's leader key lifetime (`Timing::default()`): the bound for a failover.
 const TTL: Duration = Duration::from_secs(20);
-
-fn load(live: &Live, prefix: &str, passwords: &Passwords) -> Load {
-    Load::start(
-        &live.ns["client"],
-        prefix,
-        options(LEADER_PORT, "cabinet_admin", &passwords.admin),
-        Some(options(ANY_MEMBER_PORT, "cabinet_n8n", &passwords.n8n)),
-    )
-}
-
-/// The rows `<prefix><n>` on the leader, read through HAProxy.
-async fn on_leader(live: &Live, passwords: &Passwords, prefix: &str) -> std::collections::BTreeSet<u64> {
-    let (admin, prefix) = (passwords.admin.clone(), prefix.to_owned());
-    in_netns(&live.ns["client"], async move || {
-        present(&options(LEADER_PORT, "cabinet_admin", &admin), &prefix).await
-    })
-}
 
 /// `cluster status` from the client host: its exit code and JSON.
 fn cluster_status(live: &Live) -> (Option<i32>, serde_json::Value) {
@@ -125,25 +108,13 @@ async fn a_switchover_a_killed_leader_and_a_cut_link_lose_no_acknowledged_commit
     assert!(!config.exists() && !std::path::Path::new("/tmp/cabinet-refused-repo").exists());
 
     // 1. A planned switchover under load.
-    let writes = load(&live, "switch-", &passwords);
+    let writes = live.load("switch-", &passwords);
     writes.flows(200, Duration::from_secs(30), "before the switchover").await;
-    let switched = Instant::now();
-    let mut args =
-        vec!["cluster".to_owned(), "switchover".into(), "--to".into(), standby.into(), "--secrets".into()];
-    args.push(live.out.path().join("rendered/patroni.env").display().to_string());
-    args.extend(Live::member_args());
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let switch = live.cabinet("client", &args, &[]);
-    assert!(switch.status.success(), "{}{}", stdout(&switch), stderr(&switch));
-    live.wait_for("the switchover", Duration::from_secs(30), |s| {
-        s.view.leader().is_some_and(|l| l.name == standby && l.state == "running")
-    })
-    .await;
-    let switchover_time = switched.elapsed();
+    let switchover_time = live.switchover_to(standby).await;
     live.wait_healthy("the old leader to follow", Duration::from_secs(60)).await;
     writes.flows(200, Duration::from_secs(30), "after the switchover").await;
     let seen = writes.finish();
-    assert_nothing_acknowledged_lost("switchover", &seen, &on_leader(&live, &passwords, "switch-").await);
+    assert_nothing_acknowledged_lost("switchover", &seen, &live.on_leader(&passwords, "switch-").await);
     eprintln!(
         "switchover: a running new leader {switchover_time:?} after `cluster switchover`; longest read gap {:?}",
         seen.longest_read_gap
@@ -171,21 +142,16 @@ async fn a_switchover_a_killed_leader_and_a_cut_link_lose_no_acknowledged_commit
     assert_eq!(sites_page().unwrap().0, 200);
 
     // 2. The leader's Patroni and PostgreSQL die at once.
-    let writes = load(&live, "kill-", &passwords);
+    let writes = live.load("kill-", &passwords);
     writes.flows(100, Duration::from_secs(30), "before the kill").await;
-    live.kill_node(leader);
-    writes.fault();
-    let failover =
-        writes.recovered(Duration::from_secs(60), async || format!("{:?}", live.survey().await)).await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let seen = writes.finish();
+    let (failover, seen) = live.kill_under_load(leader, writes, Duration::from_secs(60)).await;
     eprintln!(
         "failover after kill -9: first acknowledged write {failover:?} after the kill; longest read gap {:?}",
         seen.longest_read_gap
     );
     assert!(failover <= TTL + Duration::from_secs(8), "failover took {failover:?} (ttl {TTL:?})");
     assert_ne!(live.leader_host().await, leader);
-    assert_nothing_acknowledged_lost("kill -9", &seen, &on_leader(&live, &passwords, "kill-").await);
+    assert_nothing_acknowledged_lost("kill -9", &seen, &live.on_leader(&passwords, "kill-").await);
     // The panel's pooled connections died with the leader; the next page is served by the new
     // one, not an error (each connection is checked before use).
     let (page_status, body) = sites_page().unwrap();
@@ -205,7 +171,7 @@ async fn a_switchover_a_killed_leader_and_a_cut_link_lose_no_acknowledged_commit
 
     // 4. The leader is cut off the network, with a writer on its own loopback too.
     let leader = live.leader_host().await;
-    let writes = load(&live, "cut-", &passwords);
+    let writes = live.load("cut-", &passwords);
     let local = Load::start(&live.ns[leader], "iso-", options(5432, "cabinet_admin", &passwords.admin), None);
     writes.flows(100, Duration::from_secs(30), "before the cut").await;
     local.flows(20, Duration::from_secs(30), "on the leader's loopback before the cut").await;
@@ -255,12 +221,12 @@ async fn a_switchover_a_killed_leader_and_a_cut_link_lose_no_acknowledged_commit
     assert_nothing_acknowledged_lost(
         "cut link, through HAProxy",
         &seen,
-        &on_leader(&live, &passwords, "cut-").await,
+        &live.on_leader(&passwords, "cut-").await,
     );
     assert_nothing_acknowledged_lost(
         "cut link, on the isolated leader",
         &isolated,
-        &on_leader(&live, &passwords, "iso-").await,
+        &live.on_leader(&passwords, "iso-").await,
     );
     eprintln!("cut link: longest read gap {:?}", seen.longest_read_gap);
     let checks = cluster_checks(&live, &passwords);

@@ -24,7 +24,11 @@ use cabinet_db::{
 };
 use sqlx::Connection;
 
-use super::{Cleanup, Killed, add_namespaces, in_netns, sh, tools_dir, veth};
+use super::{
+    Cleanup, Killed, add_namespaces, in_netns,
+    load::{ANY_MEMBER_PORT, LEADER_PORT, Load, Seen, options, present},
+    sh, tools_dir, veth,
+};
 
 const NODES: [(&str, &str); 2] = [("db1", "100.101.2.1"), ("db2", "100.101.2.2")];
 const WITNESS: (&str, &str) = ("witness", "100.101.2.3");
@@ -392,6 +396,64 @@ impl Live {
             command.env(key, value);
         }
         command.output().unwrap()
+    }
+
+    /// From the client host: a writer as `cabinet_admin` through HAProxy's leader port and an
+    /// n8n-like reader as `cabinet_n8n` through its any-member port.
+    pub fn load(&self, prefix: &str, passwords: &Passwords) -> Load {
+        Load::start(
+            &self.ns["client"],
+            prefix,
+            options(LEADER_PORT, "cabinet_admin", &passwords.admin),
+            Some(options(ANY_MEMBER_PORT, "cabinet_n8n", &passwords.n8n)),
+        )
+    }
+
+    /// Under `writes`, `kill -9` of `host`'s Patroni and PostgreSQL; waits (up to `limit`) for
+    /// the first write begun after it to be acknowledged, lets the load run a moment longer,
+    /// and returns that time and what the load saw.
+    pub async fn kill_under_load(
+        &mut self,
+        host: &'static str,
+        writes: Load,
+        limit: Duration,
+    ) -> (Duration, Seen) {
+        self.kill_node(host);
+        writes.fault();
+        let took = writes.recovered(limit, async || format!("{:?}", self.survey().await)).await;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        (took, writes.finish())
+    }
+
+    /// `cabinet-db cluster switchover --to host` from the client host; returns once `host`
+    /// leads and runs, with the time that took.
+    pub async fn switchover_to(&self, host: &str) -> Duration {
+        let started = Instant::now();
+        let mut args =
+            vec!["cluster".to_owned(), "switchover".into(), "--to".into(), host.into(), "--secrets".into()];
+        args.push(self.out.path().join("rendered").join(render::SECRETS_FILE).display().to_string());
+        args.extend(Live::member_args());
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let switched = self.cabinet("client", &args, &[]);
+        assert!(
+            switched.status.success(),
+            "{}{}",
+            String::from_utf8_lossy(&switched.stdout),
+            String::from_utf8_lossy(&switched.stderr)
+        );
+        self.wait_for("the switchover", Duration::from_secs(30), |s| {
+            s.view.leader().is_some_and(|l| l.name == host && l.state == "running")
+        })
+        .await;
+        started.elapsed()
+    }
+
+    /// The numbers of the rows `<prefix><n>` on the leader, read through HAProxy.
+    pub async fn on_leader(&self, passwords: &Passwords, prefix: &str) -> BTreeSet<u64> {
+        let (admin, prefix) = (passwords.admin.clone(), prefix.to_owned());
+        in_netns(&self.ns["client"], async move || {
+            present(&options(LEADER_PORT, "cabinet_admin", &admin), &prefix).await
+        })
     }
 
     /// The members' REST APIs as `--member` arguments.
