@@ -1,8 +1,29 @@
 //! A minimal HTTP/1.1 client for the local control APIs cabinet-db talks to — tailscaled's
-//! LocalAPI (over a unix socket) and Patroni's REST API (over the tailnet): one request per
-//! connection (`Connection: close`), the response read to the end.
+//! LocalAPI (over a unix socket), Patroni's REST API and etcd's health (over the tailnet): one
+//! request per connection (`Connection: close`), the response read to the end.
+
+use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+/// One request to `address` (`host:port`) over TCP, answered within `timeout`: the status and
+/// body, or what went wrong in words.
+pub async fn tcp_request(
+    address: &str,
+    head: &str,
+    body: &[u8],
+    timeout: Duration,
+) -> Result<(u16, String), String> {
+    let exchange = async {
+        let mut stream = tokio::net::TcpStream::connect(address).await?;
+        exchange(&mut stream, head, body).await
+    };
+    let raw = tokio::time::timeout(timeout, exchange)
+        .await
+        .map_err(|_| format!("no answer within {} s", timeout.as_secs()))?
+        .map_err(|e| format!("cannot reach it: {e}"))?;
+    parse_response(&raw).map_err(|e| format!("not an HTTP answer: {e}"))
+}
 
 /// Sends `head` (request line and headers, ending with the blank line) and `body`, then reads
 /// the whole response.

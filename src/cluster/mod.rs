@@ -2,6 +2,8 @@
 //! on three or more) configured by cabinet-db, not failed over by it. `render` writes each
 //! node's files and the client hosts' HAProxy; the engines do the rest.
 
+/// etcd's members' health, as etcd itself reports it.
+pub mod etcd;
 /// Patroni's REST API: members, roles, lag; switchover.
 pub mod patroni;
 /// The files `cluster render` writes.

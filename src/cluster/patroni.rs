@@ -217,15 +217,9 @@ impl PatroniApi {
             head.push_str("Content-Type: application/json\r\n");
         }
         head.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
-        let exchange = async {
-            let mut stream = tokio::net::TcpStream::connect(&self.address).await?;
-            crate::http1::exchange(&mut stream, &head, body.as_bytes()).await
-        };
-        let raw = tokio::time::timeout(timeout, exchange)
+        crate::http1::tcp_request(&self.address, &head, body.as_bytes(), timeout)
             .await
-            .map_err(|_| self.error(format!("no answer within {} s", timeout.as_secs())))?
-            .map_err(|e| self.error(format!("cannot reach it: {e}")))?;
-        crate::http1::parse_response(&raw).map_err(|e| self.error(format!("not an HTTP answer: {e}")))
+            .map_err(|e| self.error(e))
     }
 }
 

@@ -257,6 +257,10 @@ initial-cluster-token: cabinet-db-{scope}
 # Patroni speaks etcd's v3 API as JSON through this gateway. etcd's flags default it to on,
 # but in a configuration file an absent boolean is off (POST /v3/... then answers 404).
 enable-grpc-gateway: true
+# A member back from a partition asks before it campaigns (Raft pre-vote) instead of forcing an
+# election with its higher term: that election would stall etcd, and a leader that cannot renew
+# its key within retry_timeout steps down (seen in the live test, under load).
+pre-vote: true
 ",
         name = member.name,
         peer = member.address(p.etcd_peer),

@@ -7,11 +7,12 @@ use crate::{
 
 /// Show the cluster as Patroni sees it: members, role, state, timeline, lag, and what is
 /// wrong (exit 1 when there is no leader, no streaming synchronous standby, a lagging or
-/// stopped member, a member that does not answer or names another leader, or the cluster is
-/// paused).
+/// stopped member, a member that does not answer or names another leader, the cluster is
+/// paused, or — with --etcd — an etcd member is lost).
 ///
 /// Example:
-///   cabinet-db cluster status --member 100.64.0.1:8008 --member 100.64.0.2:8008
+///   cabinet-db cluster status --member 100.64.0.1:8008 --member 100.64.0.2:8008 \
+///       --etcd 100.64.0.1:2379 --etcd 100.64.0.2:2379 --etcd 100.64.0.3:2379
 #[derive(Debug, ClapArgs)]
 #[command(verbatim_doc_comment)]
 pub struct Args {
@@ -19,6 +20,10 @@ pub struct Args {
     /// shown.
     #[arg(long = "member", value_name = "HOST:PORT", required = true)]
     pub members: Vec<String>,
+    /// An etcd member's client address, HOST:PORT (2379); repeatable: each is asked for its
+    /// health, and a lost member (or quorum) is a problem.
+    #[arg(long = "etcd", value_name = "HOST:PORT")]
+    pub etcd: Vec<String>,
     /// A replica further behind than this (bytes) is a problem.
     #[arg(long, default_value_t = crate::cluster::patroni::DEFAULT_MAX_LAG_BYTES)]
     pub max_lag_bytes: u64,
@@ -26,12 +31,15 @@ pub struct Args {
 
 pub async fn run(args: Args, json: bool) -> anyhow::Result<Outcome> {
     let apis: Vec<PatroniApi> = args.members.iter().map(PatroniApi::new).collect();
-    let survey = survey(&apis).await?;
-    let problems = survey.problems(args.max_lag_bytes);
+    let (survey, etcd) = tokio::join!(survey(&apis), crate::cluster::etcd::health(&args.etcd));
+    let survey = survey?;
+    let mut problems = survey.problems(args.max_lag_bytes);
+    problems.extend(crate::cluster::etcd::problems(&etcd));
     let view = &survey.view;
     if json {
         output::print_json(&serde_json::json!({
-            "asked": survey.asked.address, "members": view.members, "pause": view.pause, "problems": problems,
+            "asked": survey.asked.address, "members": view.members, "pause": view.pause, "etcd": etcd,
+            "problems": problems,
         }))?;
     } else {
         let rows: Vec<Vec<String>> = view
@@ -53,6 +61,10 @@ pub async fn run(args: Args, json: bool) -> anyhow::Result<Outcome> {
             })
             .collect();
         output::print_table(&["member", "host", "role", "state", "timeline", "lag (bytes)"], &rows)?;
+        if !etcd.is_empty() {
+            let healthy = etcd.iter().filter(|m| m.healthy).count();
+            outln!("etcd: {healthy} of {} members healthy", etcd.len())?;
+        }
         if problems.is_empty() {
             outln!("\nhealthy: a leader, a streaming synchronous standby; every member agrees")?;
         } else {
