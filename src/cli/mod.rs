@@ -7,12 +7,16 @@ pub mod audit;
 pub mod backup;
 /// `cabinet-db cluster …`: the Patroni cluster's configuration.
 pub mod cluster;
+/// `cabinet-db completions SHELL`.
+pub mod completions;
 /// `cabinet-db dev …`: the local development database.
 pub mod dev;
 /// How a failed command is reported: text or JSON, the PostgreSQL message once.
 pub mod failure;
 /// `cabinet-db history`: prune the change history.
 pub mod history;
+/// `cabinet-db manpages` (hidden): the man pages, for packaging.
+pub mod manpages;
 /// `cabinet-db migrate …`: the migration runner.
 pub mod migrate;
 /// Tables for people, JSON for scripts.
@@ -88,6 +92,11 @@ pub enum Command {
     Serve(serve::Args),
     /// Run PostgreSQL highly available: Patroni, etcd and HAProxy configured for the tailnet.
     Cluster(cluster::ClusterArgs),
+    /// Print tab completion for bash, zsh or fish.
+    Completions(completions::Args),
+    /// Write the man pages into a directory (for packaging).
+    #[command(hide = true)]
+    Manpages(manpages::Args),
 }
 
 /// Where the database is.
@@ -132,6 +141,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::History(args) => history::run(args, cli.json).await,
         Command::Serve(args) => serve::run(args, cli.json).await,
         Command::Cluster(args) => cluster::run(args, cli.json).await,
+        Command::Completions(args) => completions::run(args),
+        Command::Manpages(args) => manpages::run(args),
         Command::Backup(args) => backup::run(args, cli.json).await,
         Command::Sites(args) => sites::run(args, cli.json).await,
         Command::Users(args) => users::run(args, cli.json).await,

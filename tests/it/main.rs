@@ -41,6 +41,8 @@ mod migrate;
 mod netns;
 /// Offline commands: `sql`, `history`, `new`, `lint`.
 mod offline;
+/// Shell completions and man pages, generated from the command line's definition.
+mod packaging;
 /// The admin panel over HTTP: identity, guards, pages.
 mod panel;
 /// Hostile values and interruptions: infinite times, closed pipes, kill -9, escapes.
