@@ -3,7 +3,10 @@
 //! answering and agreeing — read from Patroni's REST API as `cluster status` reads it.
 
 use super::Check;
-use crate::cluster::patroni::{Aspect, DEFAULT_MAX_LAG_BYTES, PatroniApi, survey};
+use crate::cluster::{
+    patroni::{Aspect, DEFAULT_MAX_LAG_BYTES, PatroniApi, survey},
+    render::{NODE_CONFIG_DIR, PATRONI_UNIT},
+};
 
 pub async fn checks(members: &[String]) -> Vec<Check> {
     let apis: Vec<PatroniApi> = members.iter().map(PatroniApi::new).collect();
@@ -13,7 +16,9 @@ pub async fn checks(members: &[String]) -> Vec<Check> {
             return vec![Check::fail(
                 "cluster.reachable",
                 e.to_string(),
-                "start Patroni on the members (systemctl start patroni) or correct --cluster-member",
+                format!(
+                    "start Patroni on the members (systemctl start {PATRONI_UNIT}) or correct --cluster-member"
+                ),
             )];
         }
     };
@@ -23,30 +28,40 @@ pub async fn checks(members: &[String]) -> Vec<Check> {
             Aspect::Leader => (
                 "cluster.leader",
                 "a leader runs",
-                "see `cabinet-db cluster status` and Patroni's journal (journalctl -u patroni) on each node",
+                format!(
+                    "see `cabinet-db cluster status` and Patroni's journal (journalctl -u {PATRONI_UNIT}) on each node"
+                ),
             ),
             Aspect::SyncStandby => (
                 "cluster.sync_standby",
                 "a synchronous standby is streaming",
-                "start Patroni on a standby; a stopped one rejoins by itself (pg_rewind) once it runs",
+                format!(
+                    "start Patroni on a standby (systemctl start {PATRONI_UNIT}); a stopped one rejoins by itself (pg_rewind)"
+                ),
             ),
             Aspect::Lag => (
                 "cluster.lag",
                 "no replica lags",
-                "look at the replica's network and disk (journalctl -u patroni); a lagging synchronous standby slows every commit",
+                format!(
+                    "look at the replica's network and disk (journalctl -u {PATRONI_UNIT}); a lagging synchronous standby slows every commit"
+                ),
             ),
             Aspect::Members => (
                 "cluster.members",
                 "every replica streams",
-                "start Patroni on the stopped members (systemctl start patroni)",
+                format!("start Patroni on the stopped members (systemctl start {PATRONI_UNIT})"),
             ),
-            Aspect::Pause => {
-                ("cluster.paused", "Patroni is not paused", "patronictl -c /etc/patroni/patroni.yml resume")
-            }
+            Aspect::Pause => (
+                "cluster.paused",
+                "Patroni is not paused",
+                format!("patronictl -c {NODE_CONFIG_DIR}/patroni.yml resume"),
+            ),
             Aspect::Agreement => (
                 "cluster.agreement",
                 "every member answers and names the same leader",
-                "a member that does not answer or names another leader is down or cut off from etcd: check its network and Patroni",
+                format!(
+                    "a member that does not answer or names another leader is down or cut off from etcd: check its network and {PATRONI_UNIT}"
+                ),
             ),
         };
         checks.push(Check::from_problems(id, problems, passed, remedy));

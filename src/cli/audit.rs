@@ -79,9 +79,10 @@ pub async fn run(args: AuditArgs, json: bool) -> anyhow::Result<Outcome> {
                 Verdict::Warn => "WARN",
                 Verdict::Fail => "FAIL",
             };
-            outln!("{mark}  {:<28} {}", check.id, check.detail)?;
+            // Details name what the database holds (role names, rules): shown escaped.
+            outln!("{mark}  {:<28} {}", check.id, output::terminal_safe(&check.detail, false))?;
             if check.verdict != Verdict::Pass && !check.remedy.is_empty() {
-                outln!("      {:<28} fix: {}", "", check.remedy)?;
+                outln!("      {:<28} fix: {}", "", output::terminal_safe(&check.remedy, false))?;
             }
         }
         let count = |v| checks.iter().filter(|c| c.verdict == v).count();

@@ -115,7 +115,10 @@ impl ClusterView {
             .map(|m| format!("{} is {}", m.name, m.state))
             .collect();
         let pause = if self.pause {
-            vec!["the cluster is paused: Patroni will not fail over (patronictl resume)".to_owned()]
+            vec![format!(
+                "the cluster is paused: Patroni will not fail over (patronictl -c {}/patroni.yml resume)",
+                super::render::NODE_CONFIG_DIR
+            )]
         } else {
             vec![]
         };

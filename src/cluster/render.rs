@@ -15,6 +15,8 @@ use crate::{
 
 /// Where the rendered files go on a node (INSTALL.md says so too).
 pub const NODE_CONFIG_DIR: &str = "/etc/cabinet-db/cluster";
+/// The systemd unit that runs Patroni on a node (remedies name it).
+pub const PATRONI_UNIT: &str = "cabinet-db-patroni";
 /// The secrets file's name in the output directory and on each node.
 pub const SECRETS_FILE: &str = "patroni.env";
 

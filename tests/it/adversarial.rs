@@ -375,6 +375,22 @@ async fn each_escalation_path_fails_the_audit_until_roles_apply_and_cleanup_clos
     }
 }
 
+/// The audit names what the database holds; a role named with terminal escapes (a careless or
+/// hostile superuser made it) is shown escaped, never sent to the operator's terminal raw.
+#[tokio::test]
+async fn the_audit_shows_hostile_names_escaped() {
+    let _turn = TURN.lock().await;
+    let url = production("adversarial").await;
+    let superuser = url.expose().to_owned();
+    exec_at(&superuser, "CREATE ROLE \"adv\x1b]0;owned\x07\u{202e}\" LOGIN SUPERUSER").await;
+    let out = binary().env("DATABASE_URL", url.expose()).arg("audit").output().unwrap();
+    exec_at(&superuser, "DROP ROLE \"adv\x1b]0;owned\x07\u{202e}\"").await;
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}{}", stderr(&out));
+    assert!(text.contains(r"adv\e]0;owned"), "the role is named, escaped: {text}");
+    assert!(!text.contains('\x1b') && !text.contains('\x07') && !text.contains('\u{202e}'), "{text:?}");
+}
+
 /// On a Patroni node, Patroni creates the replication and rewind roles `cluster render` names:
 /// the replicator's REPLICATION is by design, and closing PUBLIC's door on `postgres` must not
 /// lock pg_rewind out (a former leader could not rejoin).

@@ -69,7 +69,8 @@ pub async fn run(args: Args, json: bool) -> anyhow::Result<Outcome> {
             outln!("\nhealthy: a leader, a streaming synchronous standby; every member agrees")?;
         } else {
             for p in &problems {
-                outln!("problem: {p}")?;
+                // Names and reasons come from the members' answers: shown escaped.
+                outln!("problem: {}", output::terminal_safe(p, false))?;
             }
         }
     }
