@@ -111,10 +111,14 @@ fn percent_encode(text: &str) -> String {
 }
 
 pub fn describe_target(options: &PgConnectOptions) -> String {
+    // A socket URL's host is a placeholder: name the socket's directory instead.
+    let host = match options.get_socket() {
+        Some(directory) => directory.display().to_string(),
+        None => options.get_host().to_owned(),
+    };
     format!(
-        "{}@{}:{}/{}",
+        "{}@{host}:{}/{}",
         options.get_username(),
-        options.get_host(),
         options.get_port(),
         options.get_database().unwrap_or("(default)")
     )

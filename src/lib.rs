@@ -15,6 +15,8 @@ pub mod cli;
 pub mod cluster;
 /// What differs between PostgreSQL 14 and 18, in one place.
 pub mod compat;
+/// The host's configuration file: its settings become the options' defaults.
+pub mod config;
 /// What the data operations share: their error type, pages.
 pub mod data;
 /// Connections, the server version gate, identifier quoting, constraint messages.

@@ -11,13 +11,29 @@ use cabinet_db::cli::{
     failure::FailureReport,
     output::{self, is_stdout_closed},
 };
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let wants_json = args.iter().any(|a| a == "--json");
+    // The configuration file's values become the options' defaults before anything parses.
+    let command = match cabinet_db::config::load_for(&args).and_then(|file| file.apply(Cli::command())) {
+        Ok(command) => command,
+        Err(error) => {
+            let report = FailureReport { error: error.to_string(), ..FailureReport::default() };
+            if wants_json {
+                let _ = output::print_json(&report);
+            } else {
+                let _ = std::io::stderr().write_all(report.to_text().as_bytes());
+            }
+            return ExitCode::from(2);
+        }
+    };
+    let parsed = command.try_get_matches_from(&args).and_then(|matches| Cli::from_arg_matches(&matches));
+    let cli = match parsed {
         Ok(cli) => cli,
-        Err(error) if error.use_stderr() && std::env::args().any(|a| a == "--json") => {
+        Err(error) if error.use_stderr() && wants_json => {
             // Scripts asked for JSON: a usage error is an object too.
             let text = error.to_string();
             let (what, rest) = text.split_once("\n\n").unwrap_or((&text, ""));

@@ -9,6 +9,8 @@ pub mod backup;
 pub mod cluster;
 /// `cabinet-db completions SHELL`.
 pub mod completions;
+/// `cabinet-db config …`: the configuration file.
+pub mod config;
 /// `cabinet-db dev …`: the local development database.
 pub mod dev;
 /// How a failed command is reported: text or JSON, the PostgreSQL message once.
@@ -63,6 +65,11 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub json: bool,
 
+    /// The configuration file: its settings are the options' defaults (a flag or an
+    /// environment variable beats it). `cabinet-db config show` prints what is in effect.
+    #[arg(long, global = true, env = crate::config::PATH_ENV, value_name = "PATH", default_value = crate::config::DEFAULT_PATH)]
+    pub config: std::path::PathBuf,
+
     /// Log more on stderr (-v info, -vv debug); RUST_LOG overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
@@ -92,6 +99,8 @@ pub enum Command {
     Serve(serve::Args),
     /// Run PostgreSQL highly available: Patroni, etcd and HAProxy configured for the tailnet.
     Cluster(cluster::ClusterArgs),
+    /// Show the configuration in effect: each setting, its value and where it came from.
+    Config(config::ConfigArgs),
     /// Print tab completion for bash, zsh or fish.
     Completions(completions::Args),
     /// Write the man pages into a directory (for packaging).
@@ -142,6 +151,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Serve(args) => serve::run(args, cli.json).await,
         Command::Cluster(args) => cluster::run(args, cli.json).await,
         Command::Completions(args) => completions::run(args),
+        Command::Config(args) => config::run(args, &cli.config, cli.json),
         Command::Manpages(args) => manpages::run(args),
         Command::Backup(args) => backup::run(args, cli.json).await,
         Command::Sites(args) => sites::run(args, cli.json).await,

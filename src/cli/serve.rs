@@ -37,13 +37,13 @@ pub struct Args {
     pub database_url: Option<DatabaseUrl>,
     /// Address to listen on, ADDR:PORT or ADDR (port 8432); repeatable. Default: every
     /// Tailscale address of this node. Wildcard and non-tailnet addresses are refused.
-    #[arg(long, value_name = "ADDR:PORT")]
+    #[arg(long, value_name = "ADDR:PORT", env = "CABINET_PANEL_LISTEN", value_delimiter = ',')]
     pub listen: Vec<String>,
     /// The port when --listen is not given.
     #[arg(long, default_value_t = DEFAULT_PORT)]
     pub port: u16,
     /// tailscaled's LocalAPI socket.
-    #[arg(long, default_value = DEFAULT_SOCKET)]
+    #[arg(long, env = "TAILSCALE_SOCKET", default_value = DEFAULT_SOCKET)]
     pub socket: PathBuf,
     /// The app capability the tailnet policy grants roles with.
     #[arg(long, default_value = identity::DEFAULT_CAPABILITY)]
@@ -52,10 +52,10 @@ pub struct Args {
     #[arg(long = "host-name", value_name = "NAME")]
     pub host_names: Vec<String>,
     /// TLS certificate chain (PEM), e.g. from `tailscale cert`.
-    #[arg(long, requires = "tls_key")]
+    #[arg(long, env = "CABINET_PANEL_TLS_CERT", requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,
     /// Its private key (PEM, mode 0600).
-    #[arg(long, requires = "tls_cert")]
+    #[arg(long, env = "CABINET_PANEL_TLS_KEY", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
     /// DEVELOPMENT ONLY: trust every request as LOGIN with ROLE (viewer, editor, admin), e.g.
     /// dev@example.com=admin. The panel then listens on loopback only (127.0.0.1:8432 unless
@@ -63,7 +63,7 @@ pub struct Args {
     #[arg(long, value_name = "LOGIN=ROLE")]
     pub dev_identity: Option<String>,
     /// pgBackRest's configuration, for the dashboard's backup status.
-    #[arg(long, default_value = crate::backup::config::DEFAULT_CONFIG)]
+    #[arg(long, env = "CABINET_BACKUP_CONFIG", default_value = crate::backup::config::DEFAULT_CONFIG)]
     pub backup_config: PathBuf,
     /// Database connections the panel keeps at most.
     #[arg(long, default_value_t = 8)]
@@ -112,7 +112,13 @@ pub async fn run(args: Args, json: bool) -> anyhow::Result<Outcome> {
     names.extend(args.host_names.iter().cloned());
     let tls = match (&args.tls_cert, &args.tls_key) {
         (Some(cert), Some(key)) => Some(TlsPaths { cert: cert.clone(), key: key.clone() }),
-        _ => None,
+        (None, None) => None,
+        // clap checks the pair on the command line; from the file or environment it comes here.
+        // Serving plain HTTP because one half is missing would be a silent downgrade.
+        _ => anyhow::bail!(
+            "a TLS certificate needs its key and a key its certificate: give both --tls-cert and --tls-key \
+             (or panel.tls_cert and panel.tls_key in the configuration file), or neither"
+        ),
     };
     let pool = db::pool(&url, "cabinet-db serve", args.pool_size, db::Liveness::CheckedBeforeUse).await?;
     // In a cluster the panel writes through the leader (HAProxy's leader port), never a standby.

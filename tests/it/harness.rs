@@ -260,10 +260,16 @@ impl Drop for TestDb {
     }
 }
 
+pub use crate::lab::NO_CONFIG;
+
 /// The cabinet-db binary built for these tests.
 pub fn binary() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_cabinet-db"));
-    command.env_remove("DATABASE_URL").env_remove("CABINET_MIGRATIONS_DIR").env("NO_COLOR", "1");
+    command
+        .env_remove("DATABASE_URL")
+        .env_remove("CABINET_MIGRATIONS_DIR")
+        .env("CABINET_CONFIG", NO_CONFIG)
+        .env("NO_COLOR", "1");
     command
 }
 

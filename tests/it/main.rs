@@ -13,6 +13,8 @@ mod backup;
 mod baseline;
 /// High availability: rendered configuration checked by the engines, a live cluster failing over.
 mod cluster;
+/// The configuration file read by the real binary: precedence, `config show`, bad files.
+mod config;
 /// The database rejects bad rows whoever writes them.
 mod constraints;
 /// A TCP proxy that cuts the connection right after a COMMIT.

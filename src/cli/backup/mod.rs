@@ -78,16 +78,16 @@ pub async fn run(args: BackupArgs, json: bool) -> anyhow::Result<Outcome> {
 #[derive(Debug, Args)]
 pub struct TlsArgs {
     /// The CA certificate both hosts trust (from `cabinet-db backup certs`).
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", env = "CABINET_BACKUP_TLS_CA")]
     pub tls_ca: Option<PathBuf>,
     /// This host's certificate, named as the other host reaches it.
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", env = "CABINET_BACKUP_TLS_CERT")]
     pub tls_cert: Option<PathBuf>,
     /// This host's private key (chmod 600).
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", env = "CABINET_BACKUP_TLS_KEY")]
     pub tls_key: Option<PathBuf>,
     /// This host's tailnet address, where its pgBackRest server listens (`tailscale ip -4`).
-    #[arg(long, value_name = "ADDRESS")]
+    #[arg(long, value_name = "ADDRESS", env = "CABINET_BACKUP_TLS_LISTEN")]
     pub tls_listen: Option<String>,
     /// The pgBackRest servers' port, on both hosts.
     #[arg(long, value_name = "PORT", default_value_t = DEFAULT_TLS_PORT)]

@@ -17,11 +17,11 @@ pub struct Args {
     pub connection: ConnectionArgs,
     /// The first repository: a directory on this host (or a mounted one); with --repo-host,
     /// the directory on that host.
-    #[arg(long, default_value = "/var/lib/pgbackrest")]
+    #[arg(long, env = "CABINET_BACKUP_REPO", default_value = "/var/lib/pgbackrest")]
     pub repo: PathBuf,
     /// Keep the repository on a second tailnet host instead (set it up there first with
     /// `backup setup-repo-host`); needs the --tls-… options. Backups then run on that host.
-    #[arg(long, value_name = "HOST", requires_all = ["tls_ca", "tls_cert", "tls_key", "tls_listen"])]
+    #[arg(long, value_name = "HOST", env = "CABINET_BACKUP_REPO_HOST", requires_all = ["tls_ca", "tls_cert", "tls_key", "tls_listen"])]
     pub repo_host: Option<String>,
     #[command(flatten)]
     pub tls: TlsArgs,
@@ -45,24 +45,30 @@ pub struct Args {
 #[derive(Debug, ClapArgs)]
 pub struct OffsiteArgs {
     /// The service, over HTTPS: e.g. https://s3.eu-central-1.amazonaws.com.
-    #[arg(long, value_name = "URL", requires_all = ["s3_bucket", "s3_region", "cipher_pass_file"])]
+    #[arg(long, value_name = "URL", env = "CABINET_BACKUP_S3_ENDPOINT", requires_all = ["s3_bucket", "s3_region", "cipher_pass_file"])]
     pub s3_endpoint: Option<String>,
-    #[arg(long, value_name = "BUCKET", requires = "s3_endpoint")]
+    #[arg(long, value_name = "BUCKET", env = "CABINET_BACKUP_S3_BUCKET", requires = "s3_endpoint")]
     pub s3_bucket: Option<String>,
-    #[arg(long, value_name = "REGION", requires = "s3_endpoint")]
+    #[arg(long, value_name = "REGION", env = "CABINET_BACKUP_S3_REGION", requires = "s3_endpoint")]
     pub s3_region: Option<String>,
     /// The stanza's folder inside the bucket.
-    #[arg(long, value_name = "PATH", default_value = DEFAULT_S3_PATH, requires = "s3_endpoint")]
+    #[arg(long, value_name = "PATH", env = "CABINET_BACKUP_S3_PATH", default_value = DEFAULT_S3_PATH, requires = "s3_endpoint")]
     pub s3_path: String,
     /// `host` (bucket.endpoint, as AWS) or `path` (endpoint/bucket, most self-hosted services).
-    #[arg(long, value_enum, default_value = "host", requires = "s3_endpoint")]
+    #[arg(
+        long,
+        value_enum,
+        env = "CABINET_BACKUP_S3_URI_STYLE",
+        default_value = "host",
+        requires = "s3_endpoint"
+    )]
     pub s3_uri_style: UriStyle,
     /// CA certificates (PEM) for a service whose certificate no public authority signed.
-    #[arg(long, value_name = "PATH", requires = "s3_endpoint")]
+    #[arg(long, value_name = "PATH", env = "CABINET_BACKUP_S3_CA_FILE", requires = "s3_endpoint")]
     pub s3_ca_file: Option<PathBuf>,
     /// The passphrase that encrypts the offsite repository: a file only its owner can read
     /// (chmod 600). Keep a copy away from this host: without it the offsite backups are lost.
-    #[arg(long, value_name = "PATH", requires = "s3_endpoint")]
+    #[arg(long, value_name = "PATH", env = "CABINET_BACKUP_CIPHER_PASS_FILE", requires = "s3_endpoint")]
     pub cipher_pass_file: Option<PathBuf>,
     /// Stop copying offsite (the bucket's contents stay where they are).
     #[arg(long, conflicts_with = "s3_endpoint")]
@@ -71,9 +77,29 @@ pub struct OffsiteArgs {
 
 impl OffsiteArgs {
     pub(super) fn offsite(&self) -> anyhow::Result<Option<Offsite>> {
+        if self.remove_offsite {
+            return Ok(None);
+        }
+        let parts = [
+            ("--s3-endpoint", self.s3_endpoint.is_some()),
+            ("--s3-bucket", self.s3_bucket.is_some()),
+            ("--s3-region", self.s3_region.is_some()),
+            ("--cipher-pass-file", self.cipher_pass_file.is_some()),
+        ];
         let (Some(endpoint), Some(bucket), Some(region), Some(pass_file)) =
             (&self.s3_endpoint, &self.s3_bucket, &self.s3_region, &self.cipher_pass_file)
         else {
+            // clap checks these together on the command line; from the configuration file or
+            // the environment a half-given offsite repository comes here, and must not be
+            // silently dropped.
+            let missing: Vec<&str> =
+                parts.iter().filter(|(_, given)| !given).map(|(name, _)| *name).collect();
+            if missing.len() < parts.len() {
+                anyhow::bail!(
+                    "the offsite repository also needs {} (as options, or backup.s3_… keys in the configuration file). Nothing was changed",
+                    missing.join(", ")
+                );
+            }
             return Ok(None);
         };
         let repo = S3Repo::from_options(&S3Options {
@@ -99,6 +125,10 @@ pub async fn run(args: Args, config: &Path, json: bool) -> anyhow::Result<Outcom
         config_path: config.to_owned(),
         state_dir: args.state_dir,
         local: match args.repo_host {
+            Some(_) if args.tls.options()?.is_none() => anyhow::bail!(
+                "a repository host needs the --tls-ca, --tls-cert, --tls-key and --tls-listen options \
+                 (or backup.tls_… keys in the configuration file). Nothing was changed"
+            ),
             Some(host) => Repo::Remote { host, path: args.repo },
             None => Repo::Posix { path: args.repo },
         },

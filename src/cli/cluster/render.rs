@@ -24,10 +24,10 @@ pub struct Args {
     #[arg(long)]
     pub out: PathBuf,
     /// A database node, NAME=TAILSCALE_IP (at least two).
-    #[arg(long = "node", value_name = "NAME=IP", required = true)]
+    #[arg(long = "node", value_name = "NAME=IP", env = "CABINET_CLUSTER_NODES", value_delimiter = ',')]
     pub nodes: Vec<String>,
     /// An etcd-only member, NAME=TAILSCALE_IP, so two nodes still have a three-member quorum.
-    #[arg(long, value_name = "NAME=IP")]
+    #[arg(long, value_name = "NAME=IP", env = "CABINET_CLUSTER_WITNESS")]
     pub witness: Option<String>,
     /// The cluster's name in etcd.
     #[arg(long, default_value = "cabinet")]

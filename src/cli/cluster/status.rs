@@ -18,11 +18,11 @@ use crate::{
 pub struct Args {
     /// A member's REST API, HOST:PORT; repeatable: every member is asked, the newest view is
     /// shown.
-    #[arg(long = "member", value_name = "HOST:PORT", required = true)]
+    #[arg(long = "member", value_name = "HOST:PORT", env = "CABINET_CLUSTER_MEMBERS", value_delimiter = ',')]
     pub members: Vec<String>,
     /// An etcd member's client address, HOST:PORT (2379); repeatable: each is asked for its
     /// health, and a lost member (or quorum) is a problem.
-    #[arg(long = "etcd", value_name = "HOST:PORT")]
+    #[arg(long = "etcd", value_name = "HOST:PORT", env = "CABINET_CLUSTER_ETCD", value_delimiter = ',')]
     pub etcd: Vec<String>,
     /// A replica further behind than this (bytes) is a problem.
     #[arg(long, default_value_t = crate::cluster::patroni::DEFAULT_MAX_LAG_BYTES)]
@@ -30,6 +30,7 @@ pub struct Args {
 }
 
 pub async fn run(args: Args, json: bool) -> anyhow::Result<Outcome> {
+    super::require_members(&args.members)?;
     let apis: Vec<PatroniApi> = args.members.iter().map(PatroniApi::new).collect();
     let (survey, etcd) = tokio::join!(survey(&apis), crate::cluster::etcd::health(&args.etcd));
     let survey = survey?;

@@ -20,7 +20,7 @@ use crate::{
 #[command(verbatim_doc_comment)]
 pub struct Args {
     /// A member's REST API, HOST:PORT; repeatable.
-    #[arg(long = "member", value_name = "HOST:PORT", required = true)]
+    #[arg(long = "member", value_name = "HOST:PORT", env = "CABINET_CLUSTER_MEMBERS", value_delimiter = ',')]
     pub members: Vec<String>,
     /// The member to become the leader.
     #[arg(long)]
@@ -31,6 +31,7 @@ pub struct Args {
 }
 
 pub async fn run(args: Args, json: bool) -> anyhow::Result<Outcome> {
+    super::require_members(&args.members)?;
     let auth = read_restapi_auth(&args.secrets)?;
     let apis: Vec<PatroniApi> =
         args.members.iter().map(|m| PatroniApi { address: m.clone(), auth: Some(auth.clone()) }).collect();

@@ -95,7 +95,11 @@ fn start_server(config: &Path, run_as: &RunAs, listen: &str) -> ServerProcess {
 }
 
 fn cabinet_db(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_cabinet-db")).args(args).output().unwrap()
+    Command::new(env!("CARGO_BIN_EXE_cabinet-db"))
+        .env("CABINET_CONFIG", crate::harness::NO_CONFIG)
+        .args(args)
+        .output()
+        .unwrap()
 }
 
 /// `backup certs` for one host.
@@ -204,6 +208,7 @@ fn a_second_host_keeps_the_backups_over_tls_and_admits_no_one_else() {
                 let (ns, args) = (ns.clone(), args.clone());
                 in_netns(&ns, async move || {
                     Command::new(env!("CARGO_BIN_EXE_cabinet-db"))
+                        .env("CABINET_CONFIG", crate::harness::NO_CONFIG)
                         .env("AWS_ACCESS_KEY_ID", KEY)
                         .env("AWS_SECRET_ACCESS_KEY", SECRET)
                         .args(&args)

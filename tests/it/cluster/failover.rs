@@ -137,6 +137,7 @@ async fn a_switchover_a_killed_leader_and_a_cut_link_lose_no_acknowledged_commit
     serve
         .arg(env!("CARGO_BIN_EXE_cabinet-db"))
         .args(["serve", "--dev-identity", "dev@example.com=editor", "--listen", &panel_addr.to_string()])
+        .env("CABINET_CONFIG", crate::harness::NO_CONFIG)
         .env(
             "DATABASE_URL",
             format!("postgres://cabinet_admin:{}@127.0.0.1:{LEADER_PORT}/cabinet", passwords.admin),

@@ -391,7 +391,7 @@ impl Live {
     /// `cabinet-db ARGS` on `host`, with `env`.
     pub fn cabinet(&self, host: &str, args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
         let mut command = self.exec_in(host);
-        command.arg(env!("CARGO_BIN_EXE_cabinet-db")).args(args);
+        command.arg(env!("CARGO_BIN_EXE_cabinet-db")).args(args).env("CABINET_CONFIG", super::NO_CONFIG);
         for (key, value) in env {
             command.env(key, value);
         }

@@ -14,6 +14,10 @@ use std::{
     process::Command,
 };
 
+/// The configuration file the tests' commands read: none (an empty file), so a host's
+/// /etc/cabinet-db/cabinet-db.toml (the package test installs one) never changes what they do.
+pub const NO_CONFIG: &str = "/dev/null";
+
 /// Runs a command that must succeed.
 pub fn sh(args: &[&str]) {
     let out =

@@ -120,7 +120,8 @@ async fn the_panel_lets_in_only_granted_people_and_only_same_origin_changes() {
     command
         .args(["netns", "exec", &ns_server, env!("CARGO_BIN_EXE_cabinet-db"), "--json", "serve"])
         .args(["--socket", tailscaled.socket.to_str().unwrap(), "--listen", &addr.to_string()])
-        .env("DATABASE_URL", url.expose());
+        .env("DATABASE_URL", url.expose())
+        .env("CABINET_CONFIG", crate::harness::NO_CONFIG);
     let mut panel = PanelProcess::spawn(command, addr, Some(&ns_client)).await;
     let battery = Battery { ns_client: ns_client.clone(), addr, ips };
 

@@ -1,0 +1,29 @@
+//! `cabinet-db config …`: the configuration file (`/etc/cabinet-db/cabinet-db.toml`).
+
+use std::path::Path;
+
+use clap::{Args, Subcommand};
+
+use crate::cli::Outcome;
+
+/// `cabinet-db config show`.
+pub mod show;
+
+#[derive(Debug, Args)]
+pub struct ConfigArgs {
+    #[command(subcommand)]
+    pub command: ConfigCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Print every setting in effect, its value and where it came from (environment, the
+    /// file and its line, or the built-in default); passwords are never shown.
+    Show(show::Args),
+}
+
+pub fn run(args: ConfigArgs, config: &Path, json: bool) -> anyhow::Result<Outcome> {
+    match args.command {
+        ConfigCommand::Show(args) => show::run(args, config, json),
+    }
+}
