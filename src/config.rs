@@ -662,16 +662,16 @@ mod tests {
 
     #[test]
     fn the_panel_database_url_is_the_panels_only() {
-        let file = parse("database_url = \"postgres://postgres@/cabinet\"\n[panel]\ndatabase_url = \"postgres://cabinet_admin@/cabinet\"\n").unwrap();
+        let file = parse("database_url = \"postgres://postgres@localhost/cabinet\"\n[panel]\ndatabase_url = \"postgres://cabinet_admin@localhost/cabinet\"\n").unwrap();
         let command = file.apply(crate::cli::Cli::command()).unwrap();
         let serve = command.clone().try_get_matches_from(["cabinet-db", "serve"]).unwrap();
         let url = serve.subcommand().unwrap().1.get_one::<crate::db::DatabaseUrl>("database_url").unwrap();
-        assert_eq!(url.expose(), "postgres://cabinet_admin@/cabinet");
+        assert_eq!(url.expose(), "postgres://cabinet_admin@localhost/cabinet");
         let status = command.try_get_matches_from(["cabinet-db", "migrate", "status"]).unwrap();
         let url = status.subcommand().unwrap().1.subcommand().unwrap().1;
         assert_eq!(
             url.get_one::<crate::db::DatabaseUrl>("database_url").unwrap().expose(),
-            "postgres://postgres@/cabinet"
+            "postgres://postgres@localhost/cabinet"
         );
     }
 
