@@ -1,5 +1,5 @@
-//! The host's configuration file, `/etc/cabinet-db/cabinet-db.toml` (another with `--config
-//! PATH` or `CABINET_CONFIG`).
+//! The host's configuration file, `/etc/cabinet-db/cabinet-db.toml` (another with
+//! `--config-file PATH` or `CABINET_CONFIG`; `backup --config` is pgBackRest's file).
 //!
 //! Every setting in it is one that a command-line option already has, and is read through
 //! that option: a value from the file becomes the option's default. So the precedence is
@@ -146,7 +146,7 @@ impl fmt::Debug for ConfigFile {
     }
 }
 
-/// Which file to read: `--config PATH` (or `--config=PATH`) among the arguments, else
+/// Which file to read: `--config-file PATH` (or `--config-file=PATH`) among the arguments, else
 /// `CABINET_CONFIG`, else the default path if it exists. A file named either way must exist.
 pub fn locate(args: &[std::ffi::OsString], env: Option<std::ffi::OsString>) -> Option<PathBuf> {
     let mut named = None;
@@ -156,9 +156,9 @@ pub fn locate(args: &[std::ffi::OsString], env: Option<std::ffi::OsString>) -> O
         if text == "--" {
             break;
         }
-        if text == "--config" {
+        if text == "--config-file" {
             named = iter.next().map(PathBuf::from);
-        } else if let Some(path) = text.strip_prefix("--config=") {
+        } else if let Some(path) = text.strip_prefix("--config-file=") {
             named = Some(PathBuf::from(path));
         }
     }
@@ -686,11 +686,12 @@ mod tests {
     #[test]
     fn the_named_file_wins_over_the_variable() {
         let args: Vec<std::ffi::OsString> =
-            ["cabinet-db", "--config=/tmp/a.toml", "audit"].map(Into::into).to_vec();
+            ["cabinet-db", "--config-file=/tmp/a.toml", "audit"].map(Into::into).to_vec();
         assert_eq!(locate(&args, Some("/tmp/b.toml".into())), Some(PathBuf::from("/tmp/a.toml")));
         let args: Vec<std::ffi::OsString> = ["cabinet-db", "audit"].map(Into::into).to_vec();
         assert_eq!(locate(&args, Some("/tmp/b.toml".into())), Some(PathBuf::from("/tmp/b.toml")));
-        let args: Vec<std::ffi::OsString> = ["cabinet-db", "--", "--config", "x"].map(Into::into).to_vec();
+        let args: Vec<std::ffi::OsString> =
+            ["cabinet-db", "--", "--config-file", "x"].map(Into::into).to_vec();
         assert_eq!(locate(&args, Some("/tmp/b.toml".into())).unwrap(), PathBuf::from("/tmp/b.toml"));
     }
 }

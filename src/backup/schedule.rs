@@ -1,7 +1,12 @@
 //! The schedule that keeps backups true: systemd units and timers for a daily full backup, an
-//! hourly incremental one and a weekly drill, running as the server's user, each failure logged
-//! to the journal as an error (and the unit left failed, so `systemctl --failed` shows it).
-//! Pure text: the same input gives the same files.
+//! hourly incremental one and a weekly drill, running as the server's user, and a daily audit
+//! (as root: it reads pg_hba, the firewall and the secrets), each failure logged to the journal
+//! as an error (and the unit left failed, so `systemctl --failed` shows it). Pure text: the
+//! same input gives the same files.
+//!
+//! Two flavours: for a host without the package, the settings go into the units
+//! (`Environment=`); the Debian package's units carry none, so the commands read
+//! /etc/cabinet-db/cabinet-db.toml like any other (an `Environment=` would beat the file).
 
 use std::path::PathBuf;
 
@@ -15,12 +20,22 @@ const PGBACKREST: &str = "/usr/bin/pgbackrest";
 pub struct ScheduleInput {
     /// The installed binary (`/usr/bin/cabinet-db` from the package).
     pub binary: PathBuf,
+    /// pgBackRest's configuration.
     pub config: PathBuf,
     /// The server's OS user (runs pgBackRest and the drill).
     pub user: String,
-    /// The drill's connection: the superuser over the socket by peer, so no password sits in a
-    /// unit file.
-    pub database_url: DatabaseUrl,
+    /// Where the commands find their settings.
+    pub settings: UnitSettings,
+}
+
+/// Where the scheduled commands find the database and pgBackRest's configuration.
+#[derive(Debug, Clone)]
+pub enum UnitSettings {
+    /// In the units (`Environment=`). The drill's and audit's connection is the superuser over
+    /// the socket by peer, so no password sits in a unit file.
+    InUnits { database_url: DatabaseUrl },
+    /// In the configuration file (the package's units).
+    ConfigurationFile,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -34,11 +49,9 @@ pub enum ScheduleError {
 }
 
 pub fn render(input: &ScheduleInput) -> Result<Vec<RenderedFile>, ScheduleError> {
-    let url = input.database_url.expose();
-    let authority = url.split_once("://").map_or("", |(_, rest)| rest.split(['/', '?']).next().unwrap_or(""));
-    let has_password = authority.rsplit_once('@').is_some_and(|(userinfo, _)| userinfo.contains(':'))
-        || url.contains("password=");
-    if has_password {
+    if let UnitSettings::InUnits { database_url } = &input.settings
+        && crate::config::has_password(database_url.expose())
+    {
         return Err(ScheduleError::PasswordInUrl);
     }
     if input.user.is_empty() || !input.user.chars().all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c)) {
@@ -48,17 +61,28 @@ pub fn render(input: &ScheduleInput) -> Result<Vec<RenderedFile>, ScheduleError>
     let config = input.config.display();
     let user = &input.user;
     let file = |name: &str, contents: String| RenderedFile { path: PathBuf::from(name), contents };
-    let header = "# cabinet-db: rendered by `cabinet-db backup schedule`; install into /etc/systemd/system/\n# then `systemctl daemon-reload && systemctl enable --now <the timers>`.\n";
-    let config_env = format!("CABINET_BACKUP_CONFIG={config}");
-    let url_env = format!("DATABASE_URL={}", input.database_url.expose().replace('%', "%%"));
+    let (header, config_env, url_env) = match &input.settings {
+        UnitSettings::InUnits { database_url } => (
+            "# cabinet-db: rendered by `cabinet-db backup schedule`; install into /etc/systemd/system/\n# then `systemctl daemon-reload && systemctl enable --now <the timers>`.\n",
+            vec![format!("CABINET_BACKUP_CONFIG={config}")],
+            vec![format!("DATABASE_URL={}", database_url.expose().replace('%', "%%"))],
+        ),
+        UnitSettings::ConfigurationFile => (
+            "# cabinet-db: installed by the cabinet-db package; the commands read /etc/cabinet-db/cabinet-db.toml.\n# `cabinet-db host apply` enables the timers (or: systemctl enable --now <the timers>).\n",
+            Vec::new(),
+            Vec::new(),
+        ),
+    };
+    let config_env: Vec<&str> = config_env.iter().map(String::as_str).collect();
+    let drill_env: Vec<&str> = config_env.iter().copied().chain(url_env.iter().map(String::as_str)).collect();
     Ok(vec![
         file(
             "cabinet-db-backup@.service",
             oneshot(
                 header,
                 "%i backup of the database (pgBackRest)",
-                user,
-                &[&config_env],
+                Some(user),
+                &config_env,
                 &format!("{binary} backup run --type %i"),
             ),
         ),
@@ -75,8 +99,8 @@ pub fn render(input: &ScheduleInput) -> Result<Vec<RenderedFile>, ScheduleError>
             oneshot(
                 header,
                 "restore drill (restore, compare every table, record the result)",
-                user,
-                &[&config_env, &url_env],
+                Some(user),
+                &drill_env,
                 &format!("{binary} backup drill"),
             ),
         ),
@@ -104,6 +128,17 @@ WantedBy=multi-user.target
         ),
         file("cabinet-db-drill.timer", timer(header, "weekly restore drill", "Sun *-*-* 04:30:00", Some("30min"), None)),
         file(
+            "cabinet-db-audit.service",
+            oneshot(
+                header,
+                "audit (exposure, privileges, contents, backups; exit 1 fails the unit)",
+                None,
+                &drill_env,
+                &format!("{binary} audit"),
+            ),
+        ),
+        file("cabinet-db-audit.timer", timer(header, "daily audit", "*-*-* 06:00:00", Some("15min"), None)),
+        file(
             "cabinet-db-failed@.service",
             format!(
                 "{header}[Unit]
@@ -118,9 +153,10 @@ ExecStart=/usr/bin/logger --tag cabinet-db --priority daemon.err \"%i failed: jo
     ])
 }
 
-/// A one-shot service as the server's user, reporting its failure.
-fn oneshot(header: &str, description: &str, user: &str, environment: &[&str], exec: &str) -> String {
+/// A one-shot service as the server's user (or root), reporting its failure.
+fn oneshot(header: &str, description: &str, user: Option<&str>, environment: &[&str], exec: &str) -> String {
     let environment: String = environment.iter().map(|e| format!("Environment={e}\n")).collect();
+    let user = user.map(|u| format!("User={u}\nGroup={u}\n")).unwrap_or_default();
     format!(
         "{header}[Unit]
 Description=cabinet-db: {description}
@@ -129,9 +165,7 @@ OnFailure=cabinet-db-failed@%n.service
 
 [Service]
 Type=oneshot
-User={user}
-Group={user}
-{environment}ExecStart={exec}
+{user}{environment}ExecStart={exec}
 "
     )
 }
@@ -169,7 +203,9 @@ mod tests {
             binary: "/usr/bin/cabinet-db".into(),
             config: "/etc/cabinet-db/pgbackrest.conf".into(),
             user: "postgres".into(),
-            database_url: DatabaseUrl::new("postgres:///cabinet?host=/var/run/postgresql&user=postgres"),
+            settings: UnitSettings::InUnits {
+                database_url: DatabaseUrl::new("postgres:///cabinet?host=/var/run/postgresql&user=postgres"),
+            },
         }
     }
 
@@ -181,10 +217,22 @@ mod tests {
             backup.contains("User=postgres") && backup.contains("OnFailure=cabinet-db-failed@%n.service")
         );
         let with_password = ScheduleInput {
-            database_url: DatabaseUrl::new("postgres://postgres:secret@localhost/cabinet"),
+            settings: UnitSettings::InUnits {
+                database_url: DatabaseUrl::new("postgres://postgres:secret@localhost/cabinet"),
+            },
             ..input()
         };
         assert!(matches!(render(&with_password), Err(ScheduleError::PasswordInUrl)));
         assert!(render(&ScheduleInput { user: "postgres\nExecStart=/bin/sh".into(), ..input() }).is_err());
+    }
+
+    #[test]
+    fn the_packages_units_leave_every_setting_to_the_configuration_file() {
+        let files = render(&ScheduleInput { settings: UnitSettings::ConfigurationFile, ..input() }).unwrap();
+        for file in &files {
+            assert!(!file.contents.contains("Environment="), "{}", file.path.display());
+        }
+        let audit = &files.iter().find(|f| f.path.ends_with("cabinet-db-audit.service")).unwrap().contents;
+        assert!(audit.contains("ExecStart=/usr/bin/cabinet-db audit") && !audit.contains("User="), "{audit}");
     }
 }

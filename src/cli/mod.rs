@@ -68,7 +68,7 @@ pub struct Cli {
     /// The configuration file: its settings are the options' defaults (a flag or an
     /// environment variable beats it). `cabinet-db config show` prints what is in effect.
     #[arg(long, global = true, env = crate::config::PATH_ENV, value_name = "PATH", default_value = crate::config::DEFAULT_PATH)]
-    pub config: std::path::PathBuf,
+    pub config_file: std::path::PathBuf,
 
     /// Log more on stderr (-v info, -vv debug); RUST_LOG overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
@@ -151,7 +151,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Serve(args) => serve::run(args, cli.json).await,
         Command::Cluster(args) => cluster::run(args, cli.json).await,
         Command::Completions(args) => completions::run(args),
-        Command::Config(args) => config::run(args, &cli.config, cli.json),
+        Command::Config(args) => config::run(args, &cli.config_file, cli.json),
         Command::Manpages(args) => manpages::run(args),
         Command::Backup(args) => backup::run(args, cli.json).await,
         Command::Sites(args) => sites::run(args, cli.json).await,

@@ -34,10 +34,17 @@ async fn commands_take_the_database_from_the_file_and_the_environment_and_a_flag
     assert_eq!(from_env.status.code(), Some(2));
     assert!(stderr(&from_env).contains("nobody@127.0.0.1:1/none"), "{}", stderr(&from_env));
 
-    // … and a flag beats both (`--config` given as a flag too).
+    // … and a flag beats both (`--config-file` given as a flag too).
     let from_flag = binary()
         .env("DATABASE_URL", nowhere)
-        .args(["--config", config.to_str().unwrap(), "migrate", "status", "--database-url", db.url.expose()])
+        .args([
+            "--config-file",
+            config.to_str().unwrap(),
+            "migrate",
+            "status",
+            "--database-url",
+            db.url.expose(),
+        ])
         .output()
         .unwrap();
     assert!(from_flag.status.success(), "{}", stderr(&from_flag));

@@ -3,7 +3,7 @@ use std::path::{Path, PathBuf};
 use clap::Args as ClapArgs;
 
 use crate::{
-    backup::schedule::{self, ScheduleInput},
+    backup::schedule::{self, ScheduleInput, UnitSettings},
     cli::{Outcome, output, output::outln},
     db::DatabaseUrl,
     tailnet::render::write,
@@ -20,9 +20,14 @@ pub struct Args {
     /// The server's OS user: runs pgBackRest and the drill.
     #[arg(long, default_value = "postgres")]
     pub user: String,
-    /// The drill's connection, as the superuser over the socket (no password in a unit file).
+    /// The drill's and audit's connection, as the superuser over the socket (no password in a
+    /// unit file).
     #[arg(long, default_value = "postgres:///cabinet?host=/var/run/postgresql&user=postgres")]
     pub drill_database_url: DatabaseUrl,
+    /// The Debian package's units: no settings in them, the commands read the configuration
+    /// file (for `scripts/package`).
+    #[arg(long, hide = true, conflicts_with = "drill_database_url")]
+    pub packaged: bool,
 }
 
 pub async fn run(args: Args, config: &Path, json: bool) -> anyhow::Result<Outcome> {
@@ -30,7 +35,11 @@ pub async fn run(args: Args, config: &Path, json: bool) -> anyhow::Result<Outcom
         binary: args.binary,
         config: config.to_owned(),
         user: args.user,
-        database_url: args.drill_database_url,
+        settings: if args.packaged {
+            UnitSettings::ConfigurationFile
+        } else {
+            UnitSettings::InUnits { database_url: args.drill_database_url }
+        },
     };
     let files = schedule::render(&input)?;
     write(&args.out, &files)?;
@@ -42,7 +51,7 @@ pub async fn run(args: Args, config: &Path, json: bool) -> anyhow::Result<Outcom
             outln!("wrote {}", args.out.join(&file.path).display())?;
         }
         outln!(
-            "install: cp {}/* /etc/systemd/system/ && systemctl daemon-reload && systemctl enable --now cabinet-db-backup-full.timer cabinet-db-backup-incr.timer cabinet-db-drill.timer",
+            "install: cp {}/* /etc/systemd/system/ && systemctl daemon-reload && systemctl enable --now cabinet-db-backup-full.timer cabinet-db-backup-incr.timer cabinet-db-drill.timer cabinet-db-audit.timer",
             args.out.display()
         )?;
     }

@@ -9,7 +9,7 @@ use crate::{
 
 /// Example:
 ///   cabinet-db config show
-///   cabinet-db --config ./staging.toml config show --json
+///   cabinet-db --config-file ./staging.toml config show --json
 #[derive(Debug, ClapArgs)]
 #[command(verbatim_doc_comment)]
 pub struct Args {}

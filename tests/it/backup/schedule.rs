@@ -16,7 +16,7 @@ fn the_schedule_units_match_their_golden_copies() {
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     let written: Vec<PathBuf> = serde_json::from_str(&stdout(&out)).unwrap();
-    assert_eq!(written.len(), 7);
+    assert_eq!(written.len(), 9);
     for path in written {
         let golden = dir.join(path.file_name().unwrap());
         assert_eq!(
@@ -50,6 +50,8 @@ fn the_schedule_units_match_their_golden_copies() {
                 "cabinet-db-drill.timer",
                 "cabinet-db-drill.service",
                 "cabinet-db-backup-server.service",
+                "cabinet-db-audit.timer",
+                "cabinet-db-audit.service",
             ]
             .map(|u| units.path().join(u)),
         )
