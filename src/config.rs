@@ -676,6 +676,34 @@ mod tests {
     }
 
     #[test]
+    fn the_packages_file_parses_and_names_every_setting_in_its_section() {
+        let text = include_str!("../packaging/cabinet-db.toml");
+        let file = parse(text).unwrap();
+        assert!(file.values.iter().all(|v| !v.values.iter().any(|u| has_password(u))), "no password in it");
+        // Each setting appears, set or commented out, under its section's header.
+        let mut section = String::new();
+        let mut named = Vec::new();
+        for line in text.lines() {
+            let line = line.trim_start_matches('#');
+            if let Some(header) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+                section = format!("{header}.");
+            } else if let Some((key, _)) = line.split_once(" = ") {
+                named.push(format!("{section}{key}"));
+            }
+        }
+        let every: Vec<String> = SETTINGS.iter().map(|s| s.key.to_owned()).collect();
+        assert_eq!(named, every);
+        // The commented-out examples are valid too, once uncommented.
+        let uncommented: String = text
+            .lines()
+            .map(|l| if l.starts_with('#') && l.contains(" = ") { &l[1..] } else { l })
+            .collect::<Vec<_>>()
+            .join("\n");
+        let file = parse(&uncommented).unwrap();
+        file.apply(crate::cli::Cli::command()).unwrap();
+    }
+
+    #[test]
     fn passwords_are_recognised_in_urls() {
         assert!(has_password("postgres://u:secret@host/db"));
         assert!(has_password("postgres://u@host/db?password=secret"));

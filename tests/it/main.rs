@@ -43,7 +43,7 @@ mod migrate;
 mod netns;
 /// Offline commands: `sql`, `history`, `new`, `lint`.
 mod offline;
-/// Shell completions and man pages, generated from the command line's definition.
+/// The Debian package (root): contents, lintian, install, remove, purge; completions and man pages.
 mod packaging;
 /// The admin panel over HTTP: identity, guards, pages.
 mod panel;

@@ -60,7 +60,12 @@ fn zsh_and_fish_scripts_cover_every_command() {
 }
 
 /// (`cabinet-db-backup-run`, `cabinet-db backup run`), … for every visible command.
-fn pages(command: &clap::Command, page: &str, invocation: &str, found: &mut Vec<(String, String)>) {
+pub(super) fn pages(
+    command: &clap::Command,
+    page: &str,
+    invocation: &str,
+    found: &mut Vec<(String, String)>,
+) {
     found.push((page.to_owned(), invocation.to_owned()));
     for sub in command.get_subcommands().filter(|s| !s.is_hide_set() && s.get_name() != "help") {
         let name = sub.get_name();

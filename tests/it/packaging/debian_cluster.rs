@@ -1,0 +1,83 @@
+use std::process::{Command, Output};
+
+/// A cluster as `apt install postgresql` makes them (configuration under /etc/postgresql, data
+/// under /var/lib/postgresql, run by the `postgres` user), dropped with its data when dropped.
+pub struct DebianCluster {
+    pub version: String,
+    pub name: String,
+    pub port: u16,
+}
+
+/// Runs a command; panics with its output when it fails.
+pub fn run(program: &str, args: &[&str]) -> Output {
+    let out = Command::new(program).args(args).output().unwrap_or_else(|e| panic!("{program}: {e}"));
+    assert!(
+        out.status.success(),
+        "{program} {} failed: {}{}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+impl DebianCluster {
+    /// Creates and starts `NAME` with the newest server Debian installed, after dropping one of
+    /// that name that an earlier, killed run left.
+    pub fn create(name: &str, port: u16) -> DebianCluster {
+        assert!(
+            nix::unistd::geteuid().is_root(),
+            "the package tests install a .deb and create a Debian cluster: run scripts/test as root (CI does)"
+        );
+        let version = std::fs::read_dir("/usr/lib/postgresql")
+            .expect("Debian's PostgreSQL (scripts/setup installs it)")
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter(|v| v.parse::<u32>().is_ok())
+            .max_by_key(|v| v.parse::<u32>().unwrap())
+            .expect("a server under /usr/lib/postgresql");
+        let _ = Command::new("pg_dropcluster").args(["--stop", &version, name]).output();
+        let port_text = port.to_string();
+        run("pg_createcluster", &["--port", &port_text, "--start", &version, name]);
+        DebianCluster { version, name: name.to_owned(), port }
+    }
+
+    /// psql as the `postgres` user over the socket; the output, unaligned and tuples only.
+    pub fn psql(&self, database: &str, sql: &str) -> String {
+        let port = self.port.to_string();
+        let out = run(
+            "runuser",
+            &[
+                "-u",
+                "postgres",
+                "--",
+                "psql",
+                "-X",
+                "-At",
+                "-p",
+                &port,
+                "-d",
+                database,
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-c",
+                sql,
+            ],
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+
+    pub fn data_dir(&self) -> std::path::PathBuf {
+        format!("/var/lib/postgresql/{}/{}", self.version, self.name).into()
+    }
+
+    pub fn is_online(&self) -> bool {
+        let out = Command::new("pg_ctlcluster").args([&self.version, &self.name, "status"]).output().unwrap();
+        out.status.success()
+    }
+}
+
+impl Drop for DebianCluster {
+    fn drop(&mut self) {
+        let _ = Command::new("pg_dropcluster").args(["--stop", &self.version, &self.name]).output();
+    }
+}
