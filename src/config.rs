@@ -9,7 +9,7 @@
 //! reported with the file's line and column.
 //!
 //! Environment variables read here: `CABINET_CONFIG` (the file). Each setting's own variable
-//! is listed in [`SETTINGS`].
+//! is listed in [`SETTINGS`](crate::config::SETTINGS).
 
 use std::{
     ffi::OsStr,
@@ -61,6 +61,7 @@ pub const SETTINGS: &[Setting] = &[
     one("backup.config", "CABINET_BACKUP_CONFIG"),
     one("backup.repo", "CABINET_BACKUP_REPO"),
     one("backup.repo_host", "CABINET_BACKUP_REPO_HOST"),
+    one("backup.state_dir", "CABINET_BACKUP_STATE_DIR"),
     one("backup.tls_ca", "CABINET_BACKUP_TLS_CA"),
     one("backup.tls_cert", "CABINET_BACKUP_TLS_CERT"),
     one("backup.tls_key", "CABINET_BACKUP_TLS_KEY"),
@@ -76,6 +77,7 @@ pub const SETTINGS: &[Setting] = &[
     one("cluster.witness", "CABINET_CLUSTER_WITNESS"),
     list("cluster.members", "CABINET_CLUSTER_MEMBERS"),
     list("cluster.etcd", "CABINET_CLUSTER_ETCD"),
+    one("host.cluster", "CABINET_HOST_CLUSTER"),
 ];
 
 impl Setting {
@@ -377,6 +379,14 @@ struct Document {
     backup: Backup,
     #[serde(default)]
     cluster: Cluster,
+    #[serde(default)]
+    host: HostSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HostSection {
+    cluster: Field,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -394,6 +404,7 @@ struct Backup {
     config: Field,
     repo: Field,
     repo_host: Field,
+    state_dir: Field,
     tls_ca: Field,
     tls_cert: Field,
     tls_key: Field,
@@ -419,7 +430,7 @@ struct Cluster {
 impl Document {
     /// Every field with its key, in [`SETTINGS`]' order.
     fn entries(&self) -> Vec<(&'static str, Option<&Spanned<Value>>)> {
-        let (p, b, c) = (&self.panel, &self.backup, &self.cluster);
+        let (p, b, c, h) = (&self.panel, &self.backup, &self.cluster, &self.host);
         vec![
             ("database_url", self.database_url.as_ref()),
             ("secrets_dir", self.secrets_dir.as_ref()),
@@ -432,6 +443,7 @@ impl Document {
             ("backup.config", b.config.as_ref()),
             ("backup.repo", b.repo.as_ref()),
             ("backup.repo_host", b.repo_host.as_ref()),
+            ("backup.state_dir", b.state_dir.as_ref()),
             ("backup.tls_ca", b.tls_ca.as_ref()),
             ("backup.tls_cert", b.tls_cert.as_ref()),
             ("backup.tls_key", b.tls_key.as_ref()),
@@ -447,6 +459,7 @@ impl Document {
             ("cluster.witness", c.witness.as_ref()),
             ("cluster.members", c.members.as_ref()),
             ("cluster.etcd", c.etcd.as_ref()),
+            ("host.cluster", h.cluster.as_ref()),
         ]
     }
 }
@@ -583,6 +596,7 @@ mod tests {
             panel: Panel::default(),
             backup: Backup::default(),
             cluster: Cluster::default(),
+            host: HostSection::default(),
         }
         .entries()
         .into_iter()

@@ -25,6 +25,8 @@ pub mod db;
 pub mod dev;
 /// The change history: the actor of our writes, versions and changes read back.
 pub mod history;
+/// `host apply`: a Debian host brought to the designed state.
+pub mod host;
 /// A minimal HTTP/1.1 client for tailscaled's LocalAPI and Patroni's REST API.
 pub mod http1;
 /// Private PostgreSQL clusters (`initdb`, `pg_ctl`): the development database, restored

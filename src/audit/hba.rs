@@ -9,7 +9,10 @@ use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, Row};
 
 use super::{Check, or_needs_superuser};
-use crate::tailnet::is_tailnet_network;
+use crate::{
+    roles::{RoleKind, Roles},
+    tailnet::is_tailnet_network,
+};
 
 /// One `pg_hba_file_rules` row.
 struct HbaRule {
@@ -19,6 +22,8 @@ struct HbaRule {
     address: Option<String>,
     netmask: Option<String>,
     method: Option<String>,
+    /// `map=…` and the like.
+    options: Vec<String>,
     error: Option<String>,
 }
 
@@ -66,6 +71,13 @@ fn reach(address: Option<&str>, netmask: Option<&str>) -> Reach {
     }
 }
 
+/// `local DB <admin> peer map=panel`: the one passwordless socket login the design has besides
+/// the superuser's (`host apply` renders it for cabinet-db-serve.service).
+fn is_the_panels_peer_rule(rule: &HbaRule, roles: &Roles) -> bool {
+    let map = crate::tailnet::render::PANEL_PEER_MAP;
+    rule.users == [roles.name(RoleKind::Admin)] && rule.options == [format!("map={map}")]
+}
+
 /// Why a method other than `scram-sha-256` and `reject` is wrong here, or `None`.
 fn weak_method(method: &str) -> Option<&'static str> {
     match method {
@@ -81,8 +93,8 @@ fn weak_method(method: &str) -> Option<&'static str> {
     }
 }
 
-pub async fn checks(conn: &mut PgConnection) -> Result<Vec<Check>, sqlx::Error> {
-    let mut checks = or_needs_superuser("pg_hba.rules", "pg_hba_file_rules", rules(conn).await)?;
+pub async fn checks(conn: &mut PgConnection, roles: &Roles) -> Result<Vec<Check>, sqlx::Error> {
+    let mut checks = or_needs_superuser("pg_hba.rules", "pg_hba_file_rules", rules(conn, roles).await)?;
     checks.extend(or_needs_superuser(
         "pg_hba.loaded",
         "the pg_hba.conf file's timestamp",
@@ -91,9 +103,10 @@ pub async fn checks(conn: &mut PgConnection) -> Result<Vec<Check>, sqlx::Error> 
     Ok(checks)
 }
 
-async fn rules(conn: &mut PgConnection) -> Result<Vec<Check>, sqlx::Error> {
+async fn rules(conn: &mut PgConnection, roles: &Roles) -> Result<Vec<Check>, sqlx::Error> {
     let rows = sqlx::query(
-        "SELECT line_number, type, coalesce(user_name, '{}') AS user_name, address, netmask, auth_method, error
+        "SELECT line_number, type, coalesce(user_name, '{}') AS user_name, address, netmask, auth_method,
+                coalesce(options, '{}') AS options, error
            FROM pg_hba_file_rules ORDER BY line_number",
     )
     .fetch_all(&mut *conn)
@@ -110,6 +123,7 @@ async fn rules(conn: &mut PgConnection) -> Result<Vec<Check>, sqlx::Error> {
                 address: r.try_get("address")?,
                 netmask: r.try_get("netmask")?,
                 method: r.try_get("auth_method")?,
+                options: r.try_get("options")?,
                 error: r.try_get("error")?,
             })
         })
@@ -157,6 +171,8 @@ async fn rules(conn: &mut PgConnection) -> Result<Vec<Check>, sqlx::Error> {
         let method = rule.method.as_deref().unwrap_or("");
         if let Some(why) = weak_method(method) {
             fails.push(format!("line {} (local) allows {method} ({why})", rule.line));
+        } else if method == "peer" && is_the_panels_peer_rule(rule, roles) {
+            // The packaged panel (OS user cabinet-db) as the admin role, through its own map.
         } else if method == "peer" && !rule.users.iter().all(|u| u == "postgres" || *u == bootstrap) {
             warnings.push(format!(
                 "line {} lets OS users log in as the database role of the same name without a password (peer for {})",

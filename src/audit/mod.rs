@@ -172,7 +172,7 @@ pub async fn audit(
     checks.push(contents::drift(&mut conn).await?);
     checks.push(contents::foreign_objects(&mut conn).await?);
     checks.extend(server::listen_addresses(&mut conn, node_ips.as_deref()).await?);
-    checks.extend(hba::checks(&mut conn).await?);
+    checks.extend(hba::checks(&mut conn, &options.roles).await?);
     checks.extend(server::passwords(&mut conn).await?);
     checks.extend(roles::ours(&mut conn, &options.roles).await?);
     checks.extend(roles::password_files(&mut conn, &options.roles, options.secrets_dir.as_deref()).await?);

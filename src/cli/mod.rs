@@ -17,6 +17,8 @@ pub mod dev;
 pub mod failure;
 /// `cabinet-db history`: prune the change history.
 pub mod history;
+/// `cabinet-db host apply`: this Debian host brought to the designed state.
+pub mod host;
 /// `cabinet-db manpages` (hidden): the man pages, for packaging.
 pub mod manpages;
 /// `cabinet-db migrate …`: the migration runner.
@@ -97,6 +99,8 @@ pub enum Command {
     History(history::HistoryArgs),
     /// Serve the admin panel on the tailnet, signed in by tailnet identity.
     Serve(serve::Args),
+    /// Bring this Debian host to the designed state (the package's configuration file).
+    Host(host::HostArgs),
     /// Run PostgreSQL highly available: Patroni, etcd and HAProxy configured for the tailnet.
     Cluster(cluster::ClusterArgs),
     /// Show the configuration in effect: each setting, its value and where it came from.
@@ -150,6 +154,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::History(args) => history::run(args, cli.json).await,
         Command::Serve(args) => serve::run(args, cli.json).await,
         Command::Cluster(args) => cluster::run(args, cli.json).await,
+        Command::Host(args) => host::run(args, cli.json).await,
         Command::Completions(args) => completions::run(args),
         Command::Config(args) => config::run(args, &cli.config_file, cli.json),
         Command::Manpages(args) => manpages::run(args),

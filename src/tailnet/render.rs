@@ -59,6 +59,9 @@ pub struct RenderInput {
     pub roles: Roles,
     /// The admin panel's port and the app capability its roles are granted with.
     pub panel: PanelGrant,
+    /// The OS user the packaged admin panel runs as on this host (`cabinet-db`), let in over the
+    /// socket as the admin role by peer; `None` renders no such rule.
+    pub panel_os_user: Option<String>,
 }
 
 /// What the policy grants for the admin panel (`cabinet-db serve`).
@@ -121,7 +124,7 @@ pub fn render(input: &RenderInput) -> Result<Vec<RenderedFile>, RenderError> {
     Ok(vec![
         file("postgresql/conf.d/cabinet-db.conf", postgresql_conf(input)),
         file("postgresql/pg_hba.conf", pg_hba(input)),
-        file("postgresql/pg_ident.conf", pg_ident()),
+        file("postgresql/pg_ident.conf", pg_ident(input)),
         file("nftables/cabinet-pg.nft", nftables(input)),
         file("systemd/postgresql@.service.d/cabinet-db.conf", systemd_dropin()),
         file("tailscale/policy.hujson", policy(input)),
@@ -165,10 +168,21 @@ password_encryption = 'scram-sha-256'
 }
 
 fn pg_hba(input: &RenderInput) -> String {
+    let panel_rule = match &input.panel_os_user {
+        Some(os_user) => format!(
+            "# The admin panel on this host (cabinet-db-serve.service, OS user {os_user}) as {admin}, by peer:
+# no password in any file (pg_ident.conf, map {PANEL_PEER_MAP}).
+local   {db:<9} {admin:<10}                  peer map={PANEL_PEER_MAP}
+",
+            admin = input.roles.name(RoleKind::Admin),
+            db = input.database,
+        ),
+        None => String::new(),
+    };
     let admin = input.roles.name(RoleKind::Admin);
     let n8n = input.roles.name(RoleKind::N8n);
     let db = &input.database;
-    let mut out = String::from(
+    let mut out = format!(
         "# cabinet-db: client authentication for a tailnet-only server. Rendered by `cabinet-db tailnet render`.
 # Install as the file named by `SHOW hba_file` (Debian: /etc/postgresql/<version>/main/pg_hba.conf),
 # then `SELECT pg_reload_conf()`. Rules are read top to bottom; the first match decides.
@@ -179,12 +193,13 @@ fn pg_hba(input: &RenderInput) -> String {
 # postgres superuser without a password (pg_ident.conf, map dba). cabinet-db's backup and
 # migration commands, run as root, connect this way; so does pgBackRest, as postgres.
 local   all       postgres                          peer map=dba
-# Other local connections (cabinet-db run on this host, migrations) need a SCRAM password.
+{panel}# Other local connections (cabinet-db run on this host, migrations) need a SCRAM password.
 local   all       all                               scram-sha-256
 host    all       all        127.0.0.1/32           scram-sha-256
 host    all       all        ::1/128                scram-sha-256
 
-"
+",
+        panel = panel_rule
     );
     if input.clients.is_empty() {
         let _ = writeln!(
@@ -214,12 +229,15 @@ host    all       all        ::/0                   reject
     out
 }
 
+/// The peer map that lets the packaged panel's OS user be the admin role over the socket.
+pub const PANEL_PEER_MAP: &str = "panel";
+
 /// The peer map that lets these OS users be the `postgres` superuser over the socket: the
 /// server's own user, and root (which can become postgres anyway; naming it lets root's own
 /// tools — cabinet-db's admin commands — in). `cluster render` writes the same for Patroni.
 pub const SUPERUSER_PEER_MAP: (&str, [&str; 2]) = ("dba", ["postgres", "root"]);
 
-fn pg_ident() -> String {
+fn pg_ident(input: &RenderInput) -> String {
     let mut out = String::from(
         "# cabinet-db: who may be the postgres superuser over the unix socket (pg_hba.conf's
 # `peer map=dba`). Rendered by `cabinet-db tailnet render`. Install as the file named by
@@ -231,6 +249,9 @@ fn pg_ident() -> String {
     let (map, users) = SUPERUSER_PEER_MAP;
     for user in users {
         let _ = writeln!(out, "{map:<10} {user:<16} postgres");
+    }
+    if let Some(os_user) = &input.panel_os_user {
+        let _ = writeln!(out, "{PANEL_PEER_MAP:<10} {os_user:<16} {}", input.roles.name(RoleKind::Admin));
     }
     out
 }
@@ -245,6 +266,10 @@ fn nftables(input: &RenderInput) -> String {
 # A table of its own, so it coexists with ufw and tailscaled's rules: in nftables a drop is
 # final across tables, so this holds even if another table accepts the packet. It is a second
 # line behind listen_addresses and pg_hba, for the day one of those is changed by mistake.
+# Loading it again replaces the table (declare, delete, define: one transaction), never
+# doubles its rules.
+table inet cabinet_pg
+delete table inet cabinet_pg
 table inet cabinet_pg {{
   chain input {{
     type filter hook input priority filter - 10; policy accept;

@@ -169,6 +169,7 @@ fn only_the_tailnet_reaches_postgresql_and_only_as_its_role() {
         database: "cabinet".to_owned(),
         roles: Roles::default(),
         panel: Default::default(),
+        panel_os_user: None,
     };
     cabinet_db::tailnet::render::write(rendered.path(), &render(&input).unwrap()).unwrap();
     let server = Server::start(&ns, rendered.path());

@@ -79,6 +79,7 @@ fn golden_input() -> RenderInput {
         database: "cabinet".to_owned(),
         roles: Roles::default(),
         panel: Default::default(),
+        panel_os_user: None,
     }
 }
 

@@ -7,7 +7,7 @@ mod repo_host;
 mod restore;
 mod run;
 mod schedule;
-mod setup;
+pub mod setup;
 mod verify;
 
 use std::path::PathBuf;

@@ -15,6 +15,13 @@ use crate::{
 pub struct Args {
     #[command(flatten)]
     pub connection: ConnectionArgs,
+    #[command(flatten)]
+    pub repository: RepositoryArgs,
+}
+
+/// Where backups go and how pgBackRest gets there (shared with `host apply`).
+#[derive(Debug, ClapArgs)]
+pub struct RepositoryArgs {
     /// The first repository: a directory on this host (or a mounted one); with --repo-host,
     /// the directory on that host.
     #[arg(long, env = "CABINET_BACKUP_REPO", default_value = "/var/lib/pgbackrest")]
@@ -26,7 +33,7 @@ pub struct Args {
     #[command(flatten)]
     pub tls: TlsArgs,
     /// Where pgBackRest keeps its logs, locks and archive spool.
-    #[arg(long, default_value = "/var/lib/cabinet-db/pgbackrest")]
+    #[arg(long, env = "CABINET_BACKUP_STATE_DIR", default_value = "/var/lib/cabinet-db/pgbackrest")]
     pub state_dir: PathBuf,
     /// WAL that may wait for an unreachable repository before pgBackRest drops it (the
     /// primary's disk never fills; point-in-time recovery across the dropped WAL is lost).
@@ -44,7 +51,7 @@ pub struct Args {
 /// AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY.
 #[derive(Debug, ClapArgs)]
 pub struct OffsiteArgs {
-    /// The service, over HTTPS: e.g. https://s3.eu-central-1.amazonaws.com.
+    /// The service, over HTTPS: e.g. `https://s3.eu-central-1.amazonaws.com`.
     #[arg(long, value_name = "URL", env = "CABINET_BACKUP_S3_ENDPOINT", requires_all = ["s3_bucket", "s3_region", "cipher_pass_file"])]
     pub s3_endpoint: Option<String>,
     #[arg(long, value_name = "BUCKET", env = "CABINET_BACKUP_S3_BUCKET", requires = "s3_endpoint")]
@@ -120,24 +127,31 @@ impl OffsiteArgs {
 
 /// Exit 0 when backups work end to end (on a standby: when it is ready to archive once it
 /// leads); 1 when the server must restart first (archive_mode).
+impl RepositoryArgs {
+    /// The setup's options, with pgBackRest's configuration at `config`.
+    pub fn options(&self, config: &Path) -> anyhow::Result<SetupOptions> {
+        Ok(SetupOptions {
+            config_path: config.to_owned(),
+            state_dir: self.state_dir.clone(),
+            local: match &self.repo_host {
+                Some(_) if self.tls.options()?.is_none() => anyhow::bail!(
+                    "a repository host needs the --tls-ca, --tls-cert, --tls-key and --tls-listen options \
+                     (or backup.tls_… keys in the configuration file). Nothing was changed"
+                ),
+                Some(host) => Repo::Remote { host: host.clone(), path: self.repo.clone() },
+                None => Repo::Posix { path: self.repo.clone() },
+            },
+            tls: self.tls.options()?,
+            offsite: self.offsite.offsite()?,
+            remove_offsite: self.offsite.remove_offsite,
+            archive_queue_max: Some(self.archive_queue_max.clone()),
+            io_timeout: self.io_timeout,
+        })
+    }
+}
+
 pub async fn run(args: Args, config: &Path, json: bool) -> anyhow::Result<Outcome> {
-    let options = SetupOptions {
-        config_path: config.to_owned(),
-        state_dir: args.state_dir,
-        local: match args.repo_host {
-            Some(_) if args.tls.options()?.is_none() => anyhow::bail!(
-                "a repository host needs the --tls-ca, --tls-cert, --tls-key and --tls-listen options \
-                 (or backup.tls_… keys in the configuration file). Nothing was changed"
-            ),
-            Some(host) => Repo::Remote { host, path: args.repo },
-            None => Repo::Posix { path: args.repo },
-        },
-        tls: args.tls.options()?,
-        offsite: args.offsite.offsite()?,
-        remove_offsite: args.offsite.remove_offsite,
-        archive_queue_max: Some(args.archive_queue_max),
-        io_timeout: args.io_timeout,
-    };
+    let options = args.repository.options(config)?;
     let report = setup::setup(args.connection.url()?, &options).await?;
     if json {
         output::print_json(&report)?;

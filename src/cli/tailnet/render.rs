@@ -91,6 +91,7 @@ pub async fn run(args: Args, json: bool) -> anyhow::Result<Outcome> {
         database: args.database,
         roles: args.role_prefix,
         panel: render::PanelGrant { port: args.panel_port, capability: args.panel_capability },
+        panel_os_user: None,
     };
     let files = render::render(&input)?;
     render::write(&args.out, &files)?;

@@ -15,8 +15,9 @@ use super::{
 use crate::harness::{binary, stderr, stdout};
 
 /// The units the package installs, each as `systemd-analyze verify` takes it.
-const UNITS: [&str; 10] = [
+const UNITS: [&str; 11] = [
     "cabinet-db-serve.service",
+    "cabinet-db-firewall.service",
     "cabinet-db-backup@full.service",
     "cabinet-db-backup-full.timer",
     "cabinet-db-backup-incr.timer",
@@ -30,7 +31,7 @@ const UNITS: [&str; 10] = [
 
 /// The package `scripts/package` built (scripts/test builds it first and names it in
 /// CABINET_DEB); never skipped when missing.
-fn package() -> PathBuf {
+pub(super) fn package() -> PathBuf {
     if let Some(path) = std::env::var_os("CABINET_DEB") {
         return path.into();
     }
@@ -43,7 +44,7 @@ fn package() -> PathBuf {
 }
 
 /// The package is gone and so is what it leaves in /etc, whatever happened in the test.
-struct Uninstall;
+pub(super) struct Uninstall;
 
 impl Drop for Uninstall {
     fn drop(&mut self) {
@@ -163,8 +164,17 @@ fn install_remove_and_purge_keep_the_database_and_take_only_what_the_package_mad
     let edited = format!("{}# edited by the operator\n", std::fs::read_to_string(config).unwrap());
     std::fs::write(config, &edited).unwrap();
 
-    // Remove: the program goes, the configuration stays as edited, no timer is left enabled.
-    run("dpkg", &["--remove", "cabinet-db"]);
+    // apt-get remove: the program goes, the configuration stays as edited, no timer is left enabled.
+    let apt_get = |action: &str| {
+        let out = Command::new("apt-get")
+            .args([action, "--yes", "--quiet", "cabinet-db"])
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "apt-get {action}: {}{}", stdout(&out), stderr(&out));
+        out
+    };
+    apt_get("remove");
     assert!(!Path::new("/usr/bin/cabinet-db").exists());
     assert_eq!(std::fs::read_to_string(config).unwrap(), edited);
     assert!(!Path::new("/etc/systemd/system/timers.target.wants/cabinet-db-audit.timer").exists());
@@ -177,14 +187,12 @@ fn install_remove_and_purge_keep_the_database_and_take_only_what_the_package_mad
     let secret = Path::new("/etc/cabinet-db/secrets/cabinet_admin.password");
     std::fs::write(secret, "not the package's\n").unwrap();
     std::fs::set_permissions(secret, std::fs::Permissions::from_mode(0o600)).unwrap();
-    let purge = run("dpkg", &["--purge", "cabinet-db"]);
+    let purge = apt_get("purge");
     assert!(!config.exists(), "purge removes the configuration file");
     assert!(secret.exists(), "purge never removes what the package did not install");
-    assert!(
-        stderr(&purge).contains("/etc/cabinet-db still holds files the package did not install"),
-        "{}",
-        stderr(&purge)
-    );
+    // apt-get passes dpkg's and the maintainer scripts' messages on, on either stream.
+    let said = format!("{}{}", stdout(&purge), stderr(&purge));
+    assert!(said.contains("/etc/cabinet-db still holds files the package did not install"), "{said}");
     let exists = |database: &str| {
         Command::new("getent").args([database, "cabinet-db"]).output().unwrap().status.success()
     };

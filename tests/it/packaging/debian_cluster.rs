@@ -25,6 +25,11 @@ impl DebianCluster {
     /// Creates and starts `NAME` with the newest server Debian installed, after dropping one of
     /// that name that an earlier, killed run left.
     pub fn create(name: &str, port: u16) -> DebianCluster {
+        Self::create_in(name, port, None)
+    }
+
+    /// The same, started inside a network namespace (where it binds the namespace's addresses).
+    pub fn create_in(name: &str, port: u16, namespace: Option<&str>) -> DebianCluster {
         assert!(
             nix::unistd::geteuid().is_root(),
             "the package tests install a .deb and create a Debian cluster: run scripts/test as root (CI does)"
@@ -35,10 +40,15 @@ impl DebianCluster {
             .filter(|v| v.parse::<u32>().is_ok())
             .max_by_key(|v| v.parse::<u32>().unwrap())
             .expect("a server under /usr/lib/postgresql");
-        let _ = Command::new("pg_dropcluster").args(["--stop", &version, name]).output();
+        drop_cluster(&version, name);
         let port_text = port.to_string();
-        run("pg_createcluster", &["--port", &port_text, "--start", &version, name]);
-        DebianCluster { version, name: name.to_owned(), port }
+        run("pg_createcluster", &["--port", &port_text, &version, name]);
+        let cluster = DebianCluster { version, name: name.to_owned(), port };
+        match namespace {
+            Some(ns) => run("ip", &["netns", "exec", ns, "pg_ctlcluster", &cluster.version, name, "start"]),
+            None => run("pg_ctlcluster", &[&cluster.version, name, "start"]),
+        };
+        cluster
     }
 
     /// psql as the `postgres` user over the socket; the output, unaligned and tuples only.
@@ -70,14 +80,28 @@ impl DebianCluster {
         format!("/var/lib/postgresql/{}/{}", self.version, self.name).into()
     }
 
+    /// `15/main`.
+    pub fn id(&self) -> String {
+        format!("{}/{}", self.version, self.name)
+    }
+
     pub fn is_online(&self) -> bool {
         let out = Command::new("pg_ctlcluster").args([&self.version, &self.name, "status"]).output().unwrap();
         out.status.success()
     }
 }
 
+/// pg_dropcluster leaves a configuration directory holding files it did not make (host apply's
+/// conf.d drop-in): those go too, so the next cluster of the name starts from Debian's files.
+fn drop_cluster(version: &str, name: &str) {
+    let _ = Command::new("pg_dropcluster").args(["--stop", version, name]).output();
+    for root in ["/etc/postgresql", "/var/lib/postgresql"] {
+        let _ = std::fs::remove_dir_all(std::path::Path::new(root).join(version).join(name));
+    }
+}
+
 impl Drop for DebianCluster {
     fn drop(&mut self) {
-        let _ = Command::new("pg_dropcluster").args(["--stop", &self.version, &self.name]).output();
+        drop_cluster(&self.version, &self.name);
     }
 }

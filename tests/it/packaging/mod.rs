@@ -7,6 +7,8 @@ mod completions;
 mod deb;
 /// A Debian PostgreSQL cluster made with postgresql-common (`pg_createcluster`) on a spare port.
 mod debian_cluster;
+/// `host apply` from the installed package on a Debian cluster in a tailnet namespace.
+mod host_apply;
 
 /// One test at a time installs packages and writes /etc: dpkg has one lock, the host one /etc.
 static HOST: std::sync::Mutex<()> = std::sync::Mutex::new(());

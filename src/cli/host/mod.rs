@@ -1,0 +1,27 @@
+//! `cabinet-db host …`: this Debian host as a whole.
+
+use clap::{Args, Subcommand};
+
+use crate::cli::Outcome;
+
+/// `cabinet-db host apply`.
+pub mod apply;
+
+#[derive(Debug, Args)]
+pub struct HostArgs {
+    #[command(subcommand)]
+    pub command: HostCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum HostCommand {
+    /// Bring this Debian host to the designed state from /etc/cabinet-db/cabinet-db.toml:
+    /// server settings, client authentication, firewall, schema, roles, backups, timers, audit.
+    Apply(apply::Args),
+}
+
+pub async fn run(args: HostArgs, json: bool) -> anyhow::Result<Outcome> {
+    match args.command {
+        HostCommand::Apply(args) => apply::run(args, json).await,
+    }
+}
