@@ -5,7 +5,6 @@ use std::process::{Command, Output};
 pub struct DebianCluster {
     pub version: String,
     pub name: String,
-    pub port: u16,
 }
 
 /// Runs a command; panics with its output when it fails.
@@ -43,7 +42,7 @@ impl DebianCluster {
         drop_cluster(&version, name);
         let port_text = port.to_string();
         run("pg_createcluster", &["--port", &port_text, &version, name]);
-        let cluster = DebianCluster { version, name: name.to_owned(), port };
+        let cluster = DebianCluster { version, name: name.to_owned() };
         match namespace {
             Some(ns) => run("ip", &["netns", "exec", ns, "pg_ctlcluster", &cluster.version, name, "start"]),
             None => run("pg_ctlcluster", &[&cluster.version, name, "start"]),
@@ -51,29 +50,11 @@ impl DebianCluster {
         cluster
     }
 
-    /// psql as the `postgres` user over the socket; the output, unaligned and tuples only.
+    /// psql as the cluster's owner over the socket (the library's own way, as `host apply` asks):
+    /// the rows, unaligned and tuples only.
     pub fn psql(&self, database: &str, sql: &str) -> String {
-        let port = self.port.to_string();
-        let out = run(
-            "runuser",
-            &[
-                "-u",
-                "postgres",
-                "--",
-                "psql",
-                "-X",
-                "-At",
-                "-p",
-                &port,
-                "-d",
-                database,
-                "-v",
-                "ON_ERROR_STOP=1",
-                "-c",
-                sql,
-            ],
-        );
-        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+        let cluster = cabinet_db::host::debian::PgCluster::find(Some(&self.id())).unwrap();
+        cluster.psql(database, sql).unwrap_or_else(|e| panic!("{sql}: {e}"))
     }
 
     pub fn data_dir(&self) -> std::path::PathBuf {
