@@ -262,6 +262,9 @@ impl Drop for TestDb {
 
 pub use crate::lab::NO_CONFIG;
 
+/// The pgBackRest configuration the tests' commands look for unless they name one: none.
+pub const NO_BACKUP_CONFIG: &str = "/nonexistent/cabinet-db/pgbackrest.conf";
+
 /// The cabinet-db binary built for these tests.
 pub fn binary() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_cabinet-db"));
@@ -269,6 +272,8 @@ pub fn binary() -> Command {
         .env_remove("DATABASE_URL")
         .env_remove("CABINET_MIGRATIONS_DIR")
         .env("CABINET_CONFIG", NO_CONFIG)
+        // Not the host's pgBackRest configuration either (the package test writes one there).
+        .env("CABINET_BACKUP_CONFIG", NO_BACKUP_CONFIG)
         .env("NO_COLOR", "1");
     command
 }

@@ -78,10 +78,11 @@ async fn host_apply_brings_a_debian_cluster_to_the_design_then_changes_nothing_a
         CONFIG,
         format!(
             "database_url = \"{}\"\nsecrets_dir = \"/etc/cabinet-db/secrets\"\ntailscale_socket = \"{}\"\n\n\
-             [panel]\ndatabase_url = \"{}\"\n\n[backup]\nrepo = \"{}\"\nstate_dir = \"{}\"\n\n[host]\ncluster = \"{}\"\n",
+             [panel]\ndatabase_url = \"{}\"\n\n[backup]\nconfig = \"{}\"\nrepo = \"{}\"\nstate_dir = \"{}\"\n\n[host]\ncluster = \"{}\"\n",
             socket_url("postgres"),
             api.socket.display(),
             socket_url("cabinet_admin"),
+            repo.path().join("pgbackrest.conf").display(),
             repo.path().join("repo").display(),
             repo.path().join("state").display(),
             cluster.id()
