@@ -23,6 +23,8 @@ pub mod host;
 pub mod manpages;
 /// `cabinet-db migrate …`: the migration runner.
 pub mod migrate;
+/// `cabinet-db models …`: the schema model for other languages.
+pub mod models;
 /// Tables for people, JSON for scripts.
 pub mod output;
 /// `cabinet-db roles …`: least-privilege roles.
@@ -83,6 +85,8 @@ pub enum Command {
     Migrate(migrate::MigrateArgs),
     /// Run a local PostgreSQL with the schema and demo data, for development.
     Dev(dev::DevArgs),
+    /// Export the schema model for other languages (SQLAlchemy models for the Python side).
+    Models(models::ModelsArgs),
     /// Create and check the least-privilege roles (owner, admin panel, n8n).
     Roles(roles::RolesArgs),
     /// Read Tailscale's view of this node; render the tailnet-only host configuration.
@@ -147,6 +151,7 @@ impl ConnectionArgs {
 pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
     match cli.command {
         Command::Migrate(args) => migrate::run(args, cli.json).await,
+        Command::Models(args) => models::run(args),
         Command::Dev(args) => dev::run(args, cli.json).await,
         Command::Roles(args) => roles::run(args, cli.json).await,
         Command::Tailnet(args) => tailnet::run(args, cli.json).await,

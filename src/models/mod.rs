@@ -12,6 +12,8 @@ pub mod history;
 pub mod schema;
 /// A row of `sites`.
 pub mod site;
+/// The schema as SQLAlchemy 2.0 models (`models export --sqlalchemy`).
+pub mod sqlalchemy;
 /// Timestamps: the accepted range, parsing, and reading them without trusting the database.
 pub mod timestamps;
 /// A row of `users`.
