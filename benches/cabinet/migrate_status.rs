@@ -1,9 +1,6 @@
 //! `migrate status` against `alembic current` on the same database.
 
-use std::{
-    path::{Path, PathBuf},
-    process::{Command, Stdio},
-};
+use std::{path::PathBuf, process::Command};
 
 use crate::{
     Bench, SUPERUSER,
@@ -51,37 +48,15 @@ def downgrade():
     op.drop_table("sites")
 "#;
 
-/// A virtualenv with Alembic, SQLAlchemy and psycopg from PyPI, kept in target/ between runs.
+/// scripts/setup's virtualenv with Alembic, SQLAlchemy and psycopg from PyPI (pinned; the
+/// Python tests use the same one).
 fn alembic_venv() -> Result<PathBuf, String> {
-    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench-venv");
-    let alembic = venv.join("bin/alembic");
-    if alembic.is_file() {
-        return Ok(alembic);
-    }
-    let ok = |c: &mut Command| c.stdout(Stdio::null()).status().map(|s| s.success()).unwrap_or(false);
-    if !ok(Command::new("python3").args(["-m", "venv"]).arg(&venv)) {
-        return Err("python3 -m venv failed (apt-get install python3-venv)".into());
-    }
-    if !ok(Command::new(venv.join("bin/pip")).args([
-        "install",
-        "-q",
-        "alembic",
-        "SQLAlchemy",
-        "psycopg[binary]",
-    ])) {
-        return Err("pip install alembic SQLAlchemy psycopg[binary] failed".into());
-    }
-    Ok(alembic)
+    let alembic = crate::lab::tools_dir().join("python/bin/alembic");
+    if alembic.is_file() { Ok(alembic) } else { Err(format!("no {}: run scripts/setup", alembic.display())) }
 }
 
 pub async fn migrate_status(bench: &Bench) -> Vec<Row> {
-    let alembic = match alembic_venv() {
-        Ok(a) => a,
-        Err(why) => {
-            eprintln!("skipping the Alembic comparison: {why}");
-            return vec![];
-        }
-    };
+    let alembic = alembic_venv().unwrap_or_else(|why| panic!("the Alembic comparison needs Alembic: {why}"));
     bench.exec("postgres", "CREATE DATABASE alembic_bench").await;
     let project = bench.work.path().join("alembic");
     std::fs::create_dir_all(project.join("versions")).unwrap();

@@ -136,6 +136,21 @@ fn index(index: &IndexDef) -> String {
     format!("Index({name}, {rendered}{unique}{ops})")
 }
 
+/// `Text, nullable=False, server_default=text("now()")` and the Python annotation.
+fn column_arguments(table: &TableDef, column: &ColumnDef) -> Result<(String, &'static str), ExportError> {
+    let (sa_type, annotation) = column_type(column.sql_type).ok_or(ExportError::UnknownType {
+        table: table.name,
+        column: column.name,
+        sql_type: column.sql_type,
+    })?;
+    let mut arguments = vec![sa_type.to_owned()];
+    arguments.push(format!("nullable={}", if column.not_null { "False" } else { "True" }));
+    if let Some(default) = server_default(column) {
+        arguments.push(format!("server_default=text({})", python_string(&default)));
+    }
+    Ok((arguments.join(", "), annotation))
+}
+
 fn orm_class(out: &mut String, table: &TableDef, class: &str) -> Result<(), ExportError> {
     let _ = writeln!(out, "\n\nclass {class}(Base):");
     let _ = writeln!(
@@ -153,24 +168,10 @@ fn orm_class(out: &mut String, table: &TableDef, class: &str) -> Result<(), Expo
     }
     let _ = writeln!(out, "    )\n");
     for column in table.columns {
-        let (sa_type, annotation) = column_type(column.sql_type).ok_or(ExportError::UnknownType {
-            table: table.name,
-            column: column.name,
-            sql_type: column.sql_type,
-        })?;
+        let (arguments, annotation) = column_arguments(table, column)?;
         let annotation =
             if column.not_null { annotation.to_owned() } else { format!("Optional[{annotation}]") };
-        let mut arguments = vec![sa_type.to_owned()];
-        arguments.push(format!("nullable={}", if column.not_null { "False" } else { "True" }));
-        if let Some(default) = server_default(column) {
-            arguments.push(format!("server_default=text({})", python_string(&default)));
-        }
-        let _ = writeln!(
-            out,
-            "    {}: Mapped[{annotation}] = mapped_column({})",
-            column.name,
-            arguments.join(", ")
-        );
+        let _ = writeln!(out, "    {}: Mapped[{annotation}] = mapped_column({arguments})", column.name);
     }
     Ok(())
 }
@@ -186,17 +187,8 @@ fn core_table(out: &mut String, table: &TableDef) -> Result<(), ExportError> {
     let _ = writeln!(out, "    {},", python_string(table.name));
     let _ = writeln!(out, "    Base.metadata,");
     for column in table.columns {
-        let (sa_type, _) = column_type(column.sql_type).ok_or(ExportError::UnknownType {
-            table: table.name,
-            column: column.name,
-            sql_type: column.sql_type,
-        })?;
-        let mut arguments = vec![python_string(column.name), sa_type.to_owned()];
-        arguments.push(format!("nullable={}", if column.not_null { "False" } else { "True" }));
-        if let Some(default) = server_default(column) {
-            arguments.push(format!("server_default=text({})", python_string(&default)));
-        }
-        let _ = writeln!(out, "    Column({}),", arguments.join(", "));
+        let (arguments, _) = column_arguments(table, column)?;
+        let _ = writeln!(out, "    Column({}, {arguments}),", python_string(column.name));
     }
     for c in table.constraints {
         let _ = writeln!(out, "    {},", constraint(table, c)?);

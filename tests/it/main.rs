@@ -47,6 +47,8 @@ mod offline;
 mod packaging;
 /// The admin panel over HTTP: identity, guards, pages.
 mod panel;
+/// The exported models.py with the real SQLAlchemy and Alembic: no difference, the ORM, constraint names.
+mod python;
 /// Hostile values and interruptions: infinite times, closed pipes, kill -9, escapes.
 mod robustness;
 /// The least-privilege roles, tried by connecting as each.

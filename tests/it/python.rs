@@ -1,0 +1,167 @@
+//! The Python side, with the real SQLAlchemy, Alembic and psycopg from PyPI (scripts/setup's
+//! pinned virtualenv): the exported models.py against migrated databases.
+
+use std::{path::PathBuf, process::Command};
+
+use cabinet_db::{db::DatabaseUrl, roles::RoleKind};
+
+use crate::{
+    harness::{TestDb, WithRoles, binary, stderr, stdout},
+    lab::tools_dir,
+};
+
+/// The virtualenv's python; never skipped when missing.
+fn python() -> PathBuf {
+    let python = tools_dir().join("python/bin/python");
+    assert!(
+        python.exists(),
+        "no {}: run scripts/setup (it installs SQLAlchemy, Alembic and psycopg)",
+        python.display()
+    );
+    python
+}
+
+/// models.py as `models export --sqlalchemy --out` writes it, in a directory of its own.
+fn exported_models() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let out = binary()
+        .args(["models", "export", "--sqlalchemy", "--out"])
+        .arg(dir.path().join("models.py"))
+        .output();
+    let out = out.unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    dir
+}
+
+/// psycopg's URL for SQLAlchemy.
+fn sqlalchemy_url(url: &DatabaseUrl) -> String {
+    url.expose().replacen("postgres://", "postgresql+psycopg://", 1)
+}
+
+/// Runs `script` with models.py importable and the database URL in `DATABASE_URL`.
+fn run_python(models: &tempfile::TempDir, url: &DatabaseUrl, script: &str) -> std::process::Output {
+    Command::new(python())
+        .arg("-c")
+        .arg(script)
+        .env("PYTHONPATH", models.path())
+        .env("DATABASE_URL", sqlalchemy_url(url))
+        .env("PYTHONWARNINGS", "ignore::sqlalchemy.exc.SAWarning")
+        .output()
+        .unwrap()
+}
+
+/// Alembic's autogenerate comparison, as `alembic check` runs it, with types and server
+/// defaults compared: one line per difference, then `differences: N`.
+const COMPARE: &str = r#"
+import os
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import create_engine
+import models
+
+engine = create_engine(os.environ["DATABASE_URL"])
+with engine.connect() as conn:
+    context = MigrationContext.configure(conn, opts={
+        "compare_type": True,
+        "compare_server_default": True,
+        "include_name": models.include_name,
+    })
+    differences = compare_metadata(context, models.Base.metadata)
+for difference in differences:
+    print(difference)
+print("differences:", len(differences))
+"#;
+
+#[test]
+fn the_exported_models_match_their_golden_copy() {
+    let golden = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/python/models.py");
+    let exported = binary().args(["models", "export", "--sqlalchemy"]).output().unwrap();
+    assert!(exported.status.success(), "{}", stderr(&exported));
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::create_dir_all(golden.parent().unwrap()).unwrap();
+        std::fs::write(&golden, &exported.stdout).unwrap();
+    }
+    let expected = std::fs::read_to_string(&golden)
+        .unwrap_or_else(|_| panic!("no {}; run with UPDATE_GOLDEN=1", golden.display()));
+    assert_eq!(stdout(&exported), expected, "models.py changed: review it, then UPDATE_GOLDEN=1");
+    // The same bytes through --out, and Python compiles them.
+    let dir = exported_models();
+    assert_eq!(std::fs::read_to_string(dir.path().join("models.py")).unwrap(), expected);
+    let compiled =
+        Command::new(python()).args(["-m", "py_compile"]).arg(dir.path().join("models.py")).output().unwrap();
+    assert!(compiled.status.success(), "{}", stderr(&compiled));
+}
+
+#[tokio::test]
+async fn alembic_finds_no_difference_on_a_migrated_database_and_finds_a_deliberate_change() {
+    // Arrange: a database at head, and a scratch one that a careless hand changed.
+    let models = exported_models();
+    let db = TestDb::migrated().await;
+    let scratch = TestDb::migrated().await;
+    scratch
+        .exec(
+            "ALTER TABLE sites ADD COLUMN extra text;
+             ALTER TABLE sites ALTER COLUMN language SET DEFAULT 'de';
+             DROP INDEX users_email_prefix_idx;
+             ALTER TABLE users_history ALTER COLUMN forgotten_by TYPE varchar(10)",
+        )
+        .await;
+
+    // Act
+    let same = run_python(&models, &db.url, COMPARE);
+    let changed = run_python(&models, &scratch.url, COMPARE);
+
+    // Assert: nothing to change on the real schema; each change found on the scratch one.
+    assert!(same.status.success(), "{}", stderr(&same));
+    assert_eq!(stdout(&same).trim(), "differences: 0", "{}", stdout(&same));
+    assert!(changed.status.success(), "{}", stderr(&changed));
+    let found = stdout(&changed);
+    for kind in [
+        "'remove_column', None, 'sites'",
+        "'modify_default', None, 'sites', 'language'",
+        "'add_index'",
+        "'modify_type', None, 'users_history', 'forgotten_by'",
+    ] {
+        assert!(found.contains(kind), "{kind} not reported:\n{found}");
+    }
+    assert!(found.trim_end().ends_with("differences: 4"), "{found}");
+}
+
+#[tokio::test]
+async fn the_orm_writes_a_site_as_cabinet_admin_and_a_broken_rule_names_its_constraint() {
+    let models = exported_models();
+    let with_roles = WithRoles::new().await;
+    let script = r#"
+import os
+from sqlalchemy import create_engine, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+import models
+
+engine = create_engine(os.environ["DATABASE_URL"])
+with Session(engine) as session:
+    session.add(models.Site(site_id="orm-1", domain="orm.example.com", brand_name="ORM"))
+    session.commit()
+    site = session.scalars(select(models.Site).where(models.Site.site_id == "orm-1")).one()
+    print("language", site.language, "created_at has a zone", site.created_at.tzinfo is not None)
+    history = session.execute(select(models.sites_history.c.operation).where(models.sites_history.c.site_id == "orm-1")).all()
+    print("history", [row.operation for row in history])
+    try:
+        session.add(models.Site(site_id="orm-2", domain="Orm.Example.COM"))
+        session.commit()
+    except IntegrityError as error:
+        session.rollback()
+        print("refused by", error.orig.diag.constraint_name)
+"#;
+    let out = run_python(&models, &with_roles.url_as(RoleKind::Admin), script);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let said = stdout(&out);
+    assert!(said.contains("language en created_at has a zone True"), "server defaults fill in: {said}");
+    assert!(said.contains("history ['INSERT']"), "the database's history records the ORM's write: {said}");
+    assert!(said.contains("refused by sites_domain_lowercase"), "{said}");
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM sites")
+        .fetch_one(&mut with_roles.db.conn().await)
+        .await
+        .unwrap();
+    assert_eq!(count, 1, "the refused row was not written");
+}
