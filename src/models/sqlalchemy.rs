@@ -232,6 +232,7 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.dialects.postgresql import INET, JSONB
+from sqlalchemy.dialects.postgresql import base as postgresql_base
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import UserDefinedType
 
@@ -254,6 +255,11 @@ class XID8(UserDefinedType[int]):
 
     def get_col_spec(self, **kw: Any) -> str:
         return \"XID8\"
+
+
+# Reflection (Alembic's comparison) reads xid8 columns as XID8 instead of warning that it does
+# not know the type; a SQLAlchemy that learns xid8 itself keeps its own.
+postgresql_base.ischema_names.setdefault(\"xid8\", XID8)
 
 
 class Base(DeclarativeBase):

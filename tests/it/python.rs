@@ -40,12 +40,15 @@ fn sqlalchemy_url(url: &DatabaseUrl) -> String {
 
 /// Runs `script` with models.py importable and the database URL in `DATABASE_URL`.
 fn run_python(models: &tempfile::TempDir, url: &DatabaseUrl, script: &str) -> std::process::Output {
+    // SQLAlchemy's warnings (a type it does not know, a constraint it cannot reflect) are failures.
+    let script = format!(
+        "import warnings\nfrom sqlalchemy.exc import SAWarning\nwarnings.simplefilter(\"error\", SAWarning)\n{script}"
+    );
     Command::new(python())
         .arg("-c")
         .arg(script)
         .env("PYTHONPATH", models.path())
         .env("DATABASE_URL", sqlalchemy_url(url))
-        .env("PYTHONWARNINGS", "ignore::sqlalchemy.exc.SAWarning")
         .output()
         .unwrap()
 }
