@@ -8,6 +8,8 @@
 pub mod characters;
 /// The change history: its tables, the trigger functions that write it, their triggers.
 pub mod history;
+/// JSON Schema for a site and a user (`models export --json-schema`).
+pub mod json_schema;
 /// The declarative schema: tables, columns, constraints, indexes, triggers, functions.
 pub mod schema;
 /// A row of `sites`.

@@ -36,19 +36,19 @@ fn runner() -> TestRunner {
 }
 
 /// `count` values drawn from `strategy`.
-fn draw<S: Strategy>(strategy: S, count: usize) -> Vec<S::Value> {
+pub(crate) fn draw<S: Strategy>(strategy: S, count: usize) -> Vec<S::Value> {
     let mut runner = runner();
     (0..count).map(|_| strategy.new_tree(&mut runner).unwrap().current()).collect()
 }
 
 /// Mostly ordinary characters, one in five tricky.
-fn tricky_string(min: usize, max: usize) -> impl Strategy<Value = String> {
+pub(crate) fn tricky_string(min: usize, max: usize) -> impl Strategy<Value = String> {
     let character = prop_oneof![4 => prop::sample::select(ORDINARY), 1 => prop::sample::select(TRICKY)];
     prop::collection::vec(character, min..max).prop_map(|chars| chars.into_iter().collect())
 }
 
 /// What the installed constraints named say about each value (a CHECK passes unless false).
-async fn database_accepts(
+pub(crate) async fn database_accepts(
     conn: &mut PgConnection,
     column: &str,
     constraints: &[&str],
@@ -125,6 +125,40 @@ async fn identifiers_and_emails_are_accepted_by_cabinet_db_exactly_when_by_the_d
     assert!(wrong.is_empty(), "email: {wrong:#?}");
 }
 
+/// Domains as people type them: labels of letters, digits and look-alikes, odd endings.
+pub(crate) fn drawn_domains() -> Vec<String> {
+    let character = prop_oneof![
+        6 => prop::sample::select(&['a', 'Z', '0', 'q'][..]),
+        1 => prop::sample::select(&['-', '\u{212a}', 'ä', '_'][..])
+    ];
+    let label = prop::collection::vec(character, 0..5).prop_map(|c| c.into_iter().collect::<String>());
+    draw(
+        (prop::collection::vec(label, 1..4), prop::sample::select(&["", ".", " ", ".."][..]))
+            .prop_map(|(labels, end)| format!("{}{end}", labels.join("."))),
+        4000,
+    )
+}
+
+/// What the import stores for each: trimmed, one trailing dot dropped, lower case.
+pub(crate) fn normalised_domains(domains: &[String]) -> Vec<String> {
+    domains
+        .iter()
+        .map(|d| {
+            let t = d.trim();
+            t.strip_suffix('.').unwrap_or(t).to_ascii_lowercase()
+        })
+        .collect()
+}
+
+/// Language tags, well and badly formed.
+pub(crate) fn drawn_languages() -> Vec<String> {
+    draw(
+        prop::collection::vec(prop::sample::select(&['a', 'z', 'E', '1', '-', '_', 'ä'][..]), 0..12)
+            .prop_map(|c| c.into_iter().collect::<String>()),
+        3000,
+    )
+}
+
 #[tokio::test]
 async fn domains_languages_and_times_follow_the_same_rules_in_both_places() {
     let db = TestDb::migrated().await;
@@ -132,23 +166,8 @@ async fn domains_languages_and_times_follow_the_same_rules_in_both_places() {
 
     // Domains are normalised first (trim, one trailing dot, lower case): the database judges
     // the normalised form, and cabinet-db must accept exactly those.
-    let character = prop_oneof![
-        6 => prop::sample::select(&['a', 'Z', '0', 'q'][..]),
-        1 => prop::sample::select(&['-', '\u{212a}', 'ä', '_'][..])
-    ];
-    let label = prop::collection::vec(character, 0..5).prop_map(|c| c.into_iter().collect::<String>());
-    let domains: Vec<String> = draw(
-        (prop::collection::vec(label, 1..4), prop::sample::select(&["", ".", " ", ".."][..]))
-            .prop_map(|(labels, end)| format!("{}{end}", labels.join("."))),
-        4000,
-    );
-    let normalised: Vec<String> = domains
-        .iter()
-        .map(|d| {
-            let t = d.trim();
-            t.strip_suffix('.').unwrap_or(t).to_ascii_lowercase()
-        })
-        .collect();
+    let domains = drawn_domains();
+    let normalised = normalised_domains(&domains);
     let accepted = database_accepts(
         &mut conn,
         "domain",
@@ -165,11 +184,7 @@ async fn domains_languages_and_times_follow_the_same_rules_in_both_places() {
         }
     }
 
-    let languages = draw(
-        prop::collection::vec(prop::sample::select(&['a', 'z', 'E', '1', '-', '_', 'ä'][..]), 0..12)
-            .prop_map(|c| c.into_iter().collect::<String>()),
-        3000,
-    );
+    let languages = drawn_languages();
     let accepted = database_accepts(&mut conn, "language", &["sites_language_tag"], &languages).await;
     let wrong = disagreements(&languages, |v| LanguageTag::parse(v).is_ok(), &accepted);
     assert!(wrong.is_empty(), "language: {wrong:#?}");

@@ -168,3 +168,100 @@ with Session(engine) as session:
         .unwrap();
     assert_eq!(count, 1, "the refused row was not written");
 }
+
+/// Which of `values` the property `field` of `#/$defs/{definition}` accepts, by Python's
+/// jsonschema (Draft 2020-12).
+fn json_schema_accepts(
+    schema: &std::path::Path,
+    definition: &str,
+    field: &str,
+    values: &[String],
+) -> Vec<bool> {
+    let script = format!(
+        r#"
+import json, sys
+from jsonschema import Draft202012Validator
+document = json.load(open({path:?}, encoding="utf-8"))
+validator = Draft202012Validator(document["$defs"][{definition:?}]["properties"][{field:?}])
+print(json.dumps([validator.is_valid(v) for v in json.load(sys.stdin)]))
+"#,
+        path = schema.display().to_string(),
+    );
+    let mut child = Command::new(python())
+        .arg("-c")
+        .arg(script)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    serde_json::to_writer(child.stdin.take().unwrap(), values).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[tokio::test]
+async fn the_json_schema_accepts_exactly_what_the_database_accepts() {
+    use crate::agreement::{
+        database_accepts, draw, drawn_domains, drawn_languages, normalised_domains, tricky_string,
+    };
+
+    let dir = tempfile::tempdir().unwrap();
+    let schema = dir.path().join("schema.json");
+    let out = binary().args(["models", "export", "--json-schema", "--out"]).arg(&schema).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let db = TestDb::migrated().await;
+    let mut conn = db.conn().await;
+
+    let mut ids = draw(tricky_string(0, 8), 3000);
+    ids.extend(draw(tricky_string(198, 203), 200));
+    let mut emails = draw(tricky_string(0, 10), 2000);
+    emails.extend(ids.iter().take(500).map(|id| format!("{id}@example.com")));
+    // The database judges the stored (normalised) domain; so does the schema.
+    let domains = normalised_domains(&drawn_domains());
+    let languages = drawn_languages();
+    /// A field of a definition, the constraints that judge its column, the values to try.
+    struct Case<'a> {
+        definition: &'a str,
+        field: &'a str,
+        constraints: &'a [&'a str],
+        values: &'a [String],
+    }
+    let cases = [
+        Case { definition: "site", field: "site_id", constraints: &["sites_site_id_format"], values: &ids },
+        Case { definition: "user", field: "user_id", constraints: &["users_user_id_format"], values: &ids },
+        Case { definition: "user", field: "email", constraints: &["users_email_format"], values: &emails },
+        Case {
+            definition: "site",
+            field: "language",
+            constraints: &["sites_language_tag"],
+            values: &languages,
+        },
+        Case {
+            definition: "site",
+            field: "domain",
+            constraints: &["sites_domain_hostname", "sites_domain_lowercase"],
+            values: &domains,
+        },
+    ];
+    for Case { definition, field, constraints, values } in cases {
+        let database = database_accepts(&mut conn, field, constraints, values).await;
+        let schema_says = json_schema_accepts(&schema, definition, field, values);
+        let wrong: Vec<String> = values
+            .iter()
+            .zip(database.iter().zip(&schema_says))
+            .filter(|(_, (db, js))| db != js)
+            .take(10)
+            .map(|(v, (db, _))| {
+                format!(
+                    "{v:?} {:?}: database {}",
+                    v.chars().map(|c| format!("U+{:04X}", c as u32)).collect::<Vec<_>>(),
+                    if *db { "accepts" } else { "refuses" }
+                )
+            })
+            .collect();
+        assert!(wrong.is_empty(), "{definition}.{field}: {wrong:#?}");
+        assert!(database.iter().any(|a| *a) && database.iter().any(|a| !a), "{field}: both kinds drawn");
+    }
+}
