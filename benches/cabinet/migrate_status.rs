@@ -48,11 +48,15 @@ def downgrade():
     op.drop_table("sites")
 "#;
 
-/// scripts/setup's virtualenv with Alembic, SQLAlchemy and psycopg from PyPI (pinned; the
+/// `scripts/setup tests`' virtualenv with Alembic, SQLAlchemy and psycopg from PyPI (pinned; the
 /// Python tests use the same one).
 fn alembic_venv() -> Result<PathBuf, String> {
     let alembic = crate::lab::tools_dir().join("python/bin/alembic");
-    if alembic.is_file() { Ok(alembic) } else { Err(format!("no {}: run scripts/setup", alembic.display())) }
+    if alembic.is_file() {
+        Ok(alembic)
+    } else {
+        Err(format!("no {}: run scripts/setup tests", alembic.display()))
+    }
 }
 
 pub async fn migrate_status(bench: &Bench) -> Vec<Row> {

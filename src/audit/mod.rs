@@ -5,7 +5,7 @@
 //! memberships in predefined roles, functions that run as someone else, column grants, other
 //! privileged logins, extensions and objects that open doors, client authentication beyond
 //! the designed rules, settings a role changed on itself, large objects and other databases —
-//! each seeded and caught in `tests/it/adversarial.rs`.
+//! each seeded and caught in `tests/it/every_server/adversarial.rs`.
 //!
 //! Run it as a superuser: `pg_hba_file_rules`, `pg_file_settings`, password verifiers and the
 //! file timestamps are visible to superusers only. As another role the other checks still

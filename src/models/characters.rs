@@ -1,7 +1,7 @@
 //! Which characters identifiers and e-mail addresses may hold: one definition, used by the
 //! Rust validators (`values`) and, as regular-expression classes, by the schema's CHECK
 //! constraints (`schema`), so that "cabinet-db accepts" and "PostgreSQL accepts" are the same
-//! statement (`tests/it/agreement.rs` checks it on thousands of generated values).
+//! statement (`tests/it/every_server/agreement.rs` checks it on thousands of generated values).
 //!
 //! PostgreSQL's `[:space:]` and `[:cntrl:]` classes depend on the database's locale (under
 //! `C.UTF-8` a no-break space is not a space), so the constraints spell the ranges out with

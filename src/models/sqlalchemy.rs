@@ -1,7 +1,7 @@
 //! `models export --sqlalchemy`: the schema as SQLAlchemy 2.0 typed declarative models for the
 //! Python side (the main project, the RAG service, scripts). Rendered from the same model the
 //! migrations are checked against, so Alembic's comparison with a migrated database finds
-//! nothing (tests/it/python.rs runs it). Pure text: the same model gives the same file.
+//! nothing (tests/it/every_server/python.rs runs it). Pure text: the same model gives the same file.
 //!
 //! `sites` and `users` are ORM classes; the history tables are Core `Table`s in the same
 //! metadata — readable with `select()`, with no class a session could add, change or delete

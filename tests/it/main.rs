@@ -1,63 +1,92 @@
 //! Integration tests: one binary, one PostgreSQL cluster per run (see `harness`), one fresh
 //! database per test.
+//!
+//! The version matrix: every test runs on the machine's PostgreSQL; the tests under
+//! `every_server` — those whose outcome can depend on the server's version — run again on each
+//! other supported major (`scripts/test-matrix` selects them by that module's name). Each module
+//! outside it says in its first line after "Once:" why one server is enough.
 
-/// Escalation paths seeded on a cluster of their own: the audit names each, roles apply closes it.
-mod adversarial;
-/// One definition of valid: generated values judged by cabinet-db and by the constraints.
-mod agreement;
-/// `cabinet-db audit`: a clean setup passes, each misconfiguration fails.
-mod audit;
-/// Backups and restores with the real pgBackRest, on clusters of their own.
+/// Tests whose outcome can depend on the server's version: its catalog and how it prints
+/// definitions, PL/pgSQL and transition tables, privileges and roles, `COPY`, initdb, and
+/// pgBackRest's support for the version.
+mod every_server {
+    /// Escalation paths seeded on a cluster of their own: the audit names each, roles apply closes it.
+    pub mod adversarial;
+    /// One definition of valid: generated values judged by cabinet-db and by the constraints.
+    pub mod agreement;
+    /// `cabinet-db audit`: a clean setup passes, each misconfiguration fails.
+    pub mod audit;
+    /// Restores with the real pgBackRest, on each server it can read (and its refusal on the others).
+    pub mod backup;
+    /// `migrate baseline`, plain and from an Alembic-built database.
+    pub mod baseline;
+    /// The database rejects bad rows whoever writes them.
+    pub mod constraints;
+    /// `sites …` and `users …` commands as an operator uses them.
+    pub mod data_cli;
+    /// `cabinet-db dev up / status / down`.
+    pub mod dev;
+    /// `migrate check` and `migrate diff` against seeded drift.
+    pub mod drift;
+    /// The change history: every writer recorded, append-only, drift when disabled.
+    pub mod history;
+    /// Import and export: round trips and bad input.
+    pub mod import;
+    /// Imports into tables with rows: partial lines, database-found problems, concurrency, COMMIT.
+    pub mod import_merge;
+    /// The runner: up/down/targets, checksums, order, the lock, retries, crashes.
+    pub mod migrate;
+    /// The exported models.py with the real SQLAlchemy and Alembic: no difference, the ORM, constraint names.
+    pub mod python;
+    /// Hostile values and interruptions: infinite times, closed pipes, kill -9, escapes.
+    pub mod robustness;
+    /// The least-privilege roles, tried by connecting as each.
+    pub mod roles;
+    /// The sites library API.
+    pub mod sites;
+    /// Users and activity recording.
+    pub mod users;
+}
+
+/// Backups with the real pgBackRest: the offsite repository, a repository host, the schedules.
+/// Once: the S3 and TLS transports and the units are pgBackRest's and systemd's; restores run on every server.
 mod backup;
-/// `migrate baseline`, plain and from an Alembic-built database.
-mod baseline;
 /// High availability: rendered configuration checked by the engines, a live cluster failing over.
+/// Once: Patroni runs Debian's PostgreSQL 15 (the packages a node installs).
 mod cluster;
 /// The configuration file read by the real binary: precedence, `config show`, bad files.
+/// Once: the file is cabinet-db's; no answer of the server's depends on its version.
 mod config;
-/// The database rejects bad rows whoever writes them.
-mod constraints;
 /// A TCP proxy that cuts the connection right after a COMMIT.
+/// Once: no tests of its own.
 mod cutting_proxy;
-/// `sites …` and `users …` commands as an operator uses them.
-mod data_cli;
-/// `cabinet-db dev up / status / down`.
-mod dev;
-/// `migrate check` and `migrate diff` against seeded drift.
-mod drift;
 /// A stand-in tailscaled LocalAPI on a unix socket.
+/// Once: no tests of its own.
 mod fake_localapi;
 /// The shared test cluster and per-test databases.
+/// Once: no tests of its own.
 mod harness;
-/// The change history: every writer recorded, append-only, drift when disabled.
-mod history;
-/// Import and export: round trips and bad input.
-mod import;
-/// Imports into tables with rows: partial lines, database-found problems, concurrency, COMMIT.
-mod import_merge;
 /// Several hosts in network namespaces, processes, a live Patroni cluster (shared with the benchmarks).
+/// Once: no tests of its own.
 mod lab;
-/// The runner: up/down/targets, checksums, order, the lock, retries, crashes.
-mod migrate;
+/// The version matrix's marker: every module outside `every_server` says why it runs once.
+/// Once: it reads this binary's own source.
+mod matrix;
 /// Tailnet-only exposure proven in network namespaces (root).
+/// Once: the firewall and the addresses decide; what the server's pg_hba admits is judged on every server by the audit.
 mod netns;
 /// Offline commands: `sql`, `history`, `new`, `lint`.
+/// Once: no server is involved.
 mod offline;
 /// The Debian package (root): contents, lintian, install, remove, purge; completions and man pages.
+/// Once: the package installs on Debian's own PostgreSQL 15.
 mod packaging;
 /// The admin panel over HTTP: identity, guards, pages.
+/// Once: HTTP, identity and the browser; the library calls behind each page run on every server.
 mod panel;
-/// The exported models.py with the real SQLAlchemy and Alembic: no difference, the ORM, constraint names.
-mod python;
-/// Hostile values and interruptions: infinite times, closed pipes, kill -9, escapes.
-mod robustness;
-/// The least-privilege roles, tried by connecting as each.
-mod roles;
 /// PostgreSQL older than 14 is refused.
+/// Once: it brings its own PostgreSQL 13.
 mod server_version;
-/// The sites library API.
-mod sites;
 /// `tailnet status` and `tailnet render`.
+/// Once: the LocalAPI and rendered files; no server is involved.
 mod tailnet;
-/// Users and activity recording.
-mod users;

@@ -185,7 +185,10 @@ fn only_the_tailnet_reaches_postgresql_and_only_as_its_role() {
             rendered.path().join("nftables/cabinet-pg.nft").to_str().unwrap(),
         ]);
     } else {
-        assert!(std::env::var_os("CI").is_none(), "nft is missing in CI: scripts/setup installs nftables");
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "nft is missing in CI: scripts/setup tests installs nftables"
+        );
         eprintln!("note: nft is not installed; the firewall layer is not exercised");
     }
     let superuser_password = server.cluster.superuser_password().unwrap();

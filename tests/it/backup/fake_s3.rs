@@ -1,4 +1,4 @@
-//! A local S3 service: moto (PyPI, installed by scripts/setup) on plain HTTP on loopback, with
+//! A local S3 service: moto (PyPI, installed by scripts/setup tests) on plain HTTP on loopback, with
 //! stunnel4 putting TLS in front of it — pgBackRest speaks only HTTPS to S3, and it verifies
 //! the certificate here against a CA file made for the test, as it would in production.
 //!
@@ -25,7 +25,7 @@ pub struct FakeS3 {
     pub bucket: String,
 }
 
-/// moto's server, where scripts/setup installs it (or `CABINET_MOTO_SERVER`).
+/// moto's server, where scripts/setup tests installs it (or `CABINET_MOTO_SERVER`).
 fn moto_server() -> PathBuf {
     if let Some(path) = std::env::var_os("CABINET_MOTO_SERVER") {
         return PathBuf::from(path);
@@ -33,7 +33,7 @@ fn moto_server() -> PathBuf {
     let path = crate::lab::tools_dir().join("moto/bin/moto_server");
     assert!(
         path.is_file(),
-        "no {}: run scripts/setup (it installs moto[server] for these tests)",
+        "no {}: run scripts/setup tests (it installs moto[server] for these tests)",
         path.display()
     );
     path
@@ -133,7 +133,7 @@ impl FakeS3 {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .expect("stunnel4 (Debian's stunnel4 package, installed by scripts/setup)");
+            .expect("stunnel4 (Debian's stunnel4 package, installed by scripts/setup tests)");
         self.tls = Some(tls);
         wait_for_port(self.https_port, "stunnel");
     }

@@ -1,18 +1,13 @@
 //! Backups with the real pgBackRest against real PostgreSQL clusters of their own (archiving is
-//! cluster-wide): point-in-time recovery to the second, the disaster, damage and drills, the
-//! encrypted offsite repository on a local S3 server, a dead repository, the schedules — and
-//! on PostgreSQL 18, which Debian 12's pgBackRest cannot read, the refusal before anything
-//! changes.
+//! cluster-wide): the encrypted offsite repository on a local S3 server, a dead repository, a
+//! repository host, the schedules; and the fixtures the restores on every server
+//! (`every_server::backup`) share.
 
-/// Restores, drills and the audit's backup checks against a damaged repository.
-mod drill;
 /// A local S3 service for the offsite repository: moto behind stunnel's TLS.
 pub mod fake_s3;
 /// The offsite repository: encrypted in the bucket, restorable, hostile options refused, and
 /// what happens while it is unreachable.
 pub mod offsite;
-/// Point in time to the second, and the host that dies.
-mod pitr;
 /// A repository on a second host, over pgBackRest's TLS server, in network namespaces.
 mod repo_host;
 /// The systemd units and timers.
@@ -27,7 +22,7 @@ use chrono::{DateTime, Utc};
 
 use cabinet_db::{
     backup::{
-        drill as drill_api, restore,
+        BackupError, drill as drill_api, restore,
         setup::{self, SetupOptions},
     },
     db::DatabaseUrl,
@@ -37,7 +32,7 @@ use cabinet_db::{
 };
 use sqlx::{AssertSqlSafe, Connection, PgConnection};
 
-use crate::harness::{audit, binary, start_local_cluster, stderr, superuser_base};
+use crate::harness::{audit, binary, pgbackrest_needed_for, start_local_cluster, stderr, superuser_base};
 
 /// A cluster with the schema and some rows; backups not yet set up.
 pub struct Production {
@@ -132,6 +127,23 @@ impl Production {
 
     pub fn server_major(&self) -> u32 {
         self.cluster.binaries.major()
+    }
+
+    /// On a server this machine's pgBackRest cannot read (PostgreSQL 16 and newer for Debian
+    /// 12's 2.45), asserts that `backup setup` with `options` refuses before writing anything,
+    /// naming the release it needs, and returns true: the test has nothing more to try there.
+    pub async fn refuses_a_version_pgbackrest_cannot_read(&self, options: &SetupOptions) -> bool {
+        let Some(needed) = pgbackrest_needed_for(self.server_major()) else { return false };
+        let refused = setup::setup(&self.url, options).await.unwrap_err();
+        assert!(
+            matches!(&refused, BackupError::VersionUnsupported { server_major, needed: n, .. }
+                if *server_major == self.server_major() && *n == needed),
+            "{refused}"
+        );
+        assert!(refused.to_string().contains(&format!("needs pgBackRest {needed} or newer")), "{refused}");
+        assert!(refused.to_string().contains("Nothing was changed"), "{refused}");
+        assert!(!self.config.exists(), "no configuration written");
+        true
     }
 }
 

@@ -160,13 +160,17 @@ fn unsafe_or_hostile_input_is_refused_before_anything_is_written() {
 #[test]
 fn patroni_and_haproxy_accept_the_rendered_files() {
     let patroni = crate::lab::tools_dir().join("patroni/bin/patroni");
-    assert!(patroni.exists(), "{} is missing: scripts/setup creates Patroni's virtualenv", patroni.display());
+    assert!(
+        patroni.exists(),
+        "{} is missing: scripts/setup tests creates Patroni's virtualenv",
+        patroni.display()
+    );
     assert!(
         Command::new("haproxy").arg("-v").output().is_ok(),
-        "haproxy is missing: scripts/setup installs it"
+        "haproxy is missing: scripts/setup tests installs it"
     );
     let out = tempfile::tempdir().unwrap();
-    // Patroni looks for the server binaries: Debian's 15, which scripts/setup installs. With
+    // Patroni looks for the server binaries: Debian's 15, which scripts/setup tests installs. With
     // archiving, so Patroni checks that part too.
     let spec = ClusterSpec { backup_config: Some("/etc/cabinet-db/pgbackrest.conf".into()), ..spec() };
     render::write(out.path(), &spec).unwrap();
@@ -216,7 +220,7 @@ fn patroni_and_haproxy_accept_the_rendered_files() {
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
-            .expect("etcd (scripts/setup installs etcd-server)");
+            .expect("etcd (scripts/setup tests installs etcd-server)");
         members.push(Killed(etcd));
     }
     let mut health = None;
@@ -234,7 +238,7 @@ fn patroni_and_haproxy_accept_the_rendered_files() {
             ])
             .env("ETCDCTL_API", "3")
             .output()
-            .expect("etcdctl (scripts/setup installs etcd-client)");
+            .expect("etcdctl (scripts/setup tests installs etcd-client)");
         if out.status.success() {
             // etcdctl 3.4 prints the verdicts on stderr.
             health = Some(format!("{}{}", String::from_utf8_lossy(&out.stdout), stderr(&out)));

@@ -4,7 +4,7 @@
 //! directory (the nodes share one filesystem here): data directories, sockets, etcd's data.
 //!
 //! Root only (CI runs as root); fails, never skips, without it or without the engines
-//! (scripts/setup installs etcd, HAProxy and Patroni's virtualenv).
+//! (scripts/setup tests installs etcd, HAProxy and Patroni's virtualenv).
 
 use std::{
     collections::{BTreeSet, HashMap},
@@ -76,7 +76,7 @@ fn kill_postmaster(data_dir: &Path, signal: nix::sys::signal::Signal) -> bool {
 fn postgres_ids() -> (nix::unistd::Uid, nix::unistd::Gid) {
     let user = nix::unistd::User::from_name("postgres")
         .unwrap()
-        .expect("the postgres user (scripts/setup creates it)");
+        .expect("the postgres user (scripts/setup tests creates it)");
     (user.uid, user.gid)
 }
 
@@ -106,7 +106,7 @@ impl Live {
     /// through the pgBackRest configuration in its own directory (`pgbackrest.conf`).
     pub async fn start_with(backups: bool) -> Live {
         let patroni_bin = tools_dir().join("patroni/bin/patroni");
-        assert!(patroni_bin.exists(), "{} is missing: run scripts/setup", patroni_bin.display());
+        assert!(patroni_bin.exists(), "{} is missing: run scripts/setup tests", patroni_bin.display());
         // A test that failed while holding it leaves nothing running (Drop stopped it).
         let turn = ONE_AT_A_TIME.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let names = add_namespaces("the live cluster test", ["hs", "h1", "h2", "hw", "hc"]);
@@ -368,7 +368,7 @@ impl Live {
             .stdout(haproxy_log.try_clone().unwrap())
             .stderr(haproxy_log)
             .spawn()
-            .expect("haproxy (scripts/setup installs it)");
+            .expect("haproxy (scripts/setup tests installs it)");
         self.haproxy = Some(Killed(haproxy));
         // HAProxy counts every server up until its checks fail twice (`fall 2`, 1 s apart):
         // until then the leader frontend may pass a connection to the standby (whose writes

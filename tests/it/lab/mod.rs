@@ -124,7 +124,7 @@ impl Drop for Cleanup {
     }
 }
 
-/// Where scripts/setup installs the tools the tests use (moto, Patroni's virtualenv).
+/// Where scripts/setup tests installs the tools the tests use (moto, Patroni's virtualenv).
 pub fn tools_dir() -> PathBuf {
     if nix::unistd::geteuid().is_root() {
         PathBuf::from("/var/cache/cabinet-db")

@@ -34,7 +34,7 @@ impl DebianCluster {
             "the package tests install a .deb and create a Debian cluster: run scripts/test as root (CI does)"
         );
         let version = std::fs::read_dir("/usr/lib/postgresql")
-            .expect("Debian's PostgreSQL (scripts/setup installs it)")
+            .expect("Debian's PostgreSQL (scripts/setup tests installs it)")
             .filter_map(|e| e.ok()?.file_name().into_string().ok())
             .filter(|v| v.parse::<u32>().is_ok())
             .max_by_key(|v| v.parse::<u32>().unwrap())

@@ -1,6 +1,6 @@
 //! The panel in a real browser: Debian's Chromium, headless, driven through ChromeDriver
 //! (WebDriver) by fantoccini. Fails, never skips, when the browser is missing
-//! (`scripts/setup` installs `chromium` and `chromium-driver`).
+//! (`scripts/setup tests` installs `chromium` and `chromium-driver`).
 //!
 //! Screenshots land in `$CABINET_SCREENSHOTS_DIR` when set (docs/admin-panel.md shows them).
 
@@ -44,7 +44,7 @@ impl Browser {
                     .stderr(Stdio::null())
                     .status()
                     .is_ok(),
-                "{tool} is missing: scripts/setup installs Debian's chromium and chromium-driver"
+                "{tool} is missing: scripts/setup tests installs Debian's chromium and chromium-driver"
             );
         }
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();

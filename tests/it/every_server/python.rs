@@ -1,4 +1,4 @@
-//! The Python side, with the real SQLAlchemy, Alembic and psycopg from PyPI (scripts/setup's
+//! The Python side, with the real SQLAlchemy, Alembic and psycopg from PyPI (`scripts/setup tests`'s
 //! pinned virtualenv): the exported models.py against migrated databases.
 
 use std::{path::PathBuf, process::Command};
@@ -15,7 +15,7 @@ fn python() -> PathBuf {
     let python = tools_dir().join("python/bin/python");
     assert!(
         python.exists(),
-        "no {}: run scripts/setup (it installs SQLAlchemy, Alembic and psycopg)",
+        "no {}: run scripts/setup tests (it installs SQLAlchemy, Alembic and psycopg)",
         python.display()
     );
     python
@@ -203,7 +203,7 @@ print(json.dumps([validator.is_valid(v) for v in json.load(sys.stdin)]))
 
 #[tokio::test]
 async fn the_json_schema_accepts_exactly_what_the_database_accepts() {
-    use crate::agreement::{
+    use super::agreement::{
         database_accepts, draw, drawn_domains, drawn_languages, normalised_domains, tricky_string,
     };
 

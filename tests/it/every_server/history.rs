@@ -105,7 +105,7 @@ async fn the_library_names_the_actor_it_is_given_over_the_sessions() {
         Actor::new("bob@example.com").unwrap(),
         Actor::new("ops@psql").unwrap(),
     );
-    sites::create(&mut conn, Some(&alice), &crate::sites::new_site("lib", "lib.example.com")).await.unwrap();
+    sites::create(&mut conn, Some(&alice), &super::sites::new_site("lib", "lib.example.com")).await.unwrap();
     // The session's actor is the default; a parameter overrides it for that write only.
     set_actor(&mut conn, &session, false).await.unwrap();
     let patch = |prompt: &str| SitePatch { ai_prompt: Some(Some(prompt.to_owned())), ..SitePatch::default() };

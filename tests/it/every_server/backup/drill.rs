@@ -5,13 +5,13 @@ use cabinet_db::backup::{
     run::{self, Kind},
 };
 
-use super::{Production, exec, walkdir};
+use crate::backup::{Production, exec, walkdir};
 use crate::harness::{stderr, stdout};
 
 #[tokio::test]
 async fn a_drill_passes_on_a_healthy_setup_and_fails_on_a_damaged_repository() {
     let production = Production::start("backup-drill").await;
-    if production.server_major() > 15 {
+    if production.refuses_a_version_pgbackrest_cannot_read(&production.options()).await {
         return;
     }
     production.set_up_backups().await;

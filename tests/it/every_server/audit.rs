@@ -12,8 +12,8 @@ use cabinet_db::{
 };
 use sqlx::{AssertSqlSafe, Connection, PgConnection};
 
+use super::adversarial::write_and_reload;
 use crate::{
-    adversarial::write_and_reload,
     fake_localapi::FakeLocalApi,
     harness::{audit, binary, start_local_cluster, superuser_base},
 };
@@ -41,7 +41,7 @@ async fn clean_database(n: u32) -> DatabaseUrl {
     let name = format!("audited_{n}");
     // Alone in the cluster, as in production: our roles are cluster-wide, and CONNECT on
     // another database is an audit failure.
-    crate::adversarial::drop_other_databases(&format!("{}/postgres", cluster.base), &name).await;
+    super::adversarial::drop_other_databases(&format!("{}/postgres", cluster.base), &name).await;
     let mut admin = PgConnection::connect(&format!("{}/postgres", cluster.base)).await.unwrap();
     for sql in [
         format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", quote_ident(&name)),
@@ -209,7 +209,7 @@ async fn public_create_on_schema_public_is_caught_where_it_is_the_default_and_re
     *turn += 1;
     let cluster = audit_cluster();
     let name = format!("audited_{}", *turn);
-    crate::adversarial::drop_other_databases(&format!("{}/postgres", cluster.base), &name).await;
+    super::adversarial::drop_other_databases(&format!("{}/postgres", cluster.base), &name).await;
     exec(&DatabaseUrl::new(format!("{}/postgres", cluster.base)), &format!("CREATE DATABASE {name}")).await;
     let url = DatabaseUrl::new(format!("{}/{name}", cluster.base));
     runner::up(&url, &MigrationSet::embedded().unwrap(), None, &RunnerOptions::default()).await.unwrap();
