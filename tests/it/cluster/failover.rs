@@ -13,7 +13,7 @@ use crate::lab::{
 };
 use crate::{
     harness::{stderr, stdout},
-    lab::in_netns,
+    lab::{in_netns, processes_naming},
     panel::{PanelProcess, get},
 };
 
@@ -259,4 +259,10 @@ async fn a_switchover_a_killed_leader_and_a_cut_link_lose_no_acknowledged_commit
     eprintln!("cut link: longest read gap {:?}", seen.longest_read_gap);
     let checks = cluster_checks(&live, &passwords);
     assert!(checks.iter().all(|(_, v)| v == "pass"), "healthy again, yet: {checks:?}");
+
+    // Nothing of the cluster outlives it (every live cluster once left its Patroni running).
+    let dir = live.out.path().to_owned();
+    drop(live);
+    let left = processes_naming(&dir);
+    assert!(left.is_empty(), "still running after the cluster was dropped: {left:#?}");
 }

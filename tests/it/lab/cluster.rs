@@ -267,7 +267,12 @@ impl Live {
         let dir = self.dir(host);
         let log = std::fs::File::create(dir.join(format!("patroni-{}.log", self.patroni.len()))).unwrap();
         let mut command = self.exec_in(host);
-        command.args(["runuser", "-u", "postgres", "--", "env"]);
+        // setpriv execs Patroni in its own place (runuser forks and waits), so the child killed
+        // when the test ends is Patroni itself: with runuser every live cluster left its two
+        // Patroni processes running, looping against the removed hosts' etcd.
+        let user = nix::unistd::User::from_name("postgres").unwrap().expect("the postgres user");
+        command.args(["setpriv", "--reuid=postgres", "--regid=postgres", "--init-groups", "--", "env"]);
+        command.arg(format!("HOME={}", user.dir.display())).args(["USER=postgres", "LOGNAME=postgres"]);
         for (key, value) in &self.secrets {
             command.arg(format!("{key}={value}"));
         }

@@ -135,3 +135,25 @@ pub fn tools_dir() -> PathBuf {
             .join("cabinet-db")
     }
 }
+
+/// The command lines of running processes that name `path` (a test's directory), waiting up
+/// to five seconds for killed ones to go: what a finished test left behind.
+pub fn processes_naming(path: &Path) -> Vec<String> {
+    let needle = path.to_string_lossy().into_owned();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let found: Vec<String> = std::fs::read_dir("/proc")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|entry| entry.file_name().to_string_lossy().bytes().all(|b| b.is_ascii_digit()))
+            .filter_map(|entry| std::fs::read(entry.path().join("cmdline")).ok())
+            .map(|raw| String::from_utf8_lossy(&raw).replace('\0', " ").trim().to_owned())
+            .filter(|command| command.contains(&needle))
+            .collect();
+        if found.is_empty() || std::time::Instant::now() > deadline {
+            return found;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
