@@ -4,7 +4,8 @@
 //! The version matrix: every test runs on the machine's PostgreSQL; the tests under
 //! `every_server` — those whose outcome can depend on the server's version — run again on each
 //! other supported major (`scripts/test-matrix` selects them by that module's name). Each module
-//! outside it says in its first line after "Once:" why one server is enough.
+//! outside it says in a `/// Once:` line why one server is enough; the `matrix` test fails for
+//! any test whose module does not.
 
 /// Tests whose outcome can depend on the server's version: its catalog and how it prints
 /// definitions, PL/pgSQL and transition tables, privileges and roles, `COPY`, initdb, and
@@ -79,7 +80,8 @@ mod netns;
 /// Once: no server is involved.
 mod offline;
 /// The Debian package (root): contents, lintian, install, remove, purge; completions and man pages.
-/// Once: the package installs on Debian's own PostgreSQL 15.
+/// Once: it installs onto a postgresql-common cluster, and Debian 12 packages only 15 (so host
+/// apply's path for 14, which has no pg_ident_file_mappings to check with, is not run here).
 mod packaging;
 /// The admin panel over HTTP: identity, guards, pages.
 /// Once: HTTP, identity and the browser; the library calls behind each page run on every server.
