@@ -20,6 +20,15 @@ pub fn locate() -> Result<PathBuf, BackupError> {
         .ok_or(BackupError::NotInstalled)
 }
 
+/// What `program version` says, as (major, minor) and as printed.
+pub fn version_of(program: &Path) -> Result<((u32, u32), String), BackupError> {
+    let out = Command::new(program).arg("version").output().map_err(BackupError::Spawn)?;
+    let text = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    let version = parse_version(&text)
+        .ok_or_else(|| BackupError::Config(format!("cannot read pgBackRest's version from {text:?}")))?;
+    Ok((version, text))
+}
+
 /// `pgBackRest 2.45` → (2, 45).
 pub fn parse_version(text: &str) -> Option<(u32, u32)> {
     let number = text.split_whitespace().find(|w| w.starts_with(|c: char| c.is_ascii_digit()))?;
@@ -49,11 +58,7 @@ impl PgBackRest {
 
     /// The installed version as (major, minor) and as printed.
     pub fn version(&self) -> Result<((u32, u32), String), BackupError> {
-        let out = Command::new(&self.program).arg("version").output().map_err(BackupError::Spawn)?;
-        let text = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-        let version = parse_version(&text)
-            .ok_or_else(|| BackupError::Config(format!("cannot read pgBackRest's version from {text:?}")))?;
-        Ok((version, text))
+        version_of(&self.program)
     }
 
     /// `pgbackrest --config=… --config-include-path=… --stanza=cabinet <command> <args…>`, as

@@ -432,10 +432,8 @@ pub fn assert_golden(case: &str, files: &[cabinet_db::tailnet::render::RenderedF
 /// 12's 2.45: PostgreSQL 14 and 15) cannot, as `cabinet-db backup setup` names it ("2.55");
 /// `None` when it can. The backup tests assert the refusal on such servers.
 pub fn pgbackrest_needed_for(server_major: u32) -> Option<String> {
-    let program =
-        cabinet_db::backup::pgbackrest::locate().expect("pgbackrest (scripts/setup tests installs it)");
-    let out = Command::new(program).arg("version").output().expect("pgbackrest version");
-    let installed = cabinet_db::backup::pgbackrest::parse_version(&String::from_utf8_lossy(&out.stdout))
-        .expect("pgbackrest prints its version");
+    use cabinet_db::backup::pgbackrest;
+    let program = pgbackrest::locate().expect("pgbackrest (scripts/setup tests installs it)");
+    let (installed, _) = pgbackrest::version_of(&program).expect("pgbackrest prints its version");
     cabinet_db::compat::pgbackrest_supports(installed, server_major).err()
 }
