@@ -14,7 +14,9 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'
 pub const SECURITY_HEADERS: &[(&str, &str)] = &[
     ("content-security-policy", CONTENT_SECURITY_POLICY),
     ("x-content-type-options", "nosniff"),
-    ("referrer-policy", "no-referrer"),
+    // The panel's own forms then carry their real `Origin` (`no-referrer` made it `null` over
+    // plain HTTP, refusing every save); other sites still get no address of the panel's pages.
+    ("referrer-policy", "same-origin"),
     ("x-frame-options", "DENY"),
     ("cross-origin-opener-policy", "same-origin"),
     ("cross-origin-resource-policy", "same-origin"),
@@ -30,6 +32,10 @@ pub enum GuardRefusal {
     NoHost,
     #[error("a change must come from a page of this panel: cross-origin request refused ({0})")]
     CrossOrigin(String),
+    #[error(
+        "a change must come from a page of this panel in a browser (the request has neither Origin nor Sec-Fetch-Site); scripts change data with the cabinet-db CLI or SQL"
+    )]
+    NotFromABrowserPage,
 }
 
 /// The request's `Host` must be one of `allowed` (compared without case).
@@ -45,33 +51,37 @@ pub fn check_host(headers: &HeaderMap, allowed: &[String]) -> Result<(), GuardRe
     }
 }
 
-/// Reads (GET, HEAD) pass. Anything else must be same-origin: a browser says so in
-/// `Sec-Fetch-Site` (every current one sends it); an older one sends an `Origin`, which must be
-/// this panel's; a request with neither comes from no browser (curl, a script), which no other
-/// site can make a visitor's browser send.
-pub fn check_cross_origin(
-    method: &Method,
-    headers: &HeaderMap,
-    allowed_hosts: &[String],
-    tls: bool,
-) -> Result<(), GuardRefusal> {
+/// Reads (GET, HEAD) pass. Anything else must come from a page of this panel, as the browser
+/// says in the headers a page cannot set: `Sec-Fetch-Site`, when sent, must be `same-origin`
+/// (browsers send it only to secure contexts: HTTPS, loopback), and `Origin`, when sent, must be
+/// this request's own scheme and `Host` (over plain HTTP by a tailnet name, the only one a
+/// browser sends; the pages' `Referrer-Policy: same-origin` makes it the real origin rather
+/// than `null`). At least one must be there: a request with neither comes from no current
+/// browser — scripts use the CLI or SQL — and `Origin: null` (what a page with its own
+/// `no-referrer` policy, a sandboxed frame or a file sends) is never this panel.
+pub fn check_cross_origin(method: &Method, headers: &HeaderMap, tls: bool) -> Result<(), GuardRefusal> {
     if matches!(*method, Method::GET | Method::HEAD) {
         return Ok(());
     }
-    if let Some(site) = headers.get("sec-fetch-site") {
-        return match site.to_str().unwrap_or("") {
-            // "none": typed into the address bar or a bookmark — not another site's doing.
-            "same-origin" | "none" => Ok(()),
-            other => Err(GuardRefusal::CrossOrigin(format!("Sec-Fetch-Site: {other}"))),
-        };
+    let fetch_site = headers.get("sec-fetch-site");
+    if let Some(site) = fetch_site {
+        match site.to_str().unwrap_or("") {
+            "same-origin" => {}
+            other => return Err(GuardRefusal::CrossOrigin(format!("Sec-Fetch-Site: {other:?}"))),
+        }
     }
-    let Some(origin) = headers.get(header::ORIGIN) else { return Ok(()) };
-    let origin = origin.to_str().unwrap_or("");
-    let scheme = if tls { "https://" } else { "http://" };
-    let same = origin
-        .strip_prefix(scheme)
-        .is_some_and(|host| allowed_hosts.iter().any(|a| a.eq_ignore_ascii_case(host)));
-    if same { Ok(()) } else { Err(GuardRefusal::CrossOrigin(format!("Origin: {origin}"))) }
+    match headers.get(header::ORIGIN) {
+        Some(origin) => {
+            let origin = String::from_utf8_lossy(origin.as_bytes());
+            let scheme = if tls { "https://" } else { "http://" };
+            let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("");
+            let same = !host.is_empty()
+                && origin.strip_prefix(scheme).is_some_and(|rest| rest.eq_ignore_ascii_case(host));
+            if same { Ok(()) } else { Err(GuardRefusal::CrossOrigin(format!("Origin: {origin}"))) }
+        }
+        None if fetch_site.is_some() => Ok(()),
+        None => Err(GuardRefusal::NotFromABrowserPage),
+    }
 }
 
 #[cfg(test)]
@@ -103,45 +113,58 @@ mod tests {
         assert_eq!(check_host(&headers(&[]), &hosts()), Err(GuardRefusal::NoHost));
     }
 
+    fn post(pairs: &[(&'static str, &str)]) -> Result<(), GuardRefusal> {
+        let mut all = vec![("host", "db.tail1234.ts.net:8432")];
+        all.extend_from_slice(pairs);
+        check_cross_origin(&Method::POST, &headers(&all), false)
+    }
+
     #[test]
     fn changes_must_be_same_origin() {
-        let post = Method::POST;
         assert_eq!(
-            check_cross_origin(&Method::GET, &headers(&[("sec-fetch-site", "cross-site")]), &hosts(), false),
+            check_cross_origin(&Method::GET, &headers(&[("sec-fetch-site", "cross-site")]), false),
             Ok(())
         );
+        // A secure context (HTTPS, loopback): Sec-Fetch-Site, with or without Origin.
+        assert_eq!(post(&[("sec-fetch-site", "same-origin")]), Ok(()));
         assert_eq!(
-            check_cross_origin(&post, &headers(&[("sec-fetch-site", "same-origin")]), &hosts(), false),
+            post(&[("sec-fetch-site", "same-origin"), ("origin", "http://db.tail1234.ts.net:8432")]),
             Ok(())
         );
-        for site in ["cross-site", "same-site", ""] {
-            assert!(
-                check_cross_origin(&post, &headers(&[("sec-fetch-site", site)]), &hosts(), false).is_err()
-            );
+        for site in ["cross-site", "same-site", "none", ""] {
+            assert!(post(&[("sec-fetch-site", site)]).is_err(), "{site}");
         }
-        // Sec-Fetch-Site decides even when Origin looks right.
-        let mixed = headers(&[("sec-fetch-site", "cross-site"), ("origin", "http://100.101.102.103:8432")]);
-        assert!(check_cross_origin(&post, &mixed, &hosts(), false).is_err());
+        // Sec-Fetch-Site decides even when Origin looks right, and Origin even when it does not.
+        assert!(
+            post(&[("sec-fetch-site", "cross-site"), ("origin", "http://db.tail1234.ts.net:8432")]).is_err()
+        );
+        assert!(post(&[("sec-fetch-site", "same-origin"), ("origin", "null")]).is_err());
+        // Plain HTTP by name: no Sec-Fetch-Site, the page's own origin.
+        assert_eq!(post(&[("origin", "http://DB.tail1234.ts.net:8432")]), Ok(()));
+        for origin in [
+            "null",
+            "http://evil.example.com",
+            "https://db.tail1234.ts.net:8432",
+            "http://db.tail1234.ts.net:8432.evil",
+            "http://db.tail1234.ts.net",
+            "http://100.101.102.103:8432",
+            "http://db.tail1234.ts.net:8432/",
+            "",
+        ] {
+            assert!(post(&[("origin", origin)]).is_err(), "{origin}");
+        }
+        assert_eq!(post(&[]), Err(GuardRefusal::NotFromABrowserPage), "not a browser");
+        assert!(
+            check_cross_origin(&Method::POST, &headers(&[("origin", "http://")]), false).is_err(),
+            "no Host"
+        );
         assert_eq!(
             check_cross_origin(
-                &post,
-                &headers(&[("origin", "http://db.tail1234.ts.net:8432")]),
-                &hosts(),
-                false
+                &Method::DELETE,
+                &headers(&[("host", "db.tail1234.ts.net"), ("origin", "https://db.tail1234.ts.net")]),
+                true
             ),
             Ok(())
         );
-        for origin in [
-            "http://evil.example.com",
-            "null",
-            "https://db.tail1234.ts.net:8432",
-            "http://db.tail1234.ts.net:8432.evil",
-        ] {
-            assert!(
-                check_cross_origin(&post, &headers(&[("origin", origin)]), &hosts(), false).is_err(),
-                "{origin}"
-            );
-        }
-        assert_eq!(check_cross_origin(&post, &headers(&[]), &hosts(), false), Ok(()), "not a browser");
     }
 }

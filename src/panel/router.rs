@@ -84,9 +84,8 @@ async fn security_headers(request: Request, next: Next) -> Response {
 }
 
 async fn guard_request(State(panel): State<Arc<PanelState>>, request: Request, next: Next) -> Response {
-    let checked = guard::check_host(request.headers(), &panel.allowed_hosts).and_then(|()| {
-        guard::check_cross_origin(request.method(), request.headers(), &panel.allowed_hosts, panel.tls)
-    });
+    let checked = guard::check_host(request.headers(), &panel.allowed_hosts)
+        .and_then(|()| guard::check_cross_origin(request.method(), request.headers(), panel.tls));
     match checked {
         Ok(()) => next.run(request).await,
         Err(refusal) => {

@@ -88,18 +88,42 @@ pub fn forward_into(ns: &str, port: u16) {
     std::thread::spawn(move || {
         for client in listener.incoming().flatten() {
             let Ok(upstream) = std::net::TcpStream::connect(("127.0.0.1", port)) else { continue };
-            // Small requests must not wait for delayed ACKs (40 ms each, thousands of them).
-            let _ = (client.set_nodelay(true), upstream.set_nodelay(true));
-            let (client_back, upstream_back) = (client.try_clone().unwrap(), upstream.try_clone().unwrap());
-            std::thread::spawn(move || {
-                let _ = std::io::copy(&mut &client, &mut &upstream);
-                let _ = upstream.shutdown(std::net::Shutdown::Write);
-            });
-            std::thread::spawn(move || {
-                let _ = std::io::copy(&mut &upstream_back, &mut &client_back);
-                let _ = client_back.shutdown(std::net::Shutdown::Write);
-            });
+            splice(client, upstream);
         }
+    });
+}
+
+/// The other way round: a port on the test's own loopback that reaches `127.0.0.1:port` inside
+/// namespace `ns` (where a ChromeDriver on a lab host listens). Returns the local port.
+pub fn reach_into(ns: &str, port: u16) -> u16 {
+    let listener = std::net::TcpListener::bind(("127.0.0.1", 0)).unwrap();
+    let local = listener.local_addr().unwrap().port();
+    let path = PathBuf::from("/var/run/netns").join(ns);
+    // The listener belongs to this host's loopback; the thread that connects onward is in `ns`,
+    // and so are the sockets it makes.
+    std::thread::spawn(move || {
+        let file = std::fs::File::open(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        nix::sched::setns(file, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
+        for client in listener.incoming().flatten() {
+            let Ok(upstream) = std::net::TcpStream::connect(("127.0.0.1", port)) else { continue };
+            splice(client, upstream);
+        }
+    });
+    local
+}
+
+/// Copies both ways between two connections until each side is done.
+fn splice(client: std::net::TcpStream, upstream: std::net::TcpStream) {
+    // Small requests must not wait for delayed ACKs (40 ms each, thousands of them).
+    let _ = (client.set_nodelay(true), upstream.set_nodelay(true));
+    let (client_back, upstream_back) = (client.try_clone().unwrap(), upstream.try_clone().unwrap());
+    std::thread::spawn(move || {
+        let _ = std::io::copy(&mut &client, &mut &upstream);
+        let _ = upstream.shutdown(std::net::Shutdown::Write);
+    });
+    std::thread::spawn(move || {
+        let _ = std::io::copy(&mut &upstream_back, &mut &client_back);
+        let _ = client_back.shutdown(std::net::Shutdown::Write);
     });
 }
 

@@ -1,7 +1,12 @@
 //! The admin panel (`cabinet-db serve`), driven over HTTP as browsers and attackers would.
 
-/// The panel in headless Chromium through ChromeDriver.
+/// The panel in headless Chromium on loopback: pages, htmx, a phone, markup in the data.
 mod browser;
+/// Chromium and ChromeDriver, on this host or on a lab host.
+mod chromium;
+/// The panel as operators open it: by its MagicDNS name from a laptop namespace, plain HTTP and
+/// HTTPS, in Chromium; forged forms from a third origin.
+mod deployed;
 /// Pages as an editor and a viewer use them (development identity, loopback).
 mod pages;
 /// The security battery: peers on tailnet addresses in network namespaces, whois per peer.
@@ -49,21 +54,38 @@ impl PanelProcess {
 
     /// Starts `command` (a `serve`) and waits until it answers /healthz, from namespace `ns`
     /// when given.
-    pub async fn spawn(mut command: Command, addr: SocketAddr, ns: Option<&str>) -> PanelProcess {
+    pub async fn spawn(command: Command, addr: SocketAddr, ns: Option<&str>) -> PanelProcess {
+        let ns = ns.map(str::to_owned);
+        Self::spawn_until(command, addr, move || {
+            let ready = match &ns {
+                None => tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap()
+                    .block_on(get(addr, "/healthz"))
+                    .ok(),
+                Some(ns) => crate::lab::in_netns(ns, async move || get(addr, "/healthz").await.ok()),
+            };
+            ready.is_some_and(|r| r.status == 200)
+        })
+        .await
+    }
+
+    /// Starts `command` (a `serve`) and waits until `ready` says so (e.g. a TLS port accepts).
+    pub async fn spawn_until(
+        mut command: Command,
+        addr: SocketAddr,
+        ready: impl Fn() -> bool + Send + Sync + 'static,
+    ) -> PanelProcess {
         let log = tempfile::NamedTempFile::new().unwrap();
         let child =
             command.stdout(Stdio::null()).stderr(log.reopen().unwrap()).spawn().expect("cabinet-db serve");
         let mut panel = PanelProcess { child, addr, log };
+        let ready = std::sync::Arc::new(ready);
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            let ready = match ns {
-                None => get(addr, "/healthz").await.ok(),
-                Some(ns) => {
-                    let ns = ns.to_owned();
-                    crate::lab::in_netns(&ns, async move || get(addr, "/healthz").await.ok())
-                }
-            };
-            if ready.is_some_and(|r| r.status == 200) {
+            let probe = ready.clone();
+            if tokio::task::spawn_blocking(move || probe()).await.unwrap() {
                 return panel;
             }
             if let Some(status) = panel.child.try_wait().unwrap() {

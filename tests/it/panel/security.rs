@@ -213,6 +213,26 @@ async fn the_panel_lets_in_only_granted_people_and_only_same_origin_changes() {
     foreign_origin.headers.clear();
     let foreign_origin = battery.send("editor", foreign_origin.header("Origin", "http://evil.example.com"));
     assert_eq!(foreign_origin.status, 403);
+    for (origin, says) in [
+        (Some("null"), "Origin: null"),
+        (Some("http://100.101.102.103:8432.evil.example.com"), "cross-origin"),
+        (Some("http://100.101.102.103:9999"), "cross-origin"),
+        (None, "scripts change data with the cabinet-db CLI or SQL"),
+    ] {
+        let mut request = Request::post("/sites/sec1/delete", vec![("confirm", "sec1")]);
+        request.headers.clear();
+        if let Some(origin) = origin {
+            request = request.header("Origin", origin);
+        }
+        let refused = battery.send("editor", request);
+        assert_eq!(refused.status, 403, "{origin:?}");
+        assert!(refused.body.contains(says), "{origin:?}: {}", refused.body);
+    }
+    // Over plain HTTP a browser sends the page's own origin and nothing else: let in.
+    let mut same_origin = Request::post("/sites/sec1/check", vec![("domain", "sec1.example.com")]);
+    same_origin.headers.clear();
+    let same_origin = battery.send("editor", same_origin.header("Origin", "http://100.101.102.103:8432"));
+    assert_eq!(same_origin.status, 200, "{}", same_origin.body);
     let still_there: i64 = sqlx::query_scalar("SELECT count(*) FROM sites WHERE site_id = 'sec1'")
         .fetch_one(&mut conn)
         .await
