@@ -28,9 +28,41 @@ function wireConfirmations(root) {
   }
 }
 
+// Leaving a page with unsaved changes asks first: <form data-unsaved="warn"> counts as changed
+// once its fields differ from what the page was drawn with; "pending" (a form that came back
+// unsaved: a refusal, a merge, a deleted site) from the start. Sending the form is no loss.
+let sending = false;
+const watched = [];
+function snapshot(form) {
+  const pairs = [];
+  for (const [name, value] of new FormData(form)) {
+    if (typeof value === "string") pairs.push(name + "=" + value);
+  }
+  return pairs.join("&");
+}
+function wireUnsaved(root) {
+  for (const form of root.querySelectorAll("form[data-unsaved]")) {
+    if (form.dataset.watched) continue;
+    form.dataset.watched = "1";
+    watched.push({ form, drawn: form.dataset.unsaved === "pending" ? null : snapshot(form) });
+    form.addEventListener("submit", () => { sending = true; });
+  }
+}
+window.addEventListener("beforeunload", (event) => {
+  if (sending) return;
+  const changed = watched.some(({ form, drawn }) => form.isConnected && snapshot(form) !== drawn);
+  if (changed) {
+    event.preventDefault();
+    event.returnValue = "";
+  }
+});
+// Back to a page from the browser's cache: its forms are what they were, nothing is being sent.
+window.addEventListener("pageshow", () => { sending = false; });
+
 function wire(root) {
   updateCounts(root);
   wireConfirmations(root);
+  wireUnsaved(root);
 }
 
 document.addEventListener("DOMContentLoaded", () => wire(document));

@@ -2,10 +2,12 @@
 
 /// Counts and schema status.
 pub mod dashboard;
-/// The site form: parsing, checking, drawing, and the conflict view.
+/// The site form: parsing, checking, drawing.
 pub mod site_form;
 /// A site's versions, diffs, revert and restore.
 pub mod site_history;
+/// What a save writes: the fields the person changed, merged three-way; the merge page.
+pub mod site_merge;
 /// The sites list, create, edit, delete.
 pub mod sites;
 /// Import and export of files.

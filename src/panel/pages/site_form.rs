@@ -1,7 +1,6 @@
 //! The site form: what a browser sends, how it becomes a `NewSite` or a `SitePatch` (every
 //! field checked, every problem reported next to its field in the model's words), and how the
-//! form is drawn — also as the conflict view, where someone else's saved change is shown next
-//! to yours.
+//! form is drawn (also inside the merge page, `site_merge`).
 
 use std::collections::BTreeMap;
 
@@ -10,9 +9,7 @@ use serde::Deserialize;
 
 use crate::{
     data::DataError,
-    history::VersionConflict,
     models::{Domain, FieldError, LanguageTag, Site, SiteId},
-    panel::html::time,
     sites::{NewSite, SitePatch},
 };
 
@@ -28,8 +25,24 @@ pub struct SiteForm {
     pub language: String,
     pub hubspot_pipeline: String,
     pub hubspot_stage: String,
-    /// The version the form was filled from (editing only).
+    /// The version the form was filled from (editing only): the base of a three-way merge.
     pub version: Option<i64>,
+    /// On the merge page: the version the choices below were made against.
+    pub theirs_version: Option<i64>,
+    /// On the merge page, per field both people changed: `theirs` or `yours`.
+    pub keep_domain: Option<String>,
+    pub keep_brand_name: Option<String>,
+    pub keep_language: Option<String>,
+    pub keep_ai_script_id: Option<String>,
+    pub keep_ai_prompt: Option<String>,
+    pub keep_hubspot_pipeline: Option<String>,
+    pub keep_hubspot_stage: Option<String>,
+    /// Per field, why the stored value cannot be shown faithfully (never read from a browser).
+    #[serde(skip)]
+    pub notes: BTreeMap<&'static str, String>,
+    /// Drawn with values not saved yet (a refusal, a merge, a deleted site): leaving warns.
+    #[serde(skip)]
+    pub unsaved: bool,
 }
 
 /// Problems by field name (`"form"` for one that belongs to no field).
@@ -59,7 +72,68 @@ impl SiteForm {
             hubspot_pipeline: text(&site.hubspot_pipeline),
             hubspot_stage: text(&site.hubspot_stage),
             version: Some(site.version),
+            ..SiteForm::default()
         }
+        .with_notes()
+    }
+
+    /// Marks every field whose value a browser cannot show faithfully.
+    pub fn with_notes(mut self) -> SiteForm {
+        self.notes = FIELDS
+            .iter()
+            .filter_map(|(name, _, _)| {
+                super::site_merge::unfaithful(name, self.value(name)).map(|n| (*name, n))
+            })
+            .collect();
+        self
+    }
+
+    /// The form as a version of the history recorded the row (its JSON).
+    pub fn from_row(row: &serde_json::Value, version: i64) -> SiteForm {
+        let text = |name: &str| row.get(name).and_then(|v| v.as_str()).unwrap_or("").to_owned();
+        SiteForm {
+            site_id: text("site_id"),
+            domain: text("domain"),
+            ai_script_id: text("ai_script_id"),
+            ai_prompt: text("ai_prompt"),
+            brand_name: text("brand_name"),
+            language: text("language"),
+            hubspot_pipeline: text("hubspot_pipeline"),
+            hubspot_stage: text("hubspot_stage"),
+            version: Some(version),
+            ..SiteForm::default()
+        }
+        .with_notes()
+    }
+
+    /// What the person chose on the merge page for a field both changed.
+    pub fn choice(&self, field: &str) -> Option<&str> {
+        let choice = match field {
+            "domain" => &self.keep_domain,
+            "brand_name" => &self.keep_brand_name,
+            "language" => &self.keep_language,
+            "ai_script_id" => &self.keep_ai_script_id,
+            "ai_prompt" => &self.keep_ai_prompt,
+            "hubspot_pipeline" => &self.keep_hubspot_pipeline,
+            "hubspot_stage" => &self.keep_hubspot_stage,
+            _ => &None,
+        };
+        choice.as_deref()
+    }
+
+    /// Sets one editable field (unknown names are ignored).
+    pub fn set(&mut self, field: &str, value: &str) {
+        let slot = match field {
+            "domain" => &mut self.domain,
+            "brand_name" => &mut self.brand_name,
+            "language" => &mut self.language,
+            "ai_script_id" => &mut self.ai_script_id,
+            "ai_prompt" => &mut self.ai_prompt,
+            "hubspot_pipeline" => &mut self.hubspot_pipeline,
+            "hubspot_stage" => &mut self.hubspot_stage,
+            _ => return,
+        };
+        *slot = value.to_owned();
     }
 
     pub fn value(&self, field: &str) -> &str {
@@ -100,42 +174,62 @@ impl SiteForm {
         Ok(site)
     }
 
-    /// The change from `stored` to this form: only fields that differ, so saving a form
-    /// nobody touched writes nothing (and a prompt's CR LF line ends, which browsers turn every
-    /// line end into, never rewrite a prompt that did not change).
+    /// The change from `stored` to this form, every field taken as typed: only fields that
+    /// differ, so saving a form nobody touched writes nothing.
     pub fn to_patch(&self, stored: &Site) -> Result<SitePatch, FieldErrors> {
-        let mut errors = FieldErrors::new();
-        let mut patch = SitePatch::default();
-        if self.domain.trim() != stored.domain {
-            patch.domain = collect(&mut errors, Domain::parse(self.domain.trim()));
-        }
-        if self.language.trim() != stored.language {
-            patch.language = collect(&mut errors, LanguageTag::parse(self.language.trim()));
-        }
-        let changed = |submitted: String, stored: &Option<String>| -> Option<Option<String>> {
-            let now = (!submitted.is_empty()).then_some(submitted);
-            let before = stored.clone().filter(|s| !s.is_empty());
-            (now != before).then_some(now)
-        };
-        patch.ai_script_id = changed(self.ai_script_id.clone(), &stored.ai_script_id);
-        patch.ai_prompt =
-            changed(browser_newlines(&self.ai_prompt, stored.ai_prompt.as_deref()), &stored.ai_prompt);
-        patch.brand_name = changed(self.brand_name.clone(), &stored.brand_name);
-        patch.hubspot_pipeline = changed(self.hubspot_pipeline.clone(), &stored.hubspot_pipeline);
-        patch.hubspot_stage = changed(self.hubspot_stage.clone(), &stored.hubspot_stage);
-        if let Err(e) = patch.validate() {
-            errors.insert(e.field, e.reason);
-        }
-        let stage = patch.hubspot_stage.clone().unwrap_or(stored.hubspot_stage.clone());
-        let pipeline = patch.hubspot_pipeline.clone().unwrap_or(stored.hubspot_pipeline.clone());
-        if stage.is_some() && pipeline.is_none() {
-            errors.insert(
-                "hubspot_stage",
-                "is set but hubspot_pipeline is not: a stage belongs to a pipeline".into(),
-            );
-        }
-        if errors.is_empty() { Ok(patch) } else { Err(errors) }
+        let values: Values = FIELDS.iter().map(|(name, _, _)| (*name, self.value(name).to_owned())).collect();
+        patch_of(&values, stored)
     }
+}
+
+/// Field values by name, as a form would write them.
+pub type Values = BTreeMap<&'static str, String>;
+
+/// The change from `stored` to `values` (fields absent from `values` stay as they are): only
+/// fields that differ, each checked, every problem reported next to its field. A prompt's CR LF
+/// line ends — which browsers turn every line end into — never rewrite a prompt that did not
+/// change.
+pub fn patch_of(values: &Values, stored: &Site) -> Result<SitePatch, FieldErrors> {
+    let mut errors = FieldErrors::new();
+    let mut patch = SitePatch::default();
+    if let Some(domain) = values.get("domain").map(|v| v.trim())
+        && domain != stored.domain
+    {
+        patch.domain = collect(&mut errors, Domain::parse(domain));
+    }
+    if let Some(language) = values.get("language").map(|v| v.trim())
+        && language != stored.language
+    {
+        patch.language = collect(&mut errors, LanguageTag::parse(language));
+    }
+    let changed = |field: &str, stored: &Option<String>| -> Option<Option<String>> {
+        let submitted = values.get(field)?;
+        let submitted = if field == "ai_prompt" {
+            browser_newlines(submitted, stored.as_deref())
+        } else {
+            submitted.clone()
+        };
+        let now = (!submitted.is_empty()).then_some(submitted);
+        let before = stored.clone().filter(|s| !s.is_empty());
+        (now != before).then_some(now)
+    };
+    patch.ai_script_id = changed("ai_script_id", &stored.ai_script_id);
+    patch.ai_prompt = changed("ai_prompt", &stored.ai_prompt);
+    patch.brand_name = changed("brand_name", &stored.brand_name);
+    patch.hubspot_pipeline = changed("hubspot_pipeline", &stored.hubspot_pipeline);
+    patch.hubspot_stage = changed("hubspot_stage", &stored.hubspot_stage);
+    if let Err(e) = patch.validate() {
+        errors.insert(e.field, e.reason);
+    }
+    let stage = patch.hubspot_stage.clone().unwrap_or(stored.hubspot_stage.clone());
+    let pipeline = patch.hubspot_pipeline.clone().unwrap_or(stored.hubspot_pipeline.clone());
+    if stage.is_some() && pipeline.is_none() {
+        errors.insert(
+            "hubspot_stage",
+            "is set but hubspot_pipeline is not: a stage belongs to a pipeline".into(),
+        );
+    }
+    if errors.is_empty() { Ok(patch) } else { Err(errors) }
 }
 
 fn collect<T>(errors: &mut FieldErrors, result: Result<T, FieldError>) -> Option<T> {
@@ -190,6 +284,19 @@ pub enum FormKind<'a> {
 
 /// The site form with `errors` next to their fields. `readonly`: a viewer's view.
 pub fn render(kind: &FormKind, form: &SiteForm, errors: &FieldErrors, readonly: bool) -> Markup {
+    render_with(kind, form, errors, readonly, html! {}, None)
+}
+
+/// The site form with `inside` drawn at its top (the merge page's choices) and its own label
+/// for the button.
+pub fn render_with(
+    kind: &FormKind,
+    form: &SiteForm,
+    errors: &FieldErrors,
+    readonly: bool,
+    inside: Markup,
+    button: Option<&str>,
+) -> Markup {
     if readonly {
         return html! {
             dl.fields {
@@ -212,9 +319,13 @@ pub fn render(kind: &FormKind, form: &SiteForm, errors: &FieldErrors, readonly: 
     html! {
         // Each field, when changed, posts the whole form to the check (htmx's inline
         // validation); the answer fills the list above the form and each field's slot.
-        form method="post" action=(action) hx-target="#form-problems" hx-swap="innerHTML" {
+        // data-unsaved: leaving the page with changes asks first (assets/panel.js).
+        form method="post" action=(action) hx-target="#form-problems" hx-swap="innerHTML"
+            data-unsaved=(if form.unsaved { "pending" } else { "warn" }) {
             div #form-problems { (problems(errors)) }
             @if let Some(version) = form.version { input type="hidden" name="version" value=(version); }
+            @if let Some(version) = form.theirs_version { input type="hidden" name="theirs_version" value=(version); }
+            (inside)
             @if matches!(kind, FormKind::Create) {
                 label for="site_id" { "Site id " span.hint { "1-200 characters, no spaces at either end; cannot change later" } }
                 input #site_id type="text" name="site_id" value=(form.site_id) required autocomplete="off"
@@ -234,9 +345,13 @@ pub fn render(kind: &FormKind, form: &SiteForm, errors: &FieldErrors, readonly: 
                     input id=(name) type="text" name=(name) value=(form.value(name)) autocomplete="off"
                         hx-post=(check) hx-include="closest form";
                 }
+                @if let Some(note) = form.notes.get(name) { div.field-note role="note" { (note) } }
                 (field_error(name, errors))
             }
-            div.actions { button type="submit" { @if matches!(kind, FormKind::Create) { "Create site" } @else { "Save" } } }
+            div.actions { button type="submit" {
+                @if let Some(label) = button { (label) }
+                @else if matches!(kind, FormKind::Create) { "Create site" } @else { "Save" }
+            } }
         }
     }
 }
@@ -270,45 +385,6 @@ pub fn check_response(errors: &FieldErrors, fields: &[&str]) -> Markup {
                 @if let Some(reason) = errors.get(field) { (field) " " (reason) }
             }
         }
-    }
-}
-
-/// What someone else saved since this form was filled, shown above the form that still holds
-/// your values (now based on their version: saving again is a deliberate choice).
-pub fn conflict_view(conflict: &VersionConflict, theirs: &Site, yours: &SiteForm) -> Markup {
-    let who = conflict.latest.as_ref();
-    html! {
-        div.notice.warn role="alert" {
-            strong { "Not saved: this site changed while you were editing it." }
-            " You started from version " (conflict.expected) "; it is now at version " (conflict.current)
-            @if let Some(change) = who {
-                ", "
-                (match change.operation.as_str() { "INSERT" => "created", "DELETE" => "deleted", _ => "changed" })
-                " by " strong { (change.actor) } " at " (time(change.changed_at))
-                @if !change.changed_fields.is_empty() { " (" (change.changed_fields.join(", ")) ")" }
-            }
-            ". Your version is below, unchanged; compare it with theirs, then save it over theirs or discard it."
-        }
-        h2 { "Theirs (version " (theirs.version) ") and yours" }
-        div.table-wrap { table {
-            thead { tr { th { "field" } th { "theirs" } th { "yours" } } }
-            tbody {
-                @for (name, label, _) in FIELDS {
-                    @let their_value = SiteForm::from_site(theirs).value(name).replace("\r\n", "\n");
-                    @let your_value = yours.value(name).replace("\r\n", "\n");
-                    @if *name == "ai_prompt" {
-                        tr class=[(their_value != your_value).then_some("changed")] {
-                            td { (label) } td colspan="2" { (super::site_history::prompt_diff(&their_value, &your_value)) }
-                        }
-                    } @else {
-                        tr class=[(their_value != your_value).then_some("changed")] {
-                            td { (label) } td { (their_value) } td { (your_value) }
-                        }
-                    }
-                }
-            }
-        } }
-        p.muted { "In the prompt: lines marked - are theirs only, + yours only." }
     }
 }
 

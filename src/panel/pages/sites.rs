@@ -13,7 +13,10 @@ use axum::{
 use maud::{Markup, html};
 use serde::Deserialize;
 
-use super::site_form::{self, FieldErrors, FormKind, SiteForm, parse_id, urlencode};
+use super::{
+    site_form::{self, FieldErrors, FormKind, SiteForm, parse_id, urlencode},
+    site_merge,
+};
 use crate::{
     data::DataError,
     history,
@@ -137,6 +140,7 @@ pub async fn create(
     Form(form): Form<SiteForm>,
 ) -> Result<Response, PanelError> {
     require(&me, Role::Editor, "creating a site")?;
+    let form = SiteForm { unsaved: true, ..form };
     let refused = |errors: FieldErrors| {
         (StatusCode::UNPROCESSABLE_ENTITY, new_page(&me, &form, &errors)).into_response()
     };
@@ -178,7 +182,17 @@ pub async fn check(
                 Err(_) => None,
             };
             match stored {
-                Some(stored) => form.to_patch(&stored).err().unwrap_or_default(),
+                Some(stored) => {
+                    let base = match form.version {
+                        Some(version) => {
+                            base_of(&panel, &SiteId::parse(id).map_err(|_| not_found(id))?, version, &stored)
+                                .await?
+                        }
+                        None => Some(SiteForm::from_site(&stored)),
+                    };
+                    let merged = site_merge::merge(&form, base.as_ref(), &stored);
+                    site_form::patch_of(&merged.write, &stored).err().unwrap_or_default()
+                }
                 None => FieldErrors::from([("form", "this site no longer exists".to_owned())]),
             }
         }
@@ -205,6 +219,7 @@ pub async fn check(
 pub struct ShowQuery {
     pub notice: Option<String>,
     pub to: Option<i64>,
+    pub from: Option<i64>,
 }
 
 pub async fn show(
@@ -220,6 +235,11 @@ pub async fn show(
     let message = match (query.notice.as_deref(), query.to) {
         (Some("created"), _) => Some(format!("Created, version {}.", site.version)),
         (Some("saved"), _) => Some(format!("Saved as version {}.", site.version)),
+        (Some("merged"), _) => Some(format!(
+            "Saved as version {}, merged with the changes others saved after version {}.",
+            site.version,
+            query.from.unwrap_or(0)
+        )),
         (Some("unchanged"), _) => Some("Nothing changed, nothing was written.".to_owned()),
         (Some("reverted"), Some(to)) => {
             Some(format!("Version {to} is back, recorded as version {}.", site.version))
@@ -274,6 +294,10 @@ async fn deleted_page(panel: &PanelState, me: &Identity, site_id: &SiteId) -> Re
         .into_response())
 }
 
+/// How many times a save merges again when someone saves in the instant between its read and
+/// its write, before it asks the person to try again.
+const MERGE_ATTEMPTS: usize = 3;
+
 pub async fn update(
     State(panel): State<Arc<PanelState>>,
     Extension(me): Extension<Identity>,
@@ -283,59 +307,112 @@ pub async fn update(
     require(&me, Role::Editor, "changing a site")?;
     let site_id = parse_id(&id)?;
     form.site_id = site_id.as_str().to_owned();
+    form.unsaved = true;
     let Some(version) = form.version else {
         return Err(PanelError::BadRequest(
             "the form carries no version: reload the page and edit again".into(),
         ));
     };
-    let Some(stored) = sites::get(&panel.pool, &site_id).await? else {
-        return deleted_page(&panel, &me, &site_id).await;
-    };
-    let title = format!("Site {}", stored.site_id);
-    let patch = match form.to_patch(&stored) {
-        Ok(patch) => patch,
-        Err(errors) => {
-            let body = site_page_body(&me, &stored, &form, &errors, None);
-            return Ok(
-                (StatusCode::UNPROCESSABLE_ENTITY, page(&me, Section::Sites, &title, body)).into_response()
-            );
-        }
-    };
-    let base = format!("/sites/{}", urlencode(site_id.as_str()));
-    if patch.is_empty() {
-        return Ok(Redirect::to(&format!("{base}?notice=unchanged")).into_response());
-    }
-    let mut conn = panel.pool.acquire().await?;
-    match sites::update(&mut conn, Some(&me.actor()), &site_id, &patch, Some(version)).await {
-        Ok(Some(_)) => Ok(Redirect::to(&format!("{base}?notice=saved")).into_response()),
-        Ok(None) => deleted_page(&panel, &me, &site_id).await,
-        Err(DataError::Conflict(conflict)) => {
-            let Some(theirs) = sites::get(&panel.pool, &site_id).await? else {
-                return deleted_page(&panel, &me, &site_id).await;
-            };
-            // Your values, now based on their version: saving again is a deliberate choice.
-            let yours = SiteForm { version: Some(theirs.version), ..form };
-            let body = html! {
-                (site_form::conflict_view(&conflict, &theirs, &yours))
-                h2 { "Your version" }
-                (site_form::render(&FormKind::Edit { site_id: &theirs.site_id }, &yours, &FieldErrors::new(), false))
-                p { a href=(base) { "Discard yours and open theirs" } }
-            };
-            Ok((
+    let base_url = format!("/sites/{}", urlencode(site_id.as_str()));
+    for _ in 0..MERGE_ATTEMPTS {
+        let Some(current) = sites::get(&panel.pool, &site_id).await? else {
+            return deleted_while_editing(&panel, &me, &site_id, &form).await;
+        };
+        let base = base_of(&panel, &site_id, version, &current).await?;
+        form.notes = base.as_ref().map(|b| b.notes.clone()).unwrap_or_default();
+        let merged = site_merge::merge(&form, base.as_ref(), &current);
+        let title = format!("Site {}", current.site_id);
+        if !merged.conflicts.is_empty() {
+            let history = history::site_history(&panel.pool, &site_id).await?;
+            let body = site_merge::merge_view(&merged, &history, &current, &form);
+            return Ok((
                 StatusCode::CONFLICT,
                 page(&me, Section::Sites, &format!("{title}: changed meanwhile"), body),
             )
-                .into_response())
+                .into_response());
         }
-        Err(e) => match site_form::errors_of(&e) {
-            Some(errors) => {
-                let body = site_page_body(&me, &stored, &form, &errors, None);
-                Ok((StatusCode::UNPROCESSABLE_ENTITY, page(&me, Section::Sites, &title, body))
-                    .into_response())
+        let refused = |errors: FieldErrors| {
+            let body = site_page_body(&me, &current, &form, &errors, None);
+            (StatusCode::UNPROCESSABLE_ENTITY, page(&me, Section::Sites, &title, body)).into_response()
+        };
+        let patch = match site_form::patch_of(&merged.write, &current) {
+            Ok(patch) => patch,
+            Err(errors) => return Ok(refused(errors)),
+        };
+        if patch.is_empty() {
+            return Ok(Redirect::to(&format!("{base_url}?notice=unchanged")).into_response());
+        }
+        let mut conn = panel.pool.acquire().await?;
+        match sites::update(&mut conn, Some(&me.actor()), &site_id, &patch, Some(current.version)).await {
+            Ok(Some(_)) if current.version == version => {
+                return Ok(Redirect::to(&format!("{base_url}?notice=saved")).into_response());
             }
-            None => Err(e.into()),
-        },
+            Ok(Some(_)) => {
+                return Ok(Redirect::to(&format!("{base_url}?notice=merged&from={version}")).into_response());
+            }
+            Ok(None) => return deleted_while_editing(&panel, &me, &site_id, &form).await,
+            // Someone saved between our read and our write: merge again with theirs.
+            Err(DataError::Conflict(_)) => continue,
+            Err(e) => match site_form::errors_of(&e) {
+                Some(errors) => return Ok(refused(errors)),
+                None => return Err(e.into()),
+            },
+        }
     }
+    Err(PanelError::BadRequest(format!(
+        "site {} kept changing while your save was merged; nothing was written — go back, and save again",
+        site_id.as_str()
+    )))
+}
+
+/// The form's version as the history recorded it (`None` when it is no longer there).
+fn not_found(id: &str) -> PanelError {
+    PanelError::NotFound(format!("no site {id:?}"))
+}
+
+async fn base_of(
+    panel: &PanelState,
+    site_id: &SiteId,
+    version: i64,
+    current: &crate::models::Site,
+) -> Result<Option<SiteForm>, PanelError> {
+    if version == current.version {
+        return Ok(Some(SiteForm::from_site(current)));
+    }
+    let found = history::site_at_version(&panel.pool, site_id, version).await?;
+    Ok(found
+        .filter(|(change, _)| change.operation != "DELETE")
+        .map(|(_, row)| SiteForm::from_row(&row, version)))
+}
+
+/// A save into a site deleted meanwhile: nothing is lost — the person's values stay on screen,
+/// with who deleted it and when, and a form that creates it again with them.
+async fn deleted_while_editing(
+    panel: &PanelState,
+    me: &Identity,
+    site_id: &SiteId,
+    yours: &SiteForm,
+) -> Result<Response, PanelError> {
+    let latest = history::latest_site_change(&panel.pool, site_id).await?;
+    let Some(deletion) = latest.filter(|c| c.operation == "DELETE") else {
+        return Err(PanelError::NotFound(format!("no site {}", site_id.as_str())));
+    };
+    let base = format!("/sites/{}", urlencode(site_id.as_str()));
+    let again = SiteForm { version: None, theirs_version: None, ..yours.clone() };
+    let body = html! {
+        div.notice.warn role="alert" {
+            strong { "Not saved: this site was deleted while you were editing it" }
+            " — by " strong { (deletion.actor) } " at " (time(deletion.changed_at)) " (version " (deletion.version) "). "
+            "Your values are below, as you left them: create the site again with them, or leave it deleted."
+        }
+        (site_form::render_with(&FormKind::Create, &again, &FieldErrors::new(), false, html! {}, Some("Create it again with these values")))
+        p { a href=(format!("{base}/history")) { "Its history" } " keeps every version; restoring brings it back as it was before the deletion, without your changes." }
+    };
+    Ok((
+        StatusCode::CONFLICT,
+        page(me, Section::Sites, &format!("Site {} (deleted)", site_id.as_str()), body),
+    )
+        .into_response())
 }
 
 pub async fn delete_form(

@@ -137,7 +137,6 @@ async fn an_editor_works_on_a_site_in_a_real_browser() {
     browser.click("button[type=submit]").await;
     let conflict = browser.text(".notice.warn").await;
     assert!(conflict.contains("Not saved") && conflict.contains("first@example.com"), "{conflict}");
-    browser.screenshot("conflict").await;
     assert_eq!(
         stored(&db, "SELECT ai_prompt FROM sites WHERE site_id = 'laden'").await["ai_prompt"],
         "First's prompt"

@@ -7,6 +7,8 @@ mod chromium;
 /// The panel as operators open it: by its MagicDNS name from a laptop namespace, plain HTTP and
 /// HTTPS, in Chromium; forged forms from a third origin.
 mod deployed;
+/// No edit lost or rewritten: one-field saves, merges, deleted meanwhile, leaving unsaved.
+mod edits;
 /// Pages as an editor and a viewer use them (development identity, loopback).
 mod pages;
 /// The security battery: peers on tailnet addresses in network namespaces, whois per peer.

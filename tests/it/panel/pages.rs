@@ -171,7 +171,7 @@ async fn an_editor_creates_edits_reverts_deletes_and_restores_a_site() {
 }
 
 #[tokio::test]
-async fn a_second_editor_saving_an_old_version_sees_the_conflict_and_overwrites_nothing() {
+async fn a_second_editor_changing_the_same_field_chooses_and_nothing_is_overwritten_before() {
     let db = TestDb::migrated().await;
     db.exec("INSERT INTO sites (site_id, domain, ai_prompt) VALUES ('race', 'race.example.com', 'Original')")
         .await;
@@ -200,13 +200,27 @@ async fn a_second_editor_saving_an_old_version_sees_the_conflict_and_overwrites_
         conflict.body.contains("Second&#39;s prompt") || conflict.body.contains("Second's prompt"),
         "yours kept"
     );
-    assert!(conflict.body.contains("name=\"version\" value=\"2\""), "the form now builds on their version");
+    assert!(conflict.body.contains("name=\"version\" value=\"1\""), "the form still starts from version 1");
+    assert!(conflict.body.contains("name=\"theirs_version\" value=\"2\""), "the choices are made against 2");
+    assert!(conflict.body.contains("discards first@example.com's change to AI prompt"), "{}", conflict.body);
     assert_eq!(prompt_and_version(&db, "race").await, (Some("First's prompt".to_owned()), 2));
 
-    // Saving again from the conflict page is a deliberate overwrite of version 2.
+    // Saving again without a choice, or with one made against another version, asks again.
     let mut again = form("Second's prompt");
-    again[0] = ("version", "2");
-    assert_eq!(send(&second, Request::post("/sites/race", again)).await.status, 303);
+    assert_eq!(send(&second, Request::post("/sites/race", again.clone())).await.status, 409);
+    again.extend([("theirs_version", "7"), ("keep_ai_prompt", "yours")]);
+    assert_eq!(send(&second, Request::post("/sites/race", again.clone())).await.status, 409);
+    assert_eq!(prompt_and_version(&db, "race").await, (Some("First's prompt".to_owned()), 2));
+    // Keeping theirs writes nothing; keeping yours is the deliberate overwrite of version 2.
+    let mut keep_theirs = form("Second's prompt");
+    keep_theirs.extend([("theirs_version", "2"), ("keep_ai_prompt", "theirs")]);
+    let kept = send(&second, Request::post("/sites/race", keep_theirs)).await;
+    assert_eq!(kept.header("location"), Some("/sites/race?notice=unchanged"));
+    assert_eq!(prompt_and_version(&db, "race").await, (Some("First's prompt".to_owned()), 2));
+    let mut keep_mine = form("Second's prompt");
+    keep_mine.extend([("theirs_version", "2"), ("keep_ai_prompt", "yours")]);
+    let saved = send(&second, Request::post("/sites/race", keep_mine)).await;
+    assert_eq!(saved.header("location"), Some("/sites/race?notice=merged&from=1"));
     assert_eq!(prompt_and_version(&db, "race").await, (Some("Second's prompt".to_owned()), 3));
 }
 

@@ -1,0 +1,325 @@
+//! What a save writes: exactly the fields the person changed, merged three-way with what
+//! others saved meanwhile.
+//!
+//! The form carries the version it was drawn from (the base). A field counts as untouched when
+//! the browser sent back the base's value *as a browser sends it* — an `<input>` drops CR and
+//! LF, a `<textarea>` sends every line break as CR LF — so a stored value the browser cannot show
+//! faithfully is never rewritten unless the person edits that field. Each touched field is then
+//! merged with the current row ("theirs"): when they did not change it, yours lands; when both
+//! changed it differently, the person chooses.
+
+use maud::{Markup, html};
+
+use crate::{history::SiteChange, models::Site, panel::html::time};
+
+use super::{
+    site_form::{FIELDS, FieldErrors, FormKind, SiteForm, Values, browser_newlines, render_with},
+    site_history::prompt_diff,
+};
+
+/// What a browser submits for `stored` shown in `field`'s control, untouched.
+pub fn as_browser_sends(field: &str, stored: &str) -> String {
+    if field == "ai_prompt" {
+        // The HTML parser turns CR LF and a lone CR into LF; submission makes each LF CR LF.
+        stored.replace("\r\n", "\n").replace('\r', "\n").replace('\n', "\r\n")
+    } else {
+        // An <input>'s value sanitisation strips line breaks.
+        stored.chars().filter(|c| !matches!(c, '\r' | '\n')).collect()
+    }
+}
+
+/// Why `stored` cannot be shown faithfully in `field`'s control, if it cannot: the page marks
+/// the field, and the value is kept unless the person edits it.
+pub fn unfaithful(field: &str, stored: &str) -> Option<String> {
+    let controls: Vec<String> = stored
+        .chars()
+        .filter(|c| c.is_control() && !(field == "ai_prompt" && matches!(c, '\n' | '\t')))
+        .map(|c| match c {
+            '\r' => "CR".to_owned(),
+            '\n' => "a line break".to_owned(),
+            '\t' => "a tab".to_owned(),
+            other => format!("U+{:04X}", other as u32),
+        })
+        .collect();
+    if controls.is_empty() {
+        return None;
+    }
+    let mut names = controls;
+    names.sort();
+    names.dedup();
+    Some(format!(
+        "The stored value holds {} that this form cannot show as stored; it is kept as it is unless you edit this field.",
+        names.join(", ")
+    ))
+}
+
+/// A field both people changed, differently.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldConflict {
+    pub field: &'static str,
+    /// The value at the form's version (`None`: that version is no longer in the history).
+    pub base: Option<String>,
+    pub theirs: String,
+    pub yours: String,
+}
+
+/// The outcome of merging a form into the current row.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Merge {
+    /// The fields to write, with the person's values.
+    pub write: Values,
+    /// Fields someone else changed since the form's version, kept as they saved them.
+    pub theirs_kept: Vec<&'static str>,
+    /// Fields both changed: nothing is written until the person chooses.
+    pub conflicts: Vec<FieldConflict>,
+}
+
+/// Merges `yours` (as the browser posted it) drawn from `base` into `theirs` (the row now).
+/// `base` is `None` when the form's version is no longer in the history: then every field
+/// that differs from theirs is a question. Choices on the form count only when they were made
+/// against the current version.
+pub fn merge(yours: &SiteForm, base: Option<&SiteForm>, theirs: &Site) -> Merge {
+    let theirs_form = SiteForm::from_site(theirs);
+    let choices_apply = yours.theirs_version == Some(theirs.version);
+    let mut merge = Merge::default();
+    for (field, _, _) in FIELDS {
+        let field: &'static str = field;
+        let theirs_value = theirs_form.value(field);
+        let base_value = base.map(|b| b.value(field));
+        let submitted = yours.value(field);
+        if base_value.is_some_and(|base| base != theirs_value) {
+            merge.theirs_kept.push(field);
+        }
+        let untouched = submitted == as_browser_sends(field, base_value.unwrap_or(theirs_value));
+        if untouched {
+            continue;
+        }
+        let mine = normalised(field, submitted, theirs_value);
+        if mine == theirs_value {
+            continue;
+        }
+        let theirs_changed = base_value != Some(theirs_value);
+        match (theirs_changed, choices_apply.then(|| yours.choice(field)).flatten()) {
+            (false, _) | (true, Some("yours")) => {
+                merge.theirs_kept.retain(|f| *f != field);
+                merge.write.insert(field, mine);
+            }
+            (true, Some("theirs")) => {}
+            (true, _) => {
+                merge.theirs_kept.retain(|f| *f != field);
+                merge.conflicts.push(FieldConflict {
+                    field,
+                    base: base_value.map(str::to_owned),
+                    theirs: theirs_value.to_owned(),
+                    yours: mine,
+                });
+            }
+        }
+    }
+    merge
+}
+
+/// A submitted value as it would be stored: host names and tags without surrounding spaces, a
+/// prompt's line ends as typed (LF), or exactly `theirs` when it equals it but for line ends.
+fn normalised(field: &str, submitted: &str, theirs: &str) -> String {
+    match field {
+        "domain" | "language" => submitted.trim().to_owned(),
+        "ai_prompt" => browser_newlines(submitted, Some(theirs)),
+        _ => submitted.to_owned(),
+    }
+}
+
+/// Who changed `field` in the versions after `since` (oldest first, each once).
+pub fn changed_by(history: &[SiteChange], since: i64, field: &str) -> Vec<String> {
+    let mut who: Vec<String> = Vec::new();
+    for change in history.iter().filter(|c| c.version > since) {
+        if change.changed_fields.iter().any(|f| f == field) && !who.contains(&change.actor) {
+            who.push(change.actor.clone());
+        }
+    }
+    who
+}
+
+fn label_of(field: &str) -> &'static str {
+    FIELDS.iter().find(|(name, _, _)| *name == field).map(|(_, label, _)| *label).unwrap_or("field")
+}
+
+/// The merge page: what landed from whom, and for each field both people changed the base,
+/// theirs and yours side by side (the prompt as a line diff of each against the base), with a
+/// choice that names whose change it keeps and whose it discards. The form still holds your
+/// values and the version you started from: nothing is lost, nothing written until you choose.
+pub fn merge_view(merged: &Merge, history: &[SiteChange], theirs: &Site, yours: &SiteForm) -> Markup {
+    let base_version = yours.version.unwrap_or(0);
+    let since: Vec<&SiteChange> = history.iter().filter(|c| c.version > base_version).collect();
+    let who = |field: &str| {
+        let names = changed_by(history, base_version, field);
+        if names.is_empty() { "someone".to_owned() } else { names.join(" and ") }
+    };
+    // Their changes show in the form as they will be kept (left as shown, they write nothing).
+    let mut form = SiteForm { theirs_version: Some(theirs.version), ..yours.clone() };
+    let theirs_form = SiteForm::from_site(theirs);
+    for field in &merged.theirs_kept {
+        form.set(field, theirs_form.value(field));
+    }
+    let choices = html! {
+        @for conflict in &merged.conflicts {
+            @let label = label_of(conflict.field);
+            @let them = who(conflict.field);
+            fieldset.merge id=(format!("merge-{}", conflict.field)) {
+                legend { (label) ": changed by you and by " (them) }
+                @if conflict.field == "ai_prompt" {
+                    @let base = conflict.base.clone().unwrap_or_default();
+                    p.muted { "Their prompt against version " (base_version) ":" }
+                    (prompt_diff(&base, &conflict.theirs))
+                    p.muted { "Yours against version " (base_version) ":" }
+                    (prompt_diff(&base, &conflict.yours))
+                } @else {
+                    div.table-wrap { table {
+                        tbody {
+                            tr { th { "version " (base_version) " (where you started)" } td { (conflict.base.as_deref().unwrap_or("(no longer in the history)")) } }
+                            tr { th { "version " (theirs.version) " (" (them) ")" } td.theirs { (conflict.theirs) } }
+                            tr { th { "yours" } td.yours { (conflict.yours) } }
+                        }
+                    } }
+                }
+                @let name = format!("keep_{}", conflict.field);
+                label.choice { input type="radio" name=(name) value="theirs" required; " Keep " (them) "'s " (label) }
+                label.choice { input type="radio" name=(name) value="yours" required; " Keep mine — discards " (them) "'s change to " (label) }
+            }
+        }
+    };
+    html! {
+        div.notice.warn role="alert" {
+            strong { "Not saved yet: this site changed while you were editing it." }
+            " You started from version " (base_version) "; it is now at version " (theirs.version)
+            @if !since.is_empty() {
+                " ("
+                @for (i, change) in since.iter().enumerate() {
+                    @if i > 0 { "; " }
+                    "version " (change.version) " by " strong { (change.actor) } " at " (time(change.changed_at))
+                    @if !change.changed_fields.is_empty() { ": " (change.changed_fields.join(", ")) }
+                }
+                ")"
+            }
+            ". "
+            @if !merged.theirs_kept.is_empty() {
+                "Their changes to " (merged.theirs_kept.iter().map(|f| label_of(f)).collect::<Vec<_>>().join(", ")) " are kept. "
+            }
+            @if !merged.write.is_empty() {
+                "Your changes to " (merged.write.keys().map(|f| label_of(f)).collect::<Vec<_>>().join(", ")) " merge with them. "
+            }
+            "You both changed " (merged.conflicts.iter().map(|c| label_of(c.field)).collect::<Vec<_>>().join(", ")) ": choose below, then save."
+        }
+        (render_with(
+            &FormKind::Edit { site_id: &theirs.site_id },
+            &form,
+            &FieldErrors::new(),
+            false,
+            choices,
+            Some("Save with these choices"),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::Utc;
+
+    use super::*;
+
+    fn site(version: i64, brand: &str, prompt: &str, language: &str) -> Site {
+        Site {
+            site_id: "s".into(),
+            domain: "s.example.com".into(),
+            ai_script_id: None,
+            ai_prompt: Some(prompt.into()),
+            brand_name: Some(brand.into()),
+            language: language.into(),
+            hubspot_pipeline: None,
+            hubspot_stage: None,
+            created_at: Utc::now(),
+            version,
+        }
+    }
+
+    /// What a browser posts for a form drawn from `site`, untouched.
+    fn posted(site: &Site) -> SiteForm {
+        let mut form = SiteForm::from_site(site);
+        for (field, _, _) in FIELDS {
+            let sent = as_browser_sends(field, form.value(field));
+            form.set(field, &sent);
+        }
+        form
+    }
+
+    #[test]
+    fn values_a_browser_cannot_show_are_kept_unless_edited() {
+        let stored = site(1, "Line\nbreak", "lone\rCR and\r\nCRLF", "en");
+        let base = SiteForm::from_site(&stored);
+        let mut form = posted(&stored);
+        assert_eq!(form.brand_name, "Linebreak");
+        assert_eq!(form.ai_prompt, "lone\r\nCR and\r\nCRLF");
+        assert_eq!(merge(&form, Some(&base), &stored), Merge::default(), "an untouched form writes nothing");
+        form.set("language", "de");
+        let merged = merge(&form, Some(&base), &stored);
+        assert_eq!(merged.write, Values::from([("language", "de".to_owned())]), "only the language");
+        form.set("brand_name", "Linebreak!");
+        assert_eq!(merge(&form, Some(&base), &stored).write["brand_name"], "Linebreak!");
+        assert!(unfaithful("brand_name", "Line\nbreak").unwrap().contains("a line break"));
+        assert!(unfaithful("ai_prompt", "lone\rCR").unwrap().contains("CR"));
+        assert_eq!(unfaithful("ai_prompt", "two\nlines\tand a tab"), None);
+        assert!(unfaithful("hubspot_stage", "esc\u{1b}[2J").unwrap().contains("U+001B"));
+    }
+
+    #[test]
+    fn changes_to_different_fields_merge_and_the_same_field_asks() {
+        let base_site = site(1, "Brand", "Prompt", "en");
+        let base = SiteForm::from_site(&base_site);
+        let theirs = site(2, "Their brand", "Prompt", "en");
+        let mut mine = posted(&base_site);
+        mine.set("language", "de");
+        let merged = merge(&mine, Some(&base), &theirs);
+        assert_eq!(merged.write, Values::from([("language", "de".to_owned())]));
+        assert_eq!(merged.theirs_kept, ["brand_name"]);
+        assert!(merged.conflicts.is_empty());
+
+        mine.set("brand_name", "My brand");
+        let merged = merge(&mine, Some(&base), &theirs);
+        assert_eq!(
+            merged.conflicts,
+            [FieldConflict {
+                field: "brand_name",
+                base: Some("Brand".into()),
+                theirs: "Their brand".into(),
+                yours: "My brand".into()
+            }]
+        );
+        // The same value on both sides is no conflict.
+        mine.set("brand_name", "Their brand");
+        assert!(merge(&mine, Some(&base), &theirs).conflicts.is_empty());
+
+        // Choices count only against the version they were made on.
+        mine.set("brand_name", "My brand");
+        mine.keep_brand_name = Some("yours".into());
+        assert_eq!(merge(&mine, Some(&base), &theirs).conflicts.len(), 1, "made against no version");
+        mine.theirs_version = Some(2);
+        let merged = merge(&mine, Some(&base), &theirs);
+        assert_eq!(merged.write.get("brand_name").map(String::as_str), Some("My brand"));
+        assert!(merged.theirs_kept.is_empty());
+        mine.keep_brand_name = Some("theirs".into());
+        let merged = merge(&mine, Some(&base), &theirs);
+        assert_eq!(merged.write, Values::from([("language", "de".to_owned())]));
+        assert!(merged.conflicts.is_empty());
+    }
+
+    #[test]
+    fn without_the_base_every_difference_is_a_question() {
+        let theirs = site(5, "Brand", "Prompt", "en");
+        let mut mine = posted(&theirs);
+        assert_eq!(merge(&mine, None, &theirs), Merge::default());
+        mine.set("ai_prompt", "Mine");
+        let merged = merge(&mine, None, &theirs);
+        assert_eq!(merged.conflicts.len(), 1);
+        assert_eq!(merged.conflicts[0].base, None);
+    }
+}
