@@ -106,8 +106,11 @@ pub struct SiteChange {
     pub application_name: String,
     pub client_addr: Option<String>,
     pub changed_fields: Vec<String>,
-    /// Set when this change put an earlier version back (`sites revert`).
+    /// Set when this change put an earlier version back (`sites revert`, `sites restore`).
     pub restores_version: Option<i64>,
+    /// Set when this change is an edit made on that older version, merged into the version
+    /// before this one (the admin panel's save after someone else's).
+    pub merges_version: Option<i64>,
     pub old_row: Option<serde_json::Value>,
     pub new_row: Option<serde_json::Value>,
 }
@@ -126,6 +129,7 @@ impl<'r> sqlx::FromRow<'r, PgRow> for SiteChange {
             client_addr: row.try_get("client_addr")?,
             changed_fields: row.try_get("changed_fields")?,
             restores_version: row.try_get("restores_version")?,
+            merges_version: row.try_get("merges_version")?,
             old_row: row.try_get("old_row")?,
             new_row: row.try_get("new_row")?,
         })
@@ -134,7 +138,7 @@ impl<'r> sqlx::FromRow<'r, PgRow> for SiteChange {
 
 macro_rules! change_columns {
     () => {
-        "site_id, version, operation, changed_at, actor, session_role, application_name, host(client_addr) AS client_addr, changed_fields, restores_version, old_row, new_row"
+        "site_id, version, operation, changed_at, actor, session_role, application_name, host(client_addr) AS client_addr, changed_fields, restores_version, merges_version, old_row, new_row"
     };
 }
 
@@ -258,6 +262,28 @@ impl From<sqlx::Error> for RevertError {
     }
 }
 
+/// What a write builds on, when it is not simply the version before it: the one mark the
+/// history trigger records (`cabinet.mark`, for this transaction only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mark {
+    /// A revert or restore: the row of version V, put back.
+    Restores(i64),
+    /// An edit made on version V, merged into the newer current version.
+    Merges(i64),
+}
+
+impl Mark {
+    /// Sets the mark for the rest of the transaction `tx`.
+    pub async fn set(self, tx: &mut PgConnection) -> Result<(), sqlx::Error> {
+        let text = match self {
+            Mark::Restores(version) => format!("restores:{version}"),
+            Mark::Merges(version) => format!("merges:{version}"),
+        };
+        sqlx::query("SELECT set_config('cabinet.mark', $1, true)").bind(text).execute(&mut *tx).await?;
+        Ok(())
+    }
+}
+
 /// Puts version `to` of a site back, as an ordinary update recorded as a new version that
 /// names the version it restores. Returns the new version number.
 pub async fn revert_site(
@@ -281,10 +307,7 @@ pub async fn revert_site(
         return Err(RevertError::VersionIsDeletion { site_id: site_id.as_str().to_owned(), version: to });
     };
     check_domain_free(&mut tx, site_id, to, &row).await?;
-    sqlx::query("SELECT set_config('cabinet.restores_version', $1, true)")
-        .bind(to.to_string())
-        .execute(&mut *tx)
-        .await?;
+    Mark::Restores(to).set(&mut tx).await.map_err(DataError::from)?;
     // jsonb_populate_record reads the stored row back into the table's own row type: every
     // field with its column's type, nothing assembled from the data.
     sqlx::query(
@@ -327,10 +350,7 @@ pub async fn restore_site(
     };
     let restored = version - 1;
     check_domain_free(&mut tx, site_id, restored, &row).await?;
-    sqlx::query("SELECT set_config('cabinet.restores_version', $1, true)")
-        .bind(restored.to_string())
-        .execute(&mut *tx)
-        .await?;
+    Mark::Restores(restored).set(&mut tx).await.map_err(DataError::from)?;
     sqlx::query("INSERT INTO sites SELECT * FROM jsonb_populate_record(NULL::sites, $1)")
         .bind(&row)
         .execute(&mut *tx)

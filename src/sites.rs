@@ -195,8 +195,24 @@ pub async fn update(
     patch: &SitePatch,
     expect_version: Option<i64>,
 ) -> Result<Option<Site>, DataError> {
+    update_marked(conn, actor, site_id, patch, expect_version, None).await
+}
+
+/// [`update`], with the history's mark for what the write builds on (a merge names the
+/// version the edit was made on).
+pub async fn update_marked(
+    conn: &mut PgConnection,
+    actor: Option<&Actor>,
+    site_id: &SiteId,
+    patch: &SitePatch,
+    expect_version: Option<i64>,
+    mark: Option<history::Mark>,
+) -> Result<Option<Site>, DataError> {
     patch.validate()?;
     let mut tx = history::begin_as(conn, actor).await?;
+    if let Some(mark) = mark {
+        mark.set(&mut tx).await?;
+    }
     if let Some(expected) = expect_version {
         // The row lock first (a concurrent writer finishes before we look), then the version
         // in a statement of its own, so it sees that writer's committed change.

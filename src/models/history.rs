@@ -55,7 +55,7 @@ macro_rules! context_columns {
     };
 }
 
-const SITES_HISTORY_COLUMNS: [ColumnDef; 13] = {
+const SITES_HISTORY_COLUMNS: [ColumnDef; 14] = {
     let context = context_columns!();
     [
         required("site_id", "text"),
@@ -70,7 +70,10 @@ const SITES_HISTORY_COLUMNS: [ColumnDef; 13] = {
         column("old_row", "jsonb"),
         column("new_row", "jsonb"),
         ColumnDef { name: "changed_fields", sql_type: "text[]", not_null: true, default: Some("'{}'") },
+        // The write's mark (`cabinet.mark`): the version a revert or restore puts back, or the
+        // version an edit was made on when it was merged into a newer one.
         column("restores_version", "bigint"),
+        column("merges_version", "bigint"),
     ]
 };
 
@@ -225,8 +228,11 @@ pub const FUNCTIONS: &[FunctionDef] = &[
         definition: concat!(
             "CREATE FUNCTION {schema}cabinet_sites_history() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $body$
 DECLARE
-    restores text := current_setting('cabinet.restores_version', true);
-    restores_version bigint := CASE WHEN restores ~ '^[0-9]{1,18}$' THEN restores::bigint END;
+    -- One mark per transaction, set by the writer: 'restores:V' (a revert or restore puts
+    -- version V back) or 'merges:V' (an edit made on version V, merged into the newer one).
+    mark text := coalesce(current_setting('cabinet.mark', true), '');
+    restores_version bigint := CASE WHEN mark ~ '^restores:[0-9]{1,18}$' THEN substr(mark, 10)::bigint END;
+    merges_version bigint := CASE WHEN mark ~ '^merges:[0-9]{1,18}$' THEN substr(mark, 8)::bigint END;
 BEGIN
     -- Written by cabinet-db (src/models/history.rs): one call per statement, whatever its size.
     -- Each CTE is MATERIALIZED: every row's next version is looked up before the first
@@ -238,11 +244,11 @@ BEGIN
               LEFT JOIN (SELECT h.site_id, max(h.version) AS version FROM public.sites_history h
                           WHERE h.site_id IN (SELECT site_id FROM new_rows) GROUP BY h.site_id) v
                 ON v.site_id = n.site_id)
-        INSERT INTO public.sites_history (site_id, version, operation, actor, session_role, application_name, client_addr, new_row, changed_fields, restores_version)
+        INSERT INTO public.sites_history (site_id, version, operation, actor, session_role, application_name, client_addr, new_row, changed_fields, restores_version, merges_version)
         SELECT r.site_id, r.version, 'INSERT', ",
             context_values!(),
             ",
-               r.new_row, ARRAY(SELECT e.key FROM jsonb_each(r.new_row) e WHERE e.value <> 'null' ORDER BY e.key), restores_version
+               r.new_row, ARRAY(SELECT e.key FROM jsonb_each(r.new_row) e WHERE e.value <> 'null' ORDER BY e.key), restores_version, merges_version
           FROM r;
     ELSIF TG_OP = 'UPDATE' THEN
         -- Rows matched by site_id; an id that changed is the deletion of one and the creation
@@ -254,7 +260,7 @@ BEGIN
                            CASE WHEN n.site_id IS NOT NULL THEN to_jsonb(n) END AS new_row
                       FROM old_rows o FULL JOIN new_rows n ON n.site_id = o.site_id) c
              WHERE c.old_row IS DISTINCT FROM c.new_row)
-        INSERT INTO public.sites_history (site_id, version, operation, actor, session_role, application_name, client_addr, old_row, new_row, changed_fields, restores_version)
+        INSERT INTO public.sites_history (site_id, version, operation, actor, session_role, application_name, client_addr, old_row, new_row, changed_fields, restores_version, merges_version)
         SELECT r.site_id, r.version,
                CASE WHEN r.old_row IS NULL THEN 'INSERT' WHEN r.new_row IS NULL THEN 'DELETE' ELSE 'UPDATE' END, ",
             context_values!(),
@@ -262,7 +268,7 @@ BEGIN
                r.old_row, r.new_row,
                ARRAY(SELECT k.key FROM jsonb_object_keys(coalesce(r.new_row, r.old_row)) k(key)
                       WHERE r.new_row -> k.key IS DISTINCT FROM r.old_row -> k.key ORDER BY k.key),
-               restores_version
+               restores_version, merges_version
           FROM r;
     ELSIF TG_OP = 'DELETE' THEN
         WITH r AS MATERIALIZED (

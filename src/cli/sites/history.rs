@@ -34,8 +34,13 @@ pub async fn run(args: Args, json: bool) -> anyhow::Result<Outcome> {
     }
     let safe = |v: &str| output::terminal_safe(v, false).into_owned();
     for change in &changes {
-        let restores =
-            change.restores_version.map(|v| format!(" (restores version {v})")).unwrap_or_default();
+        let restores = match (change.restores_version, change.merges_version) {
+            (Some(v), _) => format!(" (restores version {v})"),
+            (None, Some(v)) => {
+                format!(" (merges an edit made on version {v} with version {})", change.version - 1)
+            }
+            (None, None) => String::new(),
+        };
         outln!(
             "version {}  {}  {}  by {} as {}{}",
             change.version,

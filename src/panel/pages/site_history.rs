@@ -68,6 +68,7 @@ fn operation(change: &SiteChange) -> Markup {
             _ => "changed",
         }
         @if let Some(v) = change.restores_version { " (restores version " (v) ")" }
+        @if let Some(v) = change.merges_version { " (merges an edit made on version " (v) " with version " (change.version - 1) ")" }
     }
 }
 

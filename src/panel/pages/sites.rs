@@ -343,7 +343,18 @@ pub async fn update(
             return Ok(Redirect::to(&format!("{base_url}?notice=unchanged")).into_response());
         }
         let mut conn = panel.pool.acquire().await?;
-        match sites::update(&mut conn, Some(&me.actor()), &site_id, &patch, Some(current.version)).await {
+        // A save made on an older version says so in the history: both versions named.
+        let mark = (current.version != version).then_some(history::Mark::Merges(version));
+        match sites::update_marked(
+            &mut conn,
+            Some(&me.actor()),
+            &site_id,
+            &patch,
+            Some(current.version),
+            mark,
+        )
+        .await
+        {
             Ok(Some(_)) if current.version == version => {
                 return Ok(Redirect::to(&format!("{base_url}?notice=saved")).into_response());
             }

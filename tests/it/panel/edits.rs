@@ -14,7 +14,7 @@ async fn latest_change(db: &TestDb, site: &str) -> serde_json::Value {
     stored(
         db,
         &format!(
-            "SELECT version, actor, changed_fields FROM sites_history WHERE site_id = '{site}' ORDER BY version DESC LIMIT 1"
+            "SELECT version, actor, changed_fields, merges_version FROM sites_history WHERE site_id = '{site}' ORDER BY version DESC LIMIT 1"
         ),
     )
     .await
@@ -58,6 +58,7 @@ async fn a_one_field_save_writes_that_field_only_whatever_the_browser_does_to_th
     assert_eq!(latest_change(&db, "odd").await["changed_fields"], json!(["language"]), "one field changed");
 
     // Editing the field itself writes what the browser shows, as typed.
+    browser.goto(&panel, "/sites/odd").await;
     browser.fill("#brand_name", "One line").await;
     browser.click("button[type=submit]").await;
     browser.arrive("/sites/odd?notice=saved").await;
@@ -95,7 +96,11 @@ async fn changes_to_different_fields_merge_and_the_same_field_asks_whose_to_keep
     assert!(browser.text(".notice").await.contains("merged"), "{}", browser.text(".notice").await);
     let row = stored(&db, "SELECT brand_name, ai_prompt FROM sites WHERE site_id = 'duo'").await;
     assert_eq!(row, json!({"brand_name": "First's brand", "ai_prompt": "one\ntwo\nthree\nfour"}));
-    assert_eq!(latest_change(&db, "duo").await["changed_fields"], json!(["ai_prompt"]));
+    let merged = latest_change(&db, "duo").await;
+    assert_eq!((&merged["changed_fields"], &merged["merges_version"]), (&json!(["ai_prompt"]), &json!(1)));
+    browser.goto(&second, "/sites/duo/history").await;
+    let listed = browser.text("table").await;
+    assert!(listed.contains("merges an edit made on version 1 with version 2"), "{listed}");
 
     // The same field: the page asks, and each choice names whose change it keeps or discards.
     browser.goto(&second, "/sites/duo").await;
