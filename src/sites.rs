@@ -9,7 +9,7 @@ use crate::{
     history::{self, Actor, VersionConflict},
     models::{
         Domain, LanguageTag, Site, SiteId,
-        values::{FieldError, check_text},
+        values::{FieldError, check_one_line, check_text},
     },
 };
 
@@ -37,10 +37,14 @@ pub struct NewSite {
 }
 
 /// The free-text fields, as (name, value) pairs, for the NUL check and the stage rule.
+/// The free-text fields' rules: the prompt may hold any text PostgreSQL can store; the others
+/// are one line (`sites_*_one_line`).
 fn check_free_text(fields: &[(&'static str, Option<&str>)]) -> Result<(), FieldError> {
     for (name, value) in fields {
-        if let Some(value) = value {
-            check_text(name, value)?;
+        match (*name, value) {
+            (_, None) => {}
+            ("ai_prompt", Some(value)) => check_text(name, value)?,
+            (_, Some(value)) => check_one_line(name, value)?,
         }
     }
     Ok(())

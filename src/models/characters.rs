@@ -54,6 +54,21 @@ pub const WHITE_SPACE: &[(char, char)] = &[
     ('\u{3000}', '\u{3000}'),
 ];
 
+/// Characters a one-line field (a brand name, an id from another system) may not hold: the
+/// controls (Cc: tab, line feed, CR, ESC, DEL, C1) and the line and paragraph separators (Zl,
+/// Zp). Format characters stay allowed there (a brand may be written right to left, or hold an
+/// emoji joined by U+200D).
+pub const LINE_BREAK_OR_CONTROL: &[(char, char)] =
+    &[('\u{0}', '\u{1f}'), ('\u{7f}', '\u{9f}'), ('\u{2028}', '\u{2029}')];
+
+/// [`LINE_BREAK_OR_CONTROL`] as the body of a PostgreSQL bracket expression.
+macro_rules! line_break_or_control_class {
+    () => {
+        r"\u0000-\u001f\u007f-\u009f\u2028-\u2029"
+    };
+}
+pub(crate) use line_break_or_control_class;
+
 /// [`INVISIBLE_OR_CONTROL`] as the body of a PostgreSQL bracket expression. A macro, so the
 /// schema's constraint definitions stay `&'static str` (`concat!`); a test holds it equal to
 /// [`regex_class`] of the table.
@@ -80,6 +95,11 @@ fn in_ranges(ranges: &[(char, char)], c: char) -> bool {
 /// shows what follows it.
 pub fn is_invisible_or_control(c: char) -> bool {
     in_ranges(INVISIBLE_OR_CONTROL, c)
+}
+
+/// A character no one-line field may hold (see [`LINE_BREAK_OR_CONTROL`]).
+pub fn is_line_break_or_control(c: char) -> bool {
+    in_ranges(LINE_BREAK_OR_CONTROL, c)
 }
 
 pub fn is_white_space(c: char) -> bool {
@@ -146,6 +166,7 @@ mod tests {
     fn the_regex_classes_spell_the_tables() {
         assert_eq!(invisible_or_control_class!(), regex_class(INVISIBLE_OR_CONTROL));
         assert_eq!(white_space_class!(), regex_class(WHITE_SPACE));
+        assert_eq!(line_break_or_control_class!(), regex_class(LINE_BREAK_OR_CONTROL));
     }
 
     #[test]

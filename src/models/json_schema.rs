@@ -65,6 +65,11 @@ fn text() -> Value {
     json!({"type": "string", "pattern": "^[^\\u0000]*$"})
 }
 
+/// One line of text (the `sites_*_one_line` constraints).
+fn one_line(constraint: &str) -> Value {
+    json!({"type": "string", "pattern": portable_regex(regex_of(constraint)), "description": "One line: no line breaks, tabs or other control characters"})
+}
+
 fn nullable(mut schema: Value) -> Value {
     schema["type"] = json!(["string", "null"]);
     schema
@@ -107,12 +112,12 @@ pub fn render() -> String {
                 "pattern": portable_regex(regex_of("sites_domain_hostname")),
                 "description": "A host name in lower case, e.g. shop.example.co.uk",
             },
-            "ai_script_id": nullable(text()),
+            "ai_script_id": nullable(one_line("sites_ai_script_id_one_line")),
             "ai_prompt": nullable(text()),
-            "brand_name": nullable(text()),
+            "brand_name": nullable(one_line("sites_brand_name_one_line")),
             "language": {"type": "string", "pattern": portable_regex(regex_of("sites_language_tag")), "default": "en", "description": "A BCP 47 tag such as en, de or pt-BR"},
-            "hubspot_pipeline": nullable(text()),
-            "hubspot_stage": nullable(text()),
+            "hubspot_pipeline": nullable(one_line("sites_hubspot_pipeline_one_line")),
+            "hubspot_stage": nullable(one_line("sites_hubspot_stage_one_line")),
             "created_at": timestamp("When the site was added (the database sets it when absent)"),
         },
         // sites_hubspot_stage_needs_pipeline

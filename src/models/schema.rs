@@ -8,7 +8,7 @@
 //! with a live database by letting PostgreSQL itself deparse both sides (see
 //! `crate::schema_diff::model_snapshot`), so formatting differences never count as drift.
 
-use super::characters::{invisible_or_control_class, white_space_class};
+use super::characters::{invisible_or_control_class, line_break_or_control_class, white_space_class};
 
 /// A table of the application schema (all live in schema `public`).
 #[derive(Debug, Clone, Copy)]
@@ -113,6 +113,14 @@ macro_rules! identifier_check {
     };
 }
 
+/// `sites_*_one_line`: no line break, tab or other control character anywhere (`characters`
+/// defines the set). Written as a match of the whole value, so the JSON Schema takes it as is.
+macro_rules! one_line_check {
+    ($column:literal) => {
+        concat!("CHECK (", $column, " ~ '^[^", line_break_or_control_class!(), "]*$')")
+    };
+}
+
 /// `*_range`: a finite time in the years 1 to 9999 (what RFC 3339 can write and chrono can
 /// read; `timestamps::in_range` is the same rule in Rust).
 macro_rules! timestamp_range_check {
@@ -188,6 +196,26 @@ pub const SITES: TableDef = TableDef {
             name: "sites_language_tag",
             definition: "CHECK (language ~ '^[a-z]{2,3}(-[A-Za-z0-9]{1,8})*$')",
             meaning: "language must be a BCP 47 tag such as en, de or pt-BR",
+        },
+        ConstraintDef {
+            name: "sites_ai_script_id_one_line",
+            definition: one_line_check!("ai_script_id"),
+            meaning: "ai_script_id must be one line: no line breaks, tabs or other control characters",
+        },
+        ConstraintDef {
+            name: "sites_brand_name_one_line",
+            definition: one_line_check!("brand_name"),
+            meaning: "brand_name must be one line: no line breaks, tabs or other control characters",
+        },
+        ConstraintDef {
+            name: "sites_hubspot_pipeline_one_line",
+            definition: one_line_check!("hubspot_pipeline"),
+            meaning: "hubspot_pipeline must be one line: no line breaks, tabs or other control characters",
+        },
+        ConstraintDef {
+            name: "sites_hubspot_stage_one_line",
+            definition: one_line_check!("hubspot_stage"),
+            meaning: "hubspot_stage must be one line: no line breaks, tabs or other control characters",
         },
         ConstraintDef {
             name: "sites_hubspot_stage_needs_pipeline",

@@ -7,7 +7,7 @@ use std::fmt;
 use serde::Serialize;
 
 use super::{
-    characters::{is_invisible_or_control, is_white_space},
+    characters::{self, is_invisible_or_control, is_white_space},
     schema,
 };
 
@@ -44,6 +44,29 @@ pub fn check_text(field: &'static str, value: &str) -> Result<(), FieldError> {
         ))
     } else {
         Ok(())
+    }
+}
+
+/// The rule of the `sites_*_one_line` constraints: no line break, tab or other control
+/// character (a NUL is refused by [`check_text`] first, as PostgreSQL cannot store it).
+pub fn check_one_line(field: &'static str, value: &str) -> Result<(), FieldError> {
+    check_text(field, value)?;
+    match value.chars().enumerate().find(|(_, c)| characters::is_line_break_or_control(*c)) {
+        None => Ok(()),
+        Some((at, c)) => Err(FieldError::new(
+            field,
+            value,
+            format!(
+                "must be one line: character {} is {}; remove it (line breaks, tabs and other control characters belong in ai_prompt only)",
+                at + 1,
+                match c {
+                    '\n' => "a line break (LF)".to_owned(),
+                    '\r' => "a carriage return (CR)".to_owned(),
+                    '\t' => "a tab".to_owned(),
+                    other => format!("the control character U+{:04X}", other as u32),
+                }
+            ),
+        )),
     }
 }
 

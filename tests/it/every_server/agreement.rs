@@ -6,7 +6,7 @@
 //! between the two (no-break and other Unicode spaces, zero-width and bidi characters, the
 //! BOM, C0/C1 controls, the Kelvin sign), with a fixed seed so a failure reproduces.
 
-use cabinet_db::models::{Domain, Email, LanguageTag, SiteId, UserId, timestamps};
+use cabinet_db::models::{Domain, Email, LanguageTag, SiteId, UserId, timestamps, values::check_one_line};
 use proptest::{
     prelude::*,
     strategy::ValueTree,
@@ -103,6 +103,19 @@ async fn identifiers_and_emails_are_accepted_by_cabinet_db_exactly_when_by_the_d
     let accepted = database_accepts(&mut conn, "user_id", &["users_user_id_format"], &ids).await;
     let wrong = disagreements(&ids, |v| UserId::parse(v).is_ok(), &accepted);
     assert!(wrong.is_empty(), "user_id: {wrong:#?}");
+
+    // One-line fields (brand_name, ai_script_id, the HubSpot fields): any text but controls.
+    for (column, constraint) in [
+        ("brand_name", "sites_brand_name_one_line"),
+        ("ai_script_id", "sites_ai_script_id_one_line"),
+        ("hubspot_pipeline", "sites_hubspot_pipeline_one_line"),
+        ("hubspot_stage", "sites_hubspot_stage_one_line"),
+    ] {
+        let accepted = database_accepts(&mut conn, column, &[constraint], &ids).await;
+        assert!(accepted.iter().any(|a| !a) && accepted.iter().any(|a| *a), "{column}: both kinds drawn");
+        let wrong = disagreements(&ids, |v| check_one_line("brand_name", v).is_ok(), &accepted);
+        assert!(wrong.is_empty(), "{column}: {wrong:#?}");
+    }
 
     // E-mail addresses: free-form strings, and address-shaped ones with tricky parts.
     let mut emails = draw(tricky_string(0, 10), 3000);

@@ -4,7 +4,7 @@
 use cabinet_db::db::violation_message;
 use sqlx::Connection;
 
-use crate::harness::TestDb;
+use crate::harness::{TestDb, run, stderr, stdout};
 
 const GOOD_SITE: &str =
     "INSERT INTO sites (site_id, domain, language) VALUES ('acme', 'acme.example.com', 'en')";
@@ -72,6 +72,23 @@ async fn direct_sql_with_bad_values_is_rejected_by_named_constraints() {
         (
             "INSERT INTO users (user_id, first_seen) VALUES ('u1', now() + interval '1 day')",
             "users_seen_order",
+        ),
+        // One-line fields: no line break, tab or other control character, whoever writes it.
+        (
+            "INSERT INTO sites (site_id, domain, brand_name) VALUES ('s2', 'b.example.com', E'Two\\nlines')",
+            "sites_brand_name_one_line",
+        ),
+        (
+            "INSERT INTO sites (site_id, domain, ai_script_id) VALUES ('s2', 'b.example.com', E'id\\r')",
+            "sites_ai_script_id_one_line",
+        ),
+        (
+            "INSERT INTO sites (site_id, domain, hubspot_pipeline) VALUES ('s2', 'b.example.com', E'p\\u2028')",
+            "sites_hubspot_pipeline_one_line",
+        ),
+        (
+            "UPDATE sites SET hubspot_pipeline = 'p', hubspot_stage = E'\\u001b[2J' WHERE site_id = 'acme'",
+            "sites_hubspot_stage_one_line",
         ),
         // Values any SQL client could write and no reader could show.
         (
@@ -157,5 +174,59 @@ async fn a_violation_maps_to_the_models_sentence() {
     assert_eq!(
         message,
         "language must be a BCP 47 tag such as en, de or pt-BR (constraint sites_language_tag)"
+    );
+}
+
+#[tokio::test]
+async fn an_upgrade_makes_one_line_fields_one_line_in_the_history_and_then_refuses_line_breaks() {
+    // Arrange: a database at 0008 with rows psql or an import wrote before the rule.
+    let db = TestDb::empty().await;
+    let out = run(&db.url, &["migrate", "up", "--to", "8"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    db.exec(
+        "INSERT INTO sites (site_id, domain, brand_name, ai_script_id, hubspot_pipeline, hubspot_stage, ai_prompt)
+         VALUES ('s1', 's1.example.com', E'Two\\nlines', E'\\tid ', E'p\\u2028q', E'st\\r\\nage', E'keep\\nme\\r'),
+                ('s2', 's2.example.com', 'Fine', NULL, NULL, NULL, NULL)",
+    )
+    .await;
+
+    // Act: the upgrade neither stops nor loses anything.
+    let out = run(&db.url, &["migrate", "up", "--actor", "ops@example.com"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    // Assert: the values are one line, the prompt untouched, the old values in the history.
+    let mut conn = db.conn().await;
+    let row: (String, String, String, String, String) = sqlx::query_as(
+        "SELECT brand_name, ai_script_id, hubspot_pipeline, hubspot_stage, ai_prompt FROM sites WHERE site_id = 's1'",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(row, ("Two lines".into(), "id".into(), "p q".into(), "st age".into(), "keep\nme\r".into()));
+    let (actor, fields, old_brand): (String, Vec<String>, String) = sqlx::query_as(
+        "SELECT actor, changed_fields, old_row->>'brand_name' FROM sites_history WHERE site_id = 's1' ORDER BY version DESC LIMIT 1",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    assert!(actor.contains("0009_one_line_fields") && actor.contains("ops@example.com"), "{actor}");
+    assert_eq!(fields, ["ai_script_id", "brand_name", "hubspot_pipeline", "hubspot_stage"]);
+    assert_eq!(old_brand, "Two\nlines");
+    let s2_versions: i64 = sqlx::query_scalar("SELECT count(*) FROM sites_history WHERE site_id = 's2'")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(s2_versions, 1, "a row that was fine is not rewritten");
+    conn.close().await.unwrap();
+    let check = run(&db.url, &["migrate", "check"]);
+    assert!(check.status.success(), "validated, no drift: {}", stdout(&check));
+
+    // The CLI refuses a line break before the database, with the field and the way out.
+    let out = run(&db.url, &["sites", "set", "s2", "--brand-name", "a\nb"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("brand_name") && stderr(&out).contains("must be one line"),
+        "{}",
+        stderr(&out)
     );
 }

@@ -177,11 +177,13 @@ async fn an_export_killed_midway_leaves_no_file_that_would_import() {
 
 #[tokio::test]
 async fn terminal_escapes_in_data_are_shown_escaped_and_kept_exactly() {
-    // Arrange: a brand name that would clear the screen and reverse the text.
+    // Arrange: a brand name that would reverse the text and hide a character (format
+    // characters: a one-line field may hold them, not controls), a prompt that would set the
+    // terminal's title and clear the screen.
     let db = TestDb::migrated().await;
     db.exec(
         "INSERT INTO sites (site_id, domain, brand_name, ai_prompt)
-         VALUES ('evil', 'evil.example.com', E'A\\u001b[2J\\u007f\\u202eB', E'line one\\nline two\\u001b]0;title\\u0007')",
+         VALUES ('evil', 'evil.example.com', E'A\\u200b\\u202eB', E'line one\\nline two\\u001b]0;title\\u0007\\u001b[2J\\u007f')",
     )
     .await;
 
@@ -195,12 +197,20 @@ async fn terminal_escapes_in_data_are_shown_escaped_and_kept_exactly() {
             !shown.contains('\u{1b}') && !shown.contains('\u{7f}') && !shown.contains('\u{202e}'),
             "{shown:?}"
         );
-        assert!(shown.contains("A\\e[2J\\u{7f}\\u{202e}B"), "{shown}");
+        assert!(shown.contains("A\\u{200b}\\u{202e}B"), "{shown}");
     }
     let get = stdout(&run(&db.url, &["sites", "get", "evil"]));
-    assert!(get.contains("line one\nline two\\e]0;title\\u{7}"), "{get}");
+    assert!(get.contains("line one\nline two\\e]0;title\\u{7}\\e[2J\\u{7f}"), "{get}");
     // JSON carries the exact value (escaped by JSON itself).
     let json: serde_json::Value =
         serde_json::from_str(&stdout(&run(&db.url, &["--json", "sites", "get", "evil"]))).unwrap();
-    assert_eq!(json["brand_name"], "A\u{1b}[2J\u{7f}\u{202e}B");
+    assert_eq!(json["brand_name"], "A\u{200b}\u{202e}B");
+    assert_eq!(json["ai_prompt"], "line one\nline two\u{1b}]0;title\u{7}\u{1b}[2J\u{7f}");
+    // A control character in a one-line field is refused by the database, whoever writes it.
+    let mut conn = db.conn().await;
+    let refused = sqlx::query("UPDATE sites SET brand_name = E'A\\u001b[2J' WHERE site_id = 'evil'")
+        .execute(&mut conn)
+        .await
+        .unwrap_err();
+    assert!(refused.to_string().contains("sites_brand_name_one_line"), "{refused}");
 }
