@@ -16,6 +16,10 @@ mod backup;
 mod cluster;
 /// `dev up` against a bare initdb.
 mod cold_start;
+/// The tests' stand-in tailscaled LocalAPI (whois for the lab's laptop), shared.
+#[path = "../../tests/it/fake_localapi.rs"]
+#[allow(dead_code, reason = "the benchmark answers whois only")]
+mod fake_localapi;
 /// What the change history costs: writes with its triggers against the same without.
 mod history;
 /// Several hosts in network namespaces and a live Patroni cluster: the tests' lab, shared.

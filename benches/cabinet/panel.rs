@@ -1,6 +1,8 @@
 //! The admin panel's two busiest pages — the sites list with a search, the users search — at
 //! 10k sites and 1M users: request latency (p50, p99) under concurrent clients, next to the
-//! library call each page wraps, measured the same way in the same run.
+//! library call each page wraps, measured the same way in the same run; and the same pages the
+//! way operators reach them (the lab: a laptop namespace asking the database host's tailnet
+//! address by its MagicDNS name, signed in by whois), next to the loopback figures.
 
 use std::{
     process::{Child, Command, Stdio},
@@ -22,6 +24,102 @@ use crate::{
 
 /// `cabinet-db serve` as the benchmark's own process (release build), killed when dropped.
 struct Panel(Child);
+
+/// The lab's database host: its tailnet address, the panel's port there, and the name a
+/// browser on the laptop asks for (tailscaled's MagicDNS name in the fixture).
+const LAB_ADDR: &str = "100.101.102.103:8432";
+const LAB_HOST: &str = "cabinet-db.tail1234.ts.net:8432";
+const LAPTOP_IP: &str = "100.101.102.20";
+
+/// Searches vary per request: a site number's start (about 1 % of the sites match), a user
+/// e-mail's start (about 0.01 % of the users).
+fn site_term(k: u64) -> String {
+    format!("site{}", 10 + k % 90)
+}
+
+fn user_term(k: u64) -> String {
+    format!("user{}", 1000 + k % 9000)
+}
+
+/// The panel on the lab's database host, signed in by whois, for clients on the laptop.
+struct LabPanel {
+    laptop: String,
+    _panel: Panel,
+    _tailscaled: crate::fake_localapi::FakeLocalApi,
+    _cleanup: crate::lab::Cleanup,
+}
+
+impl LabPanel {
+    /// `None` (said on stderr) without root: namespaces need it, and CI runs as root.
+    async fn start(bench: &Bench) -> Option<LabPanel> {
+        use crate::lab::{Cleanup, add_namespaces, in_netns, sh, veth};
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("   the lab path needs root (network namespaces): not measured in this run");
+            return None;
+        }
+        let [db_host, laptop] = add_namespaces("the panel benchmark", ["bdb", "blap"]);
+        let cleanup = Cleanup(vec![db_host.clone(), laptop.clone()]);
+        let link = format!("bl{}", std::process::id());
+        veth(&db_host, "tailscale0", &laptop, &link);
+        sh(&["ip", "-n", &db_host, "addr", "add", "100.101.102.103/24", "dev", "tailscale0"]);
+        sh(&["ip", "-n", &db_host, "link", "set", "tailscale0", "up"]);
+        sh(&["ip", "-n", &laptop, "addr", "add", &format!("{LAPTOP_IP}/24"), "dev", &link]);
+        sh(&["ip", "-n", &laptop, "link", "set", &link, "up"]);
+        let viewer = r#"{"Node":{"Name":"laptop.tail1234.ts.net.","Tags":[]},"UserProfile":{"ID":7,"LoginName":"bench@example.com","DisplayName":"Bench"},"CapMap":{"ai-cabinet.internal/cap/cabinet-db":[{"role":"viewer"}]}}"#;
+        let tailscaled = crate::fake_localapi::FakeLocalApi::with_whois(
+            "status-running.json",
+            std::collections::HashMap::from([(LAPTOP_IP.parse().unwrap(), viewer.to_owned())]),
+        );
+        let log = tempfile::NamedTempFile::new().unwrap();
+        // PostgreSQL on the same host, as deployed: its unix socket (no forwarder between).
+        // The socket admits the cluster's owner by peer (the OS user) only: a role with the
+        // benchmark's password signs in by SCRAM, as the panel's own role would.
+        bench
+            .exec(
+                "postgres",
+                &format!(
+                    "DROP ROLE IF EXISTS panel_lab; CREATE ROLE panel_lab LOGIN SUPERUSER PASSWORD '{}'",
+                    bench.password
+                ),
+            )
+            .await;
+        let local = format!(
+            "postgres://panel_lab:{}@localhost:{}/panel?host={}",
+            bench.password,
+            bench.cluster.port,
+            bench.cluster.socket_dir().display()
+        );
+        let panel = Panel(
+            Command::new("ip")
+                .args(["netns", "exec", &db_host])
+                .arg(&bench.binary)
+                .args(["serve", "--socket", tailscaled.socket.to_str().unwrap(), "--listen", LAB_ADDR])
+                .args(["--pool-size", &bench.args.concurrency.to_string()])
+                .env("DATABASE_URL", local)
+                .env("CABINET_CONFIG", "/dev/null")
+                .stdout(Stdio::null())
+                .stderr(log.reopen().unwrap())
+                .spawn()
+                .expect("cabinet-db serve on the lab's database host"),
+        );
+        let serving = in_netns(&laptop, async || wait_until(LAB_ADDR).await);
+        assert!(
+            serving,
+            "cabinet-db serve on the lab's database host did not start: {}",
+            std::fs::read_to_string(log.path()).unwrap_or_default()
+        );
+        Some(LabPanel { laptop, _panel: panel, _tailscaled: tailscaled, _cleanup: cleanup })
+    }
+
+    /// p50 and p99 of GET `path(k)` from the laptop, by the panel's name.
+    fn latencies(&self, bench: &Bench, path: fn(u64) -> String) -> (f64, f64) {
+        let (clients, seconds) = (bench.args.concurrency, bench.seconds());
+        crate::lab::in_netns(&self.laptop, async move || {
+            latencies_of(clients, seconds, move |k| async move { get_as(LAB_ADDR, LAB_HOST, &path(k)).await })
+                .await
+        })
+    }
+}
 
 impl Drop for Panel {
     fn drop(&mut self) {
@@ -73,10 +171,10 @@ pub async fn panel_pages(bench: &Bench) -> Vec<Row> {
         .await
         .unwrap();
 
-    // Searches vary per request: a site number's start (about 1 % of the sites match), a user
-    // e-mail's start (about 0.01 % of the users).
-    let site_term = |k: u64| format!("site{}", 10 + k % 90);
-    let user_term = |k: u64| format!("user{}", 1000 + k % 9000);
+    let lab = LabPanel::start(bench).await;
+
+    let sites_path: fn(u64) -> String = |k| format!("/sites?q={}", site_term(k));
+    let users_path: fn(u64) -> String = |k| format!("/users?q={}", user_term(k));
     let mut rows = Vec::new();
     type Measured = (Vec<f64>, Vec<f64>);
     let (mut sites_page, mut sites_lib, mut users_page, mut users_lib): (
@@ -85,11 +183,20 @@ pub async fn panel_pages(bench: &Bench) -> Vec<Row> {
         Measured,
         Measured,
     ) = Default::default();
+    let (mut sites_lab, mut users_lab): (Measured, Measured) = Default::default();
     for _ in 0..bench.repeat() {
+        if let Some(lab) = &lab {
+            let (p50, p99) = lab.latencies(bench, sites_path);
+            sites_lab.0.push(p50);
+            sites_lab.1.push(p99);
+            let (p50, p99) = lab.latencies(bench, users_path);
+            users_lab.0.push(p50);
+            users_lab.1.push(p99);
+        }
         let a = addr.clone();
         let (p50, p99) = latencies(bench, move |k| {
             let a = a.clone();
-            async move { get(&a, &format!("/sites?q={}", site_term(k))).await }
+            async move { get(&a, &sites_path(k)).await }
         })
         .await;
         sites_page.0.push(p50);
@@ -108,7 +215,7 @@ pub async fn panel_pages(bench: &Bench) -> Vec<Row> {
         let a = addr.clone();
         let (p50, p99) = latencies(bench, move |k| {
             let a = a.clone();
-            async move { get(&a, &format!("/users?q={}", user_term(k))).await }
+            async move { get(&a, &users_path(k)).await }
         })
         .await;
         users_page.0.push(p50);
@@ -126,6 +233,7 @@ pub async fn panel_pages(bench: &Bench) -> Vec<Row> {
         users_lib.1.push(p99);
     }
     let clients = bench.args.concurrency;
+    let (sites_page_kept, users_page_kept) = (sites_page.clone(), users_page.clone());
     for (page, library, what, call) in [
         (sites_page, sites_lib, format!("sites list page, search, {n_sites} sites"), "sites::list"),
         (users_page, users_lib, format!("users search page, {n_users} users"), "users::search"),
@@ -143,6 +251,26 @@ pub async fn panel_pages(bench: &Bench) -> Vec<Row> {
             rows.push(row);
         }
     }
+    // The lab path next to loopback: what the tailnet hop, a MagicDNS name and whois add.
+    if lab.is_some() {
+        for (lab_page, loopback, what) in [
+            (sites_lab, sites_page_kept, format!("sites list page via the tailnet (laptop → {LAB_ADDR})")),
+            (users_lab, users_page_kept, format!("users search page via the tailnet (laptop → {LAB_ADDR})")),
+        ] {
+            for (i, quantile) in ["p50", "p99"].into_iter().enumerate() {
+                let pick = |m: &Measured| if i == 0 { m.0.clone() } else { m.1.clone() };
+                let mut row = time_row(
+                    &format!("{what}, {quantile} latency, {clients} clients"),
+                    Stats::of(pick(&lab_page)),
+                    "the page on loopback",
+                    Stats::of(pick(&loopback)),
+                    2.0,
+                );
+                row.unit = "ms".into();
+                rows.push(row);
+            }
+        }
+    }
     pool.close().await;
     rows
 }
@@ -153,9 +281,18 @@ where
     F: Fn(u64) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = ()> + Send,
 {
+    latencies_of(bench.args.concurrency, bench.seconds(), op).await
+}
+
+/// [`latencies`] with its settings given (so it can run on a thread of a lab namespace).
+async fn latencies_of<F, Fut>(clients: usize, seconds: f64, op: F) -> (f64, f64)
+where
+    F: Fn(u64) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = ()> + Send,
+{
     let op = Arc::new(op);
-    let deadline = Instant::now() + Duration::from_secs_f64(bench.seconds());
-    let tasks: Vec<_> = (0..bench.args.concurrency as u64)
+    let deadline = Instant::now() + Duration::from_secs_f64(seconds);
+    let tasks: Vec<_> = (0..clients as u64)
         .map(|task| {
             let op = op.clone();
             tokio::spawn(async move {
@@ -183,9 +320,14 @@ where
 /// One GET on a fresh connection (as a browser's first request), read to the end; the status
 /// must be 200.
 async fn get(addr: &str, path: &str) {
+    get_as(addr, addr, path).await
+}
+
+/// [`get`] with its own `Host` (the panel's MagicDNS name).
+async fn get_as(addr: &str, host: &str, path: &str) {
     let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
     stream.set_nodelay(true).unwrap();
-    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
     stream.write_all(request.as_bytes()).await.unwrap();
     let mut reader = BufReader::new(stream);
     let mut status = String::new();
@@ -196,9 +338,17 @@ async fn get(addr: &str, path: &str) {
 }
 
 async fn wait_until_serving(addr: &str) {
+    assert!(wait_until(addr).await, "cabinet-db serve did not start");
+}
+
+/// Whether `addr` accepts connections within 20 s.
+async fn wait_until(addr: &str) -> bool {
     let deadline = Instant::now() + Duration::from_secs(20);
     while tokio::net::TcpStream::connect(addr).await.is_err() {
-        assert!(Instant::now() < deadline, "cabinet-db serve did not start");
+        if Instant::now() > deadline {
+            return false;
+        }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    true
 }
