@@ -81,9 +81,7 @@ impl SiteForm {
     pub fn with_notes(mut self) -> SiteForm {
         self.notes = FIELDS
             .iter()
-            .filter_map(|(name, _, _)| {
-                super::site_merge::unfaithful(name, self.value(name)).map(|n| (*name, n))
-            })
+            .filter_map(|(name, _, _)| unfaithful(name, self.value(name)).map(|n| (*name, n)))
             .collect();
         self
     }
@@ -248,6 +246,42 @@ pub fn browser_newlines(submitted: &str, stored: Option<&str>) -> String {
         Some(stored) if stored.replace("\r\n", "\n") == typed => stored.to_owned(),
         _ => typed,
     }
+}
+
+/// What a browser submits for `stored` shown in `field`'s control, untouched.
+pub fn as_browser_sends(field: &str, stored: &str) -> String {
+    if field == "ai_prompt" {
+        // The HTML parser turns CR LF and a lone CR into LF; submission makes each LF CR LF.
+        stored.replace("\r\n", "\n").replace('\r', "\n").replace('\n', "\r\n")
+    } else {
+        // An <input>'s value sanitisation strips line breaks.
+        stored.chars().filter(|c| !matches!(c, '\r' | '\n')).collect()
+    }
+}
+
+/// Why `stored` cannot be shown faithfully in `field`'s control, if it cannot: the page marks
+/// the field, and the value is kept unless the person edits it.
+pub fn unfaithful(field: &str, stored: &str) -> Option<String> {
+    let controls: Vec<String> = stored
+        .chars()
+        .filter(|c| c.is_control() && !(field == "ai_prompt" && matches!(c, '\n' | '\t')))
+        .map(|c| match c {
+            '\r' => "CR".to_owned(),
+            '\n' => "a line break".to_owned(),
+            '\t' => "a tab".to_owned(),
+            other => format!("U+{:04X}", other as u32),
+        })
+        .collect();
+    if controls.is_empty() {
+        return None;
+    }
+    let mut names = controls;
+    names.sort();
+    names.dedup();
+    Some(format!(
+        "The stored value holds {} that this form cannot show as stored; it is kept as it is unless you edit this field.",
+        names.join(", ")
+    ))
 }
 
 /// The site's fields a form holds: every column but `created_at`, which the database sets.

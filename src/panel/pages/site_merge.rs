@@ -13,45 +13,11 @@ use maud::{Markup, html};
 use crate::{history::SiteChange, models::Site, panel::html::time};
 
 use super::{
-    site_form::{FIELDS, FieldErrors, FormKind, SiteForm, Values, browser_newlines, render_with},
+    site_form::{
+        FIELDS, FieldErrors, FormKind, SiteForm, Values, as_browser_sends, browser_newlines, render_with,
+    },
     site_history::prompt_diff,
 };
-
-/// What a browser submits for `stored` shown in `field`'s control, untouched.
-pub fn as_browser_sends(field: &str, stored: &str) -> String {
-    if field == "ai_prompt" {
-        // The HTML parser turns CR LF and a lone CR into LF; submission makes each LF CR LF.
-        stored.replace("\r\n", "\n").replace('\r', "\n").replace('\n', "\r\n")
-    } else {
-        // An <input>'s value sanitisation strips line breaks.
-        stored.chars().filter(|c| !matches!(c, '\r' | '\n')).collect()
-    }
-}
-
-/// Why `stored` cannot be shown faithfully in `field`'s control, if it cannot: the page marks
-/// the field, and the value is kept unless the person edits it.
-pub fn unfaithful(field: &str, stored: &str) -> Option<String> {
-    let controls: Vec<String> = stored
-        .chars()
-        .filter(|c| c.is_control() && !(field == "ai_prompt" && matches!(c, '\n' | '\t')))
-        .map(|c| match c {
-            '\r' => "CR".to_owned(),
-            '\n' => "a line break".to_owned(),
-            '\t' => "a tab".to_owned(),
-            other => format!("U+{:04X}", other as u32),
-        })
-        .collect();
-    if controls.is_empty() {
-        return None;
-    }
-    let mut names = controls;
-    names.sort();
-    names.dedup();
-    Some(format!(
-        "The stored value holds {} that this form cannot show as stored; it is kept as it is unless you edit this field.",
-        names.join(", ")
-    ))
-}
 
 /// A field both people changed, differently.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -226,6 +192,7 @@ mod tests {
     use chrono::Utc;
 
     use super::*;
+    use crate::panel::pages::site_form::unfaithful;
 
     fn site(version: i64, brand: &str, prompt: &str, language: &str) -> Site {
         Site {
