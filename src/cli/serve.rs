@@ -51,7 +51,9 @@ pub struct Args {
     /// Another name browsers may use for this node (MagicDNS names are added from tailscaled).
     #[arg(long = "host-name", value_name = "NAME")]
     pub host_names: Vec<String>,
-    /// TLS certificate chain (PEM), e.g. from `tailscale cert`.
+    /// TLS certificate chain (PEM), e.g. from `tailscale cert`. A renewed pair is taken
+    /// without a restart (the files are looked at every few seconds, and on SIGHUP) once it
+    /// checks out; until then the previous one serves.
     #[arg(long, env = "CABINET_PANEL_TLS_CERT", requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,
     /// Its private key (PEM, mode 0600).
@@ -145,9 +147,27 @@ pub async fn run(args: Args, json: bool) -> anyhow::Result<Outcome> {
             args.dev_identity.as_deref().unwrap_or("")
         );
     }
-    server::serve(state, &addrs, tls.as_ref(), shutdown_signal()).await?;
+    let reload = Arc::new(tokio::sync::Notify::new());
+    tokio::spawn(forward_hangups(reload.clone(), tls.is_some()));
+    server::serve(state, &addrs, tls.as_ref(), reload, shutdown_signal()).await?;
     eprintln!("cabinet-db serve: stopped");
     Ok(Outcome::Success)
+}
+
+/// SIGHUP (`systemctl reload`): read the TLS certificate and key again now rather than at the
+/// next look. Handled without TLS too, where it changes nothing: by default it would end the
+/// process, and systemd would not restart one that ended on SIGHUP.
+async fn forward_hangups(reload: Arc<tokio::sync::Notify>, tls: bool) {
+    let Ok(mut hangups) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
+        return;
+    };
+    while hangups.recv().await.is_some() {
+        if tls {
+            reload.notify_one();
+        } else {
+            eprintln!("cabinet-db serve: SIGHUP: nothing to reload (no --tls-cert)");
+        }
+    }
 }
 
 /// SIGINT or SIGTERM (systemd's stop).

@@ -19,7 +19,8 @@ pub mod listen;
 pub mod pages;
 /// Routes and the middleware every request passes.
 pub mod router;
-/// Listening (plain or TLS), serving, shutting down.
+/// Listening (plain or TLS, the certificate renewed in place), connection limits and
+/// timeouts, serving, shutting down.
 pub mod server;
 
 use sqlx::PgPool;
