@@ -12,6 +12,7 @@ use crate::{
         PanelState,
         identity::{self, IdentitySource},
         listen::{self, DEFAULT_PORT},
+        readiness::{self, Readiness},
         server::{self, TlsPaths},
     },
     tailnet::localapi::{DEFAULT_SOCKET, LocalApi},
@@ -67,7 +68,8 @@ pub struct Args {
     /// pgBackRest's configuration, for the dashboard's backup status.
     #[arg(long, env = "CABINET_BACKUP_CONFIG", default_value = crate::backup::config::DEFAULT_CONFIG)]
     pub backup_config: PathBuf,
-    /// Database connections the panel keeps at most.
+    /// Database connections the panel keeps at most. A page waits 2 s for one, then says
+    /// whether the database is unreachable or every connection busy (so does /readyz).
     #[arg(long, default_value_t = 8)]
     pub pool_size: u32,
 }
@@ -122,11 +124,21 @@ pub async fn run(args: Args, json: bool) -> anyhow::Result<Outcome> {
              (or panel.tls_cert and panel.tls_key in the configuration file), or neither"
         ),
     };
-    let pool = db::pool(&url, "cabinet-db serve", args.pool_size, db::Liveness::CheckedBeforeUse).await?;
+    // A short wait for a pooled connection: with the database gone a page says so within
+    // seconds (other commands keep the long connect timeout).
+    let pool = db::pool_waiting(
+        &url,
+        "cabinet-db serve",
+        args.pool_size,
+        db::Liveness::CheckedBeforeUse,
+        readiness::PANEL_ACQUIRE_TIMEOUT,
+    )
+    .await?;
     // In a cluster the panel writes through the leader (HAProxy's leader port), never a standby.
     db::refuse_standby(&mut *pool.acquire().await?, &url.redacted(), "the admin panel").await?;
     let state = Arc::new(PanelState {
         pool,
+        readiness: Readiness::default(),
         database_url: url,
         allowed_hosts: listen::allowed_hosts(&addrs, &names, tls.is_some()),
         identities,
