@@ -39,8 +39,7 @@ fn database_message(trouble: &Trouble) -> String {
             "the database is unreachable: try again once it answers (/readyz says when)".to_owned()
         }
         Trouble::Known(Unavailable::Busy) => {
-            "every database connection is busy (each held by a request that waits): try again in a moment"
-                .to_owned()
+            "every database connection is busy: try again in a moment".to_owned()
         }
         Trouble::TimedOut => "the database did not answer in time".to_owned(),
     }
@@ -124,7 +123,8 @@ impl PanelError {
 impl IntoResponse for PanelError {
     fn into_response(self) -> Response {
         let status = self.status();
-        // The database's trouble is logged once, by the probe, not once per page.
+        // The database's trouble is logged where it is settled (by the probe, once per change),
+        // not once per page.
         if status.is_server_error() && !matches!(self, PanelError::Database(_)) {
             tracing::error!(error = %self.message(), "request failed");
         }
