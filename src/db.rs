@@ -157,12 +157,26 @@ pub enum Liveness {
 }
 
 /// A pool for services using the library (and the benchmarks). The server version is checked
-/// once, on a first connection.
+/// once, on a first connection. A connection is waited for up to [`CONNECT_TIMEOUT_SECS`].
 pub async fn pool(
     url: &DatabaseUrl,
     application_name: &str,
     max_connections: u32,
     liveness: Liveness,
+) -> Result<PgPool, DbError> {
+    pool_waiting(url, application_name, max_connections, liveness, Duration::from_secs(CONNECT_TIMEOUT_SECS))
+        .await
+}
+
+/// [`pool`], waiting at most `acquire_timeout` for a connection (connecting included) before
+/// `sqlx::Error::PoolTimedOut`: the admin panel's pages would rather say the database is
+/// unreachable than hang.
+pub async fn pool_waiting(
+    url: &DatabaseUrl,
+    application_name: &str,
+    max_connections: u32,
+    liveness: Liveness,
+    acquire_timeout: Duration,
 ) -> Result<PgPool, DbError> {
     let options = url.connect_options()?.application_name(application_name);
     connect_with(&options).await?.close().await?;
@@ -170,7 +184,7 @@ pub async fn pool(
     PgPoolOptions::new()
         .max_connections(max_connections)
         .test_before_acquire(liveness == Liveness::CheckedBeforeUse)
-        .acquire_timeout(Duration::from_secs(CONNECT_TIMEOUT_SECS))
+        .acquire_timeout(acquire_timeout)
         .connect_with(options)
         .await
         .map_err(|source| DbError::Connect { target, source })

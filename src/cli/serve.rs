@@ -12,6 +12,7 @@ use crate::{
         PanelState,
         identity::{self, IdentitySource},
         listen::{self, DEFAULT_PORT},
+        readiness::{self, Readiness},
         server::{self, TlsPaths},
     },
     tailnet::localapi::{DEFAULT_SOCKET, LocalApi},
@@ -51,7 +52,9 @@ pub struct Args {
     /// Another name browsers may use for this node (MagicDNS names are added from tailscaled).
     #[arg(long = "host-name", value_name = "NAME")]
     pub host_names: Vec<String>,
-    /// TLS certificate chain (PEM), e.g. from `tailscale cert`.
+    /// TLS certificate chain (PEM), e.g. from `tailscale cert`. A renewed pair is taken
+    /// without a restart (the files are looked at every few seconds, and on SIGHUP) once it
+    /// checks out; until then the previous one serves.
     #[arg(long, env = "CABINET_PANEL_TLS_CERT", requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,
     /// Its private key (PEM, mode 0600).
@@ -65,7 +68,8 @@ pub struct Args {
     /// pgBackRest's configuration, for the dashboard's backup status.
     #[arg(long, env = "CABINET_BACKUP_CONFIG", default_value = crate::backup::config::DEFAULT_CONFIG)]
     pub backup_config: PathBuf,
-    /// Database connections the panel keeps at most.
+    /// Database connections the panel keeps at most. A page waits 2 s for one, then says
+    /// whether the database is unreachable or every connection busy (so does /readyz).
     #[arg(long, default_value_t = 8)]
     pub pool_size: u32,
 }
@@ -120,11 +124,21 @@ pub async fn run(args: Args, json: bool) -> anyhow::Result<Outcome> {
              (or panel.tls_cert and panel.tls_key in the configuration file), or neither"
         ),
     };
-    let pool = db::pool(&url, "cabinet-db serve", args.pool_size, db::Liveness::CheckedBeforeUse).await?;
+    // A short wait for a pooled connection: with the database gone a page says so within
+    // seconds (other commands keep the long connect timeout).
+    let pool = db::pool_waiting(
+        &url,
+        "cabinet-db serve",
+        args.pool_size,
+        db::Liveness::CheckedBeforeUse,
+        readiness::PANEL_ACQUIRE_TIMEOUT,
+    )
+    .await?;
     // In a cluster the panel writes through the leader (HAProxy's leader port), never a standby.
     db::refuse_standby(&mut *pool.acquire().await?, &url.redacted(), "the admin panel").await?;
     let state = Arc::new(PanelState {
         pool,
+        readiness: Readiness::default(),
         database_url: url,
         allowed_hosts: listen::allowed_hosts(&addrs, &names, tls.is_some()),
         identities,
@@ -145,9 +159,27 @@ pub async fn run(args: Args, json: bool) -> anyhow::Result<Outcome> {
             args.dev_identity.as_deref().unwrap_or("")
         );
     }
-    server::serve(state, &addrs, tls.as_ref(), shutdown_signal()).await?;
+    let reload = Arc::new(tokio::sync::Notify::new());
+    tokio::spawn(forward_hangups(reload.clone(), tls.is_some()));
+    server::serve(state, &addrs, tls.as_ref(), reload, shutdown_signal()).await?;
     eprintln!("cabinet-db serve: stopped");
     Ok(Outcome::Success)
+}
+
+/// SIGHUP (`systemctl reload`): read the TLS certificate and key again now rather than at the
+/// next look. Handled without TLS too, where it changes nothing: by default it would end the
+/// process, and systemd would not restart one that ended on SIGHUP.
+async fn forward_hangups(reload: Arc<tokio::sync::Notify>, tls: bool) {
+    let Ok(mut hangups) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
+        return;
+    };
+    while hangups.recv().await.is_some() {
+        if tls {
+            reload.notify_one();
+        } else {
+            eprintln!("cabinet-db serve: SIGHUP: nothing to reload (no --tls-cert)");
+        }
+    }
 }
 
 /// SIGINT or SIGTERM (systemd's stop).

@@ -5,7 +5,8 @@ use axum::{
     response::{IntoResponse, Response},
 };
 
-use crate::{data::DataError, history::RevertError};
+use super::readiness::{self, Trouble, Unavailable};
+use crate::{data::DataError, db::DbError, history::RevertError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PanelError {
@@ -19,17 +20,70 @@ pub enum PanelError {
     /// tailscaled could not be asked who the caller is: nobody is let in meanwhile.
     #[error("tailscaled could not be asked who you are ({0}); nobody is let in until it answers")]
     IdentityUnavailable(String),
+    /// The database did not serve the request (see `readiness`). A pool timeout is settled
+    /// into unreachable or busy by the router's `database_verdict` layer before the page goes
+    /// out.
+    #[error("{}", database_message(.0))]
+    Database(Trouble),
     #[error(transparent)]
-    Data(#[from] DataError),
+    Data(DataError),
     #[error(transparent)]
-    Revert(#[from] RevertError),
+    Revert(RevertError),
     #[error("{0}")]
     Internal(String),
 }
 
+fn database_message(trouble: &Trouble) -> String {
+    match trouble {
+        Trouble::Known(Unavailable::Unreachable) => {
+            "the database is unreachable: try again once it answers (/readyz says when)".to_owned()
+        }
+        Trouble::Known(Unavailable::Busy) => {
+            "every database connection is busy: try again in a moment".to_owned()
+        }
+        Trouble::TimedOut => "the database did not answer in time".to_owned(),
+    }
+}
+
+/// The database's own trouble hidden in a data error, if that is what it is.
+fn database_trouble(error: &DataError) -> Option<Trouble> {
+    match error {
+        DataError::Query(e) | DataError::Db(DbError::Query(e) | DbError::Connect { source: e, .. }) => {
+            readiness::trouble(e)
+        }
+        _ => None,
+    }
+}
+
 impl From<sqlx::Error> for PanelError {
     fn from(error: sqlx::Error) -> Self {
-        PanelError::Data(DataError::from(error))
+        PanelError::from(DataError::from(error))
+    }
+}
+
+impl From<DataError> for PanelError {
+    fn from(error: DataError) -> Self {
+        match database_trouble(&error) {
+            Some(trouble) => {
+                // The page says what it means; the request log has the 503; the cause for
+                // whoever turns on debug logging.
+                tracing::debug!(error = %error, "a database call failed");
+                PanelError::Database(trouble)
+            }
+            None => PanelError::Data(error),
+        }
+    }
+}
+
+impl From<RevertError> for PanelError {
+    fn from(error: RevertError) -> Self {
+        match &error {
+            RevertError::Data(data) if let Some(trouble) = database_trouble(data) => {
+                tracing::debug!(error = %error, "a database call failed");
+                PanelError::Database(trouble)
+            }
+            _ => PanelError::Revert(error),
+        }
     }
 }
 
@@ -45,7 +99,7 @@ impl PanelError {
             PanelError::Data(DataError::Conflict(_)) => StatusCode::CONFLICT,
             PanelError::Revert(RevertError::Data(_)) => StatusCode::INTERNAL_SERVER_ERROR,
             PanelError::Revert(_) => StatusCode::CONFLICT,
-            PanelError::IdentityUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            PanelError::IdentityUnavailable(_) | PanelError::Database(_) => StatusCode::SERVICE_UNAVAILABLE,
             PanelError::Data(_) | PanelError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -69,9 +123,15 @@ impl PanelError {
 impl IntoResponse for PanelError {
     fn into_response(self) -> Response {
         let status = self.status();
-        if status.is_server_error() {
+        // The database's trouble is logged where it is settled (by the probe, once per change),
+        // not once per page.
+        if status.is_server_error() && !matches!(self, PanelError::Database(_)) {
             tracing::error!(error = %self.message(), "request failed");
         }
-        (status, super::html::error_page(status, &self.message())).into_response()
+        let mut response = (status, super::html::error_page(status, &self.message())).into_response();
+        if let PanelError::Database(trouble) = self {
+            response.extensions_mut().insert(trouble);
+        }
+        response
     }
 }

@@ -17,9 +17,12 @@ pub mod identity;
 pub mod listen;
 /// The pages.
 pub mod pages;
+/// Whether the database answers: `/readyz`, and unreachable vs busy for pages.
+pub mod readiness;
 /// Routes and the middleware every request passes.
 pub mod router;
-/// Listening (plain or TLS), serving, shutting down.
+/// Listening (plain or TLS, the certificate renewed in place), connection limits and
+/// timeouts, serving, shutting down.
 pub mod server;
 
 use sqlx::PgPool;
@@ -31,7 +34,11 @@ use identity::{Identity, IdentitySource, Role};
 /// What every request handler shares.
 #[derive(Debug)]
 pub struct PanelState {
+    /// Its acquire timeout is `readiness::PANEL_ACQUIRE_TIMEOUT`: a page says the database is
+    /// unreachable within seconds instead of hanging.
     pub pool: PgPool,
+    /// Unreachable vs busy, settled by a probe shared by every request.
+    pub readiness: readiness::Readiness,
     /// For what needs a connection of its own (migration status).
     pub database_url: DatabaseUrl,
     pub identities: IdentitySource,

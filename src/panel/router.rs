@@ -1,6 +1,8 @@
 //! The routes, and the layers every request passes, outermost first: security headers (on
-//! every response, refusals included), the request log, the guard (Host, cross-origin), and —
-//! for everything but `/healthz` and the static files — sign-in by tailnet identity.
+//! every response, refusals included), the request log, the guard (Host, cross-origin), the
+//! database verdict (a page that timed out waiting for the database says whether it is
+//! unreachable or busy), and — for everything but `/healthz`, `/readyz` and the static files —
+//! sign-in by tailnet identity.
 
 use std::{sync::Arc, time::Instant};
 
@@ -19,6 +21,7 @@ use super::{
     guard::{self, SECURITY_HEADERS},
     html::error_page,
     pages::{dashboard, site_history, sites, transfer, users},
+    readiness::{self, Trouble},
     server::Peer,
 };
 use crate::models::characters::escape_invisible;
@@ -59,9 +62,12 @@ pub fn router(state: Arc<PanelState>) -> Router {
     Router::new()
         // Needs no identity and says nothing but that the process answers.
         .route("/healthz", get(|| async { "ok\n" }))
+        // Needs no identity either: whether the database answers, and if not, why.
+        .route("/readyz", get(readiness::readyz))
         .route("/assets/{name}", get(assets::asset))
         .merge(signed_in)
         .layer(DefaultBodyLimit::max(MAX_FORM_BYTES))
+        .layer(middleware::from_fn_with_state(state.clone(), database_verdict))
         .layer(middleware::from_fn_with_state(state.clone(), guard_request))
         .layer(middleware::from_fn_with_state(state.clone(), log_request))
         .layer(middleware::from_fn(security_headers))
@@ -92,6 +98,17 @@ async fn guard_request(State(panel): State<Arc<PanelState>>, request: Request, n
             (StatusCode::FORBIDDEN, error_page(StatusCode::FORBIDDEN, &refusal.to_string())).into_response()
         }
     }
+}
+
+/// A page that gave up waiting for a pooled connection does not know why; the probe says
+/// whether the database is unreachable or every connection busy, and the page says that.
+async fn database_verdict(State(panel): State<Arc<PanelState>>, request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    if response.extensions().get::<Trouble>() != Some(&Trouble::TimedOut) {
+        return response;
+    }
+    let unavailable = panel.readiness.diagnose(&panel.pool).await;
+    PanelError::Database(Trouble::Known(unavailable)).into_response()
 }
 
 async fn sign_in(State(panel): State<Arc<PanelState>>, mut request: Request, next: Next) -> Response {

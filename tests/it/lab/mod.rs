@@ -127,6 +127,65 @@ fn splice(client: std::net::TcpStream, upstream: std::net::TcpStream) {
     });
 }
 
+/// Like [`forward_into`], but stoppable: [`Forwarder::stop`] closes the port in `ns` (connects
+/// are refused) and cuts every connection it forwarded — the database is gone for whoever is
+/// there — and starting one again on the same port brings it back.
+pub struct Forwarder {
+    stopped: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    streams: std::sync::Arc<std::sync::Mutex<Vec<std::net::TcpStream>>>,
+    accepting: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Forwarder {
+    pub fn start(ns: &str, port: u16) -> Forwarder {
+        use std::sync::atomic::Ordering;
+        let listener = in_netns(ns, async move || {
+            let listener = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+            // Polled, so that `stop` ends the accepting thread (and closes the port) at once.
+            listener.set_nonblocking(true).unwrap();
+            listener
+        });
+        let stopped = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let streams = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (flag, held) = (stopped.clone(), streams.clone());
+        // Spawned from the test's thread, so connects go out on its loopback.
+        let accepting = std::thread::spawn(move || {
+            while !flag.load(Ordering::SeqCst) {
+                let client = match listener.accept() {
+                    Ok((client, _)) => client,
+                    Err(_) => {
+                        std::thread::sleep(std::time::Duration::from_millis(10));
+                        continue;
+                    }
+                };
+                let Ok(upstream) = std::net::TcpStream::connect(("127.0.0.1", port)) else { continue };
+                let _ = client.set_nonblocking(false);
+                let mut held = held.lock().unwrap();
+                held.extend([client.try_clone(), upstream.try_clone()].into_iter().flatten());
+                splice(client, upstream);
+            }
+        });
+        Forwarder { stopped, streams, accepting: Some(accepting) }
+    }
+
+    /// Closes the port and cuts every forwarded connection; returns once the port is closed.
+    pub fn stop(&mut self) {
+        self.stopped.store(true, std::sync::atomic::Ordering::SeqCst);
+        if let Some(accepting) = self.accepting.take() {
+            let _ = accepting.join();
+        }
+        for stream in self.streams.lock().unwrap().drain(..) {
+            let _ = stream.shutdown(std::net::Shutdown::Both);
+        }
+    }
+}
+
+impl Drop for Forwarder {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
 /// A process killed (and reaped) when the test ends, also on failure.
 pub struct Killed(pub std::process::Child);
 

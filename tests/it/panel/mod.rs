@@ -11,6 +11,11 @@ mod deployed;
 mod edits;
 /// Pages as an editor and a viewer use them (development identity, loopback).
 mod pages;
+/// A renewed TLS certificate served without a restart (development identity, loopback).
+mod renewal;
+/// A flooding peer and a dead or busy database: peers in namespaces, PostgreSQL behind a
+/// forwarder that stops.
+mod robust;
 /// The security battery: peers on tailnet addresses in network namespaces, whois per peer.
 mod security;
 
