@@ -318,6 +318,13 @@ pub async fn update(
         let Some(current) = sites::get(&panel.pool, &site_id).await? else {
             return deleted_while_editing(&panel, &me, &site_id, &form).await;
         };
+        if !(1..=current.version).contains(&version) {
+            return Err(PanelError::BadRequest(format!(
+                "the form says it was drawn from version {version}, but site {} is at version {}: reload the page and edit again",
+                site_id.as_str(),
+                current.version
+            )));
+        }
         let base = base_of(&panel, &site_id, version, &current).await?;
         form.notes = base.as_ref().map(|b| b.notes.clone()).unwrap_or_default();
         let merged = site_merge::merge(&form, base.as_ref(), &current);
@@ -344,7 +351,8 @@ pub async fn update(
         }
         let mut conn = panel.pool.acquire().await?;
         // A save made on an older version says so in the history: both versions named.
-        let mark = (current.version != version).then_some(history::Mark::Merges(version));
+        // (Only from a version the history still holds: the mark names it.)
+        let mark = (current.version != version && base.is_some()).then_some(history::Mark::Merges(version));
         match sites::update_marked(
             &mut conn,
             Some(&me.actor()),

@@ -205,6 +205,16 @@ async fn a_second_editor_changing_the_same_field_chooses_and_nothing_is_overwrit
     assert!(conflict.body.contains("discards first@example.com's change to AI prompt"), "{}", conflict.body);
     assert_eq!(prompt_and_version(&db, "race").await, (Some("First's prompt".to_owned()), 2));
 
+    // A form claiming a version the site never had is refused, nothing written.
+    for claimed in ["99", "0", "-1"] {
+        let mut forged = form("Forged");
+        forged[0] = ("version", claimed);
+        let refused = send(&second, Request::post("/sites/race", forged)).await;
+        assert_eq!(refused.status, 422, "{claimed}: {}", refused.body);
+        assert!(refused.body.contains("reload the page"), "{claimed}: {}", refused.body);
+    }
+    assert_eq!(prompt_and_version(&db, "race").await, (Some("First's prompt".to_owned()), 2));
+
     // Saving again without a choice, or with one made against another version, asks again.
     let mut again = form("Second's prompt");
     assert_eq!(send(&second, Request::post("/sites/race", again.clone())).await.status, 409);
