@@ -29,6 +29,10 @@ pub struct SiteForm {
     pub version: Option<i64>,
     /// On the merge page: the version the choices below were made against.
     pub theirs_version: Option<i64>,
+    /// On the merge page: the version the person began editing from (the merge's mark).
+    pub started_from: Option<i64>,
+    /// On the merge page: the fields both changed, comma-separated; each needs a choice.
+    pub ask: String,
     /// On the merge page, per field both people changed: `theirs` or `yours`.
     pub keep_domain: Option<String>,
     pub keep_brand_name: Option<String>,
@@ -102,6 +106,11 @@ impl SiteForm {
             ..SiteForm::default()
         }
         .with_notes()
+    }
+
+    /// Whether the merge page asked about `field` (it needs a choice).
+    pub fn asked(&self, field: &str) -> bool {
+        self.ask.split(',').any(|asked| asked == field)
     }
 
     /// What the person chose on the merge page for a field both changed.
@@ -359,6 +368,8 @@ pub fn render_with(
             div #form-problems { (problems(errors)) }
             @if let Some(version) = form.version { input type="hidden" name="version" value=(version); }
             @if let Some(version) = form.theirs_version { input type="hidden" name="theirs_version" value=(version); }
+            @if let Some(version) = form.started_from { input type="hidden" name="started_from" value=(version); }
+            @if !form.ask.is_empty() { input type="hidden" name="ask" value=(form.ask); }
             (inside)
             @if matches!(kind, FormKind::Create) {
                 label for="site_id" { "Site id " span.hint { "1-200 characters, no spaces at either end; cannot change later" } }

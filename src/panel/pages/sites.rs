@@ -190,7 +190,7 @@ pub async fn check(
                         }
                         None => Some(SiteForm::from_site(&stored)),
                     };
-                    let merged = site_merge::merge(&form, base.as_ref(), &stored);
+                    let merged = site_merge::merge(&form, base.as_ref(), None, &stored);
                     site_form::patch_of(&merged.write, &stored).err().unwrap_or_default()
                 }
                 None => FieldErrors::from([("form", "this site no longer exists".to_owned())]),
@@ -318,7 +318,10 @@ pub async fn update(
         let Some(current) = sites::get(&panel.pool, &site_id).await? else {
             return deleted_while_editing(&panel, &me, &site_id, &form).await;
         };
-        if !(1..=current.version).contains(&version) {
+        let started_from = form.started_from.unwrap_or(version);
+        if ![version, started_from].iter().all(|v| (1..=current.version).contains(v))
+            || started_from > version
+        {
             return Err(PanelError::BadRequest(format!(
                 "the form says it was drawn from version {version}, but site {} is at version {}: reload the page and edit again",
                 site_id.as_str(),
@@ -326,12 +329,18 @@ pub async fn update(
             )));
         }
         let base = base_of(&panel, &site_id, version, &current).await?;
+        // The merge page's form builds on their version; the version the person began from is
+        // what the asked fields are shown against, and what the history's mark names.
+        let started = match started_from == version {
+            true => None,
+            false => base_of(&panel, &site_id, started_from, &current).await?,
+        };
         form.notes = base.as_ref().map(|b| b.notes.clone()).unwrap_or_default();
-        let merged = site_merge::merge(&form, base.as_ref(), &current);
+        let merged = site_merge::merge(&form, base.as_ref(), started.as_ref(), &current);
         let title = format!("Site {}", current.site_id);
         if !merged.conflicts.is_empty() {
             let history = history::site_history(&panel.pool, &site_id).await?;
-            let body = site_merge::merge_view(&merged, &history, &current, &form);
+            let body = site_merge::merge_view(&merged, &history, &current, &form, &me.login);
             return Ok((
                 StatusCode::CONFLICT,
                 page(&me, Section::Sites, &format!("{title}: changed meanwhile"), body),
@@ -352,7 +361,8 @@ pub async fn update(
         let mut conn = panel.pool.acquire().await?;
         // A save made on an older version says so in the history: both versions named.
         // (Only from a version the history still holds: the mark names it.)
-        let mark = (current.version != version && base.is_some()).then_some(history::Mark::Merges(version));
+        let named = if started_from == version { base.is_some() } else { started.is_some() };
+        let mark = (current.version != started_from && named).then_some(history::Mark::Merges(started_from));
         match sites::update_marked(
             &mut conn,
             Some(&me.actor()),
@@ -363,11 +373,13 @@ pub async fn update(
         )
         .await
         {
-            Ok(Some(_)) if current.version == version => {
+            Ok(Some(_)) if current.version == started_from => {
                 return Ok(Redirect::to(&format!("{base_url}?notice=saved")).into_response());
             }
             Ok(Some(_)) => {
-                return Ok(Redirect::to(&format!("{base_url}?notice=merged&from={version}")).into_response());
+                return Ok(
+                    Redirect::to(&format!("{base_url}?notice=merged&from={started_from}")).into_response()
+                );
             }
             Ok(None) => return deleted_while_editing(&panel, &me, &site_id, &form).await,
             // Someone saved between our read and our write: merge again with theirs.

@@ -200,7 +200,9 @@ async fn a_second_editor_changing_the_same_field_chooses_and_nothing_is_overwrit
         conflict.body.contains("Second&#39;s prompt") || conflict.body.contains("Second's prompt"),
         "yours kept"
     );
-    assert!(conflict.body.contains("name=\"version\" value=\"1\""), "the form still starts from version 1");
+    assert!(conflict.body.contains("name=\"version\" value=\"2\""), "the form now builds on version 2");
+    assert!(conflict.body.contains("name=\"started_from\" value=\"1\""), "begun from version 1");
+    assert!(conflict.body.contains("name=\"ask\" value=\"ai_prompt\""), "the prompt needs a choice");
     assert!(conflict.body.contains("name=\"theirs_version\" value=\"2\""), "the choices are made against 2");
     assert!(conflict.body.contains("discards first@example.com's change to AI prompt"), "{}", conflict.body);
     assert_eq!(prompt_and_version(&db, "race").await, (Some("First's prompt".to_owned()), 2));
@@ -227,8 +229,23 @@ async fn a_second_editor_changing_the_same_field_chooses_and_nothing_is_overwrit
     let kept = send(&second, Request::post("/sites/race", keep_theirs)).await;
     assert_eq!(kept.header("location"), Some("/sites/race?notice=unchanged"));
     assert_eq!(prompt_and_version(&db, "race").await, (Some("First's prompt".to_owned()), 2));
+    // The merge page's own form: on version 2, begun from 1, the prompt asked.
+    let mut unchosen = form("Second's prompt");
+    unchosen[0] = ("version", "2");
+    unchosen.extend([("theirs_version", "2"), ("started_from", "1"), ("ask", "ai_prompt")]);
+    assert_eq!(
+        send(&second, Request::post("/sites/race", unchosen)).await.status,
+        409,
+        "an asked field needs a choice"
+    );
     let mut keep_mine = form("Second's prompt");
-    keep_mine.extend([("theirs_version", "2"), ("keep_ai_prompt", "yours")]);
+    keep_mine[0] = ("version", "2");
+    keep_mine.extend([
+        ("theirs_version", "2"),
+        ("started_from", "1"),
+        ("ask", "ai_prompt"),
+        ("keep_ai_prompt", "yours"),
+    ]);
     let saved = send(&second, Request::post("/sites/race", keep_mine)).await;
     assert_eq!(saved.header("location"), Some("/sites/race?notice=merged&from=1"));
     assert_eq!(prompt_and_version(&db, "race").await, (Some("Second's prompt".to_owned()), 3));
