@@ -286,11 +286,16 @@ impl Mark {
 
 /// Puts version `to` of a site back, as an ordinary update recorded as a new version that
 /// names the version it restores. Returns the new version number.
+///
+/// With `expect_version` (what the person saw when they confirmed), refuses with
+/// `DataError::Conflict` when someone changed the site since: a revert never overwrites a
+/// change its confirmation did not show.
 pub async fn revert_site(
     conn: &mut PgConnection,
     actor: Option<&Actor>,
     site_id: &SiteId,
     to: i64,
+    expect_version: Option<i64>,
 ) -> Result<i64, RevertError> {
     let mut tx = begin_as(conn, actor).await?;
     let locked = sqlx::query("SELECT 1 FROM sites WHERE site_id = $1 FOR UPDATE")
@@ -299,6 +304,18 @@ pub async fn revert_site(
         .await?;
     if locked.is_none() {
         return Err(RevertError::SiteGone { site_id: site_id.as_str().to_owned() });
+    }
+    if let Some(expected) = expect_version {
+        let current = site_version(&mut *tx, site_id).await?;
+        if current != expected {
+            let latest = latest_site_change(&mut *tx, site_id).await?;
+            return Err(RevertError::Data(DataError::Conflict(Box::new(VersionConflict {
+                site_id: site_id.as_str().to_owned(),
+                expected,
+                current,
+                latest,
+            }))));
+        }
     }
     let Some((change, _)) = site_at_version(&mut *tx, site_id, to).await? else {
         return Err(RevertError::NoSuchVersion { site_id: site_id.as_str().to_owned(), version: to });

@@ -41,7 +41,7 @@ pub async fn run(args: Args, json: bool) -> anyhow::Result<Outcome> {
         }
         return Ok(Outcome::CheckFailed);
     }
-    let version = history::revert_site(&mut conn, None, &site_id, args.to).await?;
+    let version = history::revert_site(&mut conn, None, &site_id, args.to, None).await?;
     if json {
         output::print_json(
             &serde_json::json!({ "site_id": args.site_id, "version": version, "restores_version": args.to }),

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use axum::{
     Extension, Form,
     extract::{Path, State},
+    http::StatusCode,
     response::{IntoResponse, Redirect, Response},
 };
 use maud::{Markup, html};
@@ -15,6 +16,7 @@ use similar::{ChangeTag, TextDiff};
 
 use super::site_form::{FIELDS, parse_id, urlencode};
 use crate::{
+    data::DataError,
     history::{self, SiteChange},
     panel::{
         PanelState,
@@ -186,6 +188,8 @@ pub struct RevertForm {
     pub to: i64,
     /// "yes" once the person saw what will change.
     pub confirmed: String,
+    /// The version the confirmation showed the change against.
+    pub from: Option<i64>,
 }
 
 pub async fn revert(
@@ -197,34 +201,71 @@ pub async fn revert(
     require(&me, Role::Editor, "reverting a site")?;
     let site_id = parse_id(&id)?;
     let base = format!("/sites/{}", urlencode(site_id.as_str()));
-    if form.confirmed != "yes" {
-        let Some((_, row)) = history::site_at_version(&panel.pool, &site_id, form.to).await? else {
-            return Err(PanelError::NotFound(format!(
-                "site {} has no version {}",
-                site_id.as_str(),
-                form.to
-            )));
-        };
-        let Some(current) = sites::get(&panel.pool, &site_id).await? else {
-            return Err(history::RevertError::SiteGone { site_id: site_id.as_str().to_owned() }.into());
-        };
-        let now = serde_json::to_value(&current).map_err(|e| PanelError::Internal(e.to_string()))?;
-        let body = html! {
-            p { "Site " strong { (site_id.as_str()) } " is at version " (current.version) ". Reverting writes version " (current.version + 1) " with the values of version " (form.to) ":" }
-            (change_table(Some(&now), Some(&row)))
-            form method="post" action=(format!("{base}/revert")) {
-                input type="hidden" name="to" value=(form.to);
-                input type="hidden" name="confirmed" value="yes";
-                div.actions { button type="submit" { "Revert to version " (form.to) } a href=(format!("{base}/history/{}", form.to)) { "Cancel" } }
+    if form.confirmed == "yes" {
+        let mut conn = panel.pool.acquire().await?;
+        let before = form.from;
+        match history::revert_site(&mut conn, Some(&me.actor()), &site_id, form.to, before).await {
+            Ok(version) if Some(version) == before => {
+                return Ok(Redirect::to(&format!("{base}?notice=unchanged")).into_response());
             }
-        };
-        return Ok(
-            page(&me, Section::Sites, &format!("Revert site {}?", site_id.as_str()), body).into_response()
-        );
+            Ok(_) => {
+                return Ok(Redirect::to(&format!("{base}?notice=reverted&to={}", form.to)).into_response());
+            }
+            // Someone saved after the confirmation was drawn: show what reverting changes now.
+            Err(history::RevertError::Data(DataError::Conflict(conflict))) => {
+                let page = revert_confirmation(&panel, &me, &site_id, form.to, Some(&conflict)).await?;
+                return Ok((StatusCode::CONFLICT, page).into_response());
+            }
+            Err(e) => return Err(e.into()),
+        }
     }
-    let mut conn = panel.pool.acquire().await?;
-    history::revert_site(&mut conn, Some(&me.actor()), &site_id, form.to).await?;
-    Ok(Redirect::to(&format!("{base}?notice=reverted&to={}", form.to)).into_response())
+    Ok(revert_confirmation(&panel, &me, &site_id, form.to, None).await?.into_response())
+}
+
+/// What reverting to `to` would change now, with the button that does it (none when nothing
+/// would change); `changed`: why the person is seeing it again.
+async fn revert_confirmation(
+    panel: &PanelState,
+    me: &Identity,
+    site_id: &crate::models::SiteId,
+    to: i64,
+    changed: Option<&history::VersionConflict>,
+) -> Result<Markup, PanelError> {
+    let base = format!("/sites/{}", urlencode(site_id.as_str()));
+    let Some((_, row)) = history::site_at_version(&panel.pool, site_id, to).await? else {
+        return Err(PanelError::NotFound(format!("site {} has no version {to}", site_id.as_str())));
+    };
+    let Some(current) = sites::get(&panel.pool, site_id).await? else {
+        return Err(history::RevertError::SiteGone { site_id: site_id.as_str().to_owned() }.into());
+    };
+    let now = serde_json::to_value(&current).map_err(|e| PanelError::Internal(e.to_string()))?;
+    let differs = FIELDS.iter().any(|(name, ..)| field(Some(&now), name) != field(Some(&row), name));
+    let body = html! {
+        @if let Some(conflict) = changed {
+            div.notice.warn role="alert" {
+                strong { "Not reverted: the site changed after you looked." }
+                @if let Some(change) = &conflict.latest {
+                    " Version " (change.version) " by " strong { (change.actor) } " at " (time(change.changed_at))
+                    @if !change.changed_fields.is_empty() { " (" (change.changed_fields.join(", ")) ")" }
+                    "."
+                }
+                " Below is what reverting changes now."
+            }
+        }
+        p { "Site " strong { (site_id.as_str()) } " is at version " (current.version) ". Reverting writes version " (current.version + 1) " with the values of version " (to) ":" }
+        (change_table(Some(&now), Some(&row)))
+        @if differs {
+            form method="post" action=(format!("{base}/revert")) {
+                input type="hidden" name="to" value=(to);
+                input type="hidden" name="from" value=(current.version);
+                input type="hidden" name="confirmed" value="yes";
+                div.actions { button type="submit" { "Revert to version " (to) } a href=(format!("{base}/history/{to}")) { "Cancel" } }
+            }
+        } @else {
+            p { "Version " (to) " holds the values the site has now: there is nothing to revert. " a href=(format!("{base}/history")) { "Back to the history" } }
+        }
+    };
+    Ok(page(me, Section::Sites, &format!("Revert site {}?", site_id.as_str()), body))
 }
 
 #[derive(Debug, Default, Deserialize)]

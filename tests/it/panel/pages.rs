@@ -483,3 +483,53 @@ async fn tls_serves_with_the_given_certificate_and_refuses_a_key_others_can_read
     let _ = child.kill();
     let _ = child.wait();
 }
+
+#[tokio::test]
+async fn a_revert_never_overwrites_a_change_its_confirmation_did_not_show() {
+    let db = TestDb::migrated().await;
+    db.exec("INSERT INTO sites (site_id, domain, ai_prompt) VALUES ('rev', 'rev.example.com', 'One')").await;
+    db.exec("UPDATE sites SET ai_prompt = 'Two' WHERE site_id = 'rev'").await;
+    let (olga, bob) = tokio::join!(
+        PanelProcess::dev(&db.url, "olga@example.com=editor"),
+        PanelProcess::dev(&db.url, "bob@example.com=editor")
+    );
+    // Olga's confirmation is drawn at version 2 …
+    let confirmation = send(&olga, Request::post("/sites/rev/revert", vec![("to", "1")])).await;
+    assert!(confirmation.body.contains("name=\"from\" value=\"2\""), "{}", confirmation.body);
+    // … Bob saves the language meanwhile …
+    let saved = send(
+        &bob,
+        Request::post(
+            "/sites/rev",
+            vec![("version", "2"), ("domain", "rev.example.com"), ("language", "de"), ("ai_prompt", "Two")],
+        ),
+    )
+    .await;
+    assert_eq!(saved.status, 303, "{}", saved.body);
+    // … and her confirmed revert is refused, showing Bob's change, nothing written.
+    let refused = send(
+        &olga,
+        Request::post("/sites/rev/revert", vec![("to", "1"), ("from", "2"), ("confirmed", "yes")]),
+    )
+    .await;
+    assert_eq!(refused.status, 409, "{}", refused.body);
+    assert!(
+        refused.body.contains("Not reverted") && refused.body.contains("bob@example.com"),
+        "{}",
+        refused.body
+    );
+    assert!(refused.body.contains("name=\"from\" value=\"3\""), "the new confirmation is drawn at 3");
+    assert_eq!(prompt_and_version(&db, "rev").await, (Some("Two".to_owned()), 3));
+
+    // A version with the values the site has now: nothing to revert, no button, nothing written.
+    db.exec("UPDATE sites SET ai_prompt = 'One', language = 'en' WHERE site_id = 'rev'").await;
+    let same = send(&olga, Request::post("/sites/rev/revert", vec![("to", "1")])).await;
+    assert!(same.body.contains("nothing to revert") && !same.body.contains("confirmed"), "{}", same.body);
+    let pressed = send(
+        &olga,
+        Request::post("/sites/rev/revert", vec![("to", "1"), ("from", "4"), ("confirmed", "yes")]),
+    )
+    .await;
+    assert_eq!(pressed.header("location"), Some("/sites/rev?notice=unchanged"), "{}", pressed.body);
+    assert_eq!(prompt_and_version(&db, "rev").await, (Some("One".to_owned()), 4));
+}
