@@ -60,8 +60,9 @@ pub fn require(me: &Identity, role: Role, what: &str) -> Result<(), PanelError> 
     if me.may(role) {
         Ok(())
     } else {
+        let article = if me.role.to_string().starts_with(['a', 'e', 'i', 'o', 'u']) { "an" } else { "a" };
         Err(PanelError::Forbidden(format!(
-            "{} is a {}: {what} needs the {role} role (granted in the tailnet policy)",
+            "{} is {article} {}: {what} needs the {role} role (granted in the tailnet policy)",
             me.login, me.role
         )))
     }

@@ -95,6 +95,8 @@ type Verdict = Option<(Instant, Result<(), Unavailable>)>;
 pub struct Readiness {
     last_check: Mutex<Verdict>,
     last_probe: Mutex<Verdict>,
+    /// The state last logged, so that each change is logged once, whichever path saw it.
+    logged: std::sync::Mutex<Option<Result<(), Unavailable>>>,
 }
 
 impl Readiness {
@@ -107,8 +109,28 @@ impl Readiness {
             return verdict;
         }
         let verdict = self.check_now(pool).await;
+        self.note(pool, verdict, None);
         *last = Some((Instant::now(), verdict));
         verdict
+    }
+
+    /// Logs a change of the database's state once: down (with why, when known), busy, back.
+    fn note(&self, pool: &PgPool, verdict: Result<(), Unavailable>, why: Option<&str>) {
+        let mut logged = self.logged.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let previous = logged.replace(verdict);
+        if previous == Some(verdict) || (previous.is_none() && verdict.is_ok()) {
+            return;
+        }
+        // The target names the address, never the password (sqlx's errors do not carry it).
+        let database = crate::db::describe_target(&pool.connect_options());
+        match verdict {
+            Ok(()) => tracing::warn!(database = %database, "the database answers again"),
+            Err(unavailable) => tracing::warn!(
+                database = %database,
+                error = why.unwrap_or(""),
+                "{unavailable}: pages answer 503 until it answers again"
+            ),
+        }
     }
 
     async fn check_now(&self, pool: &PgPool) -> Result<(), Unavailable> {
@@ -134,7 +156,10 @@ impl Readiness {
     /// What `error` means for the page: `None` when it is not the database's trouble.
     pub async fn judge(&self, pool: &PgPool, error: &sqlx::Error) -> Option<Unavailable> {
         match trouble(error)? {
-            Trouble::Known(unavailable) => Some(unavailable),
+            Trouble::Known(unavailable) => {
+                self.note(pool, Err(unavailable), Some(&error.to_string()));
+                Some(unavailable)
+            }
             Trouble::TimedOut => Some(self.diagnose(pool).await),
         }
     }
@@ -143,7 +168,10 @@ impl Readiness {
     /// connection of its own, unreachable when it does not.
     pub async fn diagnose(&self, pool: &PgPool) -> Unavailable {
         match self.probe(pool).await {
-            Ok(()) => Unavailable::Busy,
+            Ok(()) => {
+                self.note(pool, Err(Unavailable::Busy), None);
+                Unavailable::Busy
+            }
             Err(unavailable) => unavailable,
         }
     }
@@ -172,24 +200,14 @@ impl Readiness {
                 Err((Unavailable::Unreachable, format!("no answer within {} ms", PROBE_TIMEOUT.as_millis())))
             }
         };
-        let previous = last.map(|(_, verdict)| verdict);
-        let verdict = match verdict {
-            Ok(()) => Ok(()),
-            Err((unavailable, why)) => {
-                // Logged once per change, where it is handled; the cause may name the address,
-                // never the password (sqlx's errors do not carry it).
-                if previous != Some(Err(unavailable)) {
-                    tracing::warn!(
-                        database = %crate::db::describe_target(&options),
-                        error = %why,
-                        "{unavailable}: pages answer 503 until it answers again"
-                    );
-                }
-                Err(unavailable)
-            }
+        let (verdict, why) = match verdict {
+            Ok(()) => (Ok(()), None),
+            Err((unavailable, why)) => (Err(unavailable), Some(why)),
         };
-        if verdict.is_ok() && matches!(previous, Some(Err(_))) {
-            tracing::warn!(database = %crate::db::describe_target(&options), "the database answers again");
+        // A probe that got through says only that the database answers: `diagnose` knows why
+        // it was asked (busy), `check` whether the pool serves again.
+        if verdict.is_err() {
+            self.note(pool, verdict, why.as_deref());
         }
         *last = Some((Instant::now(), verdict));
         verdict

@@ -10,7 +10,7 @@ use crate::models::{
     Domain, Email, LanguageTag, SiteId, UserId,
     schema::{self, TableDef},
     timestamps,
-    values::{FieldError, check_text},
+    values::{FieldError, check_one_line, check_text},
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -28,7 +28,10 @@ pub enum Kind {
     Domain,
     Language,
     Email,
+    /// Free text (the prompt): anything PostgreSQL can store.
     Text,
+    /// One line (`sites_*_one_line`): no line break, tab or other control character.
+    OneLine,
     Timestamp,
 }
 
@@ -58,12 +61,12 @@ const fn col(name: &'static str, kind: Kind) -> Column {
 const SITE_COLUMNS: &[Column] = &[
     Column { required: true, ..col("site_id", Kind::SiteId) },
     Column { required: true, ..col("domain", Kind::Domain) },
-    col("ai_script_id", Kind::Text),
+    col("ai_script_id", Kind::OneLine),
     col("ai_prompt", Kind::Text),
-    col("brand_name", Kind::Text),
+    col("brand_name", Kind::OneLine),
     Column { default: Some(Default::Text("en")), ..col("language", Kind::Language) },
-    col("hubspot_pipeline", Kind::Text),
-    col("hubspot_stage", Kind::Text),
+    col("hubspot_pipeline", Kind::OneLine),
+    col("hubspot_stage", Kind::OneLine),
     Column { default: Some(Default::Now), ..col("created_at", Kind::Timestamp) },
 ];
 
@@ -199,6 +202,10 @@ pub fn normalize(column: &Column, cell: &Cell, now: &str) -> Result<Normalized, 
         Kind::Language => LanguageTag::parse(value)?.into_inner(),
         Kind::Email => Email::parse(value)?.into_inner(),
         Kind::Text => value.clone(),
+        Kind::OneLine => {
+            check_one_line(column.name, value)?;
+            value.clone()
+        }
         Kind::Timestamp => timestamps::format(
             timestamps::parse_in_range(value)
                 .map_err(|reason| FieldError::new(column.name, value, reason))?,

@@ -401,13 +401,19 @@ pub fn render_with(
     }
 }
 
+/// A problem's sentence after its field's name: the database's sentences begin with the name
+/// already ("domain must be …"), cabinet-db's own do not ("is taken: …").
+fn without_field<'a>(field: &str, reason: &'a str) -> &'a str {
+    reason.strip_prefix(field).and_then(|rest| rest.strip_prefix(' ')).unwrap_or(reason)
+}
+
 /// The problems of a form, as the list above it and (out of band, for htmx) next to fields.
 pub fn problems(errors: &FieldErrors) -> Markup {
     html! {
         @if !errors.is_empty() {
             div.notice.error role="alert" {
                 "Nothing was saved:"
-                ul { @for (field, reason) in errors { li { strong { (field) } " " (reason) } } }
+                ul { @for (field, reason) in errors { li { strong { (field) } " " (without_field(field, reason)) } } }
             }
         }
     }
@@ -416,7 +422,7 @@ pub fn problems(errors: &FieldErrors) -> Markup {
 fn field_error(field: &str, errors: &FieldErrors) -> Markup {
     html! {
         div.field-error id=(format!("error-{field}")) {
-            @if let Some(reason) = errors.get(field) { (field) " " (reason) }
+            @if let Some(reason) = errors.get(field) { (field) " " (without_field(field, reason)) }
         }
     }
 }
@@ -427,7 +433,7 @@ pub fn check_response(errors: &FieldErrors, fields: &[&str]) -> Markup {
         (problems(errors))
         @for field in fields {
             div.field-error id=(format!("error-{field}")) hx-swap-oob="true" {
-                @if let Some(reason) = errors.get(field) { (field) " " (reason) }
+                @if let Some(reason) = errors.get(field) { (field) " " (without_field(field, reason)) }
             }
         }
     }

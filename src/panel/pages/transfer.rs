@@ -14,6 +14,7 @@ use axum::{
 use maud::html;
 
 use crate::{
+    models::characters::escape_invisible,
     panel::{
         PanelState,
         error::PanelError,
@@ -141,7 +142,7 @@ pub async fn import(
                 div.notice.error role="alert" { (name) ": " (total) " problem(s); nothing was written." }
                 div.table-wrap { table {
                     thead { tr { th { "line" } th { "column" } th { "value" } th { "problem" } } }
-                    tbody { @for e in &errors { tr { td { (e.line) } td { (e.column) } td.mono { (e.value) } td { (e.message) } } } }
+                    tbody { @for e in &errors { tr { td { (e.line) } td { (e.column) } td.mono { (escape_invisible(&e.value, false)) } td { (e.message) } } } }
                 } }
                 @if total > errors.len() as u64 { p.muted { "The first " (errors.len()) " are listed." } }
             },

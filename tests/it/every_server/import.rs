@@ -157,6 +157,17 @@ async fn bad_files_are_refused_whole_with_line_column_and_value() {
             ],
         ),
         (
+            "one-line.csv",
+            "sites",
+            "site_id,domain,brand_name,language\nt1,t1.example.com,Bad\tTab,en\nt2,t2.example.com,Fine,xx_yy\n",
+            &[
+                "line 2, column brand_name",
+                "must be one line: character 4 is a tab",
+                "line 3, column language",
+                "2 problem(s)",
+            ],
+        ),
+        (
             "dup-ids.csv",
             "sites",
             "site_id,domain\nd,d1.example.com\nd,d2.example.com\n",

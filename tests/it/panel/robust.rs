@@ -246,7 +246,11 @@ async fn with_the_database_gone_readyz_and_pages_say_so_within_seconds() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert_eq!(get("/sites").0.status, 200);
-    assert!(!panel.log_text().contains(url.expose()), "no URL with its password in the log");
+    let log = panel.log_text();
+    assert!(!log.contains(url.expose()), "no URL with its password in the log");
+    // Each change of state is logged once, whichever request saw it.
+    let down = log.matches("the database is unreachable: pages answer 503").count();
+    assert_eq!((down, log.matches("the database answers again").count()), (1, 1), "{log}");
 }
 
 #[tokio::test]
