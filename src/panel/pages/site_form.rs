@@ -312,7 +312,8 @@ pub fn errors_of(error: &DataError) -> Option<FieldErrors> {
                 .into_iter()
                 .filter(|f| constraint.starts_with(&format!("sites_{f}")))
                 .max_by_key(|f| f.len())
-                .unwrap_or("form");
+                // The primary key guards the id.
+                .unwrap_or(if constraint == "sites_pkey" { "site_id" } else { "form" });
             Some(FieldErrors::from([(field, message.clone())]))
         }
         _ => None,
