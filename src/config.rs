@@ -92,6 +92,9 @@ impl Setting {
     }
 }
 
+/// The largest configuration file read: the full example is under 4 KiB.
+pub const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
+
 /// Why the file could not be used. Nothing has run when this is returned.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -103,6 +106,11 @@ pub enum ConfigError {
     },
     #[error("{path}:{line}:{column}: {message}")]
     Invalid { path: PathBuf, line: usize, column: usize, message: String },
+    #[error(
+        "{path} is larger than {limit} bytes (or has no end, like a device): a cabinet-db configuration is a few lines of TOML; check that --config-file names the right file",
+        limit = MAX_CONFIG_BYTES
+    )]
+    TooLarge { path: PathBuf },
     #[error(
         "{path} holds a password in {key} but every user of this host may read it (mode {mode:o}): \
          chmod 0640 {path}, or keep the password in a passfile (PGPASSFILE) instead"
@@ -174,7 +182,16 @@ impl ConfigFile {
     /// are checked by [`ConfigFile::apply`] against the options that take them).
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let read_error = |source| ConfigError::Read { path: path.to_owned(), source };
-        let bytes = std::fs::read(path).map_err(read_error)?;
+        // Bounded: /dev/zero, a FIFO or a log named by mistake must not be read without end.
+        let mut bytes = Vec::new();
+        std::fs::File::open(path)
+            .and_then(|file| {
+                std::io::Read::read_to_end(&mut std::io::Read::take(file, MAX_CONFIG_BYTES + 1), &mut bytes)
+            })
+            .map_err(read_error)?;
+        if bytes.len() as u64 > MAX_CONFIG_BYTES {
+            return Err(ConfigError::TooLarge { path: path.to_owned() });
+        }
         let text = String::from_utf8(bytes).map_err(|e| {
             let at = e.utf8_error().valid_up_to();
             invalid_at(path, &String::from_utf8_lossy(e.as_bytes()), at, "the file is not UTF-8".to_owned())

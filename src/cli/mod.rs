@@ -201,6 +201,22 @@ pub fn parse_duration_arg(text: &str) -> Result<DurationArg, String> {
     parse_duration(text).map(DurationArg)
 }
 
+/// Every `--time`, `--at`, `--before` … : the one reading of a time a person gives (RFC 3339
+/// or PostgreSQL's output, a zone required, the years 1–9999, a leap second read as PostgreSQL
+/// reads it — the next minute), the same the import uses.
+pub fn parse_time(text: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    crate::models::timestamps::parse_in_range(text).map_err(|reason| format!("{text:?} {reason}"))
+}
+
+/// Every port option: 1–65535. (0 would ask the system for any free port — nothing a client,
+/// a firewall rule or pg_hba could be told.)
+pub fn parse_port(text: &str) -> Result<u16, String> {
+    match text.trim().parse::<u16>() {
+        Ok(0) | Err(_) => Err(format!("{text:?} is not a TCP port: give a number from 1 to 65535")),
+        Ok(port) => Ok(port),
+    }
+}
+
 /// The migrations directory option shared by the migrate subcommands.
 #[derive(Debug, Clone, Args)]
 pub struct MigrationsDirArgs {

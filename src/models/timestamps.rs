@@ -26,17 +26,25 @@ pub fn in_range(t: DateTime<Utc>) -> bool {
     (1..=9999).contains(&t.year())
 }
 
-/// RFC 3339, or PostgreSQL's own output (`2026-01-15 09:00:00.123456+00`).
+/// RFC 3339, or PostgreSQL's own output (`2026-01-15 09:00:00.123456+00`). A leap second
+/// (`…:59:60`) is read as PostgreSQL reads it: the first instant of the next minute.
 pub fn parse(value: &str) -> Option<DateTime<Utc>> {
-    if let Ok(t) = DateTime::parse_from_rfc3339(value) {
-        return Some(t.with_timezone(&Utc));
+    let parsed = DateTime::parse_from_rfc3339(value).ok().or_else(|| {
+        ["%Y-%m-%d %H:%M:%S%.f%#z", "%Y-%m-%dT%H:%M:%S%.f%#z"]
+            .into_iter()
+            .find_map(|format| DateTime::parse_from_str(value, format).ok())
+    })?;
+    Some(without_leap_second(parsed.with_timezone(&Utc)))
+}
+
+/// chrono keeps a leap second as second 59 with 1–2 s of nanoseconds; PostgreSQL (and so every
+/// reader of what we store) has no leap seconds and rolls over to the next minute.
+fn without_leap_second(t: DateTime<Utc>) -> DateTime<Utc> {
+    use chrono::Timelike;
+    match t.nanosecond().checked_sub(1_000_000_000) {
+        Some(rest) => t.with_nanosecond(rest).map_or(t, |t| t + chrono::Duration::seconds(1)),
+        None => t,
     }
-    for format in ["%Y-%m-%d %H:%M:%S%.f%#z", "%Y-%m-%dT%H:%M:%S%.f%#z"] {
-        if let Ok(t) = DateTime::parse_from_str(value, format) {
-            return Some(t.with_timezone(&Utc));
-        }
-    }
-    None
 }
 
 /// Parses and range-checks a time given by a person: the reason when it is refused.
@@ -168,6 +176,15 @@ impl fmt::Display for Checked {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_leap_second_is_the_next_minute_as_postgresql_reads_it() {
+        let at = |text: &str| parse(text).map(format);
+        assert_eq!(at("2016-12-31T23:59:60Z").as_deref(), Some("2017-01-01T00:00:00.000000Z"));
+        assert_eq!(at("2026-06-30 12:34:60.25+02").as_deref(), Some("2026-06-30T10:35:00.250000Z"));
+        assert_eq!(at("2026-06-30T12:34:59.999999Z").as_deref(), Some("2026-06-30T12:34:59.999999Z"));
+        assert_eq!(parse("2026-06-30T12:34:61Z"), None);
+    }
 
     #[test]
     fn timestamps_in_both_spellings() {

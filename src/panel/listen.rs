@@ -31,6 +31,10 @@ pub enum ListenError {
     #[error("{0} is not an address with a port, e.g. 100.101.102.103:{DEFAULT_PORT}")]
     Unparsable(String),
     #[error(
+        "--listen {0}: port 0 is no port a browser could be sent to; give 1–65535 (default {DEFAULT_PORT})"
+    )]
+    PortZero(SocketAddr),
+    #[error(
         "tailscaled reports no Tailscale address for this node (is it logged in? `tailscale up`); or pass --listen"
     )]
     NoTailnetAddress,
@@ -52,6 +56,9 @@ pub fn parse_listen(text: &str) -> Result<SocketAddr, ListenError> {
 pub fn check_listen(addrs: &[SocketAddr], development: bool) -> Result<(), ListenError> {
     for &addr in addrs {
         let ip = addr.ip().to_canonical();
+        if addr.port() == 0 {
+            return Err(ListenError::PortZero(addr));
+        }
         if ip.is_unspecified() {
             return Err(ListenError::Wildcard(addr));
         }
@@ -137,6 +144,7 @@ mod tests {
             Err(ListenError::NotLoopbackInDevelopment(_))
         ));
         assert_eq!(addr("100.101.102.103").port(), DEFAULT_PORT);
+        assert!(matches!(check_listen(&[addr("100.101.102.103:0")], false), Err(ListenError::PortZero(_))));
         assert!(parse_listen("db.example.com:80").is_err());
     }
 

@@ -83,3 +83,39 @@ fn lint_passes_the_embedded_migrations_and_fails_a_risky_one_with_its_location()
         stdout(&risky)
     );
 }
+
+#[test]
+fn inputs_are_bounded_ports_must_be_ports_and_a_config_file_must_end() {
+    // A port of 0 (which would ask the system for any port) is refused by every option.
+    for args in [
+        &["tailnet", "render", "--port", "0"][..],
+        &["tailnet", "render", "--panel-port", "0"],
+        &["cluster", "render", "--patroni-port", "0"],
+        &["tailnet", "render", "--port", "65536"],
+        &["serve", "--dev-identity", "dev@example.com=admin", "--listen", "127.0.0.1:0"],
+    ] {
+        let out =
+            binary().args(args).env("DATABASE_URL", "postgres://nobody@127.0.0.1:1/x").output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains("65535"), "{args:?}: {}", stderr(&out));
+    }
+    // A configuration file without end (a device) is refused at once, not read forever.
+    let started = std::time::Instant::now();
+    let mut child = binary()
+        .args(["--config-file", "/dev/zero", "config", "show"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = started + std::time::Duration::from_secs(20);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("--config-file /dev/zero was still being read after 20 s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("/dev/zero is larger than"), "{}", stderr(&out));
+}

@@ -4,9 +4,8 @@ use clap::Args as ClapArgs;
 
 use crate::{
     backup::restore::{self, RestoreOptions, Target},
-    cli::{Outcome, output, output::outln},
+    cli::{Outcome, output, output::outln, parse_time},
     db::DatabaseUrl,
-    models::timestamps,
 };
 
 #[derive(Debug, ClapArgs)]
@@ -23,7 +22,7 @@ pub struct Args {
     #[arg(long)]
     pub yes: bool,
     /// Loopback TCP port for the copy [default: a free one].
-    #[arg(long)]
+    #[arg(long, value_parser = crate::cli::parse_port)]
     pub port: Option<u16>,
     /// Recover to this moment (RFC 3339, e.g. 2026-11-27T09:59:00Z).
     #[arg(long, value_parser = parse_time)]
@@ -43,10 +42,6 @@ pub struct Args {
     /// The application database, for the printed URL.
     #[arg(long, default_value = "cabinet")]
     pub database: String,
-}
-
-fn parse_time(text: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
-    timestamps::parse_in_range(text).map_err(|reason| format!("{text:?} {reason}"))
 }
 
 pub async fn run(args: Args, config: &Path, json: bool) -> anyhow::Result<Outcome> {

@@ -10,7 +10,7 @@ use crate::{
 #[derive(Debug, ClapArgs)]
 pub struct Args {
     /// TCP port on 127.0.0.1 [default: the last one used, else 54320].
-    #[arg(long)]
+    #[arg(long, value_parser = crate::cli::parse_port)]
     pub port: Option<u16>,
     /// Also back it up: a pgBackRest repository under the data directory, WAL archiving on, a
     /// first full backup (then try `cabinet-db backup restore --time …`; see README).

@@ -1,7 +1,7 @@
 use clap::Args as ClapArgs;
 
 use crate::{
-    cli::{ConnectionArgs, Outcome, output, output::outln, users::parse_time},
+    cli::{ConnectionArgs, Outcome, output, output::outln, parse_time},
     history,
 };
 

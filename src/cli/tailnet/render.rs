@@ -31,7 +31,7 @@ pub struct Args {
     #[arg(long, value_name = "NAME=IP", value_parser = parse_client)]
     pub client: Vec<(RoleKind, IpAddr)>,
     /// PostgreSQL's port.
-    #[arg(long, default_value_t = 5432)]
+    #[arg(long, value_parser = crate::cli::parse_port, default_value_t = 5432)]
     pub port: u16,
     /// The application database.
     #[arg(long, default_value = "cabinet")]
@@ -40,7 +40,7 @@ pub struct Args {
     #[arg(long, env = "CABINET_ROLE_PREFIX", default_value = DEFAULT_ROLE_PREFIX, value_parser = Roles::parse)]
     pub role_prefix: Roles,
     /// The admin panel's port (`cabinet-db serve --port`), granted to group:admins.
-    #[arg(long, default_value_t = crate::panel::listen::DEFAULT_PORT)]
+    #[arg(long, value_parser = crate::cli::parse_port, default_value_t = crate::panel::listen::DEFAULT_PORT)]
     pub panel_port: u16,
     /// The app capability the admin panel's roles are granted with (`serve --capability`).
     #[arg(long, default_value = crate::panel::identity::DEFAULT_CAPABILITY)]

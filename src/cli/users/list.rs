@@ -2,9 +2,8 @@ use crate::cli::output::outln;
 use clap::Args as ClapArgs;
 
 use crate::{
-    cli::{ConnectionArgs, Outcome, output},
+    cli::{ConnectionArgs, Outcome, output, parse_time},
     data::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE},
-    models::timestamps,
     users::{self, UserFilter},
 };
 
@@ -27,10 +26,6 @@ pub struct Args {
     /// Users per page.
     #[arg(long, default_value_t = DEFAULT_PAGE_SIZE, value_parser = clap::value_parser!(i64).range(1..=MAX_PAGE_SIZE))]
     pub limit: i64,
-}
-
-pub fn parse_time(text: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
-    timestamps::parse_in_range(text).map_err(|reason| format!("{text:?} {reason}"))
 }
 
 pub async fn run(args: Args, json: bool) -> anyhow::Result<Outcome> {

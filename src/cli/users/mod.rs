@@ -7,8 +7,6 @@ mod list;
 mod rm;
 mod seen;
 
-pub use list::parse_time;
-
 use clap::{Args, Subcommand};
 
 use super::{

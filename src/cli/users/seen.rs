@@ -1,7 +1,7 @@
 use crate::cli::output::outln;
 use clap::Args as ClapArgs;
 
-use super::list::parse_time;
+use crate::cli::parse_time;
 use crate::{
     cli::{ConnectionArgs, DurationArg, Outcome, output},
     models::{Email, UserId},

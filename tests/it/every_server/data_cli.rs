@@ -121,6 +121,18 @@ async fn an_operator_records_finds_and_removes_users() {
     let window = json(&db, &["users", "list", "--seen-after", "2026-01-15T10:00:00Z"]);
     assert_eq!(window["items"].as_array().unwrap().len(), 0);
 
+    // A leap second is the next minute, as the database itself reads the same text.
+    ok(&db, &["users", "seen", "u-leap", "--at", "2016-12-31T23:59:60Z"]);
+    let mut conn = db.conn().await;
+    let same: bool = sqlx::query_scalar(
+        "SELECT last_seen = '2016-12-31T23:59:60Z'::timestamptz AND last_seen = '2017-01-01T00:00:00Z' FROM users WHERE user_id = 'u-leap'",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    assert!(same, "the leap second was read as PostgreSQL reads it");
+    sqlx::Connection::close(conn).await.unwrap();
+
     let bad = run(&db.url, &["users", "seen", "u2", "--email", "not-an-email"]);
     assert!(stderr(&bad).contains("email must look like name@example.com"), "{}", stderr(&bad));
     ok(&db, &["users", "rm", "u1", "--yes"]);
