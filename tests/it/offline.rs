@@ -119,3 +119,89 @@ fn inputs_are_bounded_ports_must_be_ports_and_a_config_file_must_end() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("/dev/zero is larger than"), "{}", stderr(&out));
 }
+
+#[test]
+fn out_writes_into_fifos_devices_and_stdout_follows_safe_symlinks_and_refuses_the_rest() {
+    use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+    let dir = tempfile::tempdir().unwrap();
+    let export = |out: &std::path::Path| {
+        binary().args(["models", "export", "--sqlalchemy", "--out", out.to_str().unwrap()]).output().unwrap()
+    };
+
+    // A FIFO a reader waits on gets the data, and stays a FIFO.
+    let fifo = dir.path().join("models.fifo");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    let (sent, read) = std::sync::mpsc::channel();
+    {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || sent.send(std::fs::read_to_string(fifo).unwrap()));
+    }
+    let out = export(&fifo);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let through =
+        read.recv_timeout(std::time::Duration::from_secs(10)).expect("nothing came through the FIFO");
+    assert!(through.contains("class Site("));
+    assert!(std::fs::symlink_metadata(&fifo).unwrap().file_type().is_fifo());
+
+    // A character device (here a private /dev/full: writes fail) is written into, never
+    // replaced; the failure is reported.
+    if nix::unistd::geteuid().is_root() {
+        let full = dir.path().join("full");
+        nix::sys::stat::mknod(
+            &full,
+            nix::sys::stat::SFlag::S_IFCHR,
+            nix::sys::stat::Mode::from_bits_truncate(0o666),
+            nix::sys::stat::makedev(1, 7),
+        )
+        .unwrap();
+        let out = export(&full);
+        assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+        assert!(std::fs::symlink_metadata(&full).unwrap().file_type().is_char_device(), "still the device");
+    }
+
+    // /dev/stdout is the open descriptor.
+    let out = export(std::path::Path::new("/dev/stdout"));
+    assert!(out.status.success() && stdout(&out).contains("class Site("), "{}", stderr(&out));
+
+    // A symlink: its target is replaced whole, the link stays.
+    let real = dir.path().join("real.py");
+    std::fs::write(&real, "old").unwrap();
+    let link = dir.path().join("models.py");
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    assert!(export(&link).status.success());
+    assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
+    assert!(std::fs::read_to_string(&real).unwrap().contains("class Site("));
+
+    // As root, a link someone else owns (planted in a shared, sticky directory) is not followed.
+    if nix::unistd::geteuid().is_root() {
+        let shared = dir.path().join("tmp");
+        std::fs::create_dir(&shared).unwrap();
+        std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o1777)).unwrap();
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "precious").unwrap();
+        let planted = shared.join("models.py");
+        std::os::unix::fs::symlink(&victim, &planted).unwrap();
+        nix::unistd::fchownat(
+            nix::fcntl::AT_FDCWD,
+            &planted,
+            Some(nix::unistd::Uid::from_raw(65534)),
+            Some(nix::unistd::Gid::from_raw(65534)),
+            nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+        )
+        .unwrap();
+        let out = export(&planted);
+        assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+        assert!(stderr(&out).contains("a symlink owned by uid 65534"), "{}", stderr(&out));
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+    }
+
+    // A directory is refused, naming it; a killed writer's private partial goes at the next run.
+    let out = export(dir.path());
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("is a directory"), "{}", stderr(&out));
+    let target = dir.path().join("fresh.py");
+    let stale = dir.path().join(".fresh.py.cabinet-db-4194305.partial");
+    std::fs::write(&stale, "half").unwrap();
+    assert!(export(&target).status.success());
+    assert!(!stale.exists(), "the killed writer's partial is gone");
+}
