@@ -180,6 +180,7 @@ pub async fn audit(
     checks.extend(privileges::tables(&mut conn, &options.roles).await?);
     checks.extend(privileges::beyond_tables(&mut conn, &options.roles).await?);
     checks.extend(privileges::public(&mut conn, &options.roles).await?);
+    checks.extend(privileges::future(&mut conn).await?);
     checks.extend(objects::checks(&mut conn).await?);
     checks.extend(or_needs_superuser(
         "backup.archiving",

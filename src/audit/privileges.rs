@@ -310,3 +310,19 @@ async fn other_databases(conn: &mut PgConnection, names: &[String]) -> Result<Ve
         remedy,
     )])
 }
+
+/// What roles will get on objects not created yet is as much their privilege as what they hold:
+/// the model grants nothing ahead of time (`roles apply` grants on each table it governs, after
+/// the migration that adds it).
+pub async fn future(conn: &mut PgConnection) -> Result<Vec<Check>, sqlx::Error> {
+    let grants = crate::roles::future::grants(conn).await?;
+    Ok(vec![if grants.is_empty() {
+        Check::pass("privileges.future", "no privileges are granted ahead of time (ALTER DEFAULT PRIVILEGES)")
+    } else {
+        Check::fail(
+            "privileges.future",
+            grants.iter().map(crate::roles::future::FutureGrant::describe).collect::<Vec<_>>().join("; "),
+            "ALTER DEFAULT PRIVILEGES FOR ROLE <grantor> [IN SCHEMA <schema>] REVOKE … FROM <grantee> (roles apply removes every one)",
+        )
+    }])
+}

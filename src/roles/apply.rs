@@ -35,8 +35,39 @@ pub struct ApplyReport {
     pub granted: Vec<String>,
 }
 
+/// How often `apply` starts again when another database's `roles apply` changed the same
+/// cluster-wide row at the same moment.
+const CONCURRENT_ATTEMPTS: u32 = 5;
+
 /// Creates or corrects the roles and every grant, in one transaction; idempotent.
+///
+/// Roles and the system databases' grants are cluster-wide rows: two runs against two databases
+/// of one cluster (their advisory locks are per database) can update one row at once, and
+/// PostgreSQL then fails the later with "tuple concurrently updated" (XX000). Nothing of it was
+/// committed, so it simply runs again.
 pub async fn apply(
+    url: &DatabaseUrl,
+    roles: &Roles,
+    sources: &PasswordSources,
+) -> Result<ApplyReport, RolesError> {
+    let mut attempt = 1;
+    loop {
+        match apply_once(url, roles, sources).await {
+            Err(RolesError::Query(e)) if attempt < CONCURRENT_ATTEMPTS && concurrently_updated(&e) => {
+                tokio::time::sleep(std::time::Duration::from_millis(50 * u64::from(attempt))).await;
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
+fn concurrently_updated(error: &sqlx::Error) -> bool {
+    crate::db::sqlstate(error).as_deref() == Some("XX000")
+        && error.as_database_error().is_some_and(|e| e.message() == "tuple concurrently updated")
+}
+
+async fn apply_once(
     url: &DatabaseUrl,
     roles: &Roles,
     sources: &PasswordSources,
@@ -133,6 +164,7 @@ async fn apply_in(
         execute(conn, &sql).await?;
     }
     close_public_doors(conn, roles, report).await?;
+    remove_future_grants(conn, report).await?;
 
     for table in governed_tables() {
         let exists: bool = sqlx::query_scalar("SELECT to_regclass($1) IS NOT NULL")
@@ -380,4 +412,42 @@ pub async fn rotate(
     }
     result?;
     Ok(RotateReport { role: role.to_owned(), password_file: file })
+}
+
+/// Takes back every privilege granted ahead of time (`ALTER DEFAULT PRIVILEGES … GRANT`): the
+/// model grants nothing on objects not created yet, and a seeded default would hand the next
+/// migration's table to whoever it names.
+async fn remove_future_grants(conn: &mut PgConnection, report: &mut ApplyReport) -> Result<(), RolesError> {
+    for grant in super::future::grants(conn).await? {
+        let place = if grant.schema.is_empty() {
+            String::new()
+        } else {
+            format!(" IN SCHEMA {}", quote_ident(&grant.schema))
+        };
+        let grantee =
+            if grant.grantee == "PUBLIC" { "PUBLIC".to_owned() } else { quote_ident(&grant.grantee) };
+        let privilege = match grant.privilege.as_str() {
+            known @ ("SELECT" | "INSERT" | "UPDATE" | "DELETE" | "TRUNCATE" | "REFERENCES" | "TRIGGER"
+            | "USAGE" | "EXECUTE" | "CREATE" | "MAINTAIN") => known,
+            _ => "ALL",
+        };
+        execute(
+            conn,
+            &format!(
+                "ALTER DEFAULT PRIVILEGES FOR ROLE {}{place} REVOKE {privilege} ON {} FROM {grantee}",
+                quote_ident(&grant.grantor),
+                grant.objects()
+            ),
+        )
+        .await?;
+        report.removed.push(format!(
+            "{} on future {} of {}{} for {}",
+            grant.privilege,
+            grant.objects().to_lowercase(),
+            grant.grantor,
+            if grant.schema.is_empty() { String::new() } else { format!(" in {}", grant.schema) },
+            grant.grantee
+        ));
+    }
+    Ok(())
 }

@@ -19,6 +19,8 @@
 
 /// `roles apply` and `roles rotate`.
 pub mod apply;
+/// Privileges granted ahead of time (`pg_default_acl`): read for the audit, taken back by apply.
+pub mod future;
 /// Where login passwords come from and where generated ones go.
 pub mod password;
 /// SCRAM-SHA-256 verifiers, computed client-side.

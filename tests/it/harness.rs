@@ -368,17 +368,12 @@ pub struct WithRoles {
 
 impl WithRoles {
     pub async fn new() -> WithRoles {
-        // One at a time: `roles apply` revokes PUBLIC's access to the system databases, rows of
-        // the cluster-wide pg_database, and two tests doing so at once (each in its own database,
-        // so its advisory lock does not meet the other's) fail with "tuple concurrently updated".
-        // A tokio mutex works across the tests' runtimes.
-        static APPLYING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
         let db = TestDb::migrated().await;
         let roles = Roles::new(db.role_prefix());
         let secrets = tempfile::tempdir().unwrap();
-        let applying = APPLYING.lock().await;
+        // Tests apply roles at once, each in its own database of the one cluster: `apply`
+        // itself copes with the cluster-wide rows they share.
         apply(&db.url, &roles, &sources(&secrets)).await.unwrap();
-        drop(applying);
         WithRoles { db, roles, secrets }
     }
 

@@ -103,6 +103,21 @@ struct Seed {
 }
 
 const SEEDS: &[Seed] = &[
+    // Privileges granted ahead of time: the next migration's table would be n8n's.
+    Seed {
+        what: "n8n gets the owner's next table in public",
+        sql: "ALTER DEFAULT PRIVILEGES FOR ROLE cabinet_owner IN SCHEMA public GRANT SELECT ON TABLES TO cabinet_n8n",
+        check: "privileges.future",
+        names: "cabinet_owner gives cabinet_n8n SELECT on the tables it creates next in schema public",
+        cleanup: "",
+    },
+    Seed {
+        what: "n8n may write whatever the admin creates anywhere",
+        sql: "ALTER DEFAULT PRIVILEGES FOR ROLE cabinet_admin GRANT INSERT, UPDATE ON TABLES TO cabinet_n8n",
+        check: "privileges.future",
+        names: "cabinet_admin gives cabinet_n8n INSERT on the tables it creates next in every schema",
+        cleanup: "",
+    },
     // 9. Predefined roles that reach the operating system or all data.
     Seed {
         what: "n8n may run programs",
