@@ -634,3 +634,59 @@ async fn a_hostile_actor_is_refused_before_anything_is_written() {
     assert_eq!(count, 0);
     conn.close().await.unwrap();
 }
+
+#[tokio::test]
+async fn ids_are_permanent_and_forget_follows_a_person_renamed_before_they_were() {
+    // Arrange: a database at 0010, where a rename was still possible, and one made there.
+    let db = TestDb::empty().await;
+    let out = run(&db.url, &["migrate", "up", "--to", "10"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    db.exec(
+        "INSERT INTO users (user_id, email) VALUES ('zitadel-old', 'secret.person@example.com'), ('bystander', 'other@example.com');
+         UPDATE users SET user_id = 'zitadel-new' WHERE user_id = 'zitadel-old';
+         BEGIN; DELETE FROM users WHERE user_id = 'bystander'; INSERT INTO users (user_id, email) VALUES ('newcomer', 'newcomer@example.com'); COMMIT;",
+    )
+    .await;
+    let out = run(&db.url, &["migrate", "up"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    // Ids cannot change any more, for any writer; an update that keeps them passes.
+    let mut conn = db.conn().await;
+    for sql in [
+        "UPDATE users SET user_id = 'zitadel-newer' WHERE user_id = 'zitadel-new'",
+        "INSERT INTO sites (site_id, domain) VALUES ('s1', 's1.example.com'); UPDATE sites SET site_id = 's2' WHERE site_id = 's1'",
+    ] {
+        let refused = sqlx::raw_sql(AssertSqlSafe(sql)).execute(&mut conn).await.unwrap_err();
+        assert!(
+            refused.to_string().contains("cannot change")
+                && refused.to_string().contains("ids are permanent"),
+            "{refused}"
+        );
+    }
+    exec(
+        &mut conn,
+        "UPDATE users SET user_id = user_id, email = 'still@example.com' WHERE user_id = 'newcomer'",
+    )
+    .await
+    .unwrap();
+
+    // Forgetting the old id follows the rename: no e-mail of the person's anywhere; the
+    // bystander deleted in another transaction's pair with another address stays untouched.
+    let out = run(&db.url, &["users", "forget", "zitadel-old", "--yes"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let left: i64 = sqlx::query_scalar(
+        "SELECT (SELECT count(*) FROM users WHERE user_id IN ('zitadel-old', 'zitadel-new'))
+              + (SELECT count(*) FROM users_history WHERE 'secret.person@example.com' IN (old_email, new_email))",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(left, 0, "the person is gone under both ids");
+    let others: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM users_history WHERE 'other@example.com' IN (old_email, new_email) OR 'newcomer@example.com' IN (old_email, new_email)",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    assert!(others >= 2, "other people's addresses stay");
+}

@@ -77,7 +77,8 @@ async fn the_migrations_produce_exactly_the_models_schema() {
     );
     assert_eq!(live.tables["sites"].constraints.len(), schema::SITES.constraints.len());
     assert_eq!(live.tables["users"].indexes.len(), schema::USERS.indexes.len());
-    assert_eq!(live.tables["sites"].triggers.len(), 4);
+    assert_eq!(live.tables["sites"].triggers.len(), schema::SITES.triggers.len());
+    assert_eq!(schema::SITES.triggers.len(), 5, "the four history triggers and the permanent id");
     assert_eq!(live.tables["users_history"].triggers.len(), 1);
     assert_eq!(live.functions.len(), schema::FUNCTIONS.len());
     // The migration's backfill is the one adopting an Alembic database runs.
