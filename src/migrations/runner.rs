@@ -103,9 +103,15 @@ pub fn migration_actor(migration: &Migration, direction: Direction, runner: Opti
         format_version(migration.version),
         migration.name
     );
-    match runner {
+    let full = match runner {
         Some(actor) => format!("{step} by {actor}"),
         None => step,
+    };
+    // The database holds actors to the CLI's 200 characters, the migration's too.
+    if full.chars().count() <= crate::history::MAX_ACTOR_CHARS {
+        full
+    } else {
+        full.chars().take(crate::history::MAX_ACTOR_CHARS - 1).chain(['…']).collect()
     }
 }
 

@@ -21,7 +21,10 @@
 //! after the statement, with a fresh snapshot under READ COMMITTED) sees the earlier
 //! writer's committed version, so numbers never repeat or skip.
 
-use super::schema::{ColumnDef, ConstraintDef, FunctionDef, IndexDef, TableDef, TableKind, TriggerDef};
+use super::{
+    characters::invisible_or_control_class,
+    schema::{ColumnDef, ConstraintDef, FunctionDef, IndexDef, TableDef, TableKind, TriggerDef},
+};
 
 const fn column(name: &'static str, sql_type: &'static str) -> ColumnDef {
     ColumnDef { name, sql_type, not_null: false, default: None }
@@ -230,6 +233,27 @@ macro_rules! context_values {
     };
 }
 
+/// The actor a writer named (`cabinet.actor`) follows the CLI's rules (`history::Actor`): 1–200
+/// characters, not blank, no control or invisible character — it is printed to terminals and
+/// shown in the panel, so SQL must not be able to set what the CLI refuses.
+macro_rules! actor_check {
+    () => {
+        concat!(
+            "    IF nullif(current_setting('cabinet.actor', true), '') IS NOT NULL
+       AND (char_length(current_setting('cabinet.actor', true)) > 200
+            OR btrim(current_setting('cabinet.actor', true)) = ''
+            OR current_setting('cabinet.actor', true) ~ '[",
+            invisible_or_control_class!(),
+            "]') THEN
+        RAISE EXCEPTION 'cabinet.actor must be 1-200 visible characters, e.g. alice@example.com (it has %)',
+            char_length(current_setting('cabinet.actor', true))
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+"
+        )
+    };
+}
+
 pub const FUNCTIONS: &[FunctionDef] = &[
     FunctionDef {
         name: "cabinet_sites_history",
@@ -239,9 +263,42 @@ DECLARE
     -- One mark per transaction, set by the writer: 'restores:V' (a revert or restore puts
     -- version V back) or 'merges:V' (an edit made on version V, merged into the newer one).
     mark text := coalesce(current_setting('cabinet.mark', true), '');
-    restores_version bigint := CASE WHEN mark ~ '^restores:[0-9]{1,18}$' THEN substr(mark, 10)::bigint END;
-    merges_version bigint := CASE WHEN mark ~ '^merges:[0-9]{1,18}$' THEN substr(mark, 8)::bigint END;
+    mark_restores bigint := CASE WHEN mark ~ '^restores:[0-9]{1,18}$' THEN substr(mark, 10)::bigint END;
+    mark_merges bigint := CASE WHEN mark ~ '^merges:[0-9]{1,18}$' THEN substr(mark, 8)::bigint END;
 BEGIN
+",
+            actor_check!(),
+            "    -- A mark must be true: a write marked as restoring version V writes V's values (the
+    -- columns V had; created_at never changes), one marked as merging an edit made on version V
+    -- follows a V the history holds. Only reverts and restores set the first, only the panel's
+    -- merged save the second; a session setting cabinet.mark itself gets no false record.
+    -- (Nested: new_rows exists only for INSERT and UPDATE, and a statement is planned when reached.)
+    IF mark_restores IS NOT NULL AND TG_OP IN ('INSERT', 'UPDATE') THEN
+        IF EXISTS (
+            SELECT 1 FROM new_rows n
+             WHERE NOT EXISTS (
+                SELECT 1 FROM public.sites_history h
+                 WHERE h.site_id = n.site_id AND h.version = mark_restores
+                   AND (coalesce(h.new_row, h.old_row) - 'created_at') <@ (to_jsonb(n) - 'created_at')))
+        THEN
+            RAISE EXCEPTION 'cabinet.mark says this write restores version %, but what it writes is not that version''s row', mark_restores
+                USING ERRCODE = 'invalid_parameter_value',
+                      HINT = 'cabinet-db sites revert and sites restore set this mark; a write of your own needs none';
+        END IF;
+    END IF;
+    IF mark_merges IS NOT NULL AND TG_OP IN ('INSERT', 'UPDATE') THEN
+        IF EXISTS (
+            SELECT 1 FROM new_rows n
+             WHERE NOT EXISTS (
+                SELECT 1 FROM public.sites_history h
+                 WHERE h.site_id = n.site_id AND h.version = mark_merges
+                   AND h.operation <> 'DELETE'))
+        THEN
+            RAISE EXCEPTION 'cabinet.mark says this write merges an edit made on version %, which the history does not hold', mark_merges
+                USING ERRCODE = 'invalid_parameter_value',
+                      HINT = 'the admin panel sets this mark for a merged save; a write of your own needs none';
+        END IF;
+    END IF;
     -- Written by cabinet-db (src/models/history.rs): one call per statement, whatever its size.
     -- Each CTE is MATERIALIZED: every row's next version is looked up before the first
     -- history row is written, so a lookup never scans rows this statement adds.
@@ -256,7 +313,7 @@ BEGIN
         SELECT r.site_id, r.version, 'INSERT', ",
             context_values!(),
             ",
-               r.new_row, ARRAY(SELECT e.key FROM jsonb_each(r.new_row) e WHERE e.value <> 'null' ORDER BY e.key), restores_version, merges_version
+               r.new_row, ARRAY(SELECT e.key FROM jsonb_each(r.new_row) e WHERE e.value <> 'null' ORDER BY e.key), mark_restores, mark_merges
           FROM r;
     ELSIF TG_OP = 'UPDATE' THEN
         -- Rows matched by site_id; an id that changed is the deletion of one and the creation
@@ -276,7 +333,7 @@ BEGIN
                r.old_row, r.new_row,
                ARRAY(SELECT k.key FROM jsonb_object_keys(coalesce(r.new_row, r.old_row)) k(key)
                       WHERE r.new_row -> k.key IS DISTINCT FROM r.old_row -> k.key ORDER BY k.key),
-               restores_version, merges_version
+               mark_restores, mark_merges
           FROM r;
     ELSIF TG_OP = 'DELETE' THEN
         WITH r AS MATERIALIZED (
@@ -310,7 +367,9 @@ $body$"
         definition: concat!(
             "CREATE FUNCTION {schema}cabinet_users_history() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $body$
 BEGIN
-    -- Written by cabinet-db (src/models/history.rs): creation, e-mail changes and deletion;
+",
+            actor_check!(),
+            "    -- Written by cabinet-db (src/models/history.rs): creation, e-mail changes and deletion;
     -- first_seen/last_seen (activity) are not a change of the record. Versions are looked up
     -- before anything is written (MATERIALIZED), as for sites.
     IF TG_OP = 'INSERT' THEN

@@ -690,3 +690,42 @@ async fn ids_are_permanent_and_forget_follows_a_person_renamed_before_they_were(
     .unwrap();
     assert!(others >= 2, "other people's addresses stay");
 }
+
+#[tokio::test]
+async fn a_session_cannot_record_a_false_mark_or_an_actor_the_cli_would_refuse() {
+    let setup = WithRoles::new().await;
+    let mut admin = setup.conn(RoleKind::Admin).await;
+    exec(&mut admin, "INSERT INTO sites (site_id, domain, ai_prompt) VALUES ('m1', 'm1.example.com', 'One')")
+        .await
+        .unwrap();
+    exec(&mut admin, "UPDATE sites SET ai_prompt = 'Two' WHERE site_id = 'm1'").await.unwrap();
+    for (setting, value, says) in [
+        ("cabinet.mark", "restores:1".to_owned(), "is not that version's row"),
+        ("cabinet.mark", "merges:7".to_owned(), "which the history does not hold"),
+        ("cabinet.actor", "x".repeat(201), "1-200 visible characters"),
+        ("cabinet.actor", "eve\u{1b}[2J@example.com".to_owned(), "1-200 visible characters"),
+        ("cabinet.actor", "   ".to_owned(), "1-200 visible characters"),
+    ] {
+        let sql = format!(
+            "BEGIN; SELECT set_config('{setting}', {}, true); UPDATE sites SET ai_prompt = 'Forged' WHERE site_id = 'm1'; COMMIT;",
+            sqlx::query_scalar::<_, String>("SELECT quote_literal($1)")
+                .bind(&value)
+                .fetch_one(&mut admin)
+                .await
+                .unwrap()
+        );
+        let refused = exec(&mut admin, &sql).await.unwrap_err();
+        assert!(refused.to_string().contains(says), "{setting} = {value:?}: {refused}");
+        let _ = exec(&mut admin, "ROLLBACK").await;
+    }
+    let (prompt, versions): (String, i64) = sqlx::query_as(
+        "SELECT ai_prompt, (SELECT count(*) FROM sites_history WHERE site_id = 'm1') FROM sites WHERE site_id = 'm1'",
+    )
+    .fetch_one(&mut admin)
+    .await
+    .unwrap();
+    assert_eq!((prompt.as_str(), versions), ("Two", 2), "nothing forged was written");
+    // The honest mark of a revert still records.
+    let out = run(&setup.url_as(RoleKind::Admin), &["sites", "revert", "m1", "--to", "1", "--yes"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+}

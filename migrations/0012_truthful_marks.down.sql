@@ -1,0 +1,111 @@
+-- Reverts 0012: the history records marks and actors as given, unchecked (as 0008 and 0004 wrote them).
+CREATE OR REPLACE FUNCTION cabinet_sites_history() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $body$
+DECLARE
+    -- One mark per transaction, set by the writer: 'restores:V' (a revert or restore puts
+    -- version V back) or 'merges:V' (an edit made on version V, merged into the newer one).
+    mark text := coalesce(current_setting('cabinet.mark', true), '');
+    restores_version bigint := CASE WHEN mark ~ '^restores:[0-9]{1,18}$' THEN substr(mark, 10)::bigint END;
+    merges_version bigint := CASE WHEN mark ~ '^merges:[0-9]{1,18}$' THEN substr(mark, 8)::bigint END;
+BEGIN
+    -- Written by cabinet-db (src/models/history.rs): one call per statement, whatever its size.
+    -- Each CTE is MATERIALIZED: every row's next version is looked up before the first
+    -- history row is written, so a lookup never scans rows this statement adds.
+    IF TG_OP = 'INSERT' THEN
+        WITH r AS MATERIALIZED (
+            SELECT n.site_id, to_jsonb(n) AS new_row, coalesce(v.version, 0) + 1 AS version
+              FROM new_rows n
+              LEFT JOIN (SELECT h.site_id, max(h.version) AS version FROM public.sites_history h
+                          WHERE h.site_id IN (SELECT site_id FROM new_rows) GROUP BY h.site_id) v
+                ON v.site_id = n.site_id)
+        INSERT INTO public.sites_history (site_id, version, operation, actor, session_role, application_name, client_addr, new_row, changed_fields, restores_version, merges_version)
+        SELECT r.site_id, r.version, 'INSERT', coalesce(nullif(current_setting('cabinet.actor', true), ''), session_user::text), session_user::text, coalesce(current_setting('application_name', true), ''), inet_client_addr(),
+               r.new_row, ARRAY(SELECT e.key FROM jsonb_each(r.new_row) e WHERE e.value <> 'null' ORDER BY e.key), restores_version, merges_version
+          FROM r;
+    ELSIF TG_OP = 'UPDATE' THEN
+        -- Rows matched by site_id; an id that changed is the deletion of one and the creation
+        -- of the other. An UPDATE that changed nothing is not a new version.
+        WITH r AS MATERIALIZED (
+            SELECT c.*, coalesce((SELECT max(h.version) FROM public.sites_history h WHERE h.site_id = c.site_id), 0) + 1 AS version
+              FROM (SELECT coalesce(n.site_id, o.site_id) AS site_id,
+                           CASE WHEN o.site_id IS NOT NULL THEN to_jsonb(o) END AS old_row,
+                           CASE WHEN n.site_id IS NOT NULL THEN to_jsonb(n) END AS new_row
+                      FROM old_rows o FULL JOIN new_rows n ON n.site_id = o.site_id) c
+             WHERE c.old_row IS DISTINCT FROM c.new_row)
+        INSERT INTO public.sites_history (site_id, version, operation, actor, session_role, application_name, client_addr, old_row, new_row, changed_fields, restores_version, merges_version)
+        SELECT r.site_id, r.version,
+               CASE WHEN r.old_row IS NULL THEN 'INSERT' WHEN r.new_row IS NULL THEN 'DELETE' ELSE 'UPDATE' END, coalesce(nullif(current_setting('cabinet.actor', true), ''), session_user::text), session_user::text, coalesce(current_setting('application_name', true), ''), inet_client_addr(),
+               r.old_row, r.new_row,
+               ARRAY(SELECT k.key FROM jsonb_object_keys(coalesce(r.new_row, r.old_row)) k(key)
+                      WHERE r.new_row -> k.key IS DISTINCT FROM r.old_row -> k.key ORDER BY k.key),
+               restores_version, merges_version
+          FROM r;
+    ELSIF TG_OP = 'DELETE' THEN
+        WITH r AS MATERIALIZED (
+            SELECT o.site_id, to_jsonb(o) AS old_row,
+                   coalesce((SELECT max(h.version) FROM public.sites_history h WHERE h.site_id = o.site_id), 0) + 1 AS version
+              FROM old_rows o)
+        INSERT INTO public.sites_history (site_id, version, operation, actor, session_role, application_name, client_addr, old_row)
+        SELECT r.site_id, r.version, 'DELETE', coalesce(nullif(current_setting('cabinet.actor', true), ''), session_user::text), session_user::text, coalesce(current_setting('application_name', true), ''), inet_client_addr(), r.old_row
+          FROM r;
+    ELSE
+        -- TRUNCATE, before it happens: the deletion of every row.
+        WITH r AS MATERIALIZED (
+            SELECT s.site_id, to_jsonb(s) AS old_row,
+                   coalesce((SELECT max(h.version) FROM public.sites_history h WHERE h.site_id = s.site_id), 0) + 1 AS version
+              FROM public.sites s)
+        INSERT INTO public.sites_history (site_id, version, operation, actor, session_role, application_name, client_addr, old_row)
+        SELECT r.site_id, r.version, 'DELETE', coalesce(nullif(current_setting('cabinet.actor', true), ''), session_user::text), session_user::text, coalesce(current_setting('application_name', true), ''), inet_client_addr(), r.old_row
+          FROM r;
+    END IF;
+    RETURN NULL;
+END
+$body$;
+CREATE OR REPLACE FUNCTION cabinet_users_history() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $body$
+BEGIN
+    -- Written by cabinet-db (src/models/history.rs): creation, e-mail changes and deletion;
+    -- first_seen/last_seen (activity) are not a change of the record. Versions are looked up
+    -- before anything is written (MATERIALIZED), as for sites.
+    IF TG_OP = 'INSERT' THEN
+        -- One join with the versions these ids already have (usually none): the planner
+        -- knows the batch's size and picks probes or a hash join.
+        WITH r AS MATERIALIZED (
+            SELECT n.user_id, n.email, coalesce(v.version, 0) + 1 AS version
+              FROM new_rows n
+              LEFT JOIN (SELECT h.user_id, max(h.version) AS version FROM public.users_history h
+                          WHERE h.user_id IN (SELECT user_id FROM new_rows) GROUP BY h.user_id) v
+                ON v.user_id = n.user_id)
+        INSERT INTO public.users_history (user_id, version, operation, actor, session_role, application_name, client_addr, new_email)
+        SELECT r.user_id, r.version, 'INSERT', coalesce(nullif(current_setting('cabinet.actor', true), ''), session_user::text), session_user::text, coalesce(current_setting('application_name', true), ''), inet_client_addr(), r.email
+          FROM r;
+    ELSIF TG_OP = 'UPDATE' THEN
+        WITH r AS MATERIALIZED (
+            SELECT coalesce(n.user_id, o.user_id) AS user_id, o.user_id AS old_id, n.user_id AS new_id,
+                   o.email AS old_email, n.email AS new_email,
+                   coalesce((SELECT max(h.version) FROM public.users_history h WHERE h.user_id = coalesce(n.user_id, o.user_id)), 0) + 1 AS version
+              FROM old_rows o FULL JOIN new_rows n ON n.user_id = o.user_id
+             WHERE o.user_id IS NULL OR n.user_id IS NULL OR o.email IS DISTINCT FROM n.email)
+        INSERT INTO public.users_history (user_id, version, operation, actor, session_role, application_name, client_addr, old_email, new_email)
+        SELECT r.user_id, r.version,
+               CASE WHEN r.old_id IS NULL THEN 'INSERT' WHEN r.new_id IS NULL THEN 'DELETE' ELSE 'UPDATE' END, coalesce(nullif(current_setting('cabinet.actor', true), ''), session_user::text), session_user::text, coalesce(current_setting('application_name', true), ''), inet_client_addr(), r.old_email, r.new_email
+          FROM r;
+    ELSIF TG_OP = 'DELETE' THEN
+        WITH r AS MATERIALIZED (
+            SELECT o.user_id, o.email,
+                   coalesce((SELECT max(h.version) FROM public.users_history h WHERE h.user_id = o.user_id), 0) + 1 AS version
+              FROM old_rows o)
+        INSERT INTO public.users_history (user_id, version, operation, actor, session_role, application_name, client_addr, old_email)
+        SELECT r.user_id, r.version, 'DELETE', coalesce(nullif(current_setting('cabinet.actor', true), ''), session_user::text), session_user::text, coalesce(current_setting('application_name', true), ''), inet_client_addr(), r.email
+          FROM r;
+    ELSE
+        -- TRUNCATE, before it happens: the deletion of every row.
+        WITH r AS MATERIALIZED (
+            SELECT u.user_id, u.email,
+                   coalesce((SELECT max(h.version) FROM public.users_history h WHERE h.user_id = u.user_id), 0) + 1 AS version
+              FROM public.users u)
+        INSERT INTO public.users_history (user_id, version, operation, actor, session_role, application_name, client_addr, old_email)
+        SELECT r.user_id, r.version, 'DELETE', coalesce(nullif(current_setting('cabinet.actor', true), ''), session_user::text), session_user::text, coalesce(current_setting('application_name', true), ''), inet_client_addr(), r.email
+          FROM r;
+    END IF;
+    RETURN NULL;
+END
+$body$;
