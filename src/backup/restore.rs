@@ -64,6 +64,10 @@ pub enum RestoreError {
         "{target} is the production data directory (or inside it): restore into a new directory, or use --in-place --yes with the server stopped"
     )]
     IntoProduction { target: PathBuf },
+    #[error(
+        "{target} is inside the backup repository {repository} (or holds it): restore into a directory of its own"
+    )]
+    IntoRepository { target: PathBuf, repository: PathBuf },
     #[error("{target} is in the future; the latest point a restore can reach is now")]
     Future { target: String },
     #[error("{target} is before the oldest backup, which ended at {earliest}: nothing can restore to it")]
@@ -122,7 +126,7 @@ fn expose<S: serde::Serializer>(url: &DatabaseUrl, s: S) -> Result<S::Ok, S::Err
 pub async fn restore(options: &RestoreOptions) -> Result<RestoreReport, BackupError> {
     let started = Instant::now();
     let config = BackupConfig::read(&options.config_path)?;
-    check_target_dir(&options.target_dir, &config.pg_path)?;
+    check_target_dir(&options.target_dir, &config.pg_path, &config.repos)?;
     let pgbackrest = pgbackrest_for(&options.config_path)?;
     let run_as = pgbackrest.run_as.clone();
     let catalog = Catalog::from_info(&pgbackrest.info_json()?);
@@ -241,14 +245,61 @@ fn target_args(target: &Target) -> Vec<String> {
     args
 }
 
-/// The directory must be new or empty, and nowhere near the production data.
-fn check_target_dir(target: &Path, production: &Path) -> Result<(), RestoreError> {
-    let absolute = std::path::absolute(target).unwrap_or_else(|_| target.to_owned());
-    if absolute.starts_with(production) || production.starts_with(&absolute) {
-        return Err(RestoreError::IntoProduction { target: absolute });
+/// The directory must be new or empty, and nowhere near the production data or a local
+/// repository — compared as the paths really are, every symlink resolved (a target through a
+/// symlinked parent of the data directory is the data directory).
+fn check_target_dir(
+    target: &Path,
+    production: &Path,
+    repos: &[super::repository::Repo],
+) -> Result<(), RestoreError> {
+    let real = really(target);
+    let overlaps = |guarded: &Path| {
+        let guarded = really(guarded);
+        real.starts_with(&guarded) || guarded.starts_with(&real)
+    };
+    if overlaps(production) {
+        return Err(RestoreError::IntoProduction { target: real });
+    }
+    for repo in repos {
+        if let super::repository::Repo::Posix { path } = repo
+            && overlaps(path)
+        {
+            return Err(RestoreError::IntoRepository { target: real, repository: path.clone() });
+        }
     }
     let has_entries = std::fs::read_dir(target).map(|mut entries| entries.next().is_some()).unwrap_or(false);
     if has_entries { Err(RestoreError::NotEmpty(target.to_owned())) } else { Ok(()) }
+}
+
+/// `path` with every symlink resolved: its longest existing ancestor canonicalised, the rest
+/// (not created yet) appended — `..` in that rest resolved lexically.
+fn really(path: &Path) -> PathBuf {
+    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
+    let mut existing = absolute.as_path();
+    let mut rest = Vec::new();
+    loop {
+        if let Ok(real) = std::fs::canonicalize(existing) {
+            let mut out = real;
+            for part in rest.iter().rev() {
+                match part {
+                    std::path::Component::ParentDir => {
+                        out.pop();
+                    }
+                    std::path::Component::CurDir => {}
+                    other => out.push(other.as_os_str()),
+                }
+            }
+            return out;
+        }
+        match (existing.parent(), existing.components().next_back()) {
+            (Some(parent), Some(last)) => {
+                rest.push(last);
+                existing = parent;
+            }
+            _ => return absolute,
+        }
+    }
 }
 
 /// Switches the live server's WAL segment and waits (a bounded time) for it to be archived,

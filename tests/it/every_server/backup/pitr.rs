@@ -74,10 +74,18 @@ async fn a_restore_reaches_the_second_before_the_mistake_and_nothing_after() {
     assert_eq!(archive_mode, "off");
     copy.close().await.unwrap();
 
-    // And the refusals: a non-empty directory, the production data directory, the future.
+    // And the refusals: a non-empty directory, the production data directory (also through a
+    // symlinked parent), the repository (also through a symlink), the future.
+    let alias = production.cluster.root.join("alias-of-the-data");
+    std::os::unix::fs::symlink(production.cluster.pgdata().parent().unwrap(), &alias).unwrap();
+    let into_live = alias.join(production.cluster.pgdata().file_name().unwrap()).join("restored");
+    let repo_alias = production.cluster.root.join("alias-of-the-repo");
+    std::os::unix::fs::symlink(&repo, &repo_alias).unwrap();
     let refusals = [
         (target_dir.clone(), Target::Latest, "is not empty"),
         (production.cluster.pgdata(), Target::Latest, "production data directory"),
+        (into_live, Target::Latest, "production data directory"),
+        (repo_alias.join("copy"), Target::Latest, "inside the backup repository"),
         (
             production.cluster.root.join("copy2"),
             Target::Time(chrono::Utc::now() + chrono::Duration::hours(1)),
