@@ -52,7 +52,7 @@ struct LabPanel {
 impl LabPanel {
     /// `None` (said on stderr) without root: namespaces need it, and CI runs as root.
     async fn start(bench: &Bench) -> Option<LabPanel> {
-        use crate::lab::{Cleanup, add_namespaces, in_netns, sh, veth};
+        use crate::lab::{Cleanup, add_namespaces, in_netns, tailnet_cable};
         if !nix::unistd::geteuid().is_root() {
             eprintln!("   the lab path needs root (network namespaces): not measured in this run");
             return None;
@@ -60,11 +60,7 @@ impl LabPanel {
         let [db_host, laptop] = add_namespaces("the panel benchmark", ["bdb", "blap"]);
         let cleanup = Cleanup(vec![db_host.clone(), laptop.clone()]);
         let link = format!("bl{}", std::process::id());
-        veth(&db_host, "tailscale0", &laptop, &link);
-        sh(&["ip", "-n", &db_host, "addr", "add", "100.101.102.103/24", "dev", "tailscale0"]);
-        sh(&["ip", "-n", &db_host, "link", "set", "tailscale0", "up"]);
-        sh(&["ip", "-n", &laptop, "addr", "add", &format!("{LAPTOP_IP}/24"), "dev", &link]);
-        sh(&["ip", "-n", &laptop, "link", "set", &link, "up"]);
+        tailnet_cable(&db_host, "100.101.102.103", &laptop, &link, &[LAPTOP_IP]);
         let viewer = r#"{"Node":{"Name":"laptop.tail1234.ts.net.","Tags":[]},"UserProfile":{"ID":7,"LoginName":"bench@example.com","DisplayName":"Bench"},"CapMap":{"ai-cabinet.internal/cap/cabinet-db":[{"role":"viewer"}]}}"#;
         let tailscaled = crate::fake_localapi::FakeLocalApi::with_whois(
             "status-running.json",

@@ -30,6 +30,24 @@ pub fn veth(ns_a: &str, dev_a: &str, ns_b: &str, dev_b: &str) {
     sh(&["ip", "link", "add", dev_a, "netns", ns_a, "type", "veth", "peer", "name", dev_b, "netns", ns_b]);
 }
 
+/// A tailnet cable: the server's end is `tailscale0` with `server_ip`/24 (as tailscaled names
+/// it), the clients' end `client_link` with each of `client_ips`/24; both up.
+pub fn tailnet_cable(
+    server_ns: &str,
+    server_ip: &str,
+    client_ns: &str,
+    client_link: &str,
+    client_ips: &[&str],
+) {
+    veth(server_ns, "tailscale0", client_ns, client_link);
+    sh(&["ip", "-n", server_ns, "addr", "add", &format!("{server_ip}/24"), "dev", "tailscale0"]);
+    sh(&["ip", "-n", server_ns, "link", "set", "tailscale0", "up"]);
+    for ip in client_ips {
+        sh(&["ip", "-n", client_ns, "addr", "add", &format!("{ip}/24"), "dev", client_link]);
+    }
+    sh(&["ip", "-n", client_ns, "link", "set", client_link, "up"]);
+}
+
 /// Network namespaces `cdb<pid>-<suffix>` with loopback up, after those of earlier runs that
 /// died are swept; fails loudly (never skips) without root or iproute2.
 pub fn add_namespaces<const N: usize>(test: &str, suffixes: [&str; N]) -> [String; N] {

@@ -25,7 +25,7 @@ use super::{
 use crate::{
     fake_localapi::FakeLocalApi,
     harness::{TestDb, WithRoles},
-    lab::{Cleanup, add_namespaces, forward_into, in_netns, sh, veth},
+    lab::{Cleanup, add_namespaces, forward_into, in_netns, sh, tailnet_cable},
 };
 
 const DB_HOST_IP: &str = "100.101.102.103";
@@ -57,11 +57,7 @@ impl Lab {
         let [db_host, laptop] = add_namespaces("the deployed panel test", ["pdb", "plap"]);
         let cleanup = Cleanup(vec![db_host.clone(), laptop.clone()]);
         let laptop_link = format!("pl{}", std::process::id());
-        veth(&db_host, "tailscale0", &laptop, &laptop_link);
-        sh(&["ip", "-n", &db_host, "addr", "add", &format!("{DB_HOST_IP}/24"), "dev", "tailscale0"]);
-        sh(&["ip", "-n", &db_host, "link", "set", "tailscale0", "up"]);
-        sh(&["ip", "-n", &laptop, "addr", "add", &format!("{LAPTOP_IP}/24"), "dev", &laptop_link]);
-        sh(&["ip", "-n", &laptop, "link", "set", &laptop_link, "up"]);
+        tailnet_cable(&db_host, DB_HOST_IP, &laptop, &laptop_link, &[LAPTOP_IP]);
         sh(&["ip", "-n", &laptop, "addr", "add", &format!("{EVIL_IP}/32"), "dev", "lo"]);
         // The database host reaches PostgreSQL on its own 127.0.0.1, as the panel's unit does.
         forward_into(&db_host, pg_port);

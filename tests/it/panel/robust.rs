@@ -25,7 +25,7 @@ use super::{PanelProcess, Request, Response};
 use crate::{
     fake_localapi::FakeLocalApi,
     harness::WithRoles,
-    lab::{Cleanup, Forwarder, add_namespaces, in_netns, sh, veth},
+    lab::{Cleanup, Forwarder, add_namespaces, in_netns, tailnet_cable},
 };
 
 const SERVER_IP: &str = "100.101.102.103";
@@ -50,12 +50,9 @@ impl Lab {
         let [ns_server, ns_client] = add_namespaces(test, [&format!("{tag}s"), &format!("{tag}c")]);
         let cleanup = Cleanup(vec![ns_server.clone(), ns_client.clone()]);
         let client_link = format!("{tag}{}", std::process::id());
-        veth(&ns_server, "tailscale0", &ns_client, &client_link);
-        sh(&["ip", "-n", &ns_server, "addr", "add", &format!("{SERVER_IP}/24"), "dev", "tailscale0"]);
-        sh(&["ip", "-n", &ns_server, "link", "set", "tailscale0", "up"]);
+        tailnet_cable(&ns_server, SERVER_IP, &ns_client, &client_link, &[FLOODER, PERSON]);
         let mut whois = HashMap::new();
         for (ip, login) in [(FLOODER, "mallory@example.com"), (PERSON, "alice@example.com")] {
-            sh(&["ip", "-n", &ns_client, "addr", "add", &format!("{ip}/24"), "dev", &client_link]);
             whois.insert(
                 ip.parse().unwrap(),
                 format!(
@@ -63,7 +60,6 @@ impl Lab {
                 ),
             );
         }
-        sh(&["ip", "-n", &ns_client, "link", "set", &client_link, "up"]);
         let tailscaled = FakeLocalApi::with_whois("status-running.json", whois);
         let addr = format!("{SERVER_IP}:{PORT}").parse().unwrap();
         Lab { ns_server, ns_client, addr, tailscaled, _cleanup: cleanup }

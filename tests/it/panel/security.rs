@@ -14,7 +14,7 @@ use super::{PanelProcess, Request, Response};
 use crate::{
     fake_localapi::FakeLocalApi,
     harness::{WithRoles, binary, stderr},
-    lab::{add_namespaces, forward_into, in_netns, sh, veth},
+    lab::{add_namespaces, forward_into, in_netns, tailnet_cable},
 };
 
 const SERVER_IP: &str = "100.101.102.103";
@@ -77,19 +77,16 @@ async fn the_panel_lets_in_only_granted_people_and_only_same_origin_changes() {
     let [ns_server, ns_client] = add_namespaces("the panel security test", ["ps", "pc"]);
     let _cleanup = Cleanup(vec![ns_server.clone(), ns_client.clone()]);
     let client_link = format!("pc{}", std::process::id());
-    veth(&ns_server, "tailscale0", &ns_client, &client_link);
-    sh(&["ip", "-n", &ns_server, "addr", "add", &format!("{SERVER_IP}/24"), "dev", "tailscale0"]);
-    sh(&["ip", "-n", &ns_server, "link", "set", "tailscale0", "up"]);
+    let peer_ips: Vec<&str> = peers().iter().map(|(_, ip, _)| *ip).collect();
+    tailnet_cable(&ns_server, SERVER_IP, &ns_client, &client_link, &peer_ips);
     let mut ips = HashMap::new();
     let mut whois = HashMap::new();
     for (name, ip, answer) in peers() {
-        sh(&["ip", "-n", &ns_client, "addr", "add", &format!("{ip}/24"), "dev", &client_link]);
         ips.insert(name, ip.parse::<IpAddr>().unwrap());
         if let Some(answer) = answer {
             whois.insert(ip.parse().unwrap(), answer);
         }
     }
-    sh(&["ip", "-n", &ns_client, "link", "set", &client_link, "up"]);
     forward_into(&ns_server, pg_port);
     let tailscaled = FakeLocalApi::with_whois("status-running.json", whois);
     let addr: SocketAddr = format!("{SERVER_IP}:{PORT}").parse().unwrap();
