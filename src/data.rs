@@ -17,6 +17,15 @@ pub enum DataError {
         #[source]
         source: sqlx::Error,
     },
+    /// Refused by one of the schema's functions (e.g. a sighting in the future): the
+    /// database's own sentence, and its hint.
+    #[error("{message}{}", hint.as_ref().map(|h| format!(" ({h})")).unwrap_or_default())]
+    Refused {
+        message: String,
+        hint: Option<String>,
+        #[source]
+        source: sqlx::Error,
+    },
     #[error("{what} not found")]
     NotFound { what: String },
     /// `--expect-version` met a site that moved on.
@@ -42,6 +51,16 @@ impl From<sqlx::Error> for DataError {
             }
             other => other,
         };
+        if let Some(db) = error.as_database_error()
+            && db.code().as_deref() == Some(crate::models::activity::REFUSAL_SQLSTATE)
+        {
+            let message = db.message().to_owned();
+            let hint = db
+                .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+                .and_then(|e| e.hint())
+                .map(str::to_owned);
+            return DataError::Refused { message, hint, source: error };
+        }
         let constraint = error.as_database_error().and_then(|e| e.constraint()).map(str::to_owned);
         match (constraint, crate::db::violation_message(&error)) {
             (Some(constraint), Some(message)) => DataError::Rejected { constraint, message, source: error },

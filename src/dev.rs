@@ -103,7 +103,7 @@ pub struct DevReport {
     /// The superuser's URL, password included: printed only on request (`--json`).
     #[serde(serialize_with = "expose_url")]
     pub database_url: Option<DatabaseUrl>,
-    /// One URL per login role (`cabinet_admin`, `cabinet_n8n`), passwords included.
+    /// One URL per login role (`cabinet_admin`, `cabinet_n8n`, `cabinet_app`), passwords included.
     #[serde(serialize_with = "expose_urls")]
     pub role_urls: BTreeMap<String, DatabaseUrl>,
     pub server_version: Option<String>,

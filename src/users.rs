@@ -1,6 +1,6 @@
 //! Users: lookups, deletion, and activity recording. Functions take `impl PgExecutor`.
 
-use std::{collections::HashMap, time::Duration};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -147,26 +147,16 @@ pub async fn delete(
     Ok(result.rows_affected() == 1)
 }
 
-/// One user's events of a batch, merged.
-struct Merged {
-    first_seen: DateTime<Utc>,
-    last_seen: DateTime<Utc>,
-    /// The e-mail of the newest event that carried one, and when that was.
-    email: Option<(DateTime<Utc>, String)>,
-}
-
-/// Records sightings in one statement, whatever the batch size.
+/// Records sightings in one statement, whatever the batch size, through the database's own
+/// `cabinet_record_seen_many` (src/models/activity.rs says what it keeps): the main
+/// application and any other writer call the same function, so the rules hold for all.
 ///
 /// - A new user gets `first_seen = last_seen = at`.
-/// - Later events keep `first_seen` the earliest and `last_seen` the latest ever seen: an old
-///   event arriving late never moves `last_seen` back.
+/// - Later events keep `first_seen` the earliest and `last_seen` the latest ever seen.
 /// - A newer event with a different e-mail updates it; an older one does not.
 /// - An event within `debounce` of the stored `last_seen`, with the same e-mail, writes
-///   nothing: the row is neither updated nor locked, so no WAL and no dead tuple.
-///
-/// Events of one user in a batch are merged first (PostgreSQL refuses to update a row twice
-/// in one `ON CONFLICT` statement), and the batch travels as arrays (`UNNEST`). Rows are
-/// written in `user_id` order, so concurrent callers never deadlock on shared users.
+///   nothing: no WAL and no dead tuple.
+/// - An event more than five minutes ahead of the database server's clock is refused.
 ///
 /// It takes no actor: it is the sign-in path's hot loop, one statement on a pooled
 /// connection. A user it creates (or whose e-mail it changes) is recorded in the history as
@@ -176,76 +166,30 @@ pub async fn record_seen(
     events: &[SeenEvent],
     debounce: Duration,
 ) -> Result<SeenReport, DataError> {
-    let mut merged: HashMap<&str, Merged> = HashMap::with_capacity(events.len());
-    for event in events {
-        let entry = merged.entry(event.user_id.as_str()).or_insert(Merged {
-            first_seen: event.at,
-            last_seen: event.at,
-            email: None,
-        });
-        entry.first_seen = entry.first_seen.min(event.at);
-        entry.last_seen = entry.last_seen.max(event.at);
-        if let Some(email) = &event.email
-            && entry.email.as_ref().is_none_or(|(at, _)| event.at >= *at)
-        {
-            entry.email = Some((event.at, email.as_str().to_owned()));
-        }
-    }
-    // Rows are written in user_id order, so concurrent batches lock shared rows in the same
-    // order and cannot deadlock.
-    let mut merged: Vec<(&str, Merged)> = merged.into_iter().collect();
-    merged.sort_unstable_by(|a, b| a.0.cmp(b.0));
-    let n = merged.len();
-    let (mut ids, mut emails, mut email_ats, mut firsts, mut lasts) = (
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
+    let (mut ids, mut emails, mut times) = (
+        Vec::with_capacity(events.len()),
+        Vec::with_capacity(events.len()),
+        Vec::with_capacity(events.len()),
     );
-    for (id, m) in merged {
-        ids.push(id);
-        emails.push(m.email.as_ref().map(|(_, e)| e.clone()));
-        email_ats.push(m.email.as_ref().map(|(at, _)| *at));
-        firsts.push(m.first_seen);
-        lasts.push(m.last_seen);
+    for event in events {
+        ids.push(event.user_id.as_str());
+        emails.push(event.email.as_ref().map(Email::as_str));
+        times.push(event.at);
     }
-    // `needed` reads the stored rows without locking them and keeps only the users whose row
-    // must change; the upsert then handles rows inserted concurrently in between.
-    // Only the two counts come back, not a row per user.
-    let (inserted, written): (i64, i64) = sqlx::query_as(
-        "WITH input AS (
-             SELECT * FROM UNNEST($1::text[], $2::text[], $3::timestamptz[], $4::timestamptz[], $5::timestamptz[])
-                 AS i(user_id, email, email_at, first_seen, last_seen)
-         ), needed AS (
-             SELECT i.user_id,
-                    CASE WHEN u.user_id IS NULL OR i.email_at >= u.last_seen THEN i.email END AS email,
-                    i.first_seen, i.last_seen
-               FROM input i LEFT JOIN users u ON u.user_id = i.user_id
-              WHERE u.user_id IS NULL
-                 OR i.first_seen < u.first_seen
-                 OR i.last_seen > u.last_seen + $6::interval
-                 OR (i.email IS NOT NULL AND i.email IS DISTINCT FROM u.email AND i.email_at >= u.last_seen)
-         ), written AS (
-             INSERT INTO users AS u (user_id, email, first_seen, last_seen)
-             SELECT user_id, email, first_seen, last_seen FROM needed ORDER BY user_id
-             ON CONFLICT (user_id) DO UPDATE SET
-                 first_seen = LEAST(u.first_seen, EXCLUDED.first_seen),
-                 last_seen = GREATEST(u.last_seen, EXCLUDED.last_seen),
-                 email = CASE WHEN EXCLUDED.email IS NOT NULL AND EXCLUDED.last_seen >= u.last_seen
-                              THEN EXCLUDED.email ELSE u.email END
-             RETURNING (xmax = 0) AS inserted
-         )
-         SELECT count(*) FILTER (WHERE inserted), count(*) FROM written",
+    let (users, inserted, updated, unchanged): (i64, i64, i64, i64) = sqlx::query_as(
+        "SELECT * FROM cabinet_record_seen_many($1::text[], $2::text[], $3::timestamptz[], $4::interval)",
     )
     .bind(&ids)
     .bind(&emails)
-    .bind(&email_ats)
-    .bind(&firsts)
-    .bind(&lasts)
+    .bind(&times)
     .bind(format!("{} milliseconds", debounce.as_millis()))
     .fetch_one(executor)
     .await?;
-    let (inserted, written) = (inserted as usize, written as usize);
-    Ok(SeenReport { users: n, inserted, updated: written - inserted, unchanged: n - written })
+    let count = |n: i64| usize::try_from(n).unwrap_or_default();
+    Ok(SeenReport {
+        users: count(users),
+        inserted: count(inserted),
+        updated: count(updated),
+        unchanged: count(unchanged),
+    })
 }

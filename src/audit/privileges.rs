@@ -14,7 +14,7 @@ use crate::{
 const APPLY: &str = "run cabinet-db roles apply (as a superuser)";
 
 fn login_roles(roles: &Roles) -> Vec<(RoleKind, String)> {
-    [RoleKind::Admin, RoleKind::N8n].into_iter().map(|k| (k, roles.name(k))).collect()
+    RoleKind::LOGIN.into_iter().map(|k| (k, roles.name(k))).collect()
 }
 
 /// Column-capable privileges: a grant on one column shows in `has_any_column_privilege`.

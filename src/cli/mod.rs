@@ -87,7 +87,7 @@ pub enum Command {
     Dev(dev::DevArgs),
     /// Export the schema model for other languages (SQLAlchemy models for the Python side).
     Models(models::ModelsArgs),
-    /// Create and check the least-privilege roles (owner, admin panel, n8n).
+    /// Create and check the least-privilege roles (owner, admin panel, n8n, the main application).
     Roles(roles::RolesArgs),
     /// Read Tailscale's view of this node; render the tailnet-only host configuration.
     Tailnet(tailnet::TailnetArgs),

@@ -6,7 +6,7 @@ use std::{fmt::Write as _, path::Path};
 
 use super::{ClusterError, ClusterSpec, Member};
 use crate::{
-    roles::{RoleKind, password::Password},
+    roles::password::Password,
     tailnet::{
         TAILNET_V4, TAILNET_V6,
         render::{RenderedFile, SUPERUSER_PEER_MAP},
@@ -93,7 +93,7 @@ fn bits(ip: &std::net::IpAddr) -> u8 {
 /// connections, replication and pg_rewind only between the cluster's nodes, the login roles
 /// from the tailnet, then reject everything else.
 fn pg_hba(spec: &ClusterSpec) -> Vec<String> {
-    let (admin, n8n, db) = (spec.roles.name(RoleKind::Admin), spec.roles.name(RoleKind::N8n), &spec.database);
+    let (logins, db) = (spec.roles.login_names(), &spec.database);
     let mut rules = vec![
         format!("local all postgres peer map={}", SUPERUSER_PEER_MAP.0),
         "local all all scram-sha-256".to_owned(),
@@ -121,7 +121,7 @@ fn pg_hba(spec: &ClusterSpec) -> Vec<String> {
         ));
     }
     for (net, prefix) in [TAILNET_V4, TAILNET_V6] {
-        rules.push(format!("host {db} {admin},{n8n} {net}/{prefix} scram-sha-256"));
+        rules.push(format!("host {db} {logins} {net}/{prefix} scram-sha-256"));
     }
     rules.push("host all all 0.0.0.0/0 reject".to_owned());
     rules.push("host all all ::/0 reject".to_owned());

@@ -4,6 +4,8 @@
 //! migrations must produce exactly that (a test checks it) and `migrate check` / `migrate
 //! diff` compare a live database with it. `Site` and `User` are the rows as Rust types.
 
+/// User activity (`cabinet_record_seen`): the one implementation of "a user was seen".
+pub mod activity;
 /// Which characters identifiers and e-mail addresses may hold, for Rust and SQL alike.
 pub mod characters;
 /// The change history: its tables, the trigger functions that write it, their triggers.

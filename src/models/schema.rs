@@ -302,7 +302,22 @@ pub const TABLES: &[TableDef] = &[
 ];
 
 /// Every function of the schema, created before the tables whose triggers call them.
-pub const FUNCTIONS: &[FunctionDef] = super::history::FUNCTIONS;
+pub const FUNCTIONS: &[FunctionDef] = &{
+    const HISTORY: &[FunctionDef] = super::history::FUNCTIONS;
+    const ACTIVITY: &[FunctionDef] = &super::activity::FUNCTIONS;
+    let mut all = [HISTORY[0]; HISTORY.len() + ACTIVITY.len()];
+    let mut i = 0;
+    while i < ACTIVITY.len() {
+        all[HISTORY.len() + i] = ACTIVITY[i];
+        i += 1;
+    }
+    let mut i = 0;
+    while i < HISTORY.len() {
+        all[i] = HISTORY[i];
+        i += 1;
+    }
+    all
+};
 
 /// The table where the migration runner records what it applied. It lives beside the
 /// application tables but is not part of the model.

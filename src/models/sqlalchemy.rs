@@ -213,10 +213,11 @@ pub fn render(origin: &Origin) -> Result<String, ExportError> {
 from __future__ import annotations
 
 import datetime
-from typing import Any, Optional
+from typing import Any, NamedTuple, Optional, Sequence
 
 from sqlalchemy import (
     ARRAY,
+    Connection,
     BigInteger,
     CheckConstraint,
     Column,
@@ -233,7 +234,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import INET, JSONB
 from sqlalchemy.dialects.postgresql import base as postgresql_base
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 from sqlalchemy.types import UserDefinedType
 
 SCHEMA_HEAD = {head_literal}
@@ -276,8 +277,77 @@ class Base(DeclarativeBase):
             _ => core_table(&mut out, table)?,
         }
     }
+    out.push_str(ACTIVITY_HELPERS);
     Ok(out)
 }
+
+/// Typed calls of the database's activity functions (src/models/activity.rs): the main
+/// application records sign-ins through them as `cabinet_app`, which may not write `users`.
+const ACTIVITY_HELPERS: &str = r#"
+
+DEFAULT_DEBOUNCE = datetime.timedelta(seconds=60)
+"""Sightings this close to the stored last_seen (with the same e-mail) write nothing."""
+
+
+class SeenReport(NamedTuple):
+    """What `record_seen_many` did: distinct users, and how many rows it inserted, updated or left alone."""
+
+    users: int
+    inserted: int
+    updated: int
+    unchanged: int
+
+
+def _aware(seen_at: datetime.datetime) -> datetime.datetime:
+    if seen_at.tzinfo is None or seen_at.utcoffset() is None:
+        raise ValueError(
+            f"seen_at {seen_at.isoformat()} has no time zone: pass an aware datetime, "
+            "e.g. datetime.datetime.now(datetime.timezone.utc)"
+        )
+    return seen_at
+
+
+def record_seen(
+    session: Session | Connection,
+    user_id: str,
+    email: str | None,
+    seen_at: datetime.datetime,
+    debounce: datetime.timedelta = DEFAULT_DEBOUNCE,
+) -> str:
+    """Records one sighting of a user (a sign-in, a request) through the database's
+    `cabinet_record_seen`: first_seen stays the earliest, last_seen the latest, the newest
+    e-mail wins, and a sighting within `debounce` of last_seen writes nothing. A time more than
+    five minutes ahead of the database server's clock is refused (DataError). Returns
+    'inserted', 'updated' or 'unchanged'; the caller commits."""
+    statement = text(
+        "SELECT cabinet_record_seen(CAST(:user_id AS text), CAST(:email AS text), "
+        "CAST(:seen_at AS timestamptz), CAST(:debounce AS interval))"
+    )
+    values = {"user_id": user_id, "email": email, "seen_at": _aware(seen_at), "debounce": debounce}
+    return str(session.execute(statement, values).scalar_one())
+
+
+def record_seen_many(
+    session: Session | Connection,
+    sightings: Sequence[tuple[str, str | None, datetime.datetime]],
+    debounce: datetime.timedelta = DEFAULT_DEBOUNCE,
+) -> SeenReport:
+    """Records a batch of (user_id, email or None, seen_at) in one statement through
+    `cabinet_record_seen_many`, with the rules of `record_seen`; of two sightings of one user at
+    the same instant the later one in the batch wins the e-mail. The caller commits."""
+    statement = text(
+        "SELECT * FROM cabinet_record_seen_many(CAST(:user_ids AS text[]), CAST(:emails AS text[]), "
+        "CAST(:seen_at AS timestamptz[]), CAST(:debounce AS interval))"
+    )
+    values = {
+        "user_ids": [user_id for user_id, _, _ in sightings],
+        "emails": [email for _, email, _ in sightings],
+        "seen_at": [_aware(seen_at) for _, _, seen_at in sightings],
+        "debounce": debounce,
+    }
+    row = session.execute(statement, values).one()
+    return SeenReport(int(row.users), int(row.inserted), int(row.updated), int(row.unchanged))
+"#;
 
 #[cfg(test)]
 mod tests {

@@ -141,12 +141,14 @@ async fn apply_in(
     let owner = quote_ident(&roles.name(RoleKind::Owner));
     let admin = quote_ident(&roles.name(RoleKind::Admin));
     let n8n = quote_ident(&roles.name(RoleKind::N8n));
+    let app = quote_ident(&roles.name(RoleKind::App));
+    let logins = RoleKind::LOGIN.map(|k| quote_ident(&roles.name(k))).join(", ");
     let database: String = sqlx::query_scalar("SELECT current_database()").fetch_one(&mut *conn).await?;
     let database = quote_ident(&database);
     for sql in [
         // Only our roles may connect; PUBLIC's default CONNECT and TEMPORARY go.
         format!("REVOKE ALL ON DATABASE {database} FROM PUBLIC"),
-        format!("GRANT CONNECT ON DATABASE {database} TO {n8n}"),
+        format!("GRANT CONNECT ON DATABASE {database} TO {n8n}, {app}"),
         // Imports into a table with rows stage them in a temporary table first.
         format!("GRANT CONNECT, TEMPORARY ON DATABASE {database} TO {admin}"),
         // The drift check materialises the models as temporary tables.
@@ -154,7 +156,7 @@ async fn apply_in(
         // PostgreSQL 14 (and databases restored from it) still lets PUBLIC create here.
         "REVOKE CREATE ON SCHEMA public FROM PUBLIC".to_owned(),
         format!("GRANT USAGE, CREATE ON SCHEMA public TO {owner}"),
-        format!("GRANT USAGE ON SCHEMA public TO {admin}, {n8n}"),
+        format!("GRANT USAGE ON SCHEMA public TO {admin}, {n8n}, {app}"),
         // Future objects of the owner: nothing for PUBLIC (tables never had anything; functions
         // and types would get EXECUTE / USAGE). New tables get grants from the roles model when
         // `roles apply` runs after the migration that adds them.
@@ -177,8 +179,8 @@ async fn apply_in(
         }
         let qualified = format!("public.{}", quote_ident(table));
         execute(conn, &format!("ALTER TABLE {qualified} OWNER TO {owner}")).await?;
-        execute(conn, &format!("REVOKE ALL ON {qualified} FROM PUBLIC, {admin}, {n8n}")).await?;
-        for kind in [RoleKind::Admin, RoleKind::N8n] {
+        execute(conn, &format!("REVOKE ALL ON {qualified} FROM PUBLIC, {logins}")).await?;
+        for kind in RoleKind::LOGIN {
             let privileges = kind.table_privileges(table);
             if !privileges.is_empty() {
                 let grantee = quote_ident(&roles.name(kind));
@@ -200,8 +202,8 @@ async fn apply_in(
         for signature in signatures {
             let qualified = format!("public.{signature}");
             execute(conn, &format!("ALTER FUNCTION {qualified} OWNER TO {owner}")).await?;
-            execute(conn, &format!("REVOKE ALL ON FUNCTION {qualified} FROM PUBLIC, {admin}, {n8n}")).await?;
-            for kind in [RoleKind::Admin, RoleKind::N8n] {
+            execute(conn, &format!("REVOKE ALL ON FUNCTION {qualified} FROM PUBLIC, {logins}")).await?;
+            for kind in RoleKind::LOGIN {
                 if kind.may_execute(function.name) {
                     let grantee = quote_ident(&roles.name(kind));
                     execute(conn, &format!("GRANT EXECUTE ON FUNCTION {qualified} TO {grantee}")).await?;

@@ -5,6 +5,7 @@
 //! | `<prefix>owner` | no | own the schema objects; migrations `SET ROLE` to it |
 //! | `<prefix>admin` | yes | SELECT, INSERT, UPDATE, DELETE on `sites` and `users`; SELECT on their history and the migration ledger |
 //! | `<prefix>n8n` | yes | SELECT on `sites` |
+//! | `<prefix>app` | yes | SELECT on `sites` and `users`; EXECUTE on `cabinet_record_seen` and `cabinet_record_seen_many` (the main application records sign-ins through them and writes nothing else) |
 //!
 //! None is superuser, CREATEDB, CREATEROLE, REPLICATION or BYPASSRLS, or a member of any other
 //! role; each has exactly the settings below and no others. PUBLIC keeps nothing on our
@@ -52,16 +53,20 @@ pub enum RoleKind {
     Owner,
     Admin,
     N8n,
+    App,
 }
 
 impl RoleKind {
-    pub const ALL: [RoleKind; 3] = [RoleKind::Owner, RoleKind::Admin, RoleKind::N8n];
+    pub const ALL: [RoleKind; 4] = [RoleKind::Owner, RoleKind::Admin, RoleKind::N8n, RoleKind::App];
+    /// The roles clients log in as.
+    pub const LOGIN: [RoleKind; 3] = [RoleKind::Admin, RoleKind::N8n, RoleKind::App];
 
     pub fn suffix(self) -> &'static str {
         match self {
             RoleKind::Owner => "owner",
             RoleKind::Admin => "admin",
             RoleKind::N8n => "n8n",
+            RoleKind::App => "app",
         }
     }
 
@@ -76,16 +81,19 @@ impl RoleKind {
             RoleKind::Owner => -1,
             RoleKind::Admin => 20,
             RoleKind::N8n => 30,
+            // The main application's pool, with room for a rolling restart's second one.
+            RoleKind::App => 40,
         }
     }
 
-    /// Per-role `statement_timeout`: n8n's lookups are point reads; the admin panel's writes
-    /// are small too. A stuck query is cancelled instead of holding locks.
+    /// Per-role `statement_timeout`: n8n's lookups and the main application's reads are
+    /// point reads, its sightings one batch; the admin panel's writes are small too. A stuck
+    /// query is cancelled instead of holding locks.
     pub fn statement_timeout(self) -> Option<&'static str> {
         match self {
             RoleKind::Owner => None,
             RoleKind::Admin => Some("30s"),
-            RoleKind::N8n => Some("5s"),
+            RoleKind::N8n | RoleKind::App => Some("5s"),
         }
     }
 
@@ -95,6 +103,7 @@ impl RoleKind {
             RoleKind::Owner => "CABINET_OWNER_PASSWORD",
             RoleKind::Admin => "CABINET_ADMIN_PASSWORD",
             RoleKind::N8n => "CABINET_N8N_PASSWORD",
+            RoleKind::App => "CABINET_APP_PASSWORD",
         }
     }
 
@@ -109,14 +118,21 @@ impl RoleKind {
             // The admin panel shows the migration status (`migrate status` as cabinet_admin).
             RoleKind::Admin if table == MIGRATIONS_TABLE => READ_ONLY,
             RoleKind::N8n if table == "sites" => READ_ONLY,
+            RoleKind::App if table == "sites" || table == "users" => READ_ONLY,
             _ => &[],
         }
     }
 
     /// Whether this role may call one of the schema's functions (they run as the owner):
-    /// the admin panel erases a user on request (`users forget`); nothing else is callable.
+    /// the admin panel erases a user on request (`users forget`); the admin role and the main
+    /// application record sightings (`users seen`, sign-ins); nothing else is callable.
     pub fn may_execute(self, function: &str) -> bool {
-        self == RoleKind::Admin && function == "cabinet_forget_user"
+        let records_activity = function == "cabinet_record_seen" || function == "cabinet_record_seen_many";
+        match self {
+            RoleKind::Admin => function == "cabinet_forget_user" || records_activity,
+            RoleKind::App => records_activity,
+            RoleKind::Owner | RoleKind::N8n => false,
+        }
     }
 
     /// The role's own settings (`ALTER ROLE … SET`), as `name=value`: exactly these, in no
@@ -191,7 +207,12 @@ impl Roles {
         format!("{}rewind", self.prefix)
     }
 
-    /// All three names.
+    /// The login roles' names, comma-separated, as a pg_hba USER field.
+    pub fn login_names(&self) -> String {
+        RoleKind::LOGIN.iter().map(|k| self.name(*k)).collect::<Vec<_>>().join(",")
+    }
+
+    /// Every role's name.
     pub fn all_names(&self) -> Vec<String> {
         RoleKind::ALL.iter().map(|k| self.name(*k)).collect()
     }

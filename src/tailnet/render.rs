@@ -179,8 +179,7 @@ local   {db:<9} {admin:<10}                  peer map={PANEL_PEER_MAP}
         ),
         None => String::new(),
     };
-    let admin = input.roles.name(RoleKind::Admin);
-    let n8n = input.roles.name(RoleKind::N8n);
+    let logins = input.roles.login_names();
     let db = &input.database;
     let mut out = format!(
         "# cabinet-db: client authentication for a tailnet-only server. Rendered by `cabinet-db tailnet render`.
@@ -209,7 +208,7 @@ host    all       all        ::1/128                scram-sha-256
             input.port
         );
         for (net, bits) in [TAILNET_V4, TAILNET_V6] {
-            let _ = writeln!(out, "host    {db:<9} {admin},{n8n}  {net}/{bits}  scram-sha-256");
+            let _ = writeln!(out, "host    {db:<9} {logins}  {net}/{bits}  scram-sha-256");
         }
     } else {
         let _ = writeln!(out, "# Tailnet clients, each from its own address and only as its own role.");
@@ -301,17 +300,18 @@ fn policy(input: &RenderInput) -> String {
     format!(
         "// cabinet-db: tailnet policy snippet (HuJSON). Rendered by `cabinet-db tailnet render`.
 // Merge into the tailnet policy file (admin console > Access controls). Deny by default:
-// only n8n (tag:n8n) and the admins (group:admins, the admin panel's operators) may open
-// TCP {port} on the database node (tag:cabinet-db), and nothing else on it; the admin panel
+// only n8n (tag:n8n), the main application (tag:app) and the admins (group:admins, the admin
+// panel's operators) may open TCP {port} on the database node (tag:cabinet-db), and nothing else on it; the admin panel
 // (TCP {panel_port}) is for people only, each with the role its grant names.
 {{
   \"tagOwners\": {{
     \"tag:cabinet-db\": [\"autogroup:admin\"],
     \"tag:n8n\": [\"autogroup:admin\"],
+    \"tag:app\": [\"autogroup:admin\"],
   }},
   \"grants\": [
     {{
-      \"src\": [\"tag:n8n\", \"group:admins\"],
+      \"src\": [\"tag:n8n\", \"tag:app\", \"group:admins\"],
       \"dst\": [\"tag:cabinet-db\"],
       \"ip\": [\"tcp:{port}\"],
     }},
@@ -331,6 +331,11 @@ fn policy(input: &RenderInput) -> String {
   \"tests\": [
     {{
       \"src\": \"tag:n8n\",
+      \"accept\": [\"tag:cabinet-db:{port}\"],
+      \"deny\": [\"tag:cabinet-db:22\", \"tag:cabinet-db:{panel_port}\"],
+    }},
+    {{
+      \"src\": \"tag:app\",
       \"accept\": [\"tag:cabinet-db:{port}\"],
       \"deny\": [\"tag:cabinet-db:22\", \"tag:cabinet-db:{panel_port}\"],
     }},

@@ -9,7 +9,7 @@ use crate::{
 
 #[derive(Debug, ClapArgs)]
 pub struct Args {
-    /// A login role's URL instead of the superuser's: cabinet_admin or cabinet_n8n.
+    /// A login role's URL instead of the superuser's: cabinet_admin, cabinet_n8n or cabinet_app.
     #[arg(long)]
     pub role: Option<String>,
 }

@@ -18,7 +18,7 @@ pub struct RolesArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum RolesCommand {
-    /// Create or correct cabinet_owner, cabinet_admin and cabinet_n8n and every grant
+    /// Create or correct cabinet_owner, cabinet_admin, cabinet_n8n and cabinet_app and every grant
     /// (idempotent; run as a superuser, after `migrate up`).
     Apply(apply::Args),
     /// Give a login role a new password.
@@ -30,7 +30,7 @@ pub enum RolesCommand {
 pub struct RoleOptions {
     #[command(flatten)]
     pub connection: ConnectionArgs,
-    /// Prefix of the role names (owner, admin, n8n are appended).
+    /// Prefix of the role names (owner, admin, n8n, app are appended).
     #[arg(long, env = "CABINET_ROLE_PREFIX", default_value = DEFAULT_ROLE_PREFIX, value_parser = Roles::parse)]
     pub role_prefix: Roles,
     /// Take a login role's password from a file: ROLE=PATH (repeatable). Otherwise

@@ -26,7 +26,8 @@ pub struct Args {
     /// This node's MagicDNS name, e.g. cabinet-db.tail1234.ts.net, instead of --socket.
     #[arg(long, requires = "ip")]
     pub dns_name: Option<String>,
-    /// A client allowed in, as ROLE=IP with ROLE n8n or admin (repeatable). Without any, every
+    /// A client allowed in, as ROLE=IP with ROLE n8n, app (the main application) or admin
+    /// (repeatable). Without any, every
     /// tailnet address may try, and the tailnet policy decides.
     #[arg(long, value_name = "NAME=IP", value_parser = parse_client)]
     pub client: Vec<(RoleKind, IpAddr)>,
@@ -52,8 +53,9 @@ fn parse_client(text: &str) -> Result<(RoleKind, IpAddr), String> {
         text.split_once('=').ok_or_else(|| format!("{text:?} should be NAME=IP, e.g. n8n=100.88.1.2"))?;
     let role = match name {
         "n8n" => RoleKind::N8n,
+        "app" => RoleKind::App,
         "admin" => RoleKind::Admin,
-        other => return Err(format!("unknown client {other:?}: the clients are n8n and admin")),
+        other => return Err(format!("unknown client {other:?}: the clients are n8n, app and admin")),
     };
     let ip = ip.parse().map_err(|_| format!("{ip:?} is not an IP address"))?;
     Ok((role, ip))

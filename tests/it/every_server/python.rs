@@ -169,6 +169,63 @@ with Session(engine) as session:
     assert_eq!(count, 1, "the refused row was not written");
 }
 
+#[tokio::test]
+async fn the_main_application_records_sign_ins_as_cabinet_app_through_models_py_and_writes_nothing_else() {
+    let models = exported_models();
+    let with_roles = WithRoles::new().await;
+    let script = r#"
+import datetime, os
+from sqlalchemy import create_engine, select
+from sqlalchemy.exc import DataError, ProgrammingError
+from sqlalchemy.orm import Session
+import models
+
+engine = create_engine(os.environ["DATABASE_URL"])
+now = datetime.datetime.now(datetime.timezone.utc)
+with Session(engine) as session:
+    print("first", models.record_seen(session, "zitadel-1", "ada@example.com", now))
+    print("again", models.record_seen(session, "zitadel-1", "ada@example.com", now + datetime.timedelta(seconds=5)))
+    print("batch", tuple(models.record_seen_many(session, [("zitadel-2", None, now), ("zitadel-2", "bob@example.com", now)])))
+    session.commit()
+    user = session.scalars(select(models.User).where(models.User.user_id == "zitadel-2")).one()
+    print("read", user.email)
+    try:
+        models.record_seen(session, "zitadel-1", None, now + datetime.timedelta(days=365))
+    except DataError as error:
+        session.rollback()
+        print("future refused", "database server's clock" in str(error.orig))
+    try:
+        models.record_seen(session, "zitadel-1", None, datetime.datetime(2026, 1, 1))
+    except ValueError as error:
+        print("naive refused", "no time zone" in str(error))
+    try:
+        session.add(models.User(user_id="sneaky", email="x@example.com", first_seen=now, last_seen=now))
+        session.commit()
+    except ProgrammingError as error:
+        session.rollback()
+        print("direct write refused", error.orig.sqlstate)
+"#;
+    let out = run_python(&models, &with_roles.url_as(RoleKind::App), script);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let said = stdout(&out);
+    for expected in [
+        "first inserted",
+        "again unchanged",
+        "batch (1, 1, 0, 0)",
+        "read bob@example.com",
+        "future refused True",
+        "naive refused True",
+        "direct write refused 42501",
+    ] {
+        assert!(said.contains(expected), "{expected:?} not in:\n{said}");
+    }
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM users")
+        .fetch_one(&mut with_roles.db.conn().await)
+        .await
+        .unwrap();
+    assert_eq!(rows, 2, "the two users seen, not the refused ones");
+}
+
 /// Which of `values` the property `field` of `#/$defs/{definition}` accepts, by Python's
 /// jsonschema (Draft 2020-12).
 fn json_schema_accepts(

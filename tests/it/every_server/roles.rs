@@ -43,6 +43,11 @@ const OPERATIONS: &[(&str, &str)] = &[
     ("alter sites", "ALTER TABLE sites ADD COLUMN sneaky int"),
     ("drop users", "DROP TABLE users"),
     ("create a temporary table", "CREATE TEMPORARY TABLE scratch (id int)"),
+    ("record a sighting", "SELECT cabinet_record_seen('u-seen', NULL, now())"),
+    ("record sightings", "SELECT * FROM cabinet_record_seen_many(ARRAY['u-seen'], NULL, ARRAY[now()])"),
+    ("forget a user", "SELECT cabinet_forget_user('u-nobody')"),
+    ("prune the history", "SELECT cabinet_prune_history('2000-01-01')"),
+    ("write the history", "DELETE FROM users_history"),
 ];
 
 #[tokio::test]
@@ -65,9 +70,15 @@ async fn each_login_role_can_do_exactly_its_job() {
                 "read the migration ledger",
                 // `sites import` stages rows in a temporary table.
                 "create a temporary table",
+                "record a sighting",
+                "record sightings",
+                // A delete-my-data request, from the panel or `users forget`.
+                "forget a user",
             ][..],
         ),
         (RoleKind::N8n, &["select sites"][..]),
+        // The main application reads both tables and records sign-ins, nothing more.
+        (RoleKind::App, &["select sites", "select users", "record a sighting", "record sightings"][..]),
     ];
     for (kind, permitted) in expectations {
         let mut conn = setup.conn(kind).await;
@@ -194,7 +205,7 @@ async fn generated_passwords_are_private_files_and_new_roles_need_one() {
     // With one, the files are 0600.
     let secrets = tempfile::tempdir().unwrap();
     apply(&db.url, &roles, &sources(&secrets)).await.unwrap();
-    for kind in [RoleKind::Admin, RoleKind::N8n] {
+    for kind in RoleKind::LOGIN {
         let path = secrets.path().join(format!("{}.password", roles.name(kind)));
         assert_eq!(
             std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,

@@ -254,3 +254,154 @@ async fn search_finds_by_email_or_id_prefix_through_the_indexes_even_in_a_generi
     assert!(!plan.contains("Seq Scan"), "{plan}");
     conn.close().await.unwrap();
 }
+
+/// Whether `sql` is refused with the activity functions' SQLSTATE, and the message.
+async fn refusal(conn: &mut PgConnection, sql: &str) -> Option<String> {
+    match sqlx::raw_sql(AssertSqlSafe(sql.to_owned())).execute(&mut *conn).await {
+        Ok(_) => None,
+        Err(e) => {
+            assert_eq!(cabinet_db::db::sqlstate(&e).as_deref(), Some("22023"), "{sql}: {e}");
+            Some(e.as_database_error().unwrap().message().to_owned())
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_wrong_clock_cannot_freeze_a_user_through_the_cli_or_through_sql_as_the_app_role() {
+    // Arrange
+    let setup = crate::harness::WithRoles::new().await;
+    let mut app = setup.conn(cabinet_db::roles::RoleKind::App).await;
+
+    // Act: the CLI, with a clock in 2099.
+    let cli =
+        crate::harness::run(&setup.db.url, &["users", "seen", "u-frozen", "--at", "2099-01-01T00:00:00Z"]);
+
+    // Assert: refused, naming the server's clock; nothing written.
+    assert_eq!(cli.status.code(), Some(2), "{}", crate::harness::stderr(&cli));
+    let said = crate::harness::stderr(&cli);
+    assert!(said.contains("is in the future") && said.contains("database server's clock reads"), "{said}");
+
+    // The main application's role, through SQL: a day ahead, infinity, the year 10000, a NULL
+    // time, arrays of different lengths — each refused with a sentence.
+    for (sql, expected) in [
+        (
+            "SELECT cabinet_record_seen('u-frozen', NULL, now() + interval '1 day')",
+            "database server's clock reads",
+        ),
+        ("SELECT cabinet_record_seen('u-frozen', NULL, 'infinity')", "between the years 1 and 9999"),
+        (
+            "SELECT cabinet_record_seen('u-frozen', NULL, '10000-01-01 00:00:00+00')",
+            "between the years 1 and 9999",
+        ),
+        (
+            "SELECT cabinet_record_seen('u-frozen', NULL, '0001-01-01 00:00:00+00'::timestamptz - interval '1 day')",
+            "between the years 1 and 9999",
+        ),
+        ("SELECT cabinet_record_seen('u-frozen', NULL, NULL)", "has no time"),
+        ("SELECT cabinet_record_seen(NULL, NULL, now())", "has no user id"),
+        (
+            "SELECT * FROM cabinet_record_seen_many(ARRAY['a', 'b'], NULL, ARRAY[now()])",
+            "must be equally long",
+        ),
+        (
+            "SELECT * FROM cabinet_record_seen_many(ARRAY['a'], ARRAY['a@x.example', NULL], ARRAY[now()])",
+            "must be equally long",
+        ),
+        ("SELECT cabinet_record_seen('u-frozen', NULL, now(), interval '-1 second')", "must be zero or more"),
+        // One bad sighting refuses the whole batch, naming its position.
+        (
+            "SELECT * FROM cabinet_record_seen_many(ARRAY['ok', 'u-frozen'], NULL, ARRAY[now(), now() + interval '1 year'])",
+            "sighting 2 (user 'u-frozen')",
+        ),
+    ] {
+        let message = refusal(&mut app, sql).await.unwrap_or_else(|| panic!("{sql} was accepted"));
+        assert!(message.contains(expected), "{sql}: {message}");
+    }
+    let written: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM users").fetch_one(&mut setup.db.conn().await).await.unwrap();
+    assert_eq!(written, 0, "nothing was written");
+
+    // A clock a minute ahead is within the tolerance, and the app role may record it.
+    let did: String = sqlx::query_scalar(
+        "SELECT cabinet_record_seen('u-ahead', 'a@example.com', now() + interval '1 minute')",
+    )
+    .fetch_one(&mut app)
+    .await
+    .unwrap();
+    assert_eq!(did, "inserted");
+    // But it writes nothing else: not even last_seen directly.
+    let direct = sqlx::query("UPDATE users SET last_seen = '2099-01-01' WHERE user_id = 'u-ahead'")
+        .execute(&mut app)
+        .await;
+    assert_eq!(cabinet_db::db::sqlstate(&direct.unwrap_err()).as_deref(), Some("42501"));
+}
+
+#[tokio::test]
+async fn every_writer_gets_the_same_rules_from_the_database_function() {
+    // Arrange: psql-like SQL, no Rust in between.
+    let db = TestDb::migrated().await;
+    let mut conn = db.conn().await;
+    let t = |secs: i64| format!("'{}'::timestamptz", at(secs).to_rfc3339());
+
+    // Act: one batch; two sightings of u1 at one instant, then an older one with another e-mail.
+    let (users, inserted): (i64, i64) = sqlx::query_as(AssertSqlSafe(format!(
+        "SELECT users, inserted FROM cabinet_record_seen_many(
+             ARRAY['u1', 'u1', 'u1', 'u2'],
+             ARRAY['first@example.com', 'second@example.com', 'older@example.com', NULL],
+             ARRAY[{}, {}, {}, {}])",
+        t(100),
+        t(100),
+        t(50),
+        t(70)
+    )))
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+
+    // Assert: merged per user; of the two at one instant the later in array order wins.
+    assert_eq!((users, inserted), (2, 2));
+    assert_eq!(row(&mut conn, "u1").await, (Some("second@example.com".into()), at(50), at(100)));
+    assert_eq!(row(&mut conn, "u2").await, (None, at(70), at(70)));
+
+    // Within the debounce window with the same e-mail: no write, not even a lock.
+    let before = row_version(&mut conn, "u1").await;
+    let did: String = sqlx::query_scalar(AssertSqlSafe(format!(
+        "SELECT cabinet_record_seen('u1', 'second@example.com', {})",
+        t(130)
+    )))
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(did, "unchanged");
+    assert_eq!(row_version(&mut conn, "u1").await, before);
+    // Older news with another e-mail changes nothing; a newer sighting changes it, recorded.
+    let older: String = sqlx::query_scalar(AssertSqlSafe(format!(
+        "SELECT cabinet_record_seen('u1', 'old@example.com', {})",
+        t(60)
+    )))
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(older, "unchanged");
+    let newer: String = sqlx::query_scalar(AssertSqlSafe(format!(
+        "SELECT cabinet_record_seen('u1', 'new@example.com', {}, interval '1 hour')",
+        t(200)
+    )))
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(newer, "updated");
+    let history: Vec<(String, Option<String>)> = sqlx::query_as(
+        "SELECT operation, new_email FROM users_history WHERE user_id = 'u1' ORDER BY version",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(
+        history,
+        [
+            ("INSERT".to_owned(), Some("second@example.com".to_owned())),
+            ("UPDATE".to_owned(), Some("new@example.com".to_owned()))
+        ]
+    );
+}

@@ -1,0 +1,111 @@
+-- 0013: user activity in the database, for every writer: cabinet_record_seen (one sighting) and
+-- cabinet_record_seen_many (a batch) keep first_seen the earliest, last_seen the latest, the
+-- newest e-mail, and write nothing within the debounce window; they refuse a time more than
+-- 5 minutes ahead of the server's clock or outside the years 1-9999. They run as their owner,
+-- so the main application needs EXECUTE on them and nothing on users (roles apply grants it).
+-- Generated from src/models/activity.rs (the functions' bodies must stay byte for byte as
+-- there: migrate check compares them).
+CREATE FUNCTION cabinet_record_seen_many(user_ids text[], emails text[], seen_at timestamptz[], debounce interval DEFAULT '60 seconds') RETURNS TABLE (users bigint, inserted bigint, updated bigint, unchanged bigint) LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $body$
+DECLARE
+    server_clock timestamptz := clock_timestamp();
+    bad record;
+BEGIN
+    -- Written by cabinet-db (src/models/activity.rs): sightings of users (logins, requests),
+    -- many in one statement. user_ids[i] was seen at seen_at[i] with emails[i] (NULL: no
+    -- e-mail known; emails itself may be NULL).
+    IF user_ids IS NULL OR seen_at IS NULL THEN
+        RAISE EXCEPTION 'cabinet_record_seen_many: user_ids and seen_at are required (arrays of equal length)'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF cardinality(seen_at) <> cardinality(user_ids) OR cardinality(emails) <> cardinality(user_ids) THEN
+        RAISE EXCEPTION 'cabinet_record_seen_many: % user ids, % e-mails and % times: the arrays must be equally long',
+            cardinality(user_ids), coalesce(cardinality(emails)::text, 'no'), cardinality(seen_at)
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'pass one e-mail (or NULL) and one time per user id, or NULL for every e-mail';
+    END IF;
+    IF debounce IS NULL OR debounce < interval '0' THEN
+        RAISE EXCEPTION 'cabinet_record_seen_many: debounce % must be zero or more', coalesce(debounce::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'the default is 60 seconds';
+    END IF;
+    SELECT i.n, i.user_id, i.at INTO bad
+      FROM unnest(user_ids, seen_at) WITH ORDINALITY AS i(user_id, at, n)
+     WHERE i.user_id IS NULL OR i.at IS NULL
+        OR NOT (i.at >= timestamptz '0001-01-01 00:00:00+00' AND i.at < timestamptz '10000-01-01 00:00:00+00')
+        OR i.at > server_clock + interval '5 minutes'
+     ORDER BY i.n
+     LIMIT 1;
+    IF FOUND THEN
+        IF bad.user_id IS NULL THEN
+            RAISE EXCEPTION 'cabinet_record_seen_many: sighting % has no user id', bad.n
+                USING ERRCODE = 'invalid_parameter_value';
+        ELSIF bad.at IS NULL THEN
+            RAISE EXCEPTION 'cabinet_record_seen_many: sighting % (user %) has no time', bad.n, quote_literal(bad.user_id)
+                USING ERRCODE = 'invalid_parameter_value';
+        ELSIF bad.at > server_clock + interval '5 minutes' AND bad.at < timestamptz '10000-01-01 00:00:00+00' THEN
+            RAISE EXCEPTION 'sighting % (user %) at % is in the future: the database server''s clock reads %, and sightings may be at most 5 minutes ahead of it',
+                bad.n, quote_literal(bad.user_id), bad.at, server_clock
+                USING ERRCODE = 'invalid_parameter_value',
+                      HINT = 'check the clock of the host that reported it (timedatectl), or the database server''s';
+        ELSE
+            RAISE EXCEPTION 'sighting % (user %) at % must be a real point in time between the years 1 and 9999 (not infinity)',
+                bad.n, quote_literal(bad.user_id), bad.at
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+    END IF;
+    -- One user's sightings are merged first (PostgreSQL refuses to update a row twice in one
+    -- ON CONFLICT statement). `needed` reads the stored rows without locking them and keeps
+    -- only the users whose row must change; the upsert then handles rows inserted
+    -- concurrently in between. Rows are written in user_id order, so concurrent batches lock
+    -- shared rows in the same order and cannot deadlock.
+    RETURN QUERY
+    WITH input AS (
+        SELECT i.user_id, i.email, i.at, i.n
+          FROM unnest(user_ids, coalesce(emails, array_fill(NULL::text, ARRAY[cardinality(user_ids)])), seen_at)
+               WITH ORDINALITY AS i(user_id, email, at, n)
+    ), merged AS (
+        SELECT i.user_id, min(i.at) AS first_at, max(i.at) AS last_at,
+               (array_agg(i.email ORDER BY i.at DESC, i.n DESC) FILTER (WHERE i.email IS NOT NULL))[1] AS email,
+               max(i.at) FILTER (WHERE i.email IS NOT NULL) AS email_at
+          FROM input i
+         GROUP BY i.user_id
+    ), needed AS (
+        SELECT m.user_id,
+               CASE WHEN u.user_id IS NULL OR m.email_at >= u.last_seen THEN m.email END AS email,
+               m.first_at, m.last_at
+          FROM merged m LEFT JOIN public.users u ON u.user_id = m.user_id
+         WHERE u.user_id IS NULL
+            OR m.first_at < u.first_seen
+            OR m.last_at > u.last_seen + debounce
+            OR (m.email IS NOT NULL AND m.email IS DISTINCT FROM u.email AND m.email_at >= u.last_seen)
+    ), written AS (
+        INSERT INTO public.users AS u (user_id, email, first_seen, last_seen)
+        SELECT d.user_id, d.email, d.first_at, d.last_at FROM needed d ORDER BY d.user_id
+        ON CONFLICT (user_id) DO UPDATE SET
+            first_seen = LEAST(u.first_seen, EXCLUDED.first_seen),
+            last_seen = GREATEST(u.last_seen, EXCLUDED.last_seen),
+            email = CASE WHEN EXCLUDED.email IS NOT NULL AND EXCLUDED.last_seen >= u.last_seen
+                         THEN EXCLUDED.email ELSE u.email END
+        RETURNING (u.xmax = 0) AS is_new
+    ), counts AS (
+        SELECT (SELECT count(*) FROM merged) AS all_users,
+               count(*) FILTER (WHERE w.is_new) AS new_users,
+               count(*) AS written_users
+          FROM written w
+    )
+    SELECT c.all_users, c.new_users, c.written_users - c.new_users, c.all_users - c.written_users FROM counts c;
+END
+$body$;
+CREATE FUNCTION cabinet_record_seen(user_id text, email text, seen_at timestamptz, debounce interval DEFAULT '60 seconds') RETURNS text LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $body$
+DECLARE
+    r record;
+BEGIN
+    -- Written by cabinet-db (src/models/activity.rs): one sighting; says what it did:
+    -- 'inserted' (a new user), 'updated', or 'unchanged' (within the debounce window, or
+    -- older news).
+    SELECT * INTO r FROM public.cabinet_record_seen_many(ARRAY[user_id], ARRAY[email], ARRAY[seen_at], debounce);
+    RETURN CASE WHEN r.inserted = 1 THEN 'inserted' WHEN r.updated = 1 THEN 'updated' ELSE 'unchanged' END;
+END
+$body$;
+-- A function is callable by PUBLIC when created; only the roles the model names may call these.
+REVOKE ALL ON FUNCTION cabinet_record_seen_many(text[], text[], timestamptz[], interval) FROM PUBLIC;
+REVOKE ALL ON FUNCTION cabinet_record_seen(text, text, timestamptz, interval) FROM PUBLIC;
