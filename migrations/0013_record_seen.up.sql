@@ -63,11 +63,15 @@ BEGIN
           FROM unnest(user_ids, coalesce(emails, array_fill(NULL::text, ARRAY[cardinality(user_ids)])), seen_at)
                WITH ORDINALITY AS i(user_id, email, at, n)
     ), merged AS (
-        SELECT i.user_id, min(i.at) AS first_at, max(i.at) AS last_at,
-               (array_agg(i.email ORDER BY i.at DESC, i.n DESC) FILTER (WHERE i.email IS NOT NULL))[1] AS email,
-               max(i.at) FILTER (WHERE i.email IS NOT NULL) AS email_at
+        -- Per user: the earliest and latest sighting, and the e-mail of the newest one that
+        -- carried one (of two at one instant, the later in the array). One sort serves the
+        -- window and DISTINCT ON.
+        SELECT DISTINCT ON (i.user_id) i.user_id, min(i.at) OVER w AS first_at, max(i.at) OVER w AS last_at,
+               i.email, CASE WHEN i.email IS NOT NULL THEN i.at END AS email_at
           FROM input i
-         GROUP BY i.user_id
+        WINDOW w AS (PARTITION BY i.user_id ORDER BY (i.email IS NOT NULL) DESC, i.at DESC, i.n DESC
+                     ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)
+         ORDER BY i.user_id, (i.email IS NOT NULL) DESC, i.at DESC, i.n DESC
     ), needed AS (
         SELECT m.user_id,
                CASE WHEN u.user_id IS NULL OR m.email_at >= u.last_seen THEN m.email END AS email,

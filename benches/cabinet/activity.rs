@@ -40,9 +40,20 @@ pub async fn activity(bench: &Bench) -> Vec<Row> {
     let clock =
         Arc::new(AtomicI64::new(Utc.with_ymd_and_hms(2026, 2, 1, 0, 0, 0).unwrap().timestamp_micros()));
     let batch = bench.args.batch;
-    let (mut batched, mut single) = (Vec::new(), Vec::new());
+    let (mut batched, mut single, mut previous) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..bench.repeat() {
         batched.push(record_seen_throughput(bench, &pool, &clock).await);
+        previous.push(
+            batches_throughput(
+                bench.args.concurrency,
+                bench.seconds(),
+                batch,
+                &pool,
+                &clock,
+                Path::Statement,
+            )
+            .await,
+        );
         let (p, c) = (pool.clone(), clock.clone());
         single.push(
             throughput(bench.args.concurrency, bench.seconds(), move |task, i| {
@@ -69,7 +80,7 @@ pub async fn activity(bench: &Bench) -> Vec<Row> {
             .await,
         );
     }
-    let (batched, single) = (Stats::of(batched), Stats::of(single));
+    let (batched, single, previous) = (Stats::of(batched), Stats::of(single), Stats::of(previous));
 
     // WAL per event when users come back within the debounce window, with and without it.
     let now = Utc::now();
@@ -88,6 +99,14 @@ pub async fn activity(bench: &Bench) -> Vec<Row> {
             "one INSERT … ON CONFLICT per event",
             single,
             10.0,
+        ),
+        throughput_row(
+            &format!("record_seen through cabinet_record_seen_many, {batch}-event batches"),
+            "events/s",
+            batched,
+            "the statement cabinet-db sent itself before (merge in Rust, one upsert)",
+            previous,
+            0.9,
         ),
         Row {
             work: "WAL bytes per repeat event inside the 60 s window".into(),
@@ -119,6 +138,26 @@ pub async fn record_seen_throughput_with(
     pool: &PgPool,
     clock: &Arc<AtomicI64>,
 ) -> f64 {
+    batches_throughput(concurrency, seconds, batch, pool, clock, Path::Function).await
+}
+
+/// How a batch reaches the database.
+#[derive(Clone, Copy)]
+enum Path {
+    /// `users::record_seen`: the database's `cabinet_record_seen_many`.
+    Function,
+    /// The statement cabinet-db sent itself before the function existed.
+    Statement,
+}
+
+async fn batches_throughput(
+    concurrency: usize,
+    seconds: f64,
+    batch: usize,
+    pool: &PgPool,
+    clock: &Arc<AtomicI64>,
+    path: Path,
+) -> f64 {
     let (p, c) = (pool.clone(), clock.clone());
     throughput(concurrency, seconds, move |task, i| {
         let (p, c) = (p.clone(), c.clone());
@@ -133,7 +172,14 @@ pub async fn record_seen_throughput_with(
                     }
                 })
                 .collect();
-            users::record_seen(&p, &events, Duration::ZERO).await.unwrap();
+            match path {
+                Path::Function => {
+                    users::record_seen(&p, &events, Duration::ZERO).await.unwrap();
+                }
+                Path::Statement => {
+                    crate::previous_seen::record_seen_by_statement(&p, &events, Duration::ZERO).await;
+                }
+            }
             batch as u64
         }
     })

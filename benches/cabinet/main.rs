@@ -34,6 +34,8 @@ mod measure;
 mod migrate_status;
 /// The admin panel's sites list and users search pages against the library calls they wrap.
 mod panel;
+/// `record_seen`'s previous path (merge in Rust, one statement), the function's reference.
+mod previous_seen;
 /// The result rows and their table.
 mod report;
 /// Import and export against `psql \copy`.

@@ -37,14 +37,60 @@ pub async fn tables(conn: &mut PgConnection, roles: &Roles) -> Result<Vec<Check>
     .bind(&tables)
     .fetch_all(&mut *conn)
     .await?;
-    let wrong_owner: Vec<String> =
-        owners.iter().filter(|(_, o)| *o != owner).map(|(t, o)| format!("{t} is owned by {o}")).collect();
+    // The history belongs to the historian: owned by the owner role, a session acting as the
+    // owner (every migration) could rewrite it.
+    let wrong_owner: Vec<String> = owners
+        .iter()
+        .filter(|(t, o)| *o != roles.name(RoleKind::keeper_of_table(t)))
+        .map(|(t, o)| format!("{t} is owned by {o}, not {}", roles.name(RoleKind::keeper_of_table(t))))
+        .collect();
     let mut checks = vec![Check::from_problems(
         "privileges.owner",
         wrong_owner,
-        format!("{owner} owns {}", tables.join(", ")),
+        format!(
+            "{owner} owns {}; {} owns {}",
+            tables
+                .iter()
+                .filter(|t| RoleKind::keeper_of_table(t) == RoleKind::Owner)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", "),
+            roles.name(RoleKind::Historian),
+            tables
+                .iter()
+                .filter(|t| RoleKind::keeper_of_table(t) == RoleKind::Historian)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
         APPLY,
     )];
+    // A function runs as its owner: the history's, owned by the owner role, would let the
+    // owner's sessions replace what writes the history.
+    let function_owners: Vec<(String, String)> = sqlx::query_as(
+        "SELECT p.oid::regprocedure::text, pg_get_userbyid(p.proowner)::text FROM pg_proc p
+          WHERE p.pronamespace = 'public'::regnamespace AND p.proname = ANY($1) ORDER BY 1",
+    )
+    .bind(crate::models::schema::FUNCTIONS.iter().map(|f| f.name).collect::<Vec<_>>())
+    .fetch_all(&mut *conn)
+    .await?;
+    let wrong_function_owner: Vec<String> = function_owners
+        .iter()
+        .filter_map(|(signature, owner)| {
+            let name = signature.split('(').next().unwrap_or(signature);
+            let keeper = roles.name(RoleKind::keeper_of_function(name));
+            (*owner != keeper).then(|| format!("{signature} is owned by {owner}, not {keeper}"))
+        })
+        .collect();
+    checks.push(Check::from_problems(
+        "privileges.function_owners",
+        wrong_function_owner,
+        format!(
+            "the history's functions belong to {}, the others to {owner}",
+            roles.name(RoleKind::Historian)
+        ),
+        APPLY,
+    ));
 
     for (kind, role) in login_roles(roles) {
         let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)")

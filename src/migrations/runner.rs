@@ -312,11 +312,41 @@ async fn run_in_transaction(
 ) -> Result<i64, sqlx::Error> {
     let mut tx = conn.begin().await?;
     set_step_settings(&mut tx, migration, direction, options, true).await?;
+    let migrating_as = if script.changes_history { become_history_keeper(&mut tx).await? } else { None };
     sqlx::raw_sql(AssertSqlSafe(script.sql.clone())).execute(&mut *tx).await?;
+    if let Some(role) = migrating_as {
+        // Back to who we were: the ledger is the owner's.
+        sqlx::raw_sql(AssertSqlSafe(format!("SET LOCAL ROLE {}", db::quote_ident(&role))))
+            .execute(&mut *tx)
+            .await?;
+    }
     let execution_ms = started.elapsed().as_millis() as i64;
     record_step(&mut tx, migration, direction, execution_ms).await?;
     tx.commit().await?;
     Ok(execution_ms)
+}
+
+/// For a migration that changes the history: `SET LOCAL ROLE` to whoever owns the history
+/// (the historian once `roles apply` ran; before, whoever created it), when that is not us
+/// and we may. Returns the role we were, to return to. When we may not, the migration runs as
+/// we are and PostgreSQL refuses what we do not own ("must be owner").
+async fn become_history_keeper(conn: &mut PgConnection) -> Result<Option<String>, sqlx::Error> {
+    let keeper: Option<(String, String, bool)> = sqlx::query_as(
+        "SELECT pg_get_userbyid(c.relowner)::text, current_user::text, pg_has_role(session_user, c.relowner, 'MEMBER')
+           FROM pg_class c WHERE c.oid = to_regclass('public.sites_history')",
+    )
+    .fetch_optional(&mut *conn)
+    .await?;
+    match keeper {
+        Some((keeper, current, true)) if keeper != current => {
+            sqlx::raw_sql(AssertSqlSafe(format!("SET LOCAL ROLE {}", db::quote_ident(&keeper))))
+                .execute(&mut *conn)
+                .await?;
+            tracing::debug!(role = %keeper, "migrating the history as its owner");
+            Ok(Some(current))
+        }
+        _ => Ok(None),
+    }
 }
 
 async fn run_without_transaction(

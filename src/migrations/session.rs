@@ -48,8 +48,9 @@ pub async fn with_lock<T>(
 }
 
 /// `SET ROLE owner` when that role exists, we are a member, and `roles apply` has prepared this
-/// database for it (it may create in `public` and owns every table there: otherwise a migration
-/// or a baseline could not alter or drop them). Otherwise we stay who we
+/// database for it (it may create in `public` and owns every table there but the history's,
+/// which belong to the historian: otherwise a migration or a baseline could not alter or drop
+/// them). Otherwise we stay who we
 /// are: roles are cluster-wide, so a new database can meet an owner role that has no rights in
 /// it yet; `roles apply` then hands it what the migrations created.
 async fn become_owner(conn: &mut PgConnection, owner: &str) -> Result<(), sqlx::Error> {
@@ -61,9 +62,10 @@ async fn become_owner(conn: &mut PgConnection, owner: &str) -> Result<(), sqlx::
                AND has_schema_privilege(r.oid, 'public', 'CREATE')
                AND NOT EXISTS (SELECT 1 FROM pg_class c
                                 WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('r', 'p')
-                                  AND c.relowner <> r.oid))",
+                                  AND c.relowner <> r.oid AND c.relname <> ALL ($2)))",
     )
     .bind(owner)
+    .bind(crate::models::schema::history_table_names())
     .fetch_one(&mut *conn)
     .await?;
     if member {

@@ -17,6 +17,11 @@ static EMBEDDED: &[EmbeddedFile] = include!(concat!(env!("OUT_DIR"), "/embedded_
 /// sqlx, so files stay portable).
 pub const NO_TRANSACTION_MARKER: &str = "-- no-transaction";
 
+/// A line (among the leading comments) that marks a migration which changes the history's own
+/// objects: it runs as the role that owns the history (`<prefix>historian`), which the owner
+/// role — what migrations otherwise run as — is not.
+pub const CHANGES_HISTORY_MARKER: &str = "-- cabinet-db: changes the history";
+
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
     #[error("cannot read the migrations directory {dir}")]
@@ -52,6 +57,8 @@ pub struct Script {
     /// SHA-384 of `sql` (after CRLF → LF, so a Windows checkout cannot change it).
     pub checksum: Vec<u8>,
     pub no_transaction: bool,
+    /// Runs as the history's owner ([`CHANGES_HISTORY_MARKER`]).
+    pub changes_history: bool,
 }
 
 impl fmt::Debug for Script {
@@ -123,6 +130,10 @@ impl MigrationSet {
             let script = Script {
                 checksum: Sha384::digest(sql.as_bytes()).to_vec(),
                 no_transaction: sql.lines().next().is_some_and(|l| l.trim_end() == NO_TRANSACTION_MARKER),
+                changes_history: sql
+                    .lines()
+                    .take_while(|l| l.starts_with("--"))
+                    .any(|l| l.trim_end() == CHANGES_HISTORY_MARKER),
                 file,
                 sql,
             };

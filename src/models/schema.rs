@@ -383,6 +383,11 @@ pub fn create_all_sql() -> String {
         .join("\n")
 }
 
+/// The history's tables (they belong to the historian role, not the owner).
+pub fn history_table_names() -> Vec<&'static str> {
+    TABLES.iter().filter(|t| t.kind == TableKind::History).map(|t| t.name).collect()
+}
+
 pub fn function(name: &str) -> Option<&'static FunctionDef> {
     FUNCTIONS.iter().find(|f| f.name == name)
 }

@@ -142,7 +142,7 @@ async fn apply_in(
     let admin = quote_ident(&roles.name(RoleKind::Admin));
     let n8n = quote_ident(&roles.name(RoleKind::N8n));
     let app = quote_ident(&roles.name(RoleKind::App));
-    let logins = RoleKind::LOGIN.map(|k| quote_ident(&roles.name(k))).join(", ");
+    let historian = quote_ident(&roles.name(RoleKind::Historian));
     let database: String = sqlx::query_scalar("SELECT current_database()").fetch_one(&mut *conn).await?;
     let database = quote_ident(&database);
     for sql in [
@@ -156,12 +156,17 @@ async fn apply_in(
         // PostgreSQL 14 (and databases restored from it) still lets PUBLIC create here.
         "REVOKE CREATE ON SCHEMA public FROM PUBLIC".to_owned(),
         format!("GRANT USAGE, CREATE ON SCHEMA public TO {owner}"),
+        // The history's keeper reaches its tables and `users` (forget) through the schema, and
+        // a migration that changes the history's functions runs as it (no one logs in as it).
+        format!("GRANT USAGE, CREATE ON SCHEMA public TO {historian}"),
         format!("GRANT USAGE ON SCHEMA public TO {admin}, {n8n}, {app}"),
         // Future objects of the owner: nothing for PUBLIC (tables never had anything; functions
         // and types would get EXECUTE / USAGE). New tables get grants from the roles model when
         // `roles apply` runs after the migration that adds them.
         format!("ALTER DEFAULT PRIVILEGES FOR ROLE {owner} REVOKE EXECUTE ON FUNCTIONS FROM PUBLIC"),
         format!("ALTER DEFAULT PRIVILEGES FOR ROLE {owner} REVOKE USAGE ON TYPES FROM PUBLIC"),
+        format!("ALTER DEFAULT PRIVILEGES FOR ROLE {historian} REVOKE EXECUTE ON FUNCTIONS FROM PUBLIC"),
+        format!("ALTER DEFAULT PRIVILEGES FOR ROLE {historian} REVOKE USAGE ON TYPES FROM PUBLIC"),
     ] {
         execute(conn, &sql).await?;
     }
@@ -178,9 +183,12 @@ async fn apply_in(
             continue;
         }
         let qualified = format!("public.{}", quote_ident(table));
-        execute(conn, &format!("ALTER TABLE {qualified} OWNER TO {owner}")).await?;
-        execute(conn, &format!("REVOKE ALL ON {qualified} FROM PUBLIC, {logins}")).await?;
-        for kind in RoleKind::LOGIN {
+        let keeper = RoleKind::keeper_of_table(table);
+        let others = others_than(keeper);
+        execute(conn, &format!("ALTER TABLE {qualified} OWNER TO {}", quote_ident(&roles.name(keeper))))
+            .await?;
+        execute(conn, &format!("REVOKE ALL ON {qualified} FROM PUBLIC, {}", quoted(roles, &others))).await?;
+        for kind in others {
             let privileges = kind.table_privileges(table);
             if !privileges.is_empty() {
                 let grantee = quote_ident(&roles.name(kind));
@@ -189,8 +197,9 @@ async fn apply_in(
             }
         }
     }
-    // The history's functions run with their owner's rights: the owner's, never the migrating
-    // superuser's; callable only by whom the model says (triggers need no EXECUTE).
+    // The schema's functions run with their keeper's rights (the history's keeper for the
+    // history's, the owner for the rest), never the migrating superuser's; callable only by
+    // whom the model says (triggers need no EXECUTE).
     for function in FUNCTIONS {
         let signatures: Vec<String> = sqlx::query_scalar(
             "SELECT p.oid::regprocedure::text FROM pg_proc p
@@ -201,9 +210,19 @@ async fn apply_in(
         .await?;
         for signature in signatures {
             let qualified = format!("public.{signature}");
-            execute(conn, &format!("ALTER FUNCTION {qualified} OWNER TO {owner}")).await?;
-            execute(conn, &format!("REVOKE ALL ON FUNCTION {qualified} FROM PUBLIC, {logins}")).await?;
-            for kind in RoleKind::LOGIN {
+            let keeper = RoleKind::keeper_of_function(function.name);
+            let others = others_than(keeper);
+            execute(
+                conn,
+                &format!("ALTER FUNCTION {qualified} OWNER TO {}", quote_ident(&roles.name(keeper))),
+            )
+            .await?;
+            execute(
+                conn,
+                &format!("REVOKE ALL ON FUNCTION {qualified} FROM PUBLIC, {}", quoted(roles, &others)),
+            )
+            .await?;
+            for kind in others {
                 if kind.may_execute(function.name) {
                     let grantee = quote_ident(&roles.name(kind));
                     execute(conn, &format!("GRANT EXECUTE ON FUNCTION {qualified} TO {grantee}")).await?;
@@ -212,6 +231,16 @@ async fn apply_in(
         }
     }
     Ok(())
+}
+
+/// Every role of ours but `keeper`.
+fn others_than(keeper: RoleKind) -> Vec<RoleKind> {
+    RoleKind::ALL.into_iter().filter(|k| *k != keeper).collect()
+}
+
+/// The roles' names, quoted, comma-separated.
+fn quoted(roles: &Roles, kinds: &[RoleKind]) -> String {
+    kinds.iter().map(|k| quote_ident(&roles.name(*k))).collect::<Vec<_>>().join(", ")
 }
 
 /// Our roles are members of no other role: a membership lets a role act as the other one

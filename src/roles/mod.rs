@@ -2,7 +2,8 @@
 //!
 //! | role | login | may |
 //! |---|---|---|
-//! | `<prefix>owner` | no | own the schema objects; migrations `SET ROLE` to it |
+//! | `<prefix>owner` | no | own the schema objects but the history's; migrations `SET ROLE` to it |
+//! | `<prefix>historian` | no | own the history (its tables and the functions that write them); no role is a member, so no login role and no session acting as the owner can change it |
 //! | `<prefix>admin` | yes | SELECT, INSERT, UPDATE, DELETE on `sites` and `users`; SELECT on their history and the migration ledger |
 //! | `<prefix>n8n` | yes | SELECT on `sites` |
 //! | `<prefix>app` | yes | SELECT on `sites` and `users`; EXECUTE on `cabinet_record_seen` and `cabinet_record_seen_many` (the main application records sign-ins through them and writes nothing else) |
@@ -46,24 +47,28 @@ pub const TABLE_PRIVILEGES: [&str; 7] =
 
 const ADMIN_PRIVILEGES: &[&str] = &["SELECT", "INSERT", "UPDATE", "DELETE"];
 const READ_ONLY: &[&str] = &["SELECT"];
+const FORGET_PRIVILEGES: &[&str] = &["SELECT", "DELETE"];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RoleKind {
     Owner,
+    Historian,
     Admin,
     N8n,
     App,
 }
 
 impl RoleKind {
-    pub const ALL: [RoleKind; 4] = [RoleKind::Owner, RoleKind::Admin, RoleKind::N8n, RoleKind::App];
+    pub const ALL: [RoleKind; 5] =
+        [RoleKind::Owner, RoleKind::Historian, RoleKind::Admin, RoleKind::N8n, RoleKind::App];
     /// The roles clients log in as.
     pub const LOGIN: [RoleKind; 3] = [RoleKind::Admin, RoleKind::N8n, RoleKind::App];
 
     pub fn suffix(self) -> &'static str {
         match self {
             RoleKind::Owner => "owner",
+            RoleKind::Historian => "historian",
             RoleKind::Admin => "admin",
             RoleKind::N8n => "n8n",
             RoleKind::App => "app",
@@ -71,14 +76,14 @@ impl RoleKind {
     }
 
     pub fn can_login(self) -> bool {
-        self != RoleKind::Owner
+        !matches!(self, RoleKind::Owner | RoleKind::Historian)
     }
 
     /// Enough for the admin panel's pool or n8n's, small enough that a runaway client cannot
     /// take every connection from the others.
     pub fn connection_limit(self) -> i32 {
         match self {
-            RoleKind::Owner => -1,
+            RoleKind::Owner | RoleKind::Historian => -1,
             RoleKind::Admin => 20,
             RoleKind::N8n => 30,
             // The main application's pool, with room for a rolling restart's second one.
@@ -91,7 +96,7 @@ impl RoleKind {
     /// query is cancelled instead of holding locks.
     pub fn statement_timeout(self) -> Option<&'static str> {
         match self {
-            RoleKind::Owner => None,
+            RoleKind::Owner | RoleKind::Historian => None,
             RoleKind::Admin => Some("30s"),
             RoleKind::N8n | RoleKind::App => Some("5s"),
         }
@@ -101,17 +106,41 @@ impl RoleKind {
     pub fn password_env(self) -> &'static str {
         match self {
             RoleKind::Owner => "CABINET_OWNER_PASSWORD",
+            RoleKind::Historian => "CABINET_HISTORIAN_PASSWORD",
             RoleKind::Admin => "CABINET_ADMIN_PASSWORD",
             RoleKind::N8n => "CABINET_N8N_PASSWORD",
             RoleKind::App => "CABINET_APP_PASSWORD",
         }
     }
 
-    /// What this role may do to `table` (the owner owns it instead).
+    /// Which role owns `table`: the historian the history's tables, the owner the rest.
+    pub fn keeper_of_table(table: &str) -> RoleKind {
+        match TABLES.iter().find(|t| t.name == table).map(|t| t.kind) {
+            Some(TableKind::History) => RoleKind::Historian,
+            _ => RoleKind::Owner,
+        }
+    }
+
+    /// Which role owns the schema's function `function`: the historian the history's (its
+    /// triggers' functions, prune and forget), the owner the rest.
+    pub fn keeper_of_function(function: &str) -> RoleKind {
+        if crate::models::history::FUNCTIONS.iter().any(|f| f.name == function) {
+            RoleKind::Historian
+        } else {
+            RoleKind::Owner
+        }
+    }
+
+    /// What this role may do to `table` when it does not own it.
     pub fn table_privileges(self, table: &str) -> &'static [&'static str] {
         let kind = TABLES.iter().find(|t| t.name == table).map(|t| t.kind);
         match self {
+            // The owner reads the history (a migration may need to); it cannot change it.
+            RoleKind::Owner if kind == Some(TableKind::History) => READ_ONLY,
             RoleKind::Owner => &[],
+            // `users forget` deletes the user before it scrubs the history.
+            RoleKind::Historian if table == "users" => FORGET_PRIVILEGES,
+            RoleKind::Historian => &[],
             RoleKind::Admin if kind == Some(TableKind::Record) => ADMIN_PRIVILEGES,
             // The history is read, never written, by anyone but its triggers.
             RoleKind::Admin if kind == Some(TableKind::History) => READ_ONLY,
@@ -123,15 +152,17 @@ impl RoleKind {
         }
     }
 
-    /// Whether this role may call one of the schema's functions (they run as the owner):
+    /// Whether this role may call one of the schema's functions (they run as their keeper):
     /// the admin panel erases a user on request (`users forget`); the admin role and the main
-    /// application record sightings (`users seen`, sign-ins); nothing else is callable.
+    /// application record sightings (`users seen`, sign-ins); the owner prunes the history
+    /// (`history prune`); nothing else is callable.
     pub fn may_execute(self, function: &str) -> bool {
         let records_activity = function == "cabinet_record_seen" || function == "cabinet_record_seen_many";
         match self {
             RoleKind::Admin => function == "cabinet_forget_user" || records_activity,
             RoleKind::App => records_activity,
-            RoleKind::Owner | RoleKind::N8n => false,
+            RoleKind::Owner => function == "cabinet_prune_history",
+            RoleKind::Historian | RoleKind::N8n => false,
         }
     }
 

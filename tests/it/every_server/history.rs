@@ -228,22 +228,18 @@ async fn users_history_records_creation_email_changes_and_deletion_not_activity(
     let db = TestDb::migrated().await;
     let mut conn = db.conn().await;
     exec(&mut conn, "INSERT INTO users (user_id, email) VALUES ('u1', 'a@example.com')").await.unwrap();
-    // Activity (record_seen an hour later, then again within the debounce window) moves only
-    // the timestamps: no history.
-    for minutes in [60, 60] {
-        let event = SeenEvent {
-            user_id: UserId::parse("u1").unwrap(),
-            email: None,
-            at: chrono::Utc::now() + chrono::Duration::minutes(minutes),
-        };
+    // Activity (record_seen three minutes later — within the clock tolerance —, then again
+    // within the debounce window) moves only the timestamps: no history.
+    let later = chrono::Utc::now() + chrono::Duration::minutes(3);
+    for at in [later, later] {
+        let event = SeenEvent { user_id: UserId::parse("u1").unwrap(), email: None, at };
         record_seen(&mut conn, &[event], Duration::from_secs(60)).await.unwrap();
     }
-    let last_seen_moved: bool = sqlx::query_scalar(
-        "SELECT last_seen > now() + interval '59 minutes' FROM users WHERE user_id = 'u1'",
-    )
-    .fetch_one(&mut conn)
-    .await
-    .unwrap();
+    let last_seen_moved: bool =
+        sqlx::query_scalar("SELECT last_seen > now() + interval '2 minutes' FROM users WHERE user_id = 'u1'")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
     assert!(last_seen_moved);
     exec(&mut conn, "UPDATE users SET email = 'b@example.com' WHERE user_id = 'u1'").await.unwrap();
     exec(&mut conn, "DELETE FROM users WHERE user_id = 'u1'").await.unwrap();
@@ -317,18 +313,44 @@ async fn the_history_is_append_only_for_every_role_of_ours_and_hidden_from_n8n()
         let err = exec(&mut admin, sql).await.unwrap_err();
         assert_eq!(cabinet_db::db::sqlstate(&err).as_deref(), Some("42501"), "{sql}: {err}");
     }
+    // No login role can become the history's owner.
+    let err =
+        exec(&mut admin, &format!("SET ROLE {}", setup.roles.name(RoleKind::Historian))).await.unwrap_err();
+    assert_eq!(cabinet_db::db::sqlstate(&err).as_deref(), Some("42501"), "{err}");
     let mut n8n = setup.conn(RoleKind::N8n).await;
     let err = exec(&mut n8n, "SELECT * FROM sites_history").await.unwrap_err();
     assert_eq!(cabinet_db::db::sqlstate(&err).as_deref(), Some("42501"), "{err}");
-    // The owner owns the table, and still the history refuses to change.
+    // A session acting as the owner — what every migration is — owns the schema's tables but
+    // not the history's: every setting it can make and every role switch it can try changes
+    // nothing.
     let mut superuser = setup.db.conn().await;
+    let historian = setup.roles.name(RoleKind::Historian);
     exec(&mut superuser, &format!("SET ROLE {}", setup.roles.name(RoleKind::Owner))).await.unwrap();
-    for sql in
-        ["UPDATE sites_history SET actor = 'nobody'", "DELETE FROM sites_history", "TRUNCATE users_history"]
-    {
+    exec(&mut superuser, "SET cabinet.history_maintenance = on").await.unwrap();
+    for sql in [
+        "UPDATE sites_history SET actor = 'nobody'".to_owned(),
+        "DELETE FROM sites_history".to_owned(),
+        "TRUNCATE users_history".to_owned(),
+        "DELETE FROM history_prunes".to_owned(),
+        "INSERT INTO history_prunes (actor, session_role, before, sites_rows, users_rows) VALUES ('me', 'me', now(), 0, 0)".to_owned(),
+        "ALTER TABLE sites_history DISABLE TRIGGER append_only".to_owned(),
+        "ALTER TABLE sites_history OWNER TO CURRENT_USER".to_owned(),
+        "CREATE OR REPLACE FUNCTION cabinet_history_append_only() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NULL; END $$".to_owned(),
+        "ALTER FUNCTION cabinet_forget_user(text) SECURITY INVOKER".to_owned(),
+        format!("GRANT {historian} TO CURRENT_USER"),
+    ] {
+        let err = exec(&mut superuser, &sql).await.expect_err(&sql);
+        assert_eq!(cabinet_db::db::sqlstate(&err).as_deref(), Some("42501"), "{sql}: {err}");
+    }
+    // A superuser who sets the maintenance flag is refused too: only the history's own
+    // functions, running as its owner, pass the guard (a superuser can still SET ROLE to it:
+    // docs/security.md says what a superuser can do).
+    exec(&mut superuser, "RESET ROLE").await.unwrap();
+    for sql in ["UPDATE sites_history SET actor = 'nobody'", "DELETE FROM users_history"] {
         let err = exec(&mut superuser, sql).await.unwrap_err();
         assert!(err.to_string().contains("append-only"), "{sql}: {err}");
     }
+    exec(&mut superuser, "RESET cabinet.history_maintenance").await.unwrap();
     let count: i64 = sqlx::query_scalar("SELECT count(*) FROM sites_history WHERE site_id = 'kept'")
         .fetch_one(&mut superuser)
         .await
