@@ -19,6 +19,8 @@ mod cluster;
 mod contents;
 /// Client authentication: every pg_hba rule, and whether the file is the one in force.
 mod hba;
+/// Whether the history tells the whole story: versions without gaps, records as recorded.
+pub mod history;
 /// tailscaled's view and the sockets PostgreSQL listens on.
 pub mod network;
 /// Extensions, foreign data, replication, event triggers, untrusted languages.
@@ -182,6 +184,11 @@ pub async fn audit(
     checks.extend(privileges::public(&mut conn, &options.roles).await?);
     checks.extend(privileges::future(&mut conn).await?);
     checks.extend(objects::checks(&mut conn).await?);
+    checks.extend(or_needs_superuser(
+        "history.versions",
+        "the change history",
+        history::checks(&mut conn).await,
+    )?);
     checks.extend(or_needs_superuser(
         "backup.archiving",
         "the archiving settings",

@@ -3,6 +3,7 @@ use clap::Args as ClapArgs;
 use sqlx::Connection;
 
 use crate::{
+    audit,
     cli::{ConnectionArgs, Outcome, output},
     db, schema_diff,
 };
@@ -16,12 +17,27 @@ pub struct Args {
 pub async fn run(args: Args, json: bool) -> anyhow::Result<Outcome> {
     let mut conn = db::connect(args.connection.url()?, "cabinet-db migrate check").await?;
     let differences = schema_diff::drift(&mut conn).await?;
+    // The history tells the whole story: no version missing, no record written past it.
+    let history: Vec<String> = audit::history::version_gaps(&mut conn)
+        .await?
+        .into_iter()
+        .chain(audit::history::unrecorded_writes(&mut conn).await?)
+        .collect();
     conn.close().await?;
+    let clean = differences.is_empty() && history.is_empty();
     if json {
         output::print_json(
-            &serde_json::json!({ "clean": differences.is_empty(), "differences": differences }),
+            &serde_json::json!({ "clean": clean, "differences": differences, "history": history }),
         )?;
-    } else if differences.is_empty() {
+        return Ok(if clean { Outcome::Success } else { Outcome::CheckFailed });
+    }
+    if !history.is_empty() {
+        outln!("The history does not tell the whole story ({} findings):", history.len())?;
+        for finding in &history {
+            outln!("  - {finding}")?;
+        }
+    }
+    if differences.is_empty() {
         outln!("No drift: the database matches the models.")?;
     } else {
         outln!("The database differs from the models in {} ways:", differences.len())?;
@@ -30,5 +46,5 @@ pub async fn run(args: Args, json: bool) -> anyhow::Result<Outcome> {
         }
         outln!("cabinet-db migrate diff prints SQL that would fix this (a draft for a new migration).")?;
     }
-    Ok(if differences.is_empty() { Outcome::Success } else { Outcome::CheckFailed })
+    Ok(if clean { Outcome::Success } else { Outcome::CheckFailed })
 }

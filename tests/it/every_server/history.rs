@@ -751,3 +751,82 @@ async fn a_session_cannot_record_a_false_mark_or_an_actor_the_cli_would_refuse()
     let out = run(&setup.url_as(RoleKind::Admin), &["sites", "revert", "m1", "--to", "1", "--yes"]);
     assert!(out.status.success(), "{}", stderr(&out));
 }
+
+#[tokio::test]
+async fn a_write_past_the_history_and_a_deleted_version_are_found_by_migrate_check_and_the_audit() {
+    // Arrange: a site with three versions and a user, written through the triggers.
+    let setup = WithRoles::new().await;
+    let mut superuser = setup.db.conn().await;
+    for sql in [
+        "INSERT INTO sites (site_id, domain) VALUES ('watched', 'watched.example.com')",
+        "UPDATE sites SET brand_name = 'One' WHERE site_id = 'watched'",
+        "UPDATE sites SET brand_name = 'Two' WHERE site_id = 'watched'",
+        "INSERT INTO users (user_id, email) VALUES ('watched-user', 'w@example.com')",
+    ] {
+        exec(&mut superuser, sql).await.unwrap();
+    }
+    let clean = run(&setup.db.url, &["migrate", "check"]);
+    assert_eq!(clean.status.code(), Some(0), "{}", crate::harness::stdout(&clean));
+
+    // Act 1: the owner (any migration session) turns the triggers off, writes, turns them on.
+    exec(&mut superuser, &format!("SET ROLE {}", setup.roles.name(RoleKind::Owner))).await.unwrap();
+    for sql in [
+        "ALTER TABLE sites DISABLE TRIGGER USER",
+        "UPDATE sites SET brand_name = 'Unseen' WHERE site_id = 'watched'",
+        "INSERT INTO sites (site_id, domain) VALUES ('sneaked-in', 'sneaked.example.com')",
+        "ALTER TABLE sites ENABLE TRIGGER USER",
+        "ALTER TABLE users DISABLE TRIGGER USER",
+        "UPDATE users SET email = 'elsewhere@example.com' WHERE user_id = 'watched-user'",
+        "ALTER TABLE users ENABLE TRIGGER USER",
+    ] {
+        exec(&mut superuser, sql).await.unwrap();
+    }
+    exec(&mut superuser, "RESET ROLE").await.unwrap();
+
+    // Assert 1: both commands fail, naming each record and what differs.
+    let check = run(&setup.db.url, &["migrate", "check"]);
+    assert_eq!(check.status.code(), Some(1));
+    let said = crate::harness::stdout(&check);
+    for expected in [
+        "site 'watched': differs from its newest version (3) in brand_name",
+        "site 'sneaked-in': exists but has no history",
+        "user 'watched-user': has an e-mail address its newest version (1) does not record",
+    ] {
+        assert!(said.contains(expected), "{expected:?} not in:\n{said}");
+    }
+    let (code, failed) = audit(&setup.db.url, &[]);
+    assert_eq!(code, 1);
+    assert!(
+        failed.iter().any(|(id, detail)| id == "history.heads" && detail.contains("'watched'")),
+        "{failed:?}"
+    );
+
+    // Act 2: a superuser deletes a middle version the only way the guard lets through (as the
+    // history's owner, with the maintenance flag), after the state is recorded again.
+    exec(&mut superuser, "UPDATE sites SET brand_name = 'Recorded' WHERE site_id = 'watched'").await.unwrap();
+    exec(&mut superuser, "DELETE FROM sites WHERE site_id = 'sneaked-in'").await.unwrap();
+    exec(&mut superuser, "UPDATE users SET email = 'w@example.com' WHERE user_id = 'watched-user'")
+        .await
+        .unwrap();
+    let mut tx = superuser.begin().await.unwrap();
+    exec(&mut *tx, &format!("SET LOCAL ROLE {}", setup.roles.name(RoleKind::Historian))).await.unwrap();
+    exec(&mut *tx, "SET LOCAL cabinet.history_maintenance = on").await.unwrap();
+    exec(&mut *tx, "DELETE FROM sites_history WHERE site_id = 'watched' AND version = 2").await.unwrap();
+    tx.commit().await.unwrap();
+
+    // Assert 2: the gap is named; nothing else is left.
+    let check = run(&setup.db.url, &["migrate", "check"]);
+    assert_eq!(check.status.code(), Some(1));
+    let said = crate::harness::stdout(&check);
+    assert!(said.contains("site 'watched': version 2 missing (before version 3"), "{said}");
+    assert!(!said.contains("differs") && !said.contains("no history"), "{said}");
+    let (code, failed) = audit(&setup.db.url, &[]);
+    assert_eq!(code, 1);
+    assert!(failed.iter().any(|(id, _)| id == "history.versions"), "{failed:?}");
+
+    // A recorded prune explains the gaps it makes (and any before it).
+    exec(&mut superuser, "SELECT cabinet_prune_history(now() + interval '1 day')").await.unwrap();
+    let pruned = run(&setup.db.url, &["migrate", "check"]);
+    assert_eq!(pruned.status.code(), Some(0), "{}", crate::harness::stdout(&pruned));
+    superuser.close().await.unwrap();
+}

@@ -1,0 +1,115 @@
+//! Whether the history still tells the whole story: versions without gaps, and every record's
+//! newest version equal to the record as it is.
+//!
+//! No role of ours can change the history (it belongs to the historian role), but the schema's
+//! owner owns `sites` and `users` and can disable their history triggers, write, and enable
+//! them again; and a superuser can do anything. What that leaves behind is read here:
+//!
+//! - **A gap in a record's versions** (or a first version above 1) that no recorded prune
+//!   explains: history rows were deleted. A prune keeps each record's newest version, so the
+//!   version after a pruned gap already existed when the prune ran; a gap is explained only by
+//!   a prune recorded after it.
+//! - **A record that differs from its newest version**, exists with no history, or exists
+//!   although its newest version deleted it (or the other way round): a write the triggers did
+//!   not record.
+//!
+//! A superuser who rewrites rows consistently (history and record alike) is not detected: see
+//! docs/security.md.
+
+use sqlx::PgConnection;
+
+use super::Check;
+
+/// The most findings named per check: the rest are counted.
+const NAMED: usize = 20;
+
+/// Gaps in the versions of each site and user, not explained by a recorded prune.
+pub async fn version_gaps(conn: &mut PgConnection) -> Result<Vec<String>, sqlx::Error> {
+    sqlx::query_scalar(
+        "WITH versions AS (
+             SELECT 'site' AS kind, site_id AS id, version, changed_at,
+                    lag(version) OVER (PARTITION BY site_id ORDER BY version) AS previous
+               FROM sites_history
+             UNION ALL
+             SELECT 'user', user_id, version, changed_at,
+                    lag(version) OVER (PARTITION BY user_id ORDER BY version)
+               FROM users_history
+         )
+         SELECT format('%s %s: %s missing (before version %s, written %s), and no prune was recorded after it',
+                       v.kind, quote_literal(v.id),
+                       CASE WHEN coalesce(v.previous, 0) + 1 = v.version - 1 THEN 'version ' || (v.version - 1)
+                            ELSE 'versions ' || (coalesce(v.previous, 0) + 1) || '-' || (v.version - 1) END,
+                       v.version, v.changed_at)
+           FROM versions v
+          WHERE v.version <> coalesce(v.previous, 0) + 1
+            AND NOT EXISTS (SELECT 1 FROM history_prunes p WHERE p.pruned_at >= v.changed_at)
+          ORDER BY v.kind, v.id, v.version",
+    )
+    .fetch_all(conn)
+    .await
+}
+
+/// Records that differ from their newest recorded version.
+pub async fn unrecorded_writes(conn: &mut PgConnection) -> Result<Vec<String>, sqlx::Error> {
+    sqlx::query_scalar(
+        "WITH site_heads AS (
+             SELECT DISTINCT ON (site_id) site_id, version, operation, new_row
+               FROM sites_history ORDER BY site_id, version DESC
+         ), user_heads AS (
+             SELECT DISTINCT ON (user_id) user_id, version, operation, new_email, forgotten_at
+               FROM users_history ORDER BY user_id, version DESC
+         )
+         SELECT format('site %s: %s', quote_literal(coalesce(s.site_id, h.site_id)),
+                       CASE WHEN h.site_id IS NULL THEN 'exists but has no history'
+                            WHEN s.site_id IS NULL THEN format('is gone but its newest version (%s) is an %s', h.version, h.operation)
+                            WHEN h.operation = 'DELETE' THEN format('exists but its newest version (%s) deleted it', h.version)
+                            ELSE format('differs from its newest version (%s) in %s', h.version,
+                                        (SELECT string_agg(e.key, ', ' ORDER BY e.key) FROM jsonb_each(h.new_row) e
+                                          WHERE to_jsonb(s) -> e.key IS DISTINCT FROM e.value)) END)
+           FROM sites s FULL JOIN site_heads h ON h.site_id = s.site_id
+          WHERE h.site_id IS NULL OR (s.site_id IS NULL) <> (h.operation = 'DELETE')
+             OR (s.site_id IS NOT NULL AND NOT to_jsonb(s) @> h.new_row)
+         UNION ALL
+         SELECT format('user %s: %s', quote_literal(coalesce(u.user_id, h.user_id)),
+                       CASE WHEN h.user_id IS NULL THEN 'exists but has no history'
+                            WHEN u.user_id IS NULL THEN format('is gone but its newest version (%s) is an %s', h.version, h.operation)
+                            WHEN h.operation = 'DELETE' THEN format('exists but its newest version (%s) deleted it', h.version)
+                            ELSE format('has an e-mail address its newest version (%s) does not record', h.version) END)
+           FROM users u FULL JOIN user_heads h ON h.user_id = u.user_id
+          WHERE h.user_id IS NULL OR (u.user_id IS NULL) <> (h.operation = 'DELETE')
+             OR (u.user_id IS NOT NULL AND h.forgotten_at IS NULL AND u.email IS DISTINCT FROM h.new_email)
+          ORDER BY 1",
+    )
+    .fetch_all(conn)
+    .await
+}
+
+/// The audit's two checks.
+pub async fn checks(conn: &mut PgConnection) -> Result<Vec<Check>, sqlx::Error> {
+    let gaps = version_gaps(conn).await?;
+    let unrecorded = unrecorded_writes(conn).await?;
+    Ok(vec![
+        Check::from_problems(
+            "history.versions",
+            named(gaps),
+            "every site's and user's versions follow each other, or a recorded prune explains the gap",
+            "history rows were deleted by a superuser: restore them from a backup (cabinet-db backup restore --target-dir, then copy the rows)",
+        ),
+        Check::from_problems(
+            "history.heads",
+            named(unrecorded),
+            "every site and user is as its newest version records it",
+            "a write bypassed the history (its trigger disabled by the owner or a superuser): find who in the server log, and record the current state by writing it again (e.g. cabinet-db sites update)",
+        ),
+    ])
+}
+
+/// At most [`NAMED`] findings, then how many more.
+fn named(mut findings: Vec<String>) -> Vec<String> {
+    if findings.len() > NAMED {
+        let more = findings.len() - NAMED;
+        findings.truncate(NAMED);
+        findings.push(format!("and {more} more"));
+    }
+    findings
+}
