@@ -452,21 +452,57 @@ pub async fn user_history(
     .await?)
 }
 
+/// What forgetting a person did under one of the ids they had.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ForgottenId {
+    pub user_id: String,
+    /// A user row existed under this id and was deleted.
+    pub user_row_deleted: bool,
+    /// History rows under this id that no longer hold an e-mail address.
+    pub history_rows_scrubbed: i64,
+}
+
+/// What `forget_user` scrubbed: each id the person had (the one asked for, and those a rename
+/// before ids became permanent links to it), none of them holding an e-mail address anymore.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ForgetReport {
+    pub ids: Vec<ForgottenId>,
+}
+
+impl ForgetReport {
+    /// Nothing existed to forget: no user and no history under the id.
+    pub fn is_empty(&self) -> bool {
+        self.ids.iter().all(|i| !i.user_row_deleted && i.history_rows_scrubbed == 0)
+    }
+
+    pub fn history_rows_scrubbed(&self) -> i64 {
+        self.ids.iter().map(|i| i.history_rows_scrubbed).sum()
+    }
+}
+
 /// Honours a "delete my data" request: deletes the user and removes every e-mail address from
-/// that user's history (the rows stay, saying when and by whom). Returns the history rows
-/// scrubbed; 0 means there was no such user.
+/// that user's history, under every id they had (the rows stay, saying when and by whom).
 pub async fn forget_user(
     conn: &mut PgConnection,
     actor: Option<&Actor>,
     user_id: &UserId,
-) -> Result<i64, DataError> {
+) -> Result<ForgetReport, DataError> {
     let mut tx = begin_as(conn, actor).await?;
-    let scrubbed: i64 = sqlx::query_scalar("SELECT cabinet_forget_user($1)")
-        .bind(user_id.as_str())
-        .fetch_one(&mut *tx)
-        .await?;
+    let rows: Vec<(String, bool, i64)> =
+        sqlx::query_as("SELECT forgotten_id, user_row_deleted, history_rows FROM cabinet_forget_user($1)")
+            .bind(user_id.as_str())
+            .fetch_all(&mut *tx)
+            .await?;
     tx.commit().await?;
-    Ok(scrubbed)
+    let ids = rows
+        .into_iter()
+        .map(|(user_id, user_row_deleted, history_rows_scrubbed)| ForgottenId {
+            user_id,
+            user_row_deleted,
+            history_rows_scrubbed,
+        })
+        .collect();
+    Ok(ForgetReport { ids })
 }
 
 /// Removes history older than `before` (each record's newest version stays), recorded in

@@ -428,15 +428,18 @@ $body$"
     },
     FunctionDef {
         name: "cabinet_forget_user",
-        definition: "CREATE FUNCTION {schema}cabinet_forget_user(forgotten text) RETURNS bigint LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $body$
+        definition: "CREATE FUNCTION {schema}cabinet_forget_user(forgotten text) RETURNS TABLE (forgotten_id text, user_row_deleted boolean, history_rows bigint) LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $body$
 DECLARE
-    scrubbed bigint;
     ids text[];
+    deleted_ids text[];
+    scrubbed_ids text[];
     forgetter text := coalesce(nullif(current_setting('cabinet.actor', true), ''), session_user::text);
 BEGIN
     -- Written by cabinet-db (src/models/history.rs): a delete-my-data request. The user
     -- goes (the deletion is recorded), then every e-mail address in that user's history is
-    -- removed; the rows stay, saying when and by whom the user was forgotten.
+    -- removed; the rows stay, saying when and by whom the user was forgotten. One row per id
+    -- the person had: whether a user row was deleted under it, and how many history rows
+    -- were scrubbed.
     -- The person under every id they had: a rename (possible before ids became immutable in
     -- 0011) is recorded as the DELETE of the old id and the INSERT of the new one in one
     -- transaction, with the same e-mail address. Such pairs are followed both ways.
@@ -453,15 +456,23 @@ BEGIN
            AND other.operation IN ('INSERT', 'DELETE') AND other.operation <> mine.operation
            AND coalesce(mine.old_email, mine.new_email) = coalesce(other.old_email, other.new_email)
     )
-    SELECT array_agg(user_id) INTO ids FROM person;
-    DELETE FROM public.users WHERE user_id = ANY (ids);
+    SELECT array_agg(p.user_id ORDER BY p.user_id) INTO ids FROM person p;
+    -- Two statements: the deletion's history row (written when the DELETE ends) is scrubbed too.
+    WITH d AS (DELETE FROM public.users u WHERE u.user_id = ANY (ids) RETURNING u.user_id)
+    SELECT coalesce(array_agg(d.user_id), '{}') INTO deleted_ids FROM d;
     PERFORM set_config('cabinet.history_maintenance', 'on', true);
-    UPDATE public.users_history
-       SET old_email = NULL, new_email = NULL, forgotten_at = clock_timestamp(), forgotten_by = forgetter
-     WHERE user_id = ANY (ids);
-    GET DIAGNOSTICS scrubbed = ROW_COUNT;
+    WITH s AS (
+        UPDATE public.users_history h
+           SET old_email = NULL, new_email = NULL, forgotten_at = clock_timestamp(), forgotten_by = forgetter
+         WHERE h.user_id = ANY (ids)
+        RETURNING h.user_id
+    )
+    SELECT coalesce(array_agg(s.user_id), '{}') INTO scrubbed_ids FROM s;
     PERFORM set_config('cabinet.history_maintenance', 'off', true);
-    RETURN scrubbed;
+    RETURN QUERY
+    SELECT i.id, i.id = ANY (deleted_ids), (SELECT count(*) FROM unnest(scrubbed_ids) AS x(id) WHERE x.id = i.id)
+      FROM unnest(ids) AS i(id)
+     ORDER BY i.id;
 END
 $body$",
     },

@@ -29,16 +29,24 @@ pub async fn run(args: Args, json: bool) -> anyhow::Result<Outcome> {
         return Ok(Outcome::Success);
     }
     let mut conn = args.connection.connect("cabinet-db users").await?;
-    let scrubbed = history::forget_user(&mut conn, None, &user_id).await?;
-    if scrubbed == 0 {
+    let report = history::forget_user(&mut conn, None, &user_id).await?;
+    if report.is_empty() {
         anyhow::bail!("no user with user_id {:?} and no history of one: nothing to forget", args.user_id);
     }
     if json {
-        output::print_json(
-            &serde_json::json!({ "user_id": args.user_id, "history_rows_scrubbed": scrubbed }),
-        )?;
-    } else {
-        outln!("forgot user {shown}: deleted, and {scrubbed} history rows keep no e-mail address")?;
+        output::print_json(&serde_json::json!({
+            "user_id": args.user_id,
+            "history_rows_scrubbed": report.history_rows_scrubbed(),
+            "ids": report.ids,
+        }))?;
+        return Ok(Outcome::Success);
+    }
+    outln!("forgot user {shown}: no e-mail address of theirs is left in the database")?;
+    for id in &report.ids {
+        let name = output::terminal_safe(&id.user_id, false);
+        let row = if id.user_row_deleted { "user row deleted" } else { "no user row" };
+        let renamed = if id.user_id == user_id.as_str() { "" } else { " (an id they had before a rename)" };
+        outln!("  {name}{renamed}: {row}, {} history rows scrubbed", id.history_rows_scrubbed)?;
     }
     Ok(Outcome::Success)
 }

@@ -214,8 +214,8 @@ pub async fn forget(
         return Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
     }
     let mut conn = panel.pool.acquire().await?;
-    let scrubbed = history::forget_user(&mut conn, Some(&me.actor()), &user_id).await?;
-    if scrubbed == 0 {
+    let report = history::forget_user(&mut conn, Some(&me.actor()), &user_id).await?;
+    if report.is_empty() {
         return Err(PanelError::NotFound(format!("no user {}", user_id.as_str())));
     }
     Ok(Redirect::to(&format!("/users?notice=forgotten&id={}", urlencode(user_id.as_str()))).into_response())

@@ -694,8 +694,27 @@ async fn ids_are_permanent_and_forget_follows_a_person_renamed_before_they_were(
 
     // Forgetting the old id follows the rename: no e-mail of the person's anywhere; the
     // bystander deleted in another transaction's pair with another address stays untouched.
-    let out = run(&db.url, &["users", "forget", "zitadel-old", "--yes"]);
+    let out = run(&db.url, &["--json", "users", "forget", "zitadel-old", "--yes"]);
     assert!(out.status.success(), "{}", stderr(&out));
+    // The report names what it scrubbed: both ids, the user row under the new one.
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let ids: Vec<(String, bool, bool)> = report["ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            (
+                i["user_id"].as_str().unwrap().to_owned(),
+                i["user_row_deleted"].as_bool().unwrap(),
+                i["history_rows_scrubbed"].as_i64().unwrap() > 0,
+            )
+        })
+        .collect();
+    assert_eq!(
+        ids,
+        [("zitadel-new".to_owned(), true, true), ("zitadel-old".to_owned(), false, true)],
+        "{report}"
+    );
     let left: i64 = sqlx::query_scalar(
         "SELECT (SELECT count(*) FROM users WHERE user_id IN ('zitadel-old', 'zitadel-new'))
               + (SELECT count(*) FROM users_history WHERE 'secret.person@example.com' IN (old_email, new_email))",
