@@ -227,4 +227,23 @@ async fn a_hole_breaks_the_listed_window_fails_the_audit_and_the_drill_until_a_n
         root: target,
         ..production.cluster.clone()
     });
+
+    // Paths that guard data are judged with symlinks resolved: a drill's work directory and a
+    // repository reached through a symlink to the data directory are refused.
+    let alias = root.join("alias-of-the-data");
+    std::os::unix::fs::symlink(production.cluster.pgdata(), &alias).unwrap();
+    let drilled = production.backup(&["drill", "--work-dir", alias.to_str().unwrap()]);
+    assert_eq!(drilled.status.code(), Some(1), "{}{}", stdout(&drilled), stderr(&drilled));
+    assert!(stdout(&drilled).contains("production data directory"), "{}", stdout(&drilled));
+    assert!(
+        !std::fs::read_dir(&alias)
+            .unwrap()
+            .flatten()
+            .any(|e| e.file_name().to_string_lossy().starts_with("drill-"))
+    );
+    let mut options = production.options();
+    options.local = cabinet_db::backup::repository::Repo::Posix { path: alias.join("repo") };
+    let refused = cabinet_db::backup::setup::setup(&production.url, &options).await.unwrap_err();
+    assert!(refused.to_string().contains("inside it (symlinks resolved"), "{refused}");
+    assert!(!production.cluster.pgdata().join("repo").exists(), "nothing written");
 }
