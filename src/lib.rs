@@ -38,6 +38,8 @@ pub mod migrations;
 pub mod models;
 /// The admin panel (`cabinet-db serve`): tailnet identity, guards, pages.
 pub mod panel;
+/// Paths as they really are (symlinks resolved), for every guard that keeps data apart.
+pub mod paths;
 /// Least-privilege roles: the model, `roles apply`, `roles rotate`, SCRAM verifiers.
 pub mod roles;
 /// Live database vs models: drift and the SQL that removes it.

@@ -5,8 +5,9 @@
 //! `archive-push-queue-max` (so the primary's disk survives), and its `verify` lists the runs
 //! it found without calling a hole an error. Here the holes are found — from `verify`'s own
 //! runs, or from the segment names a repository lists — and priced against the backups: a hole
-//! after the newest backup's start means no restore reaches the present; one before it means a
-//! stretch of the past is lost.
+//! after the newest full backup's start means recovery to the present is broken; one before it
+//! means a stretch of the past is lost. `backup list` breaks the window at each (`window`), a
+//! restore that stops at one refuses (`reached`).
 //!
 //! Why archiving fails is read from pgBackRest's asynchronous spool, which keeps the error of
 //! each segment it could not push.
@@ -43,7 +44,7 @@ impl Segment {
     }
 
     /// The position alone, comparable across timelines.
-    fn position(&self) -> (u32, u32) {
+    pub(crate) fn position(&self) -> (u32, u32) {
         (self.log, self.seg)
     }
 
@@ -77,8 +78,10 @@ pub struct WalGap {
     /// The first one present after it; `None` when the server reports WAL archived that the
     /// repository does not hold (dropped, nothing archived since).
     pub before: Option<String>,
-    /// The newest backup of the repository starts after the hole: the present is still
-    /// recoverable, only the stretch of the past is lost.
+    /// The newest full backup of the repository starts after the hole: the present is still
+    /// recoverable from it, only a stretch of the past is lost. (A hole after the newest full
+    /// backup's start is judged a failure even when an incremental starts after it: the
+    /// incremental's chain reaches back to that full backup, and retention counts full ones.)
     pub behind_newest_backup: bool,
 }
 
@@ -91,7 +94,7 @@ impl WalGap {
         };
         if self.behind_newest_backup {
             format!(
-                "repo{}: {missing}: no point in time in that stretch can be restored (a newer backup covers later times)",
+                "repo{}: {missing}: no point in time in that stretch can be restored (a newer full backup covers later times)",
                 self.repo
             )
         } else {
@@ -180,7 +183,8 @@ pub fn tail_gap(runs: &[WalRun], last_archived: &str, catalog: &Catalog) -> Opti
 }
 
 fn gap(repo: u32, after: Segment, before: Option<Segment>, catalog: &Catalog) -> WalGap {
-    let newest_start = catalog.newest_in(repo).and_then(|b| b.wal_start.as_deref()).and_then(Segment::parse);
+    let newest_start =
+        catalog.newest_full_in(repo).and_then(|b| b.wal_start.as_deref()).and_then(Segment::parse);
     let behind_newest_backup = match (newest_start, before) {
         (Some(start), Some(before)) => start.position() >= before.position(),
         _ => false,

@@ -21,6 +21,8 @@ pub mod config;
 pub mod drill;
 /// The `pgbackrest` program: finding it, its version, running it as the server's user.
 pub mod pgbackrest;
+/// Where a recovery stopped (the copy's log) and whether at a hole (the repository's listing).
+pub mod reached;
 /// `backup setup-repo-host`: the second host that keeps the repository and takes the backups.
 pub mod repo_host;
 /// The repositories: a local directory and an encrypted S3 bucket, their values checked.
@@ -42,6 +44,8 @@ pub mod setup;
 pub mod tls;
 /// `backup verify`: pgBackRest's checksums, read (it exits 0 on damage).
 pub mod verify;
+/// The recoverable window per repository, broken at each hole in the WAL.
+pub mod window;
 
 use std::path::PathBuf;
 

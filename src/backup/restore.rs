@@ -7,6 +7,13 @@
 //! current WAL segment is switched out and archived first, so "a minute ago" is in the
 //! archive. When it is not (the disaster case), PostgreSQL's own "recovery ended before
 //! configured recovery target was reached" is caught and explained, and the copy removed.
+//!
+//! A restore ends where it was asked to or refuses. PostgreSQL ends recovery at the first WAL
+//! it cannot read and, without a target, promotes there as if it were the end: so where it
+//! stopped is read from the copy's log and held against the repository's listing (`reached`).
+//! A hole before the target — `--latest` included — is a refusal naming the hole, the point
+//! reached and the command that restores to it; the copy is stopped and removed. Only
+//! `--end-of-continuous-wal` asks for that point, and gets it with the hole said.
 
 use std::{
     path::{Path, PathBuf},
@@ -18,13 +25,19 @@ use serde::Serialize;
 use sqlx::{ConnectOptions, Connection, postgres::PgConnectOptions};
 
 use super::{
-    BackupError, catalog::Catalog, config::BackupConfig, pgbackrest::PgBackRest, run::pgbackrest_for,
+    BackupError, archive,
+    catalog::Catalog,
+    config::BackupConfig,
+    pgbackrest::PgBackRest,
+    reached::{self, Hole, Reached},
+    run::pgbackrest_for,
     setup::make_owned_dir,
 };
 use crate::{
     db::{self, DatabaseUrl},
     local_cluster::{LocalCluster, PgBinaries, RunAs, local_pg_hba},
     models::timestamps,
+    paths::{overlap, really},
 };
 
 /// How long a restored copy may take to reach its target and promote.
@@ -33,12 +46,16 @@ const PROMOTE_TIMEOUT: Duration = Duration::from_secs(300);
 const ARCHIVE_WAIT: Duration = Duration::from_secs(60);
 /// What PostgreSQL logs when the WAL ends before the recovery target.
 const TARGET_NOT_REACHED: &str = "recovery ended before configured recovery target was reached";
+/// PostgreSQL's default WAL segment size, for a copy that cannot be asked.
+const DEFAULT_SEGMENT_SIZE: u64 = 16 << 20;
 
 /// Where recovery stops.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Target {
-    /// The end of the archived WAL.
+    /// The end of the archived WAL; a hole before it is refused.
     Latest,
+    /// As far as the WAL runs unbroken: the end of the archive, or the first hole.
+    ContinuousEnd,
     Time(DateTime<Utc>),
     Lsn(String),
     /// A restore point (`pg_create_restore_point`): what the drill uses.
@@ -49,6 +66,7 @@ impl std::fmt::Display for Target {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Target::Latest => f.write_str("the latest archived WAL"),
+            Target::ContinuousEnd => f.write_str("the end of the continuous WAL"),
             Target::Time(t) => write!(f, "{}", timestamps::format(*t)),
             Target::Lsn(lsn) => write!(f, "LSN {lsn}"),
             Target::Name(name) => write!(f, "restore point {name}"),
@@ -78,6 +96,10 @@ pub enum RestoreError {
         "the archived WAL ends before {target}: PostgreSQL stopped with \"{TARGET_NOT_REACHED}\". Choose an earlier --time (the last segment archived was {archive_max}), or --latest; the copy was removed"
     )]
     TargetNotReached { target: String, archive_max: String },
+    #[error(
+        "{target} lies beyond a hole in the WAL archive: {hole}. Recovery stopped before it, at {reached}; nothing after that point can be restored from these backups. The copy was stopped and removed. To restore to that point: {command}. To make later times recoverable again, take a new full backup now (cabinet-db backup run --type full)"
+    )]
+    HoleBeforeTarget { target: String, hole: String, reached: String, command: String },
     #[error("the restored copy did not start{}:\n{log}", .reason.as_deref().map(|r| format!(" ({r})")).unwrap_or_default())]
     DidNotStart { reason: Option<String>, log: String },
     #[error(
@@ -112,6 +134,10 @@ pub struct RestoreReport {
     /// From the start of the restore to the copy answering as a promoted primary.
     pub seconds_to_recovery: f64,
     pub timeline: i64,
+    /// Where recovery stopped, as PostgreSQL logged it.
+    pub reached: Reached,
+    /// The hole it stopped at (only with `--end-of-continuous-wal`; any other target refuses).
+    pub hole: Option<Hole>,
     /// The running copy (to stop and remove it: `stop_and_remove`).
     #[serde(skip)]
     pub cluster: LocalCluster,
@@ -168,18 +194,31 @@ pub async fn restore(options: &RestoreOptions) -> Result<RestoreReport, BackupEr
         make_owned_dir(&dir, mode, &run_as)?;
     }
     let result = restore_and_start(&pgbackrest, &cluster, &config, options).await;
+    let log = std::fs::read_to_string(cluster.log_file()).unwrap_or_default();
+    let reached = Reached::from_log(&log);
     let timeline = match result {
         Ok(timeline) => timeline,
         Err(e) => {
             let e = match e {
-                BackupError::Restore(RestoreError::DidNotStart { log, .. })
-                    if log.contains(TARGET_NOT_REACHED) =>
+                BackupError::Restore(RestoreError::DidNotStart { log: tail, .. })
+                    if tail.contains(TARGET_NOT_REACHED) =>
                 {
-                    RestoreError::TargetNotReached {
-                        target: options.target.to_string(),
-                        archive_max: catalog.archive_max.clone().unwrap_or_else(|| "none".to_owned()),
+                    match find_hole(
+                        &pgbackrest,
+                        &config,
+                        options,
+                        &catalog,
+                        &reached,
+                        &log,
+                        DEFAULT_SEGMENT_SIZE,
+                    ) {
+                        Some(hole) => hole_refusal(options, &hole, &reached).into(),
+                        None => RestoreError::TargetNotReached {
+                            target: options.target.to_string(),
+                            archive_max: catalog.archive_max.clone().unwrap_or_else(|| "none".to_owned()),
+                        }
+                        .into(),
                     }
-                    .into()
                 }
                 other => other,
             };
@@ -187,7 +226,24 @@ pub async fn restore(options: &RestoreOptions) -> Result<RestoreReport, BackupEr
             return Err(e);
         }
     };
+    // A target reached is reached; the end of the archive is only the end if nothing lies
+    // beyond the point recovery stopped at.
+    let hole = match options.target {
+        Target::Latest | Target::ContinuousEnd => {
+            let segment_size = segment_size(&cluster, &config.pg_user).await;
+            find_hole(&pgbackrest, &config, options, &catalog, &reached, &log, segment_size)
+        }
+        _ => None,
+    };
+    if let Some(hole) = &hole
+        && options.target == Target::Latest
+    {
+        stop_and_remove(&cluster);
+        return Err(hole_refusal(options, hole, &reached).into());
+    }
     Ok(RestoreReport {
+        reached,
+        hole,
         data_dir: cluster.pgdata(),
         port: cluster.port,
         url: socket_url(&cluster, &config.pg_user, &options.database),
@@ -196,6 +252,67 @@ pub async fn restore(options: &RestoreOptions) -> Result<RestoreReport, BackupEr
         timeline,
         cluster,
     })
+}
+
+/// The hole in some repository's archive recovery stopped at, if any. A repository that
+/// cannot be listed is passed over: pgBackRest's `archive-get` could not have read it either.
+fn find_hole(
+    pgbackrest: &PgBackRest,
+    config: &BackupConfig,
+    options: &RestoreOptions,
+    catalog: &Catalog,
+    reached: &Reached,
+    log: &str,
+    segment_size: u64,
+) -> Option<Hole> {
+    let repos = config.repo_numbers(options.repo).unwrap_or_default();
+    repos.into_iter().find_map(|repo| {
+        let names = archive::list_archive(pgbackrest, repo).ok()?;
+        let runs = archive::runs_from_names(repo, names.iter().map(String::as_str), segment_size);
+        reached::hole_after(reached, &runs, catalog, log)
+    })
+}
+
+/// The refusal, with the exact command that restores to the point reached.
+fn hole_refusal(options: &RestoreOptions, hole: &Hole, reached: &Reached) -> RestoreError {
+    let mut base = format!("cabinet-db backup restore --target-dir {}", options.target_dir.display());
+    if options.config_path != Path::new(super::config::DEFAULT_CONFIG) {
+        base = format!(
+            "cabinet-db backup --config {} restore --target-dir {}",
+            options.config_path.display(),
+            options.target_dir.display()
+        );
+    }
+    if let Some(repo) = options.repo {
+        base.push_str(&format!(" --repo {repo}"));
+    }
+    let mut command = format!("{base} --end-of-continuous-wal");
+    if let Some(t) = reached.last_commit {
+        command.push_str(&format!(
+            " (or, to the last commit before it: {base} --time {})",
+            timestamps::format(t)
+        ));
+    }
+    RestoreError::HoleBeforeTarget {
+        target: options.target.to_string(),
+        hole: hole.explain(),
+        reached: reached.describe(),
+        command,
+    }
+}
+
+/// The copy's WAL segment size (the archive's names count in it); PostgreSQL's default when
+/// the copy cannot say.
+async fn segment_size(cluster: &LocalCluster, superuser: &str) -> u64 {
+    let Ok(mut conn) = socket_options(cluster, superuser, "postgres").connect().await else {
+        return DEFAULT_SEGMENT_SIZE;
+    };
+    let size: Result<i64, _> =
+        sqlx::query_scalar("SELECT setting::bigint FROM pg_settings WHERE name = 'wal_segment_size'")
+            .fetch_one(&mut conn)
+            .await;
+    conn.close().await.ok();
+    size.ok().and_then(|s| u64::try_from(s).ok()).unwrap_or(DEFAULT_SEGMENT_SIZE)
 }
 
 /// Restores over the production data directory (`--delta`: only what differs is rewritten),
@@ -230,12 +347,12 @@ fn running_postmaster(data_dir: &Path) -> Option<i32> {
 /// pgBackRest's options for a target.
 fn target_args(target: &Target) -> Vec<String> {
     let mut args = Vec::new();
-    if *target != Target::Latest {
+    if !matches!(target, Target::Latest | Target::ContinuousEnd) {
         // At the end of the archive the server promotes by itself; at a target it must be told.
         args.push("--target-action=promote".to_owned());
     }
     match target {
-        Target::Latest => {}
+        Target::Latest | Target::ContinuousEnd => {}
         // pgBackRest picks the backup set by parsing the time itself: PostgreSQL's spelling.
         Target::Time(t) => args
             .extend(["--type=time".to_owned(), format!("--target={}", t.format("%Y-%m-%d %H:%M:%S%.6f+00"))]),
@@ -254,52 +371,18 @@ fn check_target_dir(
     repos: &[super::repository::Repo],
 ) -> Result<(), RestoreError> {
     let real = really(target);
-    let overlaps = |guarded: &Path| {
-        let guarded = really(guarded);
-        real.starts_with(&guarded) || guarded.starts_with(&real)
-    };
-    if overlaps(production) {
+    if overlap(target, production) {
         return Err(RestoreError::IntoProduction { target: real });
     }
     for repo in repos {
         if let super::repository::Repo::Posix { path } = repo
-            && overlaps(path)
+            && overlap(target, path)
         {
             return Err(RestoreError::IntoRepository { target: real, repository: path.clone() });
         }
     }
     let has_entries = std::fs::read_dir(target).map(|mut entries| entries.next().is_some()).unwrap_or(false);
     if has_entries { Err(RestoreError::NotEmpty(target.to_owned())) } else { Ok(()) }
-}
-
-/// `path` with every symlink resolved: its longest existing ancestor canonicalised, the rest
-/// (not created yet) appended — `..` in that rest resolved lexically.
-fn really(path: &Path) -> PathBuf {
-    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
-    let mut existing = absolute.as_path();
-    let mut rest = Vec::new();
-    loop {
-        if let Ok(real) = std::fs::canonicalize(existing) {
-            let mut out = real;
-            for part in rest.iter().rev() {
-                match part {
-                    std::path::Component::ParentDir => {
-                        out.pop();
-                    }
-                    std::path::Component::CurDir => {}
-                    other => out.push(other.as_os_str()),
-                }
-            }
-            return out;
-        }
-        match (existing.parent(), existing.components().next_back()) {
-            (Some(parent), Some(last)) => {
-                rest.push(last);
-                existing = parent;
-            }
-            _ => return absolute,
-        }
-    }
 }
 
 /// Switches the live server's WAL segment and waits (a bounded time) for it to be archived,
@@ -354,6 +437,10 @@ fn write_copy_settings(cluster: &LocalCluster, superuser: &str) -> Result<(), Ba
          port = {}\n\
          unix_socket_directories = '{}'\n\
          archive_mode = off\n\
+         # Its log is read for where recovery stopped: English, times in UTC.\n\
+         lc_messages = 'C'\n\
+         timezone = 'UTC'\n\
+         log_timezone = 'UTC'\n\
          password_encryption = 'scram-sha-256'\n",
         cluster.port,
         cluster.socket_dir().display()

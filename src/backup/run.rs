@@ -9,10 +9,12 @@ use sqlx::Connection;
 
 use super::{
     BackupError,
+    archive::{self, WalGap},
     catalog::{BackupSet, Catalog},
     config::BackupConfig,
     pgbackrest::PgBackRest,
     server::run_as_owner,
+    window::{self, Window},
 };
 use crate::db::{self, DatabaseUrl};
 
@@ -126,6 +128,9 @@ fn no_standby(error: &BackupError) -> bool {
     matches!(error, BackupError::Tool { message, .. } if message.contains("unable to find standby"))
 }
 
+/// PostgreSQL's default WAL segment size, when no live server says.
+const DEFAULT_SEGMENT_SIZE: u64 = 16 << 20;
+
 /// The repositories' contents and how far a restore can reach.
 #[derive(Debug, Clone, Serialize)]
 pub struct Listing {
@@ -135,26 +140,55 @@ pub struct Listing {
     pub earliest: Option<DateTime<Utc>>,
     /// …to here: the later of the newest backup's end and the live server's last archived
     /// WAL segment (a restore while the server runs archives its current WAL first, and
-    /// reaches the present).
+    /// reaches the present). `None` when a hole cuts the present off (see `windows`).
     pub latest: Option<DateTime<Utc>>,
+    /// The stretches a restore can reach, per repository, broken at each hole.
+    pub windows: Vec<Window>,
+    /// The holes in each repository's WAL archive (`after` the last segment before one).
+    pub holes: Vec<WalGap>,
+    /// Repositories whose archive could not be listed, and why: their holes are unknown.
+    pub unlisted: Vec<String>,
 }
 
 pub async fn list(config_path: &Path, live: Option<&DatabaseUrl>) -> Result<Listing, BackupError> {
     let pgbackrest = pgbackrest_for(config_path)?;
     let catalog = Catalog::from_info(&pgbackrest.info_json()?);
-    let latest = match live {
+    let (latest, last_wal, segment_size) = match live {
         Some(url) => {
             let mut conn = db::connect(url, "cabinet-db backup").await?;
-            let latest: Option<crate::models::timestamps::Checked> =
-                sqlx::query_scalar("SELECT last_archived_time FROM pg_stat_archiver")
-                    .fetch_one(&mut conn)
-                    .await?;
+            let (latest, last_wal, segment_size): (
+                Option<crate::models::timestamps::Checked>,
+                Option<String>,
+                i64,
+            ) = sqlx::query_as(
+                "SELECT last_archived_time, last_archived_wal,
+                            (SELECT setting::bigint FROM pg_settings WHERE name = 'wal_segment_size')
+                       FROM pg_stat_archiver",
+            )
+            .fetch_one(&mut conn)
+            .await?;
             conn.close().await.ok();
-            latest.map(|t| t.0)
+            (latest.map(|t| t.0), last_wal, u64::try_from(segment_size).unwrap_or(DEFAULT_SEGMENT_SIZE))
         }
-        None => None,
+        None => (None, None, DEFAULT_SEGMENT_SIZE),
     };
     let newest_stop = catalog.backups.iter().filter(|b| !b.error).filter_map(|b| b.stopped).max();
     let latest = latest.max(newest_stop);
-    Ok(Listing { earliest: catalog.earliest(), latest, catalog })
+    let config = BackupConfig::read(config_path)?;
+    let mut holes = Vec::new();
+    let mut unlisted = Vec::new();
+    for repo in config.repo_numbers(None)? {
+        match archive::list_archive(&pgbackrest, repo) {
+            Ok(names) => {
+                let runs = archive::runs_from_names(repo, names.iter().map(String::as_str), segment_size);
+                holes.extend(archive::gaps(&runs, &catalog));
+                holes.extend(last_wal.as_deref().and_then(|wal| archive::tail_gap(&runs, wal, &catalog)));
+            }
+            Err(e) => unlisted.push(format!("repo{repo}: {e}")),
+        }
+    }
+    let windows = window::windows(&catalog, &holes, latest);
+    // The present is reachable when some repository's last window runs to it.
+    let latest = latest.filter(|_| holes.is_empty() || windows.iter().any(|w| w.to_wal.is_none()));
+    Ok(Listing { earliest: catalog.earliest(), latest, windows, holes, unlisted, catalog })
 }

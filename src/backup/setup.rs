@@ -108,6 +108,28 @@ pub async fn setup(url: &DatabaseUrl, options: &SetupOptions) -> Result<SetupRep
     {
         check_config_path(what, path)?;
     }
+    // A repository inside the data directory is copied into each backup and deleted by an
+    // in-place restore (--delta); state there goes with a restore too. Compared as the paths
+    // really are, every symlink resolved.
+    let local_repo = match &options.local {
+        Repo::Posix { path } => Some(path),
+        _ => None,
+    };
+    for (option, path) in [("--repo", local_repo), ("--state-dir", Some(&options.state_dir))] {
+        if let Some(path) = path
+            && crate::paths::overlap(path, &server.data_dir)
+        {
+            return Err(BackupError::BadSetting {
+                option: option.to_owned(),
+                value: path.display().to_string(),
+                why: format!(
+                    "it is the data directory {} or inside it (symlinks resolved: {}), so each backup would copy it and an in-place restore would delete it; give a directory outside the data directory",
+                    server.data_dir.display(),
+                    crate::paths::really(path).display()
+                ),
+            });
+        }
+    }
     let pgbackrest = PgBackRest::new(&options.config_path, server.os_user.clone())?;
     let (version, version_text) = pgbackrest.version()?;
     // Before anything changes: a pgBackRest that cannot read this server's control file would

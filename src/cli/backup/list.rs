@@ -49,17 +49,52 @@ pub async fn run(args: Args, config: &Path, json: bool) -> anyhow::Result<Outcom
             repo.cipher.as_deref().unwrap_or("unknown")
         )?;
     }
-    match (listing.earliest, listing.latest) {
-        (Some(earliest), Some(latest)) if latest > earliest => outln!(
-            "\nrecoverable: from {} to {} (a restore while the server runs reaches the present)",
-            timestamps::format(earliest),
-            timestamps::format(latest)
-        )?,
-        (Some(earliest), _) => outln!(
-            "\nrecoverable: from {} on (a restore while the server runs reaches the present)",
-            timestamps::format(earliest)
-        )?,
-        (None, _) => outln!("\nno backups yet: cabinet-db backup run")?,
+    if listing.holes.is_empty() {
+        match (listing.earliest, listing.latest) {
+            (Some(earliest), Some(latest)) if latest > earliest => outln!(
+                "\nrecoverable: from {} to {} (a restore while the server runs reaches the present)",
+                timestamps::format(earliest),
+                timestamps::format(latest)
+            )?,
+            (Some(earliest), _) => outln!(
+                "\nrecoverable: from {} on (a restore while the server runs reaches the present)",
+                timestamps::format(earliest)
+            )?,
+            (None, _) => outln!("\nno backups yet: cabinet-db backup run")?,
+        }
+    } else {
+        // Broken at each hole: a restore cannot replay across one.
+        outln!()?;
+        let mut repos: Vec<u32> = listing.windows.iter().map(|w| w.repo).collect();
+        repos.dedup();
+        for repo in repos {
+            let stretches: Vec<String> = listing
+                .windows
+                .iter()
+                .filter(|w| w.repo == repo)
+                .map(|w| {
+                    let to = match (&w.to_wal, w.to) {
+                        (Some(wal), _) => format!("the end of WAL segment {wal}, where a hole begins (its time: cabinet-db backup restore --end-of-continuous-wal says it)"),
+                        (None, Some(to)) => format!("{} (the present, while the server runs)", timestamps::format(to)),
+                        (None, None) => "the present".to_owned(),
+                    };
+                    format!("from {} to {to}", time(w.from))
+                })
+                .collect();
+            outln!("recoverable (repo{repo}): {}", stretches.join(", then "))?;
+        }
+        for hole in &listing.holes {
+            let before = hole.before.as_deref().unwrap_or("the last segment the server reports archived");
+            outln!(
+                "hole: repo{}: a hole after {}: WAL up to {before} is missing; {}",
+                hole.repo,
+                hole.after,
+                hole.remedy()
+            )?;
+        }
+    }
+    for unlisted in &listing.unlisted {
+        outln!("not checked for holes: {unlisted}")?;
     }
     Ok(Outcome::Success)
 }

@@ -3,13 +3,16 @@ use std::path::{Path, PathBuf};
 use clap::Args as ClapArgs;
 
 use crate::{
-    backup::restore::{self, RestoreOptions, Target},
+    backup::{
+        BackupError,
+        restore::{self, RestoreError, RestoreOptions, Target},
+    },
     cli::{Outcome, output, output::outln, parse_time},
     db::DatabaseUrl,
 };
 
 #[derive(Debug, ClapArgs)]
-#[command(group(clap::ArgGroup::new("target").required(true).args(["time", "lsn", "latest"])))]
+#[command(group(clap::ArgGroup::new("target").required(true).args(["time", "lsn", "latest", "end_of_continuous_wal"])))]
 pub struct Args {
     /// A new (or empty) directory for the restored cluster.
     #[arg(long, required_unless_present = "in_place", conflicts_with = "in_place")]
@@ -30,9 +33,16 @@ pub struct Args {
     /// Recover to this WAL position (e.g. 0/3000050).
     #[arg(long)]
     pub lsn: Option<String>,
-    /// Recover everything archived.
+    /// Recover everything archived. A hole in the WAL before its end (a segment missing,
+    /// truncated or damaged, a timeline that does not continue) is refused (exit 1), naming the
+    /// hole, the last point reachable before it and the command that restores to that point.
     #[arg(long)]
     pub latest: bool,
+    /// Recover as far as the WAL runs unbroken: the end of the archive, or the first hole
+    /// (which the output then names, with the point reached). For when a hole is known and
+    /// the copy up to it is wanted.
+    #[arg(long)]
+    pub end_of_continuous_wal: bool,
     /// Restore from this repository (1 or 2).
     #[arg(long)]
     pub repo: Option<u32>,
@@ -45,10 +55,11 @@ pub struct Args {
 }
 
 pub async fn run(args: Args, config: &Path, json: bool) -> anyhow::Result<Outcome> {
-    let target = match (args.time, args.lsn, args.latest) {
+    let target = match (args.time, args.lsn, args.end_of_continuous_wal) {
         (Some(t), _, _) => Target::Time(t),
         (None, Some(lsn), _) => Target::Lsn(lsn),
-        _ => Target::Latest,
+        (None, None, true) => Target::ContinuousEnd,
+        (None, None, false) => Target::Latest,
     };
     let Some(target_dir) = args.target_dir else {
         let data_dir = restore::restore_in_place(config, &target, args.repo)?;
@@ -71,7 +82,20 @@ pub async fn run(args: Args, config: &Path, json: bool) -> anyhow::Result<Outcom
         live: args.database_url,
         database: args.database,
     };
-    let report = restore::restore(&options).await?;
+    let report = match restore::restore(&options).await {
+        Ok(report) => report,
+        // A hole before the target is a verdict on the archive, like a failed check: exit 1,
+        // with the point that can be reached and how.
+        Err(BackupError::Restore(refusal @ RestoreError::HoleBeforeTarget { .. })) => {
+            if json {
+                output::print_json(&serde_json::json!({ "restored": false, "error": refusal.to_string() }))?;
+            } else {
+                eprintln!("error: {refusal}");
+            }
+            return Ok(Outcome::CheckFailed);
+        }
+        Err(e) => return Err(e.into()),
+    };
     if json {
         output::print_json(&report)?;
     } else {
@@ -83,6 +107,13 @@ pub async fn run(args: Args, config: &Path, json: bool) -> anyhow::Result<Outcom
             report.data_dir.display(),
             report.port
         )?;
+        outln!("reached: {}", report.reached.describe())?;
+        if let Some(hole) = &report.hole {
+            outln!(
+                "stopped at a hole: {} (later times cannot be restored from these backups; take a new full backup: cabinet-db backup run --type full)",
+                hole.explain()
+            )?;
+        }
         outln!("connect: {}", report.url.expose())?;
         outln!("it does not archive; stop it with pg_ctl -D {} stop", report.data_dir.display())?;
     }

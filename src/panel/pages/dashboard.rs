@@ -169,9 +169,14 @@ pub async fn backups(
                     dd {
                         @match (listing.earliest, listing.latest) {
                             (Some(from), Some(to)) => { "from " (time(from)) " to " (time(to)) }
-                            (Some(from), None) => { "from " (time(from)) }
+                            (Some(from), None) if listing.holes.is_empty() => { "from " (time(from)) }
+                            (Some(_), None) => span.verdict-fail { "not to the present" },
                             _ => span.verdict-fail { "nothing" },
                         }
+                    }
+                    @for hole in &listing.holes {
+                        dt { "hole" }
+                        dd { span.verdict-fail { "WAL missing" } " " (hole.explain()) " — " (hole.remedy()) }
                     }
                 }
             }

@@ -5,5 +5,7 @@
 
 /// Restores, drills and the audit's backup checks against a damaged repository.
 mod drill;
+/// Holes in the WAL archive (missing, truncated, damaged): refused restores, the listing, the audit.
+mod holes;
 /// Point in time to the second, and the host that dies.
 mod pitr;

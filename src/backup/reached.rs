@@ -1,0 +1,269 @@
+//! Where a recovery stopped, and whether it stopped at a hole.
+//!
+//! PostgreSQL ends an archive recovery at the first WAL it cannot read — the end of the
+//! archive, or a hole: a segment missing, truncated or damaged, a timeline whose history is
+//! gone — and, with no target, promotes there as if that were the end. So after recovery the
+//! copy's log is read (its messages in English: the copy runs with `lc_messages = 'C'`): the
+//! last segment restored from the archive, the last record replayed (`redo done at`) and the
+//! last commit's time (`last completed transaction was at log time`), which PostgreSQL logs
+//! on purpose before it judges whether the target was reached.
+//!
+//! Whether that point is the end is the repository's word, not ours: when it lists WAL beyond
+//! that segment, on its timeline or a later one, recovery stopped at a hole. The runs and
+//! holes come from `archive` (the same the audit and `backup list` read); nothing here reads
+//! WAL.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use super::{
+    archive::{self, Segment, WalRun},
+    catalog::Catalog,
+};
+use crate::models::timestamps;
+
+/// How far a recovery got, as PostgreSQL logged it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Reached {
+    /// The last WAL segment restored from the archive.
+    pub segment: Option<String>,
+    /// The start of the last record replayed.
+    pub lsn: Option<String>,
+    /// The time of the last commit replayed; `None` when none was (nothing committed after
+    /// the backup, or recovery stopped before the first).
+    pub last_commit: Option<DateTime<Utc>>,
+}
+
+impl Reached {
+    /// From the copy's server log.
+    pub(crate) fn from_log(log: &str) -> Reached {
+        let mut reached = Reached::default();
+        for line in log.lines() {
+            if let Some(rest) = line.split_once("restored log file \"").map(|(_, r)| r)
+                && let Some((name, _)) = rest.split_once('"')
+                && Segment::parse(name).is_some()
+            {
+                reached.segment = Some(name.to_owned());
+            } else if let Some(rest) = line.split_once("redo done at ").map(|(_, r)| r) {
+                reached.lsn = rest.split_whitespace().next().map(str::to_owned);
+            } else if let Some(rest) =
+                line.split_once("last completed transaction was at log time ").map(|(_, r)| r)
+            {
+                reached.last_commit = DateTime::parse_from_str(rest.trim(), "%Y-%m-%d %H:%M:%S%.f%#z")
+                    .ok()
+                    .map(|t| t.with_timezone(&Utc));
+            }
+        }
+        reached
+    }
+
+    /// In words, for messages: `LSN 0/6000060 (segment …), last commit at …`.
+    pub fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        match (&self.lsn, &self.segment) {
+            (Some(lsn), Some(segment)) => {
+                parts.push(format!("LSN {lsn} (in or just after segment {segment})"))
+            }
+            (Some(lsn), None) => parts.push(format!("LSN {lsn}")),
+            (None, Some(segment)) => parts.push(format!("segment {segment}")),
+            (None, None) => parts.push("the end of the backup (no archived WAL replayed)".to_owned()),
+        }
+        parts.push(match self.last_commit {
+            Some(t) => format!("last commit replayed at {}", timestamps::format(t)),
+            None => "no commit replayed after the backup".to_owned(),
+        });
+        parts.join(", ")
+    }
+}
+
+/// Why recovery could not go on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HoleKind {
+    /// The next segment is not in the repository.
+    Missing,
+    /// The next segment is listed but could not be read whole (truncated, damaged: pgBackRest
+    /// checks each against the checksum in its name).
+    Unreadable,
+    /// The timeline ends and the repository's later timeline does not continue from it (its
+    /// history file or the segments joining them are gone).
+    TimelineEnds,
+}
+
+/// A hole a recovery stopped at, in one repository.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Hole {
+    pub repo: u32,
+    pub kind: HoleKind,
+    /// The last segment read before it.
+    pub after: String,
+    /// The first segment the repository holds beyond it.
+    pub resumes: String,
+    /// What pgBackRest said when PostgreSQL asked for the segment (from the copy's log).
+    pub detail: Option<String>,
+}
+
+impl Hole {
+    pub fn explain(&self) -> String {
+        let what = match self.kind {
+            HoleKind::Missing => format!(
+                "the WAL segments after {} are missing up to {} in repo{}",
+                self.after, self.resumes, self.repo
+            ),
+            HoleKind::Unreadable => format!(
+                "WAL segment {} or the one after it is unreadable (truncated or damaged) in repo{} (cabinet-db backup verify names the file)",
+                self.after, self.repo
+            ),
+            HoleKind::TimelineEnds => format!(
+                "the timeline of {} does not continue: repo{} holds WAL from {} on, on a timeline recovery cannot follow from it",
+                self.after, self.repo, self.resumes
+            ),
+        };
+        match &self.detail {
+            Some(detail) => format!("{what} (pgBackRest: {detail})"),
+            None => what,
+        }
+    }
+}
+
+/// The hole recovery stopped at, if `reached.segment` is not the end of what `runs` (one
+/// repository's archive) holds on its timeline or a later one.
+pub(crate) fn hole_after(reached: &Reached, runs: &[WalRun], catalog: &Catalog, log: &str) -> Option<Hole> {
+    let last = Segment::parse(reached.segment.as_deref()?)?;
+    let repo = runs.first()?.repo;
+    let same_timeline = |r: &&WalRun| r.start.timeline == last.timeline;
+    let detail = archive_get_error(log);
+    // Listed past the last segment read, in the same run: it is there but was not read.
+    if runs.iter().filter(same_timeline).any(|r| r.start <= last && last < r.stop) {
+        return Some(Hole {
+            repo,
+            kind: HoleKind::Unreadable,
+            after: last.name(),
+            resumes: last.name(),
+            detail,
+        });
+    }
+    // The run ends there and a later one on the same timeline begins after a hole.
+    if let Some(gap) = archive::gaps(runs, catalog).into_iter().find(|g| g.after == last.name()) {
+        return Some(Hole {
+            repo,
+            kind: HoleKind::Missing,
+            after: gap.after,
+            resumes: gap.before.unwrap_or_default(),
+            detail,
+        });
+    }
+    // A later timeline holds positions beyond, yet recovery did not switch to it.
+    runs.iter()
+        .filter(|r| r.stop.timeline > last.timeline && r.stop.position() > last.position())
+        .map(|r| r.start)
+        .min()
+        .map(|resumes| Hole {
+            repo,
+            kind: HoleKind::TimelineEnds,
+            after: last.name(),
+            resumes: resumes.name(),
+            detail,
+        })
+}
+
+/// pgBackRest's error for a segment `restore_command` could not fetch, as it reached the log
+/// (its console output is the command's stderr): the first `ERROR:` line.
+fn archive_get_error(log: &str) -> Option<String> {
+    log.lines()
+        .filter(|l| l.contains("ERROR: [") && !l.contains("FATAL"))
+        .map(|l| l.split_once("ERROR: ").map_or(l, |(_, r)| r).trim())
+        .map(|l| {
+            if l.chars().count() > 300 {
+                l.chars().take(300).collect::<String>() + "…"
+            } else {
+                l.to_owned()
+            }
+        })
+        .next()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SIXTEEN_MIB: u64 = 16 << 20;
+
+    const LOG: &str = r#"2026-11-27 12:35:33.100 UTC [81] LOG:  starting archive recovery
+2026-11-27 12:35:33.200 UTC [81] LOG:  restored log file "00000002.history" from archive
+2026-11-27 12:35:33.300 UTC [81] LOG:  restored log file "000000010000000000000005" from archive
+2026-11-27 12:35:33.400 UTC [81] LOG:  redo starts at 0/5000028
+2026-11-27 12:35:33.500 UTC [81] LOG:  restored log file "000000010000000000000006" from archive
+2026-11-27 12:35:33.600 UTC [81] LOG:  redo done at 0/6000060 system usage: CPU: user: 0.00 s
+2026-11-27 12:35:33.600 UTC [81] LOG:  last completed transaction was at log time 2026-11-27 12:30:01.123456+00
+2026-11-27 12:35:33.700 UTC [81] FATAL:  recovery ended before configured recovery target was reached"#;
+
+    fn runs(names: &[&str]) -> Vec<WalRun> {
+        archive::runs_from_names(
+            1,
+            names
+                .iter()
+                .map(|n| format!("15-1/0000000100000000/{n}-ab.zst"))
+                .collect::<Vec<_>>()
+                .iter()
+                .map(String::as_str),
+            SIXTEEN_MIB,
+        )
+    }
+
+    #[test]
+    fn the_log_says_the_last_segment_record_and_commit() {
+        let reached = Reached::from_log(LOG);
+        assert_eq!(reached.segment.as_deref(), Some("000000010000000000000006"));
+        assert_eq!(reached.lsn.as_deref(), Some("0/6000060"));
+        assert_eq!(reached.last_commit, Some(timestamps::parse("2026-11-27T12:30:01.123456Z").unwrap()));
+        assert!(
+            reached.describe().contains("last commit replayed at 2026-11-27T12:30:01.123456Z"),
+            "{}",
+            reached.describe()
+        );
+        assert_eq!(
+            Reached::from_log("").describe(),
+            "the end of the backup (no archived WAL replayed), no commit replayed after the backup"
+        );
+    }
+
+    #[test]
+    fn wal_listed_beyond_the_point_reached_is_a_hole_of_its_shape() {
+        let reached = Reached::from_log(LOG);
+        let catalog = Catalog::default();
+        let end = runs(&["000000010000000000000005", "000000010000000000000006"]);
+        assert_eq!(hole_after(&reached, &end, &catalog, LOG), None, "the end of the archive is no hole");
+
+        let missing =
+            runs(&["000000010000000000000005", "000000010000000000000006", "000000010000000000000009"]);
+        let hole = hole_after(&reached, &missing, &catalog, LOG).unwrap();
+        assert_eq!((hole.kind, hole.resumes.as_str()), (HoleKind::Missing, "000000010000000000000009"));
+        assert!(hole.explain().contains("missing up to 000000010000000000000009"), "{}", hole.explain());
+
+        let damaged =
+            runs(&["000000010000000000000005", "000000010000000000000006", "000000010000000000000007"]);
+        let log =
+            format!("{LOG}\nP00  ERROR: [029]: raised from local-1: unexpected eof in compressed data\n");
+        let hole = hole_after(&reached, &damaged, &catalog, &log).unwrap();
+        assert_eq!(hole.kind, HoleKind::Unreadable);
+        assert!(hole.explain().contains("unexpected eof"), "{}", hole.explain());
+
+        let mut forked = end.clone();
+        forked.extend(archive::runs_from_names(
+            1,
+            ["15-1/0000000200000000/000000020000000000000008-cd.zst"],
+            SIXTEEN_MIB,
+        ));
+        let hole = hole_after(&reached, &forked, &catalog, LOG).unwrap();
+        assert_eq!((hole.kind, hole.resumes.as_str()), (HoleKind::TimelineEnds, "000000020000000000000008"));
+        let mut older = forked.clone();
+        older[1].stop = Segment::parse("000000020000000000000004").unwrap();
+        older[1].start = older[1].stop;
+        assert_eq!(
+            hole_after(&reached, &older, &catalog, LOG),
+            None,
+            "a timeline that ended earlier is no hole"
+        );
+    }
+}
