@@ -205,3 +205,59 @@ fn out_writes_into_fifos_devices_and_stdout_follows_safe_symlinks_and_refuses_th
     assert!(export(&target).status.success());
     assert!(!stale.exists(), "the killed writer's partial is gone");
 }
+
+#[tokio::test]
+async fn an_export_killed_mid_write_leaves_only_a_private_partial_that_the_next_run_removes() {
+    use std::os::unix::fs::PermissionsExt;
+    // Arrange: enough users that the export writes for a while.
+    let db = TestDb::migrated().await;
+    db.exec(
+        "INSERT INTO users (user_id, email, first_seen, last_seen)
+         SELECT 'killed-' || i, 'person' || i || '@example.com', now(), now() FROM generate_series(1, 300000) i",
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("users.csv");
+    let partial_of = |dir: &std::path::Path| {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| p.to_string_lossy().ends_with(".partial"))
+    };
+
+    // Act: stop the export the moment its partial file appears, look, then kill -9 it.
+    let mut child = binary()
+        .env("DATABASE_URL", db.url.expose())
+        .args(["users", "export", "--out"])
+        .arg(&target)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let partial = loop {
+        if let Some(found) = partial_of(dir.path()) {
+            nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGSTOP).unwrap();
+            break found;
+        }
+        assert!(child.try_wait().unwrap().is_none(), "the export ended before it could be stopped");
+        assert!(std::time::Instant::now() < deadline, "no partial file appeared");
+        std::thread::sleep(std::time::Duration::from_micros(200));
+    };
+
+    // Assert: while it writes, nothing is at the target and the e-mails are readable by no one else.
+    assert!(!target.exists(), "nothing partial is visible under the name asked for");
+    let mode = std::fs::metadata(&partial).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "{}", partial.display());
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL).unwrap();
+    child.wait().unwrap();
+    assert!(!target.exists());
+
+    // The next run replaces it whole and removes the dead writer's partial.
+    let out = run(&db.url, &["users", "export", "--out", target.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!partial.exists(), "the killed writer's partial is gone");
+    assert_eq!(std::fs::read_to_string(&target).unwrap().lines().count(), 300_001);
+}
