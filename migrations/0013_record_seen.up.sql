@@ -5,7 +5,7 @@
 -- so the main application needs EXECUTE on them and nothing on users (roles apply grants it).
 -- Generated from src/models/activity.rs (the functions' bodies must stay byte for byte as
 -- there: migrate check compares them).
-CREATE FUNCTION cabinet_record_seen_many(user_ids text[], emails text[], seen_at timestamptz[], debounce interval DEFAULT '60 seconds') RETURNS TABLE (users bigint, inserted bigint, updated bigint, unchanged bigint) LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $body$
+CREATE FUNCTION cabinet_record_seen_many(user_ids text[], emails text[], seen_at timestamptz[], debounce interval DEFAULT '60 seconds') RETURNS TABLE (users bigint, inserted bigint, updated bigint, unchanged bigint) LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $body$
 DECLARE
     server_clock timestamptz := clock_timestamp();
     bad record;
@@ -15,6 +15,10 @@ BEGIN
     -- e-mail known; emails itself may be NULL).
     IF user_ids IS NULL OR seen_at IS NULL THEN
         RAISE EXCEPTION 'cabinet_record_seen_many: user_ids and seen_at are required (arrays of equal length)'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF array_ndims(user_ids) > 1 OR array_ndims(emails) > 1 OR array_ndims(seen_at) > 1 THEN
+        RAISE EXCEPTION 'cabinet_record_seen_many: user_ids, emails and seen_at must be one-dimensional arrays (one entry per sighting)'
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
     IF cardinality(seen_at) <> cardinality(user_ids) OR cardinality(emails) <> cardinality(user_ids) THEN
@@ -47,7 +51,7 @@ BEGIN
                 USING ERRCODE = 'invalid_parameter_value',
                       HINT = 'check the clock of the host that reported it (timedatectl), or the database server''s';
         ELSE
-            RAISE EXCEPTION 'sighting % (user %) at % must be a real point in time between the years 1 and 9999 (not infinity)',
+            RAISE EXCEPTION 'sighting % (user %) at % must be a point in time between the years 1 and 9999 AD (not infinity, not BC)',
                 bad.n, quote_literal(bad.user_id), bad.at
                 USING ERRCODE = 'invalid_parameter_value';
         END IF;
@@ -99,7 +103,7 @@ BEGIN
     SELECT c.all_users, c.new_users, c.written_users - c.new_users, c.all_users - c.written_users FROM counts c;
 END
 $body$;
-CREATE FUNCTION cabinet_record_seen(user_id text, email text, seen_at timestamptz, debounce interval DEFAULT '60 seconds') RETURNS text LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $body$
+CREATE FUNCTION cabinet_record_seen(user_id text, email text, seen_at timestamptz, debounce interval DEFAULT '60 seconds') RETURNS text LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $body$
 DECLARE
     r record;
 BEGIN

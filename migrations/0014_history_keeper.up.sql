@@ -6,7 +6,7 @@
 -- cabinet-db: changes the history
 -- Generated from src/models/history.rs (the functions' bodies must stay byte for byte as
 -- there: migrate check compares them).
-CREATE OR REPLACE FUNCTION cabinet_history_append_only() RETURNS trigger LANGUAGE plpgsql SET search_path = pg_catalog, public, pg_temp AS $body$
+CREATE OR REPLACE FUNCTION cabinet_history_append_only() RETURNS trigger LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $body$
 BEGIN
     -- Written by cabinet-db (src/models/history.rs). The history belongs to a role no login
     -- role and no session acting as the schema's owner is (roles apply: <prefix>historian),

@@ -460,6 +460,12 @@ pub struct ForgottenId {
     pub user_row_deleted: bool,
     /// History rows under this id that no longer hold an e-mail address.
     pub history_rows_scrubbed: i64,
+    /// Actor fields (who made a change) that named one of this id's addresses, now
+    /// "a forgotten user".
+    pub actor_fields_scrubbed: i64,
+    /// Sites whose content mentions one of this id's addresses: not changed (site content is
+    /// not the user's record); edit them if the address is the person's.
+    pub sites_mentioning: Vec<String>,
 }
 
 /// What `forget_user` scrubbed: each id the person had (the one asked for, and those a rename
@@ -488,18 +494,22 @@ pub async fn forget_user(
     user_id: &UserId,
 ) -> Result<ForgetReport, DataError> {
     let mut tx = begin_as(conn, actor).await?;
-    let rows: Vec<(String, bool, i64)> =
-        sqlx::query_as("SELECT forgotten_id, user_row_deleted, history_rows FROM cabinet_forget_user($1)")
+    let rows: Vec<(String, bool, i64, i64, Vec<String>)> =
+        sqlx::query_as("SELECT forgotten_id, user_row_deleted, history_rows, actor_fields, sites_mentioning FROM cabinet_forget_user($1)")
             .bind(user_id.as_str())
             .fetch_all(&mut *tx)
             .await?;
     tx.commit().await?;
     let ids = rows
         .into_iter()
-        .map(|(user_id, user_row_deleted, history_rows_scrubbed)| ForgottenId {
-            user_id,
-            user_row_deleted,
-            history_rows_scrubbed,
+        .map(|(user_id, user_row_deleted, history_rows_scrubbed, actor_fields_scrubbed, sites_mentioning)| {
+            ForgottenId {
+                user_id,
+                user_row_deleted,
+                history_rows_scrubbed,
+                actor_fields_scrubbed,
+                sites_mentioning,
+            }
         })
         .collect();
     Ok(ForgetReport { ids })

@@ -6,9 +6,10 @@
 //! them again; and a superuser can do anything. What that leaves behind is read here:
 //!
 //! - **A gap in a record's versions** (or a first version above 1) that no recorded prune
-//!   explains: history rows were deleted. A prune keeps each record's newest version, so the
-//!   version after a pruned gap already existed when the prune ran; a gap is explained only by
-//!   a prune recorded after it.
+//!   explains: history rows were deleted. A prune removes a record's versions older than its
+//!   cut-off except the newest, so what survives is contiguous: only a missing beginning can
+//!   be a prune's, and only one that ran after the first surviving version was written, which
+//!   that version survived honestly (written at or after the cut-off, or the newest then).
 //! - **A record that differs from its newest version**, exists with no history, or exists
 //!   although its newest version deleted it (or the other way round): a write the triggers did
 //!   not record.
@@ -28,21 +29,32 @@ pub async fn version_gaps(conn: &mut PgConnection) -> Result<Vec<String>, sqlx::
     sqlx::query_scalar(
         "WITH versions AS (
              SELECT 'site' AS kind, site_id AS id, version, changed_at,
-                    lag(version) OVER (PARTITION BY site_id ORDER BY version) AS previous
-               FROM sites_history
+                    lag(version) OVER (PARTITION BY site_id ORDER BY version) AS previous,
+                    lead(changed_at) OVER (PARTITION BY site_id ORDER BY version) AS next_at
+               FROM public.sites_history
              UNION ALL
              SELECT 'user', user_id, version, changed_at,
-                    lag(version) OVER (PARTITION BY user_id ORDER BY version)
-               FROM users_history
+                    lag(version) OVER (PARTITION BY user_id ORDER BY version),
+                    lead(changed_at) OVER (PARTITION BY user_id ORDER BY version)
+               FROM public.users_history
          )
-         SELECT format('%s %s: %s missing (before version %s, written %s), and no prune was recorded after it',
+         SELECT format('%s %s: %s missing (before version %s, written %s), and no recorded prune removed it',
                        v.kind, quote_literal(v.id),
                        CASE WHEN coalesce(v.previous, 0) + 1 = v.version - 1 THEN 'version ' || (v.version - 1)
                             ELSE 'versions ' || (coalesce(v.previous, 0) + 1) || '-' || (v.version - 1) END,
                        v.version, v.changed_at)
            FROM versions v
           WHERE v.version <> coalesce(v.previous, 0) + 1
-            AND NOT EXISTS (SELECT 1 FROM history_prunes p WHERE p.pruned_at >= v.changed_at)
+            -- A prune removes a record's versions older than its cut-off but the newest, so
+            -- what survives it is contiguous: a gap after a surviving version is never a
+            -- prune's. A missing beginning is, if a prune that removed rows ran after the
+            -- first surviving version was written, and that version survived it honestly:
+            -- written at or after the cut-off, or the newest when the prune ran.
+            AND NOT (v.previous IS NULL AND EXISTS (
+                SELECT 1 FROM public.history_prunes p
+                 WHERE p.pruned_at >= v.changed_at
+                   AND CASE v.kind WHEN 'site' THEN p.sites_rows ELSE p.users_rows END > 0
+                   AND (v.changed_at >= p.before OR coalesce(v.next_at, 'infinity') > p.pruned_at)))
           ORDER BY v.kind, v.id, v.version",
     )
     .fetch_all(conn)
@@ -54,28 +66,28 @@ pub async fn unrecorded_writes(conn: &mut PgConnection) -> Result<Vec<String>, s
     sqlx::query_scalar(
         "WITH site_heads AS (
              SELECT DISTINCT ON (site_id) site_id, version, operation, new_row
-               FROM sites_history ORDER BY site_id, version DESC
+               FROM public.sites_history ORDER BY site_id, version DESC
          ), user_heads AS (
              SELECT DISTINCT ON (user_id) user_id, version, operation, new_email, forgotten_at
-               FROM users_history ORDER BY user_id, version DESC
+               FROM public.users_history ORDER BY user_id, version DESC
          )
          SELECT format('site %s: %s', quote_literal(coalesce(s.site_id, h.site_id)),
                        CASE WHEN h.site_id IS NULL THEN 'exists but has no history'
                             WHEN s.site_id IS NULL THEN format('is gone but its newest version (%s) is an %s', h.version, h.operation)
                             WHEN h.operation = 'DELETE' THEN format('exists but its newest version (%s) deleted it', h.version)
                             ELSE format('differs from its newest version (%s) in %s', h.version,
-                                        (SELECT string_agg(e.key, ', ' ORDER BY e.key) FROM jsonb_each(h.new_row) e
-                                          WHERE to_jsonb(s) -> e.key IS DISTINCT FROM e.value)) END)
-           FROM sites s FULL JOIN site_heads h ON h.site_id = s.site_id
+                                        (SELECT string_agg(e.key, ', ' ORDER BY e.key) FROM pg_catalog.jsonb_each(h.new_row) e
+                                          WHERE pg_catalog.to_jsonb(s) -> e.key IS DISTINCT FROM e.value)) END)
+           FROM public.sites s FULL JOIN site_heads h ON h.site_id = s.site_id
           WHERE h.site_id IS NULL OR (s.site_id IS NULL) <> (h.operation = 'DELETE')
-             OR (s.site_id IS NOT NULL AND NOT to_jsonb(s) @> h.new_row)
+             OR (s.site_id IS NOT NULL AND NOT pg_catalog.to_jsonb(s) @> h.new_row)
          UNION ALL
          SELECT format('user %s: %s', quote_literal(coalesce(u.user_id, h.user_id)),
                        CASE WHEN h.user_id IS NULL THEN 'exists but has no history'
                             WHEN u.user_id IS NULL THEN format('is gone but its newest version (%s) is an %s', h.version, h.operation)
                             WHEN h.operation = 'DELETE' THEN format('exists but its newest version (%s) deleted it', h.version)
                             ELSE format('has an e-mail address its newest version (%s) does not record', h.version) END)
-           FROM users u FULL JOIN user_heads h ON h.user_id = u.user_id
+           FROM public.users u FULL JOIN user_heads h ON h.user_id = u.user_id
           WHERE h.user_id IS NULL OR (u.user_id IS NULL) <> (h.operation = 'DELETE')
              OR (u.user_id IS NOT NULL AND h.forgotten_at IS NULL AND u.email IS DISTINCT FROM h.new_email)
           ORDER BY 1",
@@ -84,8 +96,36 @@ pub async fn unrecorded_writes(conn: &mut PgConnection) -> Result<Vec<String>, s
     .await
 }
 
+/// Whether the history's tables are there to be read (a missing one is drift, reported as
+/// such by the schema check, not an error here).
+pub async fn present(conn: &mut PgConnection) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT to_regclass('public.sites_history') IS NOT NULL AND to_regclass('public.users_history') IS NOT NULL
+            AND to_regclass('public.history_prunes') IS NOT NULL",
+    )
+    .fetch_one(conn)
+    .await
+}
+
+/// Both readings, or nothing when the tables are missing (drift says so).
+pub async fn findings(conn: &mut PgConnection) -> Result<Vec<String>, sqlx::Error> {
+    if !present(conn).await? {
+        return Ok(Vec::new());
+    }
+    let mut all = version_gaps(conn).await?;
+    all.extend(unrecorded_writes(conn).await?);
+    Ok(all)
+}
+
 /// The audit's two checks.
 pub async fn checks(conn: &mut PgConnection) -> Result<Vec<Check>, sqlx::Error> {
+    if !present(conn).await? {
+        return Ok(vec![Check::fail(
+            "history.versions",
+            "the history's tables are missing, so whether it is whole cannot be read".to_owned(),
+            "see schema.drift",
+        )]);
+    }
     let gaps = version_gaps(conn).await?;
     let unrecorded = unrecorded_writes(conn).await?;
     Ok(vec![
@@ -99,7 +139,7 @@ pub async fn checks(conn: &mut PgConnection) -> Result<Vec<Check>, sqlx::Error> 
             "history.heads",
             named(unrecorded),
             "every site and user is as its newest version records it",
-            "a write bypassed the history (its trigger disabled by the owner or a superuser): find who in the server log, and record the current state by writing it again (e.g. cabinet-db sites update)",
+            "a write bypassed the history (its trigger disabled by the owner or a superuser): find who in the server log; to undo it, cabinet-db sites revert ID --to NEWEST_VERSION puts the recorded state back; to keep it, change the field through cabinet-db sites set (an unchanged value records nothing)",
         ),
     ])
 }

@@ -38,7 +38,7 @@ pub const REFUSAL_SQLSTATE: &str = "22023";
 pub const FUNCTIONS: [FunctionDef; 2] = [
     FunctionDef {
         name: "cabinet_record_seen_many",
-        definition: concat!("CREATE FUNCTION {schema}cabinet_record_seen_many(user_ids text[], emails text[], seen_at timestamptz[], debounce interval DEFAULT '60 seconds') RETURNS TABLE (users bigint, inserted bigint, updated bigint, unchanged bigint) LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $body$
+        definition: concat!("CREATE FUNCTION {schema}cabinet_record_seen_many(user_ids text[], emails text[], seen_at timestamptz[], debounce interval DEFAULT '60 seconds') RETURNS TABLE (users bigint, inserted bigint, updated bigint, unchanged bigint) LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $body$
 DECLARE
     server_clock timestamptz := clock_timestamp();
     bad record;
@@ -48,6 +48,10 @@ BEGIN
     -- e-mail known; emails itself may be NULL).
     IF user_ids IS NULL OR seen_at IS NULL THEN
         RAISE EXCEPTION 'cabinet_record_seen_many: user_ids and seen_at are required (arrays of equal length)'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF array_ndims(user_ids) > 1 OR array_ndims(emails) > 1 OR array_ndims(seen_at) > 1 THEN
+        RAISE EXCEPTION 'cabinet_record_seen_many: user_ids, emails and seen_at must be one-dimensional arrays (one entry per sighting)'
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
     IF cardinality(seen_at) <> cardinality(user_ids) OR cardinality(emails) <> cardinality(user_ids) THEN
@@ -80,7 +84,7 @@ BEGIN
                 USING ERRCODE = 'invalid_parameter_value',
                       HINT = 'check the clock of the host that reported it (timedatectl), or the database server''s';
         ELSE
-            RAISE EXCEPTION 'sighting % (user %) at % must be a real point in time between the years 1 and 9999 (not infinity)',
+            RAISE EXCEPTION 'sighting % (user %) at % must be a point in time between the years 1 and 9999 AD (not infinity, not BC)',
                 bad.n, quote_literal(bad.user_id), bad.at
                 USING ERRCODE = 'invalid_parameter_value';
         END IF;
@@ -135,7 +139,7 @@ $body$"),
     },
     FunctionDef {
         name: "cabinet_record_seen",
-        definition: "CREATE FUNCTION {schema}cabinet_record_seen(user_id text, email text, seen_at timestamptz, debounce interval DEFAULT '60 seconds') RETURNS text LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $body$
+        definition: "CREATE FUNCTION {schema}cabinet_record_seen(user_id text, email text, seen_at timestamptz, debounce interval DEFAULT '60 seconds') RETURNS text LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $body$
 DECLARE
     r record;
 BEGIN

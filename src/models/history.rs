@@ -22,7 +22,7 @@
 //! writer's committed version, so numbers never repeat or skip.
 
 use super::{
-    characters::invisible_or_control_class,
+    characters::{invisible_or_control_class, white_space_class},
     schema::{ColumnDef, ConstraintDef, FunctionDef, IndexDef, TableDef, TableKind, TriggerDef},
 };
 
@@ -241,7 +241,9 @@ macro_rules! actor_check {
         concat!(
             "    IF nullif(current_setting('cabinet.actor', true), '') IS NOT NULL
        AND (char_length(current_setting('cabinet.actor', true)) > 200
-            OR btrim(current_setting('cabinet.actor', true)) = ''
+            OR current_setting('cabinet.actor', true) ~ '^[",
+            white_space_class!(),
+            "]*$'
             OR current_setting('cabinet.actor', true) ~ '[",
             invisible_or_control_class!(),
             "]') THEN
@@ -258,7 +260,7 @@ pub const FUNCTIONS: &[FunctionDef] = &[
     FunctionDef {
         name: "cabinet_sites_history",
         definition: concat!(
-            "CREATE FUNCTION {schema}cabinet_sites_history() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $body$
+            "CREATE FUNCTION {schema}cabinet_sites_history() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $body$
 DECLARE
     -- One mark per transaction, set by the writer: 'restores:V' (a revert or restore puts
     -- version V back) or 'merges:V' (an edit made on version V, merged into the newer one).
@@ -365,7 +367,7 @@ $body$"
     FunctionDef {
         name: "cabinet_users_history",
         definition: concat!(
-            "CREATE FUNCTION {schema}cabinet_users_history() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $body$
+            "CREATE FUNCTION {schema}cabinet_users_history() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $body$
 BEGIN
 ",
             actor_check!(),
@@ -428,18 +430,24 @@ $body$"
     },
     FunctionDef {
         name: "cabinet_forget_user",
-        definition: "CREATE FUNCTION {schema}cabinet_forget_user(forgotten text) RETURNS TABLE (forgotten_id text, user_row_deleted boolean, history_rows bigint) LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $body$
+        definition: "CREATE FUNCTION {schema}cabinet_forget_user(forgotten text) RETURNS TABLE (forgotten_id text, user_row_deleted boolean, history_rows bigint, actor_fields bigint, sites_mentioning text[]) LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $body$
 DECLARE
     ids text[];
+    addresses text[];
+    address_owners text[];
+    address_values text[];
     deleted_ids text[];
     scrubbed_ids text[];
+    actor_rows text[];
     forgetter text := coalesce(nullif(current_setting('cabinet.actor', true), ''), session_user::text);
 BEGIN
     -- Written by cabinet-db (src/models/history.rs): a delete-my-data request. The user
     -- goes (the deletion is recorded), then every e-mail address in that user's history is
-    -- removed; the rows stay, saying when and by whom the user was forgotten. One row per id
-    -- the person had: whether a user row was deleted under it, and how many history rows
-    -- were scrubbed.
+    -- removed, and so is any actor field naming one of their addresses (a change they made
+    -- themselves); the rows stay, saying when and by whom the user was forgotten. One row per
+    -- id the person had: whether a user row was deleted under it, how many history rows were
+    -- scrubbed, how many actor fields, and which sites' content still mentions one of the
+    -- addresses (site content is not ours to rewrite: the report says where it is).
     -- The person under every id they had: a rename (possible before ids became immutable in
     -- 0011) is recorded as the DELETE of the old id and the INSERT of the new one in one
     -- transaction, with the same e-mail address. Such pairs are followed both ways.
@@ -457,6 +465,14 @@ BEGIN
            AND coalesce(mine.old_email, mine.new_email) = coalesce(other.old_email, other.new_email)
     )
     SELECT array_agg(p.user_id ORDER BY p.user_id) INTO ids FROM person p;
+    -- Every address the person had, by id, before anything is scrubbed.
+    SELECT coalesce(array_agg(a.user_id), '{}'), coalesce(array_agg(a.address), '{}') INTO address_owners, address_values
+      FROM (SELECT DISTINCT e.user_id, lower(e.address)
+              FROM (SELECT u.user_id, u.email FROM public.users u WHERE u.user_id = ANY (ids)
+                    UNION ALL SELECT h.user_id, h.old_email FROM public.users_history h WHERE h.user_id = ANY (ids)
+                    UNION ALL SELECT h.user_id, h.new_email FROM public.users_history h WHERE h.user_id = ANY (ids)) AS e(user_id, address)
+             WHERE e.address IS NOT NULL) AS a(user_id, address);
+    addresses := ARRAY(SELECT DISTINCT v FROM unnest(address_values) AS v);
     -- Two statements: the deletion's history row (written when the DELETE ends) is scrubbed too.
     WITH d AS (DELETE FROM public.users u WHERE u.user_id = ANY (ids) RETURNING u.user_id)
     SELECT coalesce(array_agg(d.user_id), '{}') INTO deleted_ids FROM d;
@@ -468,9 +484,28 @@ BEGIN
         RETURNING h.user_id
     )
     SELECT coalesce(array_agg(s.user_id), '{}') INTO scrubbed_ids FROM s;
+    SELECT coalesce(array_agg(x.address), '{}') INTO actor_rows
+      FROM (SELECT lower(h.actor) FROM public.sites_history h WHERE lower(h.actor) = ANY (addresses)
+            UNION ALL SELECT lower(h.actor) FROM public.users_history h WHERE lower(h.actor) = ANY (addresses)
+            UNION ALL SELECT lower(h.forgotten_by) FROM public.users_history h WHERE lower(h.forgotten_by) = ANY (addresses)
+            UNION ALL SELECT lower(h.actor) FROM public.history_prunes h WHERE lower(h.actor) = ANY (addresses)) AS x(address);
+    UPDATE public.sites_history h SET actor = 'a forgotten user' WHERE lower(h.actor) = ANY (addresses);
+    UPDATE public.users_history h
+       SET actor = CASE WHEN lower(h.actor) = ANY (addresses) THEN 'a forgotten user' ELSE h.actor END,
+           forgotten_by = CASE WHEN lower(h.forgotten_by) = ANY (addresses) THEN 'a forgotten user' ELSE h.forgotten_by END
+     WHERE lower(h.actor) = ANY (addresses) OR lower(h.forgotten_by) = ANY (addresses);
+    UPDATE public.history_prunes h SET actor = 'a forgotten user' WHERE lower(h.actor) = ANY (addresses);
     PERFORM set_config('cabinet.history_maintenance', 'off', true);
     RETURN QUERY
-    SELECT i.id, i.id = ANY (deleted_ids), (SELECT count(*) FROM unnest(scrubbed_ids) AS x(id) WHERE x.id = i.id)
+    SELECT i.id, i.id = ANY (deleted_ids),
+           (SELECT count(*) FROM unnest(scrubbed_ids) AS x(id) WHERE x.id = i.id),
+           (SELECT count(*) FROM unnest(actor_rows) AS r(address)
+             WHERE r.address IN (SELECT f.address FROM unnest(address_owners, address_values) AS f(user_id, address)
+                                  WHERE f.user_id = i.id)),
+           ARRAY(SELECT s.site_id FROM public.sites s
+                  WHERE EXISTS (SELECT 1 FROM unnest(address_owners, address_values) AS f(user_id, address)
+                                 WHERE f.user_id = i.id AND strpos(lower(pg_catalog.to_jsonb(s)::text), f.address) > 0)
+                  ORDER BY s.site_id)
       FROM unnest(ids) AS i(id)
      ORDER BY i.id;
 END
@@ -478,7 +513,7 @@ $body$",
     },
     FunctionDef {
         name: "cabinet_immutable_key",
-        definition: "CREATE FUNCTION {schema}cabinet_immutable_key() RETURNS trigger LANGUAGE plpgsql SET search_path = pg_catalog, public, pg_temp AS $body$
+        definition: "CREATE FUNCTION {schema}cabinet_immutable_key() RETURNS trigger LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $body$
 BEGIN
     -- Written by cabinet-db (src/models/history.rs): ids never change. n8n and the other
     -- services hold site_id; user_id is Zitadel's sub, which never changes either; and the
@@ -492,7 +527,7 @@ $body$",
     },
     FunctionDef {
         name: "cabinet_prune_history",
-        definition: "CREATE FUNCTION {schema}cabinet_prune_history(before timestamptz) RETURNS bigint LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $body$
+        definition: "CREATE FUNCTION {schema}cabinet_prune_history(before timestamptz) RETURNS bigint LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $body$
 DECLARE
     sites_rows bigint;
     users_rows bigint;
@@ -518,7 +553,7 @@ $body$",
     },
     FunctionDef {
         name: "cabinet_history_append_only",
-        definition: "CREATE FUNCTION {schema}cabinet_history_append_only() RETURNS trigger LANGUAGE plpgsql SET search_path = pg_catalog, public, pg_temp AS $body$
+        definition: "CREATE FUNCTION {schema}cabinet_history_append_only() RETURNS trigger LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $body$
 BEGIN
     -- Written by cabinet-db (src/models/history.rs). The history belongs to a role no login
     -- role and no session acting as the schema's owner is (roles apply: <prefix>historian),

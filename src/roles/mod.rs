@@ -138,8 +138,10 @@ impl RoleKind {
             // The owner reads the history (a migration may need to); it cannot change it.
             RoleKind::Owner if kind == Some(TableKind::History) => READ_ONLY,
             RoleKind::Owner => &[],
-            // `users forget` deletes the user before it scrubs the history.
+            // `users forget` deletes the user before it scrubs the history, and names the
+            // sites whose content still mentions one of the person's addresses.
             RoleKind::Historian if table == "users" => FORGET_PRIVILEGES,
+            RoleKind::Historian if table == "sites" => READ_ONLY,
             RoleKind::Historian => &[],
             RoleKind::Admin if kind == Some(TableKind::Record) => ADMIN_PRIVILEGES,
             // The history is read, never written, by anyone but its triggers.

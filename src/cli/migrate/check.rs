@@ -18,11 +18,7 @@ pub async fn run(args: Args, json: bool) -> anyhow::Result<Outcome> {
     let mut conn = db::connect(args.connection.url()?, "cabinet-db migrate check").await?;
     let differences = schema_diff::drift(&mut conn).await?;
     // The history tells the whole story: no version missing, no record written past it.
-    let history: Vec<String> = audit::history::version_gaps(&mut conn)
-        .await?
-        .into_iter()
-        .chain(audit::history::unrecorded_writes(&mut conn).await?)
-        .collect();
+    let history = audit::history::findings(&mut conn).await?;
     conn.close().await?;
     let clean = differences.is_empty() && history.is_empty();
     if json {

@@ -41,12 +41,26 @@ pub async fn run(args: Args, json: bool) -> anyhow::Result<Outcome> {
         }))?;
         return Ok(Outcome::Success);
     }
-    outln!("forgot user {shown}: no e-mail address of theirs is left in the database")?;
+    outln!(
+        "forgot user {shown}: their addresses are gone from users, the users history and every actor field"
+    )?;
     for id in &report.ids {
         let name = output::terminal_safe(&id.user_id, false);
         let row = if id.user_row_deleted { "user row deleted" } else { "no user row" };
         let renamed = if id.user_id == user_id.as_str() { "" } else { " (an id they had before a rename)" };
-        outln!("  {name}{renamed}: {row}, {} history rows scrubbed", id.history_rows_scrubbed)?;
+        outln!(
+            "  {name}{renamed}: {row}, {} history rows and {} actor fields scrubbed",
+            id.history_rows_scrubbed,
+            id.actor_fields_scrubbed
+        )?;
+        if !id.sites_mentioning.is_empty() {
+            let sites: Vec<String> =
+                id.sites_mentioning.iter().map(|s| output::terminal_safe(s, false).into_owned()).collect();
+            outln!(
+                "  still mentioned in the content of site(s) {} (not changed: edit it if the address is theirs)",
+                sites.join(", ")
+            )?;
+        }
     }
     Ok(Outcome::Success)
 }

@@ -342,6 +342,27 @@ async fn the_history_is_append_only_for_every_role_of_ours_and_hidden_from_n8n()
         let err = exec(&mut superuser, &sql).await.expect_err(&sql);
         assert_eq!(cabinet_db::db::sqlstate(&err).as_deref(), Some("42501"), "{sql}: {err}");
     }
+    // A closer match planted in public (the owner may create there) is never what the
+    // history's functions call: they resolve names in pg_catalog only.
+    exec(
+        &mut superuser,
+        "CREATE FUNCTION public.to_jsonb(s record) RETURNS jsonb LANGUAGE plpgsql AS $f$
+         BEGIN
+             PERFORM set_config('cabinet.history_maintenance', 'on', true);
+             UPDATE public.sites_history SET actor = 'forged-by-owner';
+             RETURN pg_catalog.to_jsonb(s);
+         END $f$",
+    )
+    .await
+    .unwrap();
+    exec(&mut superuser, "UPDATE sites SET brand_name = 'Planted' WHERE site_id = 'kept'").await.unwrap();
+    exec(&mut superuser, "DROP FUNCTION public.to_jsonb(record)").await.unwrap();
+    let forged: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM sites_history WHERE actor = 'forged-by-owner'")
+            .fetch_one(&mut superuser)
+            .await
+            .unwrap();
+    assert_eq!(forged, 0, "the planted function ran as the history's owner");
     // A superuser who sets the maintenance flag is refused too: only the history's own
     // functions, running as its owner, pass the guard (a superuser can still SET ROLE to it:
     // docs/security.md says what a superuser can do).
@@ -355,7 +376,7 @@ async fn the_history_is_append_only_for_every_role_of_ours_and_hidden_from_n8n()
         .fetch_one(&mut superuser)
         .await
         .unwrap();
-    assert_eq!(count, 1);
+    assert_eq!(count, 2, "the insert and the planted function's update, nothing else");
 
     // Disabling a trigger (the owner may) is drift: migrate check and the audit fail on it.
     exec(&mut superuser, "ALTER TABLE sites DISABLE TRIGGER history_update").await.unwrap();
@@ -843,9 +864,78 @@ async fn a_write_past_the_history_and_a_deleted_version_are_found_by_migrate_che
     assert_eq!(code, 1);
     assert!(failed.iter().any(|(id, _)| id == "history.versions"), "{failed:?}");
 
-    // A recorded prune explains the gaps it makes (and any before it).
+    // A prune that removed nothing, or ran with a cut-off before the missing version, explains
+    // nothing; a real one explains the beginning it removed.
+    exec(&mut superuser, "SELECT cabinet_prune_history('2000-01-01')").await.unwrap();
+    assert_eq!(run(&setup.db.url, &["migrate", "check"]).status.code(), Some(1), "a prune of nothing");
     exec(&mut superuser, "SELECT cabinet_prune_history(now() + interval '1 day')").await.unwrap();
     let pruned = run(&setup.db.url, &["migrate", "check"]);
     assert_eq!(pruned.status.code(), Some(0), "{}", crate::harness::stdout(&pruned));
     superuser.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn forget_leaves_none_of_the_persons_addresses_in_the_history_and_names_the_sites_that_mention_one() {
+    // Arrange: a person with three addresses over time, who also made changes under two of
+    // them (as the actor), and a site whose content mentions the first.
+    let db = TestDb::migrated().await;
+    let mut conn = db.conn().await;
+    for sql in [
+        "INSERT INTO users (user_id, email) VALUES ('fu1', 'first@example.com')",
+        "UPDATE users SET email = 'second@example.com' WHERE user_id = 'fu1'",
+        "UPDATE users SET email = 'third@example.com' WHERE user_id = 'fu1'",
+        "INSERT INTO sites (site_id, domain, brand_name) VALUES ('theirs', 'theirs.example.com', 'Contact first@example.com')",
+        "INSERT INTO users (user_id, email) VALUES ('bystander', 'other@example.com')",
+    ] {
+        exec(&mut conn, sql).await.unwrap();
+    }
+    for (n, actor) in ["third@example.com", "Second@Example.com"].into_iter().enumerate() {
+        let mut tx = conn.begin().await.unwrap();
+        set_actor(&mut tx, &Actor::new(actor).unwrap(), true).await.unwrap();
+        exec(&mut tx, "UPDATE sites SET ai_prompt = coalesce(ai_prompt, '') || 'x' WHERE site_id = 'theirs'")
+            .await
+            .unwrap();
+        exec(
+            &mut tx,
+            &format!("UPDATE users SET email = 'other{n}@example.com' WHERE user_id = 'bystander'"),
+        )
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+    }
+
+    // Act
+    let out = run(&db.url, &["users", "forget", "fu1", "--yes"]);
+
+    // Assert: no address of theirs in the users, their history or any actor; the site whose
+    // content (and that content's history) mentions one is named, not rewritten.
+    assert!(out.status.success(), "{}", stderr(&out));
+    let said = stdout_of(&out);
+    assert!(said.contains("fu1: user row deleted, 4 history rows and 4 actor fields scrubbed"), "{said}");
+    assert!(said.contains("still mentioned in the content of site(s) theirs"), "{said}");
+    let left: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM (
+             SELECT to_jsonb(t)::text AS row FROM users t UNION ALL SELECT to_jsonb(t)::text FROM users_history t
+             UNION ALL SELECT t.actor FROM sites_history t
+             UNION ALL SELECT to_jsonb(t)::text FROM history_prunes t) r
+          WHERE r.row ~* '(first|second|third)@example\\.com'",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(left, 0, "an address of the person survived");
+    let bystander: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM users_history WHERE user_id = 'bystander' AND actor = 'a forgotten user'",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(
+        bystander, 2,
+        "changes the person made to someone else's record keep no address of theirs either"
+    );
+}
+
+fn stdout_of(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }

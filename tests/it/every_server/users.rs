@@ -288,7 +288,7 @@ async fn a_wrong_clock_cannot_freeze_a_user_through_the_cli_or_through_sql_as_th
             "SELECT cabinet_record_seen('u-frozen', NULL, now() + interval '1 day')",
             "database server's clock reads",
         ),
-        ("SELECT cabinet_record_seen('u-frozen', NULL, 'infinity')", "between the years 1 and 9999"),
+        ("SELECT cabinet_record_seen('u-frozen', NULL, 'infinity')", "between the years 1 and 9999 AD"),
         (
             "SELECT cabinet_record_seen('u-frozen', NULL, '10000-01-01 00:00:00+00')",
             "between the years 1 and 9999",
@@ -308,6 +308,11 @@ async fn a_wrong_clock_cannot_freeze_a_user_through_the_cli_or_through_sql_as_th
             "must be equally long",
         ),
         ("SELECT cabinet_record_seen('u-frozen', NULL, now(), interval '-1 second')", "must be zero or more"),
+        (
+            "SELECT * FROM cabinet_record_seen_many(ARRAY[['a', 'b'], ['c', 'd']], NULL, ARRAY[[now(), now()], [now(), now()]])",
+            "one-dimensional",
+        ),
+        ("SELECT cabinet_record_seen('u-frozen', NULL, '0044-03-15 BC')", "not BC"),
         // One bad sighting refuses the whole batch, naming its position.
         (
             "SELECT * FROM cabinet_record_seen_many(ARRAY['ok', 'u-frozen'], NULL, ARRAY[now(), now() + interval '1 year'])",
