@@ -1,8 +1,10 @@
 //! Every file cabinet-db writes, written as meant:
 //!
 //! - a regular file (or a new one) is replaced whole: written under a hidden temporary name in
-//!   its directory, private (0600) while it is written, given its intended mode and renamed over
-//!   the target only once complete — nobody ever sees half a file or reads one they should not;
+//!   its directory, private (0600) while it is written, given its mode and renamed over the
+//!   target only once complete (a new file's mode is the intended one under the umask; a
+//!   replaced file keeps its own mode, never widened — an export over a 0600 file stays 0600 —,
+//!   and, when root replaces it, its owner) — nobody ever sees half a file or reads one they should not;
 //!   a process killed midway leaves only its private `.NAME.cabinet-db-PID.partial`, which the
 //!   next write of that file removes;
 //! - a FIFO, a character device, `-` and `/dev/stdout` are written into (the open descriptor
@@ -38,8 +40,8 @@ pub struct AtomicFile {
 
 #[derive(Debug)]
 enum Sink {
-    /// Renamed over `target` with `mode` on commit.
-    Replace { target: PathBuf, partial: PathBuf, mode: u32 },
+    /// Renamed over `target` with `mode` (and, as root, the replaced file's owner) on commit.
+    Replace { target: PathBuf, partial: PathBuf, mode: u32, owner: Option<(u32, u32)> },
     /// Written into: a FIFO, a device, standard output.
     Stream,
 }
@@ -127,7 +129,16 @@ impl AtomicFile {
                 // Private while it is written; the intended mode comes just before the rename.
                 let file =
                     fs::OpenOptions::new().write(true).create_new(true).mode(PRIVATE_MODE).open(&partial)?;
-                Ok(AtomicFile { sink: Sink::Replace { target, partial, mode }, file: Some(file) })
+                let (mode, owner) = match fs::metadata(&target) {
+                    // What replaces a file is no more readable than it was, and stays whose it was.
+                    Ok(existing) => {
+                        let owner =
+                            nix::unistd::geteuid().is_root().then(|| (existing.uid(), existing.gid()));
+                        (existing.mode() & mode & 0o777, owner)
+                    }
+                    Err(_) => (mode & !umask(), None),
+                };
+                Ok(AtomicFile { sink: Sink::Replace { target, partial, mode, owner }, file: Some(file) })
             }
         }
     }
@@ -138,9 +149,12 @@ impl AtomicFile {
         let mut file = self.file.take().expect("only commit takes the file");
         match &self.sink {
             Sink::Stream => file.flush(),
-            Sink::Replace { target, partial, mode } => {
+            Sink::Replace { target, partial, mode, owner } => {
                 file.sync_all()?;
-                file.set_permissions(fs::Permissions::from_mode(mode & !umask()))?;
+                if let Some((uid, gid)) = owner {
+                    std::os::unix::fs::fchown(&file, Some(*uid), Some(*gid))?;
+                }
+                file.set_permissions(fs::Permissions::from_mode(*mode))?;
                 drop(file);
                 fs::rename(partial, target)?;
                 if let Some(dir) = target.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -248,6 +262,23 @@ mod tests {
             0o666 & !umask(),
             "the intended mode"
         );
+    }
+
+    #[test]
+    fn a_replaced_file_keeps_its_mode_and_is_never_widened() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("users.csv");
+        for (before, intended, after) in
+            [(0o600, PUBLIC_MODE, 0o600), (0o640, PUBLIC_MODE, 0o640), (0o644, PRIVATE_MODE, 0o600)]
+        {
+            std::fs::write(&target, "old").unwrap();
+            std::fs::set_permissions(&target, std::fs::Permissions::from_mode(before)).unwrap();
+            let mut file = AtomicFile::create(&target, intended).unwrap();
+            file.write_all(b"new").unwrap();
+            file.commit().unwrap();
+            let mode = std::fs::metadata(&target).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, after, "{before:o} written with {intended:o}");
+        }
     }
 
     #[test]

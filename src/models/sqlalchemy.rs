@@ -298,7 +298,13 @@ class SeenReport(NamedTuple):
     unchanged: int
 
 
-def _aware(seen_at: datetime.datetime) -> datetime.datetime:
+def _checked(user_id: str, email: str | None, seen_at: datetime.datetime) -> datetime.datetime:
+    if not isinstance(user_id, str):
+        raise TypeError(f"user_id must be a str (Zitadel's sub), not {type(user_id).__name__}")
+    if email is not None and not isinstance(email, str):
+        raise TypeError(f"email must be a str or None, not {type(email).__name__}")
+    if not isinstance(seen_at, datetime.datetime):
+        raise TypeError(f"seen_at must be a datetime.datetime, not {type(seen_at).__name__}")
     if seen_at.tzinfo is None or seen_at.utcoffset() is None:
         raise ValueError(
             f"seen_at {seen_at.isoformat()} has no time zone: pass an aware datetime, "
@@ -317,13 +323,14 @@ def record_seen(
     """Records one sighting of a user (a sign-in, a request) through the database's
     `cabinet_record_seen`: first_seen stays the earliest, last_seen the latest, the newest
     e-mail wins, and a sighting within `debounce` of last_seen writes nothing. A time more than
-    five minutes ahead of the database server's clock is refused (DataError). Returns
+    five minutes ahead of the database server's clock is refused (DataError); a naive datetime
+    is a ValueError, a value of another type a TypeError, before the round trip. Returns
     'inserted', 'updated' or 'unchanged'; the caller commits."""
     statement = text(
         "SELECT cabinet_record_seen(CAST(:user_id AS text), CAST(:email AS text), "
         "CAST(:seen_at AS timestamptz), CAST(:debounce AS interval))"
     )
-    values = {"user_id": user_id, "email": email, "seen_at": _aware(seen_at), "debounce": debounce}
+    values = {"user_id": user_id, "email": email, "seen_at": _checked(user_id, email, seen_at), "debounce": debounce}
     return str(session.execute(statement, values).scalar_one())
 
 
@@ -342,7 +349,7 @@ def record_seen_many(
     values = {
         "user_ids": [user_id for user_id, _, _ in sightings],
         "emails": [email for _, email, _ in sightings],
-        "seen_at": [_aware(seen_at) for _, _, seen_at in sightings],
+        "seen_at": [_checked(user_id, email, seen_at) for user_id, email, seen_at in sightings],
         "debounce": debounce,
     }
     row = session.execute(statement, values).one()

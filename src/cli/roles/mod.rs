@@ -34,7 +34,9 @@ pub struct RoleOptions {
     #[arg(long, env = "CABINET_ROLE_PREFIX", default_value = DEFAULT_ROLE_PREFIX, value_parser = Roles::parse)]
     pub role_prefix: Roles,
     /// Take a login role's password from a file: ROLE=PATH (repeatable). Otherwise
-    /// CABINET_ADMIN_PASSWORD / CABINET_N8N_PASSWORD, otherwise one is generated.
+    /// CABINET_ADMIN_PASSWORD / CABINET_N8N_PASSWORD / CABINET_APP_PASSWORD, otherwise one is
+    /// generated (only for a role that does not exist yet: an existing role keeps its
+    /// password, and nothing is written for it).
     #[arg(long, value_name = "ROLE=PATH", value_parser = parse_password_file)]
     pub password_file: Vec<(String, PathBuf)>,
     /// Where generated passwords are written, one ROLE.password file each (0600).

@@ -199,6 +199,14 @@ with Session(engine) as session:
     except ValueError as error:
         print("naive refused", "no time zone" in str(error))
     try:
+        models.record_seen(session, 12345, None, now)
+    except TypeError as error:
+        print("int id refused", "must be a str" in str(error))
+    try:
+        models.record_seen(session, "zitadel-1", None, "2026-01-01T00:00:00Z")
+    except TypeError as error:
+        print("str time refused", "datetime.datetime" in str(error))
+    try:
         session.add(models.User(user_id="sneaky", email="x@example.com", first_seen=now, last_seen=now))
         session.commit()
     except ProgrammingError as error:
@@ -215,6 +223,8 @@ with Session(engine) as session:
         "read bob@example.com",
         "future refused True",
         "naive refused True",
+        "int id refused True",
+        "str time refused True",
         "direct write refused 42501",
     ] {
         assert!(said.contains(expected), "{expected:?} not in:\n{said}");
