@@ -20,7 +20,7 @@
 //! they change) is recorded in the history as done by the session's `cabinet.actor`, else its
 //! login role.
 
-use super::schema::FunctionDef;
+use super::definitions::FunctionDef;
 
 /// The tolerance as a literal, for `concat!` into the function's text.
 macro_rules! future_tolerance {

@@ -23,7 +23,7 @@
 
 use super::{
     characters::{invisible_or_control_class, white_space_class},
-    schema::{ColumnDef, ConstraintDef, FunctionDef, IndexDef, TableDef, TableKind, TriggerDef},
+    definitions::{ColumnDef, ConstraintDef, FunctionDef, IndexDef, TableDef, TableKind, TriggerDef},
 };
 
 const fn column(name: &'static str, sql_type: &'static str) -> ColumnDef {

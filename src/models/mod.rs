@@ -8,6 +8,8 @@
 pub mod activity;
 /// Which characters identifiers and e-mail addresses may hold, for Rust and SQL alike.
 pub mod characters;
+/// The shapes of the declarations (`TableDef`, `ColumnDef`, `FunctionDef`, …) and their DDL.
+pub mod definitions;
 /// The change history: its tables, the trigger functions that write it, their triggers.
 pub mod history;
 /// JSON Schema for a site and a user (`models export --json-schema`).
