@@ -49,14 +49,50 @@ impl Segment {
     }
 
     /// The segment after this one on the same timeline, for a segment size in bytes.
-    fn next(&self, segment_size: u64) -> Segment {
-        let per_log = (0x1_0000_0000u64 / segment_size.max(1)).max(1) as u32;
-        if self.seg + 1 >= per_log {
-            Segment { log: self.log + 1, seg: 0, ..*self }
-        } else {
-            Segment { seg: self.seg + 1, ..*self }
-        }
+    pub(crate) fn next(&self, segment_size: u64) -> Segment {
+        Segment::from_number(self.timeline, self.number(segment_size) + 1, segment_size)
     }
+
+    /// The segment before this one on the same timeline (itself for the very first).
+    pub(crate) fn prev(&self, segment_size: u64) -> Segment {
+        Segment::from_number(self.timeline, self.number(segment_size).saturating_sub(1), segment_size)
+    }
+
+    /// The segment holding WAL position `lsn` (`0/6000390`, as PostgreSQL prints it) on
+    /// `timeline`: its byte position divided by the segment size, named as PostgreSQL names
+    /// it (`XLogFileName`: the number split into "log" and segment within it).
+    pub(crate) fn of_lsn(lsn: &str, timeline: u32, segment_size: u64) -> Option<Segment> {
+        let (high, low) = lsn.trim().split_once('/')?;
+        let position = (u64::from(u32::from_str_radix(high, 16).ok()?) << 32)
+            | u64::from(u32::from_str_radix(low, 16).ok()?);
+        Some(Segment::from_number(timeline, position / segment_size.max(1), segment_size))
+    }
+
+    /// The segments per "log" (the 4 GiB the middle 8 hex digits count).
+    fn per_log(segment_size: u64) -> u64 {
+        (0x1_0000_0000u64 / segment_size.max(1)).max(1)
+    }
+
+    fn number(&self, segment_size: u64) -> u64 {
+        u64::from(self.log) * Segment::per_log(segment_size) + u64::from(self.seg)
+    }
+
+    fn from_number(timeline: u32, number: u64, segment_size: u64) -> Segment {
+        let per_log = Segment::per_log(segment_size);
+        Segment { timeline, log: (number / per_log) as u32, seg: (number % per_log) as u32 }
+    }
+}
+
+/// The segments missing strictly between `after` (the last one present) and `before` (the
+/// first one present again): the first and the last. Every hole that names its missing WAL
+/// counts it here and says it with `segments_in_words`, so none calls a present one missing.
+pub(crate) fn missing_between(after: Segment, before: Segment, segment_size: u64) -> (Segment, Segment) {
+    (after.next(segment_size), before.prev(segment_size).max(after.next(segment_size)))
+}
+
+/// `segment X is` or `segments X to Y are`.
+pub(crate) fn segments_in_words(first: &str, last: &str) -> String {
+    if first == last { format!("segment {first} is") } else { format!("segments {first} to {last} are") }
 }
 
 /// A run of consecutive segments on one timeline in one repository.
@@ -288,6 +324,39 @@ mod tests {
         ] {
             assert_eq!(Segment::parse(not_a_segment), None, "{not_a_segment}");
         }
+    }
+
+    #[test]
+    fn an_lsn_names_the_segment_holding_it_and_a_hole_names_only_what_is_missing() {
+        let on = |lsn, size| Segment::of_lsn(lsn, 1, size).map(|s| s.name());
+        assert_eq!(on("0/6000390", SIXTEEN_MIB).as_deref(), Some("000000010000000000000006"));
+        assert_eq!(on("0/6FFFFFF", SIXTEEN_MIB).as_deref(), Some("000000010000000000000006"));
+        assert_eq!(on("0/7000000", SIXTEEN_MIB).as_deref(), Some("000000010000000000000007"));
+        assert_eq!(on("1/FF000028", SIXTEEN_MIB).as_deref(), Some("0000000100000001000000FF"));
+        assert_eq!(on("0/6000390", 64 << 20).as_deref(), Some("000000010000000000000001"));
+        assert_eq!(on("0/6000390", 1 << 30).as_deref(), Some("000000010000000000000000"));
+        assert_eq!(Segment::of_lsn("6000390", 1, SIXTEEN_MIB), None);
+        assert_eq!(Segment::of_lsn("0/zz", 1, SIXTEEN_MIB), None);
+
+        let seg = |name| Segment::parse(name).unwrap();
+        let missing = |after, before| {
+            let (first, last) = missing_between(seg(after), seg(before), SIXTEEN_MIB);
+            segments_in_words(&first.name(), &last.name())
+        };
+        assert_eq!(
+            missing("000000010000000000000006", "000000010000000000000008"),
+            "segment 000000010000000000000007 is"
+        );
+        assert_eq!(
+            missing("000000010000000000000006", "00000001000000000000000A"),
+            "segments 000000010000000000000007 to 000000010000000000000009 are"
+        );
+        assert_eq!(
+            missing("0000000100000000000000FE", "000000010000000100000001"),
+            "segments 0000000100000000000000FF to 000000010000000100000000 are",
+            "across a log boundary"
+        );
+        assert_eq!(seg("000000010000000100000000").prev(SIXTEEN_MIB).name(), "0000000100000000000000FF");
     }
 
     #[test]

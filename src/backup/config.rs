@@ -407,6 +407,17 @@ fn parse(text: &str) -> BTreeMap<String, String> {
     values
 }
 
+/// The directories pgBackRest writes besides the repositories, as the file at `path` names
+/// them (`log-path`, `lock-path`, `spool-path`, which may have been edited away from the state
+/// directory): (option, directory). Empty when the file cannot be read.
+pub(crate) fn state_paths(path: &Path) -> Vec<(&'static str, PathBuf)> {
+    let values = std::fs::read_to_string(path).map(|text| parse(&text)).unwrap_or_default();
+    ["log-path", "lock-path", "spool-path"]
+        .into_iter()
+        .filter_map(|key| Some((key, PathBuf::from(values.get(&format!("global.{key}"))?))))
+        .collect()
+}
+
 /// Single-quotes a word for `/bin/sh` (`archive_command` runs through it).
 pub fn shell_quote(word: &str) -> String {
     format!("'{}'", word.replace('\'', r"'\''"))

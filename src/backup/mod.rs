@@ -17,6 +17,8 @@ pub mod archive;
 pub mod catalog;
 /// `pgbackrest.conf`: rendered from the server and the repositories, and read back.
 pub mod config;
+/// The restored copy running: its settings, the size-checking `restore_command`, start, stop.
+pub mod copy;
 /// `backup drill`: restore to a fresh restore point, compare row for row, record the result.
 pub mod drill;
 /// The `pgbackrest` program: finding it, its version, running it as the server's user.
@@ -39,6 +41,8 @@ pub mod secrets;
 pub mod server;
 /// `backup setup`: configuration, archiving, `stanza-create`, `check`.
 pub mod setup;
+/// Where a restore may go: away from the data, the repositories, the configuration and state.
+mod target_dir;
 /// A repository on a second tailnet host: certificates, the TLS link, the repository host's
 /// own setup.
 pub mod tls;

@@ -29,14 +29,17 @@ pub struct Reached {
     pub segment: Option<String>,
     /// The start of the last record replayed.
     pub lsn: Option<String>,
+    /// The segment holding `lsn` (on the timeline of `segment`): what messages name, the
+    /// same whatever was fetched after it.
+    pub lsn_segment: Option<String>,
     /// The time of the last commit replayed; `None` when none was (nothing committed after
     /// the backup, or recovery stopped before the first).
     pub last_commit: Option<DateTime<Utc>>,
 }
 
 impl Reached {
-    /// From the copy's server log.
-    pub(crate) fn from_log(log: &str) -> Reached {
+    /// From the copy's server log; `segment_size` is its WAL segment size in bytes.
+    pub(crate) fn from_log(log: &str, segment_size: u64) -> Reached {
         let mut reached = Reached::default();
         for line in log.lines() {
             if let Some(rest) = line.split_once("restored log file \"").map(|(_, r)| r)
@@ -54,19 +57,23 @@ impl Reached {
                     .map(|t| t.with_timezone(&Utc));
             }
         }
+        let timeline = reached.segment.as_deref().and_then(Segment::parse).map_or(1, |s| s.timeline);
+        reached.lsn_segment = reached
+            .lsn
+            .as_deref()
+            .and_then(|lsn| Segment::of_lsn(lsn, timeline, segment_size))
+            .map(|s| s.name());
         reached
     }
 
-    /// In words, for messages: `LSN 0/6000060 (segment …), last commit at …`.
+    /// In words, for messages: `LSN 0/6000060 (in segment …), last commit at …`.
     pub fn describe(&self) -> String {
         let mut parts = Vec::new();
-        match (&self.lsn, &self.segment) {
-            (Some(lsn), Some(segment)) => {
-                parts.push(format!("LSN {lsn} (in or just after segment {segment})"))
-            }
-            (Some(lsn), None) => parts.push(format!("LSN {lsn}")),
-            (None, Some(segment)) => parts.push(format!("segment {segment}")),
-            (None, None) => parts.push("the end of the backup (no archived WAL replayed)".to_owned()),
+        match (&self.lsn, &self.lsn_segment, &self.segment) {
+            (Some(lsn), Some(segment), _) => parts.push(format!("LSN {lsn} (in segment {segment})")),
+            (Some(lsn), None, _) => parts.push(format!("LSN {lsn}")),
+            (None, _, Some(segment)) => parts.push(format!("the end of segment {segment}")),
+            (None, _, None) => parts.push("the end of the backup (no archived WAL replayed)".to_owned()),
         }
         parts.push(match self.last_commit {
             Some(t) => format!("last commit replayed at {}", timestamps::format(t)),
@@ -99,20 +106,30 @@ pub struct Hole {
     pub after: String,
     /// The first segment the repository holds beyond it.
     pub resumes: String,
+    /// The first and last segments recovery could not read: the missing ones, or the one it
+    /// could not read whole; `None` when a timeline ends.
+    pub first_unread: Option<String>,
+    pub last_unread: Option<String>,
     /// What pgBackRest said when PostgreSQL asked for the segment (from the copy's log).
     pub detail: Option<String>,
 }
 
 impl Hole {
     pub fn explain(&self) -> String {
+        let unread = match (&self.first_unread, &self.last_unread) {
+            (Some(first), last) => {
+                format!("WAL {}", archive::segments_in_words(first, last.as_deref().unwrap_or(first)))
+            }
+            _ => "WAL is".to_owned(),
+        };
         let what = match self.kind {
             HoleKind::Missing => format!(
-                "the WAL segments after {} are missing up to {} in repo{}",
-                self.after, self.resumes, self.repo
+                "{unread} missing in repo{} (the last segment before the hole is {}; the archive resumes at {})",
+                self.repo, self.after, self.resumes
             ),
             HoleKind::Unreadable => format!(
-                "WAL segment {} or the one after it is unreadable (truncated or damaged) in repo{} (cabinet-db backup verify names the file)",
-                self.after, self.repo
+                "{unread} in repo{} but could not be read whole (truncated or damaged; cabinet-db backup verify checks every file), so recovery stopped after {}",
+                self.repo, self.after
             ),
             HoleKind::TimelineEnds => format!(
                 "the timeline of {} does not continue: repo{} holds WAL from {} on, on a timeline recovery cannot follow from it",
@@ -128,28 +145,48 @@ impl Hole {
 
 /// The hole recovery stopped at, if `reached.segment` is not the end of what `runs` (one
 /// repository's archive) holds on its timeline or a later one.
-pub(crate) fn hole_after(reached: &Reached, runs: &[WalRun], catalog: &Catalog, log: &str) -> Option<Hole> {
+pub(crate) fn hole_after(
+    reached: &Reached,
+    runs: &[WalRun],
+    catalog: &Catalog,
+    log: &str,
+    segment_size: u64,
+) -> Option<Hole> {
     let last = Segment::parse(reached.segment.as_deref()?)?;
     let repo = runs.first()?.repo;
     let same_timeline = |r: &&WalRun| r.start.timeline == last.timeline;
-    let detail = archive_get_error(log);
-    // Listed past the last segment read, in the same run: it is there but was not read.
+    let short = wrong_size(log);
+    let detail = archive_get_error(log).or_else(|| short.as_ref().map(WrongSize::describe));
+    // Listed past the last segment read, in the same run: it is there but was not read. The
+    // one not read is the one PostgreSQL refused for its size, else the next it asked for.
     if runs.iter().filter(same_timeline).any(|r| r.start <= last && last < r.stop) {
+        let unread = short.map_or_else(|| last.next(segment_size).name(), |w| w.segment);
         return Some(Hole {
             repo,
             kind: HoleKind::Unreadable,
             after: last.name(),
             resumes: last.name(),
+            first_unread: Some(unread.clone()),
+            last_unread: Some(unread),
             detail,
         });
     }
     // The run ends there and a later one on the same timeline begins after a hole.
     if let Some(gap) = archive::gaps(runs, catalog).into_iter().find(|g| g.after == last.name()) {
+        let (first, last) = match gap.before.as_deref().and_then(Segment::parse) {
+            Some(before) => {
+                let (first, last) = archive::missing_between(last, before, segment_size);
+                (first.name(), Some(last.name()))
+            }
+            None => (last.next(segment_size).name(), None),
+        };
         return Some(Hole {
             repo,
             kind: HoleKind::Missing,
             after: gap.after,
-            resumes: gap.before.unwrap_or_default(),
+            resumes: gap.before.clone().unwrap_or_default(),
+            first_unread: Some(first),
+            last_unread: last,
             detail,
         });
     }
@@ -163,8 +200,48 @@ pub(crate) fn hole_after(reached: &Reached, runs: &[WalRun], catalog: &Catalog, 
             kind: HoleKind::TimelineEnds,
             after: last.name(),
             resumes: resumes.name(),
+            first_unread: None,
+            last_unread: None,
             detail,
         })
+}
+
+/// A segment the archive returned shorter (or longer) than a segment: PostgreSQL's FATAL
+/// `archive file "…" has wrong size: N instead of M`, or the same words from the copy's
+/// `restore_command`, which refuses such a file so that recovery ends before it instead.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct WrongSize {
+    pub segment: String,
+    pub size: u64,
+    pub expected: u64,
+}
+
+/// What PostgreSQL (or the copy's `restore_command`) wrote in the log about the first segment
+/// of the wrong size.
+pub(crate) const WRONG_SIZE: &str = "has wrong size: ";
+
+impl WrongSize {
+    fn describe(&self) -> String {
+        format!(
+            "archive-get returned {} as {} bytes instead of {}: the file in the repository is truncated",
+            self.segment, self.size, self.expected
+        )
+    }
+}
+
+pub(crate) fn wrong_size(log: &str) -> Option<WrongSize> {
+    log.lines().find_map(|line| {
+        let (head, sizes) = line.split_once(WRONG_SIZE)?;
+        let segment = head.rsplit_once("archive file \"")?.1.split('"').next()?;
+        Segment::parse(segment)?;
+        let (size, rest) = sizes.split_once(" instead of ")?;
+        let expected = rest.split(|c: char| !c.is_ascii_digit()).next()?;
+        Some(WrongSize {
+            segment: segment.to_owned(),
+            size: size.trim().parse().ok()?,
+            expected: expected.parse().ok()?,
+        })
+    })
 }
 
 /// pgBackRest's error for a segment `restore_command` could not fetch, as it reached the log
@@ -213,7 +290,7 @@ mod tests {
 
     #[test]
     fn the_log_says_the_last_segment_record_and_commit() {
-        let reached = Reached::from_log(LOG);
+        let reached = Reached::from_log(LOG, SIXTEEN_MIB);
         assert_eq!(reached.segment.as_deref(), Some("000000010000000000000006"));
         assert_eq!(reached.lsn.as_deref(), Some("0/6000060"));
         assert_eq!(reached.last_commit, Some(timestamps::parse("2026-11-27T12:30:01.123456Z").unwrap()));
@@ -222,32 +299,81 @@ mod tests {
             "{}",
             reached.describe()
         );
+        // The segment named is the one holding the LSN, whatever was fetched after it.
+        let read_ahead = LOG.replace("0/6000060", "0/6000390").replace(
+            "LOG:  redo done",
+            "LOG:  restored log file \"000000010000000000000007\" from archive\n2026-11-27 12:35:33.600 UTC [81] LOG:  redo done",
+        );
+        for log in [LOG.replace("0/6000060", "0/6000390"), read_ahead] {
+            let described = Reached::from_log(&log, SIXTEEN_MIB).describe();
+            assert!(
+                described.starts_with("LSN 0/6000390 (in segment 000000010000000000000006)"),
+                "{described}"
+            );
+        }
         assert_eq!(
-            Reached::from_log("").describe(),
+            Reached::from_log("", SIXTEEN_MIB).describe(),
             "the end of the backup (no archived WAL replayed), no commit replayed after the backup"
         );
     }
 
     #[test]
     fn wal_listed_beyond_the_point_reached_is_a_hole_of_its_shape() {
-        let reached = Reached::from_log(LOG);
+        let reached = Reached::from_log(LOG, SIXTEEN_MIB);
         let catalog = Catalog::default();
         let end = runs(&["000000010000000000000005", "000000010000000000000006"]);
-        assert_eq!(hole_after(&reached, &end, &catalog, LOG), None, "the end of the archive is no hole");
+        assert_eq!(
+            hole_after(&reached, &end, &catalog, LOG, SIXTEEN_MIB),
+            None,
+            "the end of the archive is no hole"
+        );
 
         let missing =
             runs(&["000000010000000000000005", "000000010000000000000006", "000000010000000000000009"]);
-        let hole = hole_after(&reached, &missing, &catalog, LOG).unwrap();
+        let hole = hole_after(&reached, &missing, &catalog, LOG, SIXTEEN_MIB).unwrap();
         assert_eq!((hole.kind, hole.resumes.as_str()), (HoleKind::Missing, "000000010000000000000009"));
-        assert!(hole.explain().contains("missing up to 000000010000000000000009"), "{}", hole.explain());
+        assert!(
+            hole.explain()
+                .contains("WAL segments 000000010000000000000007 to 000000010000000000000008 are missing"),
+            "{}",
+            hole.explain()
+        );
+        let one_missing =
+            runs(&["000000010000000000000005", "000000010000000000000006", "000000010000000000000008"]);
+        let hole = hole_after(&reached, &one_missing, &catalog, LOG, SIXTEEN_MIB).unwrap();
+        assert!(
+            hole.explain().contains("WAL segment 000000010000000000000007 is missing")
+                && !hole.explain().contains("000000010000000000000008 is missing"),
+            "{}",
+            hole.explain()
+        );
 
         let damaged =
             runs(&["000000010000000000000005", "000000010000000000000006", "000000010000000000000007"]);
         let log =
             format!("{LOG}\nP00  ERROR: [029]: raised from local-1: unexpected eof in compressed data\n");
-        let hole = hole_after(&reached, &damaged, &catalog, &log).unwrap();
+        let hole = hole_after(&reached, &damaged, &catalog, &log, SIXTEEN_MIB).unwrap();
         assert_eq!(hole.kind, HoleKind::Unreadable);
         assert!(hole.explain().contains("unexpected eof"), "{}", hole.explain());
+        assert!(
+            hole.explain().contains("WAL segment 000000010000000000000007 is in repo1"),
+            "{}",
+            hole.explain()
+        );
+
+        // A short file: PostgreSQL's FATAL, or the same words from the copy's restore_command.
+        for line in [
+            r#"2026-12-03 15:33:12.384 UTC [1397] FATAL:  archive file "000000010000000000000007" has wrong size: 8388608 instead of 16777216"#,
+            r#"cabinet-db: archive file "000000010000000000000007" has wrong size: 8388608 instead of 16777216 bytes; recovery ends before it"#,
+        ] {
+            let log = format!("{LOG}\n{line}\n");
+            let hole = hole_after(&reached, &damaged, &catalog, &log, SIXTEEN_MIB).unwrap();
+            assert_eq!(
+                (hole.kind, hole.first_unread.as_deref()),
+                (HoleKind::Unreadable, Some("000000010000000000000007"))
+            );
+            assert!(hole.explain().contains("8388608 bytes instead of 16777216"), "{}", hole.explain());
+        }
 
         let mut forked = end.clone();
         forked.extend(archive::runs_from_names(
@@ -255,13 +381,13 @@ mod tests {
             ["15-1/0000000200000000/000000020000000000000008-cd.zst"],
             SIXTEEN_MIB,
         ));
-        let hole = hole_after(&reached, &forked, &catalog, LOG).unwrap();
+        let hole = hole_after(&reached, &forked, &catalog, LOG, SIXTEEN_MIB).unwrap();
         assert_eq!((hole.kind, hole.resumes.as_str()), (HoleKind::TimelineEnds, "000000020000000000000008"));
         let mut older = forked.clone();
         older[1].stop = Segment::parse("000000020000000000000004").unwrap();
         older[1].start = older[1].stop;
         assert_eq!(
-            hole_after(&reached, &older, &catalog, LOG),
+            hole_after(&reached, &older, &catalog, LOG, SIXTEEN_MIB),
             None,
             "a timeline that ended earlier is no hole"
         );

@@ -22,12 +22,14 @@ use std::{
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use sqlx::{ConnectOptions, Connection, postgres::PgConnectOptions};
+use sqlx::Connection;
 
+pub use super::copy::{socket_url, stop_and_remove};
 use super::{
     BackupError, archive,
     catalog::Catalog,
     config::BackupConfig,
+    copy,
     pgbackrest::PgBackRest,
     reached::{self, Hole, Reached},
     run::pgbackrest_for,
@@ -35,19 +37,14 @@ use super::{
 };
 use crate::{
     db::{self, DatabaseUrl},
-    local_cluster::{LocalCluster, PgBinaries, RunAs, local_pg_hba},
+    local_cluster::{LocalCluster, PgBinaries},
     models::timestamps,
-    paths::{overlap, really},
 };
 
-/// How long a restored copy may take to reach its target and promote.
-const PROMOTE_TIMEOUT: Duration = Duration::from_secs(300);
 /// How long to wait for the live server to archive its current segment.
 const ARCHIVE_WAIT: Duration = Duration::from_secs(60);
 /// What PostgreSQL logs when the WAL ends before the recovery target.
 const TARGET_NOT_REACHED: &str = "recovery ended before configured recovery target was reached";
-/// PostgreSQL's default WAL segment size, for a copy that cannot be asked.
-const DEFAULT_SEGMENT_SIZE: u64 = 16 << 20;
 
 /// Where recovery stops.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -86,6 +83,10 @@ pub enum RestoreError {
         "{target} is inside the backup repository {repository} (or holds it): restore into a directory of its own"
     )]
     IntoRepository { target: PathBuf, repository: PathBuf },
+    #[error(
+        "{target} overlaps {what} ({path}), symlinks resolved: a restore goes into a directory of its own, away from pgBackRest's configuration and state; choose another --target-dir"
+    )]
+    IntoBackupState { target: PathBuf, what: String, path: PathBuf },
     #[error("{target} is in the future; the latest point a restore can reach is now")]
     Future { target: String },
     #[error("{target} is before the oldest backup, which ended at {earliest}: nothing can restore to it")]
@@ -138,6 +139,8 @@ pub struct RestoreReport {
     pub reached: Reached,
     /// The hole it stopped at (only with `--end-of-continuous-wal`; any other target refuses).
     pub hole: Option<Hole>,
+    /// The command that stops the copy (it is left running), as the user who restored it.
+    pub stop_command: String,
     /// The running copy (to stop and remove it: `stop_and_remove`).
     #[serde(skip)]
     pub cluster: LocalCluster,
@@ -148,11 +151,11 @@ fn expose<S: serde::Serializer>(url: &DatabaseUrl, s: S) -> Result<S::Ok, S::Err
 }
 
 /// Restores into `options.target_dir` and starts the copy; it is left running (stop it with
-/// `pg_ctl -D <dir>/pgdata stop`, or remove it with `stop_and_remove`).
+/// the report's `stop_command`, or remove it with `stop_and_remove`).
 pub async fn restore(options: &RestoreOptions) -> Result<RestoreReport, BackupError> {
     let started = Instant::now();
     let config = BackupConfig::read(&options.config_path)?;
-    check_target_dir(&options.target_dir, &config.pg_path, &config.repos)?;
+    super::target_dir::check(&options.target_dir, &options.config_path, &config)?;
     let pgbackrest = pgbackrest_for(&options.config_path)?;
     let run_as = pgbackrest.run_as.clone();
     let catalog = Catalog::from_info(&pgbackrest.info_json()?);
@@ -193,25 +196,28 @@ pub async fn restore(options: &RestoreOptions) -> Result<RestoreReport, BackupEr
     ] {
         make_owned_dir(&dir, mode, &run_as)?;
     }
-    let result = restore_and_start(&pgbackrest, &cluster, &config, options).await;
+    let restored = restore_files(&pgbackrest, &cluster, options);
+    let segment_size = copy::wal_segment_size(&cluster);
+    let result = match restored {
+        Ok(()) => match copy::write_settings(&cluster, &config.pg_user, segment_size) {
+            Ok(()) => copy::start(&cluster, &config.pg_user).await,
+            Err(e) => Err(e),
+        },
+        Err(e) => Err(e),
+    };
     let log = std::fs::read_to_string(cluster.log_file()).unwrap_or_default();
-    let reached = Reached::from_log(&log);
+    let reached = Reached::from_log(&log, segment_size);
     let timeline = match result {
         Ok(timeline) => timeline,
         Err(e) => {
             let e = match e {
-                BackupError::Restore(RestoreError::DidNotStart { log: tail, .. })
-                    if tail.contains(TARGET_NOT_REACHED) =>
+                // Recovery ended short of the target, or PostgreSQL stopped at a segment of the
+                // wrong size (should the copy's restore_command not have caught it): the
+                // repository says whether a hole is why. The whole log is read, not its tail.
+                BackupError::Restore(RestoreError::DidNotStart { .. })
+                    if log.contains(TARGET_NOT_REACHED) || reached::wrong_size(&log).is_some() =>
                 {
-                    match find_hole(
-                        &pgbackrest,
-                        &config,
-                        options,
-                        &catalog,
-                        &reached,
-                        &log,
-                        DEFAULT_SEGMENT_SIZE,
-                    ) {
+                    match find_hole(&pgbackrest, &config, options, &catalog, &reached, &log, segment_size) {
                         Some(hole) => hole_refusal(options, &hole, &reached).into(),
                         None => RestoreError::TargetNotReached {
                             target: options.target.to_string(),
@@ -230,7 +236,6 @@ pub async fn restore(options: &RestoreOptions) -> Result<RestoreReport, BackupEr
     // beyond the point recovery stopped at.
     let hole = match options.target {
         Target::Latest | Target::ContinuousEnd => {
-            let segment_size = segment_size(&cluster, &config.pg_user).await;
             find_hole(&pgbackrest, &config, options, &catalog, &reached, &log, segment_size)
         }
         _ => None,
@@ -247,6 +252,7 @@ pub async fn restore(options: &RestoreOptions) -> Result<RestoreReport, BackupEr
         data_dir: cluster.pgdata(),
         port: cluster.port,
         url: socket_url(&cluster, &config.pg_user, &options.database),
+        stop_command: copy::stop_command(&cluster),
         target: options.target.to_string(),
         seconds_to_recovery: started.elapsed().as_secs_f64(),
         timeline,
@@ -269,7 +275,7 @@ fn find_hole(
     repos.into_iter().find_map(|repo| {
         let names = archive::list_archive(pgbackrest, repo).ok()?;
         let runs = archive::runs_from_names(repo, names.iter().map(String::as_str), segment_size);
-        reached::hole_after(reached, &runs, catalog, log)
+        reached::hole_after(reached, &runs, catalog, log, segment_size)
     })
 }
 
@@ -299,20 +305,6 @@ fn hole_refusal(options: &RestoreOptions, hole: &Hole, reached: &Reached) -> Res
         reached: reached.describe(),
         command,
     }
-}
-
-/// The copy's WAL segment size (the archive's names count in it); PostgreSQL's default when
-/// the copy cannot say.
-async fn segment_size(cluster: &LocalCluster, superuser: &str) -> u64 {
-    let Ok(mut conn) = socket_options(cluster, superuser, "postgres").connect().await else {
-        return DEFAULT_SEGMENT_SIZE;
-    };
-    let size: Result<i64, _> =
-        sqlx::query_scalar("SELECT setting::bigint FROM pg_settings WHERE name = 'wal_segment_size'")
-            .fetch_one(&mut conn)
-            .await;
-    conn.close().await.ok();
-    size.ok().and_then(|s| u64::try_from(s).ok()).unwrap_or(DEFAULT_SEGMENT_SIZE)
 }
 
 /// Restores over the production data directory (`--delta`: only what differs is rewritten),
@@ -362,29 +354,6 @@ fn target_args(target: &Target) -> Vec<String> {
     args
 }
 
-/// The directory must be new or empty, and nowhere near the production data or a local
-/// repository — compared as the paths really are, every symlink resolved (a target through a
-/// symlinked parent of the data directory is the data directory).
-fn check_target_dir(
-    target: &Path,
-    production: &Path,
-    repos: &[super::repository::Repo],
-) -> Result<(), RestoreError> {
-    let real = really(target);
-    if overlap(target, production) {
-        return Err(RestoreError::IntoProduction { target: real });
-    }
-    for repo in repos {
-        if let super::repository::Repo::Posix { path } = repo
-            && overlap(target, path)
-        {
-            return Err(RestoreError::IntoRepository { target: real, repository: path.clone() });
-        }
-    }
-    let has_entries = std::fs::read_dir(target).map(|mut entries| entries.next().is_some()).unwrap_or(false);
-    if has_entries { Err(RestoreError::NotEmpty(target.to_owned())) } else { Ok(()) }
-}
-
 /// Switches the live server's WAL segment and waits (a bounded time) for it to be archived,
 /// so the archive reaches the present. Best effort: a dead server is the disaster case.
 async fn archive_current_wal(live: &DatabaseUrl) {
@@ -408,118 +377,19 @@ async fn archive_current_wal(live: &DatabaseUrl) {
     conn.close().await.ok();
 }
 
-async fn restore_and_start(
+/// pgBackRest's restore into the copy's data directory, never archiving.
+fn restore_files(
     pgbackrest: &PgBackRest,
     cluster: &LocalCluster,
-    config: &BackupConfig,
     options: &RestoreOptions,
-) -> Result<i64, BackupError> {
+) -> Result<(), BackupError> {
     let mut args =
         vec![format!("--pg1-path={}", cluster.pgdata().display()), "--archive-mode=off".to_owned()];
     args.extend(target_args(&options.target));
     if let Some(repo) = options.repo {
         args.push(format!("--repo={repo}"));
     }
-    pgbackrest.run("restore", &args)?;
-    write_copy_settings(cluster, &config.pg_user)?;
-    if let Err(e) = cluster.start() {
-        return Err(RestoreError::DidNotStart { reason: Some(e.to_string()), log: log_tail(cluster) }.into());
-    }
-    wait_until_promoted(cluster, &config.pg_user).await
-}
-
-/// The copy's own configuration: loopback and a private socket, nothing from production's
-/// (which, on Debian, lives outside the data directory anyway).
-fn write_copy_settings(cluster: &LocalCluster, superuser: &str) -> Result<(), BackupError> {
-    let conf = format!(
-        "# A copy restored by cabinet-db: loopback only, never archiving.\n\
-         listen_addresses = '127.0.0.1'\n\
-         port = {}\n\
-         unix_socket_directories = '{}'\n\
-         archive_mode = off\n\
-         # Its log is read for where recovery stopped: English, times in UTC.\n\
-         lc_messages = 'C'\n\
-         timezone = 'UTC'\n\
-         log_timezone = 'UTC'\n\
-         password_encryption = 'scram-sha-256'\n",
-        cluster.port,
-        cluster.socket_dir().display()
-    );
-    let ident = match &cluster.run_as {
-        // The superuser over the socket: the server's OS user, and root (who runs cabinet-db).
-        RunAs::User { name, .. } => format!("server {name} {superuser}\nserver root {superuser}\n"),
-        RunAs::CurrentUser => format!("server {} {superuser}\n", cluster.run_as.user_name()),
-    };
-    for (name, contents) in
-        [("postgresql.conf", conf), ("pg_hba.conf", local_pg_hba(superuser)), ("pg_ident.conf", ident)]
-    {
-        let path = cluster.pgdata().join(name);
-        std::fs::write(&path, contents).map_err(BackupError::io(format!("write {}", path.display())))?;
-        cluster.run_as.hand_over(&path)?;
-    }
-    // Production's settings for the old layout would override ours.
-    let _ = std::fs::remove_file(cluster.pgdata().join("cabinet.conf"));
-    Ok(())
-}
-
-/// Polls until the copy has reached its target and promoted; returns its timeline.
-async fn wait_until_promoted(cluster: &LocalCluster, superuser: &str) -> Result<i64, BackupError> {
-    let options = socket_options(cluster, superuser, "postgres");
-    let deadline = Instant::now() + PROMOTE_TIMEOUT;
-    loop {
-        if let Ok(mut conn) = options.connect().await {
-            let state: Result<(bool, i64), _> = sqlx::query_as(
-                "SELECT pg_is_in_recovery(), (SELECT timeline_id::bigint FROM pg_control_checkpoint())",
-            )
-            .fetch_one(&mut conn)
-            .await;
-            conn.close().await.ok();
-            if let Ok((false, timeline)) = state {
-                return Ok(timeline);
-            }
-        }
-        if !cluster.is_running() || Instant::now() > deadline {
-            let reason = if cluster.is_running() { "it did not promote in time" } else { "it stopped" };
-            return Err(RestoreError::DidNotStart {
-                reason: Some(reason.to_owned()),
-                log: log_tail(cluster),
-            }
-            .into());
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-fn socket_options(cluster: &LocalCluster, user: &str, database: &str) -> PgConnectOptions {
-    PgConnectOptions::new()
-        .socket(cluster.socket_dir())
-        .port(cluster.port)
-        .username(user)
-        .database(database)
-        .disable_statement_logging()
-}
-
-/// `postgres://<superuser>@localhost:<port>/<db>?host=<socket dir>`.
-pub fn socket_url(cluster: &LocalCluster, superuser: &str, database: &str) -> DatabaseUrl {
-    DatabaseUrl::new(format!(
-        "postgres://{superuser}@localhost:{}/{database}?host={}",
-        cluster.port,
-        cluster.socket_dir().display()
-    ))
-}
-
-fn log_tail(cluster: &LocalCluster) -> String {
-    let text = std::fs::read_to_string(cluster.log_file()).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(20)..].join("\n")
-}
-
-/// Stops a restored copy and deletes it.
-pub fn stop_and_remove(cluster: &LocalCluster) {
-    if cluster.is_running() {
-        let _ = cluster.stop("immediate");
-    }
-    let _ = std::fs::remove_dir_all(&cluster.root);
+    pgbackrest.run("restore", &args).map(drop)
 }
 
 fn free_port() -> u16 {

@@ -115,7 +115,7 @@ pub async fn run(args: Args, config: &Path, json: bool) -> anyhow::Result<Outcom
             )?;
         }
         outln!("connect: {}", report.url.expose())?;
-        outln!("it does not archive; stop it with pg_ctl -D {} stop", report.data_dir.display())?;
+        outln!("it does not archive; stop it with: {}", report.stop_command)?;
     }
     Ok(Outcome::Success)
 }

@@ -849,9 +849,9 @@ async fn a_write_past_the_history_and_a_deleted_version_are_found_by_migrate_che
         .await
         .unwrap();
     let mut tx = superuser.begin().await.unwrap();
-    exec(&mut *tx, &format!("SET LOCAL ROLE {}", setup.roles.name(RoleKind::Historian))).await.unwrap();
-    exec(&mut *tx, "SET LOCAL cabinet.history_maintenance = on").await.unwrap();
-    exec(&mut *tx, "DELETE FROM sites_history WHERE site_id = 'watched' AND version = 2").await.unwrap();
+    exec(&mut tx, &format!("SET LOCAL ROLE {}", setup.roles.name(RoleKind::Historian))).await.unwrap();
+    exec(&mut tx, "SET LOCAL cabinet.history_maintenance = on").await.unwrap();
+    exec(&mut tx, "DELETE FROM sites_history WHERE site_id = 'watched' AND version = 2").await.unwrap();
     tx.commit().await.unwrap();
 
     // Assert 2: the gap is named; nothing else is left.

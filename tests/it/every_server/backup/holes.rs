@@ -50,6 +50,23 @@ fn archived_file(repo: &Path, segment: &str) -> PathBuf {
         .unwrap_or_else(|| panic!("{segment} is not archived"))
 }
 
+/// The `zstd` program (what pgBackRest writes) on a file, its output.
+fn zstd_of(args: &[&str], file: &Path) -> Vec<u8> {
+    let out = std::process::Command::new("zstd").args(args).arg(file).output().expect("the zstd program");
+    assert!(out.status.success(), "zstd {args:?} {}: {}", file.display(), stderr(&out));
+    out.stdout
+}
+
+/// A valid zstd file holding only the first `bytes` of the segment `file` holds.
+fn cut_to(file: &Path, bytes: usize) -> Vec<u8> {
+    let whole = zstd_of(&["-d", "-c", "-q"], file);
+    let half = file.with_extension("half");
+    std::fs::write(&half, &whole[..bytes]).unwrap();
+    let compressed = zstd_of(&["-c", "-q"], &half);
+    std::fs::remove_file(half).unwrap();
+    compressed
+}
+
 /// No process runs on anything under `dir` (a postmaster's command line names its data
 /// directory).
 fn nothing_runs_under(dir: &Path) -> bool {
@@ -84,7 +101,7 @@ async fn a_missing_truncated_or_damaged_segment_before_the_target_is_refused_and
     let root = production.cluster.root.clone();
 
     // Act and assert, for each shape of hole in the segment holding hole-2.
-    let shapes: [(&str, Damage); 3] = [
+    let shapes: [(&str, Damage); 4] = [
         ("missing", Box::new(|file| std::fs::remove_file(file).unwrap())),
         (
             "truncated",
@@ -93,6 +110,9 @@ async fn a_missing_truncated_or_damaged_segment_before_the_target_is_refused_and
                 std::fs::write(file, &bytes[..bytes.len() / 3]).unwrap();
             }),
         ),
+        // A valid zstd file of the segment's first half: archive-get succeeds and PostgreSQL
+        // gets a short segment.
+        ("short", Box::new(|file| std::fs::write(file, cut_to(file, 8 << 20)).unwrap())),
         (
             "damaged",
             Box::new(|file| {
@@ -118,6 +138,25 @@ async fn a_missing_truncated_or_damaged_segment_before_the_target_is_refused_and
         assert!(said.contains(&segments[1]), "{shape}: names the last segment read: {said}");
         assert!(said.contains("--end-of-continuous-wal") && said.contains("--time "), "{shape}: {said}");
         assert!(!said.contains("restored to the latest"), "{shape}: {said}");
+        assert!(!said.contains("did not start") && !said.contains(" WARN "), "{shape}: {said}");
+        if shape == "missing" {
+            let exactly = format!("WAL segment {} is missing", segments[2]);
+            let resumes = format!("the archive resumes at {}", segments[3]);
+            assert!(said.contains(&exactly) && said.contains(&resumes), "{shape}: only it: {said}");
+        }
+        let in_segment = |said: &str| said.split_once("(in segment ").map(|(_, r)| r[..24].to_owned());
+        let latest_reached = in_segment(&said);
+        assert!(latest_reached.is_some(), "{shape}: {said}");
+        if shape == "short" {
+            // The names alone cannot show it (list and the audit read names); verify's
+            // checksums do.
+            let verified = production.backup(&["verify"]);
+            let verdict = format!("{}{}", stdout(&verified), stderr(&verified));
+            assert_eq!(verified.status.code(), Some(1), "{verdict}");
+            assert!(verdict.contains(&segments[2]), "verify names the segment: {verdict}");
+            assert!(said.contains(&format!("WAL segment {} is", segments[2])), "{shape}: {said}");
+            assert!(said.contains("8388608 bytes instead of 16777216"), "{shape}: {said}");
+        }
         assert!(!target.exists() && nothing_runs_under(&target), "{shape}: the copy is gone");
 
         // A time after the hole: the same refusal, not advice to use --latest.
@@ -127,6 +166,7 @@ async fn a_missing_truncated_or_damaged_segment_before_the_target_is_refused_and
         let said = format!("{}{}", stdout(&out), stderr(&out));
         assert_eq!(out.status.code(), Some(1), "{shape}: {said}");
         assert!(said.contains("lies beyond a hole") && !said.contains("or --latest"), "{shape}: {said}");
+        assert_eq!(in_segment(&said), latest_reached, "{shape}: the same point, named the same: {said}");
         assert!(!target.exists() && nothing_runs_under(&target), "{shape}: the copy is gone");
 
         // Asked for explicitly: the continuous WAL's end, said as such.
@@ -223,10 +263,37 @@ async fn a_hole_breaks_the_listed_window_fails_the_audit_and_the_drill_until_a_n
     let out = production.backup(&["restore", "--target-dir", target.to_str().unwrap(), "--latest"]);
     assert_eq!(out.status.code(), Some(0), "{}{}", stdout(&out), stderr(&out));
     assert!(stdout(&out).contains("reached: "), "{}", stdout(&out));
-    cabinet_db::backup::restore::stop_and_remove(&cabinet_db::local_cluster::LocalCluster {
-        root: target,
-        ..production.cluster.clone()
-    });
+    // The stop command it prints works as whoever restored (as root: as the server's user).
+    let said = stdout(&out);
+    let stop = said.lines().find_map(|l| l.split_once("stop it with: ").map(|(_, c)| c.to_owned())).unwrap();
+    if nix::unistd::geteuid().is_root() {
+        assert!(stop.starts_with("runuser -u postgres -- "), "{stop}");
+    }
+    let stopped = std::process::Command::new("/bin/sh").arg("-c").arg(&stop).output().unwrap();
+    assert!(stopped.status.success(), "{stop}: {}", stderr(&stopped));
+    let copy = cabinet_db::local_cluster::LocalCluster { root: target, ..production.cluster.clone() };
+    assert!(!copy.is_running(), "{stop} stopped it");
+    cabinet_db::backup::restore::stop_and_remove(&copy);
+
+    // A target through a symlink into the configuration's directory, or into pgBackRest's
+    // spool, is refused before anything is written there.
+    for (alias, into, named) in [
+        ("alias-of-the-config", root.join("backup"), "directory of the pgBackRest configuration"),
+        ("alias-of-the-spool", root.join("backup/state/spool"), "spool"),
+    ] {
+        let alias = root.join(alias);
+        std::fs::create_dir_all(&into).unwrap();
+        std::os::unix::fs::symlink(&into, &alias).unwrap();
+        let out =
+            production.backup(&["restore", "--target-dir", alias.join("copy").to_str().unwrap(), "--latest"]);
+        assert_eq!(out.status.code(), Some(2), "{}{}", stdout(&out), stderr(&out));
+        assert!(
+            stderr(&out).contains(named) && stderr(&out).contains("symlinks resolved"),
+            "{}",
+            stderr(&out)
+        );
+        assert!(!into.join("copy").exists(), "nothing written into {}", into.display());
+    }
 
     // Paths that guard data are judged with symlinks resolved: a drill's work directory and a
     // repository reached through a symlink to the data directory are refused.
