@@ -123,7 +123,8 @@ pub async fn backup(bench: &Bench) -> Vec<Row> {
     for i in 0..bench.repeat() {
         let report = restore::restore(&RestoreOptions {
             config_path: config.clone(),
-            target_dir: root.join(format!("restored-{i}")),
+            // Beside, not inside, the directory holding pgBackRest's configuration (restore refuses that).
+            target_dir: bench.work.path().join(format!("restored-{i}")),
             port: None,
             target: Target::Time(target),
             repo: None,
