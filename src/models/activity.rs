@@ -10,7 +10,7 @@
 //!   wins the e-mail.
 //! - A sighting within `debounce` of the stored `last_seen`, with the same e-mail, writes
 //!   nothing: the row is neither updated nor locked, so no WAL and no dead tuple.
-//! - A time more than [`FUTURE_TOLERANCE_SQL`] ahead of the database server's clock is
+//! - A time more than `FUTURE_TOLERANCE_SQL` ahead of the database server's clock is
 //!   refused, as is one outside the years 1–9999: one wrong clock must not freeze a user
 //!   ("older news" until 2099).
 //!
