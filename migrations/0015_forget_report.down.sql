@@ -1,12 +1,14 @@
--- Reverts 0015: cabinet_forget_user returns the number of history rows scrubbed (as 0011 wrote it).
+-- Reverts 0015: cabinet_forget_user is the historian's own, deletes the user and returns the
+-- number of history rows scrubbed (as 0011 wrote it).
 -- cabinet-db: changes the history
--- A different result type needs DROP and CREATE: who may call it (EXECUTE) is carried over.
 SELECT set_config('cabinet.forget_grantees', coalesce(string_agg(a.grantee::regrole::text, ', '), ''), true)
   FROM pg_proc p, aclexplode(p.proacl) a
  WHERE p.oid = 'cabinet_forget_user(text)'::regprocedure
    AND a.privilege_type = 'EXECUTE' AND a.grantee <> p.proowner AND a.grantee <> 0;
 -- squawk-ignore ban-drop-function
 DROP FUNCTION cabinet_forget_user(text);
+-- squawk-ignore ban-drop-function
+DROP FUNCTION cabinet_scrub_forgotten(text[]);
 CREATE FUNCTION cabinet_forget_user(forgotten text) RETURNS bigint LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $body$
 DECLARE
     scrubbed bigint;

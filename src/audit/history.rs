@@ -11,8 +11,9 @@
 //!   be a prune's, and only one that ran after the first surviving version was written, which
 //!   that version survived honestly (written at or after the cut-off, or the newest then).
 //! - **A record that differs from its newest version**, exists with no history, or exists
-//!   although its newest version deleted it (or the other way round): a write the triggers did
-//!   not record.
+//!   although its newest version deleted it (or the other way round), and **two consecutive
+//!   versions that do not meet** (version N found the record otherwise than N-1 left it): a
+//!   write the triggers did not record, whether or not later writes hide it.
 //!
 //! A superuser who rewrites rows consistently (history and record alike) is not detected: see
 //! docs/security.md.
@@ -30,12 +31,14 @@ pub async fn version_gaps(conn: &mut PgConnection) -> Result<Vec<String>, sqlx::
         "WITH versions AS (
              SELECT 'site' AS kind, site_id AS id, version, changed_at,
                     lag(version) OVER (PARTITION BY site_id ORDER BY version) AS previous,
-                    lead(changed_at) OVER (PARTITION BY site_id ORDER BY version) AS next_at
+                    lead(changed_at) OVER (PARTITION BY site_id ORDER BY version) AS next_at,
+                    (coalesce(new_row, old_row) ->> 'created_at')::timestamptz AS created_at
                FROM public.sites_history
              UNION ALL
              SELECT 'user', user_id, version, changed_at,
                     lag(version) OVER (PARTITION BY user_id ORDER BY version),
-                    lead(changed_at) OVER (PARTITION BY user_id ORDER BY version)
+                    lead(changed_at) OVER (PARTITION BY user_id ORDER BY version),
+                    NULL
                FROM public.users_history
          )
          SELECT format('%s %s: %s missing (before version %s, written %s), and no recorded prune removed it',
@@ -54,7 +57,10 @@ pub async fn version_gaps(conn: &mut PgConnection) -> Result<Vec<String>, sqlx::
                 SELECT 1 FROM public.history_prunes p
                  WHERE p.pruned_at >= v.changed_at
                    AND CASE v.kind WHEN 'site' THEN p.sites_rows ELSE p.users_rows END > 0
-                   AND (v.changed_at >= p.before OR coalesce(v.next_at, 'infinity') > p.pruned_at)))
+                   AND (v.changed_at >= p.before OR coalesce(v.next_at, 'infinity') > p.pruned_at)
+                   -- A site's first version is its creation: a prune whose cut-off precedes
+                   -- it removed none of its versions.
+                   AND (v.kind <> 'site' OR v.created_at IS NULL OR v.created_at < p.before)))
           ORDER BY v.kind, v.id, v.version",
     )
     .fetch_all(conn)
@@ -114,7 +120,51 @@ pub async fn findings(conn: &mut PgConnection) -> Result<Vec<String>, sqlx::Erro
     }
     let mut all = version_gaps(conn).await?;
     all.extend(unrecorded_writes(conn).await?);
+    all.extend(broken_links(conn).await?);
     Ok(all)
+}
+
+/// Consecutive versions that do not meet: version N found the record otherwise than version
+/// N-1 left it (or inserted one N-1 had not deleted, or changed one N-1 had deleted) — a write
+/// between them bypassed the history, even if later writes hide it from the newest version.
+pub async fn broken_links(conn: &mut PgConnection) -> Result<Vec<String>, sqlx::Error> {
+    sqlx::query_scalar(
+        "WITH sites_chain AS (
+             SELECT h.site_id, h.version, h.operation, h.old_row,
+                    lag(h.version) OVER w AS previous, lag(h.operation) OVER w AS previous_operation,
+                    lag(h.new_row) OVER w AS previous_row
+               FROM public.sites_history h
+             WINDOW w AS (PARTITION BY h.site_id ORDER BY h.version)
+         ), users_chain AS (
+             SELECT h.user_id, h.version, h.operation, h.old_email, h.forgotten_at,
+                    lag(h.version) OVER w AS previous, lag(h.operation) OVER w AS previous_operation,
+                    lag(h.new_email) OVER w AS previous_email
+               FROM public.users_history h
+             WINDOW w AS (PARTITION BY h.user_id ORDER BY h.version)
+         )
+         SELECT format('site %s: version %s %s', quote_literal(c.site_id), c.version,
+                       CASE WHEN c.operation = 'INSERT' THEN format('creates it again, but version %s had not deleted it: a deletion was not recorded', c.previous)
+                            WHEN c.previous_operation = 'DELETE' THEN format('changes it, but version %s had deleted it: a creation was not recorded', c.previous)
+                            ELSE format('found it otherwise than version %s left it (in %s): a write between them was not recorded', c.previous,
+                                        (SELECT string_agg(e.key, ', ' ORDER BY e.key) FROM pg_catalog.jsonb_each(c.previous_row) e
+                                          WHERE c.old_row -> e.key IS DISTINCT FROM e.value)) END)
+           FROM sites_chain c
+          WHERE c.previous = c.version - 1
+            AND ((c.operation = 'INSERT') <> (c.previous_operation = 'DELETE')
+                 OR (c.operation <> 'INSERT' AND NOT c.old_row @> c.previous_row))
+         UNION ALL
+         SELECT format('user %s: version %s %s', quote_literal(c.user_id), c.version,
+                       CASE WHEN c.operation = 'INSERT' THEN format('creates it again, but version %s had not deleted it: a deletion was not recorded', c.previous)
+                            WHEN c.previous_operation = 'DELETE' THEN format('changes it, but version %s had deleted it: a creation was not recorded', c.previous)
+                            ELSE format('found another e-mail address than version %s left: a write between them was not recorded', c.previous) END)
+           FROM users_chain c
+          WHERE c.previous = c.version - 1
+            AND ((c.operation = 'INSERT') <> (c.previous_operation = 'DELETE')
+                 OR (c.operation <> 'INSERT' AND c.forgotten_at IS NULL AND c.old_email IS DISTINCT FROM c.previous_email))
+          ORDER BY 1",
+    )
+    .fetch_all(conn)
+    .await
 }
 
 /// The audit's two checks.
@@ -127,7 +177,8 @@ pub async fn checks(conn: &mut PgConnection) -> Result<Vec<Check>, sqlx::Error> 
         )]);
     }
     let gaps = version_gaps(conn).await?;
-    let unrecorded = unrecorded_writes(conn).await?;
+    let mut unrecorded = unrecorded_writes(conn).await?;
+    unrecorded.extend(broken_links(conn).await?);
     Ok(vec![
         Check::from_problems(
             "history.versions",

@@ -429,53 +429,44 @@ $body$"
         ),
     },
     FunctionDef {
-        name: "cabinet_forget_user",
-        definition: "CREATE FUNCTION {schema}cabinet_forget_user(forgotten text) RETURNS TABLE (forgotten_id text, user_row_deleted boolean, history_rows bigint, actor_fields bigint, sites_mentioning text[]) LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $body$
+        name: "cabinet_scrub_forgotten",
+        definition: "CREATE FUNCTION {schema}cabinet_scrub_forgotten(ids text[]) RETURNS TABLE (forgotten_id text, history_rows bigint, actor_fields bigint) LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $body$
 DECLARE
-    ids text[];
-    addresses text[];
+    gone text;
     address_owners text[];
-    address_values text[];
-    deleted_ids text[];
+    address_patterns text[];
+    patterns text[];
     scrubbed_ids text[];
-    actor_rows text[];
+    actor_hits text[];
     forgetter text := coalesce(nullif(current_setting('cabinet.actor', true), ''), session_user::text);
 BEGIN
-    -- Written by cabinet-db (src/models/history.rs): a delete-my-data request. The user
-    -- goes (the deletion is recorded), then every e-mail address in that user's history is
-    -- removed, and so is any actor field naming one of their addresses (a change they made
-    -- themselves); the rows stay, saying when and by whom the user was forgotten. One row per
-    -- id the person had: whether a user row was deleted under it, how many history rows were
-    -- scrubbed, how many actor fields, and which sites' content still mentions one of the
-    -- addresses (site content is not ours to rewrite: the report says where it is).
-    -- The person under every id they had: a rename (possible before ids became immutable in
-    -- 0011) is recorded as the DELETE of the old id and the INSERT of the new one in one
-    -- transaction, with the same e-mail address. Such pairs are followed both ways.
-    WITH RECURSIVE person(user_id) AS (
-        SELECT forgotten
-        UNION
-        SELECT other.user_id
-          FROM person p
-          JOIN public.users_history mine
-            ON mine.user_id = p.user_id AND mine.operation IN ('INSERT', 'DELETE')
-          JOIN public.users_history other
-            ON other.transaction_id = mine.transaction_id
-           AND other.user_id <> mine.user_id
-           AND other.operation IN ('INSERT', 'DELETE') AND other.operation <> mine.operation
-           AND coalesce(mine.old_email, mine.new_email) = coalesce(other.old_email, other.new_email)
-    )
-    SELECT array_agg(p.user_id ORDER BY p.user_id) INTO ids FROM person p;
-    -- Every address the person had, by id, before anything is scrubbed.
-    SELECT coalesce(array_agg(a.user_id), '{}'), coalesce(array_agg(a.address), '{}') INTO address_owners, address_values
-      FROM (SELECT DISTINCT e.user_id, lower(e.address)
-              FROM (SELECT u.user_id, u.email FROM public.users u WHERE u.user_id = ANY (ids)
-                    UNION ALL SELECT h.user_id, h.old_email FROM public.users_history h WHERE h.user_id = ANY (ids)
-                    UNION ALL SELECT h.user_id, h.new_email FROM public.users_history h WHERE h.user_id = ANY (ids)) AS e(user_id, address)
-             WHERE e.address IS NOT NULL) AS a(user_id, address);
-    addresses := ARRAY(SELECT DISTINCT v FROM unnest(address_values) AS v);
-    -- Two statements: the deletion's history row (written when the DELETE ends) is scrubbed too.
-    WITH d AS (DELETE FROM public.users u WHERE u.user_id = ANY (ids) RETURNING u.user_id)
-    SELECT coalesce(array_agg(d.user_id), '{}') INTO deleted_ids FROM d;
+    -- Written by cabinet-db (src/models/history.rs): the history's half of a delete-my-data
+    -- request (cabinet_forget_user deletes the users first, as its caller). It reads and
+    -- writes the history's own tables only — never a table the schema's owner owns, whose
+    -- triggers, rules or policies would run as this function's owner. Each id must be gone:
+    -- its newest version a DELETE. Every e-mail address in their history is removed (the rows
+    -- stay, saying when and by whom), and every actor, forgotten_by or application_name that
+    -- holds one of their addresses (in any case, e.g. 'Alice <alice@example.com>') becomes
+    -- 'a forgotten user'. One row per id: history rows and such fields scrubbed.
+    SELECT i.id INTO gone
+      FROM unnest(ids) AS i(id)
+     WHERE NOT EXISTS (SELECT 1 FROM public.users_history h
+                        WHERE h.user_id = i.id AND h.operation = 'DELETE'
+                          AND h.version = (SELECT max(n.version) FROM public.users_history n WHERE n.user_id = i.id))
+       AND EXISTS (SELECT 1 FROM public.users_history h WHERE h.user_id = i.id)
+     LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'user % is not deleted: its history is scrubbed only once the user is gone', quote_literal(gone)
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'cabinet-db users forget deletes the user first';
+    END IF;
+    -- Every address, as a pattern that matches it alone (not inside a longer address).
+    SELECT coalesce(array_agg(a.user_id), '{}'),
+           coalesce(array_agg('(^|[^a-z0-9._%+-])' || regexp_replace(a.address, '([.+*?^$(){}|\\[\\]\\\\])', '\\\\\\1', 'g') || '($|[^a-z0-9.-])'), '{}')
+      INTO address_owners, address_patterns
+      FROM (SELECT DISTINCT h.user_id, lower(e.address)
+              FROM public.users_history h, LATERAL (VALUES (h.old_email), (h.new_email)) AS e(address)
+             WHERE h.user_id = ANY (ids) AND e.address IS NOT NULL) AS a(user_id, address);
+    patterns := ARRAY(SELECT DISTINCT p FROM unnest(address_patterns) AS p);
     PERFORM set_config('cabinet.history_maintenance', 'on', true);
     WITH s AS (
         UPDATE public.users_history h
@@ -484,28 +475,31 @@ BEGIN
         RETURNING h.user_id
     )
     SELECT coalesce(array_agg(s.user_id), '{}') INTO scrubbed_ids FROM s;
-    SELECT coalesce(array_agg(x.address), '{}') INTO actor_rows
-      FROM (SELECT lower(h.actor) FROM public.sites_history h WHERE lower(h.actor) = ANY (addresses)
-            UNION ALL SELECT lower(h.actor) FROM public.users_history h WHERE lower(h.actor) = ANY (addresses)
-            UNION ALL SELECT lower(h.forgotten_by) FROM public.users_history h WHERE lower(h.forgotten_by) = ANY (addresses)
-            UNION ALL SELECT lower(h.actor) FROM public.history_prunes h WHERE lower(h.actor) = ANY (addresses)) AS x(address);
-    UPDATE public.sites_history h SET actor = 'a forgotten user' WHERE lower(h.actor) = ANY (addresses);
+    -- Which pattern each scrubbed field matched, counted before it is replaced.
+    SELECT coalesce(array_agg(m.p), '{}') INTO actor_hits
+      FROM (SELECT lower(h.actor) AS v FROM public.sites_history h
+            UNION ALL SELECT lower(h.application_name) FROM public.sites_history h
+            UNION ALL SELECT lower(h.actor) FROM public.users_history h
+            UNION ALL SELECT lower(h.application_name) FROM public.users_history h
+            UNION ALL SELECT lower(h.forgotten_by) FROM public.users_history h
+            UNION ALL SELECT lower(h.actor) FROM public.history_prunes h) AS f, unnest(patterns) AS m(p)
+     WHERE f.v ~ m.p;
+    UPDATE public.sites_history h
+       SET actor = CASE WHEN lower(h.actor) ~ ANY (patterns) THEN 'a forgotten user' ELSE h.actor END,
+           application_name = CASE WHEN lower(h.application_name) ~ ANY (patterns) THEN 'a forgotten user' ELSE h.application_name END
+     WHERE lower(h.actor) ~ ANY (patterns) OR lower(h.application_name) ~ ANY (patterns);
     UPDATE public.users_history h
-       SET actor = CASE WHEN lower(h.actor) = ANY (addresses) THEN 'a forgotten user' ELSE h.actor END,
-           forgotten_by = CASE WHEN lower(h.forgotten_by) = ANY (addresses) THEN 'a forgotten user' ELSE h.forgotten_by END
-     WHERE lower(h.actor) = ANY (addresses) OR lower(h.forgotten_by) = ANY (addresses);
-    UPDATE public.history_prunes h SET actor = 'a forgotten user' WHERE lower(h.actor) = ANY (addresses);
+       SET actor = CASE WHEN lower(h.actor) ~ ANY (patterns) THEN 'a forgotten user' ELSE h.actor END,
+           application_name = CASE WHEN lower(h.application_name) ~ ANY (patterns) THEN 'a forgotten user' ELSE h.application_name END,
+           forgotten_by = CASE WHEN lower(h.forgotten_by) ~ ANY (patterns) THEN 'a forgotten user' ELSE h.forgotten_by END
+     WHERE lower(h.actor) ~ ANY (patterns) OR lower(h.application_name) ~ ANY (patterns) OR lower(h.forgotten_by) ~ ANY (patterns);
+    UPDATE public.history_prunes h SET actor = 'a forgotten user' WHERE lower(h.actor) ~ ANY (patterns);
     PERFORM set_config('cabinet.history_maintenance', 'off', true);
     RETURN QUERY
-    SELECT i.id, i.id = ANY (deleted_ids),
+    SELECT i.id,
            (SELECT count(*) FROM unnest(scrubbed_ids) AS x(id) WHERE x.id = i.id),
-           (SELECT count(*) FROM unnest(actor_rows) AS r(address)
-             WHERE r.address IN (SELECT f.address FROM unnest(address_owners, address_values) AS f(user_id, address)
-                                  WHERE f.user_id = i.id)),
-           ARRAY(SELECT s.site_id FROM public.sites s
-                  WHERE EXISTS (SELECT 1 FROM unnest(address_owners, address_values) AS f(user_id, address)
-                                 WHERE f.user_id = i.id AND strpos(lower(pg_catalog.to_jsonb(s)::text), f.address) > 0)
-                  ORDER BY s.site_id)
+           (SELECT count(*) FROM unnest(actor_hits) AS r(p)
+             WHERE r.p IN (SELECT o.p FROM unnest(address_owners, address_patterns) AS o(user_id, p) WHERE o.user_id = i.id))
       FROM unnest(ids) AS i(id)
      ORDER BY i.id;
 END

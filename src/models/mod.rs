@@ -10,6 +10,8 @@ pub mod activity;
 pub mod characters;
 /// The shapes of the declarations (`TableDef`, `ColumnDef`, `FunctionDef`, …) and their DDL.
 pub mod definitions;
+/// `cabinet_forget_user`: a delete-my-data request, run with its caller's rights.
+pub mod erasure;
 /// The change history: its tables, the trigger functions that write it, their triggers.
 pub mod history;
 /// JSON Schema for a site and a user (`models export --json-schema`).

@@ -227,10 +227,16 @@ pub const TABLES: &[TableDef] = &[
 pub const FUNCTIONS: &[FunctionDef] = &{
     const HISTORY: &[FunctionDef] = super::history::FUNCTIONS;
     const ACTIVITY: &[FunctionDef] = &super::activity::FUNCTIONS;
-    let mut all = [HISTORY[0]; HISTORY.len() + ACTIVITY.len()];
+    const ERASURE: &[FunctionDef] = &super::erasure::FUNCTIONS;
+    let mut all = [HISTORY[0]; HISTORY.len() + ACTIVITY.len() + ERASURE.len()];
     let mut i = 0;
     while i < ACTIVITY.len() {
         all[HISTORY.len() + i] = ACTIVITY[i];
+        i += 1;
+    }
+    let mut i = 0;
+    while i < ERASURE.len() {
+        all[HISTORY.len() + ACTIVITY.len() + i] = ERASURE[i];
         i += 1;
     }
     let mut i = 0;

@@ -47,7 +47,6 @@ pub const TABLE_PRIVILEGES: [&str; 7] =
 
 const ADMIN_PRIVILEGES: &[&str] = &["SELECT", "INSERT", "UPDATE", "DELETE"];
 const READ_ONLY: &[&str] = &["SELECT"];
-const FORGET_PRIVILEGES: &[&str] = &["SELECT", "DELETE"];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -138,10 +137,8 @@ impl RoleKind {
             // The owner reads the history (a migration may need to); it cannot change it.
             RoleKind::Owner if kind == Some(TableKind::History) => READ_ONLY,
             RoleKind::Owner => &[],
-            // `users forget` deletes the user before it scrubs the history, and names the
-            // sites whose content still mentions one of the person's addresses.
-            RoleKind::Historian if table == "users" => FORGET_PRIVILEGES,
-            RoleKind::Historian if table == "sites" => READ_ONLY,
+            // Nothing on the owner's tables: what the owner attaches to them (a trigger, a
+            // rule, a policy) would run as the historian.
             RoleKind::Historian => &[],
             RoleKind::Admin if kind == Some(TableKind::Record) => ADMIN_PRIVILEGES,
             // The history is read, never written, by anyone but its triggers.
@@ -161,7 +158,10 @@ impl RoleKind {
     pub fn may_execute(self, function: &str) -> bool {
         let records_activity = function == "cabinet_record_seen" || function == "cabinet_record_seen_many";
         match self {
-            RoleKind::Admin => function == "cabinet_forget_user" || records_activity,
+            // Forgetting runs as its caller and calls the history's half itself.
+            RoleKind::Admin => {
+                function == "cabinet_forget_user" || function == "cabinet_scrub_forgotten" || records_activity
+            }
             RoleKind::App => records_activity,
             RoleKind::Owner => function == "cabinet_prune_history",
             RoleKind::Historian | RoleKind::N8n => false,

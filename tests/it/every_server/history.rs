@@ -336,7 +336,7 @@ async fn the_history_is_append_only_for_every_role_of_ours_and_hidden_from_n8n()
         "ALTER TABLE sites_history DISABLE TRIGGER append_only".to_owned(),
         "ALTER TABLE sites_history OWNER TO CURRENT_USER".to_owned(),
         "CREATE OR REPLACE FUNCTION cabinet_history_append_only() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NULL; END $$".to_owned(),
-        "ALTER FUNCTION cabinet_forget_user(text) SECURITY INVOKER".to_owned(),
+        "ALTER FUNCTION cabinet_scrub_forgotten(text[]) SECURITY INVOKER".to_owned(),
         format!("GRANT {historian} TO CURRENT_USER"),
     ] {
         let err = exec(&mut superuser, &sql).await.expect_err(&sql);
@@ -938,4 +938,107 @@ async fn forget_leaves_none_of_the_persons_addresses_in_the_history_and_names_th
 
 fn stdout_of(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[tokio::test]
+async fn a_hidden_write_an_unrelated_prune_and_the_owners_code_in_forget_are_all_caught() {
+    let setup = WithRoles::new().await;
+    let mut superuser = setup.db.conn().await;
+    let owner = setup.roles.name(RoleKind::Owner);
+    exec(
+        &mut superuser,
+        "INSERT INTO sites (site_id, domain, brand_name) VALUES ('g3', 'g3.example.com', 'v1')",
+    )
+    .await
+    .unwrap();
+
+    // A write with the triggers off, then a recorded one on top: the newest version matches
+    // the row, but the two versions do not meet.
+    exec(&mut superuser, &format!("SET ROLE {owner}")).await.unwrap();
+    for sql in [
+        "ALTER TABLE sites DISABLE TRIGGER history_update",
+        "UPDATE sites SET brand_name = 'sneaky' WHERE site_id = 'g3'",
+        "ALTER TABLE sites ENABLE TRIGGER history_update",
+    ] {
+        exec(&mut superuser, sql).await.unwrap();
+    }
+    exec(&mut superuser, "RESET ROLE").await.unwrap();
+    exec(&mut superuser, "UPDATE sites SET ai_prompt = 'on top' WHERE site_id = 'g3'").await.unwrap();
+    let check = run(&setup.db.url, &["migrate", "check"]);
+    assert_eq!(check.status.code(), Some(1));
+    let said = crate::harness::stdout(&check);
+    assert!(
+        said.contains("site 'g3': version 2 found it otherwise than version 1 left it (in brand_name)"),
+        "{said}"
+    );
+
+    // A site created after a prune's cut-off cannot have lost its first versions to it.
+    exec(&mut superuser, "INSERT INTO sites (site_id, domain) VALUES ('old', 'old.example.com')")
+        .await
+        .unwrap();
+    exec(&mut superuser, "UPDATE sites SET brand_name = 'x' WHERE site_id = 'old'").await.unwrap();
+    let cut_off: String = sqlx::query_scalar("SELECT (now() - interval '1 second')::text")
+        .fetch_one(&mut superuser)
+        .await
+        .unwrap();
+    exec(
+        &mut superuser,
+        "INSERT INTO sites (site_id, domain, brand_name) VALUES ('g2', 'g2.example.com', 'a')",
+    )
+    .await
+    .unwrap();
+    exec(&mut superuser, "UPDATE sites SET brand_name = 'b' WHERE site_id = 'g2'").await.unwrap();
+    exec(&mut superuser, "UPDATE sites SET brand_name = 'c' WHERE site_id = 'g2'").await.unwrap();
+    let mut tx = superuser.begin().await.unwrap();
+    exec(&mut tx, &format!("SET LOCAL ROLE {}", setup.roles.name(RoleKind::Historian))).await.unwrap();
+    exec(&mut tx, "SET LOCAL cabinet.history_maintenance = on").await.unwrap();
+    exec(&mut tx, "DELETE FROM sites_history WHERE site_id = 'g2' AND version < 3").await.unwrap();
+    tx.commit().await.unwrap();
+    // A prune that removes other rows ('old' and 'g3' lose their first versions), with a
+    // cut-off before g2 existed.
+    exec(
+        &mut superuser,
+        &format!("SELECT cabinet_prune_history('{cut_off}'::timestamptz + interval '0.5 second')"),
+    )
+    .await
+    .unwrap();
+    let check = run(&setup.db.url, &["migrate", "check"]);
+    let said = crate::harness::stdout(&check);
+    assert!(said.contains("site 'g2': versions 1-2 missing"), "{said}");
+
+    // Code the owner attaches to users or sites runs as forget's caller, never as the
+    // history's owner: it cannot touch the history.
+    exec(&mut superuser, &format!("SET ROLE {owner}")).await.unwrap();
+    for sql in [
+        "CREATE TABLE public.caught (who text)",
+        "GRANT INSERT ON public.caught TO PUBLIC",
+        "CREATE FUNCTION public.evil() RETURNS trigger LANGUAGE plpgsql AS $f$
+         BEGIN
+             INSERT INTO public.caught VALUES (current_user);
+             BEGIN
+                 PERFORM set_config('cabinet.history_maintenance', 'on', true);
+                 UPDATE public.sites_history SET actor = 'framed';
+             EXCEPTION WHEN OTHERS THEN NULL;
+             END;
+             RETURN NULL;
+         END $f$",
+        "CREATE TRIGGER zz_evil AFTER DELETE ON public.users FOR EACH ROW EXECUTE FUNCTION public.evil()",
+    ] {
+        exec(&mut superuser, sql).await.unwrap();
+    }
+    exec(&mut superuser, "RESET ROLE").await.unwrap();
+    exec(&mut superuser, "INSERT INTO users (user_id, email) VALUES ('victim', 'victim@example.com')")
+        .await
+        .unwrap();
+    let forget = run(&setup.url_as(RoleKind::Admin), &["users", "forget", "victim", "--yes"]);
+    assert!(forget.status.success(), "{}", stderr(&forget));
+    let (who, framed): (String, i64) = sqlx::query_as(
+        "SELECT (SELECT string_agg(who, ',') FROM caught), (SELECT count(*) FROM sites_history WHERE actor = 'framed')",
+    )
+    .fetch_one(&mut superuser)
+    .await
+    .unwrap();
+    assert_eq!(who, setup.roles.name(RoleKind::Admin), "the owner's trigger ran as forget's caller");
+    assert_eq!(framed, 0, "the history was not touched");
+    superuser.close().await.unwrap();
 }
