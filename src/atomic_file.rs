@@ -57,6 +57,49 @@ fn refused(path: &Path, why: String) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidInput, format!("{}: {why}", path.display()))
 }
 
+/// As root, a directory on the way that is a symlink someone else owns is refused like a
+/// final one: a link planted in a shared directory (`/tmp/x -> /etc`) must not aim a root
+/// command at `/etc/<name>` either. Each directory is judged as reached, links resolved.
+fn refuse_foreign_links_above(path: &Path, me: u32) -> io::Result<()> {
+    let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) else { return Ok(()) };
+    let mut pending: Vec<std::ffi::OsString> =
+        parent.components().rev().map(|c| c.as_os_str().to_owned()).collect();
+    let mut reached = PathBuf::new();
+    let mut links = 0;
+    while let Some(part) = pending.pop() {
+        let next = reached.join(&part);
+        match fs::symlink_metadata(&next) {
+            Ok(metadata) if metadata.file_type().is_symlink() => {
+                if metadata.uid() != 0 && metadata.uid() != me {
+                    return Err(refused(
+                        &next,
+                        format!(
+                            "a symlink owned by uid {} on the way to the file: run as root, cabinet-db follows only links owned by root or by itself; give a path without it",
+                            metadata.uid()
+                        ),
+                    ));
+                }
+                links += 1;
+                if links > MAX_LINKS {
+                    return Err(refused(
+                        path,
+                        format!("more than {MAX_LINKS} symlinks; give the file's path"),
+                    ));
+                }
+                let link = fs::read_link(&next)?;
+                if link.is_absolute() {
+                    reached = PathBuf::new();
+                }
+                pending.extend(link.components().rev().map(|c| c.as_os_str().to_owned()));
+            }
+            // Not there (yet): nothing further down can be a link.
+            Err(_) => return Ok(()),
+            Ok(_) => reached = next,
+        }
+    }
+    Ok(())
+}
+
 fn resolve(target: &Path) -> io::Result<Destination> {
     if target == Path::new("-") || target == Path::new("/dev/stdout") {
         return Ok(Destination::StandardOutput);
@@ -65,6 +108,9 @@ fn resolve(target: &Path) -> io::Result<Destination> {
     let me = nix::unistd::geteuid().as_raw();
     let mut path = target.to_owned();
     for _ in 0..MAX_LINKS {
+        if root {
+            refuse_foreign_links_above(&path, me)?;
+        }
         let metadata = match fs::symlink_metadata(&path) {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Destination::Replace(path)),
             Err(e) => return Err(e),

@@ -193,6 +193,25 @@ fn out_writes_into_fifos_devices_and_stdout_follows_safe_symlinks_and_refuses_th
         assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
         assert!(stderr(&out).contains("a symlink owned by uid 65534"), "{}", stderr(&out));
         assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+
+        // So is a planted link to a directory on the way (/tmp/d -> a directory of root's).
+        let victim_dir = dir.path().join("victim-dir");
+        std::fs::create_dir(&victim_dir).unwrap();
+        std::fs::write(victim_dir.join("conf"), "precious").unwrap();
+        let planted_dir = shared.join("d");
+        std::os::unix::fs::symlink(&victim_dir, &planted_dir).unwrap();
+        nix::unistd::fchownat(
+            nix::fcntl::AT_FDCWD,
+            &planted_dir,
+            Some(nix::unistd::Uid::from_raw(65534)),
+            Some(nix::unistd::Gid::from_raw(65534)),
+            nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+        )
+        .unwrap();
+        let out = export(&planted_dir.join("conf"));
+        assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+        assert!(stderr(&out).contains("on the way to the file"), "{}", stderr(&out));
+        assert_eq!(std::fs::read_to_string(victim_dir.join("conf")).unwrap(), "precious");
     }
 
     // A directory is refused, naming it; a killed writer's private partial goes at the next run.

@@ -8,7 +8,7 @@
 from __future__ import annotations
 
 import datetime
-from typing import Any, NamedTuple, Optional, Sequence
+from typing import Any, Iterable, NamedTuple, Optional
 
 from sqlalchemy import (
     ARRAY,
@@ -206,6 +206,12 @@ def _checked(user_id: str, email: str | None, seen_at: datetime.datetime) -> dat
     return seen_at
 
 
+def _debounce(debounce: datetime.timedelta) -> datetime.timedelta:
+    if not isinstance(debounce, datetime.timedelta):
+        raise TypeError(f"debounce must be a datetime.timedelta, not {type(debounce).__name__}")
+    return debounce
+
+
 def record_seen(
     session: Session | Connection,
     user_id: str,
@@ -223,13 +229,18 @@ def record_seen(
         "SELECT cabinet_record_seen(CAST(:user_id AS text), CAST(:email AS text), "
         "CAST(:seen_at AS timestamptz), CAST(:debounce AS interval))"
     )
-    values = {"user_id": user_id, "email": email, "seen_at": _checked(user_id, email, seen_at), "debounce": debounce}
+    values = {
+        "user_id": user_id,
+        "email": email,
+        "seen_at": _checked(user_id, email, seen_at),
+        "debounce": _debounce(debounce),
+    }
     return str(session.execute(statement, values).scalar_one())
 
 
 def record_seen_many(
     session: Session | Connection,
-    sightings: Sequence[tuple[str, str | None, datetime.datetime]],
+    sightings: Iterable[tuple[str, str | None, datetime.datetime]],
     debounce: datetime.timedelta = DEFAULT_DEBOUNCE,
 ) -> SeenReport:
     """Records a batch of (user_id, email or None, seen_at) in one statement through
@@ -239,11 +250,12 @@ def record_seen_many(
         "SELECT * FROM cabinet_record_seen_many(CAST(:user_ids AS text[]), CAST(:emails AS text[]), "
         "CAST(:seen_at AS timestamptz[]), CAST(:debounce AS interval))"
     )
+    sightings = list(sightings)
     values = {
         "user_ids": [user_id for user_id, _, _ in sightings],
         "emails": [email for _, email, _ in sightings],
         "seen_at": [_checked(user_id, email, seen_at) for user_id, email, seen_at in sightings],
-        "debounce": debounce,
+        "debounce": _debounce(debounce),
     }
     row = session.execute(statement, values).one()
     return SeenReport(int(row.users), int(row.inserted), int(row.updated), int(row.unchanged))

@@ -207,6 +207,12 @@ with Session(engine) as session:
     except TypeError as error:
         print("str time refused", "datetime.datetime" in str(error))
     try:
+        models.record_seen(session, "zitadel-1", None, now, debounce=60)
+    except TypeError as error:
+        print("int debounce refused", "timedelta" in str(error))
+    print("generator", tuple(models.record_seen_many(session, ((f"gen-{i}", None, now) for i in range(3)))))
+    session.rollback()
+    try:
         session.add(models.User(user_id="sneaky", email="x@example.com", first_seen=now, last_seen=now))
         session.commit()
     except ProgrammingError as error:
@@ -225,6 +231,8 @@ with Session(engine) as session:
         "naive refused True",
         "int id refused True",
         "str time refused True",
+        "int debounce refused True",
+        "generator (3, 3, 0, 0)",
         "direct write refused 42501",
     ] {
         assert!(said.contains(expected), "{expected:?} not in:\n{said}");
