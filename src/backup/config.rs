@@ -19,6 +19,9 @@ use super::{
     tls::{DEFAULT_TLS_PORT, TlsFiles, TlsLink},
 };
 
+/// Where drill results are appended, one JSON object per line, in the state directory.
+pub const DRILLS_FILE: &str = "drills.jsonl";
+
 /// Where the configuration lives unless `--config` says otherwise.
 pub const DEFAULT_CONFIG: &str = "/etc/cabinet-db/pgbackrest.conf";
 /// Full backups kept per repository (the oldest expires after the next one completes).

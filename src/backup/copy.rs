@@ -17,7 +17,7 @@ use std::{
 
 use sqlx::{ConnectOptions, Connection, postgres::PgConnectOptions};
 
-use super::{BackupError, restore::RestoreError};
+use super::{BackupError, restore_error::RestoreError};
 use crate::{
     db::DatabaseUrl,
     local_cluster::{LocalCluster, RunAs, local_pg_hba},

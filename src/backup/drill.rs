@@ -31,9 +31,6 @@ use crate::{
     schema_diff,
 };
 
-/// Where drill results are appended, one JSON object per line, in the state directory.
-pub const DRILLS_FILE: &str = "drills.jsonl";
-
 /// One table's count and checksum.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Fingerprint {
@@ -196,7 +193,7 @@ fn finish(config: &BackupConfig, record: DrillRecord) -> Result<DrillRecord, Bac
 }
 
 pub fn drills_file(config: &BackupConfig) -> PathBuf {
-    config.state_dir.join(DRILLS_FILE)
+    config.state_dir.join(super::config::DRILLS_FILE)
 }
 
 /// The recorded drills, oldest first (unreadable lines are skipped).

@@ -31,6 +31,8 @@ pub mod repo_host;
 pub mod repository;
 /// Restoring into a new cluster on loopback.
 pub mod restore;
+/// Why a restore refused or failed.
+pub mod restore_error;
 /// Taking a backup; listing backups and the recoverable window.
 pub mod run;
 /// systemd units and timers: daily full, hourly incremental, weekly drill.

@@ -13,7 +13,9 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{config::BackupConfig, drill::DRILLS_FILE, repository::Repo, restore::RestoreError, secrets};
+use super::{
+    config::BackupConfig, config::DRILLS_FILE, repository::Repo, restore_error::RestoreError, secrets,
+};
 use crate::paths::{overlap, really};
 
 /// The target is acceptable, or the reason it is not.

@@ -29,7 +29,7 @@ async fn a_drill_passes_on_a_healthy_setup_and_fails_on_a_damaged_repository() {
     assert_eq!(record["live"][0]["rows"], 300);
     assert!(record["seconds_to_recovery"].as_f64().unwrap() > 0.0);
     let state = production.cluster.root.join("backup/state");
-    assert_eq!(drill::recorded(&state.join(drill::DRILLS_FILE)).len(), 1);
+    assert_eq!(drill::recorded(&state.join(cabinet_db::backup::config::DRILLS_FILE)).len(), 1);
     assert_eq!(
         std::fs::read_dir(&state)
             .unwrap()
@@ -71,7 +71,7 @@ async fn a_drill_passes_on_a_healthy_setup_and_fails_on_a_damaged_repository() {
         "{}",
         stdout(&drilled)
     );
-    let records = drill::recorded(&state.join(drill::DRILLS_FILE));
+    let records = drill::recorded(&state.join(cabinet_db::backup::config::DRILLS_FILE));
     assert_eq!((records.len(), records[1].passed), (2, false));
     assert!(
         backup_failures().iter().any(|(id, d)| id == "backup.drill" && d.contains("the latest drill")),

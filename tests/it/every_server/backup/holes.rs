@@ -241,7 +241,7 @@ async fn a_hole_breaks_the_listed_window_fails_the_audit_and_the_drill_until_a_n
         stdout(&drilled)
     );
     let state = root.join("backup/state");
-    let records = cabinet_db::backup::drill::recorded(&state.join(cabinet_db::backup::drill::DRILLS_FILE));
+    let records = cabinet_db::backup::drill::recorded(&state.join(cabinet_db::backup::config::DRILLS_FILE));
     assert!(records.last().is_some_and(|r| !r.passed), "{records:?}");
 
     // A new full backup: recovery to now works again, the hole only narrows the window.
