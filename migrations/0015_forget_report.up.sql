@@ -27,6 +27,14 @@ DECLARE
     actor_hits text[];
     forgetter text := coalesce(nullif(current_setting('cabinet.actor', true), ''), session_user::text);
 BEGIN
+    IF nullif(current_setting('cabinet.actor', true), '') IS NOT NULL
+       AND (char_length(current_setting('cabinet.actor', true)) > 200
+            OR current_setting('cabinet.actor', true) ~ '^[\u0009-\u000d\u0020\u0085\u00a0\u1680\u2000-\u200a\u2028-\u2029\u202f\u205f\u3000]*$'
+            OR current_setting('cabinet.actor', true) ~ '[\u0000-\u001f\u007f-\u009f\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890-\u0891\u08e2\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb\U000110bd\U000110cd\U00013430-\U0001343f\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0001\U000e0020-\U000e007f]') THEN
+        RAISE EXCEPTION 'cabinet.actor must be 1-200 visible characters, e.g. alice@example.com (it has %)',
+            char_length(current_setting('cabinet.actor', true))
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
     -- Written by cabinet-db (src/models/history.rs): the history's half of a delete-my-data
     -- request (cabinet_forget_user deletes the users first, as its caller). It reads and
     -- writes the history's own tables only — never a table the schema's owner owns, whose
@@ -34,7 +42,8 @@ BEGIN
     -- its newest version a DELETE. Every e-mail address in their history is removed (the rows
     -- stay, saying when and by whom), and every actor, forgotten_by or application_name that
     -- holds one of their addresses (in any case, e.g. 'Alice <alice@example.com>') becomes
-    -- 'a forgotten user'. One row per id: history rows and such fields scrubbed.
+    -- 'a forgotten user', and so does a session role named after one. Rows already forgotten
+    -- keep when and by whom. One row per id: history rows and such fields scrubbed.
     SELECT i.id INTO gone
       FROM unnest(ids) AS i(id)
      WHERE NOT EXISTS (SELECT 1 FROM public.users_history h
@@ -48,7 +57,7 @@ BEGIN
     END IF;
     -- Every address, as a pattern that matches it alone (not inside a longer address).
     SELECT coalesce(array_agg(a.user_id), '{}'),
-           coalesce(array_agg('(^|[^a-z0-9._%+-])' || regexp_replace(a.address, '([.+*?^$(){}|\[\]\\])', '\\\1', 'g') || '($|[^a-z0-9.-])'), '{}')
+           coalesce(array_agg('(^|[^a-z0-9._%+-])' || regexp_replace(a.address, '([.+*?^$(){}|\[\]\\])', '\\\1', 'g') || '(?![a-z0-9-]|\.[a-z0-9-])'), '{}')
       INTO address_owners, address_patterns
       FROM (SELECT DISTINCT h.user_id, lower(e.address)
               FROM public.users_history h, LATERAL (VALUES (h.old_email), (h.new_email)) AS e(address)
@@ -58,7 +67,7 @@ BEGIN
     WITH s AS (
         UPDATE public.users_history h
            SET old_email = NULL, new_email = NULL, forgotten_at = clock_timestamp(), forgotten_by = forgetter
-         WHERE h.user_id = ANY (ids)
+         WHERE h.user_id = ANY (ids) AND h.forgotten_at IS NULL
         RETURNING h.user_id
     )
     SELECT coalesce(array_agg(s.user_id), '{}') INTO scrubbed_ids FROM s;
@@ -66,21 +75,30 @@ BEGIN
     SELECT coalesce(array_agg(m.p), '{}') INTO actor_hits
       FROM (SELECT lower(h.actor) AS v FROM public.sites_history h
             UNION ALL SELECT lower(h.application_name) FROM public.sites_history h
+            UNION ALL SELECT lower(h.session_role) FROM public.sites_history h
             UNION ALL SELECT lower(h.actor) FROM public.users_history h
             UNION ALL SELECT lower(h.application_name) FROM public.users_history h
+            UNION ALL SELECT lower(h.session_role) FROM public.users_history h
             UNION ALL SELECT lower(h.forgotten_by) FROM public.users_history h
-            UNION ALL SELECT lower(h.actor) FROM public.history_prunes h) AS f, unnest(patterns) AS m(p)
+            UNION ALL SELECT lower(h.actor) FROM public.history_prunes h
+            UNION ALL SELECT lower(h.session_role) FROM public.history_prunes h) AS f, unnest(patterns) AS m(p)
      WHERE f.v ~ m.p;
     UPDATE public.sites_history h
        SET actor = CASE WHEN lower(h.actor) ~ ANY (patterns) THEN 'a forgotten user' ELSE h.actor END,
-           application_name = CASE WHEN lower(h.application_name) ~ ANY (patterns) THEN 'a forgotten user' ELSE h.application_name END
-     WHERE lower(h.actor) ~ ANY (patterns) OR lower(h.application_name) ~ ANY (patterns);
+           application_name = CASE WHEN lower(h.application_name) ~ ANY (patterns) THEN 'a forgotten user' ELSE h.application_name END,
+           session_role = CASE WHEN lower(h.session_role) ~ ANY (patterns) THEN 'a forgotten user' ELSE h.session_role END
+     WHERE lower(h.actor) ~ ANY (patterns) OR lower(h.application_name) ~ ANY (patterns) OR lower(h.session_role) ~ ANY (patterns);
     UPDATE public.users_history h
        SET actor = CASE WHEN lower(h.actor) ~ ANY (patterns) THEN 'a forgotten user' ELSE h.actor END,
            application_name = CASE WHEN lower(h.application_name) ~ ANY (patterns) THEN 'a forgotten user' ELSE h.application_name END,
+           session_role = CASE WHEN lower(h.session_role) ~ ANY (patterns) THEN 'a forgotten user' ELSE h.session_role END,
            forgotten_by = CASE WHEN lower(h.forgotten_by) ~ ANY (patterns) THEN 'a forgotten user' ELSE h.forgotten_by END
-     WHERE lower(h.actor) ~ ANY (patterns) OR lower(h.application_name) ~ ANY (patterns) OR lower(h.forgotten_by) ~ ANY (patterns);
-    UPDATE public.history_prunes h SET actor = 'a forgotten user' WHERE lower(h.actor) ~ ANY (patterns);
+     WHERE lower(h.actor) ~ ANY (patterns) OR lower(h.application_name) ~ ANY (patterns)
+        OR lower(h.session_role) ~ ANY (patterns) OR lower(h.forgotten_by) ~ ANY (patterns);
+    UPDATE public.history_prunes h
+       SET actor = CASE WHEN lower(h.actor) ~ ANY (patterns) THEN 'a forgotten user' ELSE h.actor END,
+           session_role = CASE WHEN lower(h.session_role) ~ ANY (patterns) THEN 'a forgotten user' ELSE h.session_role END
+     WHERE lower(h.actor) ~ ANY (patterns) OR lower(h.session_role) ~ ANY (patterns);
     PERFORM set_config('cabinet.history_maintenance', 'off', true);
     RETURN QUERY
     SELECT i.id,

@@ -1,8 +1,11 @@
 -- 0016: the history's functions resolve names only in pg_catalog (search_path = pg_catalog,
 -- pg_temp; every table they touch is named with its schema): the owner role, which may create
 -- in public, could otherwise plant a closer match there (public.to_jsonb(record)) and have it run
--- as the history's owner. And an actor that is only white space of any kind is refused, as the
--- CLI refuses it (btrim saw only ASCII spaces).
+-- as the history's owner. They refuse a table with a column of a type outside pg_catalog (its
+-- owner's cast to json would run as the history's owner; the models use built-in types only),
+-- and refuse TRUNCATE (recording it meant reading the table as the history's owner, where the
+-- table's owner could have attached a row-level policy): DELETE removes every row, recorded.
+-- And an actor that is only white space of any kind is refused, as the CLI refuses it.
 -- cabinet-db: changes the history
 -- Generated from src/models/history.rs (the functions' bodies must stay byte for byte as
 -- there: migrate check compares them).
@@ -21,6 +24,12 @@ BEGIN
         RAISE EXCEPTION 'cabinet.actor must be 1-200 visible characters, e.g. alice@example.com (it has %)',
             char_length(current_setting('cabinet.actor', true))
             USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
+                WHERE a.attrelid = TG_RELID AND a.attnum > 0 AND NOT a.attisdropped
+                  AND t.typnamespace <> 'pg_catalog'::regnamespace) THEN
+        RAISE EXCEPTION '% has a column of a type outside pg_catalog: the history records built-in types only', TG_TABLE_NAME
+            USING ERRCODE = 'insufficient_privilege', HINT = 'cabinet-db migrate check names the drift';
     END IF;
     -- A mark must be true: a write marked as restoring version V writes V's values (the
     -- columns V had; created_at never changes), one marked as merging an edit made on version V
@@ -94,14 +103,10 @@ BEGIN
         SELECT r.site_id, r.version, 'DELETE', coalesce(nullif(current_setting('cabinet.actor', true), ''), session_user::text), session_user::text, coalesce(current_setting('application_name', true), ''), inet_client_addr(), r.old_row
           FROM r;
     ELSE
-        -- TRUNCATE, before it happens: the deletion of every row.
-        WITH r AS MATERIALIZED (
-            SELECT s.site_id, to_jsonb(s) AS old_row,
-                   coalesce((SELECT max(h.version) FROM public.sites_history h WHERE h.site_id = s.site_id), 0) + 1 AS version
-              FROM public.sites s)
-        INSERT INTO public.sites_history (site_id, version, operation, actor, session_role, application_name, client_addr, old_row)
-        SELECT r.site_id, r.version, 'DELETE', coalesce(nullif(current_setting('cabinet.actor', true), ''), session_user::text), session_user::text, coalesce(current_setting('application_name', true), ''), inet_client_addr(), r.old_row
-          FROM r;
+        -- TRUNCATE: recording it would mean reading the table as the history's owner, where
+        -- the table's owner could have attached a row-level policy: refused instead.
+        RAISE EXCEPTION 'TRUNCATE of % is refused: the history records every row it removes', TG_TABLE_NAME
+            USING ERRCODE = 'insufficient_privilege', HINT = format('DELETE FROM %s removes every row, recorded', TG_TABLE_NAME);
     END IF;
     RETURN NULL;
 END
@@ -115,6 +120,12 @@ BEGIN
         RAISE EXCEPTION 'cabinet.actor must be 1-200 visible characters, e.g. alice@example.com (it has %)',
             char_length(current_setting('cabinet.actor', true))
             USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
+                WHERE a.attrelid = TG_RELID AND a.attnum > 0 AND NOT a.attisdropped
+                  AND t.typnamespace <> 'pg_catalog'::regnamespace) THEN
+        RAISE EXCEPTION '% has a column of a type outside pg_catalog: the history records built-in types only', TG_TABLE_NAME
+            USING ERRCODE = 'insufficient_privilege', HINT = 'cabinet-db migrate check names the drift';
     END IF;
     -- Written by cabinet-db (src/models/history.rs): creation, e-mail changes and deletion;
     -- first_seen/last_seen (activity) are not a change of the record. Versions are looked up
@@ -151,14 +162,10 @@ BEGIN
         SELECT r.user_id, r.version, 'DELETE', coalesce(nullif(current_setting('cabinet.actor', true), ''), session_user::text), session_user::text, coalesce(current_setting('application_name', true), ''), inet_client_addr(), r.email
           FROM r;
     ELSE
-        -- TRUNCATE, before it happens: the deletion of every row.
-        WITH r AS MATERIALIZED (
-            SELECT u.user_id, u.email,
-                   coalesce((SELECT max(h.version) FROM public.users_history h WHERE h.user_id = u.user_id), 0) + 1 AS version
-              FROM public.users u)
-        INSERT INTO public.users_history (user_id, version, operation, actor, session_role, application_name, client_addr, old_email)
-        SELECT r.user_id, r.version, 'DELETE', coalesce(nullif(current_setting('cabinet.actor', true), ''), session_user::text), session_user::text, coalesce(current_setting('application_name', true), ''), inet_client_addr(), r.email
-          FROM r;
+        -- TRUNCATE: recording it would mean reading the table as the history's owner, where
+        -- the table's owner could have attached a row-level policy: refused instead.
+        RAISE EXCEPTION 'TRUNCATE of % is refused: the history records every row it removes', TG_TABLE_NAME
+            USING ERRCODE = 'insufficient_privilege', HINT = format('DELETE FROM %s removes every row, recorded', TG_TABLE_NAME);
     END IF;
     RETURN NULL;
 END

@@ -15,6 +15,13 @@
 //!   versions that do not meet** (version N found the record otherwise than N-1 left it): a
 //!   write the triggers did not record, whether or not later writes hide it.
 //!
+//! Times are compared as times: a row recorded by a session in another time zone says
+//! `+05:30` where this one says `+00`.
+//!
+//! They read row data, so they run only on a schema that matches the models (the caller
+//! checks the drift first): a column of a type the owner made could carry a cast of the
+//! owner's, which would run in this (superuser's) session.
+//!
 //! A superuser who rewrites rows consistently (history and record alike) is not detected: see
 //! docs/security.md.
 
@@ -83,10 +90,13 @@ pub async fn unrecorded_writes(conn: &mut PgConnection) -> Result<Vec<String>, s
                             WHEN h.operation = 'DELETE' THEN format('exists but its newest version (%s) deleted it', h.version)
                             ELSE format('differs from its newest version (%s) in %s', h.version,
                                         (SELECT string_agg(e.key, ', ' ORDER BY e.key) FROM pg_catalog.jsonb_each(h.new_row) e
-                                          WHERE pg_catalog.to_jsonb(s) -> e.key IS DISTINCT FROM e.value)) END)
+                                          WHERE CASE WHEN e.key = 'created_at'
+                                                     THEN s.created_at IS DISTINCT FROM (e.value #>> '{}')::timestamptz
+                                                     ELSE pg_catalog.to_jsonb(s) -> e.key IS DISTINCT FROM e.value END)) END)
            FROM public.sites s FULL JOIN site_heads h ON h.site_id = s.site_id
           WHERE h.site_id IS NULL OR (s.site_id IS NULL) <> (h.operation = 'DELETE')
-             OR (s.site_id IS NOT NULL AND NOT pg_catalog.to_jsonb(s) @> h.new_row)
+             OR (s.site_id IS NOT NULL AND NOT (pg_catalog.to_jsonb(s) - 'created_at') @> (h.new_row - 'created_at'))
+             OR (s.site_id IS NOT NULL AND h.new_row ? 'created_at' AND s.created_at IS DISTINCT FROM (h.new_row ->> 'created_at')::timestamptz)
          UNION ALL
          SELECT format('user %s: %s', quote_literal(coalesce(u.user_id, h.user_id)),
                        CASE WHEN h.user_id IS NULL THEN 'exists but has no history'
@@ -147,11 +157,15 @@ pub async fn broken_links(conn: &mut PgConnection) -> Result<Vec<String>, sqlx::
                             WHEN c.previous_operation = 'DELETE' THEN format('changes it, but version %s had deleted it: a creation was not recorded', c.previous)
                             ELSE format('found it otherwise than version %s left it (in %s): a write between them was not recorded', c.previous,
                                         (SELECT string_agg(e.key, ', ' ORDER BY e.key) FROM pg_catalog.jsonb_each(c.previous_row) e
-                                          WHERE c.old_row -> e.key IS DISTINCT FROM e.value)) END)
+                                          WHERE CASE WHEN e.key = 'created_at'
+                                                     THEN (c.old_row ->> 'created_at')::timestamptz IS DISTINCT FROM (e.value #>> '{}')::timestamptz
+                                                     ELSE c.old_row -> e.key IS DISTINCT FROM e.value END)) END)
            FROM sites_chain c
           WHERE c.previous = c.version - 1
             AND ((c.operation = 'INSERT') <> (c.previous_operation = 'DELETE')
-                 OR (c.operation <> 'INSERT' AND NOT c.old_row @> c.previous_row))
+                 OR (c.operation <> 'INSERT' AND NOT (c.old_row - 'created_at') @> (c.previous_row - 'created_at'))
+                 OR (c.operation <> 'INSERT'
+                     AND (c.old_row ->> 'created_at')::timestamptz IS DISTINCT FROM (c.previous_row ->> 'created_at')::timestamptz))
          UNION ALL
          SELECT format('user %s: version %s %s', quote_literal(c.user_id), c.version,
                        CASE WHEN c.operation = 'INSERT' THEN format('creates it again, but version %s had not deleted it: a deletion was not recorded', c.previous)

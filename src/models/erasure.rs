@@ -5,7 +5,9 @@
 //! every id they had — and reads `users` and `sites`, tables the schema's owner owns, with the
 //! caller's rights, so nothing the owner attached to them (a trigger, a rule, a policy) ever
 //! runs as the history's owner. The history's half, `cabinet_scrub_forgotten`, belongs to the
-//! historian and touches the history's own tables only.
+//! historian and touches the history's own tables only. The historian keeps this function too
+//! (roles apply): running as its caller, its owner gives it no rights, but the schema's owner
+//! cannot replace it.
 
 use super::definitions::FunctionDef;
 

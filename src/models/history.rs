@@ -11,7 +11,10 @@
 //!
 //! The triggers are statement-level with transition tables: a bulk `COPY` or `INSERT …
 //! SELECT` of 10 000 rows is one trigger call and one `INSERT … SELECT` into the history, not
-//! 10 000 calls. `TRUNCATE` is logged too (as the deletion of every row). The functions run as
+//! 10 000 calls. `TRUNCATE` is refused (recording it meant reading the table as the history's
+//! owner, where the table's owner could have attached a policy; `DELETE` removes every row,
+//! recorded). A table with a column of a type outside `pg_catalog` is refused too: that type's
+//! owner could give it a cast that `to_jsonb` would run with the history's rights. The functions run as
 //! their owner (`SECURITY DEFINER`, `search_path` pinned) so writers need no privilege on the
 //! history, and the history refuses `UPDATE`, `DELETE` and `TRUNCATE` from everyone —
 //! `history prune` and `users forget` are the only ways to change it.
@@ -256,6 +259,22 @@ macro_rules! actor_check {
     };
 }
 
+/// The history's trigger functions run as its owner and turn rows into JSON: a column of a
+/// type outside `pg_catalog` (one the table's owner made, with a cast to json or text of its
+/// own) would run that owner's code with the history's rights. Such a table (drift: the
+/// models use built-in types only) is refused before any row is read.
+macro_rules! trusted_columns_check {
+    () => {
+        "    IF EXISTS (SELECT 1 FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
+                WHERE a.attrelid = TG_RELID AND a.attnum > 0 AND NOT a.attisdropped
+                  AND t.typnamespace <> 'pg_catalog'::regnamespace) THEN
+        RAISE EXCEPTION '% has a column of a type outside pg_catalog: the history records built-in types only', TG_TABLE_NAME
+            USING ERRCODE = 'insufficient_privilege', HINT = 'cabinet-db migrate check names the drift';
+    END IF;
+"
+    };
+}
+
 pub const FUNCTIONS: &[FunctionDef] = &[
     FunctionDef {
         name: "cabinet_sites_history",
@@ -270,6 +289,7 @@ DECLARE
 BEGIN
 ",
             actor_check!(),
+            trusted_columns_check!(),
             "    -- A mark must be true: a write marked as restoring version V writes V's values (the
     -- columns V had; created_at never changes), one marked as merging an edit made on version V
     -- follows a V the history holds. Only reverts and restores set the first, only the panel's
@@ -348,16 +368,10 @@ BEGIN
             ", r.old_row
           FROM r;
     ELSE
-        -- TRUNCATE, before it happens: the deletion of every row.
-        WITH r AS MATERIALIZED (
-            SELECT s.site_id, to_jsonb(s) AS old_row,
-                   coalesce((SELECT max(h.version) FROM public.sites_history h WHERE h.site_id = s.site_id), 0) + 1 AS version
-              FROM public.sites s)
-        INSERT INTO public.sites_history (site_id, version, operation, actor, session_role, application_name, client_addr, old_row)
-        SELECT r.site_id, r.version, 'DELETE', ",
-            context_values!(),
-            ", r.old_row
-          FROM r;
+        -- TRUNCATE: recording it would mean reading the table as the history's owner, where
+        -- the table's owner could have attached a row-level policy: refused instead.
+        RAISE EXCEPTION 'TRUNCATE of % is refused: the history records every row it removes', TG_TABLE_NAME
+            USING ERRCODE = 'insufficient_privilege', HINT = format('DELETE FROM %s removes every row, recorded', TG_TABLE_NAME);
     END IF;
     RETURN NULL;
 END
@@ -371,6 +385,7 @@ $body$"
 BEGIN
 ",
             actor_check!(),
+            trusted_columns_check!(),
             "    -- Written by cabinet-db (src/models/history.rs): creation, e-mail changes and deletion;
     -- first_seen/last_seen (activity) are not a change of the record. Versions are looked up
     -- before anything is written (MATERIALIZED), as for sites.
@@ -412,16 +427,10 @@ BEGIN
             ", r.email
           FROM r;
     ELSE
-        -- TRUNCATE, before it happens: the deletion of every row.
-        WITH r AS MATERIALIZED (
-            SELECT u.user_id, u.email,
-                   coalesce((SELECT max(h.version) FROM public.users_history h WHERE h.user_id = u.user_id), 0) + 1 AS version
-              FROM public.users u)
-        INSERT INTO public.users_history (user_id, version, operation, actor, session_role, application_name, client_addr, old_email)
-        SELECT r.user_id, r.version, 'DELETE', ",
-            context_values!(),
-            ", r.email
-          FROM r;
+        -- TRUNCATE: recording it would mean reading the table as the history's owner, where
+        -- the table's owner could have attached a row-level policy: refused instead.
+        RAISE EXCEPTION 'TRUNCATE of % is refused: the history records every row it removes', TG_TABLE_NAME
+            USING ERRCODE = 'insufficient_privilege', HINT = format('DELETE FROM %s removes every row, recorded', TG_TABLE_NAME);
     END IF;
     RETURN NULL;
 END
@@ -430,7 +439,8 @@ $body$"
     },
     FunctionDef {
         name: "cabinet_scrub_forgotten",
-        definition: "CREATE FUNCTION {schema}cabinet_scrub_forgotten(ids text[]) RETURNS TABLE (forgotten_id text, history_rows bigint, actor_fields bigint) LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $body$
+        definition: concat!(
+            "CREATE FUNCTION {schema}cabinet_scrub_forgotten(ids text[]) RETURNS TABLE (forgotten_id text, history_rows bigint, actor_fields bigint) LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $body$
 DECLARE
     gone text;
     address_owners text[];
@@ -440,14 +450,17 @@ DECLARE
     actor_hits text[];
     forgetter text := coalesce(nullif(current_setting('cabinet.actor', true), ''), session_user::text);
 BEGIN
-    -- Written by cabinet-db (src/models/history.rs): the history's half of a delete-my-data
+",
+            actor_check!(),
+            "    -- Written by cabinet-db (src/models/history.rs): the history's half of a delete-my-data
     -- request (cabinet_forget_user deletes the users first, as its caller). It reads and
     -- writes the history's own tables only — never a table the schema's owner owns, whose
     -- triggers, rules or policies would run as this function's owner. Each id must be gone:
     -- its newest version a DELETE. Every e-mail address in their history is removed (the rows
     -- stay, saying when and by whom), and every actor, forgotten_by or application_name that
     -- holds one of their addresses (in any case, e.g. 'Alice <alice@example.com>') becomes
-    -- 'a forgotten user'. One row per id: history rows and such fields scrubbed.
+    -- 'a forgotten user', and so does a session role named after one. Rows already forgotten
+    -- keep when and by whom. One row per id: history rows and such fields scrubbed.
     SELECT i.id INTO gone
       FROM unnest(ids) AS i(id)
      WHERE NOT EXISTS (SELECT 1 FROM public.users_history h
@@ -461,7 +474,7 @@ BEGIN
     END IF;
     -- Every address, as a pattern that matches it alone (not inside a longer address).
     SELECT coalesce(array_agg(a.user_id), '{}'),
-           coalesce(array_agg('(^|[^a-z0-9._%+-])' || regexp_replace(a.address, '([.+*?^$(){}|\\[\\]\\\\])', '\\\\\\1', 'g') || '($|[^a-z0-9.-])'), '{}')
+           coalesce(array_agg('(^|[^a-z0-9._%+-])' || regexp_replace(a.address, '([.+*?^$(){}|\\[\\]\\\\])', '\\\\\\1', 'g') || '(?![a-z0-9-]|\\.[a-z0-9-])'), '{}')
       INTO address_owners, address_patterns
       FROM (SELECT DISTINCT h.user_id, lower(e.address)
               FROM public.users_history h, LATERAL (VALUES (h.old_email), (h.new_email)) AS e(address)
@@ -471,7 +484,7 @@ BEGIN
     WITH s AS (
         UPDATE public.users_history h
            SET old_email = NULL, new_email = NULL, forgotten_at = clock_timestamp(), forgotten_by = forgetter
-         WHERE h.user_id = ANY (ids)
+         WHERE h.user_id = ANY (ids) AND h.forgotten_at IS NULL
         RETURNING h.user_id
     )
     SELECT coalesce(array_agg(s.user_id), '{}') INTO scrubbed_ids FROM s;
@@ -479,21 +492,30 @@ BEGIN
     SELECT coalesce(array_agg(m.p), '{}') INTO actor_hits
       FROM (SELECT lower(h.actor) AS v FROM public.sites_history h
             UNION ALL SELECT lower(h.application_name) FROM public.sites_history h
+            UNION ALL SELECT lower(h.session_role) FROM public.sites_history h
             UNION ALL SELECT lower(h.actor) FROM public.users_history h
             UNION ALL SELECT lower(h.application_name) FROM public.users_history h
+            UNION ALL SELECT lower(h.session_role) FROM public.users_history h
             UNION ALL SELECT lower(h.forgotten_by) FROM public.users_history h
-            UNION ALL SELECT lower(h.actor) FROM public.history_prunes h) AS f, unnest(patterns) AS m(p)
+            UNION ALL SELECT lower(h.actor) FROM public.history_prunes h
+            UNION ALL SELECT lower(h.session_role) FROM public.history_prunes h) AS f, unnest(patterns) AS m(p)
      WHERE f.v ~ m.p;
     UPDATE public.sites_history h
        SET actor = CASE WHEN lower(h.actor) ~ ANY (patterns) THEN 'a forgotten user' ELSE h.actor END,
-           application_name = CASE WHEN lower(h.application_name) ~ ANY (patterns) THEN 'a forgotten user' ELSE h.application_name END
-     WHERE lower(h.actor) ~ ANY (patterns) OR lower(h.application_name) ~ ANY (patterns);
+           application_name = CASE WHEN lower(h.application_name) ~ ANY (patterns) THEN 'a forgotten user' ELSE h.application_name END,
+           session_role = CASE WHEN lower(h.session_role) ~ ANY (patterns) THEN 'a forgotten user' ELSE h.session_role END
+     WHERE lower(h.actor) ~ ANY (patterns) OR lower(h.application_name) ~ ANY (patterns) OR lower(h.session_role) ~ ANY (patterns);
     UPDATE public.users_history h
        SET actor = CASE WHEN lower(h.actor) ~ ANY (patterns) THEN 'a forgotten user' ELSE h.actor END,
            application_name = CASE WHEN lower(h.application_name) ~ ANY (patterns) THEN 'a forgotten user' ELSE h.application_name END,
+           session_role = CASE WHEN lower(h.session_role) ~ ANY (patterns) THEN 'a forgotten user' ELSE h.session_role END,
            forgotten_by = CASE WHEN lower(h.forgotten_by) ~ ANY (patterns) THEN 'a forgotten user' ELSE h.forgotten_by END
-     WHERE lower(h.actor) ~ ANY (patterns) OR lower(h.application_name) ~ ANY (patterns) OR lower(h.forgotten_by) ~ ANY (patterns);
-    UPDATE public.history_prunes h SET actor = 'a forgotten user' WHERE lower(h.actor) ~ ANY (patterns);
+     WHERE lower(h.actor) ~ ANY (patterns) OR lower(h.application_name) ~ ANY (patterns)
+        OR lower(h.session_role) ~ ANY (patterns) OR lower(h.forgotten_by) ~ ANY (patterns);
+    UPDATE public.history_prunes h
+       SET actor = CASE WHEN lower(h.actor) ~ ANY (patterns) THEN 'a forgotten user' ELSE h.actor END,
+           session_role = CASE WHEN lower(h.session_role) ~ ANY (patterns) THEN 'a forgotten user' ELSE h.session_role END
+     WHERE lower(h.actor) ~ ANY (patterns) OR lower(h.session_role) ~ ANY (patterns);
     PERFORM set_config('cabinet.history_maintenance', 'off', true);
     RETURN QUERY
     SELECT i.id,
@@ -503,7 +525,8 @@ BEGIN
       FROM unnest(ids) AS i(id)
      ORDER BY i.id;
 END
-$body$",
+$body$"
+        ),
     },
     FunctionDef {
         name: "cabinet_immutable_key",

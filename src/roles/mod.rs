@@ -121,9 +121,11 @@ impl RoleKind {
     }
 
     /// Which role owns the schema's function `function`: the historian the history's (its
-    /// triggers' functions, prune and forget), the owner the rest.
+    /// triggers' functions, prune, scrub) and forget's entry point (which runs as its caller:
+    /// kept by the historian so that the owner cannot replace it), the owner the rest.
     pub fn keeper_of_function(function: &str) -> RoleKind {
-        if crate::models::history::FUNCTIONS.iter().any(|f| f.name == function) {
+        let history = crate::models::history::FUNCTIONS.iter();
+        if history.chain(crate::models::erasure::FUNCTIONS.iter()).any(|f| f.name == function) {
             RoleKind::Historian
         } else {
             RoleKind::Owner

@@ -18,7 +18,10 @@ pub async fn run(args: Args, json: bool) -> anyhow::Result<Outcome> {
     let mut conn = db::connect(args.connection.url()?, "cabinet-db migrate check").await?;
     let differences = schema_diff::drift(&mut conn).await?;
     // The history tells the whole story: no version missing, no record written past it.
-    let history = audit::history::findings(&mut conn).await?;
+    // The history is read only on the models' schema: its checks read row data, and a column of
+    // a type someone made could carry their cast into this session.
+    let history =
+        if differences.is_empty() { audit::history::findings(&mut conn).await? } else { Vec::new() };
     conn.close().await?;
     let clean = differences.is_empty() && history.is_empty();
     if json {

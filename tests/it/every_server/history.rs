@@ -187,7 +187,7 @@ async fn a_data_migration_is_recorded_as_that_migration_and_whoever_ran_it() {
 }
 
 #[tokio::test]
-async fn a_bulk_insert_is_one_trigger_call_and_truncate_is_recorded() {
+async fn a_bulk_insert_is_one_trigger_call_and_truncate_is_refused_for_a_recorded_delete() {
     let db = TestDb::migrated().await;
     let mut conn = db.conn().await;
     exec(&mut conn, "SET track_functions = 'pl'").await.unwrap();
@@ -212,14 +212,18 @@ async fn a_bulk_insert_is_one_trigger_call_and_truncate_is_recorded() {
             .unwrap();
     assert_eq!(logged, 10_000);
 
-    exec(&mut conn, "TRUNCATE sites").await.unwrap();
+    // TRUNCATE would remove every row unrecorded (recording it meant reading the table as the
+    // history's owner): refused, with the statement that does it recorded.
+    let refused = exec(&mut conn, "TRUNCATE sites").await.unwrap_err();
+    assert!(refused.to_string().contains("TRUNCATE of sites is refused"), "{refused}");
+    exec(&mut conn, "DELETE FROM sites").await.unwrap();
     let deleted: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM sites_history WHERE site_id LIKE 'bulk-%' AND version = 2 AND operation = 'DELETE' AND old_row IS NOT NULL",
     )
     .fetch_one(&mut conn)
     .await
     .unwrap();
-    assert_eq!(deleted, 10_000, "TRUNCATE is the deletion of every row, recorded");
+    assert_eq!(deleted, 10_000, "the deletion of every row, recorded");
     conn.close().await.unwrap();
 }
 
@@ -1041,4 +1045,59 @@ async fn a_hidden_write_an_unrelated_prune_and_the_owners_code_in_forget_are_all
     assert_eq!(who, setup.roles.name(RoleKind::Admin), "the owner's trigger ran as forget's caller");
     assert_eq!(framed, 0, "the history was not touched");
     superuser.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_type_of_the_owners_never_brings_its_cast_into_the_history_or_the_checks_and_time_zones_do_not_count()
+ {
+    let setup = WithRoles::new().await;
+    let mut superuser = setup.db.conn().await;
+    exec(&mut superuser, "INSERT INTO sites (site_id, domain) VALUES ('tz', 'tz.example.com')")
+        .await
+        .unwrap();
+
+    // A writer in another time zone records the same instants: nothing to report.
+    let mut admin = setup.conn(RoleKind::Admin).await;
+    exec(&mut admin, "SET timezone = 'Asia/Kolkata'").await.unwrap();
+    exec(&mut admin, "UPDATE sites SET brand_name = 'Kolkata' WHERE site_id = 'tz'").await.unwrap();
+    let check = run(&setup.db.url, &["migrate", "check"]);
+    assert_eq!(check.status.code(), Some(0), "{}", crate::harness::stdout(&check));
+
+    // TRUNCATE is refused with a sentence (recording it would read the table as the historian).
+    let err = exec(&mut superuser, "TRUNCATE sites CASCADE").await.unwrap_err();
+    assert!(err.to_string().contains("TRUNCATE of sites is refused"), "{err}");
+
+    // The owner's type with a cast to json of its own, on a column of sites.
+    exec(&mut superuser, &format!("SET ROLE {}", setup.roles.name(RoleKind::Owner))).await.unwrap();
+    for sql in [
+        "CREATE TABLE public.cast_ran (who text)",
+        "GRANT INSERT ON public.cast_ran TO PUBLIC",
+        "CREATE TYPE public.x_t AS ENUM ('x')",
+        "CREATE FUNCTION public.x_json(v public.x_t) RETURNS json LANGUAGE plpgsql AS $f$
+         BEGIN INSERT INTO public.cast_ran VALUES (current_user); RETURN '\"x\"'; END $f$",
+        "GRANT EXECUTE ON FUNCTION public.x_json(public.x_t) TO PUBLIC",
+        "CREATE CAST (public.x_t AS json) WITH FUNCTION public.x_json(public.x_t)",
+        "ALTER TABLE public.sites ADD COLUMN x public.x_t DEFAULT 'x'",
+    ] {
+        exec(&mut superuser, sql).await.unwrap();
+    }
+    let refused =
+        exec(&mut superuser, "UPDATE sites SET brand_name = 'cast' WHERE site_id = 'tz'").await.unwrap_err();
+    assert!(refused.to_string().contains("a column of a type outside pg_catalog"), "{refused}");
+    exec(&mut superuser, "RESET ROLE").await.unwrap();
+
+    // migrate check and the audit, as a superuser, report the drift and read no row.
+    let check = run(&setup.db.url, &["migrate", "check"]);
+    assert_eq!(check.status.code(), Some(1));
+    let (code, failed) = audit(&setup.db.url, &[]);
+    assert_eq!(code, 1);
+    assert!(
+        failed.iter().any(|(id, detail)| id == "history.versions" && detail.contains("not read")),
+        "{failed:?}"
+    );
+    let ran: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM cast_ran").fetch_one(&mut superuser).await.unwrap();
+    assert_eq!(ran, 0, "the owner's cast ran in the history's or a superuser's session");
+    superuser.close().await.unwrap();
+    admin.close().await.unwrap();
 }
