@@ -5,7 +5,9 @@
 -- owner's cast to json would run as the history's owner; the models use built-in types only),
 -- and refuse TRUNCATE (recording it meant reading the table as the history's owner, where the
 -- table's owner could have attached a row-level policy): DELETE removes every row, recorded.
--- And an actor that is only white space of any kind is refused, as the CLI refuses it.
+-- And an actor that is only white space of any kind is refused, as the CLI refuses it; and a
+-- prune refuses to remove a version that the next one does not meet (the only trace of a write
+-- past the triggers).
 -- cabinet-db: changes the history
 -- Generated from src/models/history.rs (the functions' bodies must stay byte for byte as
 -- there: migrate check compares them).
@@ -185,10 +187,30 @@ CREATE OR REPLACE FUNCTION cabinet_prune_history(before timestamptz) RETURNS big
 DECLARE
     sites_rows bigint;
     users_rows bigint;
+    broken text;
 BEGIN
     -- Written by cabinet-db (src/models/history.rs): removes history older than `before`,
     -- keeping each site's and user's newest version (numbering continues from it), and
     -- records the prune itself. Only the owner and superusers may run it.
+    -- A version it would remove that the next one does not meet is the only trace of a write
+    -- past the triggers: the prune refuses rather than remove it.
+    SELECT format('site %s, versions %s and %s', quote_literal(c.site_id), c.version - 1, c.version) INTO broken
+      FROM (SELECT h.site_id, h.version, h.operation, h.old_row, h.changed_at,
+                   lag(h.version) OVER w AS previous, lag(h.operation) OVER w AS previous_operation,
+                   lag(h.new_row) OVER w AS previous_row, lag(h.changed_at) OVER w AS previous_at
+              FROM public.sites_history h
+            WINDOW w AS (PARTITION BY h.site_id ORDER BY h.version)) AS c
+     WHERE c.previous = c.version - 1 AND c.previous_at < before
+       AND ((c.operation = 'INSERT') <> (c.previous_operation = 'DELETE')
+            OR (c.operation <> 'INSERT' AND NOT (c.old_row - 'created_at') @> (c.previous_row - 'created_at'))
+            OR (c.operation <> 'INSERT'
+                AND (c.old_row ->> 'created_at')::timestamptz IS DISTINCT FROM (c.previous_row ->> 'created_at')::timestamptz))
+     LIMIT 1;
+    IF broken IS NOT NULL THEN
+        RAISE EXCEPTION 'history prune refused: % do not meet (a write between them was not recorded), and pruning would remove the evidence', broken
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'cabinet-db migrate check names it; find who in the server log, then prune with an earlier cut-off';
+    END IF;
     PERFORM set_config('cabinet.history_maintenance', 'on', true);
     DELETE FROM public.sites_history h
      WHERE h.changed_at < before

@@ -872,9 +872,11 @@ async fn a_write_past_the_history_and_a_deleted_version_are_found_by_migrate_che
     // nothing; a real one explains the beginning it removed.
     exec(&mut superuser, "SELECT cabinet_prune_history('2000-01-01')").await.unwrap();
     assert_eq!(run(&setup.db.url, &["migrate", "check"]).status.code(), Some(1), "a prune of nothing");
-    exec(&mut superuser, "SELECT cabinet_prune_history(now() + interval '1 day')").await.unwrap();
-    let pruned = run(&setup.db.url, &["migrate", "check"]);
-    assert_eq!(pruned.status.code(), Some(0), "{}", crate::harness::stdout(&pruned));
+    // A real prune would remove the only trace of the unrecorded write (versions 3 and 4 do
+    // not meet): it refuses, naming them.
+    let refused =
+        exec(&mut superuser, "SELECT cabinet_prune_history(now() + interval '1 day')").await.unwrap_err();
+    assert!(refused.to_string().contains("site 'watched', versions 3 and 4 do not meet"), "{refused}");
     superuser.close().await.unwrap();
 }
 
@@ -981,10 +983,8 @@ async fn a_hidden_write_an_unrelated_prune_and_the_owners_code_in_forget_are_all
         .await
         .unwrap();
     exec(&mut superuser, "UPDATE sites SET brand_name = 'x' WHERE site_id = 'old'").await.unwrap();
-    let cut_off: String = sqlx::query_scalar("SELECT (now() - interval '1 second')::text")
-        .fetch_one(&mut superuser)
-        .await
-        .unwrap();
+    let cut_off: String =
+        sqlx::query_scalar("SELECT clock_timestamp()::text").fetch_one(&mut superuser).await.unwrap();
     exec(
         &mut superuser,
         "INSERT INTO sites (site_id, domain, brand_name) VALUES ('g2', 'g2.example.com', 'a')",
@@ -998,14 +998,12 @@ async fn a_hidden_write_an_unrelated_prune_and_the_owners_code_in_forget_are_all
     exec(&mut tx, "SET LOCAL cabinet.history_maintenance = on").await.unwrap();
     exec(&mut tx, "DELETE FROM sites_history WHERE site_id = 'g2' AND version < 3").await.unwrap();
     tx.commit().await.unwrap();
-    // A prune that removes other rows ('old' and 'g3' lose their first versions), with a
-    // cut-off before g2 existed.
-    exec(
-        &mut superuser,
-        &format!("SELECT cabinet_prune_history('{cut_off}'::timestamptz + interval '0.5 second')"),
-    )
-    .await
-    .unwrap();
+    // A prune that would remove g3's first version — the only trace of its hidden write —
+    // refuses; g2's missing versions stay named.
+    let refused = exec(&mut superuser, &format!("SELECT cabinet_prune_history('{cut_off}'::timestamptz)"))
+        .await
+        .unwrap_err();
+    assert!(refused.to_string().contains("site 'g3', versions 1 and 2 do not meet"), "{refused}");
     let check = run(&setup.db.url, &["migrate", "check"]);
     let said = crate::harness::stdout(&check);
     assert!(said.contains("site 'g2': versions 1-2 missing"), "{said}");
