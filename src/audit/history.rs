@@ -28,6 +28,7 @@
 use sqlx::PgConnection;
 
 use super::Check;
+use crate::models::history::site_versions_do_not_meet;
 
 /// The most findings named per check: the rest are counted.
 const NAMED: usize = 20;
@@ -138,7 +139,7 @@ pub async fn findings(conn: &mut PgConnection) -> Result<Vec<String>, sqlx::Erro
 /// N-1 left it (or inserted one N-1 had not deleted, or changed one N-1 had deleted) — a write
 /// between them bypassed the history, even if later writes hide it from the newest version.
 pub async fn broken_links(conn: &mut PgConnection) -> Result<Vec<String>, sqlx::Error> {
-    sqlx::query_scalar(
+    sqlx::query_scalar(concat!(
         "WITH sites_chain AS (
              SELECT h.site_id, h.version, h.operation, h.old_row,
                     lag(h.version) OVER w AS previous, lag(h.operation) OVER w AS previous_operation,
@@ -162,10 +163,9 @@ pub async fn broken_links(conn: &mut PgConnection) -> Result<Vec<String>, sqlx::
                                                      ELSE c.old_row -> e.key IS DISTINCT FROM e.value END)) END)
            FROM sites_chain c
           WHERE c.previous = c.version - 1
-            AND ((c.operation = 'INSERT') <> (c.previous_operation = 'DELETE')
-                 OR (c.operation <> 'INSERT' AND NOT (c.old_row - 'created_at') @> (c.previous_row - 'created_at'))
-                 OR (c.operation <> 'INSERT'
-                     AND (c.old_row ->> 'created_at')::timestamptz IS DISTINCT FROM (c.previous_row ->> 'created_at')::timestamptz))
+            AND ",
+        site_versions_do_not_meet!(),
+        "
          UNION ALL
          SELECT format('user %s: version %s %s', quote_literal(c.user_id), c.version,
                        CASE WHEN c.operation = 'INSERT' THEN format('creates it again, but version %s had not deleted it: a deletion was not recorded', c.previous)
@@ -175,8 +175,8 @@ pub async fn broken_links(conn: &mut PgConnection) -> Result<Vec<String>, sqlx::
           WHERE c.previous = c.version - 1
             AND ((c.operation = 'INSERT') <> (c.previous_operation = 'DELETE')
                  OR (c.operation <> 'INSERT' AND c.forgotten_at IS NULL AND c.old_email IS DISTINCT FROM c.previous_email))
-          ORDER BY 1",
-    )
+          ORDER BY 1"
+    ))
     .fetch_all(conn)
     .await
 }

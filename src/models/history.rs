@@ -259,6 +259,20 @@ macro_rules! actor_check {
     };
 }
 
+/// Two consecutive versions of a site (`c.previous_*` the earlier) that do not meet: the later
+/// one found the row otherwise than the earlier left it (times compared as times), created it
+/// again without a deletion between, or changed one that was deleted. The one rule for
+/// `history prune` (which refuses to remove such a version) and the audit (which names it).
+macro_rules! site_versions_do_not_meet {
+    () => {
+        "((c.operation = 'INSERT') <> (c.previous_operation = 'DELETE')
+            OR (c.operation <> 'INSERT' AND NOT (c.old_row - 'created_at') @> (c.previous_row - 'created_at'))
+            OR (c.operation <> 'INSERT'
+                AND (c.old_row ->> 'created_at')::timestamptz IS DISTINCT FROM (c.previous_row ->> 'created_at')::timestamptz))"
+    };
+}
+pub(crate) use site_versions_do_not_meet;
+
 /// The history's trigger functions run as its owner and turn rows into JSON: a column of a
 /// type outside `pg_catalog` (one the table's owner made, with a cast to json or text of its
 /// own) would run that owner's code with the history's rights. Such a table (drift: the
@@ -544,7 +558,8 @@ $body$",
     },
     FunctionDef {
         name: "cabinet_prune_history",
-        definition: "CREATE FUNCTION {schema}cabinet_prune_history(before timestamptz) RETURNS bigint LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $body$
+        definition: concat!(
+            "CREATE FUNCTION {schema}cabinet_prune_history(before timestamptz) RETURNS bigint LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $body$
 DECLARE
     sites_rows bigint;
     users_rows bigint;
@@ -562,10 +577,9 @@ BEGIN
               FROM public.sites_history h
             WINDOW w AS (PARTITION BY h.site_id ORDER BY h.version)) AS c
      WHERE c.previous = c.version - 1 AND c.previous_at < before
-       AND ((c.operation = 'INSERT') <> (c.previous_operation = 'DELETE')
-            OR (c.operation <> 'INSERT' AND NOT (c.old_row - 'created_at') @> (c.previous_row - 'created_at'))
-            OR (c.operation <> 'INSERT'
-                AND (c.old_row ->> 'created_at')::timestamptz IS DISTINCT FROM (c.previous_row ->> 'created_at')::timestamptz))
+       AND ",
+            site_versions_do_not_meet!(),
+            "
      LIMIT 1;
     IF broken IS NOT NULL THEN
         RAISE EXCEPTION 'history prune refused: % do not meet (a write between them was not recorded), and pruning would remove the evidence', broken
@@ -586,7 +600,8 @@ BEGIN
     VALUES (coalesce(nullif(current_setting('cabinet.actor', true), ''), session_user::text), session_user::text, before, sites_rows, users_rows);
     RETURN sites_rows + users_rows;
 END
-$body$",
+$body$"
+        ),
     },
     FunctionDef {
         name: "cabinet_history_append_only",
