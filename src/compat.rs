@@ -16,9 +16,14 @@ pub async fn server_version_num(conn: &mut PgConnection) -> Result<i32, sqlx::Er
     sqlx::query_scalar("SELECT current_setting('server_version_num')::int").fetch_one(conn).await
 }
 
+/// Privileges `has_table_privilege` knows on every supported version (MAINTAIN, from 17, is
+/// checked separately by the audit).
+pub const TABLE_PRIVILEGES: [&str; 7] =
+    ["SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE", "REFERENCES", "TRIGGER"];
+
 /// The table privileges `has_table_privilege` knows on this version: MAINTAIN exists from 17.
 pub fn table_privileges(server_version_num: i32) -> Vec<&'static str> {
-    let mut privileges = crate::roles::TABLE_PRIVILEGES.to_vec();
+    let mut privileges = TABLE_PRIVILEGES.to_vec();
     if server_version_num >= 170_000 {
         privileges.push("MAINTAIN");
     }

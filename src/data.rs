@@ -30,7 +30,7 @@ pub enum DataError {
     NotFound { what: String },
     /// `--expect-version` met a site that moved on.
     #[error("{0}")]
-    Conflict(Box<crate::history::VersionConflict>),
+    Conflict(Box<crate::models::change::VersionConflict>),
     /// A stored value this program cannot represent (e.g. a timestamp of `infinity`).
     #[error(transparent)]
     Unreadable(crate::models::timestamps::UnreadableValue),

@@ -9,11 +9,14 @@ use std::fmt;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use sqlx::{PgConnection, PgExecutor, Row, postgres::PgRow};
+use sqlx::{PgConnection, PgExecutor};
 
 use crate::{
     data::DataError,
-    models::{FieldError, SiteId, UserId, timestamps},
+    models::{
+        FieldError, SiteId, UserId,
+        change::{SiteChange, UserChange, VersionConflict},
+    },
 };
 
 /// Longer actors are refused (an e-mail address or `user@host` fits easily).
@@ -92,50 +95,6 @@ pub async fn begin_as<'c>(
     Ok(tx)
 }
 
-/// One recorded change of a site.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct SiteChange {
-    pub site_id: String,
-    pub version: i64,
-    /// `INSERT`, `UPDATE` or `DELETE`.
-    pub operation: String,
-    pub changed_at: DateTime<Utc>,
-    pub actor: String,
-    /// The role the writer connected as.
-    pub session_role: String,
-    pub application_name: String,
-    pub client_addr: Option<String>,
-    pub changed_fields: Vec<String>,
-    /// Set when this change put an earlier version back (`sites revert`, `sites restore`).
-    pub restores_version: Option<i64>,
-    /// Set when this change is an edit made on that older version, merged into the version
-    /// before this one (the admin panel's save after someone else's).
-    pub merges_version: Option<i64>,
-    pub old_row: Option<serde_json::Value>,
-    pub new_row: Option<serde_json::Value>,
-}
-
-impl<'r> sqlx::FromRow<'r, PgRow> for SiteChange {
-    fn from_row(row: &'r PgRow) -> Result<Self, sqlx::Error> {
-        let site_id: String = row.try_get("site_id")?;
-        Ok(SiteChange {
-            changed_at: timestamps::read(row, "sites_history", "site_id", &site_id, "changed_at")?,
-            site_id,
-            version: row.try_get("version")?,
-            operation: row.try_get("operation")?,
-            actor: row.try_get("actor")?,
-            session_role: row.try_get("session_role")?,
-            application_name: row.try_get("application_name")?,
-            client_addr: row.try_get("client_addr")?,
-            changed_fields: row.try_get("changed_fields")?,
-            restores_version: row.try_get("restores_version")?,
-            merges_version: row.try_get("merges_version")?,
-            old_row: row.try_get("old_row")?,
-            new_row: row.try_get("new_row")?,
-        })
-    }
-}
-
 macro_rules! change_columns {
     () => {
         "site_id, version, operation, changed_at, actor, session_role, application_name, host(client_addr) AS client_addr, changed_fields, restores_version, merges_version, old_row, new_row"
@@ -182,39 +141,6 @@ pub async fn site_version(executor: impl PgExecutor<'_>, site_id: &SiteId) -> Re
         .bind(site_id.as_str())
         .fetch_one(executor)
         .await?)
-}
-
-/// The conflict an `--expect-version` update met: what happened since.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct VersionConflict {
-    pub site_id: String,
-    pub expected: i64,
-    pub current: i64,
-    /// The change that made the current version (absent for a site never recorded).
-    pub latest: Option<SiteChange>,
-}
-
-impl fmt::Display for VersionConflict {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "site {} is at version {}, not {}", self.site_id, self.current, self.expected)?;
-        if let Some(change) = &self.latest {
-            write!(
-                f,
-                ": {} by {} at {}",
-                change.operation.to_lowercase(),
-                change.actor,
-                change.changed_at.format("%Y-%m-%d %H:%M:%S UTC")
-            )?;
-            if !change.changed_fields.is_empty() {
-                write!(f, " changed {}", change.changed_fields.join(", "))?;
-            }
-        }
-        write!(
-            f,
-            ". Nothing was written: read it again (cabinet-db sites get {}) and redo your change on version {}",
-            self.site_id, self.current
-        )
-    }
 }
 
 /// The site as it was at a version: the row that version wrote (for a deletion, the row it
@@ -400,41 +326,6 @@ async fn check_domain_free(
             owner,
         }),
         None => Ok(()),
-    }
-}
-
-/// One recorded change of a user: creation, e-mail change or deletion.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct UserChange {
-    pub user_id: String,
-    pub version: i64,
-    pub operation: String,
-    pub changed_at: DateTime<Utc>,
-    pub actor: String,
-    pub session_role: String,
-    pub old_email: Option<String>,
-    pub new_email: Option<String>,
-    /// Set once the user was forgotten: the e-mail addresses above are gone.
-    pub forgotten_at: Option<DateTime<Utc>>,
-    pub forgotten_by: Option<String>,
-}
-
-impl<'r> sqlx::FromRow<'r, PgRow> for UserChange {
-    fn from_row(row: &'r PgRow) -> Result<Self, sqlx::Error> {
-        let user_id: String = row.try_get("user_id")?;
-        let forgotten: Option<timestamps::Checked> = row.try_get("forgotten_at")?;
-        Ok(UserChange {
-            changed_at: timestamps::read(row, "users_history", "user_id", &user_id, "changed_at")?,
-            user_id,
-            version: row.try_get("version")?,
-            operation: row.try_get("operation")?,
-            actor: row.try_get("actor")?,
-            session_role: row.try_get("session_role")?,
-            old_email: row.try_get("old_email")?,
-            new_email: row.try_get("new_email")?,
-            forgotten_at: forgotten.map(|c| c.0),
-            forgotten_by: row.try_get("forgotten_by")?,
-        })
     }
 }
 

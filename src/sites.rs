@@ -6,7 +6,8 @@ use sqlx::{PgConnection, PgExecutor};
 
 use crate::{
     data::{DataError, Page, into_page},
-    history::{self, Actor, VersionConflict},
+    history::{self, Actor},
+    models::change::VersionConflict,
     models::{
         Domain, LanguageTag, Site, SiteId,
         values::{FieldError, check_one_line, check_text},

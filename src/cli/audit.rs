@@ -34,7 +34,7 @@ pub struct AuditArgs {
     #[arg(long, env = "CABINET_BACKUP_CONFIG", default_value = crate::backup::config::DEFAULT_CONFIG)]
     pub backup_config: PathBuf,
     /// The admin panel's port (`cabinet-db serve --port`).
-    #[arg(long, value_parser = crate::cli::parse_port, default_value_t = crate::panel::listen::DEFAULT_PORT)]
+    #[arg(long, value_parser = crate::cli::parse_port, default_value_t = crate::tailnet::panel::DEFAULT_PORT)]
     pub panel_port: u16,
     /// A Patroni member's REST API (HOST:PORT; repeatable, or comma-separated in the
     /// environment): adds the cluster checks (a leader, a streaming synchronous standby, lag,

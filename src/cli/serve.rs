@@ -11,11 +11,14 @@ use crate::{
     panel::{
         PanelState,
         identity::{self, IdentitySource},
-        listen::{self, DEFAULT_PORT},
+        listen,
         readiness::{self, Readiness},
         server::{self, TlsPaths},
     },
-    tailnet::localapi::{DEFAULT_SOCKET, LocalApi},
+    tailnet::{
+        localapi::{DEFAULT_SOCKET, LocalApi},
+        panel::{DEFAULT_CAPABILITY, DEFAULT_PORT, check_capability},
+    },
 };
 
 /// Serve the admin panel on this node's tailnet addresses, signed in by tailnet identity.
@@ -47,7 +50,7 @@ pub struct Args {
     #[arg(long, env = "TAILSCALE_SOCKET", default_value = DEFAULT_SOCKET)]
     pub socket: PathBuf,
     /// The app capability the tailnet policy grants roles with.
-    #[arg(long, default_value = identity::DEFAULT_CAPABILITY)]
+    #[arg(long, default_value = DEFAULT_CAPABILITY)]
     pub capability: String,
     /// Another name browsers may use for this node (MagicDNS names are added from tailscaled).
     #[arg(long = "host-name", value_name = "NAME")]
@@ -79,7 +82,7 @@ pub async fn run(args: Args, json: bool) -> anyhow::Result<Outcome> {
         .database_url
         .clone()
         .context("no database given: set DATABASE_URL or pass --database-url (the cabinet_admin role)")?;
-    identity::check_capability(&args.capability).map_err(|e| anyhow::anyhow!("--capability: {e}"))?;
+    check_capability(&args.capability).map_err(|e| anyhow::anyhow!("--capability: {e}"))?;
     let requested: Vec<SocketAddr> =
         args.listen.iter().map(|l| listen::parse_listen(l)).collect::<Result<_, _>>()?;
     let (identities, addrs, mut names) = match &args.dev_identity {

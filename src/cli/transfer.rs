@@ -15,8 +15,8 @@ use crate::atomic_file::{AtomicFile, PUBLIC_MODE};
 use crate::{
     cli::{DurationArg, parse_duration_arg},
     transfer::{
-        Format, Table, export,
-        import::{self, DEFAULT_STATEMENT_TIMEOUT, ImportOptions, Mode},
+        Format, Mode, Table, export,
+        import::{self, DEFAULT_STATEMENT_TIMEOUT, ImportOptions},
         reader::Input,
     },
 };

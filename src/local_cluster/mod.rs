@@ -137,7 +137,8 @@ impl LocalCluster {
         for dir in [self.pgdata(), self.root.join("log"), self.socket_dir()] {
             self.run_as.hand_over(&dir)?;
         }
-        let password = generate_password();
+        let password = crate::roles::password::Password::generate();
+        let password = password.expose();
         write_secret(&self.password_file(), &password)?;
         // initdb reads the password from a file the server user can read; it lives only
         // for the duration of initdb.
@@ -296,12 +297,6 @@ fn make_dir(path: &Path, mode: u32) -> Result<(), ClusterError> {
         .mode(mode)
         .create(path)
         .map_err(|source| ClusterError::Io { action: format!("create {}", path.display()), source })
-}
-
-/// 32 random alphanumerics: URL-safe, so it can sit in a connection URL unescaped.
-pub fn generate_password() -> String {
-    use rand::{Rng, distr::Alphanumeric};
-    rand::rng().sample_iter(&Alphanumeric).take(32).map(char::from).collect()
 }
 
 fn tail(path: &Path, lines: usize) -> String {

@@ -6,6 +6,8 @@
 
 /// User activity (`cabinet_record_seen`): the one implementation of "a user was seen".
 pub mod activity;
+/// Rows of the change history and the conflict an update meets.
+pub mod change;
 /// Which characters identifiers and e-mail addresses may hold, for Rust and SQL alike.
 pub mod characters;
 /// The shapes of the declarations (`TableDef`, `ColumnDef`, `FunctionDef`, …) and their DDL.

@@ -18,10 +18,6 @@ use crate::{
     tailnet::localapi::{LocalApi, LocalApiError, WhoIs},
 };
 
-/// The capability the tailnet policy grants (`"app": {"<this>": [{"role": "editor"}]}`).
-/// `.internal` is reserved for private use, so no one else's capability can share the name.
-pub const DEFAULT_CAPABILITY: &str = "ai-cabinet.internal/cap/cabinet-db";
-
 /// How long a whois answer (identity or refusal) is reused for one peer address: long enough
 /// that a page and its assets cost one LocalAPI call, short enough that a revoked grant or a
 /// re-tagged device stops working within seconds.
@@ -197,23 +193,6 @@ pub fn identity_of(whois: &WhoIs, capability: &str) -> Result<Identity, Refusal>
     Ok(Identity { login, display_name, role })
 }
 
-/// An app capability name as Tailscale writes them: `<domain>/cap/<name>`, lower-case letters,
-/// digits, `.`, `-`, `_` (it is written into the policy file and looked up in whois answers).
-pub fn check_capability(name: &str) -> Result<(), String> {
-    let ok_part = |part: &str, extra: &str| {
-        !part.is_empty()
-            && part.chars().all(|c| {
-                c.is_ascii_lowercase() || c.is_ascii_digit() || ".-".contains(c) || extra.contains(c)
-            })
-    };
-    match name.split_once("/cap/") {
-        Some((domain, cap)) if ok_part(domain, "") && domain.contains('.') && ok_part(cap, "_") => Ok(()),
-        _ => Err(format!(
-            "the capability {name:?} is not of the form <domain>/cap/<name> (lower-case letters, digits, . - _), e.g. {DEFAULT_CAPABILITY}"
-        )),
-    }
-}
-
 /// `LOGIN=ROLE`, as `serve --dev-identity` takes it.
 pub fn parse_dev_identity(text: &str) -> Result<Identity, String> {
     let (login, role) = text
@@ -233,7 +212,7 @@ mod tests {
         serde_json::from_str(json).unwrap()
     }
 
-    const CAP: &str = DEFAULT_CAPABILITY;
+    const CAP: &str = crate::tailnet::panel::DEFAULT_CAPABILITY;
 
     #[test]
     fn the_highest_granted_role_wins_and_unknown_roles_grant_nothing() {
@@ -266,23 +245,6 @@ mod tests {
             r#"{{"UserProfile":{{"LoginName":"eve\u001b[2J@example.com"}},"CapMap":{{"{CAP}":[{{"role":"admin"}}]}}}}"#
         ));
         assert!(matches!(identity_of(&control, CAP), Err(Refusal::BadLogin(_))));
-    }
-
-    #[test]
-    fn capability_names_are_checked() {
-        assert_eq!(check_capability(DEFAULT_CAPABILITY), Ok(()));
-        assert_eq!(check_capability("example.com/cap/cabinet_db"), Ok(()));
-        for bad in [
-            "cabinet-db",
-            "example.com/cap/",
-            "/cap/x",
-            "Example.com/cap/x",
-            "ex\"ample.com/cap/x",
-            "example.com/cap/x\n",
-            "localhost/cap/x",
-        ] {
-            assert!(check_capability(bad).is_err(), "{bad:?}");
-        }
     }
 
     #[test]

@@ -5,10 +5,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use crate::tailnet::{self, localapi::Status};
-
-/// The panel's port when `--listen` gives none (PostgreSQL's 5432, one row up).
-pub const DEFAULT_PORT: u16 = 8432;
+use crate::tailnet::{self, localapi::Status, panel::DEFAULT_PORT};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ListenError {

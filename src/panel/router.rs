@@ -22,9 +22,12 @@ use super::{
     html::error_page,
     pages::{dashboard, site_history, sites, transfer, users},
     readiness::{self, Trouble},
-    server::Peer,
 };
 use crate::models::characters::escape_invisible;
+
+/// The address a connection comes from, kept with every request (whois asks about it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Peer(pub std::net::SocketAddr);
 
 /// The largest form accepted: a site's prompt may be long, but not this long.
 pub const MAX_FORM_BYTES: usize = 4 * 1024 * 1024;

@@ -40,11 +40,6 @@ pub const IDLE_IN_TRANSACTION_TIMEOUT: &str = "60s";
 /// The databases PostgreSQL itself creates, which PUBLIC may connect to by default.
 pub const SYSTEM_DATABASES: [&str; 2] = ["postgres", "template1"];
 
-/// Privileges `has_table_privilege` knows on every supported version (MAINTAIN, from 17, is
-/// checked separately by the audit).
-pub const TABLE_PRIVILEGES: [&str; 7] =
-    ["SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE", "REFERENCES", "TRIGGER"];
-
 const ADMIN_PRIVILEGES: &[&str] = &["SELECT", "INSERT", "UPDATE", "DELETE"];
 const READ_ONLY: &[&str] = &["SELECT"];
 

@@ -21,8 +21,10 @@ impl Password {
         &self.0
     }
 
+    /// 32 random alphanumerics: URL-safe, so it can sit in a connection URL unescaped.
     pub fn generate() -> Password {
-        Password(crate::local_cluster::generate_password())
+        use rand::{Rng, distr::Alphanumeric};
+        Password(rand::rng().sample_iter(&Alphanumeric).take(32).map(char::from).collect())
     }
 
     /// Checks a password someone supplied; `origin` says where it came from, for the error.

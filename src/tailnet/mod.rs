@@ -3,6 +3,8 @@
 
 /// A read-only client for tailscaled's LocalAPI over its unix socket.
 pub mod localapi;
+/// The panel's port and capability, as the policy and the panel both name them.
+pub mod panel;
 /// The files `tailnet render` writes.
 pub mod render;
 

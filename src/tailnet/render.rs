@@ -74,8 +74,8 @@ pub struct PanelGrant {
 impl Default for PanelGrant {
     fn default() -> Self {
         PanelGrant {
-            port: crate::panel::listen::DEFAULT_PORT,
-            capability: crate::panel::identity::DEFAULT_CAPABILITY.to_owned(),
+            port: crate::tailnet::panel::DEFAULT_PORT,
+            capability: crate::tailnet::panel::DEFAULT_CAPABILITY.to_owned(),
         }
     }
 }
@@ -92,7 +92,7 @@ pub fn render(input: &RenderInput) -> Result<Vec<RenderedFile>, RenderError> {
     // a space, a newline or a keyword would be a rule of its own.
     crate::db::check_identifier("--database", &input.database).map_err(RenderError::BadName)?;
     input.roles.check().map_err(RenderError::BadName)?;
-    crate::panel::identity::check_capability(&input.panel.capability).map_err(RenderError::BadName)?;
+    crate::tailnet::panel::check_capability(&input.panel.capability).map_err(RenderError::BadName)?;
     if input.ips.is_empty() {
         return Err(RenderError::NoAddress);
     }

@@ -14,7 +14,6 @@
 
 use std::time::Duration;
 
-use serde::Serialize;
 use sqlx::{AssertSqlSafe, Connection, PgConnection, postgres::PgCopyIn};
 
 pub use super::{
@@ -22,7 +21,7 @@ pub use super::{
     problems::{ImportError, ImportReport, Problems, RowError},
 };
 use super::{
-    PROGRESS_EVERY, Table,
+    Mode, PROGRESS_EVERY, Table,
     columns::{Normalized, normalize},
     reader::{Input, Opened},
     staging::{self, Given},
@@ -38,15 +37,6 @@ const COPY_CHUNK_BYTES: usize = 256 * 1024;
 pub const DEFAULT_STATEMENT_TIMEOUT: Duration = Duration::from_secs(3600);
 /// Serialises imports into an empty table ("cabimp" + the table).
 const EMPTY_TABLE_LOCK: i64 = 0x6361_6269_6d70_0000;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum Mode {
-    /// Only new rows; a key the table already has is an error.
-    Insert,
-    /// Insert new rows; update existing ones, changing only the columns the file gives.
-    Upsert,
-}
 
 #[derive(Debug, Clone)]
 pub struct ImportOptions {

@@ -40,5 +40,15 @@ impl Format {
     }
 }
 
+/// What an import does with a key the table already has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Only new rows; a key the table already has is an error.
+    Insert,
+    /// Insert new rows; update existing ones, changing only the columns the file gives.
+    Upsert,
+}
+
 /// Rows per progress report.
 pub const PROGRESS_EVERY: u64 = 10_000;

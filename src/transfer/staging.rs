@@ -17,8 +17,7 @@ use std::fmt::Write as _;
 use sqlx::{AssertSqlSafe, PgConnection, Row};
 
 use super::{
-    Table,
-    import::Mode,
+    Mode, Table,
     problems::{Problems, RowError},
 };
 use crate::{

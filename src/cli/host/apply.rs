@@ -49,7 +49,7 @@ pub struct Args {
     #[command(flatten)]
     pub repository: RepositoryArgs,
     /// The admin panel's port (granted in the tailnet policy, checked by the audit).
-    #[arg(long, value_parser = crate::cli::parse_port, default_value_t = crate::panel::listen::DEFAULT_PORT)]
+    #[arg(long, value_parser = crate::cli::parse_port, default_value_t = crate::tailnet::panel::DEFAULT_PORT)]
     pub panel_port: u16,
     /// The packaged panel's OS user, let in over the socket as the admin role.
     #[arg(long, default_value = "cabinet-db", hide = true)]

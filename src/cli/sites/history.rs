@@ -3,8 +3,9 @@ use similar::{ChangeTag, TextDiff};
 
 use crate::{
     cli::{ConnectionArgs, Outcome, output, output::outln},
-    history::{self, SiteChange},
+    history,
     models::SiteId,
+    models::change::SiteChange,
 };
 
 #[derive(Debug, ClapArgs)]

@@ -41,10 +41,10 @@ pub struct Args {
     #[arg(long, env = "CABINET_ROLE_PREFIX", default_value = DEFAULT_ROLE_PREFIX, value_parser = Roles::parse)]
     pub role_prefix: Roles,
     /// The admin panel's port (`cabinet-db serve --port`), granted to group:admins.
-    #[arg(long, value_parser = crate::cli::parse_port, default_value_t = crate::panel::listen::DEFAULT_PORT)]
+    #[arg(long, value_parser = crate::cli::parse_port, default_value_t = crate::tailnet::panel::DEFAULT_PORT)]
     pub panel_port: u16,
     /// The app capability the admin panel's roles are granted with (`serve --capability`).
-    #[arg(long, default_value = crate::panel::identity::DEFAULT_CAPABILITY)]
+    #[arg(long, default_value = crate::tailnet::panel::DEFAULT_CAPABILITY)]
     pub panel_capability: String,
 }
 

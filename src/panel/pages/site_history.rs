@@ -17,7 +17,8 @@ use similar::{ChangeTag, TextDiff};
 use super::site_form::{FIELDS, parse_id, urlencode};
 use crate::{
     data::DataError,
-    history::{self, SiteChange},
+    history,
+    models::change::{SiteChange, VersionConflict},
     panel::{
         PanelState,
         error::PanelError,
@@ -229,7 +230,7 @@ async fn revert_confirmation(
     me: &Identity,
     site_id: &crate::models::SiteId,
     to: i64,
-    changed: Option<&history::VersionConflict>,
+    changed: Option<&VersionConflict>,
 ) -> Result<Markup, PanelError> {
     let base = format!("/sites/{}", urlencode(site_id.as_str()));
     let Some((_, row)) = history::site_at_version(&panel.pool, site_id, to).await? else {

@@ -11,8 +11,8 @@
 use maud::{Markup, html};
 
 use crate::{
-    history::SiteChange,
     models::Site,
+    models::change::SiteChange,
     panel::html::{optional, time},
 };
 

@@ -23,8 +23,8 @@ use crate::{
         require,
     },
     transfer::{
-        Format, Table, export,
-        import::{self, ImportOptions, Mode},
+        Format, Mode, Table, export,
+        import::{self, ImportOptions},
         problems::ImportError,
         reader::Input,
     },

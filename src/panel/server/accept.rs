@@ -21,10 +21,10 @@ use tokio_rustls::TlsAcceptor;
 use tower_service::Service;
 
 use super::{
-    Peer,
     limits::{Limits, Slot},
     stopping,
 };
+use crate::panel::router::Peer;
 
 /// How long a client may take to send a request's header, counted from the connection's start
 /// or from the end of the previous response (so it also closes an idle kept-alive connection).

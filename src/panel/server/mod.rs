@@ -45,10 +45,6 @@ pub struct TlsPaths {
     pub key: PathBuf,
 }
 
-/// The address a connection comes from, kept with every request (whois asks about it).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Peer(pub SocketAddr);
-
 /// Completes once the panel is told to stop (or whoever tells it is gone). Returns nothing, so
 /// no borrow of the channel is held across a `select!`'s other branch.
 async fn stopping(stop: &mut tokio::sync::watch::Receiver<bool>) {
