@@ -7,8 +7,9 @@ use std::{
 };
 
 use cabinet_db::cli::{
-    self, Cli, Outcome,
+    self, Cli,
     failure::FailureReport,
+    outcome::Outcome,
     output::{self, is_stdout_closed},
 };
 use clap::{CommandFactory, FromArgMatches};

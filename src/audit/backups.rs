@@ -7,7 +7,7 @@ use std::path::Path;
 use chrono::{DateTime, Duration, Utc};
 use sqlx::PgConnection;
 
-use super::Check;
+use super::check::Check;
 use crate::{
     backup::{
         BackupError, archive,

@@ -2,7 +2,7 @@
 //! synchronous standby, lag under the bound, every replica up, not paused, every member
 //! answering and agreeing — read from Patroni's REST API as `cluster status` reads it.
 
-use super::Check;
+use super::check::Check;
 use crate::cluster::{
     patroni::{Aspect, DEFAULT_MAX_LAG_BYTES, PatroniApi, survey},
     render::{NODE_CONFIG_DIR, PATRONI_UNIT},

@@ -1,6 +1,6 @@
 use sqlx::PgConnection;
 
-use super::Check;
+use super::check::Check;
 use crate::{
     db::DatabaseUrl,
     migrations::{MigrateError, MigrationSet, runner},
@@ -11,7 +11,7 @@ use crate::{
 pub async fn migrations(url: &DatabaseUrl, set: &MigrationSet) -> Result<Vec<Check>, MigrateError> {
     let assessment = match runner::status(url, set).await {
         Ok(assessment) => assessment,
-        Err(MigrateError::Query(e)) if super::is_permission_denied(&e) => {
+        Err(MigrateError::Query(e)) if super::check::is_permission_denied(&e) => {
             return Ok(vec![Check::needs_superuser(
                 "migrations.head",
                 "the migration ledger (cabinet_migrations)",

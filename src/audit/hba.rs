@@ -8,7 +8,7 @@ use std::net::IpAddr;
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, Row};
 
-use super::{Check, or_needs_superuser};
+use super::check::{Check, or_needs_superuser};
 use crate::{
     roles::{RoleKind, Roles},
     tailnet::is_tailnet_network,

@@ -27,7 +27,7 @@
 
 use sqlx::PgConnection;
 
-use super::Check;
+use super::check::Check;
 use crate::models::history::site_versions_do_not_meet;
 
 /// The most findings named per check: the rest are counted.

@@ -5,7 +5,7 @@ use std::{
 
 use sqlx::PgConnection;
 
-use super::{AuditOptions, Check};
+use super::check::{AuditOptions, Check};
 use crate::tailnet::localapi::{LocalApiError, ServeConfig, Status};
 
 /// Checks that need tailscaled: only meaningful on the database host itself.

@@ -7,7 +7,7 @@
 
 use sqlx::PgConnection;
 
-use super::{Check, or_needs_superuser};
+use super::check::{Check, or_needs_superuser};
 
 /// Extensions that reach beyond the database: other servers, files, the operating system.
 const DOOR_OPENERS: &[&str] =

@@ -5,7 +5,7 @@
 
 use sqlx::{PgConnection, Row};
 
-use super::{Check, or_needs_superuser};
+use super::check::{Check, or_needs_superuser};
 use crate::{
     compat,
     roles::{RoleKind, Roles, SYSTEM_DATABASES, governed_tables},

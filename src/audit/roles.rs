@@ -6,7 +6,7 @@ use std::path::Path;
 
 use sqlx::{PgConnection, Row};
 
-use super::{Check, or_needs_superuser};
+use super::check::{Check, or_needs_superuser};
 use crate::roles::{RoleKind, Roles, password, scram, stored_settings};
 
 const APPLY: &str = "run cabinet-db roles apply (as a superuser)";

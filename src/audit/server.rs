@@ -2,7 +2,7 @@ use std::net::IpAddr;
 
 use sqlx::PgConnection;
 
-use super::{Check, is_permission_denied};
+use super::check::{Check, is_permission_denied};
 use crate::tailnet::is_tailnet_address;
 
 pub async fn version(conn: &mut PgConnection) -> Result<Check, sqlx::Error> {
@@ -110,10 +110,16 @@ mod tests {
 
     #[test]
     fn listen_addresses_are_judged() {
-        assert_eq!(judge_listen("x", "localhost,100.101.102.103", None).verdict, super::super::Verdict::Pass);
-        assert_eq!(judge_listen("x", "*", None).verdict, super::super::Verdict::Fail);
-        assert_eq!(judge_listen("x", "localhost,192.168.1.5", None).verdict, super::super::Verdict::Fail);
+        assert_eq!(
+            judge_listen("x", "localhost,100.101.102.103", None).verdict,
+            super::super::check::Verdict::Pass
+        );
+        assert_eq!(judge_listen("x", "*", None).verdict, super::super::check::Verdict::Fail);
+        assert_eq!(
+            judge_listen("x", "localhost,192.168.1.5", None).verdict,
+            super::super::check::Verdict::Fail
+        );
         let not_ours = judge_listen("x", "100.100.1.2", Some(&["100.101.102.103".to_owned()]));
-        assert_eq!(not_ours.verdict, super::super::Verdict::Fail);
+        assert_eq!(not_ours.verdict, super::super::check::Verdict::Fail);
     }
 }

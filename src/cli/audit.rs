@@ -5,7 +5,11 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::{ConnectionArgs, MigrationsDirArgs, Outcome, output};
+use super::{
+    args::{ConnectionArgs, MigrationsDirArgs},
+    outcome::Outcome,
+    output,
+};
 use crate::{
     audit::{self, AuditOptions, Verdict},
     migrations::MigrationSet,
@@ -34,7 +38,7 @@ pub struct AuditArgs {
     #[arg(long, env = "CABINET_BACKUP_CONFIG", default_value = crate::backup::config::DEFAULT_CONFIG)]
     pub backup_config: PathBuf,
     /// The admin panel's port (`cabinet-db serve --port`).
-    #[arg(long, value_parser = crate::cli::parse_port, default_value_t = crate::tailnet::panel::DEFAULT_PORT)]
+    #[arg(long, value_parser = crate::cli::args::parse_port, default_value_t = crate::tailnet::panel::DEFAULT_PORT)]
     pub panel_port: u16,
     /// A Patroni member's REST API (HOST:PORT; repeatable, or comma-separated in the
     /// environment): adds the cluster checks (a leader, a streaming synchronous standby, lag,

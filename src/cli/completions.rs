@@ -2,9 +2,9 @@
 //! same clap definition as `--help` (the Debian package installs them; or add
 //! `source <(cabinet-db completions bash)` to your shell's startup).
 
-use clap::{Args as ClapArgs, CommandFactory};
+use clap::Args as ClapArgs;
 
-use crate::cli::{Cli, Outcome};
+use crate::cli::outcome::Outcome;
 
 #[derive(Debug, ClapArgs)]
 pub struct Args {
@@ -20,14 +20,16 @@ pub enum Shell {
     Fish,
 }
 
-pub fn run(args: Args) -> anyhow::Result<Outcome> {
+/// `cli` is the whole command line's definition (`Cli::command()`), handed down so this
+/// subcommand need not know the enum that holds it.
+pub fn run(args: Args, mut cli: clap::Command) -> anyhow::Result<Outcome> {
     let shell = match args.shell {
         Shell::Bash => clap_complete::Shell::Bash,
         Shell::Zsh => clap_complete::Shell::Zsh,
         Shell::Fish => clap_complete::Shell::Fish,
     };
     let mut script = Vec::new();
-    clap_complete::generate(shell, &mut Cli::command(), BIN, &mut script);
+    clap_complete::generate(shell, &mut cli, BIN, &mut script);
     if args.shell == Shell::Bash {
         script = mend_bash(&String::from_utf8_lossy(&script)).into_bytes();
     }

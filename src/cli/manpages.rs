@@ -4,9 +4,9 @@
 
 use std::path::{Path, PathBuf};
 
-use clap::{Args as ClapArgs, CommandFactory};
+use clap::Args as ClapArgs;
 
-use crate::cli::{Cli, Outcome, output::outln};
+use crate::cli::{outcome::Outcome, output::outln};
 
 #[derive(Debug, ClapArgs)]
 pub struct Args {
@@ -15,10 +15,11 @@ pub struct Args {
     pub out: PathBuf,
 }
 
-pub fn run(args: Args) -> anyhow::Result<Outcome> {
+/// `cli` is the whole command line's definition (`Cli::command()`).
+pub fn run(args: Args, cli: clap::Command) -> anyhow::Result<Outcome> {
     std::fs::create_dir_all(&args.out)?;
     let mut written = Vec::new();
-    write_pages(&Cli::command(), "cabinet-db", "cabinet-db", &args.out, &mut written)?;
+    write_pages(&cli, "cabinet-db", "cabinet-db", &args.out, &mut written)?;
     outln!("wrote {} man pages into {}", written.len(), args.out.display())?;
     Ok(Outcome::Success)
 }

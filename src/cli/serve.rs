@@ -6,7 +6,7 @@ use anyhow::Context;
 use clap::Args as ClapArgs;
 
 use crate::{
-    cli::Outcome,
+    cli::outcome::Outcome,
     db::{self, DatabaseUrl},
     panel::{
         PanelState,
@@ -44,7 +44,7 @@ pub struct Args {
     #[arg(long, value_name = "ADDR:PORT", env = "CABINET_PANEL_LISTEN", value_delimiter = ',')]
     pub listen: Vec<String>,
     /// The port when --listen is not given.
-    #[arg(long, value_parser = crate::cli::parse_port, default_value_t = DEFAULT_PORT)]
+    #[arg(long, value_parser = crate::cli::args::parse_port, default_value_t = DEFAULT_PORT)]
     pub port: u16,
     /// tailscaled's LocalAPI socket.
     #[arg(long, env = "TAILSCALE_SOCKET", default_value = DEFAULT_SOCKET)]

@@ -10,10 +10,10 @@ use anyhow::{Context, bail};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use super::{ConnectionArgs, Outcome, output};
+use super::{args::ConnectionArgs, outcome::Outcome, output};
 use crate::atomic_file::{AtomicFile, PUBLIC_MODE};
 use crate::{
-    cli::{DurationArg, parse_duration_arg},
+    cli::args::{DurationArg, parse_duration_arg},
     transfer::{
         Format, Mode, Table, export,
         import::{self, DEFAULT_STATEMENT_TIMEOUT, ImportOptions},

@@ -4,7 +4,7 @@ use clap::Args as ClapArgs;
 
 use crate::{
     backup::tls::{self, DEFAULT_CERT_DAYS},
-    cli::{Outcome, output, output::outln},
+    cli::{outcome::Outcome, output, output::outln},
 };
 
 #[derive(Debug, ClapArgs)]

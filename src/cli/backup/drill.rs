@@ -7,7 +7,7 @@ use crate::{
         config::BackupConfig,
         drill::{self, DrillOptions},
     },
-    cli::{ConnectionArgs, Outcome, output, output::outln},
+    cli::{args::ConnectionArgs, outcome::Outcome, output, output::outln},
 };
 
 #[derive(Debug, ClapArgs)]

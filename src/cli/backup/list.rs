@@ -4,7 +4,7 @@ use clap::Args as ClapArgs;
 
 use crate::{
     backup::run,
-    cli::{Outcome, output, output::outln},
+    cli::{outcome::Outcome, output, output::outln},
     db::DatabaseUrl,
     models::timestamps,
 };

@@ -14,7 +14,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 
-use super::Outcome;
+use super::outcome::Outcome;
 use crate::backup::{
     config::DEFAULT_CONFIG,
     tls::{DEFAULT_TLS_PORT, TlsFiles, TlsOptions},
@@ -90,7 +90,7 @@ pub struct TlsArgs {
     #[arg(long, value_name = "ADDRESS", env = "CABINET_BACKUP_TLS_LISTEN")]
     pub tls_listen: Option<String>,
     /// The pgBackRest servers' port, on both hosts.
-    #[arg(long, value_parser = crate::cli::parse_port, value_name = "PORT", default_value_t = DEFAULT_TLS_PORT)]
+    #[arg(long, value_parser = crate::cli::args::parse_port, value_name = "PORT", default_value_t = DEFAULT_TLS_PORT)]
     pub tls_port: u16,
 }
 

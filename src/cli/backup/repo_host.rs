@@ -5,8 +5,8 @@ use clap::Args as ClapArgs;
 use crate::{
     backup::repo_host::{self, RepoHostOptions},
     cli::{
-        Outcome,
         backup::{TlsArgs, setup::OffsiteArgs},
+        outcome::Outcome,
         output,
         output::outln,
     },
@@ -38,7 +38,7 @@ pub struct Args {
     #[arg(long, value_name = "PATH", default_value = "/var/lib/postgresql/15/main")]
     pub pg_path: Vec<PathBuf>,
     /// The server's port on the database host.
-    #[arg(long, value_parser = crate::cli::parse_port, value_name = "PORT", default_value_t = 5432)]
+    #[arg(long, value_parser = crate::cli::args::parse_port, value_name = "PORT", default_value_t = 5432)]
     pub pg_port: u16,
     /// The server's socket directory on the database host: once for all, or once per --db-host.
     #[arg(long, value_name = "PATH", default_value = "/var/run/postgresql")]

@@ -7,7 +7,7 @@ use crate::{
         BackupError,
         restore::{self, RestoreError, RestoreOptions, Target},
     },
-    cli::{Outcome, output, output::outln, parse_time},
+    cli::{args::parse_time, outcome::Outcome, output, output::outln},
     db::DatabaseUrl,
 };
 
@@ -25,7 +25,7 @@ pub struct Args {
     #[arg(long)]
     pub yes: bool,
     /// Loopback TCP port for the copy [default: a free one].
-    #[arg(long, value_parser = crate::cli::parse_port)]
+    #[arg(long, value_parser = crate::cli::args::parse_port)]
     pub port: Option<u16>,
     /// Recover to this moment (RFC 3339, e.g. 2026-11-27T09:59:00Z).
     #[arg(long, value_parser = parse_time)]

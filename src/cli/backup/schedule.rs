@@ -4,7 +4,7 @@ use clap::Args as ClapArgs;
 
 use crate::{
     backup::schedule::{self, ScheduleInput, UnitSettings},
-    cli::{Outcome, output, output::outln},
+    cli::{outcome::Outcome, output, output::outln},
     db::DatabaseUrl,
     tailnet::render::write,
 };

@@ -9,7 +9,7 @@ pub mod switchover;
 
 use clap::{Args, Subcommand};
 
-use super::Outcome;
+use super::outcome::Outcome;
 
 #[derive(Debug, Args)]
 pub struct ClusterArgs {

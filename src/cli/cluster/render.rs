@@ -3,7 +3,7 @@ use std::path::PathBuf;
 use clap::Args as ClapArgs;
 
 use crate::{
-    cli::{Outcome, output},
+    cli::{outcome::Outcome, output},
     cluster::{ClusterSpec, Member, Ports, Timing, render},
     roles::{DEFAULT_ROLE_PREFIX, Roles},
 };
@@ -42,16 +42,16 @@ pub struct Args {
     #[arg(long, default_value_t = Timing::default().retry_timeout)]
     pub retry_timeout: u32,
     /// PostgreSQL's port on each node.
-    #[arg(long, value_parser = crate::cli::parse_port, default_value_t = Ports::default().postgres)]
+    #[arg(long, value_parser = crate::cli::args::parse_port, default_value_t = Ports::default().postgres)]
     pub port: u16,
     /// Patroni's REST API port.
-    #[arg(long, value_parser = crate::cli::parse_port, default_value_t = Ports::default().patroni)]
+    #[arg(long, value_parser = crate::cli::args::parse_port, default_value_t = Ports::default().patroni)]
     pub patroni_port: u16,
     /// HAProxy's frontend on client hosts that reaches only the leader.
-    #[arg(long, value_parser = crate::cli::parse_port, default_value_t = Ports::default().leader_frontend)]
+    #[arg(long, value_parser = crate::cli::args::parse_port, default_value_t = Ports::default().leader_frontend)]
     pub leader_port: u16,
     /// HAProxy's frontend on client hosts that reaches any healthy member (for n8n).
-    #[arg(long, value_parser = crate::cli::parse_port, default_value_t = Ports::default().any_frontend)]
+    #[arg(long, value_parser = crate::cli::args::parse_port, default_value_t = Ports::default().any_frontend)]
     pub any_port: u16,
     /// PostgreSQL's data directory on each node.
     #[arg(long, default_value = "/var/lib/postgresql/15/cabinet")]

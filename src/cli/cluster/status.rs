@@ -1,7 +1,7 @@
 use clap::Args as ClapArgs;
 
 use crate::{
-    cli::{Outcome, output, output::outln},
+    cli::{outcome::Outcome, output, output::outln},
     cluster::patroni::{PatroniApi, survey},
 };
 

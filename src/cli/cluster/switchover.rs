@@ -4,7 +4,7 @@ use anyhow::bail;
 use clap::Args as ClapArgs;
 
 use crate::{
-    cli::{Outcome, output, output::outln},
+    cli::{outcome::Outcome, output, output::outln},
     cluster::{
         patroni::{PatroniApi, survey},
         render::read_restapi_auth,

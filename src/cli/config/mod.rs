@@ -4,7 +4,7 @@ use std::path::Path;
 
 use clap::{Args, Subcommand};
 
-use crate::cli::Outcome;
+use crate::cli::outcome::Outcome;
 
 /// `cabinet-db config show`.
 pub mod show;
@@ -22,8 +22,10 @@ pub enum ConfigCommand {
     Show(show::Args),
 }
 
-pub fn run(args: ConfigArgs, config: &Path, json: bool) -> anyhow::Result<Outcome> {
+/// `cli` is the whole command line's definition (`Cli::command()`): the settings it shows are
+/// its options.
+pub fn run(args: ConfigArgs, cli: &clap::Command, config: &Path, json: bool) -> anyhow::Result<Outcome> {
     match args.command {
-        ConfigCommand::Show(args) => show::run(args, config, json),
+        ConfigCommand::Show(args) => show::run(args, cli, config, json),
     }
 }

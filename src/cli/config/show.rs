@@ -1,9 +1,9 @@
 use std::path::Path;
 
-use clap::{Args as ClapArgs, CommandFactory};
+use clap::Args as ClapArgs;
 
 use crate::{
-    cli::{Cli, Outcome, output, output::outln, output::terminal_safe},
+    cli::{outcome::Outcome, output, output::outln, output::terminal_safe},
     config,
 };
 
@@ -14,9 +14,9 @@ use crate::{
 #[command(verbatim_doc_comment)]
 pub struct Args {}
 
-pub fn run(_args: Args, path: &Path, json: bool) -> anyhow::Result<Outcome> {
+pub fn run(_args: Args, cli: &clap::Command, path: &Path, json: bool) -> anyhow::Result<Outcome> {
     let file = config::read(path)?;
-    let settings = config::effective(&file, &Cli::command(), |name| std::env::var(name).ok());
+    let settings = config::effective(&file, cli, |name| std::env::var(name).ok());
     if json {
         output::print_json(&serde_json::json!({ "file": file.path, "settings": settings }))?;
         return Ok(Outcome::Success);

@@ -4,7 +4,7 @@ use clap::Args as ClapArgs;
 
 use crate::{
     backup::config::shell_quote,
-    cli::{Outcome, output::outln},
+    cli::{outcome::Outcome, output::outln},
     dev,
 };
 

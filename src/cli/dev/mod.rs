@@ -11,7 +11,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 
-use super::Outcome;
+use crate::cli::outcome::Outcome;
 use crate::dev::default_data_dir;
 
 #[derive(Debug, Args)]

@@ -3,7 +3,7 @@ use std::path::Path;
 use clap::Args as ClapArgs;
 
 use crate::{
-    cli::{Outcome, output},
+    cli::{outcome::Outcome, output},
     dev,
 };
 

@@ -3,14 +3,14 @@ use std::path::Path;
 use clap::Args as ClapArgs;
 
 use crate::{
-    cli::{Outcome, output},
+    cli::{outcome::Outcome, output},
     dev,
 };
 
 #[derive(Debug, ClapArgs)]
 pub struct Args {
     /// TCP port on 127.0.0.1 [default: the last one used, else 54320].
-    #[arg(long, value_parser = crate::cli::parse_port)]
+    #[arg(long, value_parser = crate::cli::args::parse_port)]
     pub port: Option<u16>,
     /// Also back it up: a pgBackRest repository under the data directory, WAL archiving on, a
     /// first full backup (then try `cabinet-db backup restore --time …`; see README).

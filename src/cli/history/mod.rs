@@ -5,7 +5,7 @@ mod prune;
 
 use clap::{Args, Subcommand};
 
-use super::Outcome;
+use super::outcome::Outcome;
 
 #[derive(Debug, Args)]
 #[command(

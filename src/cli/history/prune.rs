@@ -1,7 +1,12 @@
 use clap::Args as ClapArgs;
 
 use crate::{
-    cli::{ConnectionArgs, Outcome, output, output::outln, parse_time},
+    cli::{
+        args::{ConnectionArgs, parse_time},
+        outcome::Outcome,
+        output,
+        output::outln,
+    },
     history,
 };
 

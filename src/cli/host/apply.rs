@@ -3,7 +3,7 @@ use std::path::PathBuf;
 use clap::Args as ClapArgs;
 
 use crate::{
-    cli::{ConnectionArgs, Outcome, backup::setup::RepositoryArgs, output, output::outln},
+    cli::{args::ConnectionArgs, backup::setup::RepositoryArgs, outcome::Outcome, output, output::outln},
     host::apply::{self, ApplyOptions},
     roles::{DEFAULT_ROLE_PREFIX, Roles},
     tailnet::localapi::DEFAULT_SOCKET,
@@ -49,7 +49,7 @@ pub struct Args {
     #[command(flatten)]
     pub repository: RepositoryArgs,
     /// The admin panel's port (granted in the tailnet policy, checked by the audit).
-    #[arg(long, value_parser = crate::cli::parse_port, default_value_t = crate::tailnet::panel::DEFAULT_PORT)]
+    #[arg(long, value_parser = crate::cli::args::parse_port, default_value_t = crate::tailnet::panel::DEFAULT_PORT)]
     pub panel_port: u16,
     /// The packaged panel's OS user, let in over the socket as the admin role.
     #[arg(long, default_value = "cabinet-db", hide = true)]

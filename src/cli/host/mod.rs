@@ -2,7 +2,7 @@
 
 use clap::{Args, Subcommand};
 
-use crate::cli::Outcome;
+use crate::cli::outcome::Outcome;
 
 /// `cabinet-db host apply`.
 pub mod apply;

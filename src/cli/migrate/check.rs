@@ -4,7 +4,7 @@ use sqlx::Connection;
 
 use crate::{
     audit,
-    cli::{ConnectionArgs, Outcome, output},
+    cli::{args::ConnectionArgs, outcome::Outcome, output},
     db, schema_diff,
 };
 

@@ -3,7 +3,7 @@ use clap::Args as ClapArgs;
 use sqlx::Connection;
 
 use crate::{
-    cli::{ConnectionArgs, Outcome},
+    cli::{args::ConnectionArgs, outcome::Outcome},
     db, schema_diff,
 };
 

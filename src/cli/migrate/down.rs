@@ -3,7 +3,7 @@ use clap::Args as ClapArgs;
 
 use super::{RunnerArgs, print_steps};
 use crate::{
-    cli::{ConnectionArgs, Outcome, output},
+    cli::{args::ConnectionArgs, outcome::Outcome, output},
     migrations::{
         MigrationSet,
         runner::{self, DownTarget},

@@ -3,7 +3,7 @@ use clap::Args as ClapArgs;
 use serde::Serialize;
 
 use crate::{
-    cli::{Outcome, output},
+    cli::{outcome::Outcome, output},
     migrations::{MigrationSet, ledger::hex},
 };
 

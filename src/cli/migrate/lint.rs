@@ -2,7 +2,7 @@ use crate::cli::output::outln;
 use clap::Args as ClapArgs;
 
 use crate::{
-    cli::{Outcome, output},
+    cli::{outcome::Outcome, output},
     migrations::{MigrationSet, lint},
 };
 

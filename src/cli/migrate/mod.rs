@@ -17,7 +17,10 @@ use std::time::Duration;
 
 use clap::{Args, Subcommand};
 
-use super::{ConnectionArgs, DurationArg, MigrationsDirArgs, Outcome, parse_duration_arg};
+use super::{
+    args::{ConnectionArgs, DurationArg, MigrationsDirArgs, parse_duration_arg},
+    outcome::Outcome,
+};
 use crate::migrations::{
     MigrationSet, RunnerOptions,
     runner::{

@@ -5,7 +5,7 @@ use anyhow::{Context, bail};
 use clap::Args as ClapArgs;
 
 use crate::{
-    cli::{Outcome, output},
+    cli::{outcome::Outcome, output},
     migrations::{MigrationSet, source},
 };
 

@@ -2,7 +2,7 @@ use clap::Args as ClapArgs;
 
 use super::RunnerArgs;
 use crate::{
-    cli::Outcome,
+    cli::outcome::Outcome,
     migrations::{MigrationSet, offline},
 };
 

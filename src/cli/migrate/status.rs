@@ -2,7 +2,7 @@ use crate::cli::output::outln;
 use clap::Args as ClapArgs;
 
 use crate::{
-    cli::{ConnectionArgs, Outcome, output},
+    cli::{args::ConnectionArgs, outcome::Outcome, output},
     migrations::{MigrationSet, runner},
 };
 

@@ -5,7 +5,7 @@ use clap::Args as ClapArgs;
 
 use crate::{
     atomic_file::{AtomicFile, PUBLIC_MODE},
-    cli::{Outcome, output},
+    cli::{outcome::Outcome, output},
     migrations::MigrationSet,
     models::{
         json_schema,

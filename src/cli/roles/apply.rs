@@ -3,7 +3,7 @@ use clap::Args as ClapArgs;
 
 use super::RoleOptions;
 use crate::{
-    cli::{Outcome, output},
+    cli::{outcome::Outcome, output},
     roles::apply,
 };
 

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 
-use super::{ConnectionArgs, Outcome};
+use super::{args::ConnectionArgs, outcome::Outcome};
 use crate::roles::{DEFAULT_ROLE_PREFIX, Roles, password::PasswordSources};
 
 #[derive(Debug, Args)]

@@ -2,7 +2,7 @@ use anyhow::bail;
 use clap::Args as ClapArgs;
 
 use crate::{
-    cli::{ConnectionArgs, Outcome},
+    cli::{args::ConnectionArgs, outcome::Outcome},
     models::SiteId,
     sites,
 };

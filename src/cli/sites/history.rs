@@ -2,7 +2,7 @@ use clap::Args as ClapArgs;
 use similar::{ChangeTag, TextDiff};
 
 use crate::{
-    cli::{ConnectionArgs, Outcome, output, output::outln},
+    cli::{args::ConnectionArgs, outcome::Outcome, output, output::outln},
     history,
     models::SiteId,
     models::change::SiteChange,

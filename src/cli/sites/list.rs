@@ -2,7 +2,7 @@ use crate::cli::output::outln;
 use clap::Args as ClapArgs;
 
 use crate::{
-    cli::{ConnectionArgs, Outcome, output},
+    cli::{args::ConnectionArgs, outcome::Outcome, output},
     data::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE},
     models::LanguageTag,
     sites::{self, SiteFilter},

@@ -14,7 +14,8 @@ use crate::cli::output::outln;
 use clap::{Args, Subcommand};
 
 use super::{
-    Outcome, output,
+    outcome::Outcome,
+    output,
     transfer::{self, ExportArgs, ImportArgs},
 };
 use crate::{models::Site, transfer::Table};

@@ -1,7 +1,7 @@
 use clap::Args as ClapArgs;
 
 use crate::{
-    cli::{ConnectionArgs, Outcome, output, output::outln},
+    cli::{args::ConnectionArgs, outcome::Outcome, output, output::outln},
     history,
     models::SiteId,
 };

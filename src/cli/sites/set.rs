@@ -3,7 +3,7 @@ use clap::{Args as ClapArgs, ValueEnum};
 
 use super::OptionalFields;
 use crate::{
-    cli::{ConnectionArgs, Outcome},
+    cli::{args::ConnectionArgs, outcome::Outcome},
     models::{Domain, LanguageTag, SiteId},
     sites::{self, SitePatch},
 };

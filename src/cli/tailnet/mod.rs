@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 
-use super::Outcome;
+use super::outcome::Outcome;
 use crate::tailnet::localapi::DEFAULT_SOCKET;
 
 #[derive(Debug, Args)]

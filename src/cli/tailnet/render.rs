@@ -4,7 +4,7 @@ use anyhow::{Context, bail};
 use clap::Args as ClapArgs;
 
 use crate::{
-    cli::{Outcome, output},
+    cli::{outcome::Outcome, output},
     roles::{DEFAULT_ROLE_PREFIX, RoleKind, Roles},
     tailnet::{
         localapi::LocalApi,
@@ -32,7 +32,7 @@ pub struct Args {
     #[arg(long, value_name = "NAME=IP", value_parser = parse_client)]
     pub client: Vec<(RoleKind, IpAddr)>,
     /// PostgreSQL's port.
-    #[arg(long, value_parser = crate::cli::parse_port, default_value_t = 5432)]
+    #[arg(long, value_parser = crate::cli::args::parse_port, default_value_t = 5432)]
     pub port: u16,
     /// The application database.
     #[arg(long, default_value = "cabinet")]
@@ -41,7 +41,7 @@ pub struct Args {
     #[arg(long, env = "CABINET_ROLE_PREFIX", default_value = DEFAULT_ROLE_PREFIX, value_parser = Roles::parse)]
     pub role_prefix: Roles,
     /// The admin panel's port (`cabinet-db serve --port`), granted to group:admins.
-    #[arg(long, value_parser = crate::cli::parse_port, default_value_t = crate::tailnet::panel::DEFAULT_PORT)]
+    #[arg(long, value_parser = crate::cli::args::parse_port, default_value_t = crate::tailnet::panel::DEFAULT_PORT)]
     pub panel_port: u16,
     /// The app capability the admin panel's roles are granted with (`serve --capability`).
     #[arg(long, default_value = crate::tailnet::panel::DEFAULT_CAPABILITY)]

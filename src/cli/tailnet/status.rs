@@ -3,7 +3,7 @@ use clap::Args as ClapArgs;
 
 use super::SocketArgs;
 use crate::{
-    cli::{Outcome, output},
+    cli::{outcome::Outcome, output},
     tailnet::localapi::LocalApi,
 };
 

@@ -1,7 +1,7 @@
 use clap::Args as ClapArgs;
 
 use crate::{
-    cli::{ConnectionArgs, Outcome, output, output::outln, transfer::confirm},
+    cli::{args::ConnectionArgs, outcome::Outcome, output, output::outln, transfer::confirm},
     history,
     models::UserId,
 };

@@ -2,7 +2,11 @@ use crate::cli::output::outln;
 use clap::Args as ClapArgs;
 
 use crate::{
-    cli::{ConnectionArgs, Outcome, output, parse_time},
+    cli::{
+        args::{ConnectionArgs, parse_time},
+        outcome::Outcome,
+        output,
+    },
     data::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE},
     users::{self, UserFilter},
 };

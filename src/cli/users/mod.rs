@@ -10,7 +10,7 @@ mod seen;
 use clap::{Args, Subcommand};
 
 use super::{
-    Outcome,
+    outcome::Outcome,
     transfer::{self, ExportArgs, ImportArgs},
 };
 use crate::transfer::Table;

@@ -3,7 +3,7 @@ use anyhow::bail;
 use clap::Args as ClapArgs;
 
 use crate::{
-    cli::{ConnectionArgs, Outcome, output, transfer::confirm},
+    cli::{args::ConnectionArgs, outcome::Outcome, output, transfer::confirm},
     models::UserId,
     users,
 };

@@ -1,9 +1,13 @@
 use crate::cli::output::outln;
 use clap::Args as ClapArgs;
 
-use crate::cli::parse_time;
+use crate::cli::args::parse_time;
 use crate::{
-    cli::{ConnectionArgs, DurationArg, Outcome, output},
+    cli::{
+        args::{ConnectionArgs, DurationArg},
+        outcome::Outcome,
+        output,
+    },
     models::{Email, UserId},
     users::{self, DEFAULT_DEBOUNCE, SeenEvent},
 };
@@ -21,7 +25,7 @@ pub struct Args {
     #[arg(long, value_parser = parse_time)]
     pub at: Option<chrono::DateTime<chrono::Utc>>,
     /// Sightings this close to the stored last_seen (same e-mail) write nothing.
-    #[arg(long, default_value_t = DurationArg(DEFAULT_DEBOUNCE), value_parser = crate::cli::parse_duration_arg)]
+    #[arg(long, default_value_t = DurationArg(DEFAULT_DEBOUNCE), value_parser = crate::cli::args::parse_duration_arg)]
     pub debounce: DurationArg,
 }
 
