@@ -112,7 +112,7 @@ pub enum BackupError {
     #[error("database query failed")]
     Query(#[from] sqlx::Error),
     #[error(transparent)]
-    Restore(#[from] restore::RestoreError),
+    Restore(#[from] restore_error::RestoreError),
 }
 
 impl BackupError {

@@ -20,11 +20,14 @@ use tokio::{
 use tokio_rustls::TlsAcceptor;
 use tower_service::Service;
 
-use super::{
-    limits::{Limits, Slot},
-    stopping,
-};
+use super::limits::{Limits, Slot};
 use crate::panel::router::Peer;
+
+/// Completes once the panel is told to stop (or whoever tells it is gone). Returns nothing, so
+/// no borrow of the channel is held across a `select!`'s other branch.
+pub(super) async fn stopping(stop: &mut tokio::sync::watch::Receiver<bool>) {
+    let _ = stop.wait_for(|stop| *stop).await;
+}
 
 /// How long a client may take to send a request's header, counted from the connection's start
 /// or from the end of the previous response (so it also closes an idle kept-alive connection).

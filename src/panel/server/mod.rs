@@ -11,14 +11,14 @@ mod limits;
 /// The certificate, checked and swapped when renewed.
 mod tls;
 
-use std::{collections::HashMap, io, net::SocketAddr, path::PathBuf, sync::Arc};
+use std::{collections::HashMap, io, net::SocketAddr, sync::Arc};
 
 use tokio::{net::TcpListener, sync::Notify};
 
 use super::{PanelState, router::router};
 pub use accept::{HANDSHAKE_TIMEOUT, HEADER_READ_TIMEOUT};
 pub use limits::{MAX_CONNECTIONS, MAX_CONNECTIONS_PER_PEER};
-pub use tls::CERT_POLL_INTERVAL;
+pub use tls::{CERT_POLL_INTERVAL, TlsPaths};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -28,27 +28,14 @@ pub enum ServeError {
         #[source]
         source: io::Error,
     },
-    #[error("TLS file {}: {reason}", .path.display())]
-    Tls { path: PathBuf, reason: String },
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
     #[error("serving on {addr} failed")]
     Serve {
         addr: SocketAddr,
         #[source]
         source: io::Error,
     },
-}
-
-/// The certificate chain and key for TLS (e.g. from `tailscale cert db.tail1234.ts.net`).
-#[derive(Debug, Clone)]
-pub struct TlsPaths {
-    pub cert: PathBuf,
-    pub key: PathBuf,
-}
-
-/// Completes once the panel is told to stop (or whoever tells it is gone). Returns nothing, so
-/// no borrow of the channel is held across a `select!`'s other branch.
-async fn stopping(stop: &mut tokio::sync::watch::Receiver<bool>) {
-    let _ = stop.wait_for(|stop| *stop).await;
 }
 
 /// Serves the panel on every address until `shutdown` completes, then lets requests in flight

@@ -9,7 +9,7 @@
 
 use std::{
     os::unix::fs::{MetadataExt, PermissionsExt},
-    path::Path,
+    path::{Path, PathBuf},
     sync::{Arc, PoisonError, RwLock},
     time::{Duration, Instant},
 };
@@ -26,7 +26,22 @@ use tokio_rustls::{
     },
 };
 
-use super::{ServeError, TlsPaths};
+use super::accept::stopping;
+
+/// The certificate chain and key for TLS (e.g. from `tailscale cert db.tail1234.ts.net`).
+#[derive(Debug, Clone)]
+pub struct TlsPaths {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+/// A certificate or key that cannot serve: which file, and why.
+#[derive(Debug, thiserror::Error)]
+#[error("TLS file {}: {reason}", .path.display())]
+pub struct TlsError {
+    pub path: PathBuf,
+    pub reason: String,
+}
 
 /// How often the certificate's and key's metadata is looked at: two `stat` calls, so a few
 /// seconds cost nothing, and a renewed certificate serves within that.
@@ -67,7 +82,7 @@ impl Certificates {
     /// Reads the pair at start. Any problem with the files is an error (the panel does not
     /// start); a certificate outside its validity is only a warning, since there is nothing else
     /// to serve and the browser's refusal with this warning says why.
-    pub(crate) fn load(paths: &TlsPaths) -> Result<Arc<Certificates>, ServeError> {
+    pub(crate) fn load(paths: &TlsPaths) -> Result<Arc<Certificates>, TlsError> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let loaded_from = Stamps::of(paths);
         let (key, about) = read_pair(paths, &provider)?;
@@ -87,10 +102,10 @@ impl Certificates {
 
     /// The acceptor every TLS listener uses: its certificate is whichever serves at the time of
     /// each handshake.
-    pub(crate) fn acceptor(self: &Arc<Self>) -> Result<TlsAcceptor, ServeError> {
+    pub(crate) fn acceptor(self: &Arc<Self>) -> Result<TlsAcceptor, TlsError> {
         let config = rustls::ServerConfig::builder_with_provider(self.provider.clone())
             .with_safe_default_protocol_versions()
-            .map_err(|e| ServeError::Tls { path: self.paths.cert.clone(), reason: e.to_string() })?
+            .map_err(|e| TlsError { path: self.paths.cert.clone(), reason: e.to_string() })?
             .with_no_client_auth()
             .with_cert_resolver(self.clone());
         Ok(TlsAcceptor::from(Arc::new(config)))
@@ -107,7 +122,7 @@ impl Certificates {
             let asked = tokio::select! {
                 _ = tick.tick() => false,
                 () = reload.notified() => true,
-                () = super::stopping(&mut stop) => return,
+                () = stopping(&mut stop) => return,
             };
             // Read before the files are: a write that lands while they are read changes what
             // the next look sees, so that look reads them again.
@@ -124,7 +139,7 @@ impl Certificates {
     fn renew(&self, asked: bool) {
         let serving = self.serving().about;
         let checked = read_pair(&self.paths, &self.provider).and_then(|(key, about)| {
-            about.valid_at(now_unix()).map(|()| (key, about)).map_err(|reason| ServeError::Tls {
+            about.valid_at(now_unix()).map(|()| (key, about)).map_err(|reason| TlsError {
                 path: self.paths.cert.clone(),
                 reason: format!("{reason}, so it is not served"),
             })
@@ -192,8 +207,8 @@ impl ResolvesServerCert for Certificates {
 
 /// The certificate chain and key as one checked pair: the key private (mode 0600), both PEM,
 /// the key the one the certificate names.
-fn read_pair(paths: &TlsPaths, provider: &CryptoProvider) -> Result<(Arc<CertifiedKey>, About), ServeError> {
-    let fail = |path: &Path, reason: String| ServeError::Tls { path: path.to_owned(), reason };
+fn read_pair(paths: &TlsPaths, provider: &CryptoProvider) -> Result<(Arc<CertifiedKey>, About), TlsError> {
+    let fail = |path: &Path, reason: String| TlsError { path: path.to_owned(), reason };
     let mode =
         std::fs::metadata(&paths.key).map_err(|e| fail(&paths.key, e.to_string()))?.permissions().mode();
     if mode & 0o077 != 0 {
