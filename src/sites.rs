@@ -160,6 +160,11 @@ pub async fn list(
     Ok(into_page(rows, limit, |s| s.site_id.clone()))
 }
 
+/// The languages the sites use, sorted (the panel's filter offers these).
+pub async fn languages(executor: impl PgExecutor<'_>) -> Result<Vec<String>, DataError> {
+    Ok(sqlx::query_scalar("SELECT DISTINCT language FROM sites ORDER BY 1").fetch_all(executor).await?)
+}
+
 /// Creates a site, recorded as its next version by `actor` (else the session's actor or role).
 pub async fn create(
     conn: &mut PgConnection,

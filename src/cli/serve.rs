@@ -1,22 +1,16 @@
 //! `cabinet-db serve`: the admin panel.
 
-use std::{net::SocketAddr, path::PathBuf, sync::Arc};
+use std::{path::PathBuf, sync::Arc};
 
 use anyhow::Context;
 use clap::Args as ClapArgs;
 
 use crate::{
     cli::outcome::Outcome,
-    db::{self, DatabaseUrl},
-    panel::{
-        PanelState,
-        identity::{self, IdentitySource},
-        listen,
-        readiness::{self, Readiness},
-        server::{self, TlsPaths},
-    },
+    db::DatabaseUrl,
+    panel::{identity, listen, server::TlsPaths, start},
     tailnet::{
-        localapi::{DEFAULT_SOCKET, LocalApi},
+        localapi::DEFAULT_SOCKET,
         panel::{DEFAULT_CAPABILITY, DEFAULT_PORT, check_capability},
     },
 };
@@ -78,45 +72,17 @@ pub struct Args {
 }
 
 pub async fn run(args: Args, json: bool) -> anyhow::Result<Outcome> {
-    let url = args
+    let database_url = args
         .database_url
         .clone()
         .context("no database given: set DATABASE_URL or pass --database-url (the cabinet_admin role)")?;
     check_capability(&args.capability).map_err(|e| anyhow::anyhow!("--capability: {e}"))?;
-    let requested: Vec<SocketAddr> =
-        args.listen.iter().map(|l| listen::parse_listen(l)).collect::<Result<_, _>>()?;
-    let (identities, addrs, mut names) = match &args.dev_identity {
-        Some(text) => {
-            let identity =
-                identity::parse_dev_identity(text).map_err(|e| anyhow::anyhow!("--dev-identity: {e}"))?;
-            let addrs = if requested.is_empty() {
-                vec![SocketAddr::from(([127, 0, 0, 1], args.port))]
-            } else {
-                requested
-            };
-            listen::check_listen(&addrs, true)?;
-            (IdentitySource::Development(identity), addrs, Vec::new())
-        }
-        None => {
-            listen::check_listen(&requested, false)?;
-            let api = LocalApi::new(&args.socket);
-            let status = api.status().await?;
-            let addrs = if requested.is_empty() {
-                listen::tailnet_listen_addresses(&status, args.port)?
-            } else {
-                requested
-            };
-            let mut names = Vec::new();
-            if let Some(name) = status.dns_name() {
-                if let Some(short) = name.split('.').next() {
-                    names.push(short.to_owned());
-                }
-                names.push(name);
-            }
-            (IdentitySource::tailnet(api, args.capability.clone()), addrs, names)
-        }
-    };
-    names.extend(args.host_names.iter().cloned());
+    let listen = args.listen.iter().map(|l| listen::parse_listen(l)).collect::<Result<_, _>>()?;
+    let dev_identity = args
+        .dev_identity
+        .as_deref()
+        .map(|text| identity::parse_dev_identity(text).map_err(|e| anyhow::anyhow!("--dev-identity: {e}")))
+        .transpose()?;
     let tls = match (&args.tls_cert, &args.tls_key) {
         (Some(cert), Some(key)) => Some(TlsPaths { cert: cert.clone(), key: key.clone() }),
         (None, None) => None,
@@ -127,44 +93,22 @@ pub async fn run(args: Args, json: bool) -> anyhow::Result<Outcome> {
              (or panel.tls_cert and panel.tls_key in the configuration file), or neither"
         ),
     };
-    // A short wait for a pooled connection: with the database gone a page says so within
-    // seconds (other commands keep the long connect timeout).
-    let pool = db::pool_waiting(
-        &url,
-        "cabinet-db serve",
-        args.pool_size,
-        db::Liveness::CheckedBeforeUse,
-        readiness::PANEL_ACQUIRE_TIMEOUT,
-    )
-    .await?;
-    // In a cluster the panel writes through the leader (HAProxy's leader port), never a standby.
-    db::refuse_standby(&mut *pool.acquire().await?, &url.redacted(), "the admin panel").await?;
-    let state = Arc::new(PanelState {
-        pool,
-        readiness: Readiness::default(),
-        database_url: url,
-        allowed_hosts: listen::allowed_hosts(&addrs, &names, tls.is_some()),
-        identities,
-        tls: tls.is_some(),
-        json_logs: json,
-        tailscaled_socket: args.socket.clone(),
-        backup_config: args.backup_config.clone(),
-        roles: crate::roles::Roles::default(),
-        panel_port: addrs[0].port(),
-    });
-    let scheme = if tls.is_some() { "https" } else { "http" };
-    for addr in &addrs {
-        eprintln!("cabinet-db serve: listening on {scheme}://{addr}/");
-    }
-    if state.identities.is_development() {
-        eprintln!(
-            "cabinet-db serve: DEVELOPMENT identity {:?}: every request is trusted as it",
-            args.dev_identity.as_deref().unwrap_or("")
-        );
-    }
     let reload = Arc::new(tokio::sync::Notify::new());
     tokio::spawn(forward_hangups(reload.clone(), tls.is_some()));
-    server::serve(state, &addrs, tls.as_ref(), reload, shutdown_signal()).await?;
+    let options = start::Options {
+        database_url,
+        listen,
+        port: args.port,
+        socket: args.socket,
+        capability: args.capability,
+        host_names: args.host_names,
+        tls,
+        dev_identity,
+        backup_config: args.backup_config,
+        pool_size: args.pool_size,
+        json_logs: json,
+    };
+    start::serve(options, reload, shutdown_signal()).await?;
     eprintln!("cabinet-db serve: stopped");
     Ok(Outcome::Success)
 }

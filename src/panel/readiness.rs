@@ -6,20 +6,10 @@
 //! From the pool both look the same — a connection is not had in time — so a timed-out wait
 //! is settled by a probe: one fresh connection, outside the pool, that runs `SELECT 1`.
 
-use std::{
-    sync::Arc,
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
-use axum::{
-    extract::State,
-    http::StatusCode,
-    response::{IntoResponse, Response},
-};
 use sqlx::{Connection, PgConnection, PgPool};
 use tokio::sync::Mutex;
-
-use super::PanelState;
 
 /// How long a page waits for a pooled connection (the panel's pool only; other commands keep
 /// `db::CONNECT_TIMEOUT_SECS`). Pages take milliseconds, so a wait this long means the
@@ -211,15 +201,6 @@ impl Readiness {
         }
         *last = Some((Instant::now(), verdict));
         verdict
-    }
-}
-
-/// `/readyz`: 200 "ready" when the database answers, 503 saying why when it does not. Like
-/// `/healthz` it needs no sign-in and says nothing else.
-pub async fn readyz(State(panel): State<Arc<PanelState>>) -> Response {
-    match panel.readiness.check(&panel.pool).await {
-        Ok(()) => (StatusCode::OK, "ready\n").into_response(),
-        Err(unavailable) => (StatusCode::SERVICE_UNAVAILABLE, format!("{unavailable}\n")).into_response(),
     }
 }
 

@@ -16,12 +16,13 @@ use axum::{
 };
 
 use super::{
-    PanelState, assets,
+    assets,
     error::PanelError,
     guard::{self, SECURITY_HEADERS},
     html::error_page,
     pages::{dashboard, site_history, sites, transfer, users},
-    readiness::{self, Trouble},
+    readiness::Trouble,
+    state::PanelState,
 };
 use crate::models::characters::escape_invisible;
 
@@ -66,7 +67,7 @@ pub fn router(state: Arc<PanelState>) -> Router {
         // Needs no identity and says nothing but that the process answers.
         .route("/healthz", get(|| async { "ok\n" }))
         // Needs no identity either: whether the database answers, and if not, why.
-        .route("/readyz", get(readiness::readyz))
+        .route("/readyz", get(readyz))
         .route("/assets/{name}", get(assets::asset))
         .merge(signed_in)
         .layer(DefaultBodyLimit::max(MAX_FORM_BYTES))
@@ -161,4 +162,13 @@ async fn log_request(State(panel): State<Arc<PanelState>>, request: Request, nex
     };
     eprintln!("{line}");
     response
+}
+
+/// `/readyz`: 200 "ready" when the database answers, 503 saying why when it does not. Like
+/// `/healthz` it needs no sign-in and says nothing else.
+pub async fn readyz(State(panel): State<Arc<PanelState>>) -> Response {
+    match panel.readiness.check(&panel.pool).await {
+        Ok(()) => (StatusCode::OK, "ready\n").into_response(),
+        Err(unavailable) => (StatusCode::SERVICE_UNAVAILABLE, format!("{unavailable}\n")).into_response(),
+    }
 }

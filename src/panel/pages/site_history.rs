@@ -20,11 +20,11 @@ use crate::{
     history,
     models::change::{SiteChange, VersionConflict},
     panel::{
-        PanelState,
         error::PanelError,
         html::{Section, notice, optional, page, time},
         identity::{Identity, Role},
-        require,
+        state::PanelState,
+        state::require,
     },
     sites,
 };

@@ -22,11 +22,11 @@ use crate::{
     history,
     models::{LanguageTag, SiteId},
     panel::{
-        PanelState,
         error::PanelError,
         html::{Section, TypedConfirmation, notice, optional, page, pager, time, typed_confirmation},
         identity::{Identity, Role},
-        require,
+        state::PanelState,
+        state::require,
     },
     sites::{self, SiteFilter},
 };
@@ -97,8 +97,7 @@ pub async fn list(
     if wants_fragment(&headers) {
         return Ok(results.into_response());
     }
-    let languages: Vec<String> =
-        sqlx::query_scalar("SELECT DISTINCT language FROM sites ORDER BY 1").fetch_all(&panel.pool).await?;
+    let languages = sites::languages(&panel.pool).await?;
     let deleted_notice = match (query.notice.as_deref(), query.id.as_deref()) {
         (Some("deleted"), Some(id)) => Some(notice(
             "",

@@ -16,11 +16,11 @@ use maud::html;
 use crate::{
     models::characters::escape_invisible,
     panel::{
-        PanelState,
         error::PanelError,
         html::{Section, notice, page},
         identity::{Identity, Role},
-        require,
+        state::PanelState,
+        state::require,
     },
     transfer::{
         Format, Mode, Table, export,

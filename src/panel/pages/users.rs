@@ -19,11 +19,11 @@ use crate::{
     history,
     models::UserId,
     panel::{
-        PanelState,
         error::PanelError,
         html::{Section, TypedConfirmation, notice, optional, page, pager, time, typed_confirmation},
         identity::{Identity, Role},
-        require,
+        state::PanelState,
+        state::require,
     },
     users::{self, UserSearch},
 };

@@ -15,7 +15,7 @@ use std::{collections::HashMap, io, net::SocketAddr, sync::Arc};
 
 use tokio::{net::TcpListener, sync::Notify};
 
-use super::{PanelState, router::router};
+use super::{router::router, state::PanelState};
 pub use accept::{HANDSHAKE_TIMEOUT, HEADER_READ_TIMEOUT};
 pub use limits::{MAX_CONNECTIONS, MAX_CONNECTIONS_PER_PEER};
 pub use tls::{CERT_POLL_INTERVAL, TlsPaths};

@@ -1,0 +1,48 @@
+//! What every request handler shares (the pool, the identity source, the settings the pages
+//! read), and the check that a signed-in person's role allows what they ask.
+
+use sqlx::PgPool;
+
+use super::{
+    error::PanelError,
+    identity::{Identity, IdentitySource, Role},
+    readiness,
+};
+use crate::db::DatabaseUrl;
+
+/// What every request handler shares.
+#[derive(Debug)]
+pub struct PanelState {
+    /// Its acquire timeout is `readiness::PANEL_ACQUIRE_TIMEOUT`: a page says the database is
+    /// unreachable within seconds instead of hanging.
+    pub pool: PgPool,
+    /// Unreachable vs busy, settled by a probe shared by every request.
+    pub readiness: readiness::Readiness,
+    /// For what needs a connection of its own (migration status).
+    pub database_url: DatabaseUrl,
+    pub identities: IdentitySource,
+    /// `Host` values answered (see `listen::allowed_hosts`).
+    pub allowed_hosts: Vec<String>,
+    pub tls: bool,
+    /// One JSON object per request on stderr, else a line of text.
+    pub json_logs: bool,
+    /// What the dashboard's audit and backup status read.
+    pub tailscaled_socket: std::path::PathBuf,
+    pub backup_config: std::path::PathBuf,
+    pub roles: crate::roles::Roles,
+    /// The port the panel serves on (the audit checks what listens there).
+    pub panel_port: u16,
+}
+
+/// Refuses what `me`'s role does not allow, saying which role it needs.
+pub fn require(me: &Identity, role: Role, what: &str) -> Result<(), PanelError> {
+    if me.may(role) {
+        Ok(())
+    } else {
+        let article = if me.role.to_string().starts_with(['a', 'e', 'i', 'o', 'u']) { "an" } else { "a" };
+        Err(PanelError::Forbidden(format!(
+            "{} is {article} {}: {what} needs the {role} role (granted in the tailnet policy)",
+            me.login, me.role
+        )))
+    }
+}
