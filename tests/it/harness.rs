@@ -414,20 +414,70 @@ pub fn audit(url: &DatabaseUrl, extra: &[&str]) -> (i32, Vec<(String, String)>) 
     (out.status.code().unwrap(), failed)
 }
 
-/// Compares rendered files with their copies under `tests/golden/<case>`; `UPDATE_GOLDEN=1`
-/// rewrites them (review the diff before committing).
-pub fn assert_golden(case: &str, files: &[cabinet_db::tailnet::render::RenderedFile]) {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden").join(case);
-    if std::env::var_os("UPDATE_GOLDEN").is_some() {
-        let _ = std::fs::remove_dir_all(&dir);
-        cabinet_db::tailnet::render::write(&dir, files).unwrap();
-    }
+/// Where the snapshots of rendered files live: `tests/snapshots/<case>/<file's path>.snap`, one
+/// insta snapshot per file, its body the file's bytes.
+const SNAPSHOTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/snapshots");
+
+/// Compares `contents` with its snapshot, `tests/snapshots/<file>.snap` (`file` such as
+/// `python/models.py`). A difference, or a file with no snapshot yet, fails with insta's diff
+/// and the snapshot's path; `INSTA_UPDATE=always` (or `cargo insta review` on the `.snap.new`
+/// files a failing run leaves) writes it, and under `CI` insta writes nothing.
+pub fn assert_snapshot(file: &Path, contents: &str) {
+    // insta (1.49) compares bodies with trailing whitespace trimmed, CRLF read as LF and, for
+    // its older snapshot format, leading newlines dropped; it writes a body back with one final
+    // newline. So a unit or models.py that lost its final newline, gained a blank line at either
+    // end, trailing spaces or CRs would still match (tried). Every file we render ends in
+    // exactly one newline and holds no CR: asserted here, that makes insta's match byte-exact.
+    let trimmed = contents.trim_end();
+    assert!(
+        contents.len() == trimmed.len() + 1 && contents.ends_with('\n'),
+        "{} must end in exactly one newline (no missing final newline, no trailing blank line or space)",
+        file.display()
+    );
+    assert!(!contents.starts_with(['\n', '\r']), "{} must not start with a blank line", file.display());
+    assert!(!contents.contains('\r'), "{} must not hold a carriage return", file.display());
+    let mut settings = insta::Settings::clone_current();
+    settings.set_snapshot_path(Path::new(SNAPSHOTS).join(file.parent().unwrap()));
+    settings.set_prepend_module_to_snapshot(false);
+    settings.set_omit_expression(true);
+    settings.set_description(file.display().to_string());
+    let name = file.file_name().unwrap().to_str().unwrap();
+    settings.bind(|| insta::assert_snapshot!(name, contents));
+}
+
+/// Compares each rendered file with its snapshot under `tests/snapshots/<case>` (see
+/// [`assert_snapshot`]), and fails for a snapshot there that no file matches any more (a file
+/// the renderer stopped writing: delete its `.snap`).
+pub fn assert_snapshots(case: &str, files: &[cabinet_db::tailnet::render::RenderedFile]) {
     for file in files {
-        let golden = std::fs::read_to_string(dir.join(&file.path)).unwrap_or_else(|_| {
-            panic!("no golden {}/{}; run with UPDATE_GOLDEN=1", case, file.path.display())
-        });
-        assert_eq!(file.contents, golden, "{} differs from its golden copy", file.path.display());
+        assert_snapshot(&Path::new(case).join(&file.path), &file.contents);
     }
+    let rendered: std::collections::BTreeSet<PathBuf> =
+        files.iter().map(|f| Path::new(case).join(&f.path)).collect();
+    let orphans: Vec<String> = snapshot_files(&Path::new(SNAPSHOTS).join(case))
+        .into_iter()
+        .filter(|snap| !rendered.contains(&snap.strip_prefix(SNAPSHOTS).unwrap().with_extension("")))
+        .map(|snap| snap.strip_prefix(env!("CARGO_MANIFEST_DIR")).unwrap().display().to_string())
+        .collect();
+    assert!(
+        orphans.is_empty(),
+        "snapshots of files no longer rendered (delete them): {}",
+        orphans.join(", ")
+    );
+}
+
+/// The `.snap` files under `dir`, at any depth (not insta's pending `.snap.new`).
+fn snapshot_files(dir: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            found.extend(snapshot_files(&path));
+        } else if path.extension().is_some_and(|e| e == "snap") {
+            found.push(path);
+        }
+    }
+    found
 }
 
 /// The oldest pgBackRest that can read a server of `server_major` when this machine's (Debian

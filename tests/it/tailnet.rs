@@ -1,5 +1,5 @@
 //! `tailnet status` and `tailnet render` against a fake LocalAPI, and the rendered files
-//! against golden copies.
+//! against their snapshots (tests/snapshots/tailnet-render).
 
 use std::path::Path;
 
@@ -83,15 +83,15 @@ fn golden_input() -> RenderInput {
     }
 }
 
-/// Compares rendered files with `tests/golden/tailnet-render/<case>`.
-fn assert_golden(case: &str, input: &RenderInput) {
-    crate::harness::assert_golden(&format!("tailnet-render/{case}"), &render(input).unwrap());
+/// Compares rendered files with their snapshots under `tests/snapshots/tailnet-render/<case>`.
+fn assert_snapshots(case: &str, input: &RenderInput) {
+    crate::harness::assert_snapshots(&format!("tailnet-render/{case}"), &render(input).unwrap());
 }
 
 #[test]
 fn rendered_files_match_their_golden_copies() {
-    assert_golden("with-clients", &golden_input());
-    assert_golden("tailnet-wide", &RenderInput { clients: vec![], ..golden_input() });
+    assert_snapshots("with-clients", &golden_input());
+    assert_snapshots("tailnet-wide", &RenderInput { clients: vec![], ..golden_input() });
 }
 
 #[test]

@@ -1,32 +1,30 @@
 use std::path::PathBuf;
 
-use crate::harness::{binary, stderr, stdout};
+use cabinet_db::tailnet::render::RenderedFile;
+
+use crate::harness::{assert_snapshots, binary, stderr, stdout};
 
 #[test]
 fn the_schedule_units_match_their_golden_copies() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/backup-schedule");
+    // Their snapshots are under tests/snapshots/backup-schedule.
     let scratch = tempfile::tempdir().unwrap();
-    let target =
-        if std::env::var_os("UPDATE_GOLDEN").is_some() { dir.clone() } else { scratch.path().to_owned() };
     let out = binary()
         .args(["backup", "--config", "/etc/cabinet-db/pgbackrest.conf", "schedule", "--out"])
-        .arg(&target)
+        .arg(scratch.path())
         .arg("--json")
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     let written: Vec<PathBuf> = serde_json::from_str(&stdout(&out)).unwrap();
     assert_eq!(written.len(), 9);
-    for path in written {
-        let golden = dir.join(path.file_name().unwrap());
-        assert_eq!(
-            std::fs::read_to_string(&path).unwrap(),
-            std::fs::read_to_string(&golden)
-                .unwrap_or_else(|_| panic!("no {}; run with UPDATE_GOLDEN=1", golden.display())),
-            "{}",
-            path.display()
-        );
-    }
+    let units: Vec<RenderedFile> = written
+        .iter()
+        .map(|path| RenderedFile {
+            path: path.file_name().unwrap().into(),
+            contents: std::fs::read_to_string(path).unwrap(),
+        })
+        .collect();
+    assert_snapshots("backup-schedule", &units);
     // systemd itself accepts them (with this build's binary in ExecStart, which must exist).
     let units = tempfile::tempdir().unwrap();
     let rendered = binary()

@@ -5,5 +5,5 @@
 mod backups;
 /// The live cluster through a switchover, a killed leader, its return and a cut link.
 mod failover;
-/// `cluster render`: golden files, secrets, refusals, Patroni's, etcd's, HAProxy's and nft's checks.
+/// `cluster render`: file snapshots, secrets, refusals, Patroni's, etcd's, HAProxy's and nft's checks.
 mod render;

@@ -1,6 +1,6 @@
-//! `cluster render`: golden files, the secrets file, refusals before anything is written, and
-//! the real engines' own checks of what it writes (Patroni's `--validate-config` inside a
-//! network namespace holding the node's address, `haproxy -c`).
+//! `cluster render`: the rendered files against their snapshots, the secrets file, refusals
+//! before anything is written, and the real engines' own checks of what it writes (Patroni's
+//! `--validate-config` inside a network namespace holding the node's address, `haproxy -c`).
 
 use std::{os::unix::fs::PermissionsExt, path::PathBuf, process::Command};
 
@@ -11,7 +11,7 @@ use cabinet_db::{
 
 use crate::lab::{Cleanup, Killed};
 use crate::{
-    harness::{assert_golden, binary, stderr},
+    harness::{assert_snapshots, binary, stderr},
     lab::{add_namespaces, sh},
 };
 
@@ -37,7 +37,7 @@ fn spec() -> ClusterSpec {
 
 #[test]
 fn rendered_files_match_their_golden_copies() {
-    assert_golden("cluster-render/two-nodes-and-a-witness", &render::render(&spec()).unwrap());
+    assert_snapshots("cluster-render/two-nodes-and-a-witness", &render::render(&spec()).unwrap());
     let three = ClusterSpec {
         nodes: vec![member("db1=100.101.1.1"), member("db2=100.101.1.2"), member("db3=fd7a:115c:a1e0::3")],
         witness: None,
@@ -46,7 +46,7 @@ fn rendered_files_match_their_golden_copies() {
         backup_config: Some("/etc/cabinet-db/pgbackrest.conf".into()),
         ..spec()
     };
-    assert_golden("cluster-render/three-nodes", &render::render(&three).unwrap());
+    assert_snapshots("cluster-render/three-nodes", &render::render(&three).unwrap());
 }
 
 #[test]

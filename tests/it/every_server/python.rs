@@ -6,7 +6,7 @@ use std::{path::PathBuf, process::Command};
 use cabinet_db::{db::DatabaseUrl, roles::RoleKind};
 
 use crate::{
-    harness::{TestDb, WithRoles, binary, stderr, stdout},
+    harness::{TestDb, WithRoles, assert_snapshot, binary, stderr, stdout},
     lab::tools_dir,
 };
 
@@ -77,16 +77,11 @@ print("differences:", len(differences))
 
 #[test]
 fn the_exported_models_match_their_golden_copy() {
-    let golden = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/python/models.py");
+    // The snapshot is tests/snapshots/python/models.py.snap, the same on every server.
     let exported = binary().args(["models", "export", "--sqlalchemy"]).output().unwrap();
     assert!(exported.status.success(), "{}", stderr(&exported));
-    if std::env::var_os("UPDATE_GOLDEN").is_some() {
-        std::fs::create_dir_all(golden.parent().unwrap()).unwrap();
-        std::fs::write(&golden, &exported.stdout).unwrap();
-    }
-    let expected = std::fs::read_to_string(&golden)
-        .unwrap_or_else(|_| panic!("no {}; run with UPDATE_GOLDEN=1", golden.display()));
-    assert_eq!(stdout(&exported), expected, "models.py changed: review it, then UPDATE_GOLDEN=1");
+    let expected = stdout(&exported);
+    assert_snapshot(std::path::Path::new("python/models.py"), &expected);
     // The same bytes through --out, and Python compiles them.
     let dir = exported_models();
     assert_eq!(std::fs::read_to_string(dir.path().join("models.py")).unwrap(), expected);
