@@ -70,6 +70,9 @@ mod harness;
 /// Several hosts in network namespaces, processes, a live Patroni cluster (shared with the benchmarks).
 /// Once: no tests of its own.
 mod lab;
+/// The layer map in docs/ARCHITECTURE.md held against the imports in src/.
+/// Once: it reads the source, not a server.
+mod layers;
 /// The version matrix's marker: every module outside `every_server` says why it runs once.
 /// Once: it reads this binary's own source.
 mod matrix;
