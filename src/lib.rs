@@ -27,8 +27,9 @@ pub mod dev;
 pub mod history;
 /// `host apply`: a Debian host brought to the designed state.
 pub mod host;
-/// A minimal HTTP/1.1 client for tailscaled's LocalAPI and Patroni's REST API.
-pub mod http1;
+/// hyper's HTTP/1.1 client, one request per connection, for tailscaled's LocalAPI, Patroni's
+/// REST API and etcd's health.
+pub mod http_client;
 /// Private PostgreSQL clusters (`initdb`, `pg_ctl`): the development database, restored
 /// copies and the test harness run on them.
 pub mod local_cluster;
