@@ -45,6 +45,8 @@ pub mod paths;
 pub mod roles;
 /// Live database vs models: drift and the SQL that removes it.
 pub mod schema_diff;
+/// Secrets we are given: their files private to their owner (the caller or root).
+pub mod secret;
 /// Sites: get, list, create, update, delete.
 pub mod sites;
 /// Tailscale: the LocalAPI client and the rendered host configuration.

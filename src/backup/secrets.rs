@@ -9,7 +9,7 @@
 use std::{
     fmt,
     io::Write,
-    os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt},
+    os::unix::fs::DirBuilderExt,
     path::{Path, PathBuf},
 };
 
@@ -162,30 +162,8 @@ pub fn write(config_path: &Path, secrets: &[RepoSecrets], owner: &RunAs) -> Resu
 /// The content of a file that must be private to its owner.
 pub(super) fn read_private_file(path: &Path, option: &str) -> Result<String, BackupError> {
     let origin = path.display().to_string();
-    let meta = std::fs::metadata(path).map_err(|e| BackupError::BadSecret {
-        origin: origin.clone(),
-        why: format!("{option}: cannot read it ({e})"),
-    })?;
-    if !meta.is_file() {
-        return Err(BackupError::BadSecret { origin, why: format!("{option}: not a regular file") });
-    }
-    let mode = meta.permissions().mode() & 0o777;
-    if mode & 0o077 != 0 {
-        return Err(BackupError::BadSecret {
-            origin,
-            why: format!(
-                "{option}: the file is readable by others (mode {mode:03o}); a secret there may already have leaked. Run chmod 600 {}",
-                path.display()
-            ),
-        });
-    }
-    let me = nix::unistd::geteuid().as_raw();
-    if meta.uid() != me && meta.uid() != 0 {
-        return Err(BackupError::BadSecret {
-            origin,
-            why: format!("{option}: the file belongs to uid {}, neither you nor root", meta.uid()),
-        });
-    }
+    crate::secret::private_file(path)
+        .map_err(|e| BackupError::BadSecret { origin: origin.clone(), why: format!("{option}: {e}") })?;
     std::fs::read_to_string(path).map_err(|e| BackupError::BadSecret {
         origin,
         why: format!("{option}: cannot read it as text ({e})"),
@@ -194,6 +172,8 @@ pub(super) fn read_private_file(path: &Path, option: &str) -> Result<String, Bac
 
 #[cfg(test)]
 mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
     use super::*;
 
     fn file_with(dir: &Path, text: &str, mode: u32) -> PathBuf {
