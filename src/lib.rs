@@ -45,7 +45,8 @@ pub mod paths;
 pub mod roles;
 /// Live database vs models: drift and the SQL that removes it.
 pub mod schema_diff;
-/// Secrets we are given: their files private to their owner (the caller or root).
+/// Secrets we are given: their files private to their owner (the caller or root), their text
+/// one line of printable ASCII.
 pub mod secret;
 /// Sites: get, list, create, update, delete.
 pub mod sites;

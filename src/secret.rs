@@ -1,7 +1,8 @@
 //! Secrets cabinet-db is given — passwords, a repository's passphrase, TLS private keys. A file
 //! that holds one is used only when private to its owner: a regular file, no permission for its
 //! group or others (a secret others could read has already leaked), owned by the user reading
-//! it or by root (one another user owns, that user can swap).
+//! it or by root (one another user owns, that user can swap). The text of one is one line of
+//! printable ASCII, long enough for what it guards.
 
 use std::{
     os::unix::fs::{MetadataExt, PermissionsExt},
@@ -41,6 +42,29 @@ pub fn private_file(path: &Path) -> Result<(), NotPrivate> {
     Ok(())
 }
 
+/// Why a text may not be a secret.
+#[derive(Debug, thiserror::Error)]
+pub enum BadText {
+    #[error("it is shorter than {min_chars} characters")]
+    Short { min_chars: usize },
+    #[error("it must be one line of printable ASCII characters without spaces")]
+    NotPrintable,
+}
+
+/// A secret given as text, its line end removed: at least `min_chars` characters, each printable
+/// ASCII. No space or second line (it is written into configuration lines); no other
+/// characters (PostgreSQL passes them through SASLprep, which clients apply inconsistently).
+pub fn text(text: &str, min_chars: usize) -> Result<&str, BadText> {
+    let text = text.trim_end_matches(['\n', '\r']);
+    if text.chars().count() < min_chars {
+        Err(BadText::Short { min_chars })
+    } else if !text.chars().all(|c| c.is_ascii_graphic()) {
+        Err(BadText::NotPrintable)
+    } else {
+        Ok(text)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -62,5 +86,14 @@ mod tests {
         );
         assert!(matches!(private_file(dir.path()), Err(NotPrivate::NotAFile)));
         assert!(matches!(private_file(&dir.path().join("absent")), Err(NotPrivate::Unreadable(_))));
+    }
+
+    #[test]
+    fn a_secret_text_is_one_long_enough_line_of_printable_ascii() {
+        assert_eq!(text("k3J9x2Qp7Lm4\r\n", 12).unwrap(), "k3J9x2Qp7Lm4");
+        assert!(matches!(text("short\n", 12), Err(BadText::Short { min_chars: 12 })));
+        for bad in ["k3J9x2 Qp7Lm4", "k3J9x2Qp7Lm4\nrepo1-cipher-type=none", "päßwörd-päßwörd"] {
+            assert!(matches!(text(bad, 12), Err(BadText::NotPrintable)), "{bad:?}");
+        }
     }
 }

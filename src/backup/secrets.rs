@@ -34,24 +34,15 @@ impl CipherPass {
     /// passphrase others could read has already leaked.
     pub fn from_file(path: &Path) -> Result<CipherPass, BackupError> {
         let text = read_private_file(path, "--cipher-pass-file")?;
-        let pass = text.trim_end_matches(['\n', '\r']);
-        let why = if pass.chars().count() < MIN_CIPHER_PASS_CHARS {
-            Some(format!("it is shorter than {MIN_CIPHER_PASS_CHARS} characters"))
-        } else if !pass.chars().all(|c| c.is_ascii_graphic()) {
-            Some("it must be one line of printable ASCII without spaces".to_owned())
-        } else {
-            None
-        };
-        match why {
-            Some(why) => Err(BackupError::BadSecret {
+        let pass =
+            crate::secret::text(&text, MIN_CIPHER_PASS_CHARS).map_err(|why| BackupError::BadSecret {
                 origin: path.display().to_string(),
                 why: format!(
                     "{why}; make one with: openssl rand -base64 48 | tr -d '\\n' > {0} && chmod 600 {0}",
                     path.display()
                 ),
-            }),
-            None => Ok(CipherPass(pass.to_owned())),
-        }
+            })?;
+        Ok(CipherPass(pass.to_owned()))
     }
 }
 
