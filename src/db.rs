@@ -97,8 +97,9 @@ impl FromStr for DatabaseUrl {
     }
 }
 
-/// Percent-encodes everything but RFC 3986's unreserved characters.
-fn percent_encode(text: &str) -> String {
+/// Percent-encodes everything but RFC 3986's unreserved characters: whole in any part of a URL
+/// (a connection URL's user, password or database; the panel's path segments and query values).
+pub fn percent_encode(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for byte in text.bytes() {
         if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {

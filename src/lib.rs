@@ -27,8 +27,9 @@ pub mod dev;
 pub mod history;
 /// `host apply`: a Debian host brought to the designed state.
 pub mod host;
-/// A minimal HTTP/1.1 client for tailscaled's LocalAPI and Patroni's REST API.
-pub mod http1;
+/// hyper's HTTP/1.1 client, one request per connection, for tailscaled's LocalAPI, Patroni's
+/// REST API and etcd's health.
+pub mod http_client;
 /// Private PostgreSQL clusters (`initdb`, `pg_ctl`): the development database, restored
 /// copies and the test harness run on them.
 pub mod local_cluster;
@@ -44,6 +45,9 @@ pub mod paths;
 pub mod roles;
 /// Live database vs models: drift and the SQL that removes it.
 pub mod schema_diff;
+/// Secrets we are given: their files private to their owner (the caller or root), their text
+/// one line of printable ASCII.
+pub mod secret;
 /// Sites: get, list, create, update, delete.
 pub mod sites;
 /// Tailscale: the LocalAPI client and the rendered host configuration.

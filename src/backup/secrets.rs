@@ -9,7 +9,7 @@
 use std::{
     fmt,
     io::Write,
-    os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt},
+    os::unix::fs::DirBuilderExt,
     path::{Path, PathBuf},
 };
 
@@ -34,24 +34,15 @@ impl CipherPass {
     /// passphrase others could read has already leaked.
     pub fn from_file(path: &Path) -> Result<CipherPass, BackupError> {
         let text = read_private_file(path, "--cipher-pass-file")?;
-        let pass = text.trim_end_matches(['\n', '\r']);
-        let why = if pass.chars().count() < MIN_CIPHER_PASS_CHARS {
-            Some(format!("it is shorter than {MIN_CIPHER_PASS_CHARS} characters"))
-        } else if !pass.chars().all(|c| c.is_ascii_graphic()) {
-            Some("it must be one line of printable ASCII without spaces".to_owned())
-        } else {
-            None
-        };
-        match why {
-            Some(why) => Err(BackupError::BadSecret {
+        let pass =
+            crate::secret::text(&text, MIN_CIPHER_PASS_CHARS).map_err(|why| BackupError::BadSecret {
                 origin: path.display().to_string(),
                 why: format!(
                     "{why}; make one with: openssl rand -base64 48 | tr -d '\\n' > {0} && chmod 600 {0}",
                     path.display()
                 ),
-            }),
-            None => Ok(CipherPass(pass.to_owned())),
-        }
+            })?;
+        Ok(CipherPass(pass.to_owned()))
     }
 }
 
@@ -162,30 +153,8 @@ pub fn write(config_path: &Path, secrets: &[RepoSecrets], owner: &RunAs) -> Resu
 /// The content of a file that must be private to its owner.
 pub(super) fn read_private_file(path: &Path, option: &str) -> Result<String, BackupError> {
     let origin = path.display().to_string();
-    let meta = std::fs::metadata(path).map_err(|e| BackupError::BadSecret {
-        origin: origin.clone(),
-        why: format!("{option}: cannot read it ({e})"),
-    })?;
-    if !meta.is_file() {
-        return Err(BackupError::BadSecret { origin, why: format!("{option}: not a regular file") });
-    }
-    let mode = meta.permissions().mode() & 0o777;
-    if mode & 0o077 != 0 {
-        return Err(BackupError::BadSecret {
-            origin,
-            why: format!(
-                "{option}: the file is readable by others (mode {mode:03o}); a secret there may already have leaked. Run chmod 600 {}",
-                path.display()
-            ),
-        });
-    }
-    let me = nix::unistd::geteuid().as_raw();
-    if meta.uid() != me && meta.uid() != 0 {
-        return Err(BackupError::BadSecret {
-            origin,
-            why: format!("{option}: the file belongs to uid {}, neither you nor root", meta.uid()),
-        });
-    }
+    crate::secret::private_file(path)
+        .map_err(|e| BackupError::BadSecret { origin: origin.clone(), why: format!("{option}: {e}") })?;
     std::fs::read_to_string(path).map_err(|e| BackupError::BadSecret {
         origin,
         why: format!("{option}: cannot read it as text ({e})"),
@@ -194,6 +163,8 @@ pub(super) fn read_private_file(path: &Path, option: &str) -> Result<String, Bac
 
 #[cfg(test)]
 mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
     use super::*;
 
     fn file_with(dir: &Path, text: &str, mode: u32) -> PathBuf {

@@ -22,10 +22,8 @@ pub struct EtcdMember {
 /// Asks every member at once.
 pub async fn health(members: &[String]) -> Vec<EtcdMember> {
     futures_util::future::join_all(members.iter().map(|address| async move {
-        let head = format!(
-            "GET /health HTTP/1.1\r\nHost: {address}\r\nUser-Agent: cabinet-db\r\nConnection: close\r\n\r\n"
-        );
-        let answer = crate::http1::tcp_request(address, &head, b"", REQUEST_TIMEOUT).await;
+        let request = hyper::Request::get("/health");
+        let answer = crate::http_client::tcp_request(address, request, String::new(), REQUEST_TIMEOUT).await;
         let (healthy, reason) = match answer {
             Ok((200, body)) if healthy_body(&body) => (true, String::new()),
             Ok((status, body)) => (false, format!("answered {status}: {}", body.trim())),

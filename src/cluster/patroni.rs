@@ -207,20 +207,19 @@ impl PatroniApi {
         timeout: Duration,
     ) -> Result<(u16, String), ClusterError> {
         use base64::Engine;
-        let mut head = format!(
-            "{method} {path} HTTP/1.1\r\nHost: {}\r\nUser-Agent: cabinet-db\r\nAccept: application/json\r\nConnection: close\r\n",
-            self.address
-        );
+        let mut request = hyper::Request::builder()
+            .method(method)
+            .uri(path)
+            .header(hyper::header::ACCEPT, "application/json");
         if let Some((user, password)) = &self.auth {
             let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
-            head.push_str(&format!("Authorization: Basic {token}\r\n"));
+            request = request.header(hyper::header::AUTHORIZATION, format!("Basic {token}"));
         }
         let body = body.unwrap_or("");
         if !body.is_empty() {
-            head.push_str("Content-Type: application/json\r\n");
+            request = request.header(hyper::header::CONTENT_TYPE, "application/json");
         }
-        head.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
-        crate::http1::tcp_request(&self.address, &head, body.as_bytes(), timeout)
+        crate::http_client::tcp_request(&self.address, request, body.to_owned(), timeout)
             .await
             .map_err(|e| self.error(e))
     }

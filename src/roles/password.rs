@@ -29,19 +29,9 @@ impl Password {
 
     /// Checks a password someone supplied; `origin` says where it came from, for the error.
     pub fn parse(text: &str, origin: &str) -> Result<Password, RolesError> {
-        let text = text.trim_end_matches(['\n', '\r']);
-        let reason = if text.chars().count() < MIN_PASSWORD_CHARS {
-            Some(format!("it is shorter than {MIN_PASSWORD_CHARS} characters"))
-        } else if !text.chars().all(|c| c.is_ascii_graphic()) {
-            // Non-ASCII passwords go through SASLprep, which clients apply inconsistently.
-            Some("it must consist of printable ASCII characters without spaces".to_owned())
-        } else {
-            None
-        };
-        match reason {
-            Some(reason) => Err(RolesError::BadPassword { origin: origin.to_owned(), reason }),
-            None => Ok(Password(text.to_owned())),
-        }
+        crate::secret::text(text, MIN_PASSWORD_CHARS)
+            .map(|text| Password(text.to_owned()))
+            .map_err(|e| RolesError::BadPassword { origin: origin.to_owned(), reason: e.to_string() })
     }
 }
 

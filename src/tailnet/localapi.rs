@@ -11,6 +11,8 @@ use std::{
 
 use serde::{Deserialize, Serialize};
 
+use crate::http_client::Failure;
+
 /// Where tailscaled listens on Linux (`/run/tailscale/…` is the same file under systemd).
 pub const DEFAULT_SOCKET: &str = "/var/run/tailscale/tailscaled.sock";
 const HOST_HEADER: &str = "local-tailscaled.sock";
@@ -192,21 +194,30 @@ impl LocalApi {
             return Err(LocalApiError::SocketMissing(self.socket.clone()));
         }
         let request = async {
-            let mut stream = tokio::net::UnixStream::connect(&self.socket)
+            let stream = tokio::net::UnixStream::connect(&self.socket)
                 .await
                 .map_err(|source| LocalApiError::Connect { path: self.socket.clone(), source })?;
-            let head = format!(
-                "GET /localapi/v0/{endpoint} HTTP/1.1\r\nHost: {HOST_HEADER}\r\nUser-Agent: cabinet-db\r\nAccept: application/json\r\nConnection: close\r\n\r\n"
-            );
-            crate::http1::exchange(&mut stream, &head, b"")
-                .await
-                .map_err(|source| LocalApiError::Connect { path: self.socket.clone(), source })
+            let request = hyper::Request::get(format!("/localapi/v0/{endpoint}"))
+                .header(hyper::header::HOST, HOST_HEADER)
+                .header(hyper::header::ACCEPT, "application/json");
+            crate::http_client::exchange(stream, request, String::new()).await.map_err(
+                |failure| match failure {
+                    Failure::Connection(source) => {
+                        LocalApiError::Connect { path: self.socket.clone(), source }
+                    }
+                    Failure::Request(_) => LocalApiError::Connect {
+                        path: self.socket.clone(),
+                        source: std::io::Error::other(failure),
+                    },
+                    Failure::NotHttp(reason) => {
+                        LocalApiError::Malformed { endpoint: endpoint.to_owned(), reason }
+                    }
+                },
+            )
         };
-        let raw = tokio::time::timeout(Duration::from_secs(REQUEST_TIMEOUT_SECS), request)
+        let (status, body) = tokio::time::timeout(Duration::from_secs(REQUEST_TIMEOUT_SECS), request)
             .await
             .map_err(|_| LocalApiError::Timeout { endpoint: endpoint.to_owned() })??;
-        let (status, body) = crate::http1::parse_response(&raw)
-            .map_err(|reason| LocalApiError::Malformed { endpoint: endpoint.to_owned(), reason })?;
         if status != 200 {
             return Err(LocalApiError::Status {
                 endpoint: endpoint.to_owned(),

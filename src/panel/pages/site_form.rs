@@ -443,15 +443,7 @@ pub fn check_response(errors: &FieldErrors, fields: &[&str]) -> Markup {
 /// A path segment or query value, percent-encoded: ids may hold `/`, `?`, `#`, spaces and
 /// any visible character.
 pub fn urlencode(segment: &str) -> String {
-    let mut out = String::with_capacity(segment.len());
-    for byte in segment.bytes() {
-        if byte.is_ascii_alphanumeric() || b"-_.~".contains(&byte) {
-            out.push(byte as char);
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
+    crate::db::percent_encode(segment)
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@
 //! A renewal that writes one file and then the other is taken once both agree.
 
 use std::{
-    os::unix::fs::{MetadataExt, PermissionsExt},
+    os::unix::fs::MetadataExt,
     path::{Path, PathBuf},
     sync::{Arc, PoisonError, RwLock},
     time::{Duration, Instant},
@@ -205,18 +205,11 @@ impl ResolvesServerCert for Certificates {
     }
 }
 
-/// The certificate chain and key as one checked pair: the key private (mode 0600), both PEM,
+/// The certificate chain and key as one checked pair: the key private (`secret::private_file`), both PEM,
 /// the key the one the certificate names.
 fn read_pair(paths: &TlsPaths, provider: &CryptoProvider) -> Result<(Arc<CertifiedKey>, About), TlsError> {
     let fail = |path: &Path, reason: String| TlsError { path: path.to_owned(), reason };
-    let mode =
-        std::fs::metadata(&paths.key).map_err(|e| fail(&paths.key, e.to_string()))?.permissions().mode();
-    if mode & 0o077 != 0 {
-        return Err(fail(
-            &paths.key,
-            format!("the private key is readable by others (mode {:o}); chmod 600 it", mode & 0o777),
-        ));
-    }
+    crate::secret::private_file(&paths.key).map_err(|e| fail(&paths.key, e.to_string()))?;
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&paths.cert)
         .and_then(|certs| certs.collect())
         .map_err(|e| fail(&paths.cert, format!("not a PEM certificate chain ({e})")))?;
@@ -316,6 +309,8 @@ fn date(unix: i64) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
     use super::*;
 
     fn issue(names: &[&str], days: (i64, i64)) -> (String, String) {

@@ -1,0 +1,99 @@
+//! Secrets cabinet-db is given — passwords, a repository's passphrase, TLS private keys. A file
+//! that holds one is used only when private to its owner: a regular file, no permission for its
+//! group or others (a secret others could read has already leaked), owned by the user reading
+//! it or by root (one another user owns, that user can swap). The text of one is one line of
+//! printable ASCII, long enough for what it guards.
+
+use std::{
+    os::unix::fs::{MetadataExt, PermissionsExt},
+    path::{Path, PathBuf},
+};
+
+/// Why a file may not hold a secret.
+#[derive(Debug, thiserror::Error)]
+pub enum NotPrivate {
+    #[error("cannot read it ({0})")]
+    Unreadable(#[source] std::io::Error),
+    #[error("not a regular file")]
+    NotAFile,
+    #[error(
+        "the file is readable by others (mode {mode:03o}); a secret there may already have leaked. Run chmod 600 {}",
+        .path.display()
+    )]
+    Readable { mode: u32, path: PathBuf },
+    #[error("the file belongs to uid {uid}, neither you nor root")]
+    ForeignOwner { uid: u32 },
+}
+
+/// Whether `path` is private to its owner, and that owner is the caller or root.
+pub fn private_file(path: &Path) -> Result<(), NotPrivate> {
+    let meta = std::fs::metadata(path).map_err(NotPrivate::Unreadable)?;
+    if !meta.is_file() {
+        return Err(NotPrivate::NotAFile);
+    }
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(NotPrivate::Readable { mode, path: path.to_owned() });
+    }
+    let me = nix::unistd::geteuid().as_raw();
+    if meta.uid() != me && meta.uid() != 0 {
+        return Err(NotPrivate::ForeignOwner { uid: meta.uid() });
+    }
+    Ok(())
+}
+
+/// Why a text may not be a secret.
+#[derive(Debug, thiserror::Error)]
+pub enum BadText {
+    #[error("it is shorter than {min_chars} characters")]
+    Short { min_chars: usize },
+    #[error("it must be one line of printable ASCII characters without spaces")]
+    NotPrintable,
+}
+
+/// A secret given as text, its line end removed: at least `min_chars` characters, each printable
+/// ASCII. No space or second line (it is written into configuration lines); no other
+/// characters (PostgreSQL passes them through SASLprep, which clients apply inconsistently).
+pub fn text(text: &str, min_chars: usize) -> Result<&str, BadText> {
+    let text = text.trim_end_matches(['\n', '\r']);
+    if text.chars().count() < min_chars {
+        Err(BadText::Short { min_chars })
+    } else if !text.chars().all(|c| c.is_ascii_graphic()) {
+        Err(BadText::NotPrintable)
+    } else {
+        Ok(text)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_regular_file_of_mode_0600_or_stricter_is_private() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("secret");
+        std::fs::write(&path, "s").unwrap();
+        for (mode, private) in [(0o600, true), (0o400, true), (0o640, false), (0o604, false)] {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+            assert_eq!(private_file(&path).is_ok(), private, "mode {mode:o}");
+        }
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
+        let readable = private_file(&path).unwrap_err().to_string();
+        assert!(
+            readable.contains("readable by others (mode 640)") && readable.contains("chmod 600"),
+            "{readable}"
+        );
+        assert!(matches!(private_file(dir.path()), Err(NotPrivate::NotAFile)));
+        assert!(matches!(private_file(&dir.path().join("absent")), Err(NotPrivate::Unreadable(_))));
+    }
+
+    #[test]
+    fn a_secret_text_is_one_long_enough_line_of_printable_ascii() {
+        assert_eq!(text("k3J9x2Qp7Lm4\r\n", 12).unwrap(), "k3J9x2Qp7Lm4");
+        assert!(matches!(text("short\n", 12), Err(BadText::Short { min_chars: 12 })));
+        for bad in ["k3J9x2 Qp7Lm4", "k3J9x2Qp7Lm4\nrepo1-cipher-type=none", "päßwörd-päßwörd"] {
+            assert!(matches!(text(bad, 12), Err(BadText::NotPrintable)), "{bad:?}");
+        }
+    }
+}
