@@ -55,6 +55,11 @@ fn database_trouble(error: &DataError) -> Option<Trouble> {
     }
 }
 
+/// A site id from a URL; one that cannot be an id is a page that does not exist.
+pub fn parse_site_id(id: &str) -> Result<crate::models::SiteId, PanelError> {
+    crate::models::SiteId::parse(id).map_err(|_| PanelError::NotFound(format!("no site {id:?}")))
+}
+
 impl From<sqlx::Error> for PanelError {
     fn from(error: sqlx::Error) -> Self {
         PanelError::from(DataError::from(error))

@@ -150,3 +150,14 @@ pub fn typed_confirmation(
         }
     }
 }
+
+/// A path segment or query value, percent-encoded: ids may hold `/`, `?`, `#`, spaces and
+/// any visible character.
+pub fn urlencode(segment: &str) -> String {
+    crate::db::percent_encode(segment)
+}
+
+/// Whether htmx asked for a fragment (a search as you type), not a whole page.
+pub fn wants_fragment(headers: &axum::http::HeaderMap) -> bool {
+    headers.contains_key("hx-request") && !headers.contains_key("hx-boosted")
+}

@@ -10,7 +10,7 @@ use axum::{
 };
 use maud::{Markup, html};
 
-use super::sites::wants_fragment;
+use crate::panel::html::wants_fragment;
 
 use crate::{
     audit::{self, AuditOptions, Verdict},

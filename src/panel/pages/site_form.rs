@@ -10,6 +10,7 @@ use serde::Deserialize;
 use crate::{
     data::DataError,
     models::{Domain, FieldError, LanguageTag, Site, SiteId},
+    panel::html::urlencode,
     sites::{NewSite, SitePatch},
 };
 
@@ -298,11 +299,6 @@ pub fn field_names() -> Vec<&'static str> {
     Site::COLUMNS.into_iter().filter(|c| *c != "created_at").collect()
 }
 
-/// A site id from a URL; one that cannot be an id is a page that does not exist.
-pub fn parse_id(id: &str) -> Result<SiteId, crate::panel::error::PanelError> {
-    SiteId::parse(id).map_err(|_| crate::panel::error::PanelError::NotFound(format!("no site {id:?}")))
-}
-
 /// A database refusal (a named constraint) as a problem of the field it guards.
 pub fn errors_of(error: &DataError) -> Option<FieldErrors> {
     match error {
@@ -438,12 +434,6 @@ pub fn check_response(errors: &FieldErrors, fields: &[&str]) -> Markup {
             }
         }
     }
-}
-
-/// A path segment or query value, percent-encoded: ids may hold `/`, `?`, `#`, spaces and
-/// any visible character.
-pub fn urlencode(segment: &str) -> String {
-    crate::db::percent_encode(segment)
 }
 
 #[cfg(test)]

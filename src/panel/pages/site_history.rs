@@ -14,7 +14,8 @@ use maud::{Markup, html};
 use serde::Deserialize;
 use similar::{ChangeTag, TextDiff};
 
-use super::site_form::{FIELDS, parse_id, urlencode};
+use super::site_form::FIELDS;
+use crate::panel::{error::parse_site_id as parse_id, html::urlencode};
 use crate::{
     data::DataError,
     history,

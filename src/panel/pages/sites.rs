@@ -14,7 +14,7 @@ use maud::{Markup, html};
 use serde::Deserialize;
 
 use super::{
-    site_form::{self, FieldErrors, FormKind, SiteForm, parse_id, urlencode},
+    site_form::{self, FieldErrors, FormKind, SiteForm},
     site_merge,
 };
 use crate::{
@@ -22,11 +22,13 @@ use crate::{
     history,
     models::{LanguageTag, SiteId},
     panel::{
-        error::PanelError,
-        html::{Section, TypedConfirmation, notice, optional, page, pager, time, typed_confirmation},
+        error::{PanelError, parse_site_id as parse_id},
+        html::{
+            Section, TypedConfirmation, notice, optional, page, pager, time, typed_confirmation, urlencode,
+            wants_fragment,
+        },
         identity::{Identity, Role},
-        state::PanelState,
-        state::require,
+        state::{PanelState, require},
     },
     sites::{self, SiteFilter},
 };
@@ -42,11 +44,6 @@ pub struct ListQuery {
     pub after: Option<String>,
     pub notice: Option<String>,
     pub id: Option<String>,
-}
-
-/// Whether htmx asked for a fragment (a search as you type), not a whole page.
-pub fn wants_fragment(headers: &HeaderMap) -> bool {
-    headers.contains_key("hx-request") && !headers.contains_key("hx-boosted")
 }
 
 pub async fn list(

@@ -14,7 +14,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use maud::{Markup, html};
 use serde::Deserialize;
 
-use super::{site_form::urlencode, sites::wants_fragment};
+use crate::panel::html::{urlencode, wants_fragment};
 use crate::{
     history,
     models::UserId,
