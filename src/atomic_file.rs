@@ -22,10 +22,10 @@ use std::{
 };
 
 /// The permissions of ordinary output files (before the umask).
-pub const PUBLIC_MODE: u32 = 0o666;
+pub(crate) const PUBLIC_MODE: u32 = 0o666;
 /// Files that hold secrets: readable and writable by their owner only, from creation on
 /// (never chmod-ed after the fact).
-pub const PRIVATE_MODE: u32 = 0o600;
+pub(crate) const PRIVATE_MODE: u32 = 0o600;
 
 /// How many symlinks are followed before giving up (the kernel's own limit).
 const MAX_LINKS: usize = 40;
@@ -33,7 +33,7 @@ const MAX_LINKS: usize = 40;
 /// A file being written; it becomes `target` on [`AtomicFile::commit`], and disappears if
 /// dropped before that.
 #[derive(Debug)]
-pub struct AtomicFile {
+pub(crate) struct AtomicFile {
     sink: Sink,
     file: Option<File>,
 }
@@ -153,7 +153,7 @@ fn resolve(target: &Path) -> io::Result<Destination> {
 }
 
 impl AtomicFile {
-    pub fn create(target: &Path, mode: u32) -> io::Result<AtomicFile> {
+    pub(crate) fn create(target: &Path, mode: u32) -> io::Result<AtomicFile> {
         match resolve(target)? {
             Destination::StandardOutput => {
                 // The open descriptor itself (a pipe, a terminal, a file the shell opened).
@@ -191,7 +191,7 @@ impl AtomicFile {
 
     /// Flushes the data to disk, then renames it over the target (and makes the rename
     /// durable); for a stream, flushes it.
-    pub fn commit(mut self) -> io::Result<()> {
+    pub(crate) fn commit(mut self) -> io::Result<()> {
         let mut file = self.file.take().expect("only commit takes the file");
         match &self.sink {
             Sink::Stream => file.flush(),
@@ -272,7 +272,7 @@ impl Drop for AtomicFile {
 }
 
 /// Writes a secret to `path` (0600), replacing any earlier file whole.
-pub fn write_private(path: &Path, contents: &str) -> io::Result<()> {
+pub(crate) fn write_private(path: &Path, contents: &str) -> io::Result<()> {
     let mut file = AtomicFile::create(path, PRIVATE_MODE)?;
     file.write_all(contents.as_bytes())?;
     file.commit()

@@ -18,11 +18,11 @@ pub async fn server_version_num(conn: &mut PgConnection) -> Result<i32, sqlx::Er
 
 /// Privileges `has_table_privilege` knows on every supported version (MAINTAIN, from 17, is
 /// checked separately by the audit).
-pub const TABLE_PRIVILEGES: [&str; 7] =
+pub(crate) const TABLE_PRIVILEGES: [&str; 7] =
     ["SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE", "REFERENCES", "TRIGGER"];
 
 /// The table privileges `has_table_privilege` knows on this version: MAINTAIN exists from 17.
-pub fn table_privileges(server_version_num: i32) -> Vec<&'static str> {
+pub(crate) fn table_privileges(server_version_num: i32) -> Vec<&'static str> {
     let mut privileges = TABLE_PRIVILEGES.to_vec();
     if server_version_num >= 170_000 {
         privileges.push("MAINTAIN");
@@ -32,7 +32,7 @@ pub fn table_privileges(server_version_num: i32) -> Vec<&'static str> {
 
 /// `REVOKE role FROM member`: from 16 a membership can be granted several times by different
 /// grantors, and a revoke removes only the grant of the grantor it names.
-pub fn revoke_membership_sql(server_version_num: i32, role: &str, member: &str, grantor: &str) -> String {
+pub(crate) fn revoke_membership_sql(server_version_num: i32, role: &str, member: &str, grantor: &str) -> String {
     let base = format!("REVOKE {} FROM {}", quote_ident(role), quote_ident(member));
     if server_version_num >= 160_000 { format!("{base} GRANTED BY {}", quote_ident(grantor)) } else { base }
 }

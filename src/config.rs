@@ -23,21 +23,21 @@ use serde::Deserialize;
 use toml::Spanned;
 
 /// Where a Debian host keeps the file (a conffile of the package).
-pub const DEFAULT_PATH: &str = "/etc/cabinet-db/cabinet-db.toml";
+pub(crate) const DEFAULT_PATH: &str = "/etc/cabinet-db/cabinet-db.toml";
 /// The variable naming another file.
-pub const PATH_ENV: &str = "CABINET_CONFIG";
+pub(crate) const PATH_ENV: &str = "CABINET_CONFIG";
 
 /// One setting of the file: its key, and the environment variable that the options taking
 /// it read (the file's value becomes those options' default).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Setting {
+pub(crate) struct Setting {
     /// `section.name`, or `name` at the top.
-    pub key: &'static str,
-    pub env: &'static str,
+    pub(crate) key: &'static str,
+    pub(crate) env: &'static str,
     /// Only the options of this subcommand (its path, e.g. `serve`) take it.
-    pub only_in: Option<&'static str>,
+    pub(crate) only_in: Option<&'static str>,
     /// A list in the file (`["a", "b"]`), a repeatable option on the command line.
-    pub list: bool,
+    pub(crate) list: bool,
 }
 
 const fn one(key: &'static str, env: &'static str) -> Setting {
@@ -49,7 +49,7 @@ const fn list(key: &'static str, env: &'static str) -> Setting {
 }
 
 /// Every key the file may hold, in the order `config show` prints them.
-pub const SETTINGS: &[Setting] = &[
+pub(crate) const SETTINGS: &[Setting] = &[
     one("database_url", "DATABASE_URL"),
     one("secrets_dir", "CABINET_SECRETS_DIR"),
     one("tailscale_socket", "TAILSCALE_SOCKET"),
@@ -83,7 +83,7 @@ pub const SETTINGS: &[Setting] = &[
 impl Setting {
     /// Database URLs may hold a password: shown redacted, and a file holding one must not be
     /// readable by others.
-    pub fn is_database_url(&self) -> bool {
+    pub(crate) fn is_database_url(&self) -> bool {
         self.env == "DATABASE_URL"
     }
 
@@ -93,7 +93,7 @@ impl Setting {
 }
 
 /// The largest configuration file read: the full example is under 4 KiB.
-pub const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
+pub(crate) const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
 
 /// Why the file could not be used. Nothing has run when this is returned.
 #[derive(Debug, thiserror::Error)]
@@ -121,17 +121,17 @@ pub enum ConfigError {
 /// The file as read: which settings it gives, and where.
 #[derive(Clone, Default)]
 pub struct ConfigFile {
-    pub path: Option<PathBuf>,
-    pub values: Vec<FileValue>,
+    pub(crate) path: Option<PathBuf>,
+    pub(crate) values: Vec<FileValue>,
 }
 
 /// One setting's value from the file.
 #[derive(Clone)]
-pub struct FileValue {
-    pub setting: Setting,
-    pub values: Vec<String>,
-    pub line: usize,
-    pub column: usize,
+pub(crate) struct FileValue {
+    pub(crate) setting: Setting,
+    pub(crate) values: Vec<String>,
+    pub(crate) line: usize,
+    pub(crate) column: usize,
 }
 
 impl fmt::Debug for FileValue {
@@ -158,7 +158,7 @@ impl fmt::Debug for ConfigFile {
 
 /// Which file to read: `--config-file PATH` (or `--config-file=PATH`) among the arguments, else
 /// `CABINET_CONFIG`, else the default path if it exists. A file named either way must exist.
-pub fn locate(args: &[std::ffi::OsString], env: Option<std::ffi::OsString>) -> Option<PathBuf> {
+pub(crate) fn locate(args: &[std::ffi::OsString], env: Option<std::ffi::OsString>) -> Option<PathBuf> {
     let mut named = None;
     let mut iter = args.iter().skip(1);
     while let Some(arg) = iter.next() {
@@ -180,7 +180,7 @@ pub fn locate(args: &[std::ffi::OsString], env: Option<std::ffi::OsString>) -> O
 impl ConfigFile {
     /// Reads and checks the file (its keys and the shape of each value; the values themselves
     /// are checked by [`ConfigFile::apply`] against the options that take them).
-    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+    pub(crate) fn load(path: &Path) -> Result<Self, ConfigError> {
         let read_error = |source| ConfigError::Read { path: path.to_owned(), source };
         // Bounded: /dev/zero, a FIFO or a log named by mistake must not be read without end.
         let mut bytes = Vec::new();
@@ -215,7 +215,7 @@ impl ConfigFile {
     }
 
     /// Parses the file's text: TOML with only the keys of [`SETTINGS`].
-    pub fn parse(path: &Path, text: &str) -> Result<Self, ConfigError> {
+    pub(crate) fn parse(path: &Path, text: &str) -> Result<Self, ConfigError> {
         let document: Document = toml::from_str(text).map_err(|e| {
             let at = e.span().map_or(0, |s| s.start);
             invalid_at(path, text, at, e.message().trim().to_owned())
@@ -267,7 +267,7 @@ impl ConfigFile {
     }
 
     /// The file's value for a key.
-    pub fn get(&self, key: &str) -> Option<&FileValue> {
+    pub(crate) fn get(&self, key: &str) -> Option<&FileValue> {
         self.values.iter().find(|v| v.setting.key == key)
     }
 
@@ -351,7 +351,7 @@ fn check_value(arg: &clap::Arg, text: &str) -> Result<(), clap::Error> {
 }
 
 /// Whether a URL names a password (`scheme://user:password@…`): such a file must be private.
-pub fn has_password(url: &str) -> bool {
+pub(crate) fn has_password(url: &str) -> bool {
     let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
     let authority = rest.split(['/', '?']).next().unwrap_or_default();
     authority.rsplit_once('@').is_some_and(|(userinfo, _)| userinfo.contains(':'))
@@ -490,7 +490,7 @@ pub fn load_for(args: &[std::ffi::OsString]) -> Result<ConfigFile, ConfigError> 
 }
 
 /// Reads a file; the default path may be absent (a host without the package), a named one not.
-pub fn read(path: &Path) -> Result<ConfigFile, ConfigError> {
+pub(crate) fn read(path: &Path) -> Result<ConfigFile, ConfigError> {
     match ConfigFile::load(path) {
         Err(ConfigError::Read { source, .. })
             if source.kind() == ErrorKind::NotFound && path == Path::new(DEFAULT_PATH) =>
@@ -504,7 +504,7 @@ pub fn read(path: &Path) -> Result<ConfigFile, ConfigError> {
 /// Where a setting's value in effect comes from.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
-pub enum Source {
+pub(crate) enum Source {
     /// The environment variable.
     Environment { variable: &'static str },
     /// The file, at this line.
@@ -528,16 +528,16 @@ impl fmt::Display for Source {
 
 /// A setting's value in effect (for commands given no flag for it), secrets redacted.
 #[derive(Debug, Clone, serde::Serialize)]
-pub struct Effective {
-    pub key: &'static str,
-    pub env: &'static str,
-    pub values: Vec<String>,
-    pub source: Source,
+pub(crate) struct Effective {
+    pub(crate) key: &'static str,
+    pub(crate) env: &'static str,
+    pub(crate) values: Vec<String>,
+    pub(crate) source: Source,
 }
 
 /// Every setting's value in effect and where it comes from: the environment (as `lookup`
 /// reads it), else the file, else the options' built-in default.
-pub fn effective(
+pub(crate) fn effective(
     file: &ConfigFile,
     command: &clap::Command,
     lookup: impl Fn(&str) -> Option<String>,
@@ -569,7 +569,7 @@ pub fn effective(
 }
 
 /// A database URL as `user@host:port/database`, saying so when a password was left out.
-pub fn redact_url(url: &str) -> String {
+pub(crate) fn redact_url(url: &str) -> String {
     let shown = crate::db::DatabaseUrl::new(url.to_owned()).redacted();
     if has_password(url) { format!("{shown} (password hidden)") } else { shown }
 }

@@ -71,16 +71,16 @@ impl From<sqlx::Error> for DataError {
 
 /// How much the database holds: the dashboard's figures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct Totals {
-    pub sites: i64,
-    pub users: i64,
+pub(crate) struct Totals {
+    pub(crate) sites: i64,
+    pub(crate) users: i64,
     /// Recorded versions of sites (`sites_history`'s rows).
-    pub site_versions: i64,
+    pub(crate) site_versions: i64,
 }
 
 /// Exact counts: estimates would be cheaper on huge tables, but 10k sites and 1M users (an
 /// index-only scan) take milliseconds, and people compare them with other tools.
-pub async fn totals(executor: impl sqlx::PgExecutor<'_>) -> Result<Totals, DataError> {
+pub(crate) async fn totals(executor: impl sqlx::PgExecutor<'_>) -> Result<Totals, DataError> {
     let (sites, users, site_versions): (i64, i64, i64) = sqlx::query_as(
         "SELECT (SELECT count(*) FROM sites), (SELECT count(*) FROM users), (SELECT count(*) FROM sites_history)",
     )
@@ -98,11 +98,11 @@ pub struct Page<T> {
 }
 
 /// The default and largest page sizes.
-pub const DEFAULT_PAGE_SIZE: i64 = 100;
-pub const MAX_PAGE_SIZE: i64 = 10_000;
+pub(crate) const DEFAULT_PAGE_SIZE: i64 = 100;
+pub(crate) const MAX_PAGE_SIZE: i64 = 10_000;
 
 /// A page size in 1..=[`MAX_PAGE_SIZE`]: anything else is refused, not silently clamped.
-pub fn check_page_size(limit: i64) -> Result<i64, FieldError> {
+pub(crate) fn check_page_size(limit: i64) -> Result<i64, FieldError> {
     if (1..=MAX_PAGE_SIZE).contains(&limit) {
         Ok(limit)
     } else {
@@ -111,7 +111,7 @@ pub fn check_page_size(limit: i64) -> Result<i64, FieldError> {
 }
 
 /// Fetches `limit + 1` rows to learn whether another page follows.
-pub fn into_page<T>(mut rows: Vec<T>, limit: i64, key: impl Fn(&T) -> String) -> Page<T> {
+pub(crate) fn into_page<T>(mut rows: Vec<T>, limit: i64, key: impl Fn(&T) -> String) -> Page<T> {
     let limit = limit.clamp(1, MAX_PAGE_SIZE) as usize;
     let next = if rows.len() > limit {
         rows.truncate(limit);

@@ -9,10 +9,10 @@ use sqlx::{
 };
 
 /// The oldest server we support: `server_version_num` of PostgreSQL 14.
-pub const MIN_SERVER_VERSION_NUM: i32 = 140_000;
+pub(crate) const MIN_SERVER_VERSION_NUM: i32 = 140_000;
 
 /// How long to wait for a TCP connection before giving up.
-pub const CONNECT_TIMEOUT_SECS: u64 = 10;
+pub(crate) const CONNECT_TIMEOUT_SECS: u64 = 10;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
@@ -70,7 +70,7 @@ impl DatabaseUrl {
     }
 
     /// `user@host:port/database`: enough to say where, nothing secret.
-    pub fn redacted(&self) -> String {
+    pub(crate) fn redacted(&self) -> String {
         match self.connect_options() {
             Ok(o) => describe_target(&o),
             Err(_) => "<unparsable database URL>".to_owned(),
@@ -99,7 +99,7 @@ impl FromStr for DatabaseUrl {
 
 /// Percent-encodes everything but RFC 3986's unreserved characters: whole in any part of a URL
 /// (a connection URL's user, password or database; the panel's path segments and query values).
-pub fn percent_encode(text: &str) -> String {
+pub(crate) fn percent_encode(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for byte in text.bytes() {
         if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
@@ -111,7 +111,7 @@ pub fn percent_encode(text: &str) -> String {
     out
 }
 
-pub fn describe_target(options: &PgConnectOptions) -> String {
+pub(crate) fn describe_target(options: &PgConnectOptions) -> String {
     // A socket URL's host is a placeholder: name the socket's directory instead.
     let host = match options.get_socket() {
         Some(directory) => directory.display().to_string(),
@@ -131,7 +131,7 @@ pub async fn connect(url: &DatabaseUrl, application_name: &str) -> Result<PgConn
     connect_with(&options).await
 }
 
-pub async fn connect_with(options: &PgConnectOptions) -> Result<PgConnection, DbError> {
+pub(crate) async fn connect_with(options: &PgConnectOptions) -> Result<PgConnection, DbError> {
     let target = describe_target(options);
     let mut conn = tokio::time::timeout(Duration::from_secs(CONNECT_TIMEOUT_SECS), options.connect())
         .await
@@ -172,7 +172,7 @@ pub async fn pool(
 /// [`pool`], waiting at most `acquire_timeout` for a connection (connecting included) before
 /// `sqlx::Error::PoolTimedOut`: the admin panel's pages would rather say the database is
 /// unreachable than hang.
-pub async fn pool_waiting(
+pub(crate) async fn pool_waiting(
     url: &DatabaseUrl,
     application_name: &str,
     max_connections: u32,
@@ -205,7 +205,7 @@ async fn check_server_version(conn: &mut PgConnection, target: &str) -> Result<i
 
 /// Refuses a standby (a read-only member of a cluster) before `what` changes anything, naming
 /// the leader it streams from when this role may see it (`pg_stat_wal_receiver`).
-pub async fn refuse_standby(conn: &mut PgConnection, target: &str, what: &str) -> Result<(), DbError> {
+pub(crate) async fn refuse_standby(conn: &mut PgConnection, target: &str, what: &str) -> Result<(), DbError> {
     let standby: bool = sqlx::query_scalar("SELECT pg_is_in_recovery()").fetch_one(&mut *conn).await?;
     if !standby {
         return Ok(());
@@ -223,7 +223,7 @@ pub async fn refuse_standby(conn: &mut PgConnection, target: &str, what: &str) -
 }
 
 /// The longest identifier PostgreSQL keeps (NAMEDATALEN - 1 bytes).
-pub const MAX_IDENTIFIER_BYTES: usize = 63;
+pub(crate) const MAX_IDENTIFIER_BYTES: usize = 63;
 
 /// Words with a meaning of their own in pg_hba.conf's database and user fields: a database or
 /// role of that name would silently widen a rule.
@@ -233,7 +233,7 @@ const HBA_KEYWORDS: [&str; 6] = ["all", "sameuser", "samerole", "samegroup", "re
 /// and underscores, starting with a letter or underscore, at most 63 bytes, no pg_hba keyword.
 /// Such a name needs no quoting in SQL, a config file or pg_hba.conf, so nothing typed as a
 /// name can become a second rule. `what` names the value in the error.
-pub fn check_identifier(what: &str, name: &str) -> Result<(), String> {
+pub(crate) fn check_identifier(what: &str, name: &str) -> Result<(), String> {
     let well_formed = name.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
         && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
     let problem = if name.is_empty() {
@@ -269,9 +269,9 @@ pub fn sqlstate(error: &sqlx::Error) -> Option<String> {
 }
 
 /// SQLSTATE 55P03: `lock_timeout` expired.
-pub const SQLSTATE_LOCK_NOT_AVAILABLE: &str = "55P03";
+pub(crate) const SQLSTATE_LOCK_NOT_AVAILABLE: &str = "55P03";
 /// SQLSTATE 23502: a NULL where NOT NULL is required.
-pub const SQLSTATE_NOT_NULL_VIOLATION: &str = "23502";
+pub(crate) const SQLSTATE_NOT_NULL_VIOLATION: &str = "23502";
 
 /// The model's sentence for a constraint violation, when the error is one of ours.
 pub fn violation_message(error: &sqlx::Error) -> Option<String> {

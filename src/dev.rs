@@ -21,9 +21,9 @@ use crate::{
 };
 
 /// Chosen away from 5432 so it never collides with a system PostgreSQL.
-pub const DEFAULT_DEV_PORT: u16 = 54320;
-pub const DEV_SUPERUSER: &str = "cabinet";
-pub const DEV_DATABASE: &str = "cabinet";
+pub(crate) const DEFAULT_DEV_PORT: u16 = 54320;
+pub(crate) const DEV_SUPERUSER: &str = "cabinet";
+pub(crate) const DEV_DATABASE: &str = "cabinet";
 const STATE_FILE: &str = "dev.json";
 /// Sites listed by `dev up` / `dev status`.
 const DEMO_SITES_SHOWN: i64 = 10;
@@ -45,7 +45,7 @@ ON CONFLICT DO NOTHING;
 ";
 
 #[derive(Debug, thiserror::Error)]
-pub enum DevError {
+pub(crate) enum DevError {
     #[error(transparent)]
     Cluster(#[from] ClusterError),
     #[error(transparent)]
@@ -82,7 +82,7 @@ struct DevState {
 /// Where the development database lives unless `--data-dir` says otherwise: as root
 /// `/var/lib/cabinet-db/dev` (the server user must be able to reach it, and root's home is
 /// private), otherwise `$XDG_STATE_HOME/cabinet-db/dev` (`~/.local/state/cabinet-db/dev`).
-pub fn default_data_dir() -> PathBuf {
+pub(crate) fn default_data_dir() -> PathBuf {
     if nix::unistd::geteuid().is_root() {
         return PathBuf::from("/var/lib/cabinet-db/dev");
     }
@@ -94,28 +94,28 @@ pub fn default_data_dir() -> PathBuf {
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct DevReport {
-    pub data_dir: PathBuf,
-    pub port: u16,
-    pub running: bool,
-    pub server_binaries: String,
-    pub server_user: String,
+pub(crate) struct DevReport {
+    pub(crate) data_dir: PathBuf,
+    pub(crate) port: u16,
+    pub(crate) running: bool,
+    pub(crate) server_binaries: String,
+    pub(crate) server_user: String,
     /// The superuser's URL, password included: printed only on request (`--json`).
     #[serde(serialize_with = "expose_url")]
-    pub database_url: Option<DatabaseUrl>,
+    pub(crate) database_url: Option<DatabaseUrl>,
     /// One URL per login role (`cabinet_admin`, `cabinet_n8n`, `cabinet_app`), passwords included.
     #[serde(serialize_with = "expose_urls")]
-    pub role_urls: BTreeMap<String, DatabaseUrl>,
-    pub server_version: Option<String>,
-    pub migration_version: Option<i64>,
-    pub migration_head: i64,
-    pub tables: Vec<TableRows>,
+    pub(crate) role_urls: BTreeMap<String, DatabaseUrl>,
+    pub(crate) server_version: Option<String>,
+    pub(crate) migration_version: Option<i64>,
+    pub(crate) migration_head: i64,
+    pub(crate) tables: Vec<TableRows>,
     /// The first sites, by site_id.
-    pub sites: Vec<crate::models::Site>,
+    pub(crate) sites: Vec<crate::models::Site>,
     /// What this invocation did: `created`, `started`, `migrated to 0001`, `loaded demo data`.
-    pub actions: Vec<String>,
+    pub(crate) actions: Vec<String>,
     /// pgBackRest's configuration, once `dev up --backups` made one.
-    pub backup_config: Option<PathBuf>,
+    pub(crate) backup_config: Option<PathBuf>,
 }
 
 fn expose_urls<S: serde::Serializer>(urls: &BTreeMap<String, DatabaseUrl>, s: S) -> Result<S::Ok, S::Error> {
@@ -130,9 +130,9 @@ fn expose_url<S: serde::Serializer>(url: &Option<DatabaseUrl>, s: S) -> Result<S
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct TableRows {
-    pub table: String,
-    pub rows: i64,
+pub(crate) struct TableRows {
+    pub(crate) table: String,
+    pub(crate) rows: i64,
 }
 
 /// Where `dev up` keeps the generated passwords of the login roles.
@@ -160,7 +160,7 @@ fn write_state(data_dir: &Path, state: &DevState) -> Result<(), DevError> {
 }
 
 /// Creates (first time), starts, migrates and seeds the development database; idempotent.
-pub async fn up(data_dir: &Path, port: Option<u16>, backups: bool) -> Result<DevReport, DevError> {
+pub(crate) async fn up(data_dir: &Path, port: Option<u16>, backups: bool) -> Result<DevReport, DevError> {
     let state = read_state(data_dir)?;
     let port = port.or(state.as_ref().map(|s| s.port)).unwrap_or(DEFAULT_DEV_PORT);
     let cluster = cluster(data_dir, port)?;
@@ -215,7 +215,7 @@ pub async fn up(data_dir: &Path, port: Option<u16>, backups: bool) -> Result<Dev
 }
 
 /// pgBackRest's configuration for the development cluster: everything under `<dir>/backup`.
-pub fn backup_config(data_dir: &Path) -> PathBuf {
+pub(crate) fn backup_config(data_dir: &Path) -> PathBuf {
     data_dir.join("backup").join("pgbackrest.conf")
 }
 
@@ -253,7 +253,7 @@ async fn set_up_backups(
 }
 
 /// Stops the development database; `Ok(false)` when it was not running.
-pub async fn down(data_dir: &Path) -> Result<bool, DevError> {
+pub(crate) async fn down(data_dir: &Path) -> Result<bool, DevError> {
     let state = read_state(data_dir)?.ok_or_else(|| DevError::NotCreated(data_dir.to_owned()))?;
     let cluster = cluster(data_dir, state.port)?;
     if !cluster.is_running() {
@@ -263,7 +263,7 @@ pub async fn down(data_dir: &Path) -> Result<bool, DevError> {
     Ok(true)
 }
 
-pub async fn status(data_dir: &Path) -> Result<DevReport, DevError> {
+pub(crate) async fn status(data_dir: &Path) -> Result<DevReport, DevError> {
     let state = read_state(data_dir)?.ok_or_else(|| DevError::NotCreated(data_dir.to_owned()))?;
     let cluster = cluster(data_dir, state.port)?;
     let set = MigrationSet::embedded().map_err(MigrateError::from)?;
@@ -275,7 +275,7 @@ pub async fn status(data_dir: &Path) -> Result<DevReport, DevError> {
 
 /// The superuser's URL, or a login role's: read from the cluster's files, without a query (so
 /// it works whatever the tables hold).
-pub fn url(data_dir: &Path, role: Option<&str>) -> Result<DatabaseUrl, DevError> {
+pub(crate) fn url(data_dir: &Path, role: Option<&str>) -> Result<DatabaseUrl, DevError> {
     let state = read_state(data_dir)?.ok_or_else(|| DevError::NotCreated(data_dir.to_owned()))?;
     let cluster = cluster(data_dir, state.port)?;
     if !cluster.is_running() {
@@ -305,7 +305,7 @@ fn role_urls(cluster: &LocalCluster) -> BTreeMap<String, DatabaseUrl> {
 }
 
 /// Creates the database unless it exists; `true` when it was created.
-pub async fn ensure_database(admin_url: &DatabaseUrl, name: &str) -> Result<bool, DevError> {
+pub(crate) async fn ensure_database(admin_url: &DatabaseUrl, name: &str) -> Result<bool, DevError> {
     let mut conn = db::connect(admin_url, "cabinet-db dev").await?;
     let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
         .bind(name)

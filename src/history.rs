@@ -20,7 +20,7 @@ use crate::{
 };
 
 /// Longer actors are refused (an e-mail address or `user@host` fits easily).
-pub const MAX_ACTOR_CHARS: usize = 200;
+pub(crate) const MAX_ACTOR_CHARS: usize = 200;
 
 /// Who makes a change, as the history records it: e.g. `alice@example.com`, `deploy@ci`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -44,7 +44,7 @@ impl Actor {
     }
 
     /// The CLI's: the one given, else `$USER@hostname`.
-    pub fn for_cli(given: Option<&str>) -> Result<Actor, FieldError> {
+    pub(crate) fn for_cli(given: Option<&str>) -> Result<Actor, FieldError> {
         if let Some(name) = given {
             return Actor::new(name);
         }
@@ -60,7 +60,7 @@ impl Actor {
         Actor::new(&format!("{user}@{host}"))
     }
 
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         &self.0
     }
 }
@@ -83,7 +83,7 @@ pub async fn set_actor(conn: &mut PgConnection, actor: &Actor, local: bool) -> R
 
 /// A transaction (a savepoint inside the caller's) whose writes the history names `actor`
 /// (when given; else the session's actor or role).
-pub async fn begin_as<'c>(
+pub(crate) async fn begin_as<'c>(
     conn: &'c mut PgConnection,
     actor: Option<&Actor>,
 ) -> Result<sqlx::Transaction<'c, sqlx::Postgres>, DataError> {
@@ -102,7 +102,7 @@ macro_rules! change_columns {
 }
 
 /// Every recorded change of a site, oldest first (also after it was deleted).
-pub async fn site_history(
+pub(crate) async fn site_history(
     executor: impl PgExecutor<'_>,
     site_id: &SiteId,
 ) -> Result<Vec<SiteChange>, DataError> {
@@ -112,7 +112,7 @@ pub async fn site_history(
 }
 
 /// One version of a site.
-pub async fn site_change(
+pub(crate) async fn site_change(
     executor: impl PgExecutor<'_>,
     site_id: &SiteId,
     version: i64,
@@ -123,7 +123,7 @@ pub async fn site_change(
 }
 
 /// The newest recorded change of a site, if any.
-pub async fn latest_site_change(
+pub(crate) async fn latest_site_change(
     executor: impl PgExecutor<'_>,
     site_id: &SiteId,
 ) -> Result<Option<SiteChange>, DataError> {
@@ -136,7 +136,7 @@ pub async fn latest_site_change(
 }
 
 /// A site's current version: its newest recorded change (0 when nothing is recorded).
-pub async fn site_version(executor: impl PgExecutor<'_>, site_id: &SiteId) -> Result<i64, DataError> {
+pub(crate) async fn site_version(executor: impl PgExecutor<'_>, site_id: &SiteId) -> Result<i64, DataError> {
     Ok(sqlx::query_scalar("SELECT coalesce(max(version), 0) FROM sites_history WHERE site_id = $1")
         .bind(site_id.as_str())
         .fetch_one(executor)
@@ -145,7 +145,7 @@ pub async fn site_version(executor: impl PgExecutor<'_>, site_id: &SiteId) -> Re
 
 /// The site as it was at a version: the row that version wrote (for a deletion, the row it
 /// removed). `None` when there is no such version.
-pub async fn site_at_version(
+pub(crate) async fn site_at_version(
     executor: impl PgExecutor<'_>,
     site_id: &SiteId,
     version: i64,
@@ -157,7 +157,7 @@ pub async fn site_at_version(
 
 /// Why a version cannot be put back.
 #[derive(Debug, thiserror::Error)]
-pub enum RevertError {
+pub(crate) enum RevertError {
     #[error("site {site_id} has no version {version}; cabinet-db sites history {site_id} lists them")]
     NoSuchVersion { site_id: String, version: i64 },
     #[error(
@@ -191,7 +191,7 @@ impl From<sqlx::Error> for RevertError {
 /// What a write builds on, when it is not simply the version before it: the one mark the
 /// history trigger records (`cabinet.mark`, for this transaction only).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mark {
+pub(crate) enum Mark {
     /// A revert or restore: the row of version V, put back.
     Restores(i64),
     /// An edit made on version V, merged into the newer current version.
@@ -200,7 +200,7 @@ pub enum Mark {
 
 impl Mark {
     /// Sets the mark for the rest of the transaction `tx`.
-    pub async fn set(self, tx: &mut PgConnection) -> Result<(), sqlx::Error> {
+    pub(crate) async fn set(self, tx: &mut PgConnection) -> Result<(), sqlx::Error> {
         let text = match self {
             Mark::Restores(version) => format!("restores:{version}"),
             Mark::Merges(version) => format!("merges:{version}"),
@@ -216,7 +216,7 @@ impl Mark {
 /// With `expect_version` (what the person saw when they confirmed), refuses with
 /// `DataError::Conflict` when someone changed the site since: a revert never overwrites a
 /// change its confirmation did not show.
-pub async fn revert_site(
+pub(crate) async fn revert_site(
     conn: &mut PgConnection,
     actor: Option<&Actor>,
     site_id: &SiteId,
@@ -272,7 +272,7 @@ pub async fn revert_site(
 
 /// Brings a deleted site back as it was just before its deletion, recorded as a new version
 /// that names the version it restores. Returns the new version number.
-pub async fn restore_site(
+pub(crate) async fn restore_site(
     conn: &mut PgConnection,
     actor: Option<&Actor>,
     site_id: &SiteId,
@@ -330,7 +330,7 @@ async fn check_domain_free(
 }
 
 /// Every recorded change of a user, oldest first.
-pub async fn user_history(
+pub(crate) async fn user_history(
     executor: impl PgExecutor<'_>,
     user_id: &UserId,
 ) -> Result<Vec<UserChange>, DataError> {
@@ -345,41 +345,41 @@ pub async fn user_history(
 
 /// What forgetting a person did under one of the ids they had.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ForgottenId {
-    pub user_id: String,
+pub(crate) struct ForgottenId {
+    pub(crate) user_id: String,
     /// A user row existed under this id and was deleted.
-    pub user_row_deleted: bool,
+    pub(crate) user_row_deleted: bool,
     /// History rows under this id that no longer hold an e-mail address.
-    pub history_rows_scrubbed: i64,
+    pub(crate) history_rows_scrubbed: i64,
     /// Actor fields (who made a change) that named one of this id's addresses, now
     /// "a forgotten user".
-    pub actor_fields_scrubbed: i64,
+    pub(crate) actor_fields_scrubbed: i64,
     /// Sites whose content mentions one of this id's addresses: not changed (site content is
     /// not the user's record); edit them if the address is the person's.
-    pub sites_mentioning: Vec<String>,
+    pub(crate) sites_mentioning: Vec<String>,
 }
 
 /// What `forget_user` scrubbed: each id the person had (the one asked for, and those a rename
 /// before ids became permanent links to it), none of them holding an e-mail address anymore.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ForgetReport {
-    pub ids: Vec<ForgottenId>,
+pub(crate) struct ForgetReport {
+    pub(crate) ids: Vec<ForgottenId>,
 }
 
 impl ForgetReport {
     /// Nothing existed to forget: no user and no history under the id.
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.ids.iter().all(|i| !i.user_row_deleted && i.history_rows_scrubbed == 0)
     }
 
-    pub fn history_rows_scrubbed(&self) -> i64 {
+    pub(crate) fn history_rows_scrubbed(&self) -> i64 {
         self.ids.iter().map(|i| i.history_rows_scrubbed).sum()
     }
 }
 
 /// Honours a "delete my data" request: deletes the user and removes every e-mail address from
 /// that user's history, under every id they had (the rows stay, saying when and by whom).
-pub async fn forget_user(
+pub(crate) async fn forget_user(
     conn: &mut PgConnection,
     actor: Option<&Actor>,
     user_id: &UserId,
@@ -408,7 +408,7 @@ pub async fn forget_user(
 
 /// Removes history older than `before` (each record's newest version stays), recorded in
 /// `history_prunes`. The owner or a superuser only. Returns the rows removed.
-pub async fn prune(
+pub(crate) async fn prune(
     conn: &mut PgConnection,
     actor: Option<&Actor>,
     before: DateTime<Utc>,

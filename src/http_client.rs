@@ -16,7 +16,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 /// Why one exchange brought no answer.
 #[derive(Debug, thiserror::Error)]
-pub enum Failure {
+pub(crate) enum Failure {
     /// Our request is not valid HTTP (a path or header we built).
     #[error("cannot write the request: {0}")]
     Request(#[source] hyper::http::Error),
@@ -30,7 +30,7 @@ pub enum Failure {
 
 /// One request to `address` (`host:port`, also its `Host` header) over TCP, answered within
 /// `timeout`: the status and body, or what went wrong in words.
-pub async fn tcp_request(
+pub(crate) async fn tcp_request(
     address: &str,
     request: Builder,
     body: String,
@@ -48,7 +48,7 @@ pub async fn tcp_request(
 
 /// Sends `request` (method, path and headers; `User-Agent` and `Connection: close` are added)
 /// with `body` over `stream`, and reads the answer to its end: the status and body.
-pub async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
+pub(crate) async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
     stream: S,
     request: Builder,
     body: String,

@@ -6,7 +6,7 @@ use std::path::{Component, Path, PathBuf};
 
 /// `path` with every symlink resolved: its longest existing ancestor canonicalised, the rest
 /// (not created yet) appended — `..` in that rest resolved lexically.
-pub fn really(path: &Path) -> PathBuf {
+pub(crate) fn really(path: &Path) -> PathBuf {
     let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
     let mut existing = absolute.as_path();
     let mut rest = Vec::new();
@@ -35,7 +35,7 @@ pub fn really(path: &Path) -> PathBuf {
 }
 
 /// One of the two paths is the other or inside it, symlinks resolved.
-pub fn overlap(a: &Path, b: &Path) -> bool {
+pub(crate) fn overlap(a: &Path, b: &Path) -> bool {
     let (a, b) = (really(a), really(b));
     a.starts_with(&b) || b.starts_with(&a)
 }

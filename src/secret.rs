@@ -11,7 +11,7 @@ use std::{
 
 /// Why a file may not hold a secret.
 #[derive(Debug, thiserror::Error)]
-pub enum NotPrivate {
+pub(crate) enum NotPrivate {
     #[error("cannot read it ({0})")]
     Unreadable(#[source] std::io::Error),
     #[error("not a regular file")]
@@ -26,7 +26,7 @@ pub enum NotPrivate {
 }
 
 /// Whether `path` is private to its owner, and that owner is the caller or root.
-pub fn private_file(path: &Path) -> Result<(), NotPrivate> {
+pub(crate) fn private_file(path: &Path) -> Result<(), NotPrivate> {
     let meta = std::fs::metadata(path).map_err(NotPrivate::Unreadable)?;
     if !meta.is_file() {
         return Err(NotPrivate::NotAFile);
@@ -44,7 +44,7 @@ pub fn private_file(path: &Path) -> Result<(), NotPrivate> {
 
 /// Why a text may not be a secret.
 #[derive(Debug, thiserror::Error)]
-pub enum BadText {
+pub(crate) enum BadText {
     #[error("it is shorter than {min_chars} characters")]
     Short { min_chars: usize },
     #[error("it must be one line of printable ASCII characters without spaces")]
@@ -54,7 +54,7 @@ pub enum BadText {
 /// A secret given as text, its line end removed: at least `min_chars` characters, each printable
 /// ASCII. No space or second line (it is written into configuration lines); no other
 /// characters (PostgreSQL passes them through SASLprep, which clients apply inconsistently).
-pub fn text(text: &str, min_chars: usize) -> Result<&str, BadText> {
+pub(crate) fn text(text: &str, min_chars: usize) -> Result<&str, BadText> {
     let text = text.trim_end_matches(['\n', '\r']);
     if text.chars().count() < min_chars {
         Err(BadText::Short { min_chars })

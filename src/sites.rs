@@ -54,7 +54,7 @@ fn check_free_text(fields: &[(&'static str, Option<&str>)]) -> Result<(), FieldE
 impl NewSite {
     /// Checks the rules that span fields and the free text (the typed fields are valid by
     /// construction).
-    pub fn validate(&self) -> Result<(), FieldError> {
+    pub(crate) fn validate(&self) -> Result<(), FieldError> {
         check_free_text(&[
             ("ai_script_id", self.ai_script_id.as_deref()),
             ("ai_prompt", self.ai_prompt.as_deref()),
@@ -87,11 +87,11 @@ pub struct SitePatch {
 }
 
 impl SitePatch {
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         *self == SitePatch::default()
     }
 
-    pub fn validate(&self) -> Result<(), FieldError> {
+    pub(crate) fn validate(&self) -> Result<(), FieldError> {
         let inner = |v: &Option<Option<String>>| v.as_ref().and_then(|v| v.as_deref()).map(str::to_owned);
         let (a, b, c, d, e) = (
             inner(&self.ai_script_id),
@@ -161,7 +161,7 @@ pub async fn list(
 }
 
 /// The languages the sites use, sorted (the panel's filter offers these).
-pub async fn languages(executor: impl PgExecutor<'_>) -> Result<Vec<String>, DataError> {
+pub(crate) async fn languages(executor: impl PgExecutor<'_>) -> Result<Vec<String>, DataError> {
     Ok(sqlx::query_scalar("SELECT DISTINCT language FROM sites ORDER BY 1").fetch_all(executor).await?)
 }
 
@@ -210,7 +210,7 @@ pub async fn update(
 
 /// [`update`], with the history's mark for what the write builds on (a merge names the
 /// version the edit was made on).
-pub async fn update_marked(
+pub(crate) async fn update_marked(
     conn: &mut PgConnection,
     actor: Option<&Actor>,
     site_id: &SiteId,

@@ -21,13 +21,13 @@ use crate::{
 };
 
 /// The newest full backup must be younger than this (a daily timer, with slack).
-pub const FULL_BACKUP_MAX_AGE_HOURS: i64 = 26;
+pub(crate) const FULL_BACKUP_MAX_AGE_HOURS: i64 = 26;
 /// The newest passed drill must be younger than this (a weekly timer, with slack).
-pub const DRILL_MAX_AGE_DAYS: i64 = 8;
+pub(crate) const DRILL_MAX_AGE_DAYS: i64 = 8;
 
 const SETUP: &str = "run cabinet-db backup setup (docs/deploy.md, Backups)";
 
-pub async fn checks(conn: &mut PgConnection, config_path: &Path) -> Result<Vec<Check>, sqlx::Error> {
+pub(crate) async fn checks(conn: &mut PgConnection, config_path: &Path) -> Result<Vec<Check>, sqlx::Error> {
     let (mode, command, timeout): (String, String, String) = sqlx::query_as(
         "SELECT current_setting('archive_mode'), current_setting('archive_command'), current_setting('archive_timeout')",
     )

@@ -25,11 +25,11 @@ pub struct Check {
     /// How to fix it (empty when it passes).
     pub remedy: String,
     /// The check could not run as this role: it needs a superuser.
-    pub needs_superuser: bool,
+    pub(crate) needs_superuser: bool,
 }
 
 impl Check {
-    pub fn pass(id: &'static str, detail: impl Into<String>) -> Check {
+    pub(crate) fn pass(id: &'static str, detail: impl Into<String>) -> Check {
         Check {
             id,
             verdict: Verdict::Pass,
@@ -39,7 +39,7 @@ impl Check {
         }
     }
 
-    pub fn warn(id: &'static str, detail: impl Into<String>, remedy: impl Into<String>) -> Check {
+    pub(crate) fn warn(id: &'static str, detail: impl Into<String>, remedy: impl Into<String>) -> Check {
         Check {
             id,
             verdict: Verdict::Warn,
@@ -49,7 +49,7 @@ impl Check {
         }
     }
 
-    pub fn fail(id: &'static str, detail: impl Into<String>, remedy: impl Into<String>) -> Check {
+    pub(crate) fn fail(id: &'static str, detail: impl Into<String>, remedy: impl Into<String>) -> Check {
         Check {
             id,
             verdict: Verdict::Fail,
@@ -60,7 +60,7 @@ impl Check {
     }
 
     /// A check this role may not run: `what` could not be read.
-    pub fn needs_superuser(id: &'static str, what: &str) -> Check {
+    pub(crate) fn needs_superuser(id: &'static str, what: &str) -> Check {
         Check {
             id,
             verdict: Verdict::Warn,
@@ -71,7 +71,7 @@ impl Check {
     }
 
     /// Pass when `problems` is empty, else fail listing them.
-    pub fn from_problems(
+    pub(crate) fn from_problems(
         id: &'static str,
         problems: Vec<String>,
         passed: impl Into<String>,

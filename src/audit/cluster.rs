@@ -8,7 +8,7 @@ use crate::cluster::{
     render::{NODE_CONFIG_DIR, PATRONI_UNIT},
 };
 
-pub async fn checks(members: &[String]) -> Vec<Check> {
+pub(crate) async fn checks(members: &[String]) -> Vec<Check> {
     let apis: Vec<PatroniApi> = members.iter().map(PatroniApi::new).collect();
     let survey = match survey(&apis).await {
         Ok(survey) => survey,

@@ -8,7 +8,7 @@ use crate::{
     schema_diff,
 };
 
-pub async fn migrations(url: &DatabaseUrl, set: &MigrationSet) -> Result<Vec<Check>, MigrateError> {
+pub(crate) async fn migrations(url: &DatabaseUrl, set: &MigrationSet) -> Result<Vec<Check>, MigrateError> {
     let assessment = match runner::status(url, set).await {
         Ok(assessment) => assessment,
         Err(MigrateError::Query(e)) if super::check::is_permission_denied(&e) => {
@@ -43,7 +43,7 @@ pub async fn migrations(url: &DatabaseUrl, set: &MigrationSet) -> Result<Vec<Che
     Ok(checks)
 }
 
-pub async fn drift(conn: &mut PgConnection) -> Result<Check, sqlx::Error> {
+pub(crate) async fn drift(conn: &mut PgConnection) -> Result<Check, sqlx::Error> {
     let differences = schema_diff::drift(conn).await?;
     Ok(if differences.is_empty() {
         Check::pass("schema.drift", "the schema matches the models")
@@ -79,7 +79,7 @@ fn belongs_in(name: &str) -> &'static str {
 }
 
 /// Tables, views and sequences outside the models, in any user schema.
-pub async fn foreign_objects(conn: &mut PgConnection) -> Result<Check, sqlx::Error> {
+pub(crate) async fn foreign_objects(conn: &mut PgConnection) -> Result<Check, sqlx::Error> {
     let ours: Vec<String> = TABLES
         .iter()
         .map(|t| format!("public.{}", t.name))

@@ -93,7 +93,7 @@ fn weak_method(method: &str) -> Option<&'static str> {
     }
 }
 
-pub async fn checks(conn: &mut PgConnection, roles: &Roles) -> Result<Vec<Check>, sqlx::Error> {
+pub(crate) async fn checks(conn: &mut PgConnection, roles: &Roles) -> Result<Vec<Check>, sqlx::Error> {
     let mut checks = or_needs_superuser("pg_hba.rules", "pg_hba_file_rules", rules(conn, roles).await)?;
     checks.extend(or_needs_superuser(
         "pg_hba.loaded",

@@ -34,7 +34,7 @@ use crate::models::history::site_versions_do_not_meet;
 const NAMED: usize = 20;
 
 /// Gaps in the versions of each site and user, not explained by a recorded prune.
-pub async fn version_gaps(conn: &mut PgConnection) -> Result<Vec<String>, sqlx::Error> {
+pub(crate) async fn version_gaps(conn: &mut PgConnection) -> Result<Vec<String>, sqlx::Error> {
     sqlx::query_scalar(
         "WITH versions AS (
              SELECT 'site' AS kind, site_id AS id, version, changed_at,
@@ -76,7 +76,7 @@ pub async fn version_gaps(conn: &mut PgConnection) -> Result<Vec<String>, sqlx::
 }
 
 /// Records that differ from their newest recorded version.
-pub async fn unrecorded_writes(conn: &mut PgConnection) -> Result<Vec<String>, sqlx::Error> {
+pub(crate) async fn unrecorded_writes(conn: &mut PgConnection) -> Result<Vec<String>, sqlx::Error> {
     sqlx::query_scalar(
         "WITH site_heads AS (
              SELECT DISTINCT ON (site_id) site_id, version, operation, new_row
@@ -115,7 +115,7 @@ pub async fn unrecorded_writes(conn: &mut PgConnection) -> Result<Vec<String>, s
 
 /// Whether the history's tables are there to be read (a missing one is drift, reported as
 /// such by the schema check, not an error here).
-pub async fn present(conn: &mut PgConnection) -> Result<bool, sqlx::Error> {
+pub(crate) async fn present(conn: &mut PgConnection) -> Result<bool, sqlx::Error> {
     sqlx::query_scalar(
         "SELECT to_regclass('public.sites_history') IS NOT NULL AND to_regclass('public.users_history') IS NOT NULL
             AND to_regclass('public.history_prunes') IS NOT NULL",
@@ -125,7 +125,7 @@ pub async fn present(conn: &mut PgConnection) -> Result<bool, sqlx::Error> {
 }
 
 /// Both readings, or nothing when the tables are missing (drift says so).
-pub async fn findings(conn: &mut PgConnection) -> Result<Vec<String>, sqlx::Error> {
+pub(crate) async fn findings(conn: &mut PgConnection) -> Result<Vec<String>, sqlx::Error> {
     if !present(conn).await? {
         return Ok(Vec::new());
     }
@@ -138,7 +138,7 @@ pub async fn findings(conn: &mut PgConnection) -> Result<Vec<String>, sqlx::Erro
 /// Consecutive versions that do not meet: version N found the record otherwise than version
 /// N-1 left it (or inserted one N-1 had not deleted, or changed one N-1 had deleted) — a write
 /// between them bypassed the history, even if later writes hide it from the newest version.
-pub async fn broken_links(conn: &mut PgConnection) -> Result<Vec<String>, sqlx::Error> {
+pub(crate) async fn broken_links(conn: &mut PgConnection) -> Result<Vec<String>, sqlx::Error> {
     sqlx::query_scalar(concat!(
         "WITH sites_chain AS (
              SELECT h.site_id, h.version, h.operation, h.old_row,
@@ -182,7 +182,7 @@ pub async fn broken_links(conn: &mut PgConnection) -> Result<Vec<String>, sqlx::
 }
 
 /// The audit's two checks.
-pub async fn checks(conn: &mut PgConnection) -> Result<Vec<Check>, sqlx::Error> {
+pub(crate) async fn checks(conn: &mut PgConnection) -> Result<Vec<Check>, sqlx::Error> {
     if !present(conn).await? {
         return Ok(vec![Check::fail(
             "history.versions",

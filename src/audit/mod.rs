@@ -22,7 +22,7 @@ mod contents;
 /// Client authentication: every pg_hba rule, and whether the file is the one in force.
 mod hba;
 /// Whether the history tells the whole story: versions without gaps, records as recorded.
-pub mod history;
+pub(crate) mod history;
 /// tailscaled's view and the sockets PostgreSQL listens on.
 pub mod network;
 /// Extensions, foreign data, replication, event triggers, untrusted languages.

@@ -9,7 +9,7 @@ use super::check::{AuditOptions, Check};
 use crate::tailnet::localapi::{LocalApiError, ServeConfig, Status};
 
 /// Checks that need tailscaled: only meaningful on the database host itself.
-pub async fn checks(
+pub(crate) async fn checks(
     conn: &mut PgConnection,
     tailscale: Result<(Status, ServeConfig), LocalApiError>,
     options: &AuditOptions,
@@ -131,7 +131,7 @@ pub fn panel(options: &AuditOptions) -> Check {
 }
 
 /// Addresses with a socket in LISTEN state on `port`, from `net/tcp` and `net/tcp6`.
-pub fn listening(proc_root: &Path, port: u16) -> std::io::Result<Vec<IpAddr>> {
+pub(crate) fn listening(proc_root: &Path, port: u16) -> std::io::Result<Vec<IpAddr>> {
     let mut found = Vec::new();
     for file in ["net/tcp", "net/tcp6"] {
         let text = match std::fs::read_to_string(proc_root.join(file)) {

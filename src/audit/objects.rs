@@ -13,7 +13,7 @@ use super::check::{Check, or_needs_superuser};
 const DOOR_OPENERS: &[&str] =
     &["dblink", "postgres_fdw", "file_fdw", "adminpack", "plpython3u", "plperlu", "pltclu", "lo"];
 
-pub async fn checks(conn: &mut PgConnection) -> Result<Vec<Check>, sqlx::Error> {
+pub(crate) async fn checks(conn: &mut PgConnection) -> Result<Vec<Check>, sqlx::Error> {
     let mut checks = Vec::new();
 
     let extensions: Vec<String> =

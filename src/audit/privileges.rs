@@ -21,7 +21,7 @@ fn login_roles(roles: &Roles) -> Vec<(RoleKind, String)> {
 const COLUMN_PRIVILEGES: [&str; 4] = ["SELECT", "INSERT", "UPDATE", "REFERENCES"];
 
 /// Ownership and the privilege matrix of our tables; column-level grants.
-pub async fn tables(conn: &mut PgConnection, roles: &Roles) -> Result<Vec<Check>, sqlx::Error> {
+pub(crate) async fn tables(conn: &mut PgConnection, roles: &Roles) -> Result<Vec<Check>, sqlx::Error> {
     let privileges = compat::table_privileges(compat::server_version_num(conn).await?);
     let tables: Vec<String> = sqlx::query_scalar(
         "SELECT t FROM unnest($1::text[]) t WHERE to_regclass(format('public.%I', t)) IS NOT NULL",
@@ -162,7 +162,7 @@ pub async fn tables(conn: &mut PgConnection, roles: &Roles) -> Result<Vec<Check>
 /// Relations beyond our tables, and functions that run as someone else, that our login roles
 /// can use: a view or a SECURITY DEFINER function runs with its owner's rights, so either can
 /// hand n8n the users table or a superuser's powers.
-pub async fn beyond_tables(conn: &mut PgConnection, roles: &Roles) -> Result<Vec<Check>, sqlx::Error> {
+pub(crate) async fn beyond_tables(conn: &mut PgConnection, roles: &Roles) -> Result<Vec<Check>, sqlx::Error> {
     let names: Vec<String> = login_roles(roles).into_iter().map(|(_, n)| n).collect();
     let governed: Vec<String> = governed_tables().iter().map(|t| format!("public.{t}")).collect();
     let relations: Vec<String> = sqlx::query_scalar(
@@ -238,7 +238,7 @@ fn granted_by_model(roles: &Roles) -> Vec<String> {
 
 /// What PUBLIC (every role) gets by default, and what our login roles could do elsewhere in
 /// the cluster: large objects, other databases.
-pub async fn public(conn: &mut PgConnection, roles: &Roles) -> Result<Vec<Check>, sqlx::Error> {
+pub(crate) async fn public(conn: &mut PgConnection, roles: &Roles) -> Result<Vec<Check>, sqlx::Error> {
     let mut checks = Vec::new();
     let create: bool = sqlx::query_scalar("SELECT has_schema_privilege('public', 'public', 'CREATE')")
         .fetch_one(&mut *conn)
@@ -360,7 +360,7 @@ async fn other_databases(conn: &mut PgConnection, names: &[String]) -> Result<Ve
 /// What roles will get on objects not created yet is as much their privilege as what they hold:
 /// the model grants nothing ahead of time (`roles apply` grants on each table it governs, after
 /// the migration that adds it).
-pub async fn future(conn: &mut PgConnection) -> Result<Vec<Check>, sqlx::Error> {
+pub(crate) async fn future(conn: &mut PgConnection) -> Result<Vec<Check>, sqlx::Error> {
     let grants = crate::roles::future::grants(conn).await?;
     Ok(vec![if grants.is_empty() {
         Check::pass("privileges.future", "no privileges are granted ahead of time (ALTER DEFAULT PRIVILEGES)")

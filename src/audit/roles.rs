@@ -31,7 +31,7 @@ fn what_it_gives(role: &str) -> &'static str {
 }
 
 /// Attributes, connection limits, settings and memberships of the owner, admin and n8n roles.
-pub async fn ours(conn: &mut PgConnection, roles: &Roles) -> Result<Vec<Check>, sqlx::Error> {
+pub(crate) async fn ours(conn: &mut PgConnection, roles: &Roles) -> Result<Vec<Check>, sqlx::Error> {
     let mut checks = Vec::new();
     for kind in RoleKind::ALL {
         let name = roles.name(kind);
@@ -172,7 +172,7 @@ async fn members_of_ours(conn: &mut PgConnection, roles: &Roles) -> Result<Check
 /// or CREATEROLE, or members of a role that is. One exception: a Patroni cluster's replication
 /// role (`roles.replication()`) is REPLICATION and nothing else; pg_hba admits it only from
 /// the cluster's nodes.
-pub async fn privileged_logins(conn: &mut PgConnection, roles: &Roles) -> Result<Check, sqlx::Error> {
+pub(crate) async fn privileged_logins(conn: &mut PgConnection, roles: &Roles) -> Result<Check, sqlx::Error> {
     let replicator = roles.replication();
     let rows = sqlx::query(
         "SELECT r.rolname::text AS name,
@@ -213,7 +213,7 @@ pub async fn privileged_logins(conn: &mut PgConnection, roles: &Roles) -> Result
 
 /// Each login role's password is still the one in its file: a role can change its own
 /// (`ALTER ROLE cabinet_n8n PASSWORD '…'`), locking out the clients configured with the file.
-pub async fn password_files(
+pub(crate) async fn password_files(
     conn: &mut PgConnection,
     roles: &Roles,
     secrets_dir: Option<&Path>,

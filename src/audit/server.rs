@@ -5,7 +5,7 @@ use sqlx::PgConnection;
 use super::check::{Check, is_permission_denied};
 use crate::tailnet::is_tailnet_address;
 
-pub async fn version(conn: &mut PgConnection) -> Result<Check, sqlx::Error> {
+pub(crate) async fn version(conn: &mut PgConnection) -> Result<Check, sqlx::Error> {
     // `db::connect` already refused anything older than 14; this records what it is.
     let version: String =
         sqlx::query_scalar("SELECT current_setting('server_version')").fetch_one(&mut *conn).await?;
@@ -14,7 +14,7 @@ pub async fn version(conn: &mut PgConnection) -> Result<Check, sqlx::Error> {
 
 /// `listen_addresses` as running, and as the configuration files will set it at the next
 /// restart (an `ALTER SYSTEM SET listen_addresses = '*'` waiting for a restart is caught).
-pub async fn listen_addresses(
+pub(crate) async fn listen_addresses(
     conn: &mut PgConnection,
     node_ips: Option<&[String]>,
 ) -> Result<Vec<Check>, sqlx::Error> {
@@ -75,7 +75,7 @@ fn judge_listen(id: &'static str, value: &str, node_ips: Option<&[String]>) -> C
     }
 }
 
-pub async fn passwords(conn: &mut PgConnection) -> Result<Vec<Check>, sqlx::Error> {
+pub(crate) async fn passwords(conn: &mut PgConnection) -> Result<Vec<Check>, sqlx::Error> {
     let encryption: String =
         sqlx::query_scalar("SELECT current_setting('password_encryption')").fetch_one(&mut *conn).await?;
     let mut checks = vec![if encryption == "scram-sha-256" {

@@ -20,16 +20,16 @@ use super::{BackupError, STANZA, catalog::Catalog, pgbackrest::PgBackRest};
 
 /// A WAL segment's name: timeline, then its position (log and segment, each 8 hex digits).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Segment {
-    pub timeline: u32,
-    pub log: u32,
-    pub seg: u32,
+pub(crate) struct Segment {
+    pub(crate) timeline: u32,
+    pub(crate) log: u32,
+    pub(crate) seg: u32,
 }
 
 impl Segment {
     /// `000000010000000000000003` (and the same followed by `-<sha1>.gz`, as pgBackRest stores
     /// it); not `.backup`, `.history` or `.partial` files.
-    pub fn parse(name: &str) -> Option<Segment> {
+    pub(crate) fn parse(name: &str) -> Option<Segment> {
         let head = name.get(..24)?;
         let rest = &name[24..];
         if !(rest.is_empty() || rest.starts_with('-')) || !head.bytes().all(|b| b.is_ascii_hexdigit()) {
@@ -39,7 +39,7 @@ impl Segment {
         Some(Segment { timeline: field(0)?, log: field(8)?, seg: field(16)? })
     }
 
-    pub fn name(&self) -> String {
+    pub(crate) fn name(&self) -> String {
         format!("{:08X}{:08X}{:08X}", self.timeline, self.log, self.seg)
     }
 
@@ -97,33 +97,33 @@ pub(crate) fn segments_in_words(first: &str, last: &str) -> String {
 
 /// A run of consecutive segments on one timeline in one repository.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WalRun {
-    pub repo: u32,
+pub(crate) struct WalRun {
+    pub(crate) repo: u32,
     /// pgBackRest's archive id, e.g. `15-1`.
-    pub archive_id: String,
-    pub start: Segment,
-    pub stop: Segment,
+    pub(crate) archive_id: String,
+    pub(crate) start: Segment,
+    pub(crate) stop: Segment,
 }
 
 /// A hole in a repository's archive.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct WalGap {
-    pub repo: u32,
+pub(crate) struct WalGap {
+    pub(crate) repo: u32,
     /// The last segment present before the hole.
-    pub after: String,
+    pub(crate) after: String,
     /// The first one present after it; `None` when the server reports WAL archived that the
     /// repository does not hold (dropped, nothing archived since).
-    pub before: Option<String>,
+    pub(crate) before: Option<String>,
     /// The newest full backup of the repository starts after the hole: the present is still
     /// recoverable from it, only a stretch of the past is lost. (A hole after the newest full
     /// backup's start is judged a failure even when an incremental starts after it: the
     /// incremental's chain reaches back to that full backup, and retention counts full ones.)
-    pub behind_newest_backup: bool,
+    pub(crate) behind_newest_backup: bool,
 }
 
 impl WalGap {
     /// What the hole costs, in words.
-    pub fn explain(&self) -> String {
+    pub(crate) fn explain(&self) -> String {
         let missing = match &self.before {
             Some(before) => format!("WAL between {} and {before} is missing", self.after),
             None => format!("WAL after {} is missing although the server reports it archived", self.after),
@@ -142,7 +142,7 @@ impl WalGap {
     }
 
     /// What to do.
-    pub fn remedy(&self) -> &'static str {
+    pub(crate) fn remedy(&self) -> &'static str {
         if self.behind_newest_backup {
             "nothing for later times; the lost stretch goes when the older backups expire"
         } else {
@@ -153,7 +153,7 @@ impl WalGap {
 
 /// The runs `pgbackrest verify --log-level-console=detail` reports, one line each:
 /// `archiveId: 15-1, wal start: 0000…06, wal stop: 0000…0C`.
-pub fn runs_from_verify(repo: u32, text: &str) -> Vec<WalRun> {
+pub(crate) fn runs_from_verify(repo: u32, text: &str) -> Vec<WalRun> {
     text.lines()
         .filter_map(|line| {
             let rest = line.split_once("archiveId: ")?.1;
@@ -170,7 +170,7 @@ pub fn runs_from_verify(repo: u32, text: &str) -> Vec<WalRun> {
 }
 
 /// Runs from the file names a repository lists (`repo-ls` of the archive: `15-1/…/<segment>-…`).
-pub fn runs_from_names<'a>(
+pub(crate) fn runs_from_names<'a>(
     repo: u32,
     names: impl IntoIterator<Item = &'a str>,
     segment_size: u64,
@@ -199,7 +199,7 @@ pub fn runs_from_names<'a>(
 
 /// The holes between runs of one timeline, priced against the repository's newest backup.
 /// (A new timeline starts a new run by nature; only holes within a timeline are reported.)
-pub fn gaps(runs: &[WalRun], catalog: &Catalog) -> Vec<WalGap> {
+pub(crate) fn gaps(runs: &[WalRun], catalog: &Catalog) -> Vec<WalGap> {
     runs.windows(2)
         .filter(|pair| {
             let (a, b) = (&pair[0], &pair[1]);
@@ -211,7 +211,7 @@ pub fn gaps(runs: &[WalRun], catalog: &Catalog) -> Vec<WalGap> {
 
 /// A hole at the end: the server reports `last_archived` archived, the repository's last run
 /// on that timeline stops earlier.
-pub fn tail_gap(runs: &[WalRun], last_archived: &str, catalog: &Catalog) -> Option<WalGap> {
+pub(crate) fn tail_gap(runs: &[WalRun], last_archived: &str, catalog: &Catalog) -> Option<WalGap> {
     let archived = Segment::parse(last_archived)?;
     let last = runs.iter().filter(|r| r.stop.timeline == archived.timeline).map(|r| r.stop).max()?;
     let repo = runs.first()?.repo;
@@ -229,7 +229,7 @@ fn gap(repo: u32, after: Segment, before: Option<Segment>, catalog: &Catalog) ->
 }
 
 /// The names of the files in a repository's archive of our stanza.
-pub fn list_archive(pgbackrest: &PgBackRest, repo: u32) -> Result<Vec<String>, BackupError> {
+pub(crate) fn list_archive(pgbackrest: &PgBackRest, repo: u32) -> Result<Vec<String>, BackupError> {
     let out = pgbackrest.run(
         "repo-ls",
         &[format!("--repo={repo}"), "--recurse".into(), "--output=json".into(), format!("archive/{STANZA}")],
@@ -247,7 +247,7 @@ pub fn list_archive(pgbackrest: &PgBackRest, repo: u32) -> Result<Vec<String>, B
 /// Why pushing WAL last failed, as pgBackRest's asynchronous archiver recorded it in the
 /// spool: the segment and pgBackRest's message (its repository, error type and cause, without
 /// the generic hints). `None` when no push is failing (or the spool is not readable here).
-pub fn last_push_error(spool_dir: &Path) -> Option<(String, String)> {
+pub(crate) fn last_push_error(spool_dir: &Path) -> Option<(String, String)> {
     let out = spool_dir.join("archive").join(STANZA).join("out");
     let newest = std::fs::read_dir(out)
         .ok()?

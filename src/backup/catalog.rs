@@ -11,49 +11,49 @@ use serde_json::Value;
 /// One backup in a repository.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct BackupSet {
-    pub label: String,
+    pub(crate) label: String,
     /// `full`, `diff` or `incr`.
     pub kind: String,
     pub started: Option<DateTime<Utc>>,
-    pub stopped: Option<DateTime<Utc>>,
-    pub lsn_start: Option<String>,
-    pub lsn_stop: Option<String>,
+    pub(crate) stopped: Option<DateTime<Utc>>,
+    pub(crate) lsn_start: Option<String>,
+    pub(crate) lsn_stop: Option<String>,
     /// The first and last WAL segment it needs.
-    pub wal_start: Option<String>,
-    pub wal_stop: Option<String>,
+    pub(crate) wal_start: Option<String>,
+    pub(crate) wal_stop: Option<String>,
     /// Size of the database it copied, and of what it added to the repository.
-    pub size: Option<u64>,
+    pub(crate) size: Option<u64>,
     pub repository_size: Option<u64>,
     pub repo: u32,
     /// pgBackRest marked it as having an error (e.g. a page checksum).
-    pub error: bool,
+    pub(crate) error: bool,
 }
 
 /// One repository as pgBackRest found it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct RepoStatus {
-    pub repo: u32,
+pub(crate) struct RepoStatus {
+    pub(crate) repo: u32,
     /// `none` or `aes-256-cbc`, as the repository itself says.
-    pub cipher: Option<String>,
+    pub(crate) cipher: Option<String>,
     /// 0 when pgBackRest could read it.
-    pub code: i64,
-    pub message: String,
+    pub(crate) code: i64,
+    pub(crate) message: String,
 }
 
 /// What the repositories hold.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Catalog {
-    pub backups: Vec<BackupSet>,
-    pub repos: Vec<RepoStatus>,
+    pub(crate) backups: Vec<BackupSet>,
+    pub(crate) repos: Vec<RepoStatus>,
     /// The oldest WAL segment archived and the newest.
-    pub archive_min: Option<String>,
-    pub archive_max: Option<String>,
+    pub(crate) archive_min: Option<String>,
+    pub(crate) archive_max: Option<String>,
     /// `none` or `aes-256-cbc`.
-    pub cipher: Option<String>,
+    pub(crate) cipher: Option<String>,
     /// pgBackRest's status message for the stanza (`ok`, `no valid backups`, …).
-    pub status: Option<String>,
+    pub(crate) status: Option<String>,
     /// The PostgreSQL major version of the newest backed-up cluster.
-    pub pg_major: Option<u32>,
+    pub(crate) pg_major: Option<u32>,
 }
 
 impl Catalog {
@@ -121,7 +121,7 @@ impl Catalog {
     /// The earliest time a restore can reach: the end of the oldest good backup. pgBackRest
     /// records it in whole seconds (the backup ended within the second after), so this is that
     /// second's end: a target inside it may precede the backup's true end.
-    pub fn earliest(&self) -> Option<DateTime<Utc>> {
+    pub(crate) fn earliest(&self) -> Option<DateTime<Utc>> {
         self.backups
             .iter()
             .filter(|b| !b.error)
@@ -136,12 +136,12 @@ impl Catalog {
     }
 
     /// The newest good backup in one repository, of any kind.
-    pub fn newest_in(&self, repo: u32) -> Option<&BackupSet> {
+    pub(crate) fn newest_in(&self, repo: u32) -> Option<&BackupSet> {
         self.newest(|b| b.repo == repo)
     }
 
     /// The newest good full backup in one repository.
-    pub fn newest_full_in(&self, repo: u32) -> Option<&BackupSet> {
+    pub(crate) fn newest_full_in(&self, repo: u32) -> Option<&BackupSet> {
         self.newest(|b| b.repo == repo && b.kind == "full")
     }
 

@@ -25,57 +25,57 @@ pub const DRILLS_FILE: &str = "drills.jsonl";
 /// Where the configuration lives unless `--config` says otherwise.
 pub const DEFAULT_CONFIG: &str = "/etc/cabinet-db/pgbackrest.conf";
 /// Full backups kept per repository (the oldest expires after the next one completes).
-pub const DEFAULT_RETENTION_FULL: u32 = 2;
+pub(crate) const DEFAULT_RETENTION_FULL: u32 = 2;
 /// WAL queued for an unreachable repository before pgBackRest drops it, so a dead repository
 /// can never fill the primary's disk (point-in-time recovery across the gap is then lost).
-pub const DEFAULT_ARCHIVE_QUEUE_MAX: &str = "4GiB";
+pub(crate) const DEFAULT_ARCHIVE_QUEUE_MAX: &str = "4GiB";
 
 /// Everything `pgbackrest.conf` says.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BackupConfig {
-    pub pg_path: PathBuf,
-    pub pg_port: u16,
-    pub pg_socket: PathBuf,
+pub(crate) struct BackupConfig {
+    pub(crate) pg_path: PathBuf,
+    pub(crate) pg_port: u16,
+    pub(crate) pg_socket: PathBuf,
     /// The role pgBackRest connects as (the bootstrap superuser, by peer).
-    pub pg_user: String,
+    pub(crate) pg_user: String,
     /// `log/`, `lock/` and `spool/` below it.
-    pub state_dir: PathBuf,
-    pub repos: Vec<Repo>,
-    pub retention_full: u32,
-    pub archive_queue_max: String,
+    pub(crate) state_dir: PathBuf,
+    pub(crate) repos: Vec<Repo>,
+    pub(crate) retention_full: u32,
+    pub(crate) archive_queue_max: String,
     /// `io-timeout` in seconds: how long pgBackRest waits on a repository that makes no
     /// progress (pgBackRest's default, 60, when unset). It also bounds how long one attempt
     /// to push WAL to an unreachable repository takes.
-    pub io_timeout: Option<u32>,
+    pub(crate) io_timeout: Option<u32>,
     /// The link to a second host (a repository host, or seen from it, the database host).
-    pub tls: Option<TlsLink>,
+    pub(crate) tls: Option<TlsLink>,
     /// This is the repository host: the database hosts (`pg1-host`, `pg2-host`, … — one, or a
     /// Patroni cluster's nodes), each reached through its `pgbackrest server` and admitted by
     /// ours. Empty on a database host.
-    pub pg_hosts: Vec<PgHost>,
+    pub(crate) pg_hosts: Vec<PgHost>,
 }
 
 /// A database host as the repository host reaches it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PgHost {
+pub(crate) struct PgHost {
     /// Its name (or tailnet address), which is also the name in its certificate.
-    pub host: String,
+    pub(crate) host: String,
     /// Its data directory.
-    pub path: PathBuf,
+    pub(crate) path: PathBuf,
     /// Its server's socket directory.
-    pub socket: PathBuf,
+    pub(crate) socket: PathBuf,
 }
 
 impl BackupConfig {
     /// The defaults for the rest.
-    pub fn for_server(server: &Server, state_dir: PathBuf, repos: Vec<Repo>) -> BackupConfig {
+    pub(crate) fn for_server(server: &Server, state_dir: PathBuf, repos: Vec<Repo>) -> BackupConfig {
         let (path, socket) = (server.data_dir.clone(), server.socket_dir.clone());
         BackupConfig::with_pg(path, server.port, socket, server.superuser.clone(), state_dir, repos)
     }
 
     /// A server described by hand (on a repository host, which cannot ask it); the defaults for
     /// the rest.
-    pub fn with_pg(
+    pub(crate) fn with_pg(
         pg_path: PathBuf,
         pg_port: u16,
         pg_socket: PathBuf,
@@ -99,7 +99,7 @@ impl BackupConfig {
     }
 
     /// The repository numbers a command covers: the one asked for, or each.
-    pub fn repo_numbers(&self, only: Option<u32>) -> Result<Vec<u32>, BackupError> {
+    pub(crate) fn repo_numbers(&self, only: Option<u32>) -> Result<Vec<u32>, BackupError> {
         let count = self.repos.len() as u32;
         match only {
             Some(n) if (1..=count).contains(&n) => Ok(vec![n]),
@@ -112,17 +112,17 @@ impl BackupConfig {
     }
 
     /// Repository `n` (1-based, as in `repo1-…`).
-    pub fn repo(&self, n: u32) -> Option<&Repo> {
+    pub(crate) fn repo(&self, n: u32) -> Option<&Repo> {
         n.checked_sub(1).and_then(|i| self.repos.get(i as usize))
     }
 
     /// Repository `n` is on another host (reached through its `pgbackrest server`).
-    pub fn is_remote(&self, n: u32) -> bool {
+    pub(crate) fn is_remote(&self, n: u32) -> bool {
         matches!(self.repo(n), Some(Repo::Remote { .. }))
     }
 
     /// The offsite repository and its number, when there is one.
-    pub fn offsite(&self) -> Option<(usize, &S3Repo)> {
+    pub(crate) fn offsite(&self) -> Option<(usize, &S3Repo)> {
         self.repos.iter().enumerate().find_map(|(i, r)| match r {
             Repo::S3(s3) => Some((i + 1, s3)),
             Repo::Posix { .. } | Repo::Remote { .. } => None,
@@ -130,27 +130,27 @@ impl BackupConfig {
     }
 
     /// The repository host, when the first repository is on one (backups run there).
-    pub fn repo_host(&self) -> Option<&str> {
+    pub(crate) fn repo_host(&self) -> Option<&str> {
         self.repos.iter().find_map(|r| match r {
             Repo::Remote { host, .. } => Some(host.as_str()),
             _ => None,
         })
     }
 
-    pub fn log_dir(&self) -> PathBuf {
+    pub(crate) fn log_dir(&self) -> PathBuf {
         self.state_dir.join("log")
     }
 
-    pub fn lock_dir(&self) -> PathBuf {
+    pub(crate) fn lock_dir(&self) -> PathBuf {
         self.state_dir.join("lock")
     }
 
-    pub fn spool_dir(&self) -> PathBuf {
+    pub(crate) fn spool_dir(&self) -> PathBuf {
         self.state_dir.join("spool")
     }
 
     /// The file's text.
-    pub fn render(&self) -> String {
+    pub(crate) fn render(&self) -> String {
         let mut out = String::from(
             "# cabinet-db: pgBackRest configuration. Written by `cabinet-db backup setup`; rerun it\n\
              # rather than editing this file (it is replaced whole).\n\n[global]\n",
@@ -257,7 +257,7 @@ log-level-file=info
     }
 
     /// Reads a file this module wrote.
-    pub fn read(path: &Path) -> Result<BackupConfig, BackupError> {
+    pub(crate) fn read(path: &Path) -> Result<BackupConfig, BackupError> {
         let text = std::fs::read_to_string(path).map_err(|e| match e.kind() {
             std::io::ErrorKind::NotFound => BackupError::NotConfigured(path.to_owned()),
             _ => BackupError::Io { action: format!("read {}", path.display()), source: e },
@@ -422,7 +422,7 @@ pub(crate) fn state_paths(path: &Path) -> Vec<(&'static str, PathBuf)> {
 }
 
 /// Single-quotes a word for `/bin/sh` (`archive_command` runs through it).
-pub fn shell_quote(word: &str) -> String {
+pub(crate) fn shell_quote(word: &str) -> String {
     format!("'{}'", word.replace('\'', r"'\''"))
 }
 
@@ -437,7 +437,7 @@ pub fn archive_command(config_path: &Path) -> String {
 
 /// The `restore_command` that fetches WAL with this configuration (a replica that fell behind
 /// what the leader still has; a restored copy).
-pub fn restore_command(config_path: &Path) -> String {
+pub(crate) fn restore_command(config_path: &Path) -> String {
     format!(
         "pgbackrest --config={} --config-include-path={} --stanza={STANZA} archive-get %f \"%p\"",
         shell_quote(&config_path.display().to_string()),

@@ -207,7 +207,7 @@ pub fn socket_url(cluster: &LocalCluster, superuser: &str, database: &str) -> Da
 /// The command that stops the copy, as whoever runs cabinet-db can type it: as root,
 /// `pg_ctl` must run as the server's user, as the copy was started (`runuser` is util-linux,
 /// on every Debian host; `sudo` may be absent).
-pub fn stop_command(cluster: &LocalCluster) -> String {
+pub(crate) fn stop_command(cluster: &LocalCluster) -> String {
     let pg_ctl = cluster.binaries.tool("pg_ctl");
     let stop = format!("{} -D {} stop", quote(&pg_ctl), quote(&cluster.pgdata()));
     match &cluster.run_as {

@@ -34,10 +34,10 @@ use crate::{
 /// One table's count and checksum.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Fingerprint {
-    pub table: String,
-    pub rows: i64,
+    pub(crate) table: String,
+    pub(crate) rows: i64,
     /// The sum of a 60-bit slice of each row's md5: independent of row order.
-    pub checksum: String,
+    pub(crate) checksum: String,
 }
 
 /// Row count and order-independent checksum of each table of the models, in UTC text form.
@@ -59,31 +59,31 @@ pub async fn fingerprint(conn: &mut PgConnection) -> Result<Vec<Fingerprint>, sq
 /// A drill's result, as recorded.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DrillRecord {
-    pub at: DateTime<Utc>,
+    pub(crate) at: DateTime<Utc>,
     /// The repository restored from (records older than the offsite repository lack it: 1).
     #[serde(default = "first_repo")]
-    pub repo: u32,
+    pub(crate) repo: u32,
     pub passed: bool,
-    pub seconds_to_recovery: Option<f64>,
-    pub restore_point: String,
+    pub(crate) seconds_to_recovery: Option<f64>,
+    pub(crate) restore_point: String,
     /// What differed or failed; empty when it passed.
-    pub problems: Vec<String>,
-    pub live: Vec<Fingerprint>,
-    pub restored: Vec<Fingerprint>,
+    pub(crate) problems: Vec<String>,
+    pub(crate) live: Vec<Fingerprint>,
+    pub(crate) restored: Vec<Fingerprint>,
 }
 
 #[derive(Debug, Clone)]
-pub struct DrillOptions {
-    pub config_path: PathBuf,
+pub(crate) struct DrillOptions {
+    pub(crate) config_path: PathBuf,
     /// The live database (a superuser: it creates a restore point).
-    pub live: DatabaseUrl,
+    pub(crate) live: DatabaseUrl,
     /// Where the scratch copy goes (a directory of its own is made inside).
-    pub work_dir: PathBuf,
+    pub(crate) work_dir: PathBuf,
     /// The repository to prove (the first, unless told).
-    pub repo: Option<u32>,
+    pub(crate) repo: Option<u32>,
 }
 
-pub async fn drill(options: &DrillOptions) -> Result<DrillRecord, BackupError> {
+pub(crate) async fn drill(options: &DrillOptions) -> Result<DrillRecord, BackupError> {
     let config = BackupConfig::read(&options.config_path)?;
     let at = Utc::now();
     let restore_point = format!("cabinet-drill-{}", at.format("%Y%m%dT%H%M%S%.6fZ"));
@@ -192,7 +192,7 @@ fn finish(config: &BackupConfig, record: DrillRecord) -> Result<DrillRecord, Bac
     Ok(record)
 }
 
-pub fn drills_file(config: &BackupConfig) -> PathBuf {
+pub(crate) fn drills_file(config: &BackupConfig) -> PathBuf {
     config.state_dir.join(super::config::DRILLS_FILE)
 }
 

@@ -12,31 +12,31 @@
 //! stored for it.
 
 /// The WAL archive: holes in it and what they cost; why pushing WAL fails.
-pub mod archive;
+pub(crate) mod archive;
 /// `pgbackrest info` as typed rows: backups, the recoverable window.
 pub mod catalog;
 /// `pgbackrest.conf`: rendered from the server and the repositories, and read back.
 pub mod config;
 /// The restored copy running: its settings, the size-checking `restore_command`, start, stop.
-pub mod copy;
+pub(crate) mod copy;
 /// `backup drill`: restore to a fresh restore point, compare row for row, record the result.
 pub mod drill;
 /// The `pgbackrest` program: finding it, its version, running it as the server's user.
 pub mod pgbackrest;
 /// Where a recovery stopped (the copy's log) and whether at a hole (the repository's listing).
-pub mod reached;
+pub(crate) mod reached;
 /// `backup setup-repo-host`: the second host that keeps the repository and takes the backups.
-pub mod repo_host;
+pub(crate) mod repo_host;
 /// The repositories: a local directory and an encrypted S3 bucket, their values checked.
 pub mod repository;
 /// Restoring into a new cluster on loopback.
 pub mod restore;
 /// Why a restore refused or failed.
-pub mod restore_error;
+pub(crate) mod restore_error;
 /// Taking a backup; listing backups and the recoverable window.
 pub mod run;
 /// systemd units and timers: daily full, hourly incremental, weekly drill.
-pub mod schedule;
+pub(crate) mod schedule;
 /// The offsite repository's credentials and passphrase: a 0600 include file, never printed.
 pub mod secrets;
 /// What pgBackRest needs to know of the server: data directory, port, socket, superuser.
@@ -49,16 +49,16 @@ mod target_dir;
 /// own setup.
 pub mod tls;
 /// `backup verify`: pgBackRest's checksums, read (it exits 0 on damage).
-pub mod verify;
+pub(crate) mod verify;
 /// The recoverable window per repository, broken at each hole in the WAL.
-pub mod window;
+pub(crate) mod window;
 
 use std::path::PathBuf;
 
 use crate::{db::DbError, local_cluster::ClusterError};
 
 /// The pgBackRest stanza: one per server.
-pub const STANZA: &str = "cabinet";
+pub(crate) const STANZA: &str = "cabinet";
 
 #[derive(Debug, thiserror::Error)]
 pub enum BackupError {
@@ -116,7 +116,7 @@ pub enum BackupError {
 }
 
 impl BackupError {
-    pub fn io(action: impl Into<String>) -> impl FnOnce(std::io::Error) -> BackupError {
+    pub(crate) fn io(action: impl Into<String>) -> impl FnOnce(std::io::Error) -> BackupError {
         let action = action.into();
         move |source| BackupError::Io { action, source }
     }

@@ -39,16 +39,16 @@ pub fn parse_version(text: &str) -> Option<(u32, u32)> {
 /// A way to run pgBackRest for our stanza.
 #[derive(Debug, Clone)]
 pub struct PgBackRest {
-    pub program: PathBuf,
-    pub config: PathBuf,
-    pub run_as: RunAs,
+    pub(crate) program: PathBuf,
+    pub(crate) config: PathBuf,
+    pub(crate) run_as: RunAs,
 }
 
 /// What a successful run printed.
 #[derive(Debug, Clone)]
 pub struct RunOutput {
-    pub stdout: String,
-    pub stderr: String,
+    pub(crate) stdout: String,
+    pub(crate) stderr: String,
 }
 
 impl PgBackRest {
@@ -57,7 +57,7 @@ impl PgBackRest {
     }
 
     /// The installed version as (major, minor) and as printed.
-    pub fn version(&self) -> Result<((u32, u32), String), BackupError> {
+    pub(crate) fn version(&self) -> Result<((u32, u32), String), BackupError> {
         version_of(&self.program)
     }
 

@@ -24,17 +24,17 @@ use crate::models::timestamps;
 
 /// How far a recovery got, as PostgreSQL logged it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct Reached {
+pub(crate) struct Reached {
     /// The last WAL segment restored from the archive.
-    pub segment: Option<String>,
+    pub(crate) segment: Option<String>,
     /// The start of the last record replayed.
-    pub lsn: Option<String>,
+    pub(crate) lsn: Option<String>,
     /// The segment holding `lsn` (on the timeline of `segment`): what messages name, the
     /// same whatever was fetched after it.
-    pub lsn_segment: Option<String>,
+    pub(crate) lsn_segment: Option<String>,
     /// The time of the last commit replayed; `None` when none was (nothing committed after
     /// the backup, or recovery stopped before the first).
-    pub last_commit: Option<DateTime<Utc>>,
+    pub(crate) last_commit: Option<DateTime<Utc>>,
 }
 
 impl Reached {
@@ -67,7 +67,7 @@ impl Reached {
     }
 
     /// In words, for messages: `LSN 0/6000060 (in segment …), last commit at …`.
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         let mut parts = Vec::new();
         match (&self.lsn, &self.lsn_segment, &self.segment) {
             (Some(lsn), Some(segment), _) => parts.push(format!("LSN {lsn} (in segment {segment})")),
@@ -86,7 +86,7 @@ impl Reached {
 /// Why recovery could not go on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum HoleKind {
+pub(crate) enum HoleKind {
     /// The next segment is not in the repository.
     Missing,
     /// The next segment is listed but could not be read whole (truncated, damaged: pgBackRest
@@ -99,23 +99,23 @@ pub enum HoleKind {
 
 /// A hole a recovery stopped at, in one repository.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Hole {
-    pub repo: u32,
-    pub kind: HoleKind,
+pub(crate) struct Hole {
+    pub(crate) repo: u32,
+    pub(crate) kind: HoleKind,
     /// The last segment read before it.
-    pub after: String,
+    pub(crate) after: String,
     /// The first segment the repository holds beyond it.
-    pub resumes: String,
+    pub(crate) resumes: String,
     /// The first and last segments recovery could not read: the missing ones, or the one it
     /// could not read whole; `None` when a timeline ends.
-    pub first_unread: Option<String>,
-    pub last_unread: Option<String>,
+    pub(crate) first_unread: Option<String>,
+    pub(crate) last_unread: Option<String>,
     /// What pgBackRest said when PostgreSQL asked for the segment (from the copy's log).
-    pub detail: Option<String>,
+    pub(crate) detail: Option<String>,
 }
 
 impl Hole {
-    pub fn explain(&self) -> String {
+    pub(crate) fn explain(&self) -> String {
         let unread = match (&self.first_unread, &self.last_unread) {
             (Some(first), last) => {
                 format!("WAL {}", archive::segments_in_words(first, last.as_deref().unwrap_or(first)))
@@ -211,9 +211,9 @@ pub(crate) fn hole_after(
 /// `restore_command`, which refuses such a file so that recovery ends before it instead.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct WrongSize {
-    pub segment: String,
-    pub size: u64,
-    pub expected: u64,
+    pub(crate) segment: String,
+    pub(crate) size: u64,
+    pub(crate) expected: u64,
 }
 
 /// What PostgreSQL (or the copy's `restore_command`) wrote in the log about the first segment

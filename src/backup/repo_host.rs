@@ -27,45 +27,45 @@ use super::{
 use crate::local_cluster::RunAs;
 
 #[derive(Debug, Clone)]
-pub struct RepoHostOptions {
-    pub config_path: PathBuf,
+pub(crate) struct RepoHostOptions {
+    pub(crate) config_path: PathBuf,
     /// pgBackRest's logs, locks and spool on this host.
-    pub state_dir: PathBuf,
+    pub(crate) state_dir: PathBuf,
     /// The repository: a directory on this host.
-    pub repo: PathBuf,
+    pub(crate) repo: PathBuf,
     /// The database hosts, as this host reaches them (and the names in their certificates): one,
     /// or each node of a Patroni cluster.
-    pub db_hosts: Vec<String>,
+    pub(crate) db_hosts: Vec<String>,
     /// The server as seen on the database hosts: one data directory (and socket directory) for
     /// all, or one per host.
-    pub pg_paths: Vec<PathBuf>,
-    pub pg_port: u16,
-    pub pg_sockets: Vec<PathBuf>,
-    pub pg_user: String,
+    pub(crate) pg_paths: Vec<PathBuf>,
+    pub(crate) pg_port: u16,
+    pub(crate) pg_sockets: Vec<PathBuf>,
+    pub(crate) pg_user: String,
     /// The OS user that runs pgBackRest here and owns the repository.
-    pub os_user: String,
-    pub tls: TlsOptions,
-    pub io_timeout: Option<u32>,
+    pub(crate) os_user: String,
+    pub(crate) tls: TlsOptions,
+    pub(crate) io_timeout: Option<u32>,
     /// The offsite bucket, as on the database host (the same passphrase): backups taken here
     /// go into it too.
-    pub offsite: Option<Offsite>,
+    pub(crate) offsite: Option<Offsite>,
     /// Let this run drop an offsite repository the existing configuration has.
-    pub remove_offsite: bool,
+    pub(crate) remove_offsite: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct RepoHostReport {
-    pub config: PathBuf,
-    pub pgbackrest_version: String,
+pub(crate) struct RepoHostReport {
+    pub(crate) config: PathBuf,
+    pub(crate) pgbackrest_version: String,
     /// Each repository, described (`repo1`, and the offsite `repo2`).
-    pub repos: Vec<String>,
+    pub(crate) repos: Vec<String>,
     /// `stanza-create` and `check` passed from here: WAL arrives, backups can be taken.
-    pub checked: bool,
+    pub(crate) checked: bool,
     /// Why not, when not: usually the database host is not set up yet.
-    pub not_checked_because: Option<String>,
+    pub(crate) not_checked_because: Option<String>,
 }
 
-pub fn setup_repo_host(options: &RepoHostOptions) -> Result<RepoHostReport, BackupError> {
+pub(crate) fn setup_repo_host(options: &RepoHostOptions) -> Result<RepoHostReport, BackupError> {
     let pg_hosts = pg_hosts(options)?;
     for (option, path) in
         [("--config", &options.config_path), ("--state-dir", &options.state_dir), ("--repo", &options.repo)]

@@ -28,7 +28,7 @@ pub enum Repo {
 
 impl Repo {
     /// For messages: `/var/lib/pgbackrest`, `s3://bucket/cabinet-db at s3.example.com`.
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         match self {
             Repo::Posix { path } => path.display().to_string(),
             Repo::S3(s3) => s3.to_string(),
@@ -36,7 +36,7 @@ impl Repo {
         }
     }
 
-    pub fn is_offsite(&self) -> bool {
+    pub(crate) fn is_offsite(&self) -> bool {
         matches!(self, Repo::S3(_))
     }
 }
@@ -50,7 +50,7 @@ pub enum UriStyle {
 }
 
 impl UriStyle {
-    pub fn as_pgbackrest(self) -> &'static str {
+    pub(crate) fn as_pgbackrest(self) -> &'static str {
         match self {
             UriStyle::Host => "host",
             UriStyle::Path => "path",
@@ -62,18 +62,18 @@ impl UriStyle {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct S3Repo {
     /// Host name of the service.
-    pub endpoint: String,
-    pub port: u16,
-    pub bucket: String,
-    pub region: String,
+    pub(crate) endpoint: String,
+    pub(crate) port: u16,
+    pub(crate) bucket: String,
+    pub(crate) region: String,
     /// The stanza's folder inside the bucket.
-    pub path: String,
-    pub uri_style: UriStyle,
+    pub(crate) path: String,
+    pub(crate) uri_style: UriStyle,
     /// A CA bundle for a service whose certificate is not signed by a public authority.
-    pub ca_file: Option<PathBuf>,
+    pub(crate) ca_file: Option<PathBuf>,
     /// `repo<N>-cipher-type=aes-256-cbc`: `backup setup` always writes it; a file edited by
     /// hand may not, and the audit fails then.
-    pub encrypted: bool,
+    pub(crate) encrypted: bool,
 }
 
 impl fmt::Display for S3Repo {
@@ -207,7 +207,7 @@ fn check_bucket(bucket: &str) -> Result<(), BackupError> {
 
 /// pgBackRest's rules for a repository path (absolute, no `//`, no trailing `/`), plus ours:
 /// no character that could end the line it is written on.
-pub fn check_repo_path(option: &str, path: &str) -> Result<(), BackupError> {
+pub(crate) fn check_repo_path(option: &str, path: &str) -> Result<(), BackupError> {
     let ok = path.starts_with('/')
         && (path == "/" || !path.ends_with('/'))
         && !path.contains("//")
@@ -225,7 +225,7 @@ pub fn check_repo_path(option: &str, path: &str) -> Result<(), BackupError> {
 }
 
 /// A path written into `pgbackrest.conf` (data directory, repository, state, CA file).
-pub fn check_config_path(option: &str, path: &Path) -> Result<(), BackupError> {
+pub(crate) fn check_config_path(option: &str, path: &Path) -> Result<(), BackupError> {
     match path.to_str() {
         Some(text) => check_repo_path(option, text),
         None => Err(bad(option, &path.display().to_string(), "the path must be valid UTF-8")),
@@ -233,7 +233,7 @@ pub fn check_config_path(option: &str, path: &Path) -> Result<(), BackupError> {
 }
 
 /// A size as pgBackRest reads it (`4GiB`, `64MiB`, `1073741824`), in bytes.
-pub fn parse_size(text: &str) -> Option<u64> {
+pub(crate) fn parse_size(text: &str) -> Option<u64> {
     let digits_end = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
     let (number, unit) = text.split_at(digits_end);
     let number: u64 = number.parse().ok()?;
@@ -250,10 +250,10 @@ pub fn parse_size(text: &str) -> Option<u64> {
 
 /// The smallest archive queue allowed: one 16 MiB WAL segment. Below it pgBackRest would drop
 /// WAL as soon as a single segment waits.
-pub const MIN_ARCHIVE_QUEUE: u64 = 16 << 20;
+pub(crate) const MIN_ARCHIVE_QUEUE: u64 = 16 << 20;
 
 /// Checks `--archive-queue-max`.
-pub fn check_archive_queue_max(text: &str) -> Result<(), BackupError> {
+pub(crate) fn check_archive_queue_max(text: &str) -> Result<(), BackupError> {
     match parse_size(text) {
         Some(bytes) if bytes >= MIN_ARCHIVE_QUEUE => Ok(()),
         Some(_) => Err(bad(

@@ -89,20 +89,20 @@ pub struct RestoreOptions {
 #[derive(Debug, Clone, Serialize)]
 pub struct RestoreReport {
     pub data_dir: PathBuf,
-    pub port: u16,
+    pub(crate) port: u16,
     /// The superuser's URL, over the copy's private socket.
     #[serde(serialize_with = "expose")]
     pub url: DatabaseUrl,
-    pub target: String,
+    pub(crate) target: String,
     /// From the start of the restore to the copy answering as a promoted primary.
     pub seconds_to_recovery: f64,
     pub timeline: i64,
     /// Where recovery stopped, as PostgreSQL logged it.
-    pub reached: Reached,
+    pub(crate) reached: Reached,
     /// The hole it stopped at (only with `--end-of-continuous-wal`; any other target refuses).
-    pub hole: Option<Hole>,
+    pub(crate) hole: Option<Hole>,
     /// The command that stops the copy (it is left running), as the user who restored it.
-    pub stop_command: String,
+    pub(crate) stop_command: String,
     /// The running copy (to stop and remove it: `stop_and_remove`).
     #[serde(skip)]
     pub cluster: LocalCluster,

@@ -58,7 +58,7 @@ pub struct Ran {
     pub backups: Vec<BackupSet>,
     /// In a Patroni cluster (several database hosts): whether the files came from a streaming
     /// standby (the leader only starts and stops the backup) or, with none, from the leader.
-    pub from_standby: Option<bool>,
+    pub(crate) from_standby: Option<bool>,
 }
 
 /// Takes a backup into one repository, or into each (pgBackRest backs up one repository per
@@ -133,24 +133,24 @@ const DEFAULT_SEGMENT_SIZE: u64 = 16 << 20;
 
 /// The repositories' contents and how far a restore can reach.
 #[derive(Debug, Clone, Serialize)]
-pub struct Listing {
+pub(crate) struct Listing {
     #[serde(flatten)]
-    pub catalog: Catalog,
+    pub(crate) catalog: Catalog,
     /// A restore can reach any time from here…
-    pub earliest: Option<DateTime<Utc>>,
+    pub(crate) earliest: Option<DateTime<Utc>>,
     /// …to here: the later of the newest backup's end and the live server's last archived
     /// WAL segment (a restore while the server runs archives its current WAL first, and
     /// reaches the present). `None` when a hole cuts the present off (see `windows`).
-    pub latest: Option<DateTime<Utc>>,
+    pub(crate) latest: Option<DateTime<Utc>>,
     /// The stretches a restore can reach, per repository, broken at each hole.
-    pub windows: Vec<Window>,
+    pub(crate) windows: Vec<Window>,
     /// The holes in each repository's WAL archive (`after` the last segment before one).
-    pub holes: Vec<WalGap>,
+    pub(crate) holes: Vec<WalGap>,
     /// Repositories whose archive could not be listed, and why: their holes are unknown.
-    pub unlisted: Vec<String>,
+    pub(crate) unlisted: Vec<String>,
 }
 
-pub async fn list(config_path: &Path, live: Option<&DatabaseUrl>) -> Result<Listing, BackupError> {
+pub(crate) async fn list(config_path: &Path, live: Option<&DatabaseUrl>) -> Result<Listing, BackupError> {
     let pgbackrest = pgbackrest_for(config_path)?;
     let catalog = Catalog::from_info(&pgbackrest.info_json()?);
     let (latest, last_wal, segment_size) = match live {

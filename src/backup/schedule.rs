@@ -17,20 +17,20 @@ use crate::{db::DatabaseUrl, tailnet::render::RenderedFile};
 const PGBACKREST: &str = "/usr/bin/pgbackrest";
 
 #[derive(Debug, Clone)]
-pub struct ScheduleInput {
+pub(crate) struct ScheduleInput {
     /// The installed binary (`/usr/bin/cabinet-db` from the package).
-    pub binary: PathBuf,
+    pub(crate) binary: PathBuf,
     /// pgBackRest's configuration.
-    pub config: PathBuf,
+    pub(crate) config: PathBuf,
     /// The server's OS user (runs pgBackRest and the drill).
-    pub user: String,
+    pub(crate) user: String,
     /// Where the commands find their settings.
-    pub settings: UnitSettings,
+    pub(crate) settings: UnitSettings,
 }
 
 /// Where the scheduled commands find the database and pgBackRest's configuration.
 #[derive(Debug, Clone)]
-pub enum UnitSettings {
+pub(crate) enum UnitSettings {
     /// In the units (`Environment=`). The drill's and audit's connection is the superuser over
     /// the socket by peer, so no password sits in a unit file.
     InUnits { database_url: DatabaseUrl },
@@ -39,7 +39,7 @@ pub enum UnitSettings {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum ScheduleError {
+pub(crate) enum ScheduleError {
     #[error(
         "the drill's database URL carries a password, which would end up in a unit file; use the socket and peer instead, e.g. postgres:///cabinet?host=/var/run/postgresql&user=postgres"
     )]
@@ -48,7 +48,7 @@ pub enum ScheduleError {
     BadUser(String),
 }
 
-pub fn render(input: &ScheduleInput) -> Result<Vec<RenderedFile>, ScheduleError> {
+pub(crate) fn render(input: &ScheduleInput) -> Result<Vec<RenderedFile>, ScheduleError> {
     if let UnitSettings::InUnits { database_url } = &input.settings
         && crate::config::has_password(database_url.expose())
     {

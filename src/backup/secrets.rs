@@ -17,7 +17,7 @@ use super::BackupError;
 use crate::{atomic_file::AtomicFile, local_cluster::RunAs};
 
 /// Shorter passphrases are refused (pgBackRest's guide suggests `openssl rand -base64 48`).
-pub const MIN_CIPHER_PASS_CHARS: usize = 20;
+pub(crate) const MIN_CIPHER_PASS_CHARS: usize = 20;
 
 /// The passphrase of an encrypted repository; `Debug` is redacted.
 #[derive(Clone, PartialEq, Eq)]
@@ -61,7 +61,7 @@ impl fmt::Debug for S3Credentials {
 
 impl S3Credentials {
     /// From `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY`, as the AWS tools read them.
-    pub fn from_env() -> Result<S3Credentials, BackupError> {
+    pub(crate) fn from_env() -> Result<S3Credentials, BackupError> {
         let get = |name: &str| {
             std::env::var(name).map_err(|_| BackupError::BadSecret {
                 origin: name.to_owned(),
@@ -87,15 +87,15 @@ impl S3Credentials {
 
 /// What one repository needs to be opened.
 #[derive(Debug, Clone)]
-pub struct RepoSecrets {
+pub(crate) struct RepoSecrets {
     /// 1-based, as in `repo2-…`.
-    pub repo: usize,
-    pub s3: Option<S3Credentials>,
-    pub cipher_pass: Option<CipherPass>,
+    pub(crate) repo: usize,
+    pub(crate) s3: Option<S3Credentials>,
+    pub(crate) cipher_pass: Option<CipherPass>,
 }
 
 /// The include directory pgBackRest reads next to `config_path`.
-pub fn include_dir(config_path: &Path) -> PathBuf {
+pub(crate) fn include_dir(config_path: &Path) -> PathBuf {
     let name = config_path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
     config_path.with_file_name(format!("{name}.d"))
 }
@@ -124,7 +124,7 @@ fn render(secrets: &[RepoSecrets]) -> String {
 
 /// Creates the include directory (0700) and writes the secrets file (0600), both owned by
 /// `owner`; with no secrets, removes the file.
-pub fn write(config_path: &Path, secrets: &[RepoSecrets], owner: &RunAs) -> Result<(), BackupError> {
+pub(crate) fn write(config_path: &Path, secrets: &[RepoSecrets], owner: &RunAs) -> Result<(), BackupError> {
     let dir = include_dir(config_path);
     if !dir.exists() {
         std::fs::DirBuilder::new()

@@ -10,23 +10,23 @@ use super::BackupError;
 use crate::local_cluster::RunAs;
 
 #[derive(Debug, Clone)]
-pub struct Server {
-    pub data_dir: PathBuf,
-    pub port: u16,
+pub(crate) struct Server {
+    pub(crate) data_dir: PathBuf,
+    pub(crate) port: u16,
     /// Where the server's unix socket is (the first of `unix_socket_directories`).
-    pub socket_dir: PathBuf,
+    pub(crate) socket_dir: PathBuf,
     /// The bootstrap superuser: pgBackRest connects as it, over the socket.
-    pub superuser: String,
+    pub(crate) superuser: String,
     /// e.g. 15.
-    pub major: u32,
+    pub(crate) major: u32,
     /// The OS user that owns the data directory: pgBackRest runs as it.
-    pub os_user: RunAs,
+    pub(crate) os_user: RunAs,
 }
 
 impl Server {
     /// Reads the running server's settings (needs a superuser or `pg_read_all_settings`) and
     /// who owns its data directory on this host.
-    pub async fn inspect(conn: &mut PgConnection) -> Result<Server, BackupError> {
+    pub(crate) async fn inspect(conn: &mut PgConnection) -> Result<Server, BackupError> {
         let (data_dir, port, sockets, superuser, version): (String, String, String, String, i32) =
             sqlx::query_as(
                 "SELECT current_setting('data_directory'), current_setting('port'),

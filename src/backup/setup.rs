@@ -32,7 +32,7 @@ use crate::{
 
 /// The longest a commit can wait before its WAL segment is switched out for archiving: the
 /// loss window of a server without a standby.
-pub const ARCHIVE_TIMEOUT: &str = "60s";
+pub(crate) const ARCHIVE_TIMEOUT: &str = "60s";
 
 #[derive(Debug, Clone)]
 pub struct SetupOptions {
@@ -80,10 +80,10 @@ pub struct Offsite {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct SetupReport {
-    pub config: PathBuf,
-    pub pgbackrest_version: String,
+    pub(crate) config: PathBuf,
+    pub(crate) pgbackrest_version: String,
     /// Each repository, in pgBackRest's order (`repo1`, `repo2`), described.
-    pub repos: Vec<String>,
+    pub(crate) repos: Vec<String>,
     /// Server settings this run changed (`ALTER SYSTEM`).
     pub changed: Vec<String>,
     /// `archive_mode` (or `wal_level`) waits for a server restart; run setup again after it.
@@ -92,9 +92,9 @@ pub struct SetupReport {
     pub checked: bool,
     /// The server is a standby (a Patroni cluster's replica): it archives nothing until it
     /// leads, and `stanza-create` and `check` need the leader, so they were not run here.
-    pub standby: bool,
+    pub(crate) standby: bool,
     /// The repository host, where backups run (this host's `pgbackrest server` must run).
-    pub repo_host: Option<String>,
+    pub(crate) repo_host: Option<String>,
 }
 
 /// Sets up backups of the server behind `url` (a superuser connection on the database host).
@@ -283,7 +283,7 @@ pub(super) fn prepare_directories(config: &BackupConfig, owner: &RunAs) -> Resul
 
 /// Creates `dir` (its missing parents open to traversal, 0755; itself `mode`) and gives it to
 /// `owner`.
-pub fn make_owned_dir(dir: &Path, mode: u32, owner: &RunAs) -> Result<(), BackupError> {
+pub(crate) fn make_owned_dir(dir: &Path, mode: u32, owner: &RunAs) -> Result<(), BackupError> {
     if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty() && !p.exists()) {
         std::fs::DirBuilder::new()
             .recursive(true)

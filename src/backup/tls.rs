@@ -25,9 +25,9 @@ use super::{BackupError, secrets};
 use crate::{atomic_file::AtomicFile, local_cluster::RunAs, tailnet::is_tailnet_address};
 
 /// pgBackRest's TLS server port unless told otherwise.
-pub const DEFAULT_TLS_PORT: u16 = 8432;
+pub(crate) const DEFAULT_TLS_PORT: u16 = 8432;
 /// How long a host certificate is valid: about two years, then issue a new one.
-pub const DEFAULT_CERT_DAYS: u32 = 825;
+pub(crate) const DEFAULT_CERT_DAYS: u32 = 825;
 /// The CA's name in every certificate it signs.
 const CA_NAME: &str = "cabinet-db backup CA";
 
@@ -49,7 +49,7 @@ impl TlsFiles {
 
     /// Checks the given files before anything is written: paths that fit the configuration
     /// file, PEM certificates, a private key only its owner can read.
-    pub fn check(&self) -> Result<(), BackupError> {
+    pub(crate) fn check(&self) -> Result<(), BackupError> {
         for (option, path) in [("--tls-ca", &self.ca), ("--tls-cert", &self.cert), ("--tls-key", &self.key)] {
             super::repository::check_config_path(option, path)?;
         }
@@ -79,7 +79,7 @@ impl TlsFiles {
 
     /// Copies the given files to `installed(config_path)`: the key 0600, the certificates
     /// 0644, all owned by `owner` (pgBackRest runs as it). Rewritten whole on every run.
-    pub fn install(&self, config_path: &Path, owner: &RunAs) -> Result<TlsFiles, BackupError> {
+    pub(crate) fn install(&self, config_path: &Path, owner: &RunAs) -> Result<TlsFiles, BackupError> {
         let target = TlsFiles::installed(config_path);
         for (from, to, mode) in [
             (&self.ca, &target.ca, 0o644),
@@ -99,14 +99,14 @@ impl TlsFiles {
 
 /// This host's side of the link: its certificate, where its server listens, and the peer.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TlsLink {
-    pub files: TlsFiles,
+pub(crate) struct TlsLink {
+    pub(crate) files: TlsFiles,
     /// The tailnet address our `pgbackrest server` listens on.
-    pub listen: String,
+    pub(crate) listen: String,
     /// Our server's port and the peer's.
-    pub port: u16,
+    pub(crate) port: u16,
     /// The other host: whom we call, and the certificate name our server admits.
-    pub peer: String,
+    pub(crate) peer: String,
 }
 
 /// The link as given on the command line: the files to install and where our server listens.
@@ -119,13 +119,13 @@ pub struct TlsOptions {
 
 impl TlsOptions {
     /// Everything checked before anything is written.
-    pub fn check(&self) -> Result<(), BackupError> {
+    pub(crate) fn check(&self) -> Result<(), BackupError> {
         check_listen(&self.listen)?;
         self.files.check()
     }
 
     /// The link as the configuration names it (the installed copies of the files).
-    pub fn link(&self, config_path: &Path, peer: &str) -> TlsLink {
+    pub(crate) fn link(&self, config_path: &Path, peer: &str) -> TlsLink {
         TlsLink {
             files: TlsFiles::installed(config_path),
             listen: self.listen.clone(),
@@ -137,7 +137,7 @@ impl TlsOptions {
 
 /// A host name or address as it may appear in `pgbackrest.conf` and a certificate: letters,
 /// digits, `-`, `.`, or an IP address.
-pub fn check_host(option: &str, host: &str) -> Result<(), BackupError> {
+pub(crate) fn check_host(option: &str, host: &str) -> Result<(), BackupError> {
     let is_ip = host.parse::<IpAddr>().is_ok();
     let is_name = !host.is_empty()
         && host.len() <= 253
@@ -161,7 +161,7 @@ pub fn check_host(option: &str, host: &str) -> Result<(), BackupError> {
 
 /// The address a `pgbackrest server` listens on must be this host's tailnet address: the port
 /// is never open on another network (there is no "all interfaces" here).
-pub fn check_listen(address: &str) -> Result<(), BackupError> {
+pub(crate) fn check_listen(address: &str) -> Result<(), BackupError> {
     match address.parse::<IpAddr>() {
         Ok(ip) if is_tailnet_address(ip) => Ok(()),
         _ => Err(BackupError::BadSetting {
@@ -177,7 +177,7 @@ pub fn check_listen(address: &str) -> Result<(), BackupError> {
 pub struct Issued {
     pub ca: PathBuf,
     /// The CA was made by this run (else an existing one signed).
-    pub new_ca: bool,
+    pub(crate) new_ca: bool,
     pub cert: PathBuf,
     pub key: PathBuf,
 }

@@ -18,29 +18,29 @@ use super::{
 };
 
 #[derive(Debug, Clone, Serialize)]
-pub struct VerifyReport {
+pub(crate) struct VerifyReport {
     /// Nothing damaged, and every repository's WAL reaches the present from its newest backup.
-    pub ok: bool,
+    pub(crate) ok: bool,
     /// Each repository's result.
-    pub repos: Vec<RepoVerified>,
+    pub(crate) repos: Vec<RepoVerified>,
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct RepoVerified {
-    pub repo: u32,
+pub(crate) struct RepoVerified {
+    pub(crate) repo: u32,
     /// Nothing damaged or missing in this repository.
-    pub ok: bool,
+    pub(crate) ok: bool,
     /// Files whose checksum does not match, as pgBackRest names them (`<backup>/pg_data/…`).
-    pub damaged: Vec<String>,
+    pub(crate) damaged: Vec<String>,
     /// Holes in the WAL archive; one not behind the newest backup fails the verification.
-    pub gaps: Vec<WalGap>,
+    pub(crate) gaps: Vec<WalGap>,
     /// pgBackRest's own summary (`status: …`, per backup and archive).
-    pub summary: String,
+    pub(crate) summary: String,
 }
 
 impl RepoVerified {
     /// Each thing found wrong, one line each.
-    pub fn problems(&self) -> Vec<String> {
+    pub(crate) fn problems(&self) -> Vec<String> {
         let mut problems: Vec<String> =
             self.damaged.iter().map(|file| format!("repo{}: damaged: {file}", self.repo)).collect();
         if self.damaged.is_empty() && !self.ok && self.gaps.iter().all(|g| g.behind_newest_backup) {
@@ -52,7 +52,7 @@ impl RepoVerified {
 }
 
 /// Verifies one repository, or each.
-pub fn verify(config_path: &Path, only: Option<u32>) -> Result<VerifyReport, BackupError> {
+pub(crate) fn verify(config_path: &Path, only: Option<u32>) -> Result<VerifyReport, BackupError> {
     let pgbackrest = pgbackrest_for(config_path)?;
     let config = BackupConfig::read(config_path)?;
     // A repository on another host is verified there. Measured with Debian's 2.45: verify

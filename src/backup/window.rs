@@ -17,16 +17,16 @@ use super::{
 
 /// One stretch of time a restore can reach.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Window {
-    pub repo: u32,
+pub(crate) struct Window {
+    pub(crate) repo: u32,
     /// From the end of this backup (pgBackRest records whole seconds: the second after).
-    pub from: Option<DateTime<Utc>>,
+    pub(crate) from: Option<DateTime<Utc>>,
     /// The backup it opens with.
-    pub from_backup: String,
+    pub(crate) from_backup: String,
     /// To here; `None` when it ends at a hole (see `to_wal`) or nothing later is known.
-    pub to: Option<DateTime<Utc>>,
+    pub(crate) to: Option<DateTime<Utc>>,
     /// The last WAL segment before the hole that ends it; `None` when it runs to the present.
-    pub to_wal: Option<String>,
+    pub(crate) to_wal: Option<String>,
 }
 
 /// Each repository's windows, oldest first; `latest` is the time the last open window reaches.

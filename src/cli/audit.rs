@@ -20,26 +20,26 @@ use crate::{
 /// Check exposure (listen addresses, pg_hba, Tailscale), privileges and contents; exit 0 when
 /// everything passes (warnings allowed), 1 when a check fails, 2 when the audit cannot run.
 #[derive(Debug, Args)]
-pub struct AuditArgs {
+pub(crate) struct AuditArgs {
     #[command(flatten)]
-    pub connection: ConnectionArgs,
+    pub(crate) connection: ConnectionArgs,
     /// tailscaled's LocalAPI socket [default: /var/run/tailscale/tailscaled.sock, skipped
     /// with a warning when absent; a socket named here must answer].
     #[arg(long, env = "TAILSCALE_SOCKET")]
-    pub socket: Option<PathBuf>,
+    pub(crate) socket: Option<PathBuf>,
     /// Prefix of the role names.
     #[arg(long, env = "CABINET_ROLE_PREFIX", default_value = DEFAULT_ROLE_PREFIX, value_parser = Roles::parse)]
-    pub role_prefix: Roles,
+    pub(crate) role_prefix: Roles,
     /// The login roles' password files (as written by `roles apply --secrets-dir`): each role's
     /// password must still be the one in its file.
     #[arg(long, env = "CABINET_SECRETS_DIR")]
-    pub secrets_dir: Option<PathBuf>,
+    pub(crate) secrets_dir: Option<PathBuf>,
     /// pgBackRest's configuration, as written by `backup setup`.
     #[arg(long, env = "CABINET_BACKUP_CONFIG", default_value = crate::backup::config::DEFAULT_CONFIG)]
-    pub backup_config: PathBuf,
+    pub(crate) backup_config: PathBuf,
     /// The admin panel's port (`cabinet-db serve --port`).
     #[arg(long, value_parser = crate::cli::args::parse_port, default_value_t = crate::tailnet::panel::DEFAULT_PORT)]
-    pub panel_port: u16,
+    pub(crate) panel_port: u16,
     /// A Patroni member's REST API (HOST:PORT; repeatable, or comma-separated in the
     /// environment): adds the cluster checks (a leader, a streaming synchronous standby, lag,
     /// stopped members, pause).
@@ -49,12 +49,12 @@ pub struct AuditArgs {
         env = "CABINET_CLUSTER_MEMBERS",
         value_delimiter = ','
     )]
-    pub cluster_members: Vec<String>,
+    pub(crate) cluster_members: Vec<String>,
     #[command(flatten)]
-    pub source: MigrationsDirArgs,
+    pub(crate) source: MigrationsDirArgs,
 }
 
-pub async fn run(args: AuditArgs, json: bool) -> anyhow::Result<Outcome> {
+pub(crate) async fn run(args: AuditArgs, json: bool) -> anyhow::Result<Outcome> {
     let set = MigrationSet::load(args.source.migrations_dir.as_deref())?;
     let options = AuditOptions {
         roles: args.role_prefix,

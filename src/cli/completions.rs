@@ -7,14 +7,14 @@ use clap::Args as ClapArgs;
 use crate::cli::outcome::Outcome;
 
 #[derive(Debug, ClapArgs)]
-pub struct Args {
+pub(crate) struct Args {
     /// The shell to complete for.
     #[arg(value_enum)]
-    pub shell: Shell,
+    pub(crate) shell: Shell,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Shell {
+pub(crate) enum Shell {
     Bash,
     Zsh,
     Fish,
@@ -22,7 +22,7 @@ pub enum Shell {
 
 /// `cli` is the whole command line's definition (`Cli::command()`), handed down so this
 /// subcommand need not know the enum that holds it.
-pub fn run(args: Args, mut cli: clap::Command) -> anyhow::Result<Outcome> {
+pub(crate) fn run(args: Args, mut cli: clap::Command) -> anyhow::Result<Outcome> {
     let shell = match args.shell {
         Shell::Bash => clap_complete::Shell::Bash,
         Shell::Zsh => clap_complete::Shell::Zsh,

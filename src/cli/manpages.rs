@@ -9,14 +9,14 @@ use clap::Args as ClapArgs;
 use crate::cli::{outcome::Outcome, output::outln};
 
 #[derive(Debug, ClapArgs)]
-pub struct Args {
+pub(crate) struct Args {
     /// The directory to write the pages into (created if missing).
     #[arg(long)]
-    pub out: PathBuf,
+    pub(crate) out: PathBuf,
 }
 
 /// `cli` is the whole command line's definition (`Cli::command()`).
-pub fn run(args: Args, cli: clap::Command) -> anyhow::Result<Outcome> {
+pub(crate) fn run(args: Args, cli: clap::Command) -> anyhow::Result<Outcome> {
     std::fs::create_dir_all(&args.out)?;
     let mut written = Vec::new();
     write_pages(&cli, "cabinet-db", "cabinet-db", &args.out, &mut written)?;

@@ -2,47 +2,47 @@
 //! `Args` and `run`. `--help` is the configuration reference.
 
 /// What several subcommands take: the connection, durations, times, ports.
-pub mod args;
+pub(crate) mod args;
 /// `cabinet-db audit`.
-pub mod audit;
+pub(crate) mod audit;
 /// `cabinet-db backup …`: pgBackRest backups, restores and drills.
-pub mod backup;
+pub(crate) mod backup;
 /// `cabinet-db cluster …`: the Patroni cluster's configuration.
-pub mod cluster;
+pub(crate) mod cluster;
 /// `cabinet-db completions SHELL`.
-pub mod completions;
+pub(crate) mod completions;
 /// `cabinet-db config …`: the configuration file.
-pub mod config;
+pub(crate) mod config;
 /// `cabinet-db dev …`: the local development database.
-pub mod dev;
+pub(crate) mod dev;
 /// How a failed command is reported: text or JSON, the PostgreSQL message once.
 pub mod failure;
 /// `cabinet-db history`: prune the change history.
-pub mod history;
+pub(crate) mod history;
 /// `cabinet-db host apply`: this Debian host brought to the designed state.
-pub mod host;
+pub(crate) mod host;
 /// `cabinet-db manpages` (hidden): the man pages, for packaging.
-pub mod manpages;
+pub(crate) mod manpages;
 /// `cabinet-db migrate …`: the migration runner.
-pub mod migrate;
+pub(crate) mod migrate;
 /// `cabinet-db models …`: the schema model for other languages.
-pub mod models;
+pub(crate) mod models;
 /// What a command returns besides an error.
 pub mod outcome;
 /// Tables for people, JSON for scripts.
 pub mod output;
 /// `cabinet-db roles …`: least-privilege roles.
-pub mod roles;
+pub(crate) mod roles;
 /// `cabinet-db serve`: the admin panel.
-pub mod serve;
+pub(crate) mod serve;
 /// `cabinet-db sites …`.
-pub mod sites;
+pub(crate) mod sites;
 /// `cabinet-db tailnet …`: Tailscale status and rendered host configuration.
-pub mod tailnet;
+pub(crate) mod tailnet;
 /// Import, export and confirmation shared by `sites` and `users`.
-pub mod transfer;
+pub(crate) mod transfer;
 /// `cabinet-db users …`.
-pub mod users;
+pub(crate) mod users;
 
 use clap::{CommandFactory, Parser, Subcommand};
 
@@ -56,7 +56,7 @@ use outcome::Outcome;
 #[command(name = "cabinet-db", version, max_term_width = 100)]
 pub struct Cli {
     #[command(subcommand)]
-    pub command: Command,
+    pub(crate) command: Command,
 
     /// Print machine-readable JSON on stdout instead of tables.
     #[arg(long, global = true)]
@@ -65,7 +65,7 @@ pub struct Cli {
     /// The configuration file: its settings are the options' defaults (a flag or an
     /// environment variable beats it). `cabinet-db config show` prints what is in effect.
     #[arg(long, global = true, env = crate::config::PATH_ENV, value_name = "PATH", default_value = crate::config::DEFAULT_PATH)]
-    pub config_file: std::path::PathBuf,
+    pub(crate) config_file: std::path::PathBuf,
 
     /// Log more on stderr (-v info, -vv debug); RUST_LOG overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
@@ -73,7 +73,7 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Apply, revert, inspect and check schema migrations.
     Migrate(migrate::MigrateArgs),
     /// Run a local PostgreSQL with the schema and demo data, for development.

@@ -14,19 +14,19 @@ use std::{
 
 use serde::Serialize;
 
-pub use crate::models::characters::escape_invisible as terminal_safe;
+pub(crate) use crate::models::characters::escape_invisible as terminal_safe;
 
 /// Standard output was closed by its reader: the command stops writing, and that is not an
 /// error (`main` exits 0 without a message).
 #[derive(Debug, Clone, Copy, thiserror::Error)]
 #[error("standard output was closed")]
-pub struct StdoutClosed;
+pub(crate) struct StdoutClosed;
 
 /// Stdout, with a closed pipe reported as [`StdoutClosed`] (distinct from a database
 /// socket's broken pipe, which is a real error).
-pub struct Stdout(io::Stdout);
+pub(crate) struct Stdout(io::Stdout);
 
-pub fn stdout() -> Stdout {
+pub(crate) fn stdout() -> Stdout {
     Stdout(io::stdout())
 }
 
@@ -72,7 +72,7 @@ pub fn print_json<T: Serialize + ?Sized>(value: &T) -> anyhow::Result<()> {
 }
 
 /// A plain aligned table; every cell goes through [`terminal_safe`] (one line per row).
-pub fn print_table(headers: &[&str], rows: &[Vec<String>]) -> io::Result<()> {
+pub(crate) fn print_table(headers: &[&str], rows: &[Vec<String>]) -> io::Result<()> {
     let rows: Vec<Vec<Cow<'_, str>>> =
         rows.iter().map(|row| row.iter().map(|cell| terminal_safe(cell, false)).collect()).collect();
     let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
@@ -95,7 +95,7 @@ pub fn print_table(headers: &[&str], rows: &[Vec<String>]) -> io::Result<()> {
 }
 
 /// What a render command wrote: the paths as JSON, or a line each and then `notes`.
-pub fn report_written(
+pub(crate) fn report_written(
     out: &std::path::Path,
     files: &[crate::tailnet::render::RenderedFile],
     json: bool,

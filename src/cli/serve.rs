@@ -29,49 +29,49 @@ use crate::{
 ///   cabinet-db serve --dev-identity dev@example.com=admin --database-url "$(cabinet-db dev url --role cabinet_admin)"
 #[derive(Debug, ClapArgs)]
 #[command(verbatim_doc_comment)]
-pub struct Args {
+pub(crate) struct Args {
     /// PostgreSQL URL (the cabinet_admin role).
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
-    pub database_url: Option<DatabaseUrl>,
+    pub(crate) database_url: Option<DatabaseUrl>,
     /// Address to listen on, ADDR:PORT or ADDR (port 8432); repeatable. Default: every
     /// Tailscale address of this node. Wildcard and non-tailnet addresses are refused.
     #[arg(long, value_name = "ADDR:PORT", env = "CABINET_PANEL_LISTEN", value_delimiter = ',')]
-    pub listen: Vec<String>,
+    pub(crate) listen: Vec<String>,
     /// The port when --listen is not given.
     #[arg(long, value_parser = crate::cli::args::parse_port, default_value_t = DEFAULT_PORT)]
-    pub port: u16,
+    pub(crate) port: u16,
     /// tailscaled's LocalAPI socket.
     #[arg(long, env = "TAILSCALE_SOCKET", default_value = DEFAULT_SOCKET)]
-    pub socket: PathBuf,
+    pub(crate) socket: PathBuf,
     /// The app capability the tailnet policy grants roles with.
     #[arg(long, default_value = DEFAULT_CAPABILITY)]
-    pub capability: String,
+    pub(crate) capability: String,
     /// Another name browsers may use for this node (MagicDNS names are added from tailscaled).
     #[arg(long = "host-name", value_name = "NAME")]
-    pub host_names: Vec<String>,
+    pub(crate) host_names: Vec<String>,
     /// TLS certificate chain (PEM), e.g. from `tailscale cert`. A renewed pair is taken
     /// without a restart (the files are looked at every few seconds, and on SIGHUP) once it
     /// checks out; until then the previous one serves.
     #[arg(long, env = "CABINET_PANEL_TLS_CERT", requires = "tls_key")]
-    pub tls_cert: Option<PathBuf>,
+    pub(crate) tls_cert: Option<PathBuf>,
     /// Its private key (PEM, mode 0600).
     #[arg(long, env = "CABINET_PANEL_TLS_KEY", requires = "tls_cert")]
-    pub tls_key: Option<PathBuf>,
+    pub(crate) tls_key: Option<PathBuf>,
     /// DEVELOPMENT ONLY: trust every request as LOGIN with ROLE (viewer, editor, admin), e.g.
     /// dev@example.com=admin. The panel then listens on loopback only (127.0.0.1:8432 unless
     /// --listen says otherwise) and never asks tailscaled.
     #[arg(long, value_name = "LOGIN=ROLE")]
-    pub dev_identity: Option<String>,
+    pub(crate) dev_identity: Option<String>,
     /// pgBackRest's configuration, for the dashboard's backup status.
     #[arg(long, env = "CABINET_BACKUP_CONFIG", default_value = crate::backup::config::DEFAULT_CONFIG)]
-    pub backup_config: PathBuf,
+    pub(crate) backup_config: PathBuf,
     /// Database connections the panel keeps at most. A page waits 2 s for one, then says
     /// whether the database is unreachable or every connection busy (so does /readyz).
     #[arg(long, default_value_t = 8)]
-    pub pool_size: u32,
+    pub(crate) pool_size: u32,
 }
 
-pub async fn run(args: Args, json: bool) -> anyhow::Result<Outcome> {
+pub(crate) async fn run(args: Args, json: bool) -> anyhow::Result<Outcome> {
     let database_url = args
         .database_url
         .clone()

@@ -25,39 +25,39 @@ use crate::{
 const DEFAULT_MAX_ERRORS: u32 = 100;
 
 #[derive(Debug, Args)]
-pub struct ImportArgs {
+pub(crate) struct ImportArgs {
     #[command(flatten)]
-    pub connection: ConnectionArgs,
+    pub(crate) connection: ConnectionArgs,
     /// CSV with a header row (.csv) or JSON Lines (.jsonl, .ndjson), or - for standard input;
     /// see docs/import-formats.md.
-    pub file: String,
+    pub(crate) file: String,
     /// The file's format, when its name does not say (standard input: JSON Lines if it starts
     /// with `{`, else CSV).
     #[arg(long, value_enum)]
-    pub format: Option<Format>,
+    pub(crate) format: Option<Format>,
     /// insert: only new rows (an existing key is an error); upsert: insert new rows and
     /// update existing ones, changing only the columns the file gives.
     #[arg(long, value_enum, default_value_t = Mode::Upsert)]
-    pub mode: Mode,
+    pub(crate) mode: Mode,
     /// Report at most this many problem rows (all are counted).
     #[arg(long, default_value_t = DEFAULT_MAX_ERRORS, value_parser = clap::value_parser!(u32).range(1..))]
-    pub max_errors: u32,
+    pub(crate) max_errors: u32,
     /// statement_timeout of the import's own transaction, instead of the role's (whose 30 s
     /// would cut a large file short); 0 for none.
     #[arg(long, default_value_t = DurationArg(DEFAULT_STATEMENT_TIMEOUT), value_parser = parse_duration_arg)]
-    pub statement_timeout: DurationArg,
+    pub(crate) statement_timeout: DurationArg,
 }
 
 #[derive(Debug, Args)]
-pub struct ExportArgs {
+pub(crate) struct ExportArgs {
     #[command(flatten)]
-    pub connection: ConnectionArgs,
+    pub(crate) connection: ConnectionArgs,
     /// csv (with a header row) or jsonl [default: from --out's extension, else csv].
     #[arg(long, value_enum)]
-    pub format: Option<Format>,
+    pub(crate) format: Option<Format>,
     /// Write here instead of standard output.
     #[arg(long)]
-    pub out: Option<PathBuf>,
+    pub(crate) out: Option<PathBuf>,
 }
 
 /// A spinner with the row count and rate on stderr, only when a person is watching.
@@ -84,7 +84,7 @@ fn progress_reporter(bar: &ProgressBar) -> impl FnMut(u64) + Send + '_ {
     }
 }
 
-pub async fn run_import(table: Table, args: ImportArgs, json: bool) -> anyhow::Result<Outcome> {
+pub(crate) async fn run_import(table: Table, args: ImportArgs, json: bool) -> anyhow::Result<Outcome> {
     let input = Input::parse(&args.file);
     let options = ImportOptions {
         table,
@@ -114,7 +114,7 @@ pub async fn run_import(table: Table, args: ImportArgs, json: bool) -> anyhow::R
     Ok(Outcome::Success)
 }
 
-pub async fn run_export(table: Table, args: ExportArgs) -> anyhow::Result<Outcome> {
+pub(crate) async fn run_export(table: Table, args: ExportArgs) -> anyhow::Result<Outcome> {
     let format =
         args.format.or_else(|| args.out.as_deref().and_then(Format::from_path)).unwrap_or(Format::Csv);
     let url = args.connection.url()?;
@@ -149,7 +149,7 @@ pub async fn run_export(table: Table, args: ExportArgs) -> anyhow::Result<Outcom
 }
 
 /// Asks before deleting unless `--yes`; refuses without a terminal to ask on.
-pub fn confirm(question: &str, yes: bool) -> anyhow::Result<bool> {
+pub(crate) fn confirm(question: &str, yes: bool) -> anyhow::Result<bool> {
     if yes {
         return Ok(true);
     }

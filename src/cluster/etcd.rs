@@ -10,17 +10,17 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// One member's answer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct EtcdMember {
+pub(crate) struct EtcdMember {
     /// `host:port` of its client URL.
-    pub address: String,
+    pub(crate) address: String,
     /// It answers and reaches a quorum (`{"health":"true"}`).
-    pub healthy: bool,
+    pub(crate) healthy: bool,
     /// Why not, in words (empty when healthy).
-    pub reason: String,
+    pub(crate) reason: String,
 }
 
 /// Asks every member at once.
-pub async fn health(members: &[String]) -> Vec<EtcdMember> {
+pub(crate) async fn health(members: &[String]) -> Vec<EtcdMember> {
     futures_util::future::join_all(members.iter().map(|address| async move {
         let request = hyper::Request::get("/health");
         let answer = crate::http_client::tcp_request(address, request, String::new(), REQUEST_TIMEOUT).await;
@@ -41,7 +41,7 @@ fn healthy_body(body: &str) -> bool {
 }
 
 /// What is wrong, in words: each unhealthy member, and what it costs.
-pub fn problems(members: &[EtcdMember]) -> Vec<String> {
+pub(crate) fn problems(members: &[EtcdMember]) -> Vec<String> {
     let healthy = members.iter().filter(|m| m.healthy).count();
     let mut problems: Vec<String> = members
         .iter()

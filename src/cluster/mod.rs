@@ -3,7 +3,7 @@
 //! node's files and the client hosts' HAProxy; the engines do the rest.
 
 /// etcd's members' health, as etcd itself reports it.
-pub mod etcd;
+pub(crate) mod etcd;
 /// Patroni's REST API: members, roles, lag; switchover.
 pub mod patroni;
 /// The files `cluster render` writes.
@@ -18,7 +18,7 @@ use std::{
 use crate::{roles::Roles, tailnet::is_tailnet_address};
 
 /// Patroni refuses a leader key TTL below this.
-pub const MIN_TTL_SECS: u32 = 20;
+pub(crate) const MIN_TTL_SECS: u32 = 20;
 
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum ClusterError {
@@ -38,8 +38,8 @@ fn invalid(what: &str, value: impl ToString, why: impl Into<String>) -> ClusterE
 /// its Tailscale address.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Member {
-    pub name: String,
-    pub ip: IpAddr,
+    pub(crate) name: String,
+    pub(crate) ip: IpAddr,
 }
 
 impl Member {
@@ -54,7 +54,7 @@ impl Member {
     }
 
     /// `host:port` with IPv6 in brackets.
-    pub fn address(&self, port: u16) -> String {
+    pub(crate) fn address(&self, port: u16) -> String {
         match self.ip {
             IpAddr::V4(v4) => format!("{v4}:{port}"),
             IpAddr::V6(v6) => format!("[{v6}]:{port}"),
@@ -83,15 +83,15 @@ impl Default for Timing {
 /// Ports each node uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Ports {
-    pub postgres: u16,
+    pub(crate) postgres: u16,
     /// Patroni's REST API (health checks, switchover).
-    pub patroni: u16,
-    pub etcd_client: u16,
-    pub etcd_peer: u16,
+    pub(crate) patroni: u16,
+    pub(crate) etcd_client: u16,
+    pub(crate) etcd_peer: u16,
     /// On client hosts: HAProxy's frontend that reaches only the leader.
-    pub leader_frontend: u16,
+    pub(crate) leader_frontend: u16,
     /// On client hosts: HAProxy's frontend that reaches any healthy member (n8n's reads).
-    pub any_frontend: u16,
+    pub(crate) any_frontend: u16,
 }
 
 impl Default for Ports {
@@ -133,13 +133,13 @@ pub struct ClusterSpec {
 
 impl ClusterSpec {
     /// Every member of etcd: the nodes, then the witness.
-    pub fn etcd_members(&self) -> Vec<&Member> {
+    pub(crate) fn etcd_members(&self) -> Vec<&Member> {
         self.nodes.iter().chain(self.witness.iter()).collect()
     }
 
     /// Refuses anything that would make a broken or unsafe cluster, or that must not reach a
     /// configuration file, before anything is written.
-    pub fn check(&self) -> Result<(), ClusterError> {
+    pub(crate) fn check(&self) -> Result<(), ClusterError> {
         check_label("--scope", &self.scope)?;
         crate::db::check_identifier("--database", &self.database)
             .map_err(|why| invalid("--database", &self.database, why))?;

@@ -22,29 +22,29 @@ const SWITCHOVER_TIMEOUT: Duration = Duration::from_secs(60);
 #[serde(default)]
 pub struct MemberView {
     pub name: String,
-    pub role: String,
+    pub(crate) role: String,
     pub state: String,
-    pub host: Option<String>,
-    pub port: Option<u16>,
-    pub api_url: Option<String>,
+    pub(crate) host: Option<String>,
+    pub(crate) port: Option<u16>,
+    pub(crate) api_url: Option<String>,
     pub timeline: Option<u64>,
-    pub lag: Option<serde_json::Value>,
+    pub(crate) lag: Option<serde_json::Value>,
 }
 
 impl MemberView {
-    pub fn is_leader(&self) -> bool {
+    pub(crate) fn is_leader(&self) -> bool {
         self.role == "leader"
     }
 
     /// `host:port` of its REST API, from `api_url` (`http://host:port/patroni`).
-    pub fn api_address(&self) -> Option<&str> {
+    pub(crate) fn api_address(&self) -> Option<&str> {
         let url = self.api_url.as_deref()?;
         let rest = url.strip_prefix("http://").or_else(|| url.strip_prefix("https://"))?;
         rest.split('/').next()
     }
 
     /// Bytes behind the leader, when Patroni knows.
-    pub fn lag_bytes(&self) -> Option<u64> {
+    pub(crate) fn lag_bytes(&self) -> Option<u64> {
         self.lag.as_ref()?.as_u64()
     }
 }
@@ -55,7 +55,7 @@ impl MemberView {
 pub struct ClusterView {
     pub members: Vec<MemberView>,
     /// Maintenance mode: Patroni does not fail over while paused.
-    pub pause: bool,
+    pub(crate) pause: bool,
 }
 
 impl ClusterView {
@@ -88,7 +88,7 @@ impl ClusterView {
     /// What is wrong, aspect by aspect; nothing when a leader runs, a synchronous standby
     /// streams, no replica lags or is stopped, and nothing is paused. (`Survey::health` adds
     /// whether the members agree.)
-    pub fn health(&self, max_lag_bytes: u64) -> Vec<(Aspect, Vec<String>)> {
+    pub(crate) fn health(&self, max_lag_bytes: u64) -> Vec<(Aspect, Vec<String>)> {
         let mut leader = Vec::new();
         match self.leader() {
             None => leader.push("no leader: nothing accepts writes".to_owned()),
@@ -134,7 +134,7 @@ impl ClusterView {
 
 /// What `ClusterView::health` judges.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Aspect {
+pub(crate) enum Aspect {
     /// A leader exists and runs.
     Leader,
     /// A synchronous standby streams (zero-loss failover is possible).
@@ -152,9 +152,9 @@ pub enum Aspect {
 /// The REST API of one member, `host:port`.
 #[derive(Clone)]
 pub struct PatroniApi {
-    pub address: String,
+    pub(crate) address: String,
     /// For changing endpoints: (user, password), e.g. from `patroni.env`.
-    pub auth: Option<(String, String)>,
+    pub(crate) auth: Option<(String, String)>,
 }
 
 impl std::fmt::Debug for PatroniApi {
@@ -171,7 +171,7 @@ impl PatroniApi {
         PatroniApi { address: address.into(), auth: None }
     }
 
-    pub async fn cluster(&self) -> Result<ClusterView, ClusterError> {
+    pub(crate) async fn cluster(&self) -> Result<ClusterView, ClusterError> {
         let (status, body) = self.request("GET", "/cluster", None, REQUEST_TIMEOUT).await?;
         if status != 200 {
             return Err(self.error(format!("GET /cluster answered {status}: {}", body.trim())));
@@ -181,7 +181,7 @@ impl PatroniApi {
     }
 
     /// Hands the leader role from `leader` to `candidate` now; Patroni's answer.
-    pub async fn switchover(&self, leader: &str, candidate: &str) -> Result<String, ClusterError> {
+    pub(crate) async fn switchover(&self, leader: &str, candidate: &str) -> Result<String, ClusterError> {
         if self.auth.is_none() {
             return Err(self.error(
                 "a switchover needs the REST API's password (PATRONI_RESTAPI_PASSWORD in patroni.env)".into(),
@@ -233,16 +233,16 @@ pub struct Survey {
     /// The newest view: the highest timeline a leader runs on (a view with a leader first).
     pub view: ClusterView,
     /// The member whose view that is (changing requests go to it).
-    pub asked: PatroniApi,
+    pub(crate) asked: PatroniApi,
     /// Members whose API did not answer, and why.
-    pub unreachable: Vec<(String, String)>,
+    pub(crate) unreachable: Vec<(String, String)>,
     /// Members that name another leader or timeline than the newest view: (address, what it says).
-    pub disagreeing: Vec<(String, String)>,
+    pub(crate) disagreeing: Vec<(String, String)>,
 }
 
 impl Survey {
     /// `ClusterView::health`, plus whether every member answers and agrees.
-    pub fn health(&self, max_lag_bytes: u64) -> Vec<(Aspect, Vec<String>)> {
+    pub(crate) fn health(&self, max_lag_bytes: u64) -> Vec<(Aspect, Vec<String>)> {
         let mut health = self.view.health(max_lag_bytes);
         let mut agreement: Vec<String> = self
             .unreachable
@@ -272,7 +272,7 @@ pub async fn survey(members: &[PatroniApi]) -> Result<Survey, ClusterError> {
 
 impl Survey {
     /// Judges the members' answers: the newest view wins, the others must agree with it.
-    pub fn from_answers(
+    pub(crate) fn from_answers(
         answers: Vec<(PatroniApi, Result<ClusterView, ClusterError>)>,
     ) -> Result<Survey, ClusterError> {
         let mut unreachable = Vec::new();

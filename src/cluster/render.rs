@@ -14,9 +14,9 @@ use crate::{
 };
 
 /// Where the rendered files go on a node (INSTALL.md says so too).
-pub const NODE_CONFIG_DIR: &str = "/etc/cabinet-db/cluster";
+pub(crate) const NODE_CONFIG_DIR: &str = "/etc/cabinet-db/cluster";
 /// The systemd unit that runs Patroni on a node (remedies name it).
-pub const PATRONI_UNIT: &str = "cabinet-db-patroni";
+pub(crate) const PATRONI_UNIT: &str = "cabinet-db-patroni";
 /// The secrets file's name in the output directory and on each node.
 pub const SECRETS_FILE: &str = "patroni.env";
 
@@ -493,7 +493,7 @@ fn install_notes(spec: &ClusterSpec) -> String {
 }
 
 /// The REST API's user and password from a `patroni.env` written by `write`.
-pub fn read_restapi_auth(path: &Path) -> Result<(String, String), ClusterError> {
+pub(crate) fn read_restapi_auth(path: &Path) -> Result<(String, String), ClusterError> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| ClusterError::Write { path: path.to_owned(), reason: format!("cannot read it: {e}") })?;
     let value = |key: &str| {

@@ -27,10 +27,10 @@ use crate::{
 };
 
 /// The steps, in the order they run.
-pub const STEPS: [&str; 8] = ["cluster", "files", "database", "migrate", "roles", "backup", "units", "audit"];
+pub(crate) const STEPS: [&str; 8] = ["cluster", "files", "database", "migrate", "roles", "backup", "units", "audit"];
 
 /// The package's units that `host apply` enables: the panel and the timers.
-pub const UNITS: [&str; 6] = [
+pub(crate) const UNITS: [&str; 6] = [
     "cabinet-db-firewall.service",
     "cabinet-db-serve.service",
     "cabinet-db-backup-full.timer",
@@ -43,43 +43,43 @@ pub const UNITS: [&str; 6] = [
 const PACKAGE_UNITS: &str = "/lib/systemd/system";
 
 #[derive(Debug, Clone)]
-pub struct ApplyOptions {
+pub(crate) struct ApplyOptions {
     /// `VERSION/NAME`; the only cluster when `None`.
-    pub cluster: Option<String>,
+    pub(crate) cluster: Option<String>,
     /// The superuser over the socket (`database_url` in the configuration file).
-    pub database_url: DatabaseUrl,
-    pub roles: Roles,
-    pub secrets_dir: PathBuf,
-    pub tailscale_socket: PathBuf,
-    pub backup: SetupOptions,
+    pub(crate) database_url: DatabaseUrl,
+    pub(crate) roles: Roles,
+    pub(crate) secrets_dir: PathBuf,
+    pub(crate) tailscale_socket: PathBuf,
+    pub(crate) backup: SetupOptions,
     /// `/etc/cabinet-db`: the operator's pg_hba rules live here.
-    pub etc_dir: PathBuf,
+    pub(crate) etc_dir: PathBuf,
     /// The packaged panel's OS user (`cabinet-db`); let in by peer when it exists.
-    pub panel_user: String,
-    pub panel_port: u16,
+    pub(crate) panel_user: String,
+    pub(crate) panel_port: u16,
     /// Show what would change; change nothing.
-    pub dry_run: bool,
+    pub(crate) dry_run: bool,
 }
 
 /// What one step did (or, in a dry run, would do).
 #[derive(Debug, Clone, Serialize)]
-pub struct Step {
-    pub name: &'static str,
+pub(crate) struct Step {
+    pub(crate) name: &'static str,
     /// One line per change; empty when the step found everything as designed.
-    pub changes: Vec<String>,
+    pub(crate) changes: Vec<String>,
     /// The files that differ from the design.
-    pub files: Vec<Change>,
+    pub(crate) files: Vec<Change>,
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct Report {
-    pub cluster: String,
-    pub dry_run: bool,
-    pub steps: Vec<Step>,
+pub(crate) struct Report {
+    pub(crate) cluster: String,
+    pub(crate) dry_run: bool,
+    pub(crate) steps: Vec<Step>,
 }
 
 impl Report {
-    pub fn changed(&self) -> bool {
+    pub(crate) fn changed(&self) -> bool {
         self.steps.iter().any(|s| !s.changes.is_empty() || !s.files.is_empty())
     }
 }
@@ -90,11 +90,11 @@ impl Report {
     "host apply stopped at step `{step}`: {error}\n  done: {}\n  not done: {}\n  fix what it names, then run `cabinet-db host apply` again: what is done already stays as it is",
     done_summary(.done), .not_done.join(", ")
 )]
-pub struct ApplyFailure {
-    pub step: &'static str,
-    pub error: String,
-    pub done: Vec<Step>,
-    pub not_done: Vec<&'static str>,
+pub(crate) struct ApplyFailure {
+    pub(crate) step: &'static str,
+    pub(crate) error: String,
+    pub(crate) done: Vec<Step>,
+    pub(crate) not_done: Vec<&'static str>,
 }
 
 fn done_summary(done: &[Step]) -> String {
@@ -111,7 +111,7 @@ fn done_summary(done: &[Step]) -> String {
 }
 
 /// Runs every step; stops at the first failure.
-pub async fn apply(options: &ApplyOptions) -> Result<Report, ApplyFailure> {
+pub(crate) async fn apply(options: &ApplyOptions) -> Result<Report, ApplyFailure> {
     let mut done: Vec<Step> = Vec::new();
     let fail = |step: &'static str, error: String, done: Vec<Step>| {
         let position = STEPS.iter().position(|s| *s == step).unwrap_or(0);

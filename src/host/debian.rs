@@ -15,20 +15,20 @@ use super::HostError;
 /// One cluster as `pg_lsclusters --json` describes it.
 #[derive(Debug, Clone, Deserialize)]
 pub struct PgCluster {
-    pub version: u32,
+    pub(crate) version: u32,
     #[serde(rename = "cluster")]
-    pub name: String,
+    pub(crate) name: String,
     #[serde(deserialize_with = "port_from_text")]
-    pub port: u16,
-    pub running: u8,
+    pub(crate) port: u16,
+    pub(crate) running: u8,
     #[serde(rename = "configdir")]
-    pub config_dir: PathBuf,
+    pub(crate) config_dir: PathBuf,
     #[serde(rename = "pgdata")]
-    pub data_dir: PathBuf,
+    pub(crate) data_dir: PathBuf,
     #[serde(rename = "socketdir")]
-    pub socket_dir: PathBuf,
+    pub(crate) socket_dir: PathBuf,
     #[serde(rename = "owneruid")]
-    pub owner_uid: u32,
+    pub(crate) owner_uid: u32,
 }
 
 fn port_from_text<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<u16, D::Error> {
@@ -45,7 +45,7 @@ fn port_from_text<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<u
 }
 
 /// Runs a program; its failure (or absence) is a [`HostError::Program`] with its output.
-pub fn run(program: &str, args: &[&str]) -> Result<Output, HostError> {
+pub(crate) fn run(program: &str, args: &[&str]) -> Result<Output, HostError> {
     let output = Command::new(program)
         .args(args)
         .output()
@@ -67,11 +67,11 @@ fn command_line(program: &str, args: &[&str]) -> String {
 
 impl PgCluster {
     /// `15/main`.
-    pub fn id(&self) -> String {
+    pub(crate) fn id(&self) -> String {
         format!("{}/{}", self.version, self.name)
     }
 
-    pub fn list() -> Result<Vec<PgCluster>, HostError> {
+    pub(crate) fn list() -> Result<Vec<PgCluster>, HostError> {
         let output = run("pg_lsclusters", &["--json"])?;
         serde_json::from_slice(&output.stdout).map_err(|e| HostError::Program {
             command: "pg_lsclusters --json".to_owned(),
@@ -106,11 +106,11 @@ impl PgCluster {
     }
 
     /// `pg_ctlcluster VERSION NAME ACTION` (start, reload, restart).
-    pub fn ctl(&self, action: &str) -> Result<(), HostError> {
+    pub(crate) fn ctl(&self, action: &str) -> Result<(), HostError> {
         run("pg_ctlcluster", &[&self.version.to_string(), &self.name, action]).map(|_| ())
     }
 
-    pub fn is_running(&self) -> bool {
+    pub(crate) fn is_running(&self) -> bool {
         Command::new("pg_ctlcluster")
             .args([&self.version.to_string(), &self.name, "status"])
             .output()
@@ -118,7 +118,7 @@ impl PgCluster {
     }
 
     /// The cluster's OS user (`postgres`).
-    pub fn owner(&self) -> Result<String, HostError> {
+    pub(crate) fn owner(&self) -> Result<String, HostError> {
         nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(self.owner_uid))
             .ok()
             .flatten()

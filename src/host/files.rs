@@ -13,7 +13,7 @@ use crate::atomic_file::AtomicFile;
 /// What a changed file needs before it is in force.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Effect {
+pub(crate) enum Effect {
     /// pg_hba.conf and pg_ident.conf: checked by the server (`pg_hba_file_rules`), then a reload.
     ClientAuthentication,
     /// The conf.d drop-in: a reload, and a restart when the server says one is pending
@@ -27,32 +27,32 @@ pub enum Effect {
 
 /// A file as the design has it.
 #[derive(Debug, Clone)]
-pub struct Desired {
-    pub path: PathBuf,
-    pub contents: String,
+pub(crate) struct Desired {
+    pub(crate) path: PathBuf,
+    pub(crate) contents: String,
     /// Mode for a new file (an existing file keeps its owner and mode).
-    pub mode: u32,
+    pub(crate) mode: u32,
     /// Owner for a new file (uid, gid); `None` is root.
-    pub owner: Option<(u32, u32)>,
-    pub effect: Effect,
+    pub(crate) owner: Option<(u32, u32)>,
+    pub(crate) effect: Effect,
 }
 
 /// A file whose contents differ from the design.
 #[derive(Debug, Clone, serde::Serialize)]
-pub struct Change {
-    pub path: PathBuf,
-    pub effect: Effect,
+pub(crate) struct Change {
+    pub(crate) path: PathBuf,
+    pub(crate) effect: Effect,
     /// A unified diff, the current file (or nothing) against the design.
-    pub diff: String,
+    pub(crate) diff: String,
     #[serde(skip)]
-    pub previous: Option<Vec<u8>>,
+    pub(crate) previous: Option<Vec<u8>>,
     #[serde(skip)]
-    pub desired: Desired,
+    pub(crate) desired: Desired,
 }
 
 impl Desired {
     /// `None` when the file is already as designed.
-    pub fn change(&self) -> Result<Option<Change>, HostError> {
+    pub(crate) fn change(&self) -> Result<Option<Change>, HostError> {
         let previous = match std::fs::read(&self.path) {
             Ok(bytes) => Some(bytes),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
@@ -80,7 +80,7 @@ impl Desired {
 
 impl Change {
     /// Replaces the file whole (never half-written), keeping an existing file's owner and mode.
-    pub fn install(&self) -> Result<(), HostError> {
+    pub(crate) fn install(&self) -> Result<(), HostError> {
         let err = |source| HostError::File { path: self.path.clone(), source };
         let existing = std::fs::metadata(&self.path).ok();
         if let Some(dir) = self.path.parent() {
@@ -99,7 +99,7 @@ impl Change {
     }
 
     /// Puts back what was there before [`Change::install`] (or removes a file that was not).
-    pub fn restore(&self) -> Result<(), HostError> {
+    pub(crate) fn restore(&self) -> Result<(), HostError> {
         let err = |source| HostError::File { path: self.path.clone(), source };
         match &self.previous {
             Some(bytes) => {
@@ -118,17 +118,17 @@ impl Change {
 }
 
 /// Where the firewall table lives on a host (`cabinet-db-firewall.service` loads it at boot).
-pub const FIREWALL_FILE: &str = "/etc/cabinet-db/nftables/cabinet-pg.nft";
+pub(crate) const FIREWALL_FILE: &str = "/etc/cabinet-db/nftables/cabinet-pg.nft";
 /// The systemd drop-in that starts Debian's PostgreSQL units after Tailscale.
 pub const POSTGRESQL_DROPIN: &str = "/etc/systemd/system/postgresql@.service.d/cabinet-db.conf";
 
 /// The operator's own pg_hba rules, spliced in before the final rejects (a monitoring host, say).
-pub fn local_hba_rules(etc: &Path) -> PathBuf {
+pub(crate) fn local_hba_rules(etc: &Path) -> PathBuf {
     etc.join("pg_hba.local.conf")
 }
 
 /// The rendered pg_hba.conf with the operator's rules (if any) before its final rejects.
-pub fn with_local_rules(rendered: &str, local: Option<(&Path, &str)>) -> String {
+pub(crate) fn with_local_rules(rendered: &str, local: Option<(&Path, &str)>) -> String {
     let Some((path, rules)) = local else { return rendered.to_owned() };
     let marker = "\n# Everything else is refused outright";
     let (head, tail) = rendered.split_at(rendered.find(marker).unwrap_or(rendered.len()));

@@ -5,7 +5,7 @@
 //! Idempotent: a second run changes nothing and restarts nothing.
 
 /// The steps in order, the report, and stopping with what was done and how to resume.
-pub mod apply;
+pub(crate) mod apply;
 /// pg_lsclusters, pg_ctlcluster, psql as the cluster's owner.
 pub mod debian;
 /// Where each rendered file goes, its diff, installing and restoring it.

@@ -11,7 +11,7 @@ const REQUIRED_TOOLS: [&str; 3] = ["initdb", "pg_ctl", "postgres"];
 /// Where Debian and Ubuntu install each server version.
 const DEBIAN_PREFIX: &str = "/usr/lib/postgresql";
 /// The oldest server major version cabinet-db supports.
-pub const MIN_MAJOR_VERSION: u32 = 14;
+pub(crate) const MIN_MAJOR_VERSION: u32 = 14;
 
 #[derive(Debug, Clone)]
 pub struct PgBinaries {
@@ -65,7 +65,7 @@ impl PgBinaries {
 
     /// Binaries of one major version (to start a restored copy of a cluster): `$PG_BINDIR` if
     /// it is that version, else Debian's `/usr/lib/postgresql/<major>/bin`.
-    pub fn for_major(major: u32) -> Result<Self, ClusterError> {
+    pub(crate) fn for_major(major: u32) -> Result<Self, ClusterError> {
         if let Some(dir) = std::env::var_os("PG_BINDIR").map(PathBuf::from)
             && has_tools(&dir)
             && let Ok(binaries) = Self::at(dir)
@@ -86,7 +86,7 @@ impl PgBinaries {
     }
 
     /// The binaries in `bindir`, refused when they are older than PostgreSQL 14.
-    pub fn at(bindir: PathBuf) -> Result<Self, ClusterError> {
+    pub(crate) fn at(bindir: PathBuf) -> Result<Self, ClusterError> {
         let postgres = bindir.join("postgres");
         let out = Command::new(&postgres)
             .arg("--version")

@@ -6,9 +6,9 @@
 //! `log/postgres.log`, `superuser.password` (0600, owned by whoever ran `dev up`).
 
 /// Locating `initdb`, `pg_ctl` and `postgres`.
-pub mod binaries;
+pub(crate) mod binaries;
 /// Running the server as an unprivileged user when we are root.
-pub mod run_as;
+pub(crate) mod run_as;
 
 use std::{
     fs,
@@ -104,7 +104,7 @@ impl LocalCluster {
         Self::with_binaries(root, port, PgBinaries::locate()?)
     }
 
-    pub fn with_binaries(root: PathBuf, port: u16, binaries: PgBinaries) -> Result<Self, ClusterError> {
+    pub(crate) fn with_binaries(root: PathBuf, port: u16, binaries: PgBinaries) -> Result<Self, ClusterError> {
         Ok(LocalCluster { root, port, binaries, run_as: RunAs::detect()? })
     }
 
@@ -120,11 +120,11 @@ impl LocalCluster {
         self.root.join("log").join("postgres.log")
     }
 
-    pub fn password_file(&self) -> PathBuf {
+    pub(crate) fn password_file(&self) -> PathBuf {
         self.root.join("superuser.password")
     }
 
-    pub fn is_initialized(&self) -> bool {
+    pub(crate) fn is_initialized(&self) -> bool {
         self.pgdata().join("PG_VERSION").is_file()
     }
 
@@ -168,7 +168,7 @@ impl LocalCluster {
     }
 
     /// (Re)writes `pg_hba.conf` and `pg_ident.conf`; takes effect at the next start or reload.
-    pub fn write_client_authentication(&self, superuser: &str) -> Result<(), ClusterError> {
+    pub(crate) fn write_client_authentication(&self, superuser: &str) -> Result<(), ClusterError> {
         for (name, contents) in [
             ("pg_hba.conf", local_pg_hba(superuser)),
             ("pg_ident.conf", local_pg_ident(&self.run_as.user_name(), superuser)),

@@ -8,7 +8,7 @@ use nix::unistd::{Gid, Uid, User, chown, geteuid};
 use super::ClusterError;
 
 /// The user PostgreSQL runs as when we are root, unless `$CABINET_PG_USER` names another.
-pub const DEFAULT_SERVER_USER: &str = "postgres";
+pub(crate) const DEFAULT_SERVER_USER: &str = "postgres";
 
 #[derive(Debug, Clone)]
 pub enum RunAs {
@@ -32,7 +32,7 @@ impl RunAs {
         }
     }
 
-    pub fn user_name(&self) -> String {
+    pub(crate) fn user_name(&self) -> String {
         match self {
             RunAs::CurrentUser => {
                 User::from_uid(geteuid()).ok().flatten().map_or_else(|| geteuid().to_string(), |u| u.name)

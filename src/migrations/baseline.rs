@@ -30,7 +30,7 @@ use crate::{
 };
 
 /// The table Alembic keeps its revision in.
-pub const ALEMBIC_VERSION_TABLE: &str = "alembic_version";
+pub(crate) const ALEMBIC_VERSION_TABLE: &str = "alembic_version";
 
 #[derive(Debug, Clone)]
 pub struct BaselineOptions {
@@ -43,7 +43,7 @@ pub struct BaselineOptions {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct BaselineReport {
-    pub version: i64,
+    pub(crate) version: i64,
     /// The Alembic revision the database was at, with `--from-alembic`.
     pub alembic_revision: Option<String>,
     /// How the schema differed from the models before the conversion.

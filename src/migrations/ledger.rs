@@ -8,7 +8,7 @@ use super::source::Script;
 use crate::models::{schema::MIGRATIONS_TABLE, timestamps};
 
 /// The bookkeeping table; created by the runner under its lock, never by a migration.
-pub const CREATE_TABLE_SQL: &str = "CREATE TABLE IF NOT EXISTS cabinet_migrations (
+pub(crate) const CREATE_TABLE_SQL: &str = "CREATE TABLE IF NOT EXISTS cabinet_migrations (
     version bigint PRIMARY KEY,
     name text NOT NULL,
     checksum bytea NOT NULL,
@@ -20,33 +20,33 @@ pub const CREATE_TABLE_SQL: &str = "CREATE TABLE IF NOT EXISTS cabinet_migration
 ";
 
 #[derive(Debug, Clone, Serialize)]
-pub struct AppliedMigration {
-    pub version: i64,
-    pub name: String,
+pub(crate) struct AppliedMigration {
+    pub(crate) version: i64,
+    pub(crate) name: String,
     #[serde(serialize_with = "serialize_hex")]
-    pub checksum: Vec<u8>,
-    pub applied_at: DateTime<Utc>,
-    pub applied_by: String,
-    pub execution_ms: i64,
+    pub(crate) checksum: Vec<u8>,
+    pub(crate) applied_at: DateTime<Utc>,
+    pub(crate) applied_by: String,
+    pub(crate) execution_ms: i64,
     /// Recorded by `migrate baseline` rather than run.
-    pub baseline: bool,
+    pub(crate) baseline: bool,
 }
 
 fn serialize_hex<S: serde::Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&hex(bytes))
 }
 
-pub fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-pub async fn ensure_table(conn: &mut PgConnection) -> Result<(), sqlx::Error> {
+pub(crate) async fn ensure_table(conn: &mut PgConnection) -> Result<(), sqlx::Error> {
     sqlx::raw_sql(CREATE_TABLE_SQL).execute(&mut *conn).await?;
     Ok(())
 }
 
 /// What the database has applied, oldest first; empty when the table does not exist yet.
-pub async fn applied(conn: &mut PgConnection) -> Result<Vec<AppliedMigration>, sqlx::Error> {
+pub(crate) async fn applied(conn: &mut PgConnection) -> Result<Vec<AppliedMigration>, sqlx::Error> {
     let exists: bool = sqlx::query_scalar("SELECT to_regclass($1) IS NOT NULL")
         .bind(MIGRATIONS_TABLE)
         .fetch_one(&mut *conn)
@@ -83,7 +83,7 @@ pub async fn applied(conn: &mut PgConnection) -> Result<Vec<AppliedMigration>, s
         .collect()
 }
 
-pub async fn record(
+pub(crate) async fn record(
     conn: &mut PgConnection,
     version: i64,
     name: &str,
@@ -105,7 +105,7 @@ pub async fn record(
     Ok(())
 }
 
-pub async fn remove(conn: &mut PgConnection, version: i64) -> Result<(), sqlx::Error> {
+pub(crate) async fn remove(conn: &mut PgConnection, version: i64) -> Result<(), sqlx::Error> {
     sqlx::query("DELETE FROM cabinet_migrations WHERE version = $1")
         .bind(version)
         .execute(&mut *conn)

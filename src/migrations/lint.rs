@@ -15,16 +15,16 @@ use super::source::{MigrationSet, Script};
 const MIN_PG_VERSION: &str = "14";
 
 /// Our own rule's name, in squawk's style.
-pub const ONE_STATEMENT_RULE: &str = "no-transaction-single-statement";
+pub(crate) const ONE_STATEMENT_RULE: &str = "no-transaction-single-statement";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Finding {
-    pub file: String,
-    pub line: usize,
-    pub column: usize,
-    pub rule: String,
-    pub message: String,
-    pub help: Option<String>,
+pub(crate) struct Finding {
+    pub(crate) file: String,
+    pub(crate) line: usize,
+    pub(crate) column: usize,
+    pub(crate) rule: String,
+    pub(crate) message: String,
+    pub(crate) help: Option<String>,
 }
 
 impl std::fmt::Display for Finding {
@@ -38,7 +38,7 @@ impl std::fmt::Display for Finding {
 }
 
 /// Every finding in every up and down script, in file order.
-pub fn lint(set: &MigrationSet) -> Vec<Finding> {
+pub(crate) fn lint(set: &MigrationSet) -> Vec<Finding> {
     let mut findings = Vec::new();
     for migration in set.iter() {
         findings.extend(lint_script(&migration.up));
@@ -47,7 +47,7 @@ pub fn lint(set: &MigrationSet) -> Vec<Finding> {
     findings
 }
 
-pub fn lint_script(script: &Script) -> Vec<Finding> {
+pub(crate) fn lint_script(script: &Script) -> Vec<Finding> {
     let finding = |offset: usize, rule: &str, message: String, help: Option<String>| {
         let (line, column) = line_and_column(&script.sql, offset);
         Finding { file: script.file.clone(), line, column, rule: rule.to_owned(), message, help }

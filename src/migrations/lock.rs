@@ -23,10 +23,10 @@ type HolderRow = (i32, Option<String>, Option<String>, Option<chrono::DateTime<c
 /// Who holds the lock, from `pg_stat_activity`.
 #[derive(Debug, Clone, Serialize)]
 pub struct LockHolder {
-    pub pid: i32,
-    pub application_name: String,
-    pub client: String,
-    pub since: Option<chrono::DateTime<chrono::Utc>>,
+    pub(crate) pid: i32,
+    pub(crate) application_name: String,
+    pub(crate) client: String,
+    pub(crate) since: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl std::fmt::Display for LockHolder {
@@ -45,7 +45,7 @@ impl std::fmt::Display for LockHolder {
 
 /// Waits up to `timeout` for the lock. `Ok(None)` means it is held by us now;
 /// `Ok(Some(holder))`, that the deadline passed while `holder` kept it.
-pub async fn acquire(
+pub(crate) async fn acquire(
     conn: &mut PgConnection,
     timeout: Duration,
 ) -> Result<Result<(), Option<LockHolder>>, sqlx::Error> {
@@ -65,13 +65,13 @@ pub async fn acquire(
     }
 }
 
-pub async fn release(conn: &mut PgConnection) -> Result<(), sqlx::Error> {
+pub(crate) async fn release(conn: &mut PgConnection) -> Result<(), sqlx::Error> {
     sqlx::query("SELECT pg_advisory_unlock($1)").bind(MIGRATION_LOCK_KEY).execute(&mut *conn).await?;
     Ok(())
 }
 
 /// The session holding the migration lock in this database, if any.
-pub async fn holder(conn: &mut PgConnection) -> Result<Option<LockHolder>, sqlx::Error> {
+pub(crate) async fn holder(conn: &mut PgConnection) -> Result<Option<LockHolder>, sqlx::Error> {
     let row: Option<HolderRow> = sqlx::query_as(
         "SELECT l.pid, a.application_name, coalesce(host(a.client_addr), 'the local socket'), a.backend_start
            FROM pg_locks l

@@ -4,23 +4,23 @@
 /// Adopting an existing database (plain or Alembic-managed) without running migrations.
 pub mod baseline;
 /// The runner's and the baseline's errors.
-pub mod error;
+pub(crate) mod error;
 /// The `cabinet_migrations` bookkeeping table.
-pub mod ledger;
+pub(crate) mod ledger;
 /// squawk-linter over every migration, plus our own rules.
-pub mod lint;
+pub(crate) mod lint;
 /// The session-level advisory lock that serialises deployers.
 pub mod lock;
 /// The SQL an upgrade or downgrade would run, rendered without a database.
-pub mod offline;
+pub(crate) mod offline;
 /// Comparing the migrations with what a database has applied.
-pub mod plan;
+pub(crate) mod plan;
 /// Applying and reverting migrations.
 pub mod runner;
 /// The dedicated connection that holds the lock while migrations run.
-pub mod session;
+pub(crate) mod session;
 /// Reading migrations: the embedded set or a directory, one parser for both.
-pub mod source;
+pub(crate) mod source;
 
 pub use error::{BaselineError, MigrateError};
 pub use plan::{Assessment, Problem};

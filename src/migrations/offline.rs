@@ -10,7 +10,7 @@ use super::{
 use crate::db::quote_literal;
 
 /// The script moving a database from version `from` to version `to` (either direction).
-pub fn render(
+pub(crate) fn render(
     set: &MigrationSet,
     from: i64,
     to: i64,

@@ -39,16 +39,16 @@ impl std::fmt::Display for Problem {
 #[derive(Debug, Clone, Serialize)]
 pub struct Assessment {
     /// The newest applied version, or `None` for a fresh database.
-    pub current: Option<i64>,
-    pub head: i64,
-    pub applied: Vec<AppliedMigration>,
+    pub(crate) current: Option<i64>,
+    pub(crate) head: i64,
+    pub(crate) applied: Vec<AppliedMigration>,
     /// Known versions not yet applied, ascending.
-    pub pending: Vec<i64>,
-    pub problems: Vec<Problem>,
+    pub(crate) pending: Vec<i64>,
+    pub(crate) problems: Vec<Problem>,
 }
 
 impl Assessment {
-    pub fn new(set: &MigrationSet, applied: Vec<AppliedMigration>) -> Self {
+    pub(crate) fn new(set: &MigrationSet, applied: Vec<AppliedMigration>) -> Self {
         let mut problems = Vec::new();
         for row in &applied {
             match set.get(row.version) {
@@ -76,7 +76,7 @@ impl Assessment {
         Assessment { current: newest_applied, head: set.head(), applied, pending, problems }
     }
 
-    pub fn is_at_head(&self) -> bool {
+    pub(crate) fn is_at_head(&self) -> bool {
         self.pending.is_empty() && self.problems.is_empty()
     }
 }

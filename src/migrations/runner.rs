@@ -24,14 +24,14 @@ use crate::{
 };
 
 /// Default wait for another deployer's migration lock.
-pub const DEFAULT_LOCK_WAIT_SECS: u64 = 30;
+pub(crate) const DEFAULT_LOCK_WAIT_SECS: u64 = 30;
 /// Default `lock_timeout` inside a migration: short, so a migration queued behind a long
 /// transaction does not block every other query on the table while it waits.
-pub const DEFAULT_DDL_LOCK_TIMEOUT_MS: u64 = 5_000;
+pub(crate) const DEFAULT_DDL_LOCK_TIMEOUT_MS: u64 = 5_000;
 /// Default `statement_timeout` inside a migration.
-pub const DEFAULT_STATEMENT_TIMEOUT_SECS: u64 = 15 * 60;
+pub(crate) const DEFAULT_STATEMENT_TIMEOUT_SECS: u64 = 15 * 60;
 /// Default number of retries of a migration that hit `lock_timeout`.
-pub const DEFAULT_LOCK_RETRIES: u32 = 5;
+pub(crate) const DEFAULT_LOCK_RETRIES: u32 = 5;
 /// First pause before retrying after a lock timeout; doubles each time.
 const RETRY_BACKOFF_START_MS: u64 = 500;
 
@@ -71,22 +71,22 @@ impl Default for RunnerOptions {
 #[derive(Debug, Clone, Serialize)]
 pub struct StepReport {
     pub version: i64,
-    pub name: String,
-    pub file: String,
-    pub direction: Direction,
-    pub execution_ms: i64,
+    pub(crate) name: String,
+    pub(crate) file: String,
+    pub(crate) direction: Direction,
+    pub(crate) execution_ms: i64,
     pub attempts: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Direction {
+pub(crate) enum Direction {
     Up,
     Down,
 }
 
 impl Direction {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Direction::Up => "up",
             Direction::Down => "down",
@@ -96,7 +96,7 @@ impl Direction {
 
 /// The actor the change history names for rows a migration step writes, e.g.
 /// `cabinet-db migrate up 0005_backfill_brand by alice@host`.
-pub fn migration_actor(migration: &Migration, direction: Direction, runner: Option<&Actor>) -> String {
+pub(crate) fn migration_actor(migration: &Migration, direction: Direction, runner: Option<&Actor>) -> String {
     let step = format!(
         "cabinet-db migrate {} {}_{}",
         direction.as_str(),
@@ -127,7 +127,7 @@ pub enum DownTarget {
 }
 
 /// Reads the database's migration state; takes no lock and changes nothing.
-pub async fn status(url: &DatabaseUrl, set: &MigrationSet) -> Result<Assessment, MigrateError> {
+pub(crate) async fn status(url: &DatabaseUrl, set: &MigrationSet) -> Result<Assessment, MigrateError> {
     let mut conn = db::connect(url, "cabinet-db migrate status").await?;
     let applied = ledger::applied(&mut conn).await;
     let _ = conn.close().await;

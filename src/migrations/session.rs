@@ -14,7 +14,7 @@ use crate::db::{self, DatabaseUrl};
 
 /// Runs `body` on a dedicated connection holding the migration lock, then releases the lock
 /// and closes the connection whether `body` succeeded or not.
-pub async fn with_lock<T>(
+pub(crate) async fn with_lock<T>(
     url: &DatabaseUrl,
     lock_wait: Duration,
     owner_role: Option<&str>,

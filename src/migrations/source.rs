@@ -6,21 +6,21 @@ use std::{
 use sha2::{Digest, Sha384};
 
 /// A migration file compiled into the binary by `build.rs`.
-pub struct EmbeddedFile {
-    pub name: &'static str,
-    pub sql: &'static str,
+pub(crate) struct EmbeddedFile {
+    pub(crate) name: &'static str,
+    pub(crate) sql: &'static str,
 }
 
 static EMBEDDED: &[EmbeddedFile] = include!(concat!(env!("OUT_DIR"), "/embedded_migrations.rs"));
 
 /// The first line that marks a migration to run outside a transaction (the same marker as
 /// sqlx, so files stay portable).
-pub const NO_TRANSACTION_MARKER: &str = "-- no-transaction";
+pub(crate) const NO_TRANSACTION_MARKER: &str = "-- no-transaction";
 
 /// A line (among the leading comments) that marks a migration which changes the history's own
 /// objects: it runs as the role that owns the history (`<prefix>historian`), which the owner
 /// role — what migrations otherwise run as — is not.
-pub const CHANGES_HISTORY_MARKER: &str = "-- cabinet-db: changes the history";
+pub(crate) const CHANGES_HISTORY_MARKER: &str = "-- cabinet-db: changes the history";
 
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
@@ -52,13 +52,13 @@ pub enum SourceError {
 #[derive(Clone)]
 pub struct Script {
     /// The file name, e.g. `0001_create_sites_and_users.up.sql`.
-    pub file: String,
-    pub sql: String,
+    pub(crate) file: String,
+    pub(crate) sql: String,
     /// SHA-384 of `sql` (after CRLF → LF, so a Windows checkout cannot change it).
-    pub checksum: Vec<u8>,
-    pub no_transaction: bool,
+    pub(crate) checksum: Vec<u8>,
+    pub(crate) no_transaction: bool,
     /// Runs as the history's owner ([`CHANGES_HISTORY_MARKER`]).
-    pub changes_history: bool,
+    pub(crate) changes_history: bool,
 }
 
 impl fmt::Debug for Script {
@@ -74,9 +74,9 @@ impl fmt::Debug for Script {
 pub struct Migration {
     pub version: i64,
     /// The description part of the file name, e.g. `create_sites_and_users`.
-    pub name: String,
-    pub up: Script,
-    pub down: Script,
+    pub(crate) name: String,
+    pub(crate) up: Script,
+    pub(crate) down: Script,
 }
 
 /// All known migrations, ordered by version.
@@ -112,14 +112,14 @@ impl MigrationSet {
     }
 
     /// Either the directory given or the embedded set.
-    pub fn load(dir: Option<&Path>) -> Result<Self, SourceError> {
+    pub(crate) fn load(dir: Option<&Path>) -> Result<Self, SourceError> {
         match dir {
             Some(dir) => Self::from_dir(dir),
             None => Self::embedded(),
         }
     }
 
-    pub fn from_files(mut files: Vec<(String, String)>, origin: String) -> Result<Self, SourceError> {
+    pub(crate) fn from_files(mut files: Vec<(String, String)>, origin: String) -> Result<Self, SourceError> {
         files.sort();
         let mut ups: Vec<(i64, String, Script)> = Vec::new();
         let mut downs: Vec<(i64, String, Script)> = Vec::new();
@@ -174,7 +174,7 @@ impl MigrationSet {
         self.migrations.iter()
     }
 
-    pub fn get(&self, version: i64) -> Option<&Migration> {
+    pub(crate) fn get(&self, version: i64) -> Option<&Migration> {
         self.migrations.iter().find(|m| m.version == version)
     }
 
@@ -183,17 +183,17 @@ impl MigrationSet {
         self.migrations.last().map_or(0, |m| m.version)
     }
 
-    pub fn origin(&self) -> &str {
+    pub(crate) fn origin(&self) -> &str {
         &self.origin
     }
 
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.migrations.is_empty()
     }
 }
 
 /// Versions print with at least four digits, as in the file names.
-pub fn format_version(version: i64) -> String {
+pub(crate) fn format_version(version: i64) -> String {
     format!("{version:04}")
 }
 
@@ -214,7 +214,7 @@ fn parse_file_name(file: &str) -> Option<(i64, String, bool)> {
 }
 
 /// A migration's description: lower-case ASCII letters, digits and underscores.
-pub fn is_valid_name(name: &str) -> bool {
+pub(crate) fn is_valid_name(name: &str) -> bool {
     !name.is_empty()
         && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
         && !name.starts_with('_')

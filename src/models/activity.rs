@@ -30,12 +30,12 @@ macro_rules! future_tolerance {
 }
 /// How far ahead of the database server's clock a sighting may be: clocks of the hosts that
 /// report sightings drift by seconds, not minutes.
-pub const FUTURE_TOLERANCE_SQL: &str = future_tolerance!();
+pub(crate) const FUTURE_TOLERANCE_SQL: &str = future_tolerance!();
 
 /// The SQLSTATE the functions refuse bad input with (`invalid_parameter_value`).
-pub const REFUSAL_SQLSTATE: &str = "22023";
+pub(crate) const REFUSAL_SQLSTATE: &str = "22023";
 
-pub const FUNCTIONS: [FunctionDef; 2] = [
+pub(crate) const FUNCTIONS: [FunctionDef; 2] = [
     FunctionDef {
         name: "cabinet_record_seen_many",
         definition: concat!("CREATE FUNCTION {schema}cabinet_record_seen_many(user_ids text[], emails text[], seen_at timestamptz[], debounce interval DEFAULT '60 seconds') RETURNS TABLE (users bigint, inserted bigint, updated bigint, unchanged bigint) LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $body$

@@ -12,25 +12,25 @@ use super::timestamps;
 
 /// One recorded change of a site.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct SiteChange {
-    pub site_id: String,
-    pub version: i64,
+pub(crate) struct SiteChange {
+    pub(crate) site_id: String,
+    pub(crate) version: i64,
     /// `INSERT`, `UPDATE` or `DELETE`.
-    pub operation: String,
-    pub changed_at: DateTime<Utc>,
-    pub actor: String,
+    pub(crate) operation: String,
+    pub(crate) changed_at: DateTime<Utc>,
+    pub(crate) actor: String,
     /// The role the writer connected as.
-    pub session_role: String,
-    pub application_name: String,
-    pub client_addr: Option<String>,
-    pub changed_fields: Vec<String>,
+    pub(crate) session_role: String,
+    pub(crate) application_name: String,
+    pub(crate) client_addr: Option<String>,
+    pub(crate) changed_fields: Vec<String>,
     /// Set when this change put an earlier version back (`sites revert`, `sites restore`).
-    pub restores_version: Option<i64>,
+    pub(crate) restores_version: Option<i64>,
     /// Set when this change is an edit made on that older version, merged into the version
     /// before this one (the admin panel's save after someone else's).
-    pub merges_version: Option<i64>,
-    pub old_row: Option<serde_json::Value>,
-    pub new_row: Option<serde_json::Value>,
+    pub(crate) merges_version: Option<i64>,
+    pub(crate) old_row: Option<serde_json::Value>,
+    pub(crate) new_row: Option<serde_json::Value>,
 }
 
 impl<'r> sqlx::FromRow<'r, PgRow> for SiteChange {
@@ -56,18 +56,18 @@ impl<'r> sqlx::FromRow<'r, PgRow> for SiteChange {
 
 /// One recorded change of a user: creation, e-mail change or deletion.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct UserChange {
-    pub user_id: String,
-    pub version: i64,
-    pub operation: String,
-    pub changed_at: DateTime<Utc>,
-    pub actor: String,
-    pub session_role: String,
-    pub old_email: Option<String>,
-    pub new_email: Option<String>,
+pub(crate) struct UserChange {
+    pub(crate) user_id: String,
+    pub(crate) version: i64,
+    pub(crate) operation: String,
+    pub(crate) changed_at: DateTime<Utc>,
+    pub(crate) actor: String,
+    pub(crate) session_role: String,
+    pub(crate) old_email: Option<String>,
+    pub(crate) new_email: Option<String>,
     /// Set once the user was forgotten: the e-mail addresses above are gone.
-    pub forgotten_at: Option<DateTime<Utc>>,
-    pub forgotten_by: Option<String>,
+    pub(crate) forgotten_at: Option<DateTime<Utc>>,
+    pub(crate) forgotten_by: Option<String>,
 }
 
 impl<'r> sqlx::FromRow<'r, PgRow> for UserChange {
@@ -92,11 +92,11 @@ impl<'r> sqlx::FromRow<'r, PgRow> for UserChange {
 /// The conflict an `--expect-version` update met: what happened since.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct VersionConflict {
-    pub site_id: String,
-    pub expected: i64,
-    pub current: i64,
+    pub(crate) site_id: String,
+    pub(crate) expected: i64,
+    pub(crate) current: i64,
     /// The change that made the current version (absent for a site never recorded).
-    pub latest: Option<SiteChange>,
+    pub(crate) latest: Option<SiteChange>,
 }
 
 impl fmt::Display for VersionConflict {

@@ -13,7 +13,7 @@ use std::borrow::Cow;
 /// category Cc: NUL, ESC, DEL, C1), format characters (Cf: soft hyphen, zero-width space and
 /// joiners, bidi embeddings/overrides/isolates, the BOM, tag characters), and the line and
 /// paragraph separators (Zl, Zp). Unicode 18.0.
-pub const INVISIBLE_OR_CONTROL: &[(char, char)] = &[
+pub(crate) const INVISIBLE_OR_CONTROL: &[(char, char)] = &[
     ('\u{0}', '\u{1f}'),
     ('\u{7f}', '\u{9f}'),
     ('\u{ad}', '\u{ad}'),
@@ -41,7 +41,7 @@ pub const INVISIBLE_OR_CONTROL: &[(char, char)] = &[
 
 /// Unicode's White_Space property (what `char::is_whitespace` tests): may not begin or end an
 /// identifier, and may not appear in an e-mail address. Includes the no-break spaces.
-pub const WHITE_SPACE: &[(char, char)] = &[
+pub(crate) const WHITE_SPACE: &[(char, char)] = &[
     ('\u{9}', '\u{d}'),
     ('\u{20}', '\u{20}'),
     ('\u{85}', '\u{85}'),
@@ -58,7 +58,7 @@ pub const WHITE_SPACE: &[(char, char)] = &[
 /// controls (Cc: tab, line feed, CR, ESC, DEL, C1) and the line and paragraph separators (Zl,
 /// Zp). Format characters stay allowed there (a brand may be written right to left, or hold an
 /// emoji joined by U+200D).
-pub const LINE_BREAK_OR_CONTROL: &[(char, char)] =
+pub(crate) const LINE_BREAK_OR_CONTROL: &[(char, char)] =
     &[('\u{0}', '\u{1f}'), ('\u{7f}', '\u{9f}'), ('\u{2028}', '\u{2029}')];
 
 /// [`LINE_BREAK_OR_CONTROL`] as the body of a PostgreSQL bracket expression.
@@ -93,23 +93,23 @@ fn in_ranges(ranges: &[(char, char)], c: char) -> bool {
 
 /// A control, format or separator character: invisible, or able to change how a terminal
 /// shows what follows it.
-pub fn is_invisible_or_control(c: char) -> bool {
+pub(crate) fn is_invisible_or_control(c: char) -> bool {
     in_ranges(INVISIBLE_OR_CONTROL, c)
 }
 
 /// A character no one-line field may hold (see [`LINE_BREAK_OR_CONTROL`]).
-pub fn is_line_break_or_control(c: char) -> bool {
+pub(crate) fn is_line_break_or_control(c: char) -> bool {
     in_ranges(LINE_BREAK_OR_CONTROL, c)
 }
 
-pub fn is_white_space(c: char) -> bool {
+pub(crate) fn is_white_space(c: char) -> bool {
     in_ranges(WHITE_SPACE, c)
 }
 
 /// Text made safe to show on a terminal: control characters (ESC, DEL, C1),
 /// Unicode format characters (bidi overrides, zero-width) and line separators are shown as
 /// escapes (`\e`, `\u{202e}`); with `keep_newlines`, `\n` and `\t` pass (multi-line prompts).
-pub fn escape_invisible(text: &str, keep_newlines: bool) -> Cow<'_, str> {
+pub(crate) fn escape_invisible(text: &str, keep_newlines: bool) -> Cow<'_, str> {
     let needs_escape = |c: char| is_invisible_or_control(c) && !(keep_newlines && matches!(c, '\n' | '\t'));
     if !text.chars().any(needs_escape) {
         return Cow::Borrowed(text);
@@ -132,7 +132,7 @@ pub fn escape_invisible(text: &str, keep_newlines: bool) -> Cow<'_, str> {
 }
 
 /// The ranges as a PostgreSQL ARE bracket-expression body: `\u0000-\u001f…`.
-pub fn regex_class(ranges: &[(char, char)]) -> String {
+pub(crate) fn regex_class(ranges: &[(char, char)]) -> String {
     let escape = |c: char| {
         let code = c as u32;
         if code > 0xffff { format!(r"\U{code:08x}") } else { format!(r"\u{code:04x}") }

@@ -5,9 +5,9 @@
 /// A table of the application schema (all live in schema `public`).
 #[derive(Debug, Clone, Copy)]
 pub struct TableDef {
-    pub name: &'static str,
-    pub kind: TableKind,
-    pub columns: &'static [ColumnDef],
+    pub(crate) name: &'static str,
+    pub(crate) kind: TableKind,
+    pub(crate) columns: &'static [ColumnDef],
     pub constraints: &'static [ConstraintDef],
     pub indexes: &'static [IndexDef],
     pub triggers: &'static [TriggerDef],
@@ -15,7 +15,7 @@ pub struct TableDef {
 
 /// What a table holds, which decides who may write it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TableKind {
+pub(crate) enum TableKind {
     /// The records this database is the source of truth for: `sites`, `users`.
     Record,
     /// Their change history, written only by the history triggers (append-only).
@@ -26,8 +26,8 @@ pub enum TableKind {
 /// (the qualifier of the table and of its function) left to fill in.
 #[derive(Debug, Clone, Copy)]
 pub struct TriggerDef {
-    pub name: &'static str,
-    pub definition: &'static str,
+    pub(crate) name: &'static str,
+    pub(crate) definition: &'static str,
 }
 
 /// A function of the schema (the history's trigger functions); `definition` is `CREATE
@@ -35,13 +35,13 @@ pub struct TriggerDef {
 /// bodies verbatim, so drift compares them as text).
 #[derive(Debug, Clone, Copy)]
 pub struct FunctionDef {
-    pub name: &'static str,
-    pub definition: &'static str,
+    pub(crate) name: &'static str,
+    pub(crate) definition: &'static str,
 }
 
 impl TriggerDef {
     /// The statement, for a table and function in `qualifier` (`""` or `pg_temp.`).
-    pub fn create_sql(&self, table: &str, qualifier: &str) -> String {
+    pub(crate) fn create_sql(&self, table: &str, qualifier: &str) -> String {
         format!(
             "{};\n",
             self.definition.replace("{table}", &format!("{qualifier}{table}")).replace("{schema}", qualifier)
@@ -50,37 +50,37 @@ impl TriggerDef {
 }
 
 impl FunctionDef {
-    pub fn create_sql(&self, qualifier: &str) -> String {
+    pub(crate) fn create_sql(&self, qualifier: &str) -> String {
         format!("{};\n", self.definition.replace("{schema}", qualifier))
     }
 }
 
 /// A column: its SQL type as written in DDL, nullability and default expression.
 #[derive(Debug, Clone, Copy)]
-pub struct ColumnDef {
-    pub name: &'static str,
-    pub sql_type: &'static str,
-    pub not_null: bool,
-    pub default: Option<&'static str>,
+pub(crate) struct ColumnDef {
+    pub(crate) name: &'static str,
+    pub(crate) sql_type: &'static str,
+    pub(crate) not_null: bool,
+    pub(crate) default: Option<&'static str>,
 }
 
 /// A named table constraint (`PRIMARY KEY`, `UNIQUE` or `CHECK`).
 #[derive(Debug, Clone, Copy)]
 pub struct ConstraintDef {
-    pub name: &'static str,
+    pub(crate) name: &'static str,
     /// The constraint clause after `CONSTRAINT <name>`.
-    pub definition: &'static str,
+    pub(crate) definition: &'static str,
     /// What a violation means, said to the person who caused it.
-    pub meaning: &'static str,
+    pub(crate) meaning: &'static str,
 }
 
 /// A secondary index that no constraint creates.
 #[derive(Debug, Clone, Copy)]
 pub struct IndexDef {
-    pub name: &'static str,
-    pub unique: bool,
+    pub(crate) name: &'static str,
+    pub(crate) unique: bool,
     /// The key list, with parentheses: `(lower(email))`.
-    pub keys: &'static str,
+    pub(crate) keys: &'static str,
 }
 
 impl TableDef {
@@ -89,13 +89,13 @@ impl TableDef {
     }
 
     /// `CREATE TABLE` for this table; `qualifier` is prepended to the name (`""` or `pg_temp.`).
-    pub fn create_table_sql(&self, qualifier: &str) -> String {
+    pub(crate) fn create_table_sql(&self, qualifier: &str) -> String {
         let mut lines: Vec<String> = self.columns.iter().map(ColumnDef::ddl).collect();
         lines.extend(self.constraints.iter().map(|c| format!("CONSTRAINT {} {}", c.name, c.definition)));
         format!("CREATE TABLE {qualifier}{} (\n    {}\n);\n", self.name, lines.join(",\n    "))
     }
 
-    pub fn create_index_sql(&self, index: &IndexDef, qualifier: &str) -> String {
+    pub(crate) fn create_index_sql(&self, index: &IndexDef, qualifier: &str) -> String {
         format!(
             "CREATE {}INDEX {} ON {qualifier}{} {};\n",
             if index.unique { "UNIQUE " } else { "" },
@@ -106,7 +106,7 @@ impl TableDef {
     }
 
     /// The table, its indexes and its triggers, as a migration would create them.
-    pub fn create_sql(&self, qualifier: &str) -> String {
+    pub(crate) fn create_sql(&self, qualifier: &str) -> String {
         let mut sql = self.create_table_sql(qualifier);
         for index in self.indexes {
             sql.push_str(&self.create_index_sql(index, qualifier));
@@ -120,7 +120,7 @@ impl TableDef {
 
 impl ColumnDef {
     /// The column as it appears in `CREATE TABLE` or `ADD COLUMN`.
-    pub fn ddl(&self) -> String {
+    pub(crate) fn ddl(&self) -> String {
         let mut ddl = format!("{} {}", self.name, self.sql_type);
         if let Some(default) = self.default {
             ddl.push_str(" DEFAULT ");

@@ -11,7 +11,7 @@
 
 use super::definitions::FunctionDef;
 
-pub const FUNCTIONS: [FunctionDef; 1] = [FunctionDef {
+pub(crate) const FUNCTIONS: [FunctionDef; 1] = [FunctionDef {
     name: "cabinet_forget_user",
     definition: "CREATE FUNCTION {schema}cabinet_forget_user(forgotten text) RETURNS TABLE (forgotten_id text, user_row_deleted boolean, history_rows bigint, actor_fields bigint, sites_mentioning text[]) LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $body$
 DECLARE

@@ -102,7 +102,7 @@ const USERS_HISTORY_COLUMNS: [ColumnDef; 13] = {
     ]
 };
 
-pub const SITES_HISTORY: TableDef = TableDef {
+pub(crate) const SITES_HISTORY: TableDef = TableDef {
     name: "sites_history",
     kind: TableKind::History,
     columns: &SITES_HISTORY_COLUMNS,
@@ -127,7 +127,7 @@ pub const SITES_HISTORY: TableDef = TableDef {
     triggers: &[APPEND_ONLY_TRIGGER],
 };
 
-pub const USERS_HISTORY: TableDef = TableDef {
+pub(crate) const USERS_HISTORY: TableDef = TableDef {
     name: "users_history",
     kind: TableKind::History,
     columns: &USERS_HISTORY_COLUMNS,
@@ -155,7 +155,7 @@ pub const USERS_HISTORY: TableDef = TableDef {
 };
 
 /// Every `history prune`: who removed which history, when (append-only like the history).
-pub const HISTORY_PRUNES: TableDef = TableDef {
+pub(crate) const HISTORY_PRUNES: TableDef = TableDef {
     name: "history_prunes",
     kind: TableKind::History,
     columns: &[
@@ -182,7 +182,7 @@ const APPEND_ONLY_TRIGGER: TriggerDef = TriggerDef {
     definition: "CREATE TRIGGER append_only BEFORE UPDATE OR DELETE OR TRUNCATE ON {table} FOR EACH STATEMENT EXECUTE FUNCTION {schema}cabinet_history_append_only()",
 };
 
-pub const SITES_TRIGGERS: &[TriggerDef] = &[
+pub(crate) const SITES_TRIGGERS: &[TriggerDef] = &[
     TriggerDef {
         name: "immutable_key",
         definition: "CREATE TRIGGER immutable_key BEFORE UPDATE OF site_id ON {table} FOR EACH ROW WHEN (OLD.site_id IS DISTINCT FROM NEW.site_id) EXECUTE FUNCTION {schema}cabinet_immutable_key('site_id')",
@@ -205,7 +205,7 @@ pub const SITES_TRIGGERS: &[TriggerDef] = &[
     },
 ];
 
-pub const USERS_TRIGGERS: &[TriggerDef] = &[
+pub(crate) const USERS_TRIGGERS: &[TriggerDef] = &[
     TriggerDef {
         name: "immutable_key",
         definition: "CREATE TRIGGER immutable_key BEFORE UPDATE OF user_id ON {table} FOR EACH ROW WHEN (OLD.user_id IS DISTINCT FROM NEW.user_id) EXECUTE FUNCTION {schema}cabinet_immutable_key('user_id')",
@@ -289,7 +289,7 @@ macro_rules! trusted_columns_check {
     };
 }
 
-pub const FUNCTIONS: &[FunctionDef] = &[
+pub(crate) const FUNCTIONS: &[FunctionDef] = &[
     FunctionDef {
         name: "cabinet_sites_history",
         definition: concat!(

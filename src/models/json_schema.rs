@@ -32,7 +32,7 @@ fn max_length_of(constraint: &str) -> Option<u64> {
 /// PostgreSQL's `\UXXXXXXXX` escapes become the characters themselves (ECMA-262 has no `\U`,
 /// Python's `re` no `\u{…}`); `\uXXXX` and the rest stay as they are; a final `$` anchors at
 /// the very end in every dialect.
-pub fn portable_regex(postgresql: &str) -> String {
+pub(crate) fn portable_regex(postgresql: &str) -> String {
     let mut out = String::with_capacity(postgresql.len());
     let mut rest = postgresql;
     while let Some(at) = rest.find("\\U") {
@@ -97,7 +97,7 @@ fn identifier(constraint: &str, description: &str) -> Value {
 }
 
 /// Both schemas, as `$defs` of one document: `#/$defs/site`, `#/$defs/user`.
-pub fn render() -> String {
+pub(crate) fn render() -> String {
     let site = json!({
         "type": "object",
         "description": "A row of sites, as the database stores it (the import and the admin panel lower-case a domain for you).",

@@ -5,33 +5,33 @@
 //! diff` compare a live database with it. `Site` and `User` are the rows as Rust types.
 
 /// User activity (`cabinet_record_seen`): the one implementation of "a user was seen".
-pub mod activity;
+pub(crate) mod activity;
 /// Rows of the change history and the conflict an update meets.
-pub mod change;
+pub(crate) mod change;
 /// Which characters identifiers and e-mail addresses may hold, for Rust and SQL alike.
-pub mod characters;
+pub(crate) mod characters;
 /// The shapes of the declarations (`TableDef`, `ColumnDef`, `FunctionDef`, …) and their DDL.
-pub mod definitions;
+pub(crate) mod definitions;
 /// `cabinet_forget_user`: a delete-my-data request, run with its caller's rights.
-pub mod erasure;
+pub(crate) mod erasure;
 /// The change history: its tables, the trigger functions that write it, their triggers.
 pub mod history;
 /// JSON Schema for a site and a user (`models export --json-schema`).
-pub mod json_schema;
+pub(crate) mod json_schema;
 /// The declarative schema: tables, columns, constraints, indexes, triggers, functions.
 pub mod schema;
 /// A row of `sites`.
-pub mod site;
+pub(crate) mod site;
 /// The schema as SQLAlchemy 2.0 models (`models export --sqlalchemy`).
-pub mod sqlalchemy;
+pub(crate) mod sqlalchemy;
 /// Timestamps: the accepted range, parsing, and reading them without trusting the database.
 pub mod timestamps;
 /// A row of `users`.
-pub mod user;
+pub(crate) mod user;
 /// Validated values (`SiteId`, `Domain`, `LanguageTag`, `Email`, `UserId`).
 pub mod values;
 
-pub use schema::{ColumnDef, ConstraintDef, IndexDef, TABLES, TableDef};
+pub(crate) use schema::{ColumnDef, ConstraintDef, IndexDef, TABLES, TableDef};
 pub use site::Site;
 pub use user::User;
 pub use values::{Domain, Email, FieldError, LanguageTag, SiteId, UserId};

@@ -9,7 +9,7 @@
 //! `crate::schema_diff::model_snapshot`), so formatting differences never count as drift.
 
 use super::characters::{invisible_or_control_class, line_break_or_control_class, white_space_class};
-pub use super::definitions::{
+pub(crate) use super::definitions::{
     ColumnDef, ConstraintDef, FunctionDef, IndexDef, TableDef, TableKind, TriggerDef,
 };
 
@@ -215,7 +215,7 @@ pub const USERS: TableDef = TableDef {
 };
 
 /// Every table the application owns, in creation order.
-pub const TABLES: &[TableDef] = &[
+pub(crate) const TABLES: &[TableDef] = &[
     SITES,
     USERS,
     super::history::SITES_HISTORY,
@@ -249,7 +249,7 @@ pub const FUNCTIONS: &[FunctionDef] = &{
 
 /// The table where the migration runner records what it applied. It lives beside the
 /// application tables but is not part of the model.
-pub const MIGRATIONS_TABLE: &str = "cabinet_migrations";
+pub(crate) const MIGRATIONS_TABLE: &str = "cabinet_migrations";
 
 /// The model's SQL for the whole schema, in creation order: functions, then tables.
 pub fn create_all_sql() -> String {
@@ -262,19 +262,19 @@ pub fn create_all_sql() -> String {
 }
 
 /// The history's tables (they belong to the historian role, not the owner).
-pub fn history_table_names() -> Vec<&'static str> {
+pub(crate) fn history_table_names() -> Vec<&'static str> {
     TABLES.iter().filter(|t| t.kind == TableKind::History).map(|t| t.name).collect()
 }
 
-pub fn function(name: &str) -> Option<&'static FunctionDef> {
+pub(crate) fn function(name: &str) -> Option<&'static FunctionDef> {
     FUNCTIONS.iter().find(|f| f.name == name)
 }
 
-pub fn table(name: &str) -> Option<&'static TableDef> {
+pub(crate) fn table(name: &str) -> Option<&'static TableDef> {
     TABLES.iter().find(|t| t.name == name)
 }
 
 /// The constraint of that name in any table of the model.
-pub fn constraint(name: &str) -> Option<&'static ConstraintDef> {
+pub(crate) fn constraint(name: &str) -> Option<&'static ConstraintDef> {
     TABLES.iter().flat_map(|t| t.constraints.iter()).find(|c| c.name == name)
 }

@@ -13,12 +13,12 @@ pub struct Site {
     pub ai_prompt: Option<String>,
     pub brand_name: Option<String>,
     pub language: String,
-    pub hubspot_pipeline: Option<String>,
-    pub hubspot_stage: Option<String>,
+    pub(crate) hubspot_pipeline: Option<String>,
+    pub(crate) hubspot_stage: Option<String>,
     pub created_at: DateTime<Utc>,
     /// Its newest version in `sites_history` (not a column: every read carries it, so an
     /// update can say which version it changes, `--expect-version`).
-    pub version: i64,
+    pub(crate) version: i64,
 }
 
 impl Site {

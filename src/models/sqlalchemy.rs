@@ -14,7 +14,7 @@ use super::schema::{ColumnDef, ConstraintDef, IndexDef, TABLES, TableDef, TableK
 /// Why the model cannot be written as Python (a type or clause this renderer does not know:
 /// a new migration's, caught by the unit test over every table).
 #[derive(Debug, thiserror::Error)]
-pub enum ExportError {
+pub(crate) enum ExportError {
     #[error("table {table}, column {column}: no SQLAlchemy type for {sql_type:?}")]
     UnknownType { table: &'static str, column: &'static str, sql_type: &'static str },
     #[error("table {table}, constraint {constraint}: cannot render {definition:?}")]
@@ -23,11 +23,11 @@ pub enum ExportError {
 
 /// Which schema the file was generated from, for its header.
 #[derive(Debug, Clone)]
-pub struct Origin {
+pub(crate) struct Origin {
     /// cabinet-db's version.
-    pub version: &'static str,
+    pub(crate) version: &'static str,
     /// The newest migration, e.g. `0007_users_user_id_prefix_index`.
-    pub head: String,
+    pub(crate) head: String,
 }
 
 /// The ORM class of each record table.
@@ -55,7 +55,7 @@ fn column_type(sql_type: &str) -> Option<(&'static str, &'static str)> {
 
 /// A Python string literal (double-quoted) for any text: backslashes, quotes and every
 /// character outside printable ASCII escaped, so the file is ASCII and means exactly the SQL.
-pub fn python_string(text: &str) -> String {
+pub(crate) fn python_string(text: &str) -> String {
     let mut out = String::with_capacity(text.len() + 2);
     out.push('"');
     for c in text.chars() {
@@ -201,7 +201,7 @@ fn core_table(out: &mut String, table: &TableDef) -> Result<(), ExportError> {
 }
 
 /// The whole `models.py`.
-pub fn render(origin: &Origin) -> Result<String, ExportError> {
+pub(crate) fn render(origin: &Origin) -> Result<String, ExportError> {
     let mut out = format!(
         "# models.py: AI Cabinet's main database (sites, users and their change history) for SQLAlchemy 2.0.
 #

@@ -17,18 +17,18 @@ use sqlx::{
 };
 
 /// What a violation of a `*_range` constraint means.
-pub const RANGE_MEANING: &str = "must be a real point in time between the years 1 and 9999 (not infinity)";
+pub(crate) const RANGE_MEANING: &str = "must be a real point in time between the years 1 and 9999 (not infinity)";
 
 /// Whether a time lies in the schema's range (years 1 to 9999, UTC: what RFC 3339's
 /// four-digit years can write).
-pub fn in_range(t: DateTime<Utc>) -> bool {
+pub(crate) fn in_range(t: DateTime<Utc>) -> bool {
     use chrono::Datelike;
     (1..=9999).contains(&t.year())
 }
 
 /// RFC 3339, or PostgreSQL's own output (`2026-01-15 09:00:00.123456+00`). A leap second
 /// (`…:59:60`) is read as PostgreSQL reads it: the first instant of the next minute.
-pub fn parse(value: &str) -> Option<DateTime<Utc>> {
+pub(crate) fn parse(value: &str) -> Option<DateTime<Utc>> {
     let parsed = DateTime::parse_from_rfc3339(value).ok().or_else(|| {
         ["%Y-%m-%d %H:%M:%S%.f%#z", "%Y-%m-%dT%H:%M:%S%.f%#z"]
             .into_iter()
@@ -71,7 +71,7 @@ pub struct Checked(pub DateTime<Utc>);
 
 /// Why a stored timestamp cannot be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum Unrepresentable {
+pub(crate) enum Unrepresentable {
     #[error("holds {0}")]
     Infinite(&'static str),
     #[error("holds a time outside the years cabinet-db can represent ({0})")]
@@ -132,16 +132,16 @@ impl<'r> Decode<'r, Postgres> for Checked {
     "{table} row {key_column} = {key:?}: column {column} {problem}; set a real time (UPDATE {table} SET {column} = … WHERE {key_column} = …), which the schema's range constraint requires of new rows anyway"
 )]
 pub struct UnreadableValue {
-    pub table: &'static str,
-    pub key_column: &'static str,
-    pub key: String,
-    pub column: &'static str,
-    pub problem: String,
+    pub(crate) table: &'static str,
+    pub(crate) key_column: &'static str,
+    pub(crate) key: String,
+    pub(crate) column: &'static str,
+    pub(crate) problem: String,
 }
 
 /// Reads a timestamp column of a row whose key is already known; an unreadable value becomes
 /// [`UnreadableValue`] (inside `sqlx::Error::Decode`).
-pub fn read(
+pub(crate) fn read(
     row: &PgRow,
     table: &'static str,
     key_column: &'static str,

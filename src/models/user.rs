@@ -8,9 +8,9 @@ use super::timestamps;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct User {
     pub user_id: String,
-    pub email: Option<String>,
-    pub first_seen: DateTime<Utc>,
-    pub last_seen: DateTime<Utc>,
+    pub(crate) email: Option<String>,
+    pub(crate) first_seen: DateTime<Utc>,
+    pub(crate) last_seen: DateTime<Utc>,
 }
 
 impl User {

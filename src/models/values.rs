@@ -15,13 +15,13 @@ use super::{
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
 #[error("{field} {value:?}: {reason}")]
 pub struct FieldError {
-    pub field: &'static str,
-    pub value: String,
-    pub reason: String,
+    pub(crate) field: &'static str,
+    pub(crate) value: String,
+    pub(crate) reason: String,
 }
 
 impl FieldError {
-    pub fn new(field: &'static str, value: &str, reason: impl Into<String>) -> Self {
+    pub(crate) fn new(field: &'static str, value: &str, reason: impl Into<String>) -> Self {
         // Long values (a 1 MB prompt) are shown by their start.
         let shown: String = value.chars().take(80).collect();
         let value = if shown.len() < value.len() { format!("{shown}…") } else { shown };
@@ -35,7 +35,7 @@ impl FieldError {
 }
 
 /// Text PostgreSQL can store: no NUL characters.
-pub fn check_text(field: &'static str, value: &str) -> Result<(), FieldError> {
+pub(crate) fn check_text(field: &'static str, value: &str) -> Result<(), FieldError> {
     if value.contains('\0') {
         Err(FieldError::new(
             field,
@@ -71,7 +71,7 @@ pub fn check_one_line(field: &'static str, value: &str) -> Result<(), FieldError
 }
 
 /// The longest identifier the schema accepts.
-pub const MAX_ID_CHARS: usize = 200;
+pub(crate) const MAX_ID_CHARS: usize = 200;
 
 /// The rule of `sites_site_id_format` and `users_user_id_format`: 1–200 characters, none of
 /// them a control or format character, not starting or ending with white space (see
@@ -212,7 +212,7 @@ impl LanguageTag {
 }
 
 /// The longest e-mail address the schema accepts.
-pub const MAX_EMAIL_CHARS: usize = 320;
+pub(crate) const MAX_EMAIL_CHARS: usize = 320;
 
 impl Email {
     /// The rule of `users_email_format`: `local@host`, where neither part holds `@`, white

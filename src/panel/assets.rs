@@ -13,7 +13,7 @@ const FILES: &[(&str, &str, &str)] = &[
     ("htmx.min.js", "text/javascript; charset=utf-8", include_str!("../../assets/vendor/htmx.min.js")),
 ];
 
-pub async fn asset(Path(name): Path<String>) -> Response {
+pub(crate) async fn asset(Path(name): Path<String>) -> Response {
     match FILES.iter().find(|(file, ..)| *file == name) {
         Some((_, content_type, body)) => {
             ([(header::CONTENT_TYPE, *content_type), (header::CACHE_CONTROL, "public, max-age=3600")], *body)

@@ -9,7 +9,7 @@ use super::readiness::{self, Trouble, Unavailable};
 use crate::{data::DataError, db::DbError, history::RevertError};
 
 #[derive(Debug, thiserror::Error)]
-pub enum PanelError {
+pub(crate) enum PanelError {
     /// The signed-in role may not do this.
     #[error("{0}")]
     Forbidden(String),
@@ -56,7 +56,7 @@ fn database_trouble(error: &DataError) -> Option<Trouble> {
 }
 
 /// A site id from a URL; one that cannot be an id is a page that does not exist.
-pub fn parse_site_id(id: &str) -> Result<crate::models::SiteId, PanelError> {
+pub(crate) fn parse_site_id(id: &str) -> Result<crate::models::SiteId, PanelError> {
     crate::models::SiteId::parse(id).map_err(|_| PanelError::NotFound(format!("no site {id:?}")))
 }
 
@@ -93,7 +93,7 @@ impl From<RevertError> for PanelError {
 }
 
 impl PanelError {
-    pub fn status(&self) -> StatusCode {
+    pub(crate) fn status(&self) -> StatusCode {
         match self {
             PanelError::Forbidden(_) => StatusCode::FORBIDDEN,
             PanelError::NotFound(_) | PanelError::Data(DataError::NotFound { .. }) => StatusCode::NOT_FOUND,
@@ -110,7 +110,7 @@ impl PanelError {
     }
 
     /// The message with its causes, as the person on the page should read it.
-    pub fn message(&self) -> String {
+    pub(crate) fn message(&self) -> String {
         let mut text = self.to_string();
         let mut source = std::error::Error::source(self);
         while let Some(cause) = source {

@@ -8,10 +8,10 @@ use axum::http::{HeaderMap, Method, header};
 
 /// Scripts and styles from the panel itself only (no inline script, no `eval`), nothing
 /// external, no framing, forms only to the panel.
-pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+pub(crate) const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
 /// The headers every response carries, the refusals included.
-pub const SECURITY_HEADERS: &[(&str, &str)] = &[
+pub(crate) const SECURITY_HEADERS: &[(&str, &str)] = &[
     ("content-security-policy", CONTENT_SECURITY_POLICY),
     ("x-content-type-options", "nosniff"),
     // The panel's own forms then carry their real `Origin` (`no-referrer` made it `null` over
@@ -25,7 +25,7 @@ pub const SECURITY_HEADERS: &[(&str, &str)] = &[
 
 /// Why a request is refused before any handler runs.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum GuardRefusal {
+pub(crate) enum GuardRefusal {
     #[error("this panel does not answer to the host name {0:?}; open it by its tailnet name or address")]
     UnknownHost(String),
     #[error("no Host header")]
@@ -39,7 +39,7 @@ pub enum GuardRefusal {
 }
 
 /// The request's `Host` must be one of `allowed` (compared without case).
-pub fn check_host(headers: &HeaderMap, allowed: &[String]) -> Result<(), GuardRefusal> {
+pub(crate) fn check_host(headers: &HeaderMap, allowed: &[String]) -> Result<(), GuardRefusal> {
     let host = headers.get(header::HOST).ok_or(GuardRefusal::NoHost)?;
     let host = host
         .to_str()
@@ -59,7 +59,7 @@ pub fn check_host(headers: &HeaderMap, allowed: &[String]) -> Result<(), GuardRe
 /// than `null`). At least one must be there: a request with neither comes from no current
 /// browser — scripts use the CLI or SQL — and `Origin: null` (what a page with its own
 /// `no-referrer` policy, a sandboxed frame or a file sends) is never this panel.
-pub fn check_cross_origin(method: &Method, headers: &HeaderMap, tls: bool) -> Result<(), GuardRefusal> {
+pub(crate) fn check_cross_origin(method: &Method, headers: &HeaderMap, tls: bool) -> Result<(), GuardRefusal> {
     if matches!(*method, Method::GET | Method::HEAD) {
         return Ok(());
     }

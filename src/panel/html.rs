@@ -10,7 +10,7 @@ use super::identity::{Identity, Role};
 
 /// Which part of the panel a page belongs to (for the navigation).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Section {
+pub(crate) enum Section {
     Dashboard,
     Sites,
     Users,
@@ -23,7 +23,7 @@ const HTMX_CONFIG: &str =
     r#"{"includeIndicatorStyles":false,"allowEval":false,"allowScriptTags":false,"selfRequestsOnly":true}"#;
 
 /// A whole page for a signed-in person.
-pub fn page(identity: &Identity, section: Section, title: &str, body: Markup) -> Markup {
+pub(crate) fn page(identity: &Identity, section: Section, title: &str, body: Markup) -> Markup {
     let nav = [
         (Section::Dashboard, "/", "Dashboard"),
         (Section::Sites, "/sites", "Sites"),
@@ -68,7 +68,7 @@ fn head(title: &str) -> Markup {
 }
 
 /// A page for a refusal or a failure: no navigation (the caller may not be signed in).
-pub fn error_page(status: StatusCode, message: &str) -> Markup {
+pub(crate) fn error_page(status: StatusCode, message: &str) -> Markup {
     let title = format!("{} {}", status.as_u16(), status.canonical_reason().unwrap_or("Error"));
     html! {
         (DOCTYPE)
@@ -86,12 +86,12 @@ pub fn error_page(status: StatusCode, message: &str) -> Markup {
 }
 
 /// A timestamp as every page shows it.
-pub fn time(at: DateTime<Utc>) -> String {
+pub(crate) fn time(at: DateTime<Utc>) -> String {
     at.format("%Y-%m-%d %H:%M:%S UTC").to_string()
 }
 
 /// An optional value, or a muted dash.
-pub fn optional(value: Option<&str>) -> Markup {
+pub(crate) fn optional(value: Option<&str>) -> Markup {
     match value {
         Some(v) if !v.is_empty() => html! { (v) },
         Some(_) => html! { span.muted { "(empty)" } },
@@ -100,22 +100,22 @@ pub fn optional(value: Option<&str>) -> Markup {
 }
 
 /// A notice at the top of a page.
-pub fn notice(kind: &str, text: Markup) -> Markup {
+pub(crate) fn notice(kind: &str, text: Markup) -> Markup {
     html! { div class=(format!("notice {kind}")) role="status" { (text) } }
 }
 
 /// Whether this person may do what `role` allows; pages hide what they may not do.
-pub fn may(identity: &Identity, role: Role) -> bool {
+pub(crate) fn may(identity: &Identity, role: Role) -> bool {
     identity.may(role)
 }
 
 /// A non-breaking space, for empty cells.
-pub fn nbsp() -> Markup {
+pub(crate) fn nbsp() -> Markup {
     PreEscaped("&nbsp;".to_owned())
 }
 
 /// The links under a keyset-paged list: back to the first page, on to the next.
-pub fn pager(first_page: &str, on_later_page: bool, next: Option<&str>) -> Markup {
+pub(crate) fn pager(first_page: &str, on_later_page: bool, next: Option<&str>) -> Markup {
     html! {
         div.pager {
             @if on_later_page { a href=(first_page) { "First page" } }
@@ -127,13 +127,13 @@ pub fn pager(first_page: &str, on_later_page: bool, next: Option<&str>) -> Marku
 /// What a destructive form sends: the text the person typed to confirm.
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
-pub struct TypedConfirmation {
-    pub confirm: String,
+pub(crate) struct TypedConfirmation {
+    pub(crate) confirm: String,
 }
 
 /// A destructive action's form: the button stays disabled until `expected` is typed (the
 /// handler checks it again); `error` when the last attempt typed something else.
-pub fn typed_confirmation(
+pub(crate) fn typed_confirmation(
     action: &str,
     what: &str,
     expected: &str,
@@ -153,11 +153,11 @@ pub fn typed_confirmation(
 
 /// A path segment or query value, percent-encoded: ids may hold `/`, `?`, `#`, spaces and
 /// any visible character.
-pub fn urlencode(segment: &str) -> String {
+pub(crate) fn urlencode(segment: &str) -> String {
     crate::db::percent_encode(segment)
 }
 
 /// Whether htmx asked for a fragment (a search as you type), not a whole page.
-pub fn wants_fragment(headers: &axum::http::HeaderMap) -> bool {
+pub(crate) fn wants_fragment(headers: &axum::http::HeaderMap) -> bool {
     headers.contains_key("hx-request") && !headers.contains_key("hx-boosted")
 }

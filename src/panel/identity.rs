@@ -21,12 +21,12 @@ use crate::{
 /// How long a whois answer (identity or refusal) is reused for one peer address: long enough
 /// that a page and its assets cost one LocalAPI call, short enough that a revoked grant or a
 /// re-tagged device stops working within seconds.
-pub const WHOIS_CACHE_TTL: Duration = Duration::from_secs(10);
+pub(crate) const WHOIS_CACHE_TTL: Duration = Duration::from_secs(10);
 
 /// What a signed-in person may do; each role includes the ones below it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Role {
+pub(crate) enum Role {
     /// Reads everything.
     Viewer,
     /// Also creates, changes, deletes, reverts and restores sites.
@@ -36,7 +36,7 @@ pub enum Role {
 }
 
 impl Role {
-    pub fn parse(name: &str) -> Option<Role> {
+    pub(crate) fn parse(name: &str) -> Option<Role> {
         match name {
             "viewer" => Some(Role::Viewer),
             "editor" => Some(Role::Editor),
@@ -45,7 +45,7 @@ impl Role {
         }
     }
 
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Role::Viewer => "viewer",
             Role::Editor => "editor",
@@ -62,27 +62,27 @@ impl fmt::Display for Role {
 
 /// A signed-in person.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Identity {
+pub(crate) struct Identity {
     /// The tailnet login (`alice@example.com`): what the change history records.
-    pub login: String,
-    pub display_name: String,
-    pub role: Role,
+    pub(crate) login: String,
+    pub(crate) display_name: String,
+    pub(crate) role: Role,
 }
 
 impl Identity {
     /// The history's actor for this person's writes.
-    pub fn actor(&self) -> Actor {
+    pub(crate) fn actor(&self) -> Actor {
         Actor::new(&self.login).expect("logins are checked to be valid actors when resolved")
     }
 
-    pub fn may(&self, role: Role) -> bool {
+    pub(crate) fn may(&self, role: Role) -> bool {
         self.role >= role
     }
 }
 
 /// Why a peer is not let in. Shown to that peer: says what to ask for, reveals nothing else.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum Refusal {
+pub(crate) enum Refusal {
     #[error("this address ({0}) is not a known tailnet device")]
     UnknownPeer(IpAddr),
     #[error(
@@ -98,7 +98,7 @@ pub enum Refusal {
 }
 
 /// Where identities come from.
-pub enum IdentitySource {
+pub(crate) enum IdentitySource {
     /// tailscaled's whois for the connection's peer address.
     Tailnet { api: LocalApi, capability: String, cache: Mutex<HashMap<IpAddr, Cached>> },
     /// One configured identity for every request: development and tests on loopback only
@@ -122,17 +122,17 @@ impl fmt::Debug for IdentitySource {
 }
 
 impl IdentitySource {
-    pub fn tailnet(api: LocalApi, capability: impl Into<String>) -> IdentitySource {
+    pub(crate) fn tailnet(api: LocalApi, capability: impl Into<String>) -> IdentitySource {
         IdentitySource::Tailnet { api, capability: capability.into(), cache: Mutex::new(HashMap::new()) }
     }
 
-    pub fn is_development(&self) -> bool {
+    pub(crate) fn is_development(&self) -> bool {
         matches!(self, IdentitySource::Development(_))
     }
 
     /// The identity behind a connection from `peer`; `Err(Ok(refusal))` when it may not enter,
     /// `Err(Err(e))` when tailscaled could not be asked.
-    pub async fn resolve(&self, peer: SocketAddr) -> Result<Identity, Result<Refusal, LocalApiError>> {
+    pub(crate) async fn resolve(&self, peer: SocketAddr) -> Result<Identity, Result<Refusal, LocalApiError>> {
         let (api, capability, cache) = match self {
             IdentitySource::Development(identity) => return Ok(identity.clone()),
             IdentitySource::Tailnet { api, capability, cache } => (api, capability, cache),
@@ -163,7 +163,7 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 /// The identity a whois answer describes, with the highest role its grants name.
-pub fn identity_of(whois: &WhoIs, capability: &str) -> Result<Identity, Refusal> {
+pub(crate) fn identity_of(whois: &WhoIs, capability: &str) -> Result<Identity, Refusal> {
     let tags = whois.node.as_ref().and_then(|n| n.tags.clone()).unwrap_or_default();
     if !tags.is_empty() {
         return Err(Refusal::Tagged(tags.join(", ")));
@@ -194,7 +194,7 @@ pub fn identity_of(whois: &WhoIs, capability: &str) -> Result<Identity, Refusal>
 }
 
 /// `LOGIN=ROLE`, as `serve --dev-identity` takes it.
-pub fn parse_dev_identity(text: &str) -> Result<Identity, String> {
+pub(crate) fn parse_dev_identity(text: &str) -> Result<Identity, String> {
     let (login, role) = text
         .rsplit_once('=')
         .ok_or_else(|| format!("{text:?} is not LOGIN=ROLE, e.g. dev@example.com=admin"))?;

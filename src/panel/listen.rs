@@ -8,7 +8,7 @@ use std::net::{IpAddr, SocketAddr};
 use crate::tailnet::{self, localapi::Status, panel::DEFAULT_PORT};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum ListenError {
+pub(crate) enum ListenError {
     #[error(
         "--listen {0}: a wildcard address accepts connections from every network, the internet included; give this node's tailnet address (tailscale ip -4), or leave --listen out to use all of them"
     )]
@@ -38,7 +38,7 @@ pub enum ListenError {
 }
 
 /// `ADDR:PORT` or a bare address (then the default port).
-pub fn parse_listen(text: &str) -> Result<SocketAddr, ListenError> {
+pub(crate) fn parse_listen(text: &str) -> Result<SocketAddr, ListenError> {
     if let Ok(addr) = text.parse::<SocketAddr>() {
         return Ok(addr);
     }
@@ -50,7 +50,7 @@ pub fn parse_listen(text: &str) -> Result<SocketAddr, ListenError> {
 }
 
 /// Refuses every address the panel must not bind.
-pub fn check_listen(addrs: &[SocketAddr], development: bool) -> Result<(), ListenError> {
+pub(crate) fn check_listen(addrs: &[SocketAddr], development: bool) -> Result<(), ListenError> {
     for &addr in addrs {
         let ip = addr.ip().to_canonical();
         if addr.port() == 0 {
@@ -71,7 +71,7 @@ pub fn check_listen(addrs: &[SocketAddr], development: bool) -> Result<(), Liste
 }
 
 /// This node's tailnet addresses on `port`, from tailscaled's status.
-pub fn tailnet_listen_addresses(status: &Status, port: u16) -> Result<Vec<SocketAddr>, ListenError> {
+pub(crate) fn tailnet_listen_addresses(status: &Status, port: u16) -> Result<Vec<SocketAddr>, ListenError> {
     let addrs: Vec<SocketAddr> = status
         .ips()
         .iter()
@@ -85,7 +85,7 @@ pub fn tailnet_listen_addresses(status: &Status, port: u16) -> Result<Vec<Socket
 /// The `Host` header values a browser may send to reach these addresses: each address and
 /// each name, with the port (and without it on the scheme's default port). Anything else is
 /// refused, which defeats DNS rebinding (a hostile name resolving to our address).
-pub fn allowed_hosts(addrs: &[SocketAddr], names: &[String], tls: bool) -> Vec<String> {
+pub(crate) fn allowed_hosts(addrs: &[SocketAddr], names: &[String], tls: bool) -> Vec<String> {
     let default_port = if tls { 443 } else { 80 };
     let mut hosts = Vec::new();
     for addr in addrs {

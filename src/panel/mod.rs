@@ -4,27 +4,27 @@
 //! signed-in login, so the change history names the person.
 
 /// Static files embedded in the binary (stylesheet, script, vendored htmx).
-pub mod assets;
+pub(crate) mod assets;
 /// What a handler fails with and the page it shows.
-pub mod error;
+pub(crate) mod error;
 /// Host allowlist, cross-origin protection, security headers.
-pub mod guard;
+pub(crate) mod guard;
 /// The page shell and shared pieces.
-pub mod html;
+pub(crate) mod html;
 /// Tailnet identity and roles.
-pub mod identity;
+pub(crate) mod identity;
 /// Which addresses the panel may listen on.
-pub mod listen;
+pub(crate) mod listen;
 /// The pages.
-pub mod pages;
+pub(crate) mod pages;
 /// Whether the database answers: `/readyz`, and unreachable vs busy for pages.
 pub mod readiness;
 /// Routes and the middleware every request passes.
-pub mod router;
+pub(crate) mod router;
 /// Listening (plain or TLS, the certificate renewed in place), connection limits and
 /// timeouts, serving, shutting down.
 pub mod server;
 /// Starting the panel: addresses, identity source, TLS, pool; then serving.
-pub mod start;
+pub(crate) mod start;
 /// What every request handler shares, and the role check.
-pub mod state;
+pub(crate) mod state;

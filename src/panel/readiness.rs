@@ -15,7 +15,7 @@ use tokio::sync::Mutex;
 /// `db::CONNECT_TIMEOUT_SECS`). Pages take milliseconds, so a wait this long means the
 /// database is gone or the pool is full; the person learns which within the 2–3 s they would
 /// wait for a slow page anyway, plus the probe.
-pub const PANEL_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(2);
+pub(crate) const PANEL_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// How long `/readyz` waits for a pooled connection before it probes: its answer, probe
 /// included, comes within two seconds, what a monitor's check usually allows.
@@ -39,7 +39,7 @@ pub const READY_REUSE: Duration = Duration::from_millis(250);
 
 /// Why the database cannot serve a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum Unavailable {
+pub(crate) enum Unavailable {
     #[error("the database is unreachable")]
     Unreachable,
     #[error("every database connection is busy")]
@@ -48,7 +48,7 @@ pub enum Unavailable {
 
 /// What a failed database call says about the database.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Trouble {
+pub(crate) enum Trouble {
     Known(Unavailable),
     /// No pooled connection in time: a full pool or a server that does not answer; the probe
     /// says which.
@@ -57,7 +57,7 @@ pub enum Trouble {
 
 /// The trouble `error` shows with the database itself, if any (as opposed to a query's own
 /// failure: a constraint, a missing row).
-pub fn trouble(error: &sqlx::Error) -> Option<Trouble> {
+pub(crate) fn trouble(error: &sqlx::Error) -> Option<Trouble> {
     use Unavailable::*;
     match error {
         sqlx::Error::PoolTimedOut => Some(Trouble::TimedOut),
@@ -82,7 +82,7 @@ type Verdict = Option<(Instant, Result<(), Unavailable>)>;
 
 /// The last verdicts of `/readyz` and of the probe, shared by every request.
 #[derive(Debug, Default)]
-pub struct Readiness {
+pub(crate) struct Readiness {
     last_check: Mutex<Verdict>,
     last_probe: Mutex<Verdict>,
     /// The state last logged, so that each change is logged once, whichever path saw it.
@@ -91,7 +91,7 @@ pub struct Readiness {
 
 impl Readiness {
     /// Whether a pooled connection answers `SELECT 1`, within two seconds (see [`READY_REUSE`]).
-    pub async fn check(&self, pool: &PgPool) -> Result<(), Unavailable> {
+    pub(crate) async fn check(&self, pool: &PgPool) -> Result<(), Unavailable> {
         let mut last = self.last_check.lock().await;
         if let Some((at, verdict)) = *last
             && at.elapsed() < READY_REUSE
@@ -144,7 +144,7 @@ impl Readiness {
     }
 
     /// What `error` means for the page: `None` when it is not the database's trouble.
-    pub async fn judge(&self, pool: &PgPool, error: &sqlx::Error) -> Option<Unavailable> {
+    pub(crate) async fn judge(&self, pool: &PgPool, error: &sqlx::Error) -> Option<Unavailable> {
         match trouble(error)? {
             Trouble::Known(unavailable) => {
                 self.note(pool, Err(unavailable), Some(&error.to_string()));
@@ -156,7 +156,7 @@ impl Readiness {
 
     /// After a pooled connection was not had in time: busy when the database answers a
     /// connection of its own, unreachable when it does not.
-    pub async fn diagnose(&self, pool: &PgPool) -> Unavailable {
+    pub(crate) async fn diagnose(&self, pool: &PgPool) -> Unavailable {
         match self.probe(pool).await {
             Ok(()) => {
                 self.note(pool, Err(Unavailable::Busy), None);

@@ -28,16 +28,16 @@ use crate::models::characters::escape_invisible;
 
 /// The address a connection comes from, kept with every request (whois asks about it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Peer(pub std::net::SocketAddr);
+pub(crate) struct Peer(pub(crate) std::net::SocketAddr);
 
 /// The largest form accepted: a site's prompt may be long, but not this long.
-pub const MAX_FORM_BYTES: usize = 4 * 1024 * 1024;
+pub(crate) const MAX_FORM_BYTES: usize = 4 * 1024 * 1024;
 
 /// Who a response was for, for the request log.
 #[derive(Debug, Clone)]
 struct SignedIn(String);
 
-pub fn router(state: Arc<PanelState>) -> Router {
+pub(crate) fn router(state: Arc<PanelState>) -> Router {
     let signed_in = Router::new()
         .route("/", get(dashboard::show))
         .route("/dashboard/audit", get(dashboard::audit))
@@ -166,7 +166,7 @@ async fn log_request(State(panel): State<Arc<PanelState>>, request: Request, nex
 
 /// `/readyz`: 200 "ready" when the database answers, 503 saying why when it does not. Like
 /// `/healthz` it needs no sign-in and says nothing else.
-pub async fn readyz(State(panel): State<Arc<PanelState>>) -> Response {
+pub(crate) async fn readyz(State(panel): State<Arc<PanelState>>) -> Response {
     match panel.readiness.check(&panel.pool).await {
         Ok(()) => (StatusCode::OK, "ready\n").into_response(),
         Err(unavailable) => (StatusCode::SERVICE_UNAVAILABLE, format!("{unavailable}\n")).into_response(),

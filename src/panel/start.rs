@@ -21,31 +21,31 @@ use crate::{
 
 /// What the panel is started with (the CLI's `serve` options, checked).
 #[derive(Debug, Clone)]
-pub struct Options {
+pub(crate) struct Options {
     /// The `cabinet_admin` role's URL.
-    pub database_url: DatabaseUrl,
+    pub(crate) database_url: DatabaseUrl,
     /// Addresses asked for; empty: every tailnet address of this node (or loopback with a
     /// development identity), on `port`.
-    pub listen: Vec<SocketAddr>,
-    pub port: u16,
+    pub(crate) listen: Vec<SocketAddr>,
+    pub(crate) port: u16,
     /// tailscaled's LocalAPI socket.
-    pub socket: PathBuf,
+    pub(crate) socket: PathBuf,
     /// The app capability the tailnet policy grants roles with (checked by the caller).
-    pub capability: String,
+    pub(crate) capability: String,
     /// Names browsers may use besides the addresses and tailscaled's MagicDNS name.
-    pub host_names: Vec<String>,
-    pub tls: Option<TlsPaths>,
+    pub(crate) host_names: Vec<String>,
+    pub(crate) tls: Option<TlsPaths>,
     /// Trust every request as this identity (development only: loopback only).
-    pub dev_identity: Option<Identity>,
+    pub(crate) dev_identity: Option<Identity>,
     /// pgBackRest's configuration, for the dashboard's backup status.
-    pub backup_config: PathBuf,
-    pub pool_size: u32,
+    pub(crate) backup_config: PathBuf,
+    pub(crate) pool_size: u32,
     /// One JSON object per request on stderr, else a line of text.
-    pub json_logs: bool,
+    pub(crate) json_logs: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum StartError {
+pub(crate) enum StartError {
     #[error(transparent)]
     Listen(#[from] ListenError),
     #[error(transparent)]
@@ -60,7 +60,7 @@ pub enum StartError {
 
 /// Serves the panel until `shutdown` completes (requests in flight finish). With TLS, a renewed
 /// pair is taken when its files change or when `reload` is notified.
-pub async fn serve(
+pub(crate) async fn serve(
     options: Options,
     reload: Arc<Notify>,
     shutdown: impl Future<Output = ()> + Send + 'static,

@@ -12,30 +12,30 @@ use crate::db::DatabaseUrl;
 
 /// What every request handler shares.
 #[derive(Debug)]
-pub struct PanelState {
+pub(crate) struct PanelState {
     /// Its acquire timeout is `readiness::PANEL_ACQUIRE_TIMEOUT`: a page says the database is
     /// unreachable within seconds instead of hanging.
-    pub pool: PgPool,
+    pub(crate) pool: PgPool,
     /// Unreachable vs busy, settled by a probe shared by every request.
-    pub readiness: readiness::Readiness,
+    pub(crate) readiness: readiness::Readiness,
     /// For what needs a connection of its own (migration status).
-    pub database_url: DatabaseUrl,
-    pub identities: IdentitySource,
+    pub(crate) database_url: DatabaseUrl,
+    pub(crate) identities: IdentitySource,
     /// `Host` values answered (see `listen::allowed_hosts`).
-    pub allowed_hosts: Vec<String>,
-    pub tls: bool,
+    pub(crate) allowed_hosts: Vec<String>,
+    pub(crate) tls: bool,
     /// One JSON object per request on stderr, else a line of text.
-    pub json_logs: bool,
+    pub(crate) json_logs: bool,
     /// What the dashboard's audit and backup status read.
-    pub tailscaled_socket: std::path::PathBuf,
-    pub backup_config: std::path::PathBuf,
-    pub roles: crate::roles::Roles,
+    pub(crate) tailscaled_socket: std::path::PathBuf,
+    pub(crate) backup_config: std::path::PathBuf,
+    pub(crate) roles: crate::roles::Roles,
     /// The port the panel serves on (the audit checks what listens there).
-    pub panel_port: u16,
+    pub(crate) panel_port: u16,
 }
 
 /// Refuses what `me`'s role does not allow, saying which role it needs.
-pub fn require(me: &Identity, role: Role, what: &str) -> Result<(), PanelError> {
+pub(crate) fn require(me: &Identity, role: Role, what: &str) -> Result<(), PanelError> {
     if me.may(role) {
         Ok(())
     } else {

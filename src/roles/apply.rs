@@ -20,16 +20,16 @@ const ROLES_LOCK_KEY: i64 = 0x6361_6264_726f_6c65;
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct ApplyReport {
     pub created: Vec<String>,
-    pub updated: Vec<String>,
+    pub(crate) updated: Vec<String>,
     /// Roles whose password was set by this run.
     pub passwords_set: Vec<String>,
     /// Files generated passwords were written to.
-    pub password_files: Vec<PathBuf>,
+    pub(crate) password_files: Vec<PathBuf>,
     /// Governed tables that do not exist yet (run `migrate up`, then `roles apply` again).
-    pub missing_tables: Vec<String>,
+    pub(crate) missing_tables: Vec<String>,
     /// What this run took away that the model does not give: memberships, role settings,
     /// PUBLIC's large-object functions and system-database access.
-    pub removed: Vec<String>,
+    pub(crate) removed: Vec<String>,
     /// What this run gave that PostgreSQL's defaults did not need from us: the rewind role's
     /// CONNECT on `postgres` in a Patroni cluster.
     pub granted: Vec<String>,
@@ -386,15 +386,15 @@ fn redact_password(sql: &str) -> &str {
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct RotateReport {
-    pub role: String,
+pub(crate) struct RotateReport {
+    pub(crate) role: String,
     /// Where the new password was written, when it was generated.
-    pub password_file: Option<PathBuf>,
+    pub(crate) password_file: Option<PathBuf>,
 }
 
 /// Gives a login role a new password: the one supplied, else a generated one written to the
 /// secrets directory.
-pub async fn rotate(
+pub(crate) async fn rotate(
     url: &DatabaseUrl,
     roles: &Roles,
     role: &str,

@@ -7,20 +7,20 @@ use sqlx::PgConnection;
 /// One privilege granted ahead of time (`pg_default_acl`): `grantor`'s future objects of a kind,
 /// in one schema or in every one, give `grantee` this privilege.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FutureGrant {
-    pub grantor: String,
+pub(crate) struct FutureGrant {
+    pub(crate) grantor: String,
     /// Empty: the global entry (every schema).
-    pub schema: String,
+    pub(crate) schema: String,
     /// `pg_default_acl.defaclobjtype`: r, S, f, T, n, L.
-    pub object_type: String,
+    pub(crate) object_type: String,
     /// A role name, or PUBLIC.
-    pub grantee: String,
-    pub privilege: String,
+    pub(crate) grantee: String,
+    pub(crate) privilege: String,
 }
 
 impl FutureGrant {
     /// The objects' kind as `ALTER DEFAULT PRIVILEGES` names it.
-    pub fn objects(&self) -> &'static str {
+    pub(crate) fn objects(&self) -> &'static str {
         match self.object_type.as_str() {
             "r" => "TABLES",
             "S" => "SEQUENCES",
@@ -32,7 +32,7 @@ impl FutureGrant {
         }
     }
 
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         let place = if self.schema.is_empty() {
             "in every schema".to_owned()
         } else {
@@ -50,7 +50,7 @@ impl FutureGrant {
 
 /// Every privilege granted ahead of time to anyone but the creating role itself (whose own
 /// rights on what it creates are no grant), in this database.
-pub async fn grants(conn: &mut PgConnection) -> Result<Vec<FutureGrant>, sqlx::Error> {
+pub(crate) async fn grants(conn: &mut PgConnection) -> Result<Vec<FutureGrant>, sqlx::Error> {
     let rows: Vec<(String, String, String, String, String)> = sqlx::query_as(
         "SELECT pg_get_userbyid(d.defaclrole) AS grantor, coalesce(n.nspname, '') AS schema,
                 d.defaclobjtype::text AS object_type,

@@ -22,23 +22,23 @@
 /// `roles apply` and `roles rotate`.
 pub mod apply;
 /// Privileges granted ahead of time (`pg_default_acl`): read for the audit, taken back by apply.
-pub mod future;
+pub(crate) mod future;
 /// Where login passwords come from and where generated ones go.
 pub mod password;
 /// SCRAM-SHA-256 verifiers, computed client-side.
-pub mod scram;
+pub(crate) mod scram;
 
 use serde::Serialize;
 
 use crate::models::schema::{MIGRATIONS_TABLE, TABLES, TableKind};
 
 /// The prefix in production and in the development database.
-pub const DEFAULT_ROLE_PREFIX: &str = "cabinet_";
+pub(crate) const DEFAULT_ROLE_PREFIX: &str = "cabinet_";
 /// Sessions of the login roles idle inside a transaction longer than this are ended: they
 /// hold locks.
-pub const IDLE_IN_TRANSACTION_TIMEOUT: &str = "60s";
+pub(crate) const IDLE_IN_TRANSACTION_TIMEOUT: &str = "60s";
 /// The databases PostgreSQL itself creates, which PUBLIC may connect to by default.
-pub const SYSTEM_DATABASES: [&str; 2] = ["postgres", "template1"];
+pub(crate) const SYSTEM_DATABASES: [&str; 2] = ["postgres", "template1"];
 
 const ADMIN_PRIVILEGES: &[&str] = &["SELECT", "INSERT", "UPDATE", "DELETE"];
 const READ_ONLY: &[&str] = &["SELECT"];
@@ -59,7 +59,7 @@ impl RoleKind {
     /// The roles clients log in as.
     pub const LOGIN: [RoleKind; 3] = [RoleKind::Admin, RoleKind::N8n, RoleKind::App];
 
-    pub fn suffix(self) -> &'static str {
+    pub(crate) fn suffix(self) -> &'static str {
         match self {
             RoleKind::Owner => "owner",
             RoleKind::Historian => "historian",
@@ -88,7 +88,7 @@ impl RoleKind {
     /// Per-role `statement_timeout`: n8n's lookups and the main application's reads are
     /// point reads, its sightings one batch; the admin panel's writes are small too. A stuck
     /// query is cancelled instead of holding locks.
-    pub fn statement_timeout(self) -> Option<&'static str> {
+    pub(crate) fn statement_timeout(self) -> Option<&'static str> {
         match self {
             RoleKind::Owner | RoleKind::Historian => None,
             RoleKind::Admin => Some("30s"),
@@ -97,7 +97,7 @@ impl RoleKind {
     }
 
     /// Environment variable that may hold this role's password.
-    pub fn password_env(self) -> &'static str {
+    pub(crate) fn password_env(self) -> &'static str {
         match self {
             RoleKind::Owner => "CABINET_OWNER_PASSWORD",
             RoleKind::Historian => "CABINET_HISTORIAN_PASSWORD",
@@ -108,7 +108,7 @@ impl RoleKind {
     }
 
     /// Which role owns `table`: the historian the history's tables, the owner the rest.
-    pub fn keeper_of_table(table: &str) -> RoleKind {
+    pub(crate) fn keeper_of_table(table: &str) -> RoleKind {
         match TABLES.iter().find(|t| t.name == table).map(|t| t.kind) {
             Some(TableKind::History) => RoleKind::Historian,
             _ => RoleKind::Owner,
@@ -118,7 +118,7 @@ impl RoleKind {
     /// Which role owns the schema's function `function`: the historian the history's (its
     /// triggers' functions, prune, scrub) and forget's entry point (which runs as its caller:
     /// kept by the historian so that the owner cannot replace it), the owner the rest.
-    pub fn keeper_of_function(function: &str) -> RoleKind {
+    pub(crate) fn keeper_of_function(function: &str) -> RoleKind {
         let history = crate::models::history::FUNCTIONS.iter();
         if history.chain(crate::models::erasure::FUNCTIONS.iter()).any(|f| f.name == function) {
             RoleKind::Historian
@@ -128,7 +128,7 @@ impl RoleKind {
     }
 
     /// What this role may do to `table` when it does not own it.
-    pub fn table_privileges(self, table: &str) -> &'static [&'static str] {
+    pub(crate) fn table_privileges(self, table: &str) -> &'static [&'static str] {
         let kind = TABLES.iter().find(|t| t.name == table).map(|t| t.kind);
         match self {
             // The owner reads the history (a migration may need to); it cannot change it.
@@ -152,7 +152,7 @@ impl RoleKind {
     /// the admin panel erases a user on request (`users forget`); the admin role and the main
     /// application record sightings (`users seen`, sign-ins); the owner prunes the history
     /// (`history prune`); nothing else is callable.
-    pub fn may_execute(self, function: &str) -> bool {
+    pub(crate) fn may_execute(self, function: &str) -> bool {
         let records_activity = function == "cabinet_record_seen" || function == "cabinet_record_seen_many";
         match self {
             // Forgetting runs as its caller and calls the history's half itself.
@@ -168,7 +168,7 @@ impl RoleKind {
     /// The role's own settings (`ALTER ROLE … SET`), as `name=value`: exactly these, in no
     /// database more or less. Sessions may still raise them (`SET statement_timeout = 0`):
     /// they are defaults, not limits.
-    pub fn settings(self) -> Vec<String> {
+    pub(crate) fn settings(self) -> Vec<String> {
         let mut settings = Vec::new();
         if let Some(timeout) = self.statement_timeout() {
             settings.push(format!("statement_timeout={timeout}"));
@@ -183,7 +183,7 @@ impl RoleKind {
 /// The role names for one prefix.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Roles {
-    pub prefix: String,
+    pub(crate) prefix: String,
 }
 
 impl Default for Roles {
@@ -206,7 +206,7 @@ impl Roles {
     }
 
     /// Checks the names this prefix makes.
-    pub fn check(&self) -> Result<(), String> {
+    pub(crate) fn check(&self) -> Result<(), String> {
         if self.prefix.starts_with("pg_") {
             return Err(format!("role prefix {:?} starts with pg_, which PostgreSQL reserves", self.prefix));
         }
@@ -221,36 +221,36 @@ impl Roles {
         format!("{}{}", self.prefix, kind.suffix())
     }
 
-    pub fn kind_of(&self, name: &str) -> Option<RoleKind> {
+    pub(crate) fn kind_of(&self, name: &str) -> Option<RoleKind> {
         RoleKind::ALL.into_iter().find(|k| self.name(*k) == name)
     }
 
     /// The replication role of a Patroni cluster (`cluster render` names it, Patroni creates
     /// it): REPLICATION, reached only from the cluster's nodes (pg_hba).
-    pub fn replication(&self) -> String {
+    pub(crate) fn replication(&self) -> String {
         format!("{}replicator", self.prefix)
     }
 
     /// The role Patroni's pg_rewind connects as (to database `postgres`) when a former leader
     /// rejoins; Patroni creates it with EXECUTE on the file functions pg_rewind reads through.
-    pub fn rewind(&self) -> String {
+    pub(crate) fn rewind(&self) -> String {
         format!("{}rewind", self.prefix)
     }
 
     /// The login roles' names, comma-separated, as a pg_hba USER field.
-    pub fn login_names(&self) -> String {
+    pub(crate) fn login_names(&self) -> String {
         RoleKind::LOGIN.iter().map(|k| self.name(*k)).collect::<Vec<_>>().join(",")
     }
 
     /// Every role's name.
-    pub fn all_names(&self) -> Vec<String> {
+    pub(crate) fn all_names(&self) -> Vec<String> {
         RoleKind::ALL.iter().map(|k| self.name(*k)).collect()
     }
 }
 
 /// A role's stored settings (`ALTER ROLE … [IN DATABASE …] SET`): per database (`None` for the
 /// role-wide ones), each `name=value`.
-pub async fn stored_settings(
+pub(crate) async fn stored_settings(
     conn: &mut sqlx::PgConnection,
     role: &str,
 ) -> Result<Vec<(Option<String>, Vec<String>)>, sqlx::Error> {
@@ -265,7 +265,7 @@ pub async fn stored_settings(
 }
 
 /// The tables whose privileges the roles model governs: the models' and the ledger.
-pub fn governed_tables() -> Vec<&'static str> {
+pub(crate) fn governed_tables() -> Vec<&'static str> {
     TABLES.iter().map(|t| t.name).chain([MIGRATIONS_TABLE]).collect()
 }
 

@@ -10,7 +10,7 @@ use std::{
 use super::{RoleKind, RolesError};
 
 /// Shorter passwords are refused: these roles are reachable from the tailnet.
-pub const MIN_PASSWORD_CHARS: usize = 16;
+pub(crate) const MIN_PASSWORD_CHARS: usize = 16;
 
 /// A password; `Debug` is redacted.
 #[derive(Clone, PartialEq, Eq)]
@@ -22,13 +22,13 @@ impl Password {
     }
 
     /// 32 random alphanumerics: URL-safe, so it can sit in a connection URL unescaped.
-    pub fn generate() -> Password {
+    pub(crate) fn generate() -> Password {
         use rand::{Rng, distr::Alphanumeric};
         Password(rand::rng().sample_iter(&Alphanumeric).take(32).map(char::from).collect())
     }
 
     /// Checks a password someone supplied; `origin` says where it came from, for the error.
-    pub fn parse(text: &str, origin: &str) -> Result<Password, RolesError> {
+    pub(crate) fn parse(text: &str, origin: &str) -> Result<Password, RolesError> {
         crate::secret::text(text, MIN_PASSWORD_CHARS)
             .map(|text| Password(text.to_owned()))
             .map_err(|e| RolesError::BadPassword { origin: origin.to_owned(), reason: e.to_string() })
@@ -52,7 +52,7 @@ pub struct PasswordSources {
 
 impl PasswordSources {
     /// A password given for this role: its `--password-file`, else its environment variable.
-    pub fn given(&self, kind: RoleKind, role: &str) -> Result<Option<Password>, RolesError> {
+    pub(crate) fn given(&self, kind: RoleKind, role: &str) -> Result<Option<Password>, RolesError> {
         if let Some((_, path)) = self.files.iter().find(|(r, _)| r == role) {
             let text = std::fs::read_to_string(path)
                 .map_err(|source| RolesError::PasswordFile { path: path.clone(), source })?;
@@ -65,7 +65,7 @@ impl PasswordSources {
     }
 
     /// The file a generated password for `role` goes to.
-    pub fn generated_path(&self, role: &str) -> Result<PathBuf, RolesError> {
+    pub(crate) fn generated_path(&self, role: &str) -> Result<PathBuf, RolesError> {
         match &self.secrets_dir {
             Some(dir) => Ok(dir.join(format!("{role}.password"))),
             None => Err(RolesError::NeedsPassword { role: role.to_owned() }),
@@ -74,7 +74,7 @@ impl PasswordSources {
 }
 
 /// Writes a password file readable only by its owner, replacing any earlier one whole.
-pub fn store(path: &Path, password: &Password) -> Result<(), RolesError> {
+pub(crate) fn store(path: &Path, password: &Password) -> Result<(), RolesError> {
     let io = |source| RolesError::Io { path: path.to_owned(), source };
     if let Some(dir) = path.parent().filter(|d| !d.exists()) {
         use std::os::unix::fs::DirBuilderExt;

@@ -7,16 +7,16 @@ use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 
 /// PostgreSQL's default `scram_iterations`.
-pub const SCRAM_ITERATIONS: u32 = 4096;
+pub(crate) const SCRAM_ITERATIONS: u32 = 4096;
 const SALT_BYTES: usize = 16;
 
 /// The verifier for `password` with a fresh random salt.
-pub fn verifier(password: &str) -> String {
+pub(crate) fn verifier(password: &str) -> String {
     let salt: [u8; SALT_BYTES] = rand::random();
     verifier_with_salt(password, &salt, SCRAM_ITERATIONS)
 }
 
-pub fn verifier_with_salt(password: &str, salt: &[u8], iterations: u32) -> String {
+pub(crate) fn verifier_with_salt(password: &str, salt: &[u8], iterations: u32) -> String {
     let mut salted = [0u8; 32];
     pbkdf2::pbkdf2_hmac::<Sha256>(password.as_bytes(), salt, iterations, &mut salted);
     let client_key = hmac(&salted, b"Client Key");
@@ -32,7 +32,7 @@ pub fn verifier_with_salt(password: &str, salt: &[u8], iterations: u32) -> Strin
 
 /// Whether `password` is the one `verifier` (`SCRAM-SHA-256$iterations:salt$StoredKey:ServerKey`)
 /// was made from: the verifier is recomputed with its own salt and iterations.
-pub fn matches(password: &str, verifier: &str) -> bool {
+pub(crate) fn matches(password: &str, verifier: &str) -> bool {
     let parsed = (|| {
         let rest = verifier.strip_prefix("SCRAM-SHA-256$")?;
         let (parameters, keys) = rest.split_once('$')?;

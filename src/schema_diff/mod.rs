@@ -8,9 +8,9 @@
 //! re-implementing PostgreSQL's printer.
 
 /// Differences between two snapshots and the SQL that removes them.
-pub mod differences;
+pub(crate) mod differences;
 /// Reading tables, columns, constraints and indexes from the catalog.
-pub mod snapshot;
+pub(crate) mod snapshot;
 
 use sqlx::PgConnection;
 

@@ -17,7 +17,7 @@ pub struct Snapshot {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct TableSnapshot {
     /// In column order.
-    pub columns: Vec<ColumnSnapshot>,
+    pub(crate) columns: Vec<ColumnSnapshot>,
     /// Name → definition as `pg_get_constraintdef` prints it.
     pub constraints: BTreeMap<String, String>,
     /// Name → definition from `USING` on, as `pg_get_indexdef` prints it (`btree (last_seen)`).
@@ -26,37 +26,37 @@ pub struct TableSnapshot {
     /// normally: a disabled trigger is drift too.
     pub triggers: BTreeMap<String, String>,
     /// Name → `pg_get_ruledef` (rewrite rules other than a view's `_RETURN`).
-    pub rules: BTreeMap<String, String>,
+    pub(crate) rules: BTreeMap<String, String>,
     /// `ALTER TABLE … ENABLE / FORCE ROW LEVEL SECURITY`.
-    pub row_security: RowSecurity,
+    pub(crate) row_security: RowSecurity,
     /// Policy name → command and expressions.
-    pub policies: BTreeMap<String, String>,
+    pub(crate) policies: BTreeMap<String, String>,
 }
 
 /// Whether row-level security is on for a table, and forced on its owner too.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct RowSecurity {
-    pub enabled: bool,
-    pub forced: bool,
+    pub(crate) enabled: bool,
+    pub(crate) forced: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ColumnSnapshot {
-    pub name: String,
+pub(crate) struct ColumnSnapshot {
+    pub(crate) name: String,
     /// As `format_type` prints it: `text`, `timestamp with time zone`, `character varying(255)`.
-    pub data_type: String,
-    pub not_null: bool,
-    pub default: Option<String>,
+    pub(crate) data_type: String,
+    pub(crate) not_null: bool,
+    pub(crate) default: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct IndexSnapshot {
-    pub unique: bool,
-    pub definition: String,
+    pub(crate) unique: bool,
+    pub(crate) definition: String,
 }
 
 impl TableSnapshot {
-    pub fn column(&self, name: &str) -> Option<&ColumnSnapshot> {
+    pub(crate) fn column(&self, name: &str) -> Option<&ColumnSnapshot> {
         self.columns.iter().find(|c| c.name == name)
     }
 }

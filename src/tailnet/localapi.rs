@@ -14,12 +14,12 @@ use serde::{Deserialize, Serialize};
 use crate::http_client::Failure;
 
 /// Where tailscaled listens on Linux (`/run/tailscale/…` is the same file under systemd).
-pub const DEFAULT_SOCKET: &str = "/var/run/tailscale/tailscaled.sock";
+pub(crate) const DEFAULT_SOCKET: &str = "/var/run/tailscale/tailscaled.sock";
 const HOST_HEADER: &str = "local-tailscaled.sock";
 const REQUEST_TIMEOUT_SECS: u64 = 5;
 
 #[derive(Debug, thiserror::Error)]
-pub enum LocalApiError {
+pub(crate) enum LocalApiError {
     #[error(
         "tailscaled is not running on this host (no socket at {}); install Tailscale and run `tailscale up`, or pass --socket",
         .0.display()
@@ -42,73 +42,73 @@ pub enum LocalApiError {
 /// `GET /localapi/v0/status`, the parts we use.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(default, rename_all = "PascalCase")]
-pub struct Status {
-    pub backend_state: Option<String>,
+pub(crate) struct Status {
+    pub(crate) backend_state: Option<String>,
     #[serde(rename = "TailscaleIPs")]
-    pub tailscale_ips: Option<Vec<String>>,
+    pub(crate) tailscale_ips: Option<Vec<String>>,
     #[serde(rename = "Self")]
-    pub self_node: Option<Node>,
+    pub(crate) self_node: Option<Node>,
     #[serde(rename = "MagicDNSSuffix")]
-    pub magic_dns_suffix: Option<String>,
-    pub current_tailnet: Option<Tailnet>,
+    pub(crate) magic_dns_suffix: Option<String>,
+    pub(crate) current_tailnet: Option<Tailnet>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(default, rename_all = "PascalCase")]
-pub struct Node {
-    pub host_name: Option<String>,
+pub(crate) struct Node {
+    pub(crate) host_name: Option<String>,
     #[serde(rename = "DNSName")]
-    pub dns_name: Option<String>,
+    pub(crate) dns_name: Option<String>,
     #[serde(rename = "TailscaleIPs")]
-    pub tailscale_ips: Option<Vec<String>>,
-    pub tags: Option<Vec<String>>,
-    pub online: Option<bool>,
+    pub(crate) tailscale_ips: Option<Vec<String>>,
+    pub(crate) tags: Option<Vec<String>>,
+    pub(crate) online: Option<bool>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(default, rename_all = "PascalCase")]
-pub struct Tailnet {
-    pub name: Option<String>,
+pub(crate) struct Tailnet {
+    pub(crate) name: Option<String>,
     #[serde(rename = "MagicDNSSuffix")]
-    pub magic_dns_suffix: Option<String>,
+    pub(crate) magic_dns_suffix: Option<String>,
     #[serde(rename = "MagicDNSEnabled")]
-    pub magic_dns_enabled: Option<bool>,
+    pub(crate) magic_dns_enabled: Option<bool>,
 }
 
 /// `GET /localapi/v0/whois?addr=IP:PORT`, the parts we use: who is behind a peer address.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(default, rename_all = "PascalCase")]
-pub struct WhoIs {
-    pub node: Option<Node>,
-    pub user_profile: Option<UserProfile>,
+pub(crate) struct WhoIs {
+    pub(crate) node: Option<Node>,
+    pub(crate) user_profile: Option<UserProfile>,
     /// The app capabilities the tailnet policy grants this peer towards us, by name.
-    pub cap_map: Option<BTreeMap<String, Vec<serde_json::Value>>>,
+    pub(crate) cap_map: Option<BTreeMap<String, Vec<serde_json::Value>>>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(default, rename_all = "PascalCase")]
-pub struct UserProfile {
-    pub login_name: Option<String>,
-    pub display_name: Option<String>,
+pub(crate) struct UserProfile {
+    pub(crate) login_name: Option<String>,
+    pub(crate) display_name: Option<String>,
 }
 
 /// `GET /localapi/v0/serve-config`, the parts we use.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(default, rename_all = "PascalCase")]
-pub struct ServeConfig {
+pub(crate) struct ServeConfig {
     #[serde(rename = "TCP")]
-    pub tcp: Option<BTreeMap<String, serde_json::Value>>,
-    pub web: Option<BTreeMap<String, serde_json::Value>>,
-    pub allow_funnel: Option<BTreeMap<String, bool>>,
+    pub(crate) tcp: Option<BTreeMap<String, serde_json::Value>>,
+    pub(crate) web: Option<BTreeMap<String, serde_json::Value>>,
+    pub(crate) allow_funnel: Option<BTreeMap<String, bool>>,
 }
 
 impl Status {
-    pub fn is_running(&self) -> bool {
+    pub(crate) fn is_running(&self) -> bool {
         self.backend_state.as_deref() == Some("Running")
     }
 
     /// This node's Tailscale addresses (from `Self`, else the top level).
-    pub fn ips(&self) -> Vec<String> {
+    pub(crate) fn ips(&self) -> Vec<String> {
         self.self_node
             .as_ref()
             .and_then(|n| n.tailscale_ips.clone())
@@ -117,16 +117,16 @@ impl Status {
     }
 
     /// The MagicDNS name without its trailing dot.
-    pub fn dns_name(&self) -> Option<String> {
+    pub(crate) fn dns_name(&self) -> Option<String> {
         let name = self.self_node.as_ref()?.dns_name.as_deref()?.trim_end_matches('.');
         (!name.is_empty()).then(|| name.to_owned())
     }
 
-    pub fn tags(&self) -> Vec<String> {
+    pub(crate) fn tags(&self) -> Vec<String> {
         self.self_node.as_ref().and_then(|n| n.tags.clone()).unwrap_or_default()
     }
 
-    pub fn magic_dns_suffix(&self) -> Option<String> {
+    pub(crate) fn magic_dns_suffix(&self) -> Option<String> {
         self.current_tailnet
             .as_ref()
             .and_then(|t| t.magic_dns_suffix.clone())
@@ -136,38 +136,38 @@ impl Status {
 
 impl ServeConfig {
     /// Host:port entries published to the internet with Funnel.
-    pub fn funnels(&self) -> Vec<String> {
+    pub(crate) fn funnels(&self) -> Vec<String> {
         self.allow_funnel.iter().flatten().filter(|(_, on)| **on).map(|(k, _)| k.clone()).collect()
     }
 
     /// TCP ports tailscale serve forwards.
-    pub fn served_tcp_ports(&self) -> Vec<String> {
+    pub(crate) fn served_tcp_ports(&self) -> Vec<String> {
         self.tcp.iter().flatten().map(|(port, _)| port.clone()).collect()
     }
 }
 
 /// A LocalAPI client for one socket.
 #[derive(Debug, Clone)]
-pub struct LocalApi {
-    pub socket: PathBuf,
+pub(crate) struct LocalApi {
+    pub(crate) socket: PathBuf,
 }
 
 impl LocalApi {
-    pub fn new(socket: impl Into<PathBuf>) -> Self {
+    pub(crate) fn new(socket: impl Into<PathBuf>) -> Self {
         LocalApi { socket: socket.into() }
     }
 
-    pub async fn status(&self) -> Result<Status, LocalApiError> {
+    pub(crate) async fn status(&self) -> Result<Status, LocalApiError> {
         self.get_json("status?peers=false").await
     }
 
-    pub async fn serve_config(&self) -> Result<ServeConfig, LocalApiError> {
+    pub(crate) async fn serve_config(&self) -> Result<ServeConfig, LocalApiError> {
         self.get_json("serve-config").await
     }
 
     /// Who is behind a peer's address and port; `None` when tailscaled knows no such peer
     /// (it answers 404 "no match").
-    pub async fn whois(&self, peer: std::net::SocketAddr) -> Result<Option<WhoIs>, LocalApiError> {
+    pub(crate) async fn whois(&self, peer: std::net::SocketAddr) -> Result<Option<WhoIs>, LocalApiError> {
         let peer = std::net::SocketAddr::new(peer.ip().to_canonical(), peer.port());
         match self.get_json(&format!("whois?addr={peer}")).await {
             Ok(whois) => Ok(Some(whois)),
@@ -189,7 +189,7 @@ impl LocalApi {
     }
 
     /// The body of `GET /localapi/v0/<endpoint>`.
-    pub async fn get(&self, endpoint: &str) -> Result<String, LocalApiError> {
+    pub(crate) async fn get(&self, endpoint: &str) -> Result<String, LocalApiError> {
         if !Path::new(&self.socket).exists() {
             return Err(LocalApiError::SocketMissing(self.socket.clone()));
         }

@@ -2,21 +2,21 @@
 //! makes PostgreSQL reachable over Tailscale only.
 
 /// A read-only client for tailscaled's LocalAPI over its unix socket.
-pub mod localapi;
+pub(crate) mod localapi;
 /// The panel's port and capability, as the policy and the panel both name them.
-pub mod panel;
+pub(crate) mod panel;
 /// The files `tailnet render` writes.
 pub mod render;
 
 use std::net::IpAddr;
 
 /// Tailscale's IPv4 range (CGNAT, 100.64.0.0/10).
-pub const TAILNET_V4: (&str, u8) = ("100.64.0.0", 10);
+pub(crate) const TAILNET_V4: (&str, u8) = ("100.64.0.0", 10);
 /// Tailscale's IPv6 range (fd7a:115c:a1e0::/48).
-pub const TAILNET_V6: (&str, u8) = ("fd7a:115c:a1e0::", 48);
+pub(crate) const TAILNET_V6: (&str, u8) = ("fd7a:115c:a1e0::", 48);
 
 /// Whether an address is one Tailscale hands out.
-pub fn is_tailnet_address(ip: IpAddr) -> bool {
+pub(crate) fn is_tailnet_address(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => {
             let [a, b, ..] = v4.octets();
@@ -27,7 +27,7 @@ pub fn is_tailnet_address(ip: IpAddr) -> bool {
 }
 
 /// Whether a CIDR (address and prefix length) lies inside Tailscale's ranges.
-pub fn is_tailnet_network(ip: IpAddr, prefix: u8) -> bool {
+pub(crate) fn is_tailnet_network(ip: IpAddr, prefix: u8) -> bool {
     let minimum = match ip {
         IpAddr::V4(_) => TAILNET_V4.1,
         IpAddr::V6(_) => TAILNET_V6.1,

@@ -3,15 +3,15 @@
 //! listens on the one and reads the other from whois answers.
 
 /// The panel's port when `--listen` gives none (PostgreSQL's 5432, one row up).
-pub const DEFAULT_PORT: u16 = 8432;
+pub(crate) const DEFAULT_PORT: u16 = 8432;
 
 /// The capability the tailnet policy grants (`"app": {"<this>": [{"role": "editor"}]}`).
 /// `.internal` is reserved for private use, so no one else's capability can share the name.
-pub const DEFAULT_CAPABILITY: &str = "ai-cabinet.internal/cap/cabinet-db";
+pub(crate) const DEFAULT_CAPABILITY: &str = "ai-cabinet.internal/cap/cabinet-db";
 
 /// An app capability name as Tailscale writes them: `<domain>/cap/<name>`, lower-case letters,
 /// digits, `.`, `-`, `_` (it is written into the policy file and looked up in whois answers).
-pub fn check_capability(name: &str) -> Result<(), String> {
+pub(crate) fn check_capability(name: &str) -> Result<(), String> {
     let ok_part = |part: &str, extra: &str| {
         !part.is_empty()
             && part.chars().all(|c| {

@@ -13,7 +13,7 @@ use super::{TAILNET_V4, TAILNET_V6, is_tailnet_address};
 use crate::roles::{RoleKind, Roles};
 
 /// The query the rendered n8n workflow runs at its start.
-pub const N8N_SITE_QUERY: &str = "SELECT site_id, domain, ai_script_id, ai_prompt, brand_name, language, hubspot_pipeline, hubspot_stage FROM sites WHERE site_id = $1";
+pub(crate) const N8N_SITE_QUERY: &str = "SELECT site_id, domain, ai_script_id, ai_prompt, brand_name, language, hubspot_pipeline, hubspot_stage FROM sites WHERE site_id = $1";
 /// Ids in the rendered n8n files, fixed so that output is deterministic and the workflow
 /// finds its credential after import.
 const N8N_CREDENTIAL_ID: &str = "cabinetDbReadOnly";
@@ -67,7 +67,7 @@ pub struct RenderInput {
 /// What the policy grants for the admin panel (`cabinet-db serve`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PanelGrant {
-    pub port: u16,
+    pub(crate) port: u16,
     pub capability: String,
 }
 
@@ -229,12 +229,12 @@ host    all       all        ::/0                   reject
 }
 
 /// The peer map that lets the packaged panel's OS user be the admin role over the socket.
-pub const PANEL_PEER_MAP: &str = "panel";
+pub(crate) const PANEL_PEER_MAP: &str = "panel";
 
 /// The peer map that lets these OS users be the `postgres` superuser over the socket: the
 /// server's own user, and root (which can become postgres anyway; naming it lets root's own
 /// tools — cabinet-db's admin commands — in). `cluster render` writes the same for Patroni.
-pub const SUPERUSER_PEER_MAP: (&str, [&str; 2]) = ("dba", ["postgres", "root"]);
+pub(crate) const SUPERUSER_PEER_MAP: (&str, [&str; 2]) = ("dba", ["postgres", "root"]);
 
 fn pg_ident(input: &RenderInput) -> String {
     let mut out = String::from(

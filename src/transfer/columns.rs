@@ -15,14 +15,14 @@ use crate::models::{
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Table {
+pub(crate) enum Table {
     Sites,
     Users,
 }
 
 /// How a column's text is checked and normalised.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
+pub(crate) enum Kind {
     SiteId,
     UserId,
     Domain,
@@ -36,18 +36,18 @@ pub enum Kind {
 }
 
 #[derive(Debug, Clone, Copy)]
-pub struct Column {
-    pub name: &'static str,
-    pub kind: Kind,
+pub(crate) struct Column {
+    pub(crate) name: &'static str,
+    pub(crate) kind: Kind,
     /// Cannot be NULL and has no default: a new row must give it.
-    pub required: bool,
+    pub(crate) required: bool,
     /// What a new row gets when the value is not given (`None`: NULL, or `now` for times).
-    pub default: Option<Default>,
+    pub(crate) default: Option<Default>,
 }
 
 /// A column's default for new rows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Default {
+pub(crate) enum Default {
     /// This text.
     Text(&'static str),
     /// The import transaction's start time, as `now()` gives it.
@@ -79,7 +79,7 @@ const USER_COLUMNS: &[Column] = &[
 
 /// One value as a file gives it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Cell {
+pub(crate) enum Cell {
     /// The key or column is not in the file (for this line).
     Absent,
     /// JSON `null`, or an unquoted empty CSV field.
@@ -89,22 +89,22 @@ pub enum Cell {
 
 /// A value ready for the database, and whether the file gave it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Normalized {
+pub(crate) struct Normalized {
     /// What a new row stores: the value, the default, or NULL.
-    pub value: Option<String>,
+    pub(crate) value: Option<String>,
     /// The file gave it: an existing row takes it (otherwise it keeps its own).
-    pub given: bool,
+    pub(crate) given: bool,
 }
 
 impl Table {
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Table::Sites => "sites",
             Table::Users => "users",
         }
     }
 
-    pub fn columns(self) -> &'static [Column] {
+    pub(crate) fn columns(self) -> &'static [Column] {
         match self {
             Table::Sites => SITE_COLUMNS,
             Table::Users => USER_COLUMNS,
@@ -112,27 +112,27 @@ impl Table {
     }
 
     /// The model of this table.
-    pub fn def(self) -> &'static TableDef {
+    pub(crate) fn def(self) -> &'static TableDef {
         schema::table(self.name()).expect("import tables are in the models")
     }
 
-    pub fn key(self) -> &'static str {
+    pub(crate) fn key(self) -> &'static str {
         self.columns()[0].name
     }
 
-    pub fn column(self, name: &str) -> Option<&'static Column> {
+    pub(crate) fn column(self, name: &str) -> Option<&'static Column> {
         self.columns().iter().find(|c| c.name == name)
     }
 
     /// The column an existing row never takes from a file (`created_at`).
-    pub fn is_immutable(self, name: &str) -> bool {
+    pub(crate) fn is_immutable(self, name: &str) -> bool {
         name == "created_at"
     }
 
     /// Rules across columns of one row, on normalised values in column order. Only pairs whose
     /// values are both known are checked: for an existing row a value not given is the
     /// stored one, which the database checks when the rows are merged.
-    pub fn check_row(self, row: &[Normalized], all_known: bool) -> Result<(), FieldError> {
+    pub(crate) fn check_row(self, row: &[Normalized], all_known: bool) -> Result<(), FieldError> {
         let get = |name: &str| {
             let index = self.columns().iter().position(|c| c.name == name)?;
             let cell = &row[index];
@@ -168,7 +168,7 @@ impl Table {
 
 /// Checks and normalises one value; `now` is what a defaulted timestamp becomes (the import
 /// transaction's `now()`, formatted).
-pub fn normalize(column: &Column, cell: &Cell, now: &str) -> Result<Normalized, FieldError> {
+pub(crate) fn normalize(column: &Column, cell: &Cell, now: &str) -> Result<Normalized, FieldError> {
     let not_given = |column: &Column| Normalized {
         value: match column.default {
             Some(Default::Text(text)) => Some(text.to_owned()),

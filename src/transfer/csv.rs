@@ -5,40 +5,40 @@
 use std::io::BufRead;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Field {
-    pub value: String,
-    pub quoted: bool,
+pub(crate) struct Field {
+    pub(crate) value: String,
+    pub(crate) quoted: bool,
 }
 
 impl Field {
     /// `None` for SQL NULL (an unquoted empty field).
-    pub fn as_nullable(&self) -> Option<&str> {
+    pub(crate) fn as_nullable(&self) -> Option<&str> {
         if self.value.is_empty() && !self.quoted { None } else { Some(&self.value) }
     }
 }
 
 /// One record and the line it starts on (1-based).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Record {
-    pub line: usize,
-    pub fields: Vec<Field>,
+pub(crate) struct Record {
+    pub(crate) line: usize,
+    pub(crate) fields: Vec<Field>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("line {line}: {message}")]
-pub struct CsvError {
-    pub line: usize,
-    pub message: String,
+pub(crate) struct CsvError {
+    pub(crate) line: usize,
+    pub(crate) message: String,
 }
 
-pub struct CsvReader<R> {
+pub(crate) struct CsvReader<R> {
     input: R,
     line: usize,
     buffer: String,
 }
 
 impl<R: BufRead> CsvReader<R> {
-    pub fn new(input: R) -> Self {
+    pub(crate) fn new(input: R) -> Self {
         CsvReader { input, line: 0, buffer: String::new() }
     }
 
@@ -55,7 +55,7 @@ impl<R: BufRead> CsvReader<R> {
     }
 
     /// The next record, or `None` at the end. Blank lines are skipped.
-    pub fn next_record(&mut self) -> Result<Option<Record>, CsvError> {
+    pub(crate) fn next_record(&mut self) -> Result<Option<Record>, CsvError> {
         loop {
             if !self.read_line()? {
                 return Ok(None);
@@ -134,7 +134,7 @@ impl<R: BufRead> CsvReader<R> {
 }
 
 /// Quotes a value for CSV output when needed; `None` is written as an empty unquoted field.
-pub fn write_field(out: &mut String, value: Option<&str>) {
+pub(crate) fn write_field(out: &mut String, value: Option<&str>) {
     let Some(value) = value else { return };
     if value.is_empty()
         || value.contains([',', '"', '\n', '\r'])

@@ -11,7 +11,7 @@ use super::{Format, PROGRESS_EVERY, Table};
 use crate::db::{self, DatabaseUrl, DbError, quote_ident};
 
 #[derive(Debug, thiserror::Error)]
-pub enum ExportError {
+pub(crate) enum ExportError {
     #[error(transparent)]
     Db(#[from] DbError),
     #[error("database query failed")]
@@ -21,7 +21,7 @@ pub enum ExportError {
 }
 
 /// Writes every row of `table`, ordered by its key; returns how many.
-pub async fn export(
+pub(crate) async fn export(
     url: &DatabaseUrl,
     table: Table,
     format: Format,

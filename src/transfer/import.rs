@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use sqlx::{AssertSqlSafe, Connection, PgConnection, postgres::PgCopyIn};
 
-pub use super::{
+pub(crate) use super::{
     Format,
     problems::{ImportError, ImportReport, Problems, RowError},
 };
@@ -34,22 +34,22 @@ use crate::{
 /// Bytes buffered before a `COPY` chunk goes out.
 const COPY_CHUNK_BYTES: usize = 256 * 1024;
 /// The import transaction's `statement_timeout` unless `--statement-timeout` says otherwise.
-pub const DEFAULT_STATEMENT_TIMEOUT: Duration = Duration::from_secs(3600);
+pub(crate) const DEFAULT_STATEMENT_TIMEOUT: Duration = Duration::from_secs(3600);
 /// Serialises imports into an empty table ("cabimp" + the table).
 const EMPTY_TABLE_LOCK: i64 = 0x6361_6269_6d70_0000;
 
 #[derive(Debug, Clone)]
-pub struct ImportOptions {
-    pub table: Table,
+pub(crate) struct ImportOptions {
+    pub(crate) table: Table,
     /// The file's format; `None`: from its name (or, for standard input, its first character).
-    pub format: Option<Format>,
-    pub mode: Mode,
+    pub(crate) format: Option<Format>,
+    pub(crate) mode: Mode,
     /// Problem rows reported at most (all are counted).
-    pub max_errors: usize,
+    pub(crate) max_errors: usize,
     /// `statement_timeout` of the import's transaction (zero: none).
-    pub statement_timeout: Duration,
+    pub(crate) statement_timeout: Duration,
     /// Who the history names for the rows this import writes (else the role).
-    pub actor: Option<crate::history::Actor>,
+    pub(crate) actor: Option<crate::history::Actor>,
 }
 
 /// How an attempt writes.
@@ -65,7 +65,7 @@ enum Route {
 struct Restage;
 
 /// Imports `input` into the table; on any error nothing is written.
-pub async fn import(
+pub(crate) async fn import(
     url: &DatabaseUrl,
     input: &Input,
     options: &ImportOptions,

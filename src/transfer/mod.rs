@@ -2,36 +2,36 @@
 //! streamed through `COPY`.
 
 /// How each table's columns are checked and normalised on import; given vs absent values.
-pub mod columns;
+pub(crate) mod columns;
 /// A streaming CSV reader that keeps NULL and "" apart.
-pub mod csv;
+pub(crate) mod csv;
 /// `COPY … TO STDOUT` into CSV or JSON Lines.
-pub mod export;
+pub(crate) mod export;
 /// Validate everything, then `COPY` and merge, in one transaction.
-pub mod import;
+pub(crate) mod import;
 /// What an import reports: counts, or every problem row.
-pub mod problems;
+pub(crate) mod problems;
 /// Reading import files and standard input into rows of cells.
-pub mod reader;
+pub(crate) mod reader;
 /// The staged path: a temporary table, checks against the live table, the merge.
-pub mod staging;
+pub(crate) mod staging;
 
 use std::path::Path;
 
 use serde::Serialize;
 
-pub use columns::Table;
+pub(crate) use columns::Table;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
-pub enum Format {
+pub(crate) enum Format {
     Csv,
     Jsonl,
 }
 
 impl Format {
     /// From the file name: `.csv`, or `.jsonl` / `.ndjson`.
-    pub fn from_path(path: &Path) -> Option<Format> {
+    pub(crate) fn from_path(path: &Path) -> Option<Format> {
         match path.extension()?.to_str()?.to_ascii_lowercase().as_str() {
             "csv" => Some(Format::Csv),
             "jsonl" | "ndjson" => Some(Format::Jsonl),
@@ -43,7 +43,7 @@ impl Format {
 /// What an import does with a key the table already has.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
-pub enum Mode {
+pub(crate) enum Mode {
     /// Only new rows; a key the table already has is an error.
     Insert,
     /// Insert new rows; update existing ones, changing only the columns the file gives.
@@ -51,4 +51,4 @@ pub enum Mode {
 }
 
 /// Rows per progress report.
-pub const PROGRESS_EVERY: u64 = 10_000;
+pub(crate) const PROGRESS_EVERY: u64 = 10_000;

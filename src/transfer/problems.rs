@@ -9,30 +9,30 @@ use serde::Serialize;
 use crate::{db::DbError, models::FieldError};
 
 #[derive(Debug, Clone, Default, Serialize)]
-pub struct ImportReport {
-    pub rows: u64,
-    pub inserted: u64,
-    pub updated: u64,
+pub(crate) struct ImportReport {
+    pub(crate) rows: u64,
+    pub(crate) inserted: u64,
+    pub(crate) updated: u64,
 }
 
 /// One problem with one row (`line` 0: the file as a whole).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct RowError {
-    pub line: usize,
-    pub column: String,
-    pub value: String,
-    pub message: String,
+    pub(crate) line: usize,
+    pub(crate) column: String,
+    pub(crate) value: String,
+    pub(crate) message: String,
 }
 
 impl RowError {
-    pub fn new(line: usize, column: &str, value: &str, message: impl Into<String>) -> Self {
+    pub(crate) fn new(line: usize, column: &str, value: &str, message: impl Into<String>) -> Self {
         let shown: String = value.chars().take(80).collect();
         let value = if shown.len() < value.len() { format!("{shown}…") } else { shown };
         RowError { line, column: column.to_owned(), value, message: message.into() }
     }
 
     /// A value refused on a line.
-    pub fn at(line: usize, error: FieldError) -> Self {
+    pub(crate) fn at(line: usize, error: FieldError) -> Self {
         RowError { line, column: error.field.to_owned(), value: error.value, message: error.reason }
     }
 }
@@ -54,18 +54,18 @@ impl fmt::Display for RowError {
 
 /// Problems found so far: all are counted, the first `cap` kept.
 #[derive(Debug, Clone)]
-pub struct Problems {
-    pub shown: Vec<RowError>,
-    pub total: u64,
-    pub cap: usize,
+pub(crate) struct Problems {
+    pub(crate) shown: Vec<RowError>,
+    pub(crate) total: u64,
+    pub(crate) cap: usize,
 }
 
 impl Problems {
-    pub fn new(cap: usize) -> Self {
+    pub(crate) fn new(cap: usize) -> Self {
         Problems { shown: Vec::new(), total: 0, cap: cap.max(1) }
     }
 
-    pub fn push(&mut self, error: RowError) {
+    pub(crate) fn push(&mut self, error: RowError) {
         self.total += 1;
         if self.shown.len() < self.cap {
             self.shown.push(error);
@@ -73,7 +73,7 @@ impl Problems {
     }
 
     /// `count` problems of which `shown` are the first (a database check counts them all).
-    pub fn extend_counted(&mut self, shown: Vec<RowError>, count: u64) {
+    pub(crate) fn extend_counted(&mut self, shown: Vec<RowError>, count: u64) {
         let extra = count.saturating_sub(shown.len() as u64);
         for error in shown {
             self.push(error);
@@ -81,12 +81,12 @@ impl Problems {
         self.total += extra;
     }
 
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.total == 0
     }
 
     /// Sorted by line, for a report that reads top to bottom.
-    pub fn into_error(mut self) -> ImportError {
+    pub(crate) fn into_error(mut self) -> ImportError {
         self.shown.sort_by_key(|e| e.line);
         ImportError::Invalid { errors: self.shown, total: self.total }
     }
@@ -103,7 +103,7 @@ fn describe_invalid(errors: &[RowError], total: u64) -> String {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum ImportError {
+pub(crate) enum ImportError {
     #[error("cannot read {}", .path.display())]
     Open {
         path: PathBuf,
@@ -126,7 +126,7 @@ pub enum ImportError {
 
 impl ImportError {
     /// One problem with the file as a whole, or with one line.
-    pub fn one(line: usize, column: &str, value: &str, message: impl Into<String>) -> Self {
+    pub(crate) fn one(line: usize, column: &str, value: &str, message: impl Into<String>) -> Self {
         ImportError::Invalid { errors: vec![RowError::new(line, column, value, message)], total: 1 }
     }
 }

@@ -29,19 +29,19 @@ use super::{
 
 /// Where an import reads from.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Input {
+pub(crate) enum Input {
     File(PathBuf),
     /// `-`.
     Stdin,
 }
 
 impl Input {
-    pub fn parse(text: &str) -> Input {
+    pub(crate) fn parse(text: &str) -> Input {
         if text == "-" { Input::Stdin } else { Input::File(PathBuf::from(text)) }
     }
 
     /// The format its name says (`.csv`, `.jsonl`, `.ndjson`).
-    pub fn format_from_name(&self) -> Option<Format> {
+    pub(crate) fn format_from_name(&self) -> Option<Format> {
         match self {
             Input::File(path) => Format::from_path(path),
             Input::Stdin => None,
@@ -60,16 +60,16 @@ impl fmt::Display for Input {
 
 /// The input, opened and seekable (standard input spooled to a temporary file).
 #[derive(Debug)]
-pub struct Opened {
+pub(crate) struct Opened {
     file: File,
     /// What it is, for messages: a path, or "standard input".
     name: PathBuf,
     /// The format: given, from the name, or (standard input) from the first character.
-    pub format: Format,
+    pub(crate) format: Format,
 }
 
 impl Opened {
-    pub fn open(input: &Input, format: Option<Format>) -> Result<Opened, ImportError> {
+    pub(crate) fn open(input: &Input, format: Option<Format>) -> Result<Opened, ImportError> {
         let open_error = |source| ImportError::Open { path: PathBuf::from(input.to_string()), source };
         let mut file = match input {
             Input::File(path) => File::open(path).map_err(open_error)?,
@@ -95,7 +95,7 @@ impl Opened {
     }
 
     /// A reader from the start of the input.
-    pub fn rows(&self, table: Table, require_all: bool) -> Result<Rows, ImportError> {
+    pub(crate) fn rows(&self, table: Table, require_all: bool) -> Result<Rows, ImportError> {
         let open_error = |source| ImportError::Open { path: self.name.clone(), source };
         let mut file = self.file.try_clone().map_err(open_error)?;
         file.seek(SeekFrom::Start(0)).map_err(open_error)?;
@@ -197,9 +197,9 @@ fn header_positions(
 
 /// A row as read: its line and one cell per table column.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RawRow {
-    pub line: usize,
-    pub cells: Vec<Cell>,
+pub(crate) struct RawRow {
+    pub(crate) line: usize,
+    pub(crate) cells: Vec<Cell>,
 }
 
 enum Source {
@@ -208,14 +208,14 @@ enum Source {
 }
 
 /// The rows of an input, in order.
-pub struct Rows {
+pub(crate) struct Rows {
     table: Table,
     source: Source,
 }
 
 impl Rows {
     /// The next row, a problem with one line, or `None` at the end.
-    pub fn next_row(&mut self) -> Result<Option<RawRow>, RowError> {
+    pub(crate) fn next_row(&mut self) -> Result<Option<RawRow>, RowError> {
         match &mut self.source {
             Source::Csv { csv, positions, width } => {
                 let Some(record) = csv.next_record()? else { return Ok(None) };
@@ -257,7 +257,7 @@ impl Rows {
 
     /// Whether a problem at this point leaves the reader out of step (a CSV quoting error):
     /// then checking stops there.
-    pub fn is_desynchronised(&self, error: &RowError) -> bool {
+    pub(crate) fn is_desynchronised(&self, error: &RowError) -> bool {
         matches!(self.source, Source::Csv { .. })
             && error.column.is_empty()
             && error.message.contains("quote")

@@ -26,18 +26,18 @@ use crate::{
 };
 
 /// The temporary table rows are staged in (dropped at commit or rollback).
-pub const STAGING_TABLE: &str = "cabinet_import";
+pub(crate) const STAGING_TABLE: &str = "cabinet_import";
 
 /// How often each column was given, over the whole file.
 #[derive(Debug, Clone)]
-pub struct Given {
-    pub rows: u64,
+pub(crate) struct Given {
+    pub(crate) rows: u64,
     /// Per column, in table order.
-    pub counts: Vec<u64>,
+    pub(crate) counts: Vec<u64>,
 }
 
 impl Given {
-    pub fn new(table: Table) -> Self {
+    pub(crate) fn new(table: Table) -> Self {
         Given { rows: 0, counts: vec![0; table.columns().len()] }
     }
 
@@ -56,7 +56,7 @@ fn given_column(name: &str) -> String {
 
 /// Creates the staging table; returns the `COPY` statement that fills it (line, the values,
 /// then one `given_` flag per column).
-pub async fn create(conn: &mut PgConnection, table: Table) -> Result<String, sqlx::Error> {
+pub(crate) async fn create(conn: &mut PgConnection, table: Table) -> Result<String, sqlx::Error> {
     let mut columns = vec!["line bigint NOT NULL".to_owned()];
     let mut names = vec!["line".to_owned()];
     for column in table.def().columns {
@@ -73,7 +73,7 @@ pub async fn create(conn: &mut PgConnection, table: Table) -> Result<String, sql
 }
 
 /// Gives the planner the staged rows' statistics (temporary tables are never auto-analysed).
-pub async fn analyze(conn: &mut PgConnection) -> Result<(), sqlx::Error> {
+pub(crate) async fn analyze(conn: &mut PgConnection) -> Result<(), sqlx::Error> {
     sqlx::raw_sql(AssertSqlSafe(format!("ANALYZE {STAGING_TABLE}"))).execute(&mut *conn).await?;
     Ok(())
 }
@@ -104,7 +104,7 @@ async fn collect(
 /// Everything wrong with the staged rows that can be seen before writing: keys and domains
 /// given twice, domains other sites hold, new rows lacking a required column, and in insert
 /// mode keys the table already has.
-pub async fn check(
+pub(crate) async fn check(
     conn: &mut PgConnection,
     table: Table,
     mode: Mode,
@@ -222,7 +222,7 @@ fn would_be_from(table: Table) -> String {
 }
 
 /// Writes the staged rows; returns (inserted, updated).
-pub async fn merge(
+pub(crate) async fn merge(
     conn: &mut PgConnection,
     table: Table,
     mode: Mode,
@@ -280,7 +280,7 @@ pub async fn merge(
 /// After a merge failed on a constraint: every staged line whose row, as it would be stored,
 /// breaks one of the table's CHECK rules, with the column it concerns and whether the file
 /// gave that value.
-pub async fn diagnose(
+pub(crate) async fn diagnose(
     conn: &mut PgConnection,
     table: Table,
     mode: Mode,

@@ -13,19 +13,19 @@ use crate::{
   cabinet-db backup certs --dir /root/cabinet-db-pki --host backup.tail0123.ts.net
 Copy ca.crt and each host's .crt and .key to that host (e.g. with scp over the tailnet); keep
 ca.key off both hosts if you can.")]
-pub struct Args {
+pub(crate) struct Args {
     /// Where the CA and the certificates are kept (created 0700).
     #[arg(long)]
-    pub dir: PathBuf,
+    pub(crate) dir: PathBuf,
     /// The host, as the other host reaches it: its MagicDNS name or tailnet address.
     #[arg(long)]
-    pub host: String,
+    pub(crate) host: String,
     /// Days the host certificate is valid.
     #[arg(long, default_value_t = DEFAULT_CERT_DAYS)]
-    pub days: u32,
+    pub(crate) days: u32,
 }
 
-pub async fn run(args: Args, json: bool) -> anyhow::Result<Outcome> {
+pub(crate) async fn run(args: Args, json: bool) -> anyhow::Result<Outcome> {
     let issued = tls::issue(&args.dir, &args.host, args.days)?;
     if json {
         output::print_json(&issued)?;

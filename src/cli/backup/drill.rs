@@ -11,19 +11,19 @@ use crate::{
 };
 
 #[derive(Debug, ClapArgs)]
-pub struct Args {
+pub(crate) struct Args {
     #[command(flatten)]
-    pub connection: ConnectionArgs,
+    pub(crate) connection: ConnectionArgs,
     /// Where the scratch copy is restored [default: the backup state directory].
     #[arg(long)]
-    pub work_dir: Option<PathBuf>,
+    pub(crate) work_dir: Option<PathBuf>,
     /// The repository to restore from [default: 1, the local one].
     #[arg(long, value_name = "N")]
-    pub repo: Option<u32>,
+    pub(crate) repo: Option<u32>,
 }
 
 /// Exit 0 when the restored copy equals the live database at the restore point; 1 otherwise.
-pub async fn run(args: Args, config: &Path, json: bool) -> anyhow::Result<Outcome> {
+pub(crate) async fn run(args: Args, config: &Path, json: bool) -> anyhow::Result<Outcome> {
     let work_dir = match args.work_dir {
         Some(dir) => dir,
         None => BackupConfig::read(config)?.state_dir,

@@ -10,13 +10,13 @@ use crate::{
 };
 
 #[derive(Debug, ClapArgs)]
-pub struct Args {
+pub(crate) struct Args {
     /// The live server (for the latest archived time), e.g. as DATABASE_URL.
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
-    pub database_url: Option<DatabaseUrl>,
+    pub(crate) database_url: Option<DatabaseUrl>,
 }
 
-pub async fn run(args: Args, config: &Path, json: bool) -> anyhow::Result<Outcome> {
+pub(crate) async fn run(args: Args, config: &Path, json: bool) -> anyhow::Result<Outcome> {
     let listing = run::list(config, args.database_url.as_ref()).await?;
     if json {
         output::print_json(&listing)?;

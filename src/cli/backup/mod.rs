@@ -7,7 +7,7 @@ mod repo_host;
 mod restore;
 mod run;
 mod schedule;
-pub mod setup;
+pub(crate) mod setup;
 mod verify;
 
 use std::path::PathBuf;
@@ -29,16 +29,16 @@ use crate::backup::{
 
 Connect with --database-url or DATABASE_URL as a superuser (e.g. postgres over its socket:
 postgres:///cabinet?host=/var/run/postgresql&user=postgres).")]
-pub struct BackupArgs {
+pub(crate) struct BackupArgs {
     #[command(subcommand)]
-    pub command: BackupCommand,
+    pub(crate) command: BackupCommand,
     /// pgBackRest's configuration, written by `backup setup`.
     #[arg(long, env = "CABINET_BACKUP_CONFIG", default_value = DEFAULT_CONFIG, global = true)]
-    pub config: PathBuf,
+    pub(crate) config: PathBuf,
 }
 
 #[derive(Debug, Subcommand)]
-pub enum BackupCommand {
+pub(crate) enum BackupCommand {
     /// Configure pgBackRest and WAL archiving for this server; create and check the stanza.
     Setup(setup::Args),
     /// Make this host the repository of a database host on the tailnet (pgBackRest's TLS server).
@@ -59,7 +59,7 @@ pub enum BackupCommand {
     Schedule(schedule::Args),
 }
 
-pub async fn run(args: BackupArgs, json: bool) -> anyhow::Result<Outcome> {
+pub(crate) async fn run(args: BackupArgs, json: bool) -> anyhow::Result<Outcome> {
     match args.command {
         BackupCommand::Setup(a) => setup::run(a, &args.config, json).await,
         BackupCommand::SetupRepoHost(a) => repo_host::run(a, &args.config, json).await,
@@ -76,27 +76,27 @@ pub async fn run(args: BackupArgs, json: bool) -> anyhow::Result<Outcome> {
 /// The TLS link between a database host and its repository host (both sides run
 /// `pgbackrest server`; each admits only the other's certificate).
 #[derive(Debug, Args)]
-pub struct TlsArgs {
+pub(crate) struct TlsArgs {
     /// The CA certificate both hosts trust (from `cabinet-db backup certs`).
     #[arg(long, value_name = "PATH", env = "CABINET_BACKUP_TLS_CA")]
-    pub tls_ca: Option<PathBuf>,
+    pub(crate) tls_ca: Option<PathBuf>,
     /// This host's certificate, named as the other host reaches it.
     #[arg(long, value_name = "PATH", env = "CABINET_BACKUP_TLS_CERT")]
-    pub tls_cert: Option<PathBuf>,
+    pub(crate) tls_cert: Option<PathBuf>,
     /// This host's private key (chmod 600).
     #[arg(long, value_name = "PATH", env = "CABINET_BACKUP_TLS_KEY")]
-    pub tls_key: Option<PathBuf>,
+    pub(crate) tls_key: Option<PathBuf>,
     /// This host's tailnet address, where its pgBackRest server listens (`tailscale ip -4`).
     #[arg(long, value_name = "ADDRESS", env = "CABINET_BACKUP_TLS_LISTEN")]
-    pub tls_listen: Option<String>,
+    pub(crate) tls_listen: Option<String>,
     /// The pgBackRest servers' port, on both hosts.
     #[arg(long, value_parser = crate::cli::args::parse_port, value_name = "PORT", default_value_t = DEFAULT_TLS_PORT)]
-    pub tls_port: u16,
+    pub(crate) tls_port: u16,
 }
 
 impl TlsArgs {
     /// All four given, or none (`None`); some of them is an error naming the missing ones.
-    pub fn options(&self) -> anyhow::Result<Option<TlsOptions>> {
+    pub(crate) fn options(&self) -> anyhow::Result<Option<TlsOptions>> {
         match (&self.tls_ca, &self.tls_cert, &self.tls_key, &self.tls_listen) {
             (Some(ca), Some(cert), Some(key), Some(listen)) => Ok(Some(TlsOptions {
                 files: TlsFiles { ca: ca.clone(), cert: cert.clone(), key: key.clone() },

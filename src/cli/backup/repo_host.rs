@@ -23,44 +23,44 @@ use crate::{
 
 For a Patroni cluster, name every node: --db-host db1.tail0123.ts.net --db-host db2.tail0123.ts.net
 (backups are then taken from a streaming standby when there is one).")]
-pub struct Args {
+pub(crate) struct Args {
     /// The database host, as this host reaches it (the name in its certificate); repeat it for
     /// each node of a Patroni cluster.
     #[arg(long, value_name = "HOST", required = true)]
-    pub db_host: Vec<String>,
+    pub(crate) db_host: Vec<String>,
     /// The repository: a directory on this host.
     #[arg(long, default_value = "/var/lib/pgbackrest")]
-    pub repo: PathBuf,
+    pub(crate) repo: PathBuf,
     /// Where pgBackRest keeps its logs, locks and spool here.
     #[arg(long, default_value = "/var/lib/cabinet-db/pgbackrest")]
-    pub state_dir: PathBuf,
+    pub(crate) state_dir: PathBuf,
     /// The data directory on the database host: once for all, or once per --db-host, in order.
     #[arg(long, value_name = "PATH", default_value = "/var/lib/postgresql/15/main")]
-    pub pg_path: Vec<PathBuf>,
+    pub(crate) pg_path: Vec<PathBuf>,
     /// The server's port on the database host.
     #[arg(long, value_parser = crate::cli::args::parse_port, value_name = "PORT", default_value_t = 5432)]
-    pub pg_port: u16,
+    pub(crate) pg_port: u16,
     /// The server's socket directory on the database host: once for all, or once per --db-host.
     #[arg(long, value_name = "PATH", default_value = "/var/run/postgresql")]
-    pub pg_socket: Vec<PathBuf>,
+    pub(crate) pg_socket: Vec<PathBuf>,
     /// The superuser pgBackRest connects as there (by peer, over the socket).
     #[arg(long, value_name = "ROLE", default_value = "postgres")]
-    pub pg_user: String,
+    pub(crate) pg_user: String,
     /// The OS user that runs pgBackRest here and owns the repository.
     #[arg(long, value_name = "USER", default_value = "postgres")]
-    pub os_user: String,
+    pub(crate) os_user: String,
     /// Seconds pgBackRest waits on the other host when it makes no progress [default: 60].
     #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u32).range(1..=3600))]
-    pub io_timeout: Option<u32>,
+    pub(crate) io_timeout: Option<u32>,
     #[command(flatten)]
-    pub tls: TlsArgs,
+    pub(crate) tls: TlsArgs,
     /// The same offsite bucket and passphrase as on the database host.
     #[command(flatten)]
-    pub offsite: OffsiteArgs,
+    pub(crate) offsite: OffsiteArgs,
 }
 
 /// Exit 0 when the chain is checked from here; 1 when it is written but not yet checked.
-pub async fn run(args: Args, config: &Path, json: bool) -> anyhow::Result<Outcome> {
+pub(crate) async fn run(args: Args, config: &Path, json: bool) -> anyhow::Result<Outcome> {
     let Some(tls) = args.tls.options()? else {
         anyhow::bail!(
             "a repository host needs --tls-ca, --tls-cert, --tls-key (cabinet-db backup certs makes them) and --tls-listen (this host's tailnet address). Nothing was changed"

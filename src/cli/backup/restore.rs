@@ -13,48 +13,48 @@ use crate::{
 
 #[derive(Debug, ClapArgs)]
 #[command(group(clap::ArgGroup::new("target").required(true).args(["time", "lsn", "latest", "end_of_continuous_wal"])))]
-pub struct Args {
+pub(crate) struct Args {
     /// A new (or empty) directory for the restored cluster.
     #[arg(long, required_unless_present = "in_place", conflicts_with = "in_place")]
-    pub target_dir: Option<PathBuf>,
+    pub(crate) target_dir: Option<PathBuf>,
     /// Restore over the server's own data directory instead (only with the server stopped;
     /// rewrites only what differs). Needs --yes.
     #[arg(long, requires = "yes")]
-    pub in_place: bool,
+    pub(crate) in_place: bool,
     /// Confirm an in-place restore: the server's current data is replaced.
     #[arg(long)]
-    pub yes: bool,
+    pub(crate) yes: bool,
     /// Loopback TCP port for the copy [default: a free one].
     #[arg(long, value_parser = crate::cli::args::parse_port)]
-    pub port: Option<u16>,
+    pub(crate) port: Option<u16>,
     /// Recover to this moment (RFC 3339, e.g. 2026-11-27T09:59:00Z).
     #[arg(long, value_parser = parse_time)]
-    pub time: Option<chrono::DateTime<chrono::Utc>>,
+    pub(crate) time: Option<chrono::DateTime<chrono::Utc>>,
     /// Recover to this WAL position (e.g. 0/3000050).
     #[arg(long)]
-    pub lsn: Option<String>,
+    pub(crate) lsn: Option<String>,
     /// Recover everything archived. A hole in the WAL before its end (a segment missing,
     /// truncated or damaged, a timeline that does not continue) is refused (exit 1), naming the
     /// hole, the last point reachable before it and the command that restores to that point.
     #[arg(long)]
-    pub latest: bool,
+    pub(crate) latest: bool,
     /// Recover as far as the WAL runs unbroken: the end of the archive, or the first hole
     /// (which the output then names, with the point reached). For when a hole is known and
     /// the copy up to it is wanted.
     #[arg(long)]
-    pub end_of_continuous_wal: bool,
+    pub(crate) end_of_continuous_wal: bool,
     /// Restore from this repository (1 or 2).
     #[arg(long)]
-    pub repo: Option<u32>,
+    pub(crate) repo: Option<u32>,
     /// The live server, if it runs: its current WAL is archived first, so the archive reaches now.
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
-    pub database_url: Option<DatabaseUrl>,
+    pub(crate) database_url: Option<DatabaseUrl>,
     /// The application database, for the printed URL.
     #[arg(long, default_value = "cabinet")]
-    pub database: String,
+    pub(crate) database: String,
 }
 
-pub async fn run(args: Args, config: &Path, json: bool) -> anyhow::Result<Outcome> {
+pub(crate) async fn run(args: Args, config: &Path, json: bool) -> anyhow::Result<Outcome> {
     let target = match (args.time, args.lsn, args.end_of_continuous_wal) {
         (Some(t), _, _) => Target::Time(t),
         (None, Some(lsn), _) => Target::Lsn(lsn),

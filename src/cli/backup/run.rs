@@ -8,16 +8,16 @@ use crate::{
 };
 
 #[derive(Debug, ClapArgs)]
-pub struct Args {
+pub(crate) struct Args {
     /// full, diff (changes since the last full) or incr (since the last backup).
     #[arg(long = "type", value_enum, default_value_t = Kind::Full)]
-    pub kind: Kind,
+    pub(crate) kind: Kind,
     /// Only into this repository [default: each, one after the other].
     #[arg(long, value_name = "N")]
-    pub repo: Option<u32>,
+    pub(crate) repo: Option<u32>,
 }
 
-pub async fn run(args: Args, config: &Path, json: bool) -> anyhow::Result<Outcome> {
+pub(crate) async fn run(args: Args, config: &Path, json: bool) -> anyhow::Result<Outcome> {
     let ran = run::run(config, args.kind, args.repo)?;
     if json {
         output::print_json(&ran)?;

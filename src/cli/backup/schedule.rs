@@ -10,27 +10,27 @@ use crate::{
 };
 
 #[derive(Debug, ClapArgs)]
-pub struct Args {
+pub(crate) struct Args {
     /// Directory to write the units to (created if missing).
     #[arg(long)]
-    pub out: PathBuf,
+    pub(crate) out: PathBuf,
     /// The installed cabinet-db.
     #[arg(long, default_value = "/usr/bin/cabinet-db")]
-    pub binary: PathBuf,
+    pub(crate) binary: PathBuf,
     /// The server's OS user: runs pgBackRest and the drill.
     #[arg(long, default_value = "postgres")]
-    pub user: String,
+    pub(crate) user: String,
     /// The drill's and audit's connection, as the superuser over the socket (no password in a
     /// unit file).
     #[arg(long, default_value = "postgres:///cabinet?host=/var/run/postgresql&user=postgres")]
-    pub drill_database_url: DatabaseUrl,
+    pub(crate) drill_database_url: DatabaseUrl,
     /// The Debian package's units: no settings in them, the commands read the configuration
     /// file (for `scripts/package`).
     #[arg(long, hide = true, conflicts_with = "drill_database_url")]
-    pub packaged: bool,
+    pub(crate) packaged: bool,
 }
 
-pub async fn run(args: Args, config: &Path, json: bool) -> anyhow::Result<Outcome> {
+pub(crate) async fn run(args: Args, config: &Path, json: bool) -> anyhow::Result<Outcome> {
     let input = ScheduleInput {
         binary: args.binary,
         config: config.to_owned(),

@@ -12,55 +12,55 @@ use crate::{
 };
 
 #[derive(Debug, ClapArgs)]
-pub struct Args {
+pub(crate) struct Args {
     #[command(flatten)]
-    pub connection: ConnectionArgs,
+    pub(crate) connection: ConnectionArgs,
     #[command(flatten)]
-    pub repository: RepositoryArgs,
+    pub(crate) repository: RepositoryArgs,
 }
 
 /// Where backups go and how pgBackRest gets there (shared with `host apply`).
 #[derive(Debug, ClapArgs)]
-pub struct RepositoryArgs {
+pub(crate) struct RepositoryArgs {
     /// The first repository: a directory on this host (or a mounted one); with --repo-host,
     /// the directory on that host.
     #[arg(long, env = "CABINET_BACKUP_REPO", default_value = "/var/lib/pgbackrest")]
-    pub repo: PathBuf,
+    pub(crate) repo: PathBuf,
     /// Keep the repository on a second tailnet host instead (set it up there first with
     /// `backup setup-repo-host`); needs the --tls-… options. Backups then run on that host.
     #[arg(long, value_name = "HOST", env = "CABINET_BACKUP_REPO_HOST", requires_all = ["tls_ca", "tls_cert", "tls_key", "tls_listen"])]
-    pub repo_host: Option<String>,
+    pub(crate) repo_host: Option<String>,
     #[command(flatten)]
-    pub tls: TlsArgs,
+    pub(crate) tls: TlsArgs,
     /// Where pgBackRest keeps its logs, locks and archive spool.
     #[arg(long, env = "CABINET_BACKUP_STATE_DIR", default_value = "/var/lib/cabinet-db/pgbackrest")]
-    pub state_dir: PathBuf,
+    pub(crate) state_dir: PathBuf,
     /// WAL that may wait for an unreachable repository before pgBackRest drops it (the
     /// primary's disk never fills; point-in-time recovery across the dropped WAL is lost).
     #[arg(long, value_name = "SIZE", default_value = "4GiB")]
-    pub archive_queue_max: String,
+    pub(crate) archive_queue_max: String,
     /// Seconds pgBackRest waits on a repository that makes no progress (also how long one
     /// attempt to push WAL to an unreachable repository lasts) [default: pgBackRest's, 60].
     #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u32).range(1..=3600))]
-    pub io_timeout: Option<u32>,
+    pub(crate) io_timeout: Option<u32>,
     #[command(flatten)]
-    pub offsite: OffsiteArgs,
+    pub(crate) offsite: OffsiteArgs,
 }
 
 /// The offsite repository: an S3-compatible bucket, always encrypted. Credentials come from
 /// AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY.
 #[derive(Debug, ClapArgs)]
-pub struct OffsiteArgs {
+pub(crate) struct OffsiteArgs {
     /// The service, over HTTPS: e.g. `https://s3.eu-central-1.amazonaws.com`.
     #[arg(long, value_name = "URL", env = "CABINET_BACKUP_S3_ENDPOINT", requires_all = ["s3_bucket", "s3_region", "cipher_pass_file"])]
-    pub s3_endpoint: Option<String>,
+    pub(crate) s3_endpoint: Option<String>,
     #[arg(long, value_name = "BUCKET", env = "CABINET_BACKUP_S3_BUCKET", requires = "s3_endpoint")]
-    pub s3_bucket: Option<String>,
+    pub(crate) s3_bucket: Option<String>,
     #[arg(long, value_name = "REGION", env = "CABINET_BACKUP_S3_REGION", requires = "s3_endpoint")]
-    pub s3_region: Option<String>,
+    pub(crate) s3_region: Option<String>,
     /// The stanza's folder inside the bucket.
     #[arg(long, value_name = "PATH", env = "CABINET_BACKUP_S3_PATH", default_value = DEFAULT_S3_PATH, requires = "s3_endpoint")]
-    pub s3_path: String,
+    pub(crate) s3_path: String,
     /// `host` (bucket.endpoint, as AWS) or `path` (endpoint/bucket, most self-hosted services).
     #[arg(
         long,
@@ -69,17 +69,17 @@ pub struct OffsiteArgs {
         default_value = "host",
         requires = "s3_endpoint"
     )]
-    pub s3_uri_style: UriStyle,
+    pub(crate) s3_uri_style: UriStyle,
     /// CA certificates (PEM) for a service whose certificate no public authority signed.
     #[arg(long, value_name = "PATH", env = "CABINET_BACKUP_S3_CA_FILE", requires = "s3_endpoint")]
-    pub s3_ca_file: Option<PathBuf>,
+    pub(crate) s3_ca_file: Option<PathBuf>,
     /// The passphrase that encrypts the offsite repository: a file only its owner can read
     /// (chmod 600). Keep a copy away from this host: without it the offsite backups are lost.
     #[arg(long, value_name = "PATH", env = "CABINET_BACKUP_CIPHER_PASS_FILE", requires = "s3_endpoint")]
-    pub cipher_pass_file: Option<PathBuf>,
+    pub(crate) cipher_pass_file: Option<PathBuf>,
     /// Stop copying offsite (the bucket's contents stay where they are).
     #[arg(long, conflicts_with = "s3_endpoint")]
-    pub remove_offsite: bool,
+    pub(crate) remove_offsite: bool,
 }
 
 impl OffsiteArgs {
@@ -129,7 +129,7 @@ impl OffsiteArgs {
 /// leads); 1 when the server must restart first (archive_mode).
 impl RepositoryArgs {
     /// The setup's options, with pgBackRest's configuration at `config`.
-    pub fn options(&self, config: &Path) -> anyhow::Result<SetupOptions> {
+    pub(crate) fn options(&self, config: &Path) -> anyhow::Result<SetupOptions> {
         Ok(SetupOptions {
             config_path: config.to_owned(),
             state_dir: self.state_dir.clone(),
@@ -150,7 +150,7 @@ impl RepositoryArgs {
     }
 }
 
-pub async fn run(args: Args, config: &Path, json: bool) -> anyhow::Result<Outcome> {
+pub(crate) async fn run(args: Args, config: &Path, json: bool) -> anyhow::Result<Outcome> {
     let options = args.repository.options(config)?;
     let report = setup::setup(args.connection.url()?, &options).await?;
     if json {

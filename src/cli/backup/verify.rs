@@ -8,14 +8,14 @@ use crate::{
 };
 
 #[derive(Debug, ClapArgs)]
-pub struct Args {
+pub(crate) struct Args {
     /// Only this repository [default: each].
     #[arg(long, value_name = "N")]
-    pub repo: Option<u32>,
+    pub(crate) repo: Option<u32>,
 }
 
 /// Exit 0 when every file checks out and the WAL reaches the present; 1 naming what does not.
-pub async fn run(args: Args, config: &Path, json: bool) -> anyhow::Result<Outcome> {
+pub(crate) async fn run(args: Args, config: &Path, json: bool) -> anyhow::Result<Outcome> {
     let report = verify::verify(config, args.repo)?;
     if json {
         output::print_json(&report)?;

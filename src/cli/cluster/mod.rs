@@ -1,24 +1,24 @@
 //! `cabinet-db cluster …`: the high-availability cluster (Patroni, etcd, HAProxy).
 
 /// `cluster render`.
-pub mod render;
+pub(crate) mod render;
 /// `cluster status`.
-pub mod status;
+pub(crate) mod status;
 /// `cluster switchover`.
-pub mod switchover;
+pub(crate) mod switchover;
 
 use clap::{Args, Subcommand};
 
 use super::outcome::Outcome;
 
 #[derive(Debug, Args)]
-pub struct ClusterArgs {
+pub(crate) struct ClusterArgs {
     #[command(subcommand)]
-    pub command: ClusterCommand,
+    pub(crate) command: ClusterCommand,
 }
 
 #[derive(Debug, Subcommand)]
-pub enum ClusterCommand {
+pub(crate) enum ClusterCommand {
     /// Write each node's Patroni, etcd, systemd and nftables files and the client hosts' HAProxy.
     Render(render::Args),
     /// Show the members as Patroni sees them, and what is wrong (exit 1 when degraded).
@@ -27,7 +27,7 @@ pub enum ClusterCommand {
     Switchover(switchover::Args),
 }
 
-pub async fn run(args: ClusterArgs, json: bool) -> anyhow::Result<Outcome> {
+pub(crate) async fn run(args: ClusterArgs, json: bool) -> anyhow::Result<Outcome> {
     match args.command {
         ClusterCommand::Render(a) => render::run(a, json),
         ClusterCommand::Status(a) => status::run(a, json).await,

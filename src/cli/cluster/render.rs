@@ -19,64 +19,64 @@ use crate::{
 /// and patroni.env: the cluster's passwords (0600), generated on the first run and kept after.
 #[derive(Debug, ClapArgs)]
 #[command(verbatim_doc_comment)]
-pub struct Args {
+pub(crate) struct Args {
     /// Where to write the files.
     #[arg(long)]
-    pub out: PathBuf,
+    pub(crate) out: PathBuf,
     /// A database node, NAME=TAILSCALE_IP (at least two).
     #[arg(long = "node", value_name = "NAME=IP", env = "CABINET_CLUSTER_NODES", value_delimiter = ',')]
-    pub nodes: Vec<String>,
+    pub(crate) nodes: Vec<String>,
     /// An etcd-only member, NAME=TAILSCALE_IP, so two nodes still have a three-member quorum.
     #[arg(long, value_name = "NAME=IP", env = "CABINET_CLUSTER_WITNESS")]
-    pub witness: Option<String>,
+    pub(crate) witness: Option<String>,
     /// The cluster's name in etcd.
     #[arg(long, default_value = "cabinet")]
-    pub scope: String,
+    pub(crate) scope: String,
     /// The leader key's time to live, seconds (Patroni's minimum: 20).
     #[arg(long, default_value_t = Timing::default().ttl)]
-    pub ttl: u32,
+    pub(crate) ttl: u32,
     /// How often the leader renews its key, seconds.
     #[arg(long, default_value_t = Timing::default().loop_wait)]
-    pub loop_wait: u32,
+    pub(crate) loop_wait: u32,
     /// How long a call to etcd or PostgreSQL is retried, seconds.
     #[arg(long, default_value_t = Timing::default().retry_timeout)]
-    pub retry_timeout: u32,
+    pub(crate) retry_timeout: u32,
     /// PostgreSQL's port on each node.
     #[arg(long, value_parser = crate::cli::args::parse_port, default_value_t = Ports::default().postgres)]
-    pub port: u16,
+    pub(crate) port: u16,
     /// Patroni's REST API port.
     #[arg(long, value_parser = crate::cli::args::parse_port, default_value_t = Ports::default().patroni)]
-    pub patroni_port: u16,
+    pub(crate) patroni_port: u16,
     /// HAProxy's frontend on client hosts that reaches only the leader.
     #[arg(long, value_parser = crate::cli::args::parse_port, default_value_t = Ports::default().leader_frontend)]
-    pub leader_port: u16,
+    pub(crate) leader_port: u16,
     /// HAProxy's frontend on client hosts that reaches any healthy member (for n8n).
     #[arg(long, value_parser = crate::cli::args::parse_port, default_value_t = Ports::default().any_frontend)]
-    pub any_port: u16,
+    pub(crate) any_port: u16,
     /// PostgreSQL's data directory on each node.
     #[arg(long, default_value = "/var/lib/postgresql/15/cabinet")]
-    pub data_dir: PathBuf,
+    pub(crate) data_dir: PathBuf,
     /// PostgreSQL's server binaries on each node.
     #[arg(long, default_value = "/usr/lib/postgresql/15/bin")]
-    pub bin_dir: PathBuf,
+    pub(crate) bin_dir: PathBuf,
     /// Patroni's virtual environment on each node.
     #[arg(long, default_value = "/opt/cabinet-db/patroni")]
-    pub patroni_dir: PathBuf,
+    pub(crate) patroni_dir: PathBuf,
     /// The application database.
     #[arg(long, default_value = "cabinet")]
-    pub database: String,
+    pub(crate) database: String,
     /// Prefix of the role names.
     #[arg(long, env = "CABINET_ROLE_PREFIX", default_value = DEFAULT_ROLE_PREFIX, value_parser = Roles::parse)]
-    pub role_prefix: Roles,
+    pub(crate) role_prefix: Roles,
     /// Archive WAL with pgBackRest: each node's patroni.yml gets archive_mode, archive_command
     /// and restore_command for the pgBackRest configuration at this path (then run `backup
     /// setup --repo-host …` on each node and `backup setup-repo-host --db-host …` with every
     /// node on the repository host).
     #[arg(long, value_name = "CONFIG", num_args = 0..=1, default_missing_value = crate::backup::config::DEFAULT_CONFIG)]
-    pub backups: Option<PathBuf>,
+    pub(crate) backups: Option<PathBuf>,
 }
 
-pub fn run(args: Args, json: bool) -> anyhow::Result<Outcome> {
+pub(crate) fn run(args: Args, json: bool) -> anyhow::Result<Outcome> {
     let nodes = args.nodes.iter().map(|n| Member::parse(n)).collect::<Result<Vec<_>, _>>()?;
     let witness = args.witness.as_deref().map(Member::parse).transpose()?;
     let spec = ClusterSpec {

@@ -15,21 +15,21 @@ use crate::{
 ///       --etcd 100.64.0.1:2379 --etcd 100.64.0.2:2379 --etcd 100.64.0.3:2379
 #[derive(Debug, ClapArgs)]
 #[command(verbatim_doc_comment)]
-pub struct Args {
+pub(crate) struct Args {
     /// A member's REST API, HOST:PORT; repeatable: every member is asked, the newest view is
     /// shown.
     #[arg(long = "member", value_name = "HOST:PORT", env = "CABINET_CLUSTER_MEMBERS", value_delimiter = ',')]
-    pub members: Vec<String>,
+    pub(crate) members: Vec<String>,
     /// An etcd member's client address, HOST:PORT (2379); repeatable: each is asked for its
     /// health, and a lost member (or quorum) is a problem.
     #[arg(long = "etcd", value_name = "HOST:PORT", env = "CABINET_CLUSTER_ETCD", value_delimiter = ',')]
-    pub etcd: Vec<String>,
+    pub(crate) etcd: Vec<String>,
     /// A replica further behind than this (bytes) is a problem.
     #[arg(long, default_value_t = crate::cluster::patroni::DEFAULT_MAX_LAG_BYTES)]
-    pub max_lag_bytes: u64,
+    pub(crate) max_lag_bytes: u64,
 }
 
-pub async fn run(args: Args, json: bool) -> anyhow::Result<Outcome> {
+pub(crate) async fn run(args: Args, json: bool) -> anyhow::Result<Outcome> {
     super::require_members(&args.members)?;
     let apis: Vec<PatroniApi> = args.members.iter().map(PatroniApi::new).collect();
     let (survey, etcd) = tokio::join!(survey(&apis), crate::cluster::etcd::health(&args.etcd));

@@ -18,19 +18,19 @@ use crate::{
 ///   cabinet-db cluster switchover --member 100.64.0.1:8008 --to db2 --secrets /etc/cabinet-db/cluster/patroni.env
 #[derive(Debug, ClapArgs)]
 #[command(verbatim_doc_comment)]
-pub struct Args {
+pub(crate) struct Args {
     /// A member's REST API, HOST:PORT; repeatable.
     #[arg(long = "member", value_name = "HOST:PORT", env = "CABINET_CLUSTER_MEMBERS", value_delimiter = ',')]
-    pub members: Vec<String>,
+    pub(crate) members: Vec<String>,
     /// The member to become the leader.
     #[arg(long)]
-    pub to: String,
+    pub(crate) to: String,
     /// The cluster's patroni.env (for the REST API's password).
     #[arg(long, default_value = "/etc/cabinet-db/cluster/patroni.env")]
-    pub secrets: PathBuf,
+    pub(crate) secrets: PathBuf,
 }
 
-pub async fn run(args: Args, json: bool) -> anyhow::Result<Outcome> {
+pub(crate) async fn run(args: Args, json: bool) -> anyhow::Result<Outcome> {
     super::require_members(&args.members)?;
     let auth = read_restapi_auth(&args.secrets)?;
     let apis: Vec<PatroniApi> =

@@ -7,16 +7,16 @@ use clap::{Args, Subcommand};
 use crate::cli::outcome::Outcome;
 
 /// `cabinet-db config show`.
-pub mod show;
+pub(crate) mod show;
 
 #[derive(Debug, Args)]
-pub struct ConfigArgs {
+pub(crate) struct ConfigArgs {
     #[command(subcommand)]
-    pub command: ConfigCommand,
+    pub(crate) command: ConfigCommand,
 }
 
 #[derive(Debug, Subcommand)]
-pub enum ConfigCommand {
+pub(crate) enum ConfigCommand {
     /// Print every setting in effect, its value and where it came from (environment, the
     /// file and its line, or the built-in default); passwords are never shown.
     Show(show::Args),
@@ -24,7 +24,7 @@ pub enum ConfigCommand {
 
 /// `cli` is the whole command line's definition (`Cli::command()`): the settings it shows are
 /// its options.
-pub fn run(args: ConfigArgs, cli: &clap::Command, config: &Path, json: bool) -> anyhow::Result<Outcome> {
+pub(crate) fn run(args: ConfigArgs, cli: &clap::Command, config: &Path, json: bool) -> anyhow::Result<Outcome> {
     match args.command {
         ConfigCommand::Show(args) => show::run(args, cli, config, json),
     }

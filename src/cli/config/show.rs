@@ -12,9 +12,9 @@ use crate::{
 ///   cabinet-db --config-file ./staging.toml config show --json
 #[derive(Debug, ClapArgs)]
 #[command(verbatim_doc_comment)]
-pub struct Args {}
+pub(crate) struct Args {}
 
-pub fn run(_args: Args, cli: &clap::Command, path: &Path, json: bool) -> anyhow::Result<Outcome> {
+pub(crate) fn run(_args: Args, cli: &clap::Command, path: &Path, json: bool) -> anyhow::Result<Outcome> {
     let file = config::read(path)?;
     let settings = config::effective(&file, cli, |name| std::env::var(name).ok());
     if json {

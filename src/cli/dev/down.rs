@@ -9,9 +9,9 @@ use crate::{
 };
 
 #[derive(Debug, ClapArgs)]
-pub struct Args {}
+pub(crate) struct Args {}
 
-pub async fn run(_args: Args, dir: &Path, json: bool) -> anyhow::Result<Outcome> {
+pub(crate) async fn run(_args: Args, dir: &Path, json: bool) -> anyhow::Result<Outcome> {
     let stopped = dev::down(dir).await?;
     if json {
         output::print_json(&serde_json::json!({ "stopped": stopped, "data_dir": dir }))?;

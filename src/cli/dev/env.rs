@@ -9,15 +9,15 @@ use crate::{
 };
 
 #[derive(Debug, ClapArgs)]
-pub struct Args {
+pub(crate) struct Args {
     /// A login role's URL as DATABASE_URL instead of the superuser's.
     #[arg(long)]
-    pub role: Option<String>,
+    pub(crate) role: Option<String>,
 }
 
 /// `export DATABASE_URL=…` (and `CABINET_BACKUP_CONFIG=…` once backups are set up), quoted
 /// for the shell: eval "$(cabinet-db dev env)".
-pub async fn run(args: Args, dir: &Path) -> anyhow::Result<Outcome> {
+pub(crate) async fn run(args: Args, dir: &Path) -> anyhow::Result<Outcome> {
     let url = dev::url(dir, args.role.as_deref())?;
     outln!("export DATABASE_URL={}", shell_quote(url.expose()))?;
     let config = dev::backup_config(dir);

@@ -15,17 +15,17 @@ use crate::cli::outcome::Outcome;
 use crate::dev::default_data_dir;
 
 #[derive(Debug, Args)]
-pub struct DevArgs {
+pub(crate) struct DevArgs {
     #[command(subcommand)]
-    pub command: DevCommand,
+    pub(crate) command: DevCommand,
     /// Where the cluster lives [default: /var/lib/cabinet-db/dev as root, else
     /// ~/.local/state/cabinet-db/dev].
     #[arg(long, env = "CABINET_DEV_DIR", global = true)]
-    pub data_dir: Option<PathBuf>,
+    pub(crate) data_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
-pub enum DevCommand {
+pub(crate) enum DevCommand {
     /// Create (first time), start, migrate and seed the local database; idempotent.
     Up(up::Args),
     /// Stop the local database (its data stays).
@@ -38,7 +38,7 @@ pub enum DevCommand {
     Env(env::Args),
 }
 
-pub async fn run(args: DevArgs, json: bool) -> anyhow::Result<Outcome> {
+pub(crate) async fn run(args: DevArgs, json: bool) -> anyhow::Result<Outcome> {
     let dir = args.data_dir.unwrap_or_else(default_data_dir);
     let dir = std::path::absolute(&dir).unwrap_or(dir);
     match args.command {

@@ -8,9 +8,9 @@ use crate::{
 };
 
 #[derive(Debug, ClapArgs)]
-pub struct Args {}
+pub(crate) struct Args {}
 
-pub async fn run(_args: Args, dir: &Path, json: bool) -> anyhow::Result<Outcome> {
+pub(crate) async fn run(_args: Args, dir: &Path, json: bool) -> anyhow::Result<Outcome> {
     let report = dev::status(dir).await?;
     if json {
         output::print_json(&report)?;

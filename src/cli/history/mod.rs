@@ -12,18 +12,18 @@ use super::outcome::Outcome;
     after_help = "Example (as the owner role or a superuser; sites' history is kept forever unless pruned):
   cabinet-db history prune --before 2025-01-01T00:00:00Z"
 )]
-pub struct HistoryArgs {
+pub(crate) struct HistoryArgs {
     #[command(subcommand)]
-    pub command: HistoryCommand,
+    pub(crate) command: HistoryCommand,
 }
 
 #[derive(Debug, Subcommand)]
-pub enum HistoryCommand {
+pub(crate) enum HistoryCommand {
     /// Remove history older than a date (each record keeps its newest version); recorded.
     Prune(prune::Args),
 }
 
-pub async fn run(args: HistoryArgs, json: bool) -> anyhow::Result<Outcome> {
+pub(crate) async fn run(args: HistoryArgs, json: bool) -> anyhow::Result<Outcome> {
     match args.command {
         HistoryCommand::Prune(a) => prune::run(a, json).await,
     }

@@ -11,15 +11,15 @@ use crate::{
 };
 
 #[derive(Debug, ClapArgs)]
-pub struct Args {
+pub(crate) struct Args {
     #[command(flatten)]
-    pub connection: ConnectionArgs,
+    pub(crate) connection: ConnectionArgs,
     /// Remove what was recorded before this time (RFC 3339, e.g. 2025-01-01T00:00:00Z).
     #[arg(long, value_parser = parse_time)]
-    pub before: chrono::DateTime<chrono::Utc>,
+    pub(crate) before: chrono::DateTime<chrono::Utc>,
 }
 
-pub async fn run(args: Args, json: bool) -> anyhow::Result<Outcome> {
+pub(crate) async fn run(args: Args, json: bool) -> anyhow::Result<Outcome> {
     let mut conn = args.connection.connect("cabinet-db history").await?;
     let removed = history::prune(&mut conn, None, args.before).await.map_err(|e| {
         let denied = matches!(&e, crate::data::DataError::Query(s) if crate::db::sqlstate(s).as_deref() == Some("42501"));

@@ -25,38 +25,38 @@ use crate::{
 ///   cabinet-db host apply --cluster 15/main
 #[derive(Debug, ClapArgs)]
 #[command(verbatim_doc_comment)]
-pub struct Args {
+pub(crate) struct Args {
     /// Show what would change (the diffs, the steps); change nothing.
     #[arg(long)]
-    pub dry_run: bool,
+    pub(crate) dry_run: bool,
     /// The cluster, VERSION/NAME as pg_lsclusters shows it [default: the only one].
     #[arg(long, value_name = "VERSION/NAME", env = "CABINET_HOST_CLUSTER")]
-    pub cluster: Option<String>,
+    pub(crate) cluster: Option<String>,
     #[command(flatten)]
-    pub connection: ConnectionArgs,
+    pub(crate) connection: ConnectionArgs,
     /// Prefix of the role names.
     #[arg(long, env = "CABINET_ROLE_PREFIX", default_value = DEFAULT_ROLE_PREFIX, value_parser = Roles::parse)]
-    pub role_prefix: Roles,
+    pub(crate) role_prefix: Roles,
     /// Where the login roles' generated passwords are written (0600).
     #[arg(long, env = "CABINET_SECRETS_DIR", default_value = "/etc/cabinet-db/secrets")]
-    pub secrets_dir: PathBuf,
+    pub(crate) secrets_dir: PathBuf,
     /// tailscaled's LocalAPI socket: this node's tailnet addresses and name.
     #[arg(long, env = "TAILSCALE_SOCKET", default_value = DEFAULT_SOCKET)]
-    pub socket: PathBuf,
+    pub(crate) socket: PathBuf,
     /// pgBackRest's configuration, written by the backup step.
     #[arg(long, env = "CABINET_BACKUP_CONFIG", default_value = crate::backup::config::DEFAULT_CONFIG)]
-    pub backup_config: PathBuf,
+    pub(crate) backup_config: PathBuf,
     #[command(flatten)]
-    pub repository: RepositoryArgs,
+    pub(crate) repository: RepositoryArgs,
     /// The admin panel's port (granted in the tailnet policy, checked by the audit).
     #[arg(long, value_parser = crate::cli::args::parse_port, default_value_t = crate::tailnet::panel::DEFAULT_PORT)]
-    pub panel_port: u16,
+    pub(crate) panel_port: u16,
     /// The packaged panel's OS user, let in over the socket as the admin role.
     #[arg(long, default_value = "cabinet-db", hide = true)]
-    pub panel_user: String,
+    pub(crate) panel_user: String,
 }
 
-pub async fn run(args: Args, json: bool) -> anyhow::Result<Outcome> {
+pub(crate) async fn run(args: Args, json: bool) -> anyhow::Result<Outcome> {
     let options = ApplyOptions {
         cluster: args.cluster,
         database_url: args.connection.url()?.clone(),

@@ -5,22 +5,22 @@ use clap::{Args, Subcommand};
 use crate::cli::outcome::Outcome;
 
 /// `cabinet-db host apply`.
-pub mod apply;
+pub(crate) mod apply;
 
 #[derive(Debug, Args)]
-pub struct HostArgs {
+pub(crate) struct HostArgs {
     #[command(subcommand)]
-    pub command: HostCommand,
+    pub(crate) command: HostCommand,
 }
 
 #[derive(Debug, Subcommand)]
-pub enum HostCommand {
+pub(crate) enum HostCommand {
     /// Bring this Debian host to the designed state from /etc/cabinet-db/cabinet-db.toml:
     /// server settings, client authentication, firewall, schema, roles, backups, timers, audit.
     Apply(apply::Args),
 }
 
-pub async fn run(args: HostArgs, json: bool) -> anyhow::Result<Outcome> {
+pub(crate) async fn run(args: HostArgs, json: bool) -> anyhow::Result<Outcome> {
     match args.command {
         HostCommand::Apply(args) => apply::run(args, json).await,
     }

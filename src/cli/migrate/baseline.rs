@@ -11,24 +11,24 @@ use crate::{
 };
 
 #[derive(Debug, ClapArgs)]
-pub struct Args {
+pub(crate) struct Args {
     #[command(flatten)]
-    pub connection: ConnectionArgs,
+    pub(crate) connection: ConnectionArgs,
     /// Record migrations up to this version as applied (default: the newest).
     #[arg(long)]
-    pub version: Option<i64>,
+    pub(crate) version: Option<i64>,
     /// The database was created by Alembic/SQLAlchemy: convert its types, add the models'
     /// constraints and drop alembic_version, in one transaction.
     #[arg(long)]
-    pub from_alembic: bool,
+    pub(crate) from_alembic: bool,
     /// The time zone naive `timestamp` values were written in (for --from-alembic).
     #[arg(long, default_value = "UTC")]
-    pub assume_timezone: String,
+    pub(crate) assume_timezone: String,
     #[command(flatten)]
-    pub runner: RunnerArgs,
+    pub(crate) runner: RunnerArgs,
 }
 
-pub async fn run(args: Args, set: &MigrationSet, json: bool) -> anyhow::Result<Outcome> {
+pub(crate) async fn run(args: Args, set: &MigrationSet, json: bool) -> anyhow::Result<Outcome> {
     let options = BaselineOptions {
         version: args.version,
         from_alembic: args.from_alembic,

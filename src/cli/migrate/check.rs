@@ -9,12 +9,12 @@ use crate::{
 };
 
 #[derive(Debug, ClapArgs)]
-pub struct Args {
+pub(crate) struct Args {
     #[command(flatten)]
-    pub connection: ConnectionArgs,
+    pub(crate) connection: ConnectionArgs,
 }
 
-pub async fn run(args: Args, json: bool) -> anyhow::Result<Outcome> {
+pub(crate) async fn run(args: Args, json: bool) -> anyhow::Result<Outcome> {
     let mut conn = db::connect(args.connection.url()?, "cabinet-db migrate check").await?;
     let differences = schema_diff::drift(&mut conn).await?;
     // The history tells the whole story: no version missing, no record written past it.

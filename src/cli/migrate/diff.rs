@@ -8,16 +8,16 @@ use crate::{
 };
 
 #[derive(Debug, ClapArgs)]
-pub struct Args {
+pub(crate) struct Args {
     #[command(flatten)]
-    pub connection: ConnectionArgs,
+    pub(crate) connection: ConnectionArgs,
     /// The time zone that naive `timestamp` values were written in, for conversions to
     /// timestamptz.
     #[arg(long, default_value = "UTC")]
-    pub assume_timezone: String,
+    pub(crate) assume_timezone: String,
 }
 
-pub async fn run(args: Args) -> anyhow::Result<Outcome> {
+pub(crate) async fn run(args: Args) -> anyhow::Result<Outcome> {
     let mut conn = db::connect(args.connection.url()?, "cabinet-db migrate diff").await?;
     let differences = schema_diff::drift(&mut conn).await?;
     conn.close().await?;

@@ -12,23 +12,23 @@ use crate::{
 
 #[derive(Debug, ClapArgs)]
 #[group(id = "target", required = true, multiple = false, args = ["to", "steps", "all"])]
-pub struct Args {
+pub(crate) struct Args {
     #[command(flatten)]
-    pub connection: ConnectionArgs,
+    pub(crate) connection: ConnectionArgs,
     /// Revert everything newer than this version (0 reverts all).
     #[arg(long)]
-    pub to: Option<i64>,
+    pub(crate) to: Option<i64>,
     /// Revert the newest N applied migrations.
     #[arg(long)]
-    pub steps: Option<u32>,
+    pub(crate) steps: Option<u32>,
     /// Revert every applied migration (drops the application tables and their data).
     #[arg(long)]
-    pub all: bool,
+    pub(crate) all: bool,
     #[command(flatten)]
-    pub runner: RunnerArgs,
+    pub(crate) runner: RunnerArgs,
 }
 
-pub async fn run(args: Args, set: &MigrationSet, json: bool) -> anyhow::Result<Outcome> {
+pub(crate) async fn run(args: Args, set: &MigrationSet, json: bool) -> anyhow::Result<Outcome> {
     let target = match (args.to, args.steps) {
         (Some(v), _) => DownTarget::To(v),
         (None, Some(n)) => DownTarget::Steps(n),

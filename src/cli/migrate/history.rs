@@ -8,7 +8,7 @@ use crate::{
 };
 
 #[derive(Debug, ClapArgs)]
-pub struct Args {}
+pub(crate) struct Args {}
 
 #[derive(Serialize)]
 struct Entry<'a> {
@@ -20,7 +20,7 @@ struct Entry<'a> {
     checksum: String,
 }
 
-pub fn run(_args: Args, set: &MigrationSet, json: bool) -> anyhow::Result<Outcome> {
+pub(crate) fn run(_args: Args, set: &MigrationSet, json: bool) -> anyhow::Result<Outcome> {
     let entries: Vec<Entry> = set
         .iter()
         .map(|m| Entry {

@@ -7,9 +7,9 @@ use crate::{
 };
 
 #[derive(Debug, ClapArgs)]
-pub struct Args {}
+pub(crate) struct Args {}
 
-pub fn run(_args: Args, set: &MigrationSet, json: bool) -> anyhow::Result<Outcome> {
+pub(crate) fn run(_args: Args, set: &MigrationSet, json: bool) -> anyhow::Result<Outcome> {
     let findings = lint::lint(set);
     if json {
         output::print_json(&findings)?;

@@ -30,15 +30,15 @@ use crate::migrations::{
 };
 
 #[derive(Debug, Args)]
-pub struct MigrateArgs {
+pub(crate) struct MigrateArgs {
     #[command(subcommand)]
-    pub command: MigrateCommand,
+    pub(crate) command: MigrateCommand,
     #[command(flatten)]
-    pub source: MigrationsDirArgs,
+    pub(crate) source: MigrationsDirArgs,
 }
 
 #[derive(Debug, Subcommand)]
-pub enum MigrateCommand {
+pub(crate) enum MigrateCommand {
     /// Apply pending migrations (all, or up to --to).
     Up(up::Args),
     /// Revert applied migrations (--to V, --steps N or --all).
@@ -63,29 +63,29 @@ pub enum MigrateCommand {
 
 /// Safety settings for commands that change the schema.
 #[derive(Debug, Clone, Args)]
-pub struct RunnerArgs {
+pub(crate) struct RunnerArgs {
     /// How long to wait for another deployer's migration lock (e.g. 30s, 2m).
     #[arg(long, default_value_t = DurationArg(Duration::from_secs(DEFAULT_LOCK_WAIT_SECS)), value_parser = parse_duration_arg)]
-    pub lock_timeout: DurationArg,
+    pub(crate) lock_timeout: DurationArg,
     /// lock_timeout inside each migration: how long a statement may queue for a table lock
     /// before the migration is rolled back and retried.
     #[arg(long, default_value_t = DurationArg(Duration::from_millis(DEFAULT_DDL_LOCK_TIMEOUT_MS)), value_parser = parse_duration_arg)]
-    pub ddl_lock_timeout: DurationArg,
+    pub(crate) ddl_lock_timeout: DurationArg,
     /// statement_timeout inside each migration (0 for none).
     #[arg(long, default_value_t = DurationArg(Duration::from_secs(DEFAULT_STATEMENT_TIMEOUT_SECS)), value_parser = parse_duration_arg)]
-    pub statement_timeout: DurationArg,
+    pub(crate) statement_timeout: DurationArg,
     /// Retries of a migration rolled back by lock_timeout (SQLSTATE 55P03), with doubling pauses.
     #[arg(long, default_value_t = DEFAULT_LOCK_RETRIES)]
-    pub lock_retries: u32,
+    pub(crate) lock_retries: u32,
     /// Run migrations as this role (SET ROLE) when it exists and you are a member, so it owns
     /// what they create.
     #[arg(long, env = "CABINET_OWNER_ROLE", default_value = "cabinet_owner")]
-    pub owner_role: String,
+    pub(crate) owner_role: String,
 }
 
 impl RunnerArgs {
     /// The runner's settings; `connection` (when the command has one) names who runs it.
-    pub fn options(&self, connection: Option<&ConnectionArgs>) -> anyhow::Result<RunnerOptions> {
+    pub(crate) fn options(&self, connection: Option<&ConnectionArgs>) -> anyhow::Result<RunnerOptions> {
         let actor = connection.map(|c| crate::history::Actor::for_cli(c.actor.as_deref())).transpose()?;
         Ok(RunnerOptions {
             lock_wait: self.lock_timeout.0,
@@ -98,7 +98,7 @@ impl RunnerArgs {
     }
 }
 
-pub async fn run(args: MigrateArgs, json: bool) -> anyhow::Result<Outcome> {
+pub(crate) async fn run(args: MigrateArgs, json: bool) -> anyhow::Result<Outcome> {
     let set = || MigrationSet::load(args.source.migrations_dir.as_deref());
     match args.command {
         MigrateCommand::Up(a) => up::run(a, &set()?, json).await,

@@ -13,16 +13,16 @@ use crate::{
 const DEFAULT_MIGRATIONS_DIR: &str = "migrations";
 
 #[derive(Debug, ClapArgs)]
-pub struct Args {
+pub(crate) struct Args {
     /// What the migration does, in lower_snake_case: add_site_notes.
-    pub name: String,
+    pub(crate) name: String,
     /// Mark it to run outside a transaction (for CREATE INDEX CONCURRENTLY); it may then
     /// hold only one statement.
     #[arg(long)]
-    pub no_transaction: bool,
+    pub(crate) no_transaction: bool,
 }
 
-pub fn run(args: Args, dir: Option<&Path>, json: bool) -> anyhow::Result<Outcome> {
+pub(crate) fn run(args: Args, dir: Option<&Path>, json: bool) -> anyhow::Result<Outcome> {
     if !source::is_valid_name(&args.name) {
         bail!(
             "{:?} is not a valid migration name: use lower-case letters, digits and underscores, e.g. add_site_notes",

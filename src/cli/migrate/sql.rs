@@ -7,18 +7,18 @@ use crate::{
 };
 
 #[derive(Debug, ClapArgs)]
-pub struct Args {
+pub(crate) struct Args {
     /// The version the database is at (default 0: empty).
     #[arg(long, default_value_t = 0)]
-    pub from: i64,
+    pub(crate) from: i64,
     /// The version to reach (default: the newest). Below --from prints a downgrade.
     #[arg(long)]
-    pub to: Option<i64>,
+    pub(crate) to: Option<i64>,
     #[command(flatten)]
-    pub runner: RunnerArgs,
+    pub(crate) runner: RunnerArgs,
 }
 
-pub fn run(args: Args, set: &MigrationSet) -> anyhow::Result<Outcome> {
+pub(crate) fn run(args: Args, set: &MigrationSet) -> anyhow::Result<Outcome> {
     print!(
         "{}",
         offline::render(set, args.from, args.to.unwrap_or(set.head()), &args.runner.options(None)?)?

@@ -7,14 +7,14 @@ use crate::{
 };
 
 #[derive(Debug, ClapArgs)]
-pub struct Args {
+pub(crate) struct Args {
     #[command(flatten)]
-    pub connection: ConnectionArgs,
+    pub(crate) connection: ConnectionArgs,
 }
 
 /// Exit 0 when the database can be migrated (pending migrations are not a problem), 1 when
 /// it has problems (an edited, unknown or out-of-order migration).
-pub async fn run(args: Args, set: &MigrationSet, json: bool) -> anyhow::Result<Outcome> {
+pub(crate) async fn run(args: Args, set: &MigrationSet, json: bool) -> anyhow::Result<Outcome> {
     let assessment = runner::status(args.connection.url()?, set).await?;
     let outcome = if assessment.problems.is_empty() { Outcome::Success } else { Outcome::CheckFailed };
     if json {

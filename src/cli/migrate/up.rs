@@ -8,17 +8,17 @@ use crate::{
 };
 
 #[derive(Debug, ClapArgs)]
-pub struct Args {
+pub(crate) struct Args {
     #[command(flatten)]
-    pub connection: ConnectionArgs,
+    pub(crate) connection: ConnectionArgs,
     /// Stop after this version (default: the newest).
     #[arg(long)]
-    pub to: Option<i64>,
+    pub(crate) to: Option<i64>,
     #[command(flatten)]
-    pub runner: RunnerArgs,
+    pub(crate) runner: RunnerArgs,
 }
 
-pub async fn run(args: Args, set: &MigrationSet, json: bool) -> anyhow::Result<Outcome> {
+pub(crate) async fn run(args: Args, set: &MigrationSet, json: bool) -> anyhow::Result<Outcome> {
     let steps =
         runner::up(args.connection.url()?, set, args.to, &args.runner.options(Some(&args.connection))?)
             .await?;

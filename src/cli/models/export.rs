@@ -23,20 +23,20 @@ use crate::{
 ///   cabinet-db models export --json-schema --out cabinet-db.schema.json
 #[derive(Debug, ClapArgs)]
 #[command(verbatim_doc_comment)]
-pub struct Args {
+pub(crate) struct Args {
     /// SQLAlchemy 2.0 models (`DeclarativeBase`, `Mapped[...]`, `mapped_column`).
     #[arg(long, required_unless_present = "json_schema", conflicts_with = "json_schema")]
-    pub sqlalchemy: bool,
+    pub(crate) sqlalchemy: bool,
     /// JSON Schema (2020-12) for a site and a user (`#/$defs/site`, `#/$defs/user`), patterns
     /// taken from the constraints, for clients that validate before they write.
     #[arg(long)]
-    pub json_schema: bool,
+    pub(crate) json_schema: bool,
     /// Write to this file (replaced whole) instead of standard output.
     #[arg(long, value_name = "FILE")]
-    pub out: Option<PathBuf>,
+    pub(crate) out: Option<PathBuf>,
 }
 
-pub fn run(args: Args) -> anyhow::Result<Outcome> {
+pub(crate) fn run(args: Args) -> anyhow::Result<Outcome> {
     let text = if args.json_schema {
         json_schema::render()
     } else {

@@ -8,12 +8,12 @@ use crate::{
 };
 
 #[derive(Debug, ClapArgs)]
-pub struct Args {
+pub(crate) struct Args {
     #[command(flatten)]
-    pub options: RoleOptions,
+    pub(crate) options: RoleOptions,
 }
 
-pub async fn run(args: Args, json: bool) -> anyhow::Result<Outcome> {
+pub(crate) async fn run(args: Args, json: bool) -> anyhow::Result<Outcome> {
     let report =
         apply::apply(args.options.connection.url()?, &args.options.roles(), &args.options.sources()).await?;
     if json {

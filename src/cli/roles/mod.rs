@@ -11,13 +11,13 @@ use super::{args::ConnectionArgs, outcome::Outcome};
 use crate::roles::{DEFAULT_ROLE_PREFIX, Roles, password::PasswordSources};
 
 #[derive(Debug, Args)]
-pub struct RolesArgs {
+pub(crate) struct RolesArgs {
     #[command(subcommand)]
-    pub command: RolesCommand,
+    pub(crate) command: RolesCommand,
 }
 
 #[derive(Debug, Subcommand)]
-pub enum RolesCommand {
+pub(crate) enum RolesCommand {
     /// Create or correct cabinet_owner, cabinet_admin, cabinet_n8n and cabinet_app and every grant
     /// (idempotent; run as a superuser, after `migrate up`).
     Apply(apply::Args),
@@ -27,29 +27,29 @@ pub enum RolesCommand {
 
 /// Options shared by the roles subcommands.
 #[derive(Debug, Clone, Args)]
-pub struct RoleOptions {
+pub(crate) struct RoleOptions {
     #[command(flatten)]
-    pub connection: ConnectionArgs,
+    pub(crate) connection: ConnectionArgs,
     /// Prefix of the role names (owner, admin, n8n, app are appended).
     #[arg(long, env = "CABINET_ROLE_PREFIX", default_value = DEFAULT_ROLE_PREFIX, value_parser = Roles::parse)]
-    pub role_prefix: Roles,
+    pub(crate) role_prefix: Roles,
     /// Take a login role's password from a file: ROLE=PATH (repeatable). Otherwise
     /// CABINET_ADMIN_PASSWORD / CABINET_N8N_PASSWORD / CABINET_APP_PASSWORD, otherwise one is
     /// generated (only for a role that does not exist yet: an existing role keeps its
     /// password, and nothing is written for it).
     #[arg(long, value_name = "ROLE=PATH", value_parser = parse_password_file)]
-    pub password_file: Vec<(String, PathBuf)>,
+    pub(crate) password_file: Vec<(String, PathBuf)>,
     /// Where generated passwords are written, one ROLE.password file each (0600).
     #[arg(long, env = "CABINET_SECRETS_DIR")]
-    pub secrets_dir: Option<PathBuf>,
+    pub(crate) secrets_dir: Option<PathBuf>,
 }
 
 impl RoleOptions {
-    pub fn roles(&self) -> Roles {
+    pub(crate) fn roles(&self) -> Roles {
         self.role_prefix.clone()
     }
 
-    pub fn sources(&self) -> PasswordSources {
+    pub(crate) fn sources(&self) -> PasswordSources {
         PasswordSources { files: self.password_file.clone(), secrets_dir: self.secrets_dir.clone() }
     }
 }
@@ -63,7 +63,7 @@ fn parse_password_file(text: &str) -> Result<(String, PathBuf), String> {
     }
 }
 
-pub async fn run(args: RolesArgs, json: bool) -> anyhow::Result<Outcome> {
+pub(crate) async fn run(args: RolesArgs, json: bool) -> anyhow::Result<Outcome> {
     match args.command {
         RolesCommand::Apply(a) => apply::run(a, json).await,
         RolesCommand::Rotate(a) => rotate::run(a, json).await,

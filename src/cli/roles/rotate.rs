@@ -8,14 +8,14 @@ use crate::{
 };
 
 #[derive(Debug, ClapArgs)]
-pub struct Args {
+pub(crate) struct Args {
     /// The login role, e.g. cabinet_n8n.
-    pub role: String,
+    pub(crate) role: String,
     #[command(flatten)]
-    pub options: RoleOptions,
+    pub(crate) options: RoleOptions,
 }
 
-pub async fn run(args: Args, json: bool) -> anyhow::Result<Outcome> {
+pub(crate) async fn run(args: Args, json: bool) -> anyhow::Result<Outcome> {
     let report = apply::rotate(
         args.options.connection.url()?,
         &args.options.roles(),

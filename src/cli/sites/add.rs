@@ -9,22 +9,22 @@ use crate::{
 };
 
 #[derive(Debug, ClapArgs)]
-pub struct Args {
+pub(crate) struct Args {
     #[command(flatten)]
-    pub connection: ConnectionArgs,
+    pub(crate) connection: ConnectionArgs,
     /// The new site's id, e.g. acme.
-    pub site_id: String,
+    pub(crate) site_id: String,
     /// Its domain, e.g. shop.acme.com (stored lower-case).
     #[arg(long)]
-    pub domain: String,
+    pub(crate) domain: String,
     /// The language of its AI (BCP 47: en, de, pt-BR).
     #[arg(long, default_value = "en")]
-    pub language: String,
+    pub(crate) language: String,
     #[command(flatten)]
-    pub fields: OptionalFields,
+    pub(crate) fields: OptionalFields,
 }
 
-pub async fn run(args: Args, json: bool) -> anyhow::Result<Outcome> {
+pub(crate) async fn run(args: Args, json: bool) -> anyhow::Result<Outcome> {
     let site = NewSite {
         site_id: SiteId::parse(&args.site_id)?,
         domain: Domain::parse(&args.domain)?,

@@ -8,18 +8,18 @@ use crate::{
 };
 
 #[derive(Debug, ClapArgs)]
-pub struct Args {
+pub(crate) struct Args {
     #[command(flatten)]
-    pub connection: ConnectionArgs,
+    pub(crate) connection: ConnectionArgs,
     /// The site_id.
     #[arg(required_unless_present = "domain", conflicts_with = "domain")]
-    pub site_id: Option<String>,
+    pub(crate) site_id: Option<String>,
     /// Find the site by its domain instead (any case).
     #[arg(long)]
-    pub domain: Option<String>,
+    pub(crate) domain: Option<String>,
 }
 
-pub async fn run(args: Args, json: bool) -> anyhow::Result<Outcome> {
+pub(crate) async fn run(args: Args, json: bool) -> anyhow::Result<Outcome> {
     let mut conn = args.connection.connect("cabinet-db sites").await?;
     let (site, wanted) = match (&args.site_id, &args.domain) {
         (Some(id), _) => (sites::get(&mut conn, &SiteId::parse(id)?).await?, format!("site_id {id:?}")),

@@ -9,17 +9,17 @@ use crate::{
 };
 
 #[derive(Debug, ClapArgs)]
-pub struct Args {
+pub(crate) struct Args {
     #[command(flatten)]
-    pub connection: ConnectionArgs,
+    pub(crate) connection: ConnectionArgs,
     /// The site (also one that was deleted).
-    pub site_id: String,
+    pub(crate) site_id: String,
     /// Show what each version changed: old → new for short fields, a line diff of ai_prompt.
     #[arg(long)]
-    pub diff: bool,
+    pub(crate) diff: bool,
 }
 
-pub async fn run(args: Args, json: bool) -> anyhow::Result<Outcome> {
+pub(crate) async fn run(args: Args, json: bool) -> anyhow::Result<Outcome> {
     let site_id = SiteId::parse(&args.site_id)?;
     let mut conn = args.connection.connect("cabinet-db sites").await?;
     let changes = history::site_history(&mut conn, &site_id).await?;

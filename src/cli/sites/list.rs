@@ -9,27 +9,27 @@ use crate::{
 };
 
 #[derive(Debug, ClapArgs)]
-pub struct Args {
+pub(crate) struct Args {
     #[command(flatten)]
-    pub connection: ConnectionArgs,
+    pub(crate) connection: ConnectionArgs,
     /// Only sites in this language (en, de, pt-BR, …).
     #[arg(long)]
-    pub language: Option<String>,
+    pub(crate) language: Option<String>,
     /// Only sites whose domain contains this text.
     #[arg(long)]
-    pub domain_contains: Option<String>,
+    pub(crate) domain_contains: Option<String>,
     /// Only sites whose id, domain or brand name contains this text (any case).
     #[arg(long)]
-    pub search: Option<String>,
+    pub(crate) search: Option<String>,
     /// Start after this site_id (the `next` of the previous page).
     #[arg(long)]
-    pub after: Option<String>,
+    pub(crate) after: Option<String>,
     /// Sites per page.
     #[arg(long, default_value_t = DEFAULT_PAGE_SIZE, value_parser = clap::value_parser!(i64).range(1..=MAX_PAGE_SIZE))]
-    pub limit: i64,
+    pub(crate) limit: i64,
 }
 
-pub async fn run(args: Args, json: bool) -> anyhow::Result<Outcome> {
+pub(crate) async fn run(args: Args, json: bool) -> anyhow::Result<Outcome> {
     let filter = SiteFilter {
         language: args.language.as_deref().map(LanguageTag::parse).transpose()?,
         domain_contains: args.domain_contains,

@@ -37,13 +37,13 @@ use crate::{models::Site, transfer::Table};
 
 Connect with --database-url or DATABASE_URL, e.g. the cabinet_admin role's URL
 (on a dev machine: export DATABASE_URL=\"$(cabinet-db dev url --role cabinet_admin)\").")]
-pub struct SitesArgs {
+pub(crate) struct SitesArgs {
     #[command(subcommand)]
-    pub command: SitesCommand,
+    pub(crate) command: SitesCommand,
 }
 
 #[derive(Debug, Subcommand)]
-pub enum SitesCommand {
+pub(crate) enum SitesCommand {
     /// List sites, ordered by site_id, a page at a time.
     List(list::Args),
     /// Show one site, by site_id or --domain.
@@ -68,7 +68,7 @@ pub enum SitesCommand {
     Export(ExportArgs),
 }
 
-pub async fn run(args: SitesArgs, json: bool) -> anyhow::Result<Outcome> {
+pub(crate) async fn run(args: SitesArgs, json: bool) -> anyhow::Result<Outcome> {
     match args.command {
         SitesCommand::List(a) => list::run(a, json).await,
         SitesCommand::Get(a) => get::run(a, json).await,
@@ -85,7 +85,7 @@ pub async fn run(args: SitesArgs, json: bool) -> anyhow::Result<Outcome> {
 }
 
 /// Sites as a table for people: the identifying fields, not the prompts.
-pub fn print_sites(sites: &[Site]) -> std::io::Result<()> {
+pub(crate) fn print_sites(sites: &[Site]) -> std::io::Result<()> {
     let rows: Vec<Vec<String>> = sites
         .iter()
         .map(|s| {
@@ -154,25 +154,25 @@ fn print_site(site: &Site, json: bool, prompt: Prompt) -> anyhow::Result<()> {
 
 /// The optional fields `add` and `set` share.
 #[derive(Debug, Args)]
-pub struct OptionalFields {
+pub(crate) struct OptionalFields {
     /// The brand shown to visitors.
     #[arg(long)]
-    pub brand_name: Option<String>,
+    pub(crate) brand_name: Option<String>,
     /// Which AI script or version serves the site.
     #[arg(long)]
-    pub ai_script_id: Option<String>,
+    pub(crate) ai_script_id: Option<String>,
     /// The system prompt.
     #[arg(long, conflicts_with = "ai_prompt_file")]
-    pub ai_prompt: Option<String>,
+    pub(crate) ai_prompt: Option<String>,
     /// Read the system prompt from a file (for long prompts).
     #[arg(long)]
-    pub ai_prompt_file: Option<std::path::PathBuf>,
+    pub(crate) ai_prompt_file: Option<std::path::PathBuf>,
     /// Target HubSpot pipeline id.
     #[arg(long)]
-    pub hubspot_pipeline: Option<String>,
+    pub(crate) hubspot_pipeline: Option<String>,
     /// Target HubSpot stage id; the site needs a pipeline.
     #[arg(long)]
-    pub hubspot_stage: Option<String>,
+    pub(crate) hubspot_stage: Option<String>,
 }
 
 impl OptionalFields {

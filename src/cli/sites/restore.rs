@@ -7,14 +7,14 @@ use crate::{
 };
 
 #[derive(Debug, ClapArgs)]
-pub struct Args {
+pub(crate) struct Args {
     #[command(flatten)]
-    pub connection: ConnectionArgs,
+    pub(crate) connection: ConnectionArgs,
     /// The deleted site to bring back, as it was just before its deletion.
-    pub site_id: String,
+    pub(crate) site_id: String,
 }
 
-pub async fn run(args: Args, json: bool) -> anyhow::Result<Outcome> {
+pub(crate) async fn run(args: Args, json: bool) -> anyhow::Result<Outcome> {
     let site_id = SiteId::parse(&args.site_id)?;
     let mut conn = args.connection.connect("cabinet-db sites").await?;
     let version = history::restore_site(&mut conn, None, &site_id).await?;

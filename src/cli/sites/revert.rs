@@ -7,21 +7,21 @@ use crate::{
 };
 
 #[derive(Debug, ClapArgs)]
-pub struct Args {
+pub(crate) struct Args {
     #[command(flatten)]
-    pub connection: ConnectionArgs,
+    pub(crate) connection: ConnectionArgs,
     /// The site.
-    pub site_id: String,
+    pub(crate) site_id: String,
     /// The version to put back (`sites history` lists them).
     #[arg(long, value_name = "N")]
-    pub to: i64,
+    pub(crate) to: i64,
     /// Do it (without: show what would change and write nothing).
     #[arg(long)]
-    pub yes: bool,
+    pub(crate) yes: bool,
 }
 
 /// An ordinary update, recorded as a new version that names the one it restores.
-pub async fn run(args: Args, json: bool) -> anyhow::Result<Outcome> {
+pub(crate) async fn run(args: Args, json: bool) -> anyhow::Result<Outcome> {
     let site_id = SiteId::parse(&args.site_id)?;
     let mut conn = args.connection.connect("cabinet-db sites").await?;
     if !args.yes {

@@ -9,17 +9,17 @@ use crate::{
 };
 
 #[derive(Debug, ClapArgs)]
-pub struct Args {
+pub(crate) struct Args {
     #[command(flatten)]
-    pub connection: ConnectionArgs,
+    pub(crate) connection: ConnectionArgs,
     /// The site to delete.
-    pub site_id: String,
+    pub(crate) site_id: String,
     /// Do not ask (required when not on a terminal).
     #[arg(long)]
-    pub yes: bool,
+    pub(crate) yes: bool,
 }
 
-pub async fn run(args: Args, json: bool) -> anyhow::Result<Outcome> {
+pub(crate) async fn run(args: Args, json: bool) -> anyhow::Result<Outcome> {
     let site_id = SiteId::parse(&args.site_id)?;
     let mut conn = args.connection.connect("cabinet-db sites").await?;
     let Some(site) = sites::get(&mut conn, &site_id).await? else {

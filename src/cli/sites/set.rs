@@ -11,7 +11,7 @@ use crate::{
 /// Optional fields `--clear` can empty.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 #[value(rename_all = "snake_case")]
-pub enum Clearable {
+pub(crate) enum Clearable {
     AiScriptId,
     AiPrompt,
     BrandName,
@@ -20,29 +20,29 @@ pub enum Clearable {
 }
 
 #[derive(Debug, ClapArgs)]
-pub struct Args {
+pub(crate) struct Args {
     #[command(flatten)]
-    pub connection: ConnectionArgs,
+    pub(crate) connection: ConnectionArgs,
     /// The site to change.
-    pub site_id: String,
+    pub(crate) site_id: String,
     /// New domain, e.g. shop.acme.com (stored lower-case).
     #[arg(long)]
-    pub domain: Option<String>,
+    pub(crate) domain: Option<String>,
     /// New language of its AI (BCP 47: en, de, pt-BR).
     #[arg(long)]
-    pub language: Option<String>,
+    pub(crate) language: Option<String>,
     #[command(flatten)]
-    pub fields: OptionalFields,
+    pub(crate) fields: OptionalFields,
     /// Empty an optional field (repeatable).
     #[arg(long, value_enum)]
-    pub clear: Vec<Clearable>,
+    pub(crate) clear: Vec<Clearable>,
     /// Change it only if it is still at this version (what `sites get` showed): otherwise
     /// nothing is written and the error says who changed what since.
     #[arg(long, value_name = "N")]
-    pub expect_version: Option<i64>,
+    pub(crate) expect_version: Option<i64>,
 }
 
-pub async fn run(args: Args, json: bool) -> anyhow::Result<Outcome> {
+pub(crate) async fn run(args: Args, json: bool) -> anyhow::Result<Outcome> {
     let given = [
         (Clearable::AiScriptId, args.fields.ai_script_id.is_some()),
         (Clearable::AiPrompt, args.fields.ai_prompt.is_some() || args.fields.ai_prompt_file.is_some()),

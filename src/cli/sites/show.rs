@@ -7,18 +7,18 @@ use crate::{
 };
 
 #[derive(Debug, ClapArgs)]
-pub struct Args {
+pub(crate) struct Args {
     #[command(flatten)]
-    pub connection: ConnectionArgs,
+    pub(crate) connection: ConnectionArgs,
     /// The site (also one that was deleted).
-    pub site_id: String,
+    pub(crate) site_id: String,
     /// The version to show (`sites history` lists them).
     #[arg(long, value_name = "N")]
-    pub version: i64,
+    pub(crate) version: i64,
 }
 
 /// The row as that version left it (for a deletion: the row it removed).
-pub async fn run(args: Args, json: bool) -> anyhow::Result<Outcome> {
+pub(crate) async fn run(args: Args, json: bool) -> anyhow::Result<Outcome> {
     let site_id = SiteId::parse(&args.site_id)?;
     let mut conn = args.connection.connect("cabinet-db sites").await?;
     let Some((change, row)) = history::site_at_version(&mut conn, &site_id, args.version).await? else {

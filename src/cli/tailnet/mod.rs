@@ -12,13 +12,13 @@ use super::outcome::Outcome;
 use crate::tailnet::localapi::DEFAULT_SOCKET;
 
 #[derive(Debug, Args)]
-pub struct TailnetArgs {
+pub(crate) struct TailnetArgs {
     #[command(subcommand)]
-    pub command: TailnetCommand,
+    pub(crate) command: TailnetCommand,
 }
 
 #[derive(Debug, Subcommand)]
-pub enum TailnetCommand {
+pub(crate) enum TailnetCommand {
     /// Show this node's Tailscale addresses, MagicDNS name, tags, state, serve and funnel.
     Status(status::Args),
     /// Write postgresql.conf/pg_hba.conf/nftables/systemd/policy/n8n files for this node.
@@ -27,13 +27,13 @@ pub enum TailnetCommand {
 
 /// tailscaled's LocalAPI socket.
 #[derive(Debug, Clone, Args)]
-pub struct SocketArgs {
+pub(crate) struct SocketArgs {
     /// tailscaled's LocalAPI socket.
     #[arg(long, env = "TAILSCALE_SOCKET", default_value = DEFAULT_SOCKET)]
-    pub socket: PathBuf,
+    pub(crate) socket: PathBuf,
 }
 
-pub async fn run(args: TailnetArgs, json: bool) -> anyhow::Result<Outcome> {
+pub(crate) async fn run(args: TailnetArgs, json: bool) -> anyhow::Result<Outcome> {
     match args.command {
         TailnetCommand::Status(a) => status::run(a, json).await,
         TailnetCommand::Render(a) => render::run(a, json).await,

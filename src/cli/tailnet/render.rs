@@ -13,39 +13,39 @@ use crate::{
 };
 
 #[derive(Debug, ClapArgs)]
-pub struct Args {
+pub(crate) struct Args {
     /// Directory to write the files to (created if missing).
     #[arg(long)]
-    pub out: PathBuf,
+    pub(crate) out: PathBuf,
     /// Read this node's addresses and MagicDNS name from tailscaled's LocalAPI socket.
     #[arg(long, conflicts_with_all = ["ip", "dns_name"])]
-    pub socket: Option<PathBuf>,
+    pub(crate) socket: Option<PathBuf>,
     /// This node's Tailscale address (repeatable), instead of --socket.
     #[arg(long, requires = "dns_name")]
-    pub ip: Vec<IpAddr>,
+    pub(crate) ip: Vec<IpAddr>,
     /// This node's MagicDNS name, e.g. cabinet-db.tail1234.ts.net, instead of --socket.
     #[arg(long, requires = "ip")]
-    pub dns_name: Option<String>,
+    pub(crate) dns_name: Option<String>,
     /// A client allowed in, as ROLE=IP with ROLE n8n, app (the main application) or admin
     /// (repeatable). Without any, every
     /// tailnet address may try, and the tailnet policy decides.
     #[arg(long, value_name = "NAME=IP", value_parser = parse_client)]
-    pub client: Vec<(RoleKind, IpAddr)>,
+    pub(crate) client: Vec<(RoleKind, IpAddr)>,
     /// PostgreSQL's port.
     #[arg(long, value_parser = crate::cli::args::parse_port, default_value_t = 5432)]
-    pub port: u16,
+    pub(crate) port: u16,
     /// The application database.
     #[arg(long, default_value = "cabinet")]
-    pub database: String,
+    pub(crate) database: String,
     /// Prefix of the role names.
     #[arg(long, env = "CABINET_ROLE_PREFIX", default_value = DEFAULT_ROLE_PREFIX, value_parser = Roles::parse)]
-    pub role_prefix: Roles,
+    pub(crate) role_prefix: Roles,
     /// The admin panel's port (`cabinet-db serve --port`), granted to group:admins.
     #[arg(long, value_parser = crate::cli::args::parse_port, default_value_t = crate::tailnet::panel::DEFAULT_PORT)]
-    pub panel_port: u16,
+    pub(crate) panel_port: u16,
     /// The app capability the admin panel's roles are granted with (`serve --capability`).
     #[arg(long, default_value = crate::tailnet::panel::DEFAULT_CAPABILITY)]
-    pub panel_capability: String,
+    pub(crate) panel_capability: String,
 }
 
 fn parse_client(text: &str) -> Result<(RoleKind, IpAddr), String> {
@@ -61,7 +61,7 @@ fn parse_client(text: &str) -> Result<(RoleKind, IpAddr), String> {
     Ok((role, ip))
 }
 
-pub async fn run(args: Args, json: bool) -> anyhow::Result<Outcome> {
+pub(crate) async fn run(args: Args, json: bool) -> anyhow::Result<Outcome> {
     let (ips, dns_name) = match (&args.socket, args.dns_name) {
         (Some(socket), _) => {
             let status = LocalApi::new(socket).status().await?;

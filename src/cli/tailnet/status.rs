@@ -8,12 +8,12 @@ use crate::{
 };
 
 #[derive(Debug, ClapArgs)]
-pub struct Args {
+pub(crate) struct Args {
     #[command(flatten)]
-    pub socket: SocketArgs,
+    pub(crate) socket: SocketArgs,
 }
 
-pub async fn run(args: Args, json: bool) -> anyhow::Result<Outcome> {
+pub(crate) async fn run(args: Args, json: bool) -> anyhow::Result<Outcome> {
     let api = LocalApi::new(&args.socket.socket);
     let status = api.status().await?;
     let serve = api.serve_config().await?;

@@ -7,18 +7,18 @@ use crate::{
 };
 
 #[derive(Debug, ClapArgs)]
-pub struct Args {
+pub(crate) struct Args {
     #[command(flatten)]
-    pub connection: ConnectionArgs,
+    pub(crate) connection: ConnectionArgs,
     /// The user who asked to be forgotten.
-    pub user_id: String,
+    pub(crate) user_id: String,
     /// Do not ask (required when not on a terminal).
     #[arg(long)]
-    pub yes: bool,
+    pub(crate) yes: bool,
 }
 
 /// Deletes the user and every e-mail address of theirs in the history.
-pub async fn run(args: Args, json: bool) -> anyhow::Result<Outcome> {
+pub(crate) async fn run(args: Args, json: bool) -> anyhow::Result<Outcome> {
     let user_id = UserId::parse(&args.user_id)?;
     let shown = output::terminal_safe(&args.user_id, false).into_owned();
     if !confirm(

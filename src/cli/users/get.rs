@@ -8,14 +8,14 @@ use crate::{
 };
 
 #[derive(Debug, ClapArgs)]
-pub struct Args {
+pub(crate) struct Args {
     #[command(flatten)]
-    pub connection: ConnectionArgs,
+    pub(crate) connection: ConnectionArgs,
     /// The user_id (Zitadel sub).
-    pub user_id: String,
+    pub(crate) user_id: String,
 }
 
-pub async fn run(args: Args, json: bool) -> anyhow::Result<Outcome> {
+pub(crate) async fn run(args: Args, json: bool) -> anyhow::Result<Outcome> {
     let mut conn = args.connection.connect("cabinet-db users").await?;
     let Some(user) = users::get(&mut conn, &UserId::parse(&args.user_id)?).await? else {
         bail!("no user with user_id {:?}", args.user_id);

@@ -7,14 +7,14 @@ use crate::{
 };
 
 #[derive(Debug, ClapArgs)]
-pub struct Args {
+pub(crate) struct Args {
     #[command(flatten)]
-    pub connection: ConnectionArgs,
+    pub(crate) connection: ConnectionArgs,
     /// The user (also one that was deleted or forgotten).
-    pub user_id: String,
+    pub(crate) user_id: String,
 }
 
-pub async fn run(args: Args, json: bool) -> anyhow::Result<Outcome> {
+pub(crate) async fn run(args: Args, json: bool) -> anyhow::Result<Outcome> {
     let user_id = UserId::parse(&args.user_id)?;
     let mut conn = args.connection.connect("cabinet-db users").await?;
     let changes = history::user_history(&mut conn, &user_id).await?;

@@ -26,13 +26,13 @@ use crate::transfer::Table;
   cabinet-db users export --format jsonl --out users.jsonl
 
 Connect with --database-url or DATABASE_URL (e.g. the cabinet_admin role's URL).")]
-pub struct UsersArgs {
+pub(crate) struct UsersArgs {
     #[command(subcommand)]
-    pub command: UsersCommand,
+    pub(crate) command: UsersCommand,
 }
 
 #[derive(Debug, Subcommand)]
-pub enum UsersCommand {
+pub(crate) enum UsersCommand {
     /// List users, ordered by user_id, a page at a time.
     List(list::Args),
     /// Show one user.
@@ -51,7 +51,7 @@ pub enum UsersCommand {
     Export(ExportArgs),
 }
 
-pub async fn run(args: UsersArgs, json: bool) -> anyhow::Result<Outcome> {
+pub(crate) async fn run(args: UsersArgs, json: bool) -> anyhow::Result<Outcome> {
     match args.command {
         UsersCommand::List(a) => list::run(a, json).await,
         UsersCommand::Get(a) => get::run(a, json).await,

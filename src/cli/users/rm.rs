@@ -9,17 +9,17 @@ use crate::{
 };
 
 #[derive(Debug, ClapArgs)]
-pub struct Args {
+pub(crate) struct Args {
     #[command(flatten)]
-    pub connection: ConnectionArgs,
+    pub(crate) connection: ConnectionArgs,
     /// The user to delete.
-    pub user_id: String,
+    pub(crate) user_id: String,
     /// Do not ask (required when not on a terminal).
     #[arg(long)]
-    pub yes: bool,
+    pub(crate) yes: bool,
 }
 
-pub async fn run(args: Args, json: bool) -> anyhow::Result<Outcome> {
+pub(crate) async fn run(args: Args, json: bool) -> anyhow::Result<Outcome> {
     let user_id = UserId::parse(&args.user_id)?;
     let mut conn = args.connection.connect("cabinet-db users").await?;
     let Some(user) = users::get(&mut conn, &user_id).await? else {

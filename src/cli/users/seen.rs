@@ -13,23 +13,23 @@ use crate::{
 };
 
 #[derive(Debug, ClapArgs)]
-pub struct Args {
+pub(crate) struct Args {
     #[command(flatten)]
-    pub connection: ConnectionArgs,
+    pub(crate) connection: ConnectionArgs,
     /// The user_id (Zitadel sub).
-    pub user_id: String,
+    pub(crate) user_id: String,
     /// The e-mail the user had at that time.
     #[arg(long)]
-    pub email: Option<String>,
+    pub(crate) email: Option<String>,
     /// When (RFC 3339) [default: now].
     #[arg(long, value_parser = parse_time)]
-    pub at: Option<chrono::DateTime<chrono::Utc>>,
+    pub(crate) at: Option<chrono::DateTime<chrono::Utc>>,
     /// Sightings this close to the stored last_seen (same e-mail) write nothing.
     #[arg(long, default_value_t = DurationArg(DEFAULT_DEBOUNCE), value_parser = crate::cli::args::parse_duration_arg)]
-    pub debounce: DurationArg,
+    pub(crate) debounce: DurationArg,
 }
 
-pub async fn run(args: Args, json: bool) -> anyhow::Result<Outcome> {
+pub(crate) async fn run(args: Args, json: bool) -> anyhow::Result<Outcome> {
     let event = SeenEvent {
         user_id: UserId::parse(&args.user_id)?,
         email: args.email.as_deref().map(Email::parse).transpose()?,

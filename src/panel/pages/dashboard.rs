@@ -24,7 +24,7 @@ use crate::{
     },
 };
 
-pub async fn show(
+pub(crate) async fn show(
     State(panel): State<Arc<PanelState>>,
     Extension(me): Extension<Identity>,
 ) -> Result<Response, PanelError> {
@@ -81,7 +81,7 @@ fn fragment_or_page(me: &Identity, headers: &HeaderMap, title: &str, body: Marku
 }
 
 /// The audit as the panel's role sees it: what failed or warns, with the remedy.
-pub async fn audit(
+pub(crate) async fn audit(
     State(panel): State<Arc<PanelState>>,
     Extension(me): Extension<Identity>,
     headers: HeaderMap,
@@ -138,7 +138,7 @@ pub async fn audit(
 }
 
 /// Backup status: the newest backup, the recoverable window, the last drill.
-pub async fn backups(
+pub(crate) async fn backups(
     State(panel): State<Arc<PanelState>>,
     Extension(me): Extension<Identity>,
     headers: HeaderMap,

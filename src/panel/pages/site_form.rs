@@ -17,44 +17,44 @@ use crate::{
 /// The fields as a browser posts them (all text; a missing one is empty).
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default)]
-pub struct SiteForm {
-    pub site_id: String,
-    pub domain: String,
-    pub ai_script_id: String,
-    pub ai_prompt: String,
-    pub brand_name: String,
-    pub language: String,
-    pub hubspot_pipeline: String,
-    pub hubspot_stage: String,
+pub(crate) struct SiteForm {
+    pub(crate) site_id: String,
+    pub(crate) domain: String,
+    pub(crate) ai_script_id: String,
+    pub(crate) ai_prompt: String,
+    pub(crate) brand_name: String,
+    pub(crate) language: String,
+    pub(crate) hubspot_pipeline: String,
+    pub(crate) hubspot_stage: String,
     /// The version the form was filled from (editing only): the base of a three-way merge.
-    pub version: Option<i64>,
+    pub(crate) version: Option<i64>,
     /// On the merge page: the version the choices below were made against.
-    pub theirs_version: Option<i64>,
+    pub(crate) theirs_version: Option<i64>,
     /// On the merge page: the version the person began editing from (the merge's mark).
-    pub started_from: Option<i64>,
+    pub(crate) started_from: Option<i64>,
     /// On the merge page: the fields both changed, comma-separated; each needs a choice.
-    pub ask: String,
+    pub(crate) ask: String,
     /// On the merge page, per field both people changed: `theirs` or `yours`.
-    pub keep_domain: Option<String>,
-    pub keep_brand_name: Option<String>,
-    pub keep_language: Option<String>,
-    pub keep_ai_script_id: Option<String>,
-    pub keep_ai_prompt: Option<String>,
-    pub keep_hubspot_pipeline: Option<String>,
-    pub keep_hubspot_stage: Option<String>,
+    pub(crate) keep_domain: Option<String>,
+    pub(crate) keep_brand_name: Option<String>,
+    pub(crate) keep_language: Option<String>,
+    pub(crate) keep_ai_script_id: Option<String>,
+    pub(crate) keep_ai_prompt: Option<String>,
+    pub(crate) keep_hubspot_pipeline: Option<String>,
+    pub(crate) keep_hubspot_stage: Option<String>,
     /// Per field, why the stored value cannot be shown faithfully (never read from a browser).
     #[serde(skip)]
-    pub notes: BTreeMap<&'static str, String>,
+    pub(crate) notes: BTreeMap<&'static str, String>,
     /// Drawn with values not saved yet (a refusal, a merge, a deleted site): leaving warns.
     #[serde(skip)]
-    pub unsaved: bool,
+    pub(crate) unsaved: bool,
 }
 
 /// Problems by field name (`"form"` for one that belongs to no field).
-pub type FieldErrors = BTreeMap<&'static str, String>;
+pub(crate) type FieldErrors = BTreeMap<&'static str, String>;
 
 /// The editable fields, in the order the form shows them: (name, label, hint).
-pub const FIELDS: &[(&str, &str, &str)] = &[
+pub(crate) const FIELDS: &[(&str, &str, &str)] = &[
     ("domain", "Domain", "the site's host name, e.g. shop.example.com"),
     ("brand_name", "Brand name", ""),
     ("language", "Language", "a language tag: en, de, pt-BR"),
@@ -65,7 +65,7 @@ pub const FIELDS: &[(&str, &str, &str)] = &[
 ];
 
 impl SiteForm {
-    pub fn from_site(site: &Site) -> SiteForm {
+    pub(crate) fn from_site(site: &Site) -> SiteForm {
         let text = |v: &Option<String>| v.clone().unwrap_or_default();
         SiteForm {
             site_id: site.site_id.clone(),
@@ -83,7 +83,7 @@ impl SiteForm {
     }
 
     /// Marks every field whose value a browser cannot show faithfully.
-    pub fn with_notes(mut self) -> SiteForm {
+    pub(crate) fn with_notes(mut self) -> SiteForm {
         self.notes = FIELDS
             .iter()
             .filter_map(|(name, _, _)| unfaithful(name, self.value(name)).map(|n| (*name, n)))
@@ -92,7 +92,7 @@ impl SiteForm {
     }
 
     /// The form as a version of the history recorded the row (its JSON).
-    pub fn from_row(row: &serde_json::Value, version: i64) -> SiteForm {
+    pub(crate) fn from_row(row: &serde_json::Value, version: i64) -> SiteForm {
         let text = |name: &str| row.get(name).and_then(|v| v.as_str()).unwrap_or("").to_owned();
         SiteForm {
             site_id: text("site_id"),
@@ -110,12 +110,12 @@ impl SiteForm {
     }
 
     /// Whether the merge page asked about `field` (it needs a choice).
-    pub fn asked(&self, field: &str) -> bool {
+    pub(crate) fn asked(&self, field: &str) -> bool {
         self.ask.split(',').any(|asked| asked == field)
     }
 
     /// What the person chose on the merge page for a field both changed.
-    pub fn choice(&self, field: &str) -> Option<&str> {
+    pub(crate) fn choice(&self, field: &str) -> Option<&str> {
         let choice = match field {
             "domain" => &self.keep_domain,
             "brand_name" => &self.keep_brand_name,
@@ -130,7 +130,7 @@ impl SiteForm {
     }
 
     /// Sets one editable field (unknown names are ignored).
-    pub fn set(&mut self, field: &str, value: &str) {
+    pub(crate) fn set(&mut self, field: &str, value: &str) {
         let slot = match field {
             "domain" => &mut self.domain,
             "brand_name" => &mut self.brand_name,
@@ -144,7 +144,7 @@ impl SiteForm {
         *slot = value.to_owned();
     }
 
-    pub fn value(&self, field: &str) -> &str {
+    pub(crate) fn value(&self, field: &str) -> &str {
         match field {
             "site_id" => &self.site_id,
             "domain" => &self.domain,
@@ -159,7 +159,7 @@ impl SiteForm {
     }
 
     /// A new site, or every problem with the form.
-    pub fn to_new_site(&self) -> Result<NewSite, FieldErrors> {
+    pub(crate) fn to_new_site(&self) -> Result<NewSite, FieldErrors> {
         let mut errors = FieldErrors::new();
         let site_id = collect(&mut errors, SiteId::parse(&self.site_id));
         let domain = collect(&mut errors, Domain::parse(self.domain.trim()));
@@ -184,20 +184,20 @@ impl SiteForm {
 
     /// The change from `stored` to this form, every field taken as typed: only fields that
     /// differ, so saving a form nobody touched writes nothing.
-    pub fn to_patch(&self, stored: &Site) -> Result<SitePatch, FieldErrors> {
+    pub(crate) fn to_patch(&self, stored: &Site) -> Result<SitePatch, FieldErrors> {
         let values: Values = FIELDS.iter().map(|(name, _, _)| (*name, self.value(name).to_owned())).collect();
         patch_of(&values, stored)
     }
 }
 
 /// Field values by name, as a form would write them.
-pub type Values = BTreeMap<&'static str, String>;
+pub(crate) type Values = BTreeMap<&'static str, String>;
 
 /// The change from `stored` to `values` (fields absent from `values` stay as they are): only
 /// fields that differ, each checked, every problem reported next to its field. A prompt's CR LF
 /// line ends — which browsers turn every line end into — never rewrite a prompt that did not
 /// change.
-pub fn patch_of(values: &Values, stored: &Site) -> Result<SitePatch, FieldErrors> {
+pub(crate) fn patch_of(values: &Values, stored: &Site) -> Result<SitePatch, FieldErrors> {
     let mut errors = FieldErrors::new();
     let mut patch = SitePatch::default();
     if let Some(domain) = values.get("domain").map(|v| v.trim())
@@ -250,7 +250,7 @@ fn one(error: FieldError) -> FieldErrors {
 
 /// A text area's value as typed: browsers send every line end as CR LF. When it equals the
 /// stored text but for line ends, the stored text is kept exactly; otherwise line ends are LF.
-pub fn browser_newlines(submitted: &str, stored: Option<&str>) -> String {
+pub(crate) fn browser_newlines(submitted: &str, stored: Option<&str>) -> String {
     let typed = submitted.replace("\r\n", "\n");
     match stored {
         Some(stored) if stored.replace("\r\n", "\n") == typed => stored.to_owned(),
@@ -259,7 +259,7 @@ pub fn browser_newlines(submitted: &str, stored: Option<&str>) -> String {
 }
 
 /// What a browser submits for `stored` shown in `field`'s control, untouched.
-pub fn as_browser_sends(field: &str, stored: &str) -> String {
+pub(crate) fn as_browser_sends(field: &str, stored: &str) -> String {
     if field == "ai_prompt" {
         // The HTML parser turns CR LF and a lone CR into LF; submission makes each LF CR LF.
         stored.replace("\r\n", "\n").replace('\r', "\n").replace('\n', "\r\n")
@@ -271,7 +271,7 @@ pub fn as_browser_sends(field: &str, stored: &str) -> String {
 
 /// Why `stored` cannot be shown faithfully in `field`'s control, if it cannot: the page marks
 /// the field, and the value is kept unless the person edits it.
-pub fn unfaithful(field: &str, stored: &str) -> Option<String> {
+pub(crate) fn unfaithful(field: &str, stored: &str) -> Option<String> {
     let controls: Vec<String> = stored
         .chars()
         .filter(|c| c.is_control() && !(field == "ai_prompt" && matches!(c, '\n' | '\t')))
@@ -295,12 +295,12 @@ pub fn unfaithful(field: &str, stored: &str) -> Option<String> {
 }
 
 /// The site's fields a form holds: every column but `created_at`, which the database sets.
-pub fn field_names() -> Vec<&'static str> {
+pub(crate) fn field_names() -> Vec<&'static str> {
     Site::COLUMNS.into_iter().filter(|c| *c != "created_at").collect()
 }
 
 /// A database refusal (a named constraint) as a problem of the field it guards.
-pub fn errors_of(error: &DataError) -> Option<FieldErrors> {
+pub(crate) fn errors_of(error: &DataError) -> Option<FieldErrors> {
     match error {
         DataError::Invalid(e) => Some(one(e.clone())),
         DataError::Rejected { constraint, message, .. } => {
@@ -317,19 +317,19 @@ pub fn errors_of(error: &DataError) -> Option<FieldErrors> {
 }
 
 /// Where a form posts, and what it is for.
-pub enum FormKind<'a> {
+pub(crate) enum FormKind<'a> {
     Create,
     Edit { site_id: &'a str },
 }
 
 /// The site form with `errors` next to their fields. `readonly`: a viewer's view.
-pub fn render(kind: &FormKind, form: &SiteForm, errors: &FieldErrors, readonly: bool) -> Markup {
+pub(crate) fn render(kind: &FormKind, form: &SiteForm, errors: &FieldErrors, readonly: bool) -> Markup {
     render_with(kind, form, errors, readonly, html! {}, None)
 }
 
 /// The site form with `inside` drawn at its top (the merge page's choices) and its own label
 /// for the button.
-pub fn render_with(
+pub(crate) fn render_with(
     kind: &FormKind,
     form: &SiteForm,
     errors: &FieldErrors,
@@ -405,7 +405,7 @@ fn without_field<'a>(field: &str, reason: &'a str) -> &'a str {
 }
 
 /// The problems of a form, as the list above it and (out of band, for htmx) next to fields.
-pub fn problems(errors: &FieldErrors) -> Markup {
+pub(crate) fn problems(errors: &FieldErrors) -> Markup {
     html! {
         @if !errors.is_empty() {
             div.notice.error role="alert" {
@@ -425,7 +425,7 @@ fn field_error(field: &str, errors: &FieldErrors) -> Markup {
 }
 
 /// The answer to htmx's check of a form: the list, and each field's slot swapped out of band.
-pub fn check_response(errors: &FieldErrors, fields: &[&str]) -> Markup {
+pub(crate) fn check_response(errors: &FieldErrors, fields: &[&str]) -> Markup {
     html! {
         (problems(errors))
         @for field in fields {

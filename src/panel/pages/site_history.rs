@@ -33,7 +33,7 @@ use crate::{
 /// Lines of unchanged context around each changed part of a prompt.
 const DIFF_CONTEXT_LINES: usize = 3;
 
-pub async fn list(
+pub(crate) async fn list(
     State(panel): State<Arc<PanelState>>,
     Extension(me): Extension<Identity>,
     Path(id): Path<String>,
@@ -80,7 +80,7 @@ fn field(row: Option<&serde_json::Value>, name: &str) -> Option<String> {
     row?.get(name)?.as_str().map(str::to_owned)
 }
 
-pub async fn version(
+pub(crate) async fn version(
     State(panel): State<Arc<PanelState>>,
     Extension(me): Extension<Identity>,
     Path((id, version)): Path<(String, i64)>,
@@ -123,7 +123,7 @@ pub async fn version(
 }
 
 /// The fields that differ between two rows: short ones old → new, the prompt as a diff.
-pub fn change_table(old: Option<&serde_json::Value>, new: Option<&serde_json::Value>) -> Markup {
+pub(crate) fn change_table(old: Option<&serde_json::Value>, new: Option<&serde_json::Value>) -> Markup {
     let changed: Vec<_> = FIELDS.iter().filter(|(name, ..)| field(old, name) != field(new, name)).collect();
     html! {
         @if changed.is_empty() { p.muted { "No field differs." } }
@@ -159,7 +159,7 @@ fn row_fields(row: &serde_json::Value) -> Markup {
 
 /// A unified line diff of two prompts: removed lines marked -, added +, a few unchanged lines
 /// of context around each change, `…` where unchanged lines are left out.
-pub fn prompt_diff(old: &str, new: &str) -> Markup {
+pub(crate) fn prompt_diff(old: &str, new: &str) -> Markup {
     let diff = TextDiff::from_lines(old, new);
     let groups = diff.grouped_ops(DIFF_CONTEXT_LINES);
     html! {
@@ -186,15 +186,15 @@ pub fn prompt_diff(old: &str, new: &str) -> Markup {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
-pub struct RevertForm {
-    pub to: i64,
+pub(crate) struct RevertForm {
+    pub(crate) to: i64,
     /// "yes" once the person saw what will change.
-    pub confirmed: String,
+    pub(crate) confirmed: String,
     /// The version the confirmation showed the change against.
-    pub from: Option<i64>,
+    pub(crate) from: Option<i64>,
 }
 
-pub async fn revert(
+pub(crate) async fn revert(
     State(panel): State<Arc<PanelState>>,
     Extension(me): Extension<Identity>,
     Path(id): Path<String>,
@@ -272,11 +272,11 @@ async fn revert_confirmation(
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
-pub struct RestoreForm {
-    pub confirmed: String,
+pub(crate) struct RestoreForm {
+    pub(crate) confirmed: String,
 }
 
-pub async fn restore(
+pub(crate) async fn restore(
     State(panel): State<Arc<PanelState>>,
     Extension(me): Extension<Identity>,
     Path(id): Path<String>,

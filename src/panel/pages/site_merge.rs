@@ -25,23 +25,23 @@ use super::{
 
 /// A field both people changed, differently.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FieldConflict {
-    pub field: &'static str,
+pub(crate) struct FieldConflict {
+    pub(crate) field: &'static str,
     /// The value at the form's version (`None`: that version is no longer in the history).
-    pub base: Option<String>,
-    pub theirs: String,
-    pub yours: String,
+    pub(crate) base: Option<String>,
+    pub(crate) theirs: String,
+    pub(crate) yours: String,
 }
 
 /// The outcome of merging a form into the current row.
 #[derive(Debug, Default, PartialEq, Eq)]
-pub struct Merge {
+pub(crate) struct Merge {
     /// The fields to write, with the person's values.
-    pub write: Values,
+    pub(crate) write: Values,
     /// Fields someone else changed since the form's version, kept as they saved them.
-    pub theirs_kept: Vec<&'static str>,
+    pub(crate) theirs_kept: Vec<&'static str>,
     /// Fields both changed: nothing is written until the person chooses.
-    pub conflicts: Vec<FieldConflict>,
+    pub(crate) conflicts: Vec<FieldConflict>,
 }
 
 /// Merges `yours` (as the browser posted it) drawn from `base` into `theirs` (the row now).
@@ -49,7 +49,7 @@ pub struct Merge {
 /// that differs from theirs is a question. Fields the merge page asked about (`ask`) need the
 /// person's choice, made against the current version; until then they are asked again, with
 /// `started` (the version the person began editing from) as their base.
-pub fn merge(yours: &SiteForm, base: Option<&SiteForm>, started: Option<&SiteForm>, theirs: &Site) -> Merge {
+pub(crate) fn merge(yours: &SiteForm, base: Option<&SiteForm>, started: Option<&SiteForm>, theirs: &Site) -> Merge {
     let theirs_form = SiteForm::from_site(theirs);
     let choices_apply = yours.theirs_version == Some(theirs.version);
     let mut merge = Merge::default();
@@ -112,7 +112,7 @@ fn normalised(field: &str, submitted: &str, theirs: &str) -> String {
 }
 
 /// Who changed `field` in the versions after `since` (oldest first, each once).
-pub fn changed_by(history: &[SiteChange], since: i64, field: &str) -> Vec<String> {
+pub(crate) fn changed_by(history: &[SiteChange], since: i64, field: &str) -> Vec<String> {
     let mut who: Vec<String> = Vec::new();
     for change in history.iter().filter(|c| c.version > since) {
         if change.changed_fields.iter().any(|f| f == field) && !who.contains(&change.actor) {
@@ -129,7 +129,7 @@ fn label_of(field: &str) -> &'static str {
 /// The merge page's form: it builds on their version — their kept changes as saved, yours
 /// merged in, the fields you both changed as you typed them and named in `ask`, so that the
 /// save needs a choice for each; an edit made there counts against their version, like any edit.
-pub fn rebased(merged: &Merge, theirs: &Site, yours: &SiteForm, started_from: i64) -> SiteForm {
+pub(crate) fn rebased(merged: &Merge, theirs: &Site, yours: &SiteForm, started_from: i64) -> SiteForm {
     let theirs_form = SiteForm::from_site(theirs);
     let mut form = SiteForm {
         version: Some(theirs.version),
@@ -154,7 +154,7 @@ pub fn rebased(merged: &Merge, theirs: &Site, yours: &SiteForm, started_from: i6
 /// theirs and yours side by side (the prompt as a line diff of each against the base), with a
 /// choice that names whose change it keeps and whose it discards. The form still holds your
 /// values and the version you started from: nothing is lost, nothing written until you choose.
-pub fn merge_view(
+pub(crate) fn merge_view(
     merged: &Merge,
     history: &[SiteChange],
     theirs: &Site,

@@ -34,19 +34,19 @@ use crate::{
 };
 
 /// Sites per page of the list.
-pub const PAGE_SIZE: i64 = 50;
+pub(crate) const PAGE_SIZE: i64 = 50;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
-pub struct ListQuery {
-    pub q: String,
-    pub language: String,
-    pub after: Option<String>,
-    pub notice: Option<String>,
-    pub id: Option<String>,
+pub(crate) struct ListQuery {
+    pub(crate) q: String,
+    pub(crate) language: String,
+    pub(crate) after: Option<String>,
+    pub(crate) notice: Option<String>,
+    pub(crate) id: Option<String>,
 }
 
-pub async fn list(
+pub(crate) async fn list(
     State(panel): State<Arc<PanelState>>,
     Extension(me): Extension<Identity>,
     Query(query): Query<ListQuery>,
@@ -120,7 +120,7 @@ pub async fn list(
     Ok(page(&me, Section::Sites, "Sites", body).into_response())
 }
 
-pub async fn new_form(Extension(me): Extension<Identity>) -> Result<Response, PanelError> {
+pub(crate) async fn new_form(Extension(me): Extension<Identity>) -> Result<Response, PanelError> {
     require(&me, Role::Editor, "creating a site")?;
     let form = SiteForm { language: "en".to_owned(), ..SiteForm::default() };
     Ok(new_page(&me, &form, &FieldErrors::new()).into_response())
@@ -130,7 +130,7 @@ fn new_page(me: &Identity, form: &SiteForm, errors: &FieldErrors) -> Markup {
     page(me, Section::Sites, "New site", site_form::render(&FormKind::Create, form, errors, false))
 }
 
-pub async fn create(
+pub(crate) async fn create(
     State(panel): State<Arc<PanelState>>,
     Extension(me): Extension<Identity>,
     Form(form): Form<SiteForm>,
@@ -159,7 +159,7 @@ pub async fn create(
 
 /// htmx's check of a form as it is filled in: the model's checks and the unique ones, nothing
 /// written.
-pub async fn check(
+pub(crate) async fn check(
     State(panel): State<Arc<PanelState>>,
     Extension(me): Extension<Identity>,
     site_id: Option<Path<String>>,
@@ -212,13 +212,13 @@ pub async fn check(
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
-pub struct ShowQuery {
-    pub notice: Option<String>,
-    pub to: Option<i64>,
-    pub from: Option<i64>,
+pub(crate) struct ShowQuery {
+    pub(crate) notice: Option<String>,
+    pub(crate) to: Option<i64>,
+    pub(crate) from: Option<i64>,
 }
 
-pub async fn show(
+pub(crate) async fn show(
     State(panel): State<Arc<PanelState>>,
     Extension(me): Extension<Identity>,
     Path(id): Path<String>,
@@ -294,7 +294,7 @@ async fn deleted_page(panel: &PanelState, me: &Identity, site_id: &SiteId) -> Re
 /// its write, before it asks the person to try again.
 const MERGE_ATTEMPTS: usize = 3;
 
-pub async fn update(
+pub(crate) async fn update(
     State(panel): State<Arc<PanelState>>,
     Extension(me): Extension<Identity>,
     Path(id): Path<String>,
@@ -442,7 +442,7 @@ async fn deleted_while_editing(
         .into_response())
 }
 
-pub async fn delete_form(
+pub(crate) async fn delete_form(
     State(panel): State<Arc<PanelState>>,
     Extension(me): Extension<Identity>,
     Path(id): Path<String>,
@@ -464,7 +464,7 @@ fn delete_page(me: &Identity, site: &crate::models::Site, error: Option<&str>) -
     page(me, Section::Sites, &format!("Delete site {}?", site.site_id), body)
 }
 
-pub async fn delete(
+pub(crate) async fn delete(
     State(panel): State<Arc<PanelState>>,
     Extension(me): Extension<Identity>,
     Path(id): Path<String>,

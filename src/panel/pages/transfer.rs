@@ -31,11 +31,11 @@ use crate::{
 };
 
 /// The largest file accepted for import (a million users is about 100 MB of CSV).
-pub const MAX_IMPORT_BYTES: usize = 1024 * 1024 * 1024;
+pub(crate) const MAX_IMPORT_BYTES: usize = 1024 * 1024 * 1024;
 /// Problem rows listed at most (all are counted).
 const MAX_LISTED_PROBLEMS: usize = 100;
 
-pub async fn show(Extension(me): Extension<Identity>) -> Result<Response, PanelError> {
+pub(crate) async fn show(Extension(me): Extension<Identity>) -> Result<Response, PanelError> {
     Ok(page(&me, Section::Transfer, "Import / export", form(&me)).into_response())
 }
 
@@ -72,7 +72,7 @@ fn form(me: &Identity) -> maud::Markup {
     }
 }
 
-pub async fn import(
+pub(crate) async fn import(
     State(panel): State<Arc<PanelState>>,
     Extension(me): Extension<Identity>,
     mut multipart: Multipart,
@@ -156,7 +156,7 @@ pub async fn import(
     Ok((status, page(&me, Section::Transfer, "Import / export", body)).into_response())
 }
 
-pub async fn export(
+pub(crate) async fn export(
     State(panel): State<Arc<PanelState>>,
     Extension(me): Extension<Identity>,
     Path(file): Path<String>,

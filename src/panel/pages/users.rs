@@ -29,19 +29,19 @@ use crate::{
 };
 
 /// Users per page of the list.
-pub const PAGE_SIZE: i64 = 50;
+pub(crate) const PAGE_SIZE: i64 = 50;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
-pub struct ListQuery {
-    pub q: String,
+pub(crate) struct ListQuery {
+    pub(crate) q: String,
     /// `YYYY-MM-DD`: seen on or after the start of this day (UTC).
-    pub seen_from: String,
+    pub(crate) seen_from: String,
     /// `YYYY-MM-DD`: seen before the end of this day (UTC).
-    pub seen_until: String,
-    pub after: Option<String>,
-    pub notice: Option<String>,
-    pub id: Option<String>,
+    pub(crate) seen_until: String,
+    pub(crate) after: Option<String>,
+    pub(crate) notice: Option<String>,
+    pub(crate) id: Option<String>,
 }
 
 /// A day's start (or, with `next`, the next day's start) in UTC.
@@ -56,7 +56,7 @@ fn day(field: &str, text: &str, next: bool) -> Result<Option<DateTime<Utc>>, Pan
     Ok(Some(date.and_hms_opt(0, 0, 0).expect("midnight exists").and_utc()))
 }
 
-pub async fn list(
+pub(crate) async fn list(
     State(panel): State<Arc<PanelState>>,
     Extension(me): Extension<Identity>,
     Query(query): Query<ListQuery>,
@@ -126,7 +126,7 @@ fn parse_id(id: &str) -> Result<UserId, PanelError> {
     UserId::parse(id).map_err(|_| PanelError::NotFound(format!("no user {id:?}")))
 }
 
-pub async fn show(
+pub(crate) async fn show(
     State(panel): State<Arc<PanelState>>,
     Extension(me): Extension<Identity>,
     Path(id): Path<String>,
@@ -178,7 +178,7 @@ pub async fn show(
     Ok(page(&me, Section::Users, &format!("User {}", user_id.as_str()), body).into_response())
 }
 
-pub async fn forget_form(
+pub(crate) async fn forget_form(
     State(panel): State<Arc<PanelState>>,
     Extension(me): Extension<Identity>,
     Path(id): Path<String>,
@@ -200,7 +200,7 @@ fn forget_page(me: &Identity, user_id: &UserId, error: Option<&str>) -> Markup {
     page(me, Section::Users, &format!("Forget user {}?", user_id.as_str()), body)
 }
 
-pub async fn forget(
+pub(crate) async fn forget(
     State(panel): State<Arc<PanelState>>,
     Extension(me): Extension<Identity>,
     Path(id): Path<String>,

@@ -21,7 +21,7 @@ pub use limits::{MAX_CONNECTIONS, MAX_CONNECTIONS_PER_PEER};
 pub use tls::{CERT_POLL_INTERVAL, TlsPaths};
 
 #[derive(Debug, thiserror::Error)]
-pub enum ServeError {
+pub(crate) enum ServeError {
     #[error("cannot listen on {addr} (is this address up on this host? `tailscale ip` lists the node's own)")]
     Bind {
         addr: SocketAddr,
@@ -41,7 +41,7 @@ pub enum ServeError {
 /// Serves the panel on every address until `shutdown` completes, then lets requests in flight
 /// finish. With TLS, a renewed certificate is taken when its files change, or when `reload` is
 /// notified (the CLI does on SIGHUP).
-pub async fn serve(
+pub(crate) async fn serve(
     state: Arc<PanelState>,
     addrs: &[SocketAddr],
     tls: Option<&TlsPaths>,

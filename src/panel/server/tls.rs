@@ -31,16 +31,16 @@ use super::accept::stopping;
 /// The certificate chain and key for TLS (e.g. from `tailscale cert db.tail1234.ts.net`).
 #[derive(Debug, Clone)]
 pub struct TlsPaths {
-    pub cert: PathBuf,
-    pub key: PathBuf,
+    pub(crate) cert: PathBuf,
+    pub(crate) key: PathBuf,
 }
 
 /// A certificate or key that cannot serve: which file, and why.
 #[derive(Debug, thiserror::Error)]
 #[error("TLS file {}: {reason}", .path.display())]
-pub struct TlsError {
-    pub path: PathBuf,
-    pub reason: String,
+pub(crate) struct TlsError {
+    pub(crate) path: PathBuf,
+    pub(crate) reason: String,
 }
 
 /// How often the certificate's and key's metadata is looked at: two `stat` calls, so a few
