@@ -32,7 +32,12 @@ pub(crate) fn table_privileges(server_version_num: i32) -> Vec<&'static str> {
 
 /// `REVOKE role FROM member`: from 16 a membership can be granted several times by different
 /// grantors, and a revoke removes only the grant of the grantor it names.
-pub(crate) fn revoke_membership_sql(server_version_num: i32, role: &str, member: &str, grantor: &str) -> String {
+pub(crate) fn revoke_membership_sql(
+    server_version_num: i32,
+    role: &str,
+    member: &str,
+    grantor: &str,
+) -> String {
     let base = format!("REVOKE {} FROM {}", quote_ident(role), quote_ident(member));
     if server_version_num >= 160_000 { format!("{base} GRANTED BY {}", quote_ident(grantor)) } else { base }
 }

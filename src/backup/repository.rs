@@ -35,10 +35,6 @@ impl Repo {
             Repo::Remote { host, path } => format!("{} on {host} (pgBackRest TLS server)", path.display()),
         }
     }
-
-    pub(crate) fn is_offsite(&self) -> bool {
-        matches!(self, Repo::S3(_))
-    }
 }
 
 /// How requests name the bucket: `bucket.host` (AWS) or `host/bucket` (most self-hosted
@@ -47,15 +43,6 @@ impl Repo {
 pub enum UriStyle {
     Host,
     Path,
-}
-
-impl UriStyle {
-    pub(crate) fn as_pgbackrest(self) -> &'static str {
-        match self {
-            UriStyle::Host => "host",
-            UriStyle::Path => "path",
-        }
-    }
 }
 
 /// An S3 bucket as pgBackRest reaches it (always over HTTPS).

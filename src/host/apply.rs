@@ -27,7 +27,8 @@ use crate::{
 };
 
 /// The steps, in the order they run.
-pub(crate) const STEPS: [&str; 8] = ["cluster", "files", "database", "migrate", "roles", "backup", "units", "audit"];
+pub(crate) const STEPS: [&str; 8] =
+    ["cluster", "files", "database", "migrate", "roles", "backup", "units", "audit"];
 
 /// The package's units that `host apply` enables: the panel and the timers.
 pub(crate) const UNITS: [&str; 6] = [

@@ -20,11 +20,8 @@ pub struct PgCluster {
     pub(crate) name: String,
     #[serde(deserialize_with = "port_from_text")]
     pub(crate) port: u16,
-    pub(crate) running: u8,
     #[serde(rename = "configdir")]
     pub(crate) config_dir: PathBuf,
-    #[serde(rename = "pgdata")]
-    pub(crate) data_dir: PathBuf,
     #[serde(rename = "socketdir")]
     pub(crate) socket_dir: PathBuf,
     #[serde(rename = "owneruid")]

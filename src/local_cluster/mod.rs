@@ -104,7 +104,11 @@ impl LocalCluster {
         Self::with_binaries(root, port, PgBinaries::locate()?)
     }
 
-    pub(crate) fn with_binaries(root: PathBuf, port: u16, binaries: PgBinaries) -> Result<Self, ClusterError> {
+    pub(crate) fn with_binaries(
+        root: PathBuf,
+        port: u16,
+        binaries: PgBinaries,
+    ) -> Result<Self, ClusterError> {
         Ok(LocalCluster { root, port, binaries, run_as: RunAs::detect()? })
     }
 
@@ -139,11 +143,11 @@ impl LocalCluster {
         }
         let password = crate::roles::password::Password::generate();
         let password = password.expose();
-        write_secret(&self.password_file(), &password)?;
+        write_secret(&self.password_file(), password)?;
         // initdb reads the password from a file the server user can read; it lives only
         // for the duration of initdb.
         let pwfile = self.root.join(".initdb-pwfile");
-        write_secret(&pwfile, &password)?;
+        write_secret(&pwfile, password)?;
         self.run_as.hand_over(&pwfile)?;
         let mut initdb = self.run_as.command(&self.binaries.tool("initdb"));
         initdb

@@ -75,8 +75,4 @@ impl Assessment {
         }
         Assessment { current: newest_applied, head: set.head(), applied, pending, problems }
     }
-
-    pub(crate) fn is_at_head(&self) -> bool {
-        self.pending.is_empty() && self.problems.is_empty()
-    }
 }

@@ -186,10 +186,6 @@ impl MigrationSet {
     pub(crate) fn origin(&self) -> &str {
         &self.origin
     }
-
-    pub(crate) fn is_empty(&self) -> bool {
-        self.migrations.is_empty()
-    }
 }
 
 /// Versions print with at least four digits, as in the file names.

@@ -10,7 +10,7 @@
 //!   wins the e-mail.
 //! - A sighting within `debounce` of the stored `last_seen`, with the same e-mail, writes
 //!   nothing: the row is neither updated nor locked, so no WAL and no dead tuple.
-//! - A time more than `FUTURE_TOLERANCE_SQL` ahead of the database server's clock is
+//! - A time more than `future_tolerance!()` ahead of the database server's clock is
 //!   refused, as is one outside the years 1–9999: one wrong clock must not freeze a user
 //!   ("older news" until 2099).
 //!
@@ -22,15 +22,14 @@
 
 use super::definitions::FunctionDef;
 
-/// The tolerance as a literal, for `concat!` into the function's text.
+/// How far ahead of the database server's clock a sighting may be (clocks of the hosts that
+/// report sightings drift by seconds, not minutes), as a literal for `concat!` into the
+/// function's text.
 macro_rules! future_tolerance {
     () => {
         "5 minutes"
     };
 }
-/// How far ahead of the database server's clock a sighting may be: clocks of the hosts that
-/// report sightings drift by seconds, not minutes.
-pub(crate) const FUTURE_TOLERANCE_SQL: &str = future_tolerance!();
 
 /// The SQLSTATE the functions refuse bad input with (`invalid_parameter_value`).
 pub(crate) const REFUSAL_SQLSTATE: &str = "22023";

@@ -132,6 +132,7 @@ pub(crate) fn escape_invisible(text: &str, keep_newlines: bool) -> Cow<'_, str> 
 }
 
 /// The ranges as a PostgreSQL ARE bracket-expression body: `\u0000-\u001f…`.
+#[cfg(test)]
 pub(crate) fn regex_class(ranges: &[(char, char)]) -> String {
     let escape = |c: char| {
         let code = c as u32;

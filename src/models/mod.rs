@@ -31,7 +31,6 @@ pub(crate) mod user;
 /// Validated values (`SiteId`, `Domain`, `LanguageTag`, `Email`, `UserId`).
 pub mod values;
 
-pub(crate) use schema::{ColumnDef, ConstraintDef, IndexDef, TABLES, TableDef};
 pub use site::Site;
 pub use user::User;
 pub use values::{Domain, Email, FieldError, LanguageTag, SiteId, UserId};

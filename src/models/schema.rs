@@ -9,9 +9,7 @@
 //! `crate::schema_diff::model_snapshot`), so formatting differences never count as drift.
 
 use super::characters::{invisible_or_control_class, line_break_or_control_class, white_space_class};
-pub(crate) use super::definitions::{
-    ColumnDef, ConstraintDef, FunctionDef, IndexDef, TableDef, TableKind, TriggerDef,
-};
+pub(crate) use super::definitions::{ColumnDef, ConstraintDef, FunctionDef, IndexDef, TableDef, TableKind};
 
 /// `sites_site_id_format` / `users_user_id_format`: 1–200 characters, no control or format
 /// character anywhere, no white space at either end (`characters` defines both sets).

@@ -17,7 +17,8 @@ use sqlx::{
 };
 
 /// What a violation of a `*_range` constraint means.
-pub(crate) const RANGE_MEANING: &str = "must be a real point in time between the years 1 and 9999 (not infinity)";
+pub(crate) const RANGE_MEANING: &str =
+    "must be a real point in time between the years 1 and 9999 (not infinity)";
 
 /// Whether a time lies in the schema's range (years 1 to 9999, UTC: what RFC 3339's
 /// four-digit years can write).

@@ -59,7 +59,11 @@ pub(crate) fn check_host(headers: &HeaderMap, allowed: &[String]) -> Result<(), 
 /// than `null`). At least one must be there: a request with neither comes from no current
 /// browser — scripts use the CLI or SQL — and `Origin: null` (what a page with its own
 /// `no-referrer` policy, a sandboxed frame or a file sends) is never this panel.
-pub(crate) fn check_cross_origin(method: &Method, headers: &HeaderMap, tls: bool) -> Result<(), GuardRefusal> {
+pub(crate) fn check_cross_origin(
+    method: &Method,
+    headers: &HeaderMap,
+    tls: bool,
+) -> Result<(), GuardRefusal> {
     if matches!(*method, Method::GET | Method::HEAD) {
         return Ok(());
     }

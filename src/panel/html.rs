@@ -3,10 +3,10 @@
 
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
-use maud::{DOCTYPE, Markup, PreEscaped, html};
+use maud::{DOCTYPE, Markup, html};
 use serde::Deserialize;
 
-use super::identity::{Identity, Role};
+use super::identity::Identity;
 
 /// Which part of the panel a page belongs to (for the navigation).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,16 +102,6 @@ pub(crate) fn optional(value: Option<&str>) -> Markup {
 /// A notice at the top of a page.
 pub(crate) fn notice(kind: &str, text: Markup) -> Markup {
     html! { div class=(format!("notice {kind}")) role="status" { (text) } }
-}
-
-/// Whether this person may do what `role` allows; pages hide what they may not do.
-pub(crate) fn may(identity: &Identity, role: Role) -> bool {
-    identity.may(role)
-}
-
-/// A non-breaking space, for empty cells.
-pub(crate) fn nbsp() -> Markup {
-    PreEscaped("&nbsp;".to_owned())
 }
 
 /// The links under a keyset-paged list: back to the first page, on to the next.

@@ -126,10 +126,6 @@ impl IdentitySource {
         IdentitySource::Tailnet { api, capability: capability.into(), cache: Mutex::new(HashMap::new()) }
     }
 
-    pub(crate) fn is_development(&self) -> bool {
-        matches!(self, IdentitySource::Development(_))
-    }
-
     /// The identity behind a connection from `peer`; `Err(Ok(refusal))` when it may not enter,
     /// `Err(Err(e))` when tailscaled could not be asked.
     pub(crate) async fn resolve(&self, peer: SocketAddr) -> Result<Identity, Result<Refusal, LocalApiError>> {

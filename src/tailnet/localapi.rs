@@ -125,13 +125,6 @@ impl Status {
     pub(crate) fn tags(&self) -> Vec<String> {
         self.self_node.as_ref().and_then(|n| n.tags.clone()).unwrap_or_default()
     }
-
-    pub(crate) fn magic_dns_suffix(&self) -> Option<String> {
-        self.current_tailnet
-            .as_ref()
-            .and_then(|t| t.magic_dns_suffix.clone())
-            .or_else(|| self.magic_dns_suffix.clone())
-    }
 }
 
 impl ServeConfig {

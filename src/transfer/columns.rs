@@ -120,6 +120,7 @@ impl Table {
         self.columns()[0].name
     }
 
+    #[cfg(test)]
     pub(crate) fn column(self, name: &str) -> Option<&'static Column> {
         self.columns().iter().find(|c| c.name == name)
     }

@@ -134,6 +134,7 @@ impl<R: BufRead> CsvReader<R> {
 }
 
 /// Quotes a value for CSV output when needed; `None` is written as an empty unquoted field.
+#[cfg(test)]
 pub(crate) fn write_field(out: &mut String, value: Option<&str>) {
     let Some(value) = value else { return };
     if value.is_empty()

@@ -24,7 +24,12 @@ pub(crate) enum ConfigCommand {
 
 /// `cli` is the whole command line's definition (`Cli::command()`): the settings it shows are
 /// its options.
-pub(crate) fn run(args: ConfigArgs, cli: &clap::Command, config: &Path, json: bool) -> anyhow::Result<Outcome> {
+pub(crate) fn run(
+    args: ConfigArgs,
+    cli: &clap::Command,
+    config: &Path,
+    json: bool,
+) -> anyhow::Result<Outcome> {
     match args.command {
         ConfigCommand::Show(args) => show::run(args, cli, config, json),
     }

@@ -181,13 +181,6 @@ impl SiteForm {
         site.validate().map_err(one)?;
         Ok(site)
     }
-
-    /// The change from `stored` to this form, every field taken as typed: only fields that
-    /// differ, so saving a form nobody touched writes nothing.
-    pub(crate) fn to_patch(&self, stored: &Site) -> Result<SitePatch, FieldErrors> {
-        let values: Values = FIELDS.iter().map(|(name, _, _)| (*name, self.value(name).to_owned())).collect();
-        patch_of(&values, stored)
-    }
 }
 
 /// Field values by name, as a form would write them.

@@ -49,7 +49,12 @@ pub(crate) struct Merge {
 /// that differs from theirs is a question. Fields the merge page asked about (`ask`) need the
 /// person's choice, made against the current version; until then they are asked again, with
 /// `started` (the version the person began editing from) as their base.
-pub(crate) fn merge(yours: &SiteForm, base: Option<&SiteForm>, started: Option<&SiteForm>, theirs: &Site) -> Merge {
+pub(crate) fn merge(
+    yours: &SiteForm,
+    base: Option<&SiteForm>,
+    started: Option<&SiteForm>,
+    theirs: &Site,
+) -> Merge {
     let theirs_form = SiteForm::from_site(theirs);
     let choices_apply = yours.theirs_version == Some(theirs.version);
     let mut merge = Merge::default();
