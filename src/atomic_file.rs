@@ -286,25 +286,25 @@ mod tests {
     fn nothing_appears_until_commit_and_a_dropped_file_leaves_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let target = dir.path().join("out.csv");
-        std::fs::write(&target, "old\n").unwrap();
+        fs::write(&target, "old\n").unwrap();
         let mut file = AtomicFile::create(&target, PUBLIC_MODE).unwrap();
         file.write_all(b"new\n").unwrap();
-        assert_eq!(std::fs::read_to_string(&target).unwrap(), "old\n", "the old file stays until commit");
-        let partial = std::fs::read_dir(dir.path())
+        assert_eq!(fs::read_to_string(&target).unwrap(), "old\n", "the old file stays until commit");
+        let partial = fs::read_dir(dir.path())
             .unwrap()
             .flatten()
             .find(|e| e.file_name().to_string_lossy().ends_with(".partial"))
             .unwrap();
         assert_eq!(partial.metadata().unwrap().permissions().mode() & 0o777, 0o600, "private while written");
         drop(file);
-        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "no partial file is left");
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1, "no partial file is left");
 
         let mut file = AtomicFile::create(&target, PUBLIC_MODE).unwrap();
         file.write_all(b"new\n").unwrap();
         file.commit().unwrap();
-        assert_eq!(std::fs::read_to_string(&target).unwrap(), "new\n");
+        assert_eq!(fs::read_to_string(&target).unwrap(), "new\n");
         assert_eq!(
-            std::fs::metadata(&target).unwrap().permissions().mode() & 0o777,
+            fs::metadata(&target).unwrap().permissions().mode() & 0o777,
             0o666 & !umask(),
             "the intended mode"
         );
@@ -317,12 +317,12 @@ mod tests {
         for (before, intended, after) in
             [(0o600, PUBLIC_MODE, 0o600), (0o640, PUBLIC_MODE, 0o640), (0o644, PRIVATE_MODE, 0o600)]
         {
-            std::fs::write(&target, "old").unwrap();
-            std::fs::set_permissions(&target, std::fs::Permissions::from_mode(before)).unwrap();
+            fs::write(&target, "old").unwrap();
+            fs::set_permissions(&target, fs::Permissions::from_mode(before)).unwrap();
             let mut file = AtomicFile::create(&target, intended).unwrap();
             file.write_all(b"new").unwrap();
             file.commit().unwrap();
-            let mode = std::fs::metadata(&target).unwrap().permissions().mode() & 0o777;
+            let mode = fs::metadata(&target).unwrap().permissions().mode() & 0o777;
             assert_eq!(mode, after, "{before:o} written with {intended:o}");
         }
     }
@@ -333,7 +333,7 @@ mod tests {
         let target = dir.path().join("users.csv");
         // No process has pid 4194304 + 1 (above the kernel's maximum).
         let stale = dir.path().join(".users.csv.cabinet-db-4194305.partial");
-        std::fs::write(&stale, "someone@example.com\n").unwrap();
+        fs::write(&stale, "someone@example.com\n").unwrap();
         let mut file = AtomicFile::create(&target, PUBLIC_MODE).unwrap();
         file.write_all(b"x\n").unwrap();
         file.commit().unwrap();
@@ -344,26 +344,26 @@ mod tests {
     fn a_symlink_is_followed_and_stays_a_fifo_is_written_into_a_directory_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let real = dir.path().join("real.csv");
-        std::fs::write(&real, "old\n").unwrap();
+        fs::write(&real, "old\n").unwrap();
         let link = dir.path().join("link.csv");
         std::os::unix::fs::symlink("real.csv", &link).unwrap();
         let mut file = AtomicFile::create(&link, PUBLIC_MODE).unwrap();
         file.write_all(b"new\n").unwrap();
         file.commit().unwrap();
-        assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink(), "the link stays");
-        assert_eq!(std::fs::read_to_string(&real).unwrap(), "new\n");
+        assert!(fs::symlink_metadata(&link).unwrap().file_type().is_symlink(), "the link stays");
+        assert_eq!(fs::read_to_string(&real).unwrap(), "new\n");
 
         let fifo = dir.path().join("fifo");
         nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
         let reader = {
             let fifo = fifo.clone();
-            std::thread::spawn(move || std::fs::read_to_string(fifo).unwrap())
+            std::thread::spawn(move || fs::read_to_string(fifo).unwrap())
         };
         let mut file = AtomicFile::create(&fifo, PUBLIC_MODE).unwrap();
         file.write_all(b"through the pipe\n").unwrap();
         file.commit().unwrap();
         assert_eq!(reader.join().unwrap(), "through the pipe\n");
-        assert!(std::fs::symlink_metadata(&fifo).unwrap().file_type().is_fifo(), "still a FIFO");
+        assert!(fs::symlink_metadata(&fifo).unwrap().file_type().is_fifo(), "still a FIFO");
 
         let err = AtomicFile::create(dir.path(), PUBLIC_MODE).unwrap_err();
         assert!(err.to_string().contains("is a directory"), "{err}");
@@ -374,6 +374,6 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("role.password");
         write_private(&path, "s3cret\n").unwrap();
-        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
     }
 }

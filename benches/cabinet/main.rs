@@ -8,6 +8,9 @@
 //! `cargo bench --bench cabinet -- --quick` runs everything once at a tiny size (CI does, so
 //! it cannot rot); without `--quick` the defaults finish in a few minutes on 2 cores.
 
+// A test binary has no public API: its modules' `pub` items are for each other.
+#![allow(unreachable_pub)]
+
 /// Activity recording: batched `record_seen` against one upsert per event.
 mod activity;
 /// Backups: pgBackRest against pg_basebackup, restore time, repository size against pg_dump.

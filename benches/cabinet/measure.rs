@@ -16,7 +16,7 @@ use crate::{Bench, SUPERUSER};
 pub async fn throughput<F, Fut>(tasks: usize, seconds: f64, op: F) -> f64
 where
     F: Fn(usize, u64) -> Fut + Send + Sync + 'static,
-    Fut: std::future::Future<Output = u64> + Send,
+    Fut: Future<Output = u64> + Send,
 {
     let op = Arc::new(op);
     let done = Arc::new(AtomicU64::new(0));

@@ -63,7 +63,7 @@ pub async fn apply(
 }
 
 fn concurrently_updated(error: &sqlx::Error) -> bool {
-    crate::db::sqlstate(error).as_deref() == Some("XX000")
+    db::sqlstate(error).as_deref() == Some("XX000")
         && error.as_database_error().is_some_and(|e| e.message() == "tuple concurrently updated")
 }
 

@@ -7,6 +7,9 @@
 //! outside it says in a `/// Once:` line why one server is enough; the `matrix` test fails for
 //! any test whose module does not.
 
+// A test binary has no public API: its modules' `pub` items are for each other.
+#![allow(unreachable_pub)]
+
 /// Tests whose outcome can depend on the server's version: its catalog and how it prints
 /// definitions, PL/pgSQL and transition tables, privileges and roles, `COPY`, initdb, and
 /// pgBackRest's support for the version.

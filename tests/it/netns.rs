@@ -217,7 +217,7 @@ fn only_the_tailnet_reaches_postgresql_and_only_as_its_role() {
             socket_explicit: true,
             proc_root: PathBuf::from("/proc/thread-self"),
             secrets_dir: None,
-            backup_config: std::path::PathBuf::from("/nonexistent/pgbackrest.conf"),
+            backup_config: PathBuf::from("/nonexistent/pgbackrest.conf"),
             panel_port: 8432,
             cluster_members: vec![],
         };

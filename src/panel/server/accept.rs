@@ -25,7 +25,7 @@ use crate::panel::router::Peer;
 
 /// Completes once the panel is told to stop (or whoever tells it is gone). Returns nothing, so
 /// no borrow of the channel is held across a `select!`'s other branch.
-pub(super) async fn stopping(stop: &mut tokio::sync::watch::Receiver<bool>) {
+pub(super) async fn stopping(stop: &mut watch::Receiver<bool>) {
     let _ = stop.wait_for(|stop| *stop).await;
 }
 

@@ -151,7 +151,7 @@ impl Production {
 pub struct Copy(LocalCluster);
 
 impl Copy {
-    pub fn of(production: &Production, data_dir: &std::path::Path) -> Copy {
+    pub fn of(production: &Production, data_dir: &Path) -> Copy {
         let root = data_dir.parent().unwrap().to_owned();
         Copy(LocalCluster { root, ..production.cluster.clone() })
     }
@@ -220,7 +220,7 @@ pub async fn fingerprint(url: &str) -> Vec<drill_api::Fingerprint> {
 }
 
 /// The names of the WAL files in the repository's archive.
-pub fn archived_wal(repo: &std::path::Path) -> Vec<String> {
+pub fn archived_wal(repo: &Path) -> Vec<String> {
     let mut names: Vec<String> = walkdir(repo.join("archive"))
         .into_iter()
         .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))

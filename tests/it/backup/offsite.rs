@@ -278,7 +278,7 @@ async fn archiver(url: &str) -> (i64, bool) {
 async fn wait_until<F, Fut>(what: &str, limit: Duration, mut done: F)
 where
     F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
+    Fut: Future<Output = bool>,
 {
     let deadline = Instant::now() + limit;
     while !done().await {

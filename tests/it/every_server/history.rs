@@ -443,7 +443,7 @@ async fn the_migration_makes_what_exists_version_1() {
 
 /// `cabinet-db sites …` against `url` as `actor`.
 fn sites_cli(url: &cabinet_db::db::DatabaseUrl, actor: &str, args: &[&str]) -> std::process::Output {
-    crate::harness::binary()
+    binary()
         .env("DATABASE_URL", url.expose())
         .env("CABINET_ACTOR", actor)
         .arg("sites")
@@ -602,7 +602,7 @@ async fn a_forgotten_user_leaves_no_email_anywhere_and_prune_keeps_the_newest_ve
         .await
         .unwrap();
     // The admin panel's role may forget a user (and nothing else of the history's maintenance).
-    let forget = crate::harness::binary()
+    let forget = binary()
         .env("DATABASE_URL", admin_url.expose())
         .env("CABINET_ACTOR", "dpo@example.com")
         .args(["users", "forget", "gone", "--yes"])
@@ -632,16 +632,13 @@ async fn a_forgotten_user_leaves_no_email_anywhere_and_prune_keeps_the_newest_ve
         ("DELETE".to_owned(), Some("dpo@example.com".to_owned())),
     ];
     assert_eq!(rows, expected, "the rows stay, saying who forgot the user");
-    let shown = crate::harness::binary()
-        .env("DATABASE_URL", admin_url.expose())
-        .args(["users", "history", "gone"])
-        .output()
-        .unwrap();
+    let shown =
+        binary().env("DATABASE_URL", admin_url.expose()).args(["users", "history", "gone"]).output().unwrap();
     assert!(crate::harness::stdout(&shown).contains("forgotten at"), "{}", crate::harness::stdout(&shown));
 
     // Prune: refused to the admin; as the owner it keeps each record's newest version and
     // records itself.
-    let refused = crate::harness::binary()
+    let refused = binary()
         .env("DATABASE_URL", admin_url.expose())
         .args(["history", "prune", "--before", "9999-01-01T00:00:00Z"])
         .output()

@@ -220,7 +220,7 @@ pub struct Cleanup(pub Vec<String>);
 impl Drop for Cleanup {
     fn drop(&mut self) {
         for ns in &self.0 {
-            let _ = std::process::Command::new("ip").args(["netns", "del", ns]).output();
+            let _ = Command::new("ip").args(["netns", "del", ns]).output();
         }
     }
 }

@@ -263,7 +263,7 @@ impl Browser {
     pub async fn screenshot(&self, name: &str) {
         if let Ok(dir) = std::env::var("CABINET_SCREENSHOTS_DIR") {
             let png = self.client.screenshot().await.unwrap();
-            std::fs::write(std::path::Path::new(&dir).join(format!("{name}.png")), png).unwrap();
+            std::fs::write(Path::new(&dir).join(format!("{name}.png")), png).unwrap();
         }
     }
 }
