@@ -52,6 +52,8 @@ pub mod secret;
 pub mod sites;
 /// Tailscale: the LocalAPI client and the rendered host configuration.
 pub mod tailnet;
+/// What only the integration tests and the benchmark use.
+pub mod testing;
 /// Bulk import and export through COPY.
 pub mod transfer;
 /// Users: get, list, delete, activity recording.

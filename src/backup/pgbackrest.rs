@@ -73,16 +73,6 @@ impl PgBackRest {
         cmd
     }
 
-    /// `pgbackrest server`: this host's TLS server for the other host (no stanza: it serves
-    /// what its configuration admits). systemd runs it from `backup schedule`'s unit.
-    pub fn server_command(&self) -> Command {
-        let mut cmd = self.run_as.command(&self.program);
-        cmd.arg(format!("--config={}", self.config.display()))
-            .arg(format!("--config-include-path={}", include_dir(&self.config).display()))
-            .arg("server");
-        cmd
-    }
-
     /// Runs a command and fails with its message and a hint when it exits non-zero.
     pub fn run(&self, command: &str, args: &[String]) -> Result<RunOutput, BackupError> {
         tracing::debug!(command, ?args, "pgbackrest");

@@ -84,10 +84,6 @@ pub struct IndexDef {
 }
 
 impl TableDef {
-    pub fn column_names(&self) -> Vec<&'static str> {
-        self.columns.iter().map(|c| c.name).collect()
-    }
-
     /// `CREATE TABLE` for this table; `qualifier` is prepended to the name (`""` or `pg_temp.`).
     pub(crate) fn create_table_sql(&self, qualifier: &str) -> String {
         let mut lines: Vec<String> = self.columns.iter().map(ColumnDef::ddl).collect();

@@ -249,16 +249,6 @@ pub const FUNCTIONS: &[FunctionDef] = &{
 /// application tables but is not part of the model.
 pub(crate) const MIGRATIONS_TABLE: &str = "cabinet_migrations";
 
-/// The model's SQL for the whole schema, in creation order: functions, then tables.
-pub fn create_all_sql() -> String {
-    FUNCTIONS
-        .iter()
-        .map(|f| f.create_sql(""))
-        .chain(TABLES.iter().map(|t| t.create_sql("")))
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
 /// The history's tables (they belong to the historian role, not the owner).
 pub(crate) fn history_table_names() -> Vec<&'static str> {
     TABLES.iter().filter(|t| t.kind == TableKind::History).map(|t| t.name).collect()

@@ -23,7 +23,7 @@ pub struct Site {
 
 impl Site {
     /// The struct's fields in table order; a test holds this equal to the schema model.
-    pub const COLUMNS: [&'static str; 9] = [
+    pub(crate) const COLUMNS: [&'static str; 9] = [
         "site_id",
         "domain",
         "ai_script_id",

@@ -15,7 +15,7 @@ pub struct User {
 
 impl User {
     /// The struct's fields in table order; a test holds this equal to the schema model.
-    pub const COLUMNS: [&'static str; 4] = ["user_id", "email", "first_seen", "last_seen"];
+    pub(crate) const COLUMNS: [&'static str; 4] = ["user_id", "email", "first_seen", "last_seen"];
 }
 
 impl<'r> FromRow<'r, PgRow> for User {

@@ -83,7 +83,7 @@ impl Drop for ServerProcess {
 /// listens.
 fn start_server(config: &Path, run_as: &RunAs, listen: &str) -> ServerProcess {
     let pgbackrest = PgBackRest::new(config, run_as.clone()).unwrap();
-    let child = pgbackrest.server_command().spawn().expect("pgbackrest server");
+    let child = cabinet_db::testing::pgbackrest_server(&pgbackrest).spawn().expect("pgbackrest server");
     let server = ServerProcess(child);
     for _ in 0..100 {
         if std::net::TcpStream::connect((listen, TLS_PORT)).is_ok() {

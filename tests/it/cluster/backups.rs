@@ -63,8 +63,9 @@ async fn the_leader_archives_the_repository_host_backs_up_from_the_standby_and_b
     let mut servers = Vec::new();
     let start_server = |servers: &mut Vec<Killed>, ns: &str, config: &Path| {
         let pgbackrest = PgBackRest::new(config, run_as.clone()).unwrap();
-        let child =
-            in_netns(ns, async move || pgbackrest.server_command().spawn().expect("pgbackrest server"));
+        let child = in_netns(ns, async move || {
+            cabinet_db::testing::pgbackrest_server(&pgbackrest).spawn().expect("pgbackrest server")
+        });
         servers.push(Killed(child));
     };
 

@@ -154,7 +154,7 @@ async fn from_alembic_with_an_unknown_time_zone_is_refused() {
 async fn a_plain_baseline_records_a_matching_schema_without_running_anything() {
     // Arrange: the schema exists (made by hand from the models) but nothing is recorded.
     let db = TestDb::empty().await;
-    db.exec(&cabinet_db::models::schema::create_all_sql()).await;
+    db.exec(&cabinet_db::testing::create_all_sql()).await;
     db.exec("INSERT INTO sites (site_id, domain) VALUES ('keep', 'keep.example.com')").await;
 
     // Act
@@ -173,7 +173,7 @@ async fn a_plain_baseline_records_a_matching_schema_without_running_anything() {
 #[tokio::test]
 async fn a_plain_baseline_at_head_refuses_a_drifted_schema() {
     let db = TestDb::empty().await;
-    db.exec(&cabinet_db::models::schema::create_all_sql()).await;
+    db.exec(&cabinet_db::testing::create_all_sql()).await;
     db.exec("ALTER TABLE sites DROP CONSTRAINT sites_language_tag").await;
     let out = run(&db.url, &["migrate", "baseline"]);
     assert_eq!(out.status.code(), Some(2));
