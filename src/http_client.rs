@@ -26,7 +26,14 @@ pub(crate) enum Failure {
     /// Something answered, but not in HTTP.
     #[error("not an HTTP answer: {0}")]
     NotHttp(String),
+    /// An answer longer than any these APIs give: a peer on the tailnet must not fill our memory.
+    #[error("the answer is longer than {} MiB", MAX_ANSWER_BYTES / (1024 * 1024))]
+    TooLong,
 }
+
+/// The longest answer read: tailscaled's status of a large tailnet and Patroni's cluster view
+/// are kilobytes.
+const MAX_ANSWER_BYTES: usize = 8 * 1024 * 1024;
 
 /// One request to `address` (`host:port`, also its `Host` header) over TCP, answered within
 /// `timeout`: the status and body, or what went wrong in words.
@@ -61,19 +68,26 @@ pub(crate) async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
     let (mut sender, connection) =
         hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.map_err(failure)?;
     let answer = async move {
-        let response = sender.send_request(request).await?;
+        let response = sender.send_request(request).await.map_err(failure)?;
         let status = response.status().as_u16();
-        let body = response.into_body().collect().await?.to_bytes();
+        let body = http_body_util::Limited::new(response.into_body(), MAX_ANSWER_BYTES)
+            .collect()
+            .await
+            .map_err(|e| match e.downcast::<hyper::Error>() {
+                Ok(e) => failure(*e),
+                Err(_) => Failure::TooLong,
+            })?
+            .to_bytes();
         Ok((status, String::from_utf8_lossy(&body).into_owned()))
     };
     // The connection runs beside the exchange, in this task: when a timeout drops the
     // exchange, the socket closes with it.
     let answer = std::pin::pin!(answer);
     match futures_util::future::select(answer, connection).await {
-        futures_util::future::Either::Left((answer, _)) => answer.map_err(failure),
+        futures_util::future::Either::Left((answer, _)) => answer,
         futures_util::future::Either::Right((ended, answer)) => {
             ended.map_err(failure)?;
-            answer.await.map_err(failure)
+            answer.await
         }
     }
 }
@@ -128,6 +142,20 @@ mod tests {
             Duration::from_secs(5),
         )
         .await
+    }
+
+    #[tokio::test]
+    async fn an_endless_answer_is_cut_off() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap().to_string();
+        tokio::spawn(async move {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            let _ = stream.write_all(b"HTTP/1.1 200 OK\r\n\r\n").await;
+            let block = vec![b'x'; 64 * 1024];
+            while stream.write_all(&block).await.is_ok() {}
+        });
+        let answer = tcp_request(&address, Request::get("/"), String::new(), Duration::from_secs(20)).await;
+        assert_eq!(answer, Err("the answer is longer than 8 MiB".to_owned()));
     }
 
     #[tokio::test]

@@ -4,7 +4,7 @@
 //! logic lives here so the integration tests call it directly. See docs/ARCHITECTURE.md.
 
 /// Files replaced whole (exports, secrets): a temporary name, then a rename.
-pub mod atomic_file;
+pub(crate) mod atomic_file;
 /// `cabinet-db audit`: exposure, privileges and contents, checked.
 pub mod audit;
 /// Backups and point-in-time recovery on pgBackRest: setup, runs, restores, drills.
@@ -22,14 +22,14 @@ pub mod data;
 /// Connections, the server version gate, identifier quoting, constraint messages.
 pub mod db;
 /// The development database: create, start, migrate, seed, back up, stop.
-pub mod dev;
+pub(crate) mod dev;
 /// The change history: the actor of our writes, versions and changes read back.
 pub mod history;
 /// `host apply`: a Debian host brought to the designed state.
 pub mod host;
 /// hyper's HTTP/1.1 client, one request per connection, for tailscaled's LocalAPI, Patroni's
 /// REST API and etcd's health.
-pub mod http_client;
+pub(crate) mod http_client;
 /// Private PostgreSQL clusters (`initdb`, `pg_ctl`): the development database, restored
 /// copies and the test harness run on them.
 pub mod local_cluster;
@@ -40,14 +40,14 @@ pub mod models;
 /// The admin panel (`cabinet-db serve`): tailnet identity, guards, pages.
 pub mod panel;
 /// Paths as they really are (symlinks resolved), for every guard that keeps data apart.
-pub mod paths;
+pub(crate) mod paths;
 /// Least-privilege roles: the model, `roles apply`, `roles rotate`, SCRAM verifiers.
 pub mod roles;
 /// Live database vs models: drift and the SQL that removes it.
 pub mod schema_diff;
 /// Secrets we are given: their files private to their owner (the caller or root), their text
 /// one line of printable ASCII.
-pub mod secret;
+pub(crate) mod secret;
 /// Sites: get, list, create, update, delete.
 pub mod sites;
 /// Tailscale: the LocalAPI client and the rendered host configuration.
@@ -55,6 +55,6 @@ pub mod tailnet;
 /// What only the integration tests and the benchmark use.
 pub mod testing;
 /// Bulk import and export through COPY.
-pub mod transfer;
+pub(crate) mod transfer;
 /// Users: get, list, delete, activity recording.
 pub mod users;

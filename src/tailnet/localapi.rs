@@ -205,6 +205,10 @@ impl LocalApi {
                     Failure::NotHttp(reason) => {
                         LocalApiError::Malformed { endpoint: endpoint.to_owned(), reason }
                     }
+                    Failure::TooLong => LocalApiError::Malformed {
+                        endpoint: endpoint.to_owned(),
+                        reason: failure.to_string(),
+                    },
                 },
             )
         };
