@@ -1,6 +1,5 @@
 //! `cabinet-db audit`.
 
-use crate::cli::output::outln;
 use std::path::PathBuf;
 
 use clap::Args;
@@ -10,6 +9,7 @@ use super::{
     outcome::Outcome,
     output,
 };
+use crate::cli::output::outln;
 use crate::{
     audit::{self, AuditOptions, Verdict},
     migrations::MigrationSet,

@@ -1,6 +1,5 @@
 //! `sites import|export` and `users import|export`: the same commands for either table.
 
-use crate::cli::output::outln;
 use std::{
     io::{IsTerminal, Write},
     path::PathBuf,
@@ -12,6 +11,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use super::{args::ConnectionArgs, outcome::Outcome, output};
 use crate::atomic_file::{AtomicFile, PUBLIC_MODE};
+use crate::cli::output::outln;
 use crate::{
     cli::args::{DurationArg, parse_duration_arg},
     transfer::{

@@ -5,7 +5,7 @@ use std::{
     process::Command,
 };
 
-use super::ClusterError;
+use super::error::ClusterError;
 
 const REQUIRED_TOOLS: [&str; 3] = ["initdb", "pg_ctl", "postgres"];
 /// Where Debian and Ubuntu install each server version.

@@ -7,6 +7,8 @@
 
 /// Locating `initdb`, `pg_ctl` and `postgres`.
 pub(crate) mod binaries;
+/// What a private cluster fails with.
+mod error;
 /// Running the server as an unprivileged user when we are root.
 pub(crate) mod run_as;
 
@@ -19,6 +21,7 @@ use std::{
 };
 
 pub use binaries::PgBinaries;
+pub use error::ClusterError;
 pub use run_as::RunAs;
 
 use crate::db::DatabaseUrl;
@@ -50,36 +53,6 @@ fn local_pg_ident(os_user: &str, superuser: &str) -> String {
 
 /// How long `pg_ctl` waits for the server to start or stop.
 const PG_CTL_WAIT_SECS: u32 = 60;
-
-#[derive(Debug, thiserror::Error)]
-pub enum ClusterError {
-    #[error(
-        "PostgreSQL server binaries (initdb, pg_ctl, postgres) were not found; looked in {searched}. Install them (Debian/Ubuntu: sudo apt-get install postgresql) or set PG_BINDIR to their directory"
-    )]
-    BinariesNotFound { searched: String },
-    #[error(
-        "the PostgreSQL binaries in {} are {version}, but cabinet-db needs 14 or newer; install a newer server (apt-get install postgresql-16) or point PG_BINDIR at one", .bindir.display()
-    )]
-    TooOld { bindir: PathBuf, version: String },
-    #[error(
-        "running as root, PostgreSQL must run as an unprivileged user, but user {name:?} cannot be used ({reason}); create it (useradd --system --home-dir /var/lib/postgresql --shell /bin/bash {name}; installing the postgresql package does this) or set CABINET_PG_USER"
-    )]
-    NoServerUser { name: String, reason: String },
-    #[error("could not run {program}")]
-    Spawn {
-        program: String,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("{action} failed:\n{output}{hint}")]
-    Tool { action: String, output: String, hint: String },
-    #[error("could not {action}")]
-    Io {
-        action: String,
-        #[source]
-        source: std::io::Error,
-    },
-}
 
 /// A cluster under one root directory.
 #[derive(Debug, Clone)]

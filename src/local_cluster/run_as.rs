@@ -5,7 +5,7 @@ use std::{os::unix::process::CommandExt, path::Path, process::Command};
 
 use nix::unistd::{Gid, Uid, User, chown, geteuid};
 
-use super::ClusterError;
+use super::error::ClusterError;
 
 /// The user PostgreSQL runs as when we are root, unless `$CABINET_PG_USER` names another.
 pub(crate) const DEFAULT_SERVER_USER: &str = "postgres";

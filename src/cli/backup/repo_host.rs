@@ -5,7 +5,7 @@ use clap::Args as ClapArgs;
 use crate::{
     backup::repo_host::{self, RepoHostOptions},
     cli::{
-        backup::{TlsArgs, setup::OffsiteArgs},
+        backup::{setup::OffsiteArgs, tls::TlsArgs},
         outcome::Outcome,
         output,
         output::outln,

@@ -8,7 +8,7 @@ use crate::{
         secrets::{CipherPass, S3Credentials},
         setup::{self, Offsite, SetupOptions},
     },
-    cli::{args::ConnectionArgs, backup::TlsArgs, outcome::Outcome, output, output::outln},
+    cli::{args::ConnectionArgs, backup::tls::TlsArgs, outcome::Outcome, output, output::outln},
 };
 
 #[derive(Debug, ClapArgs)]

@@ -1,5 +1,7 @@
 //! `cabinet-db cluster …`: the high-availability cluster (Patroni, etcd, HAProxy).
 
+/// The cluster's members.
+mod members;
 /// `cluster render`.
 pub(crate) mod render;
 /// `cluster status`.
@@ -33,16 +35,4 @@ pub(crate) async fn run(args: ClusterArgs, json: bool) -> anyhow::Result<Outcome
         ClusterCommand::Status(a) => status::run(a, json).await,
         ClusterCommand::Switchover(a) => switchover::run(a, json).await,
     }
-}
-
-/// The members to ask: from --member, CABINET_CLUSTER_MEMBERS or the file's cluster.members.
-fn require_members(members: &[String]) -> anyhow::Result<()> {
-    if members.is_empty() {
-        anyhow::bail!(
-            "no cluster members given: pass --member HOST:PORT (each node's Patroni API, port 8008), \
-             or list them as members in the [cluster] section of {}",
-            crate::config::DEFAULT_PATH
-        );
-    }
-    Ok(())
 }

@@ -30,7 +30,7 @@ pub(crate) struct Args {
 }
 
 pub(crate) async fn run(args: Args, json: bool) -> anyhow::Result<Outcome> {
-    super::require_members(&args.members)?;
+    super::members::require_members(&args.members)?;
     let apis: Vec<PatroniApi> = args.members.iter().map(PatroniApi::new).collect();
     let (survey, etcd) = tokio::join!(survey(&apis), crate::cluster::etcd::health(&args.etcd));
     let survey = survey?;

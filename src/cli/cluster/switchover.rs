@@ -31,7 +31,7 @@ pub(crate) struct Args {
 }
 
 pub(crate) async fn run(args: Args, json: bool) -> anyhow::Result<Outcome> {
-    super::require_members(&args.members)?;
+    super::members::require_members(&args.members)?;
     let auth = read_restapi_auth(&args.secrets)?;
     let apis: Vec<PatroniApi> =
         args.members.iter().map(|m| PatroniApi { address: m.clone(), auth: Some(auth.clone()) }).collect();

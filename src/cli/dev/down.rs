@@ -1,8 +1,8 @@
-use crate::cli::output::outln;
 use std::path::Path;
 
 use clap::Args as ClapArgs;
 
+use crate::cli::output::outln;
 use crate::{
     cli::{outcome::Outcome, output},
     dev,

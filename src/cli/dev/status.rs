@@ -15,7 +15,7 @@ pub(crate) async fn run(_args: Args, dir: &Path, json: bool) -> anyhow::Result<O
     if json {
         output::print_json(&report)?;
     } else {
-        super::print_report(&report)?;
+        super::report::print_report(&report)?;
     }
     Ok(Outcome::Success)
 }

@@ -23,7 +23,7 @@ pub(crate) async fn run(args: Args, dir: &Path, json: bool) -> anyhow::Result<Ou
     if json {
         output::print_json(&report)?;
     } else {
-        super::print_report(&report)?;
+        super::report::print_report(&report)?;
     }
     Ok(Outcome::Success)
 }

@@ -1,7 +1,7 @@
-use crate::cli::output::outln;
 use clap::Args as ClapArgs;
 
-use super::RunnerArgs;
+use super::runner::RunnerArgs;
+use crate::cli::output::outln;
 use crate::{
     cli::{args::ConnectionArgs, outcome::Outcome, output},
     migrations::{

@@ -1,7 +1,7 @@
-use crate::cli::output::outln;
 use clap::Args as ClapArgs;
 use sqlx::Connection;
 
+use crate::cli::output::outln;
 use crate::{
     audit,
     cli::{args::ConnectionArgs, outcome::Outcome, output},

@@ -1,7 +1,7 @@
-use crate::cli::output::outln;
 use clap::Args as ClapArgs;
 use sqlx::Connection;
 
+use crate::cli::output::outln;
 use crate::{
     cli::{args::ConnectionArgs, outcome::Outcome},
     db, schema_diff,

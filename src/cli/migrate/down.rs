@@ -1,7 +1,7 @@
-use crate::cli::output::outln;
 use clap::Args as ClapArgs;
 
-use super::{RunnerArgs, print_steps};
+use super::{runner::RunnerArgs, runner::print_steps};
+use crate::cli::output::outln;
 use crate::{
     cli::{args::ConnectionArgs, outcome::Outcome, output},
     migrations::{

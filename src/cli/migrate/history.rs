@@ -1,7 +1,7 @@
-use crate::cli::output::outln;
 use clap::Args as ClapArgs;
 use serde::Serialize;
 
+use crate::cli::output::outln;
 use crate::{
     cli::{outcome::Outcome, output},
     migrations::{MigrationSet, ledger::hex},

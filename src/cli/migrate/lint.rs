@@ -1,6 +1,6 @@
-use crate::cli::output::outln;
 use clap::Args as ClapArgs;
 
+use crate::cli::output::outln;
 use crate::{
     cli::{outcome::Outcome, output},
     migrations::{MigrationSet, lint},

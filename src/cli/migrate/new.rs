@@ -1,9 +1,9 @@
-use crate::cli::output::outln;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use clap::Args as ClapArgs;
 
+use crate::cli::output::outln;
 use crate::{
     cli::{outcome::Outcome, output},
     migrations::{MigrationSet, source},

@@ -1,6 +1,6 @@
 use clap::Args as ClapArgs;
 
-use super::RunnerArgs;
+use super::runner::RunnerArgs;
 use crate::{
     cli::outcome::Outcome,
     migrations::{MigrationSet, offline},

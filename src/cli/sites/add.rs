@@ -1,7 +1,7 @@
-use crate::cli::output::outln;
 use clap::Args as ClapArgs;
 
-use super::OptionalFields;
+use super::fields::OptionalFields;
+use crate::cli::output::outln;
 use crate::{
     cli::{args::ConnectionArgs, outcome::Outcome},
     models::{Domain, LanguageTag, SiteId},
@@ -40,6 +40,6 @@ pub(crate) async fn run(args: Args, json: bool) -> anyhow::Result<Outcome> {
     if !json {
         outln!("created site {}", created.site_id)?;
     }
-    super::print_site(&created, json, super::Prompt::Start)?;
+    super::print::print_site(&created, json, super::print::Prompt::Start)?;
     Ok(Outcome::Success)
 }

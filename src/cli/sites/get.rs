@@ -29,7 +29,7 @@ pub(crate) async fn run(args: Args, json: bool) -> anyhow::Result<Outcome> {
         (None, None) => unreachable!("clap requires one"),
     };
     match site {
-        Some(site) => super::print_site(&site, json, super::Prompt::Whole)?,
+        Some(site) => super::print::print_site(&site, json, super::print::Prompt::Whole)?,
         None => bail!("no site with {wanted}; cabinet-db sites list shows the existing ones"),
     }
     Ok(Outcome::Success)

@@ -1,6 +1,6 @@
-use crate::cli::output::outln;
 use clap::Args as ClapArgs;
 
+use crate::cli::output::outln;
 use crate::{
     cli::{args::ConnectionArgs, outcome::Outcome, output},
     data::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE},
@@ -41,7 +41,7 @@ pub(crate) async fn run(args: Args, json: bool) -> anyhow::Result<Outcome> {
         output::print_json(&page)?;
         return Ok(Outcome::Success);
     }
-    super::print_sites(&page.items)?;
+    super::print::print_sites(&page.items)?;
     if let Some(next) = page.next {
         outln!("more: --after {next:?}")?;
     }

@@ -1,24 +1,26 @@
 //! `cabinet-db sites`: add, change, find and remove sites; import and export them.
 
 mod add;
+/// The site fields `add` and `set` take.
+mod fields;
 mod get;
 mod history;
 mod list;
+/// How sites print.
+pub(crate) mod print;
 mod restore;
 mod revert;
 mod rm;
 mod set;
 mod show;
 
-use crate::cli::output::outln;
 use clap::{Args, Subcommand};
 
 use super::{
     outcome::Outcome,
-    output,
     transfer::{self, ExportArgs, ImportArgs},
 };
-use crate::{models::Site, transfer::Table};
+use crate::transfer::Table;
 
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:
@@ -81,110 +83,5 @@ pub(crate) async fn run(args: SitesArgs, json: bool) -> anyhow::Result<Outcome> 
         SitesCommand::Restore(a) => restore::run(a, json).await,
         SitesCommand::Import(a) => transfer::run_import(Table::Sites, a, json).await,
         SitesCommand::Export(a) => transfer::run_export(Table::Sites, a).await,
-    }
-}
-
-/// Sites as a table for people: the identifying fields, not the prompts.
-pub(crate) fn print_sites(sites: &[Site]) -> std::io::Result<()> {
-    let rows: Vec<Vec<String>> = sites
-        .iter()
-        .map(|s| {
-            vec![
-                s.site_id.clone(),
-                s.domain.clone(),
-                s.language.clone(),
-                s.brand_name.clone().unwrap_or_default(),
-                s.created_at.format("%Y-%m-%d %H:%M").to_string(),
-            ]
-        })
-        .collect();
-    output::print_table(&["site_id", "domain", "language", "brand_name", "created_at"], &rows)
-}
-
-/// How much of the prompt `add` and `set` echo: the whole of a 50 MB prompt would bury the
-/// confirmation (`sites get` shows it whole).
-const PROMPT_ECHO_CHARS: usize = 500;
-
-/// How much of the prompt a human-readable site shows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Prompt {
-    Whole,
-    Start,
-}
-
-/// One site, every field, for people (or as JSON). Values pass through
-/// [`output::terminal_safe`]; JSON carries them exactly.
-fn print_site(site: &Site, json: bool, prompt: Prompt) -> anyhow::Result<()> {
-    if json {
-        return output::print_json(site);
-    }
-    let show = |v: &Option<String>| match v {
-        Some(v) => output::terminal_safe(v, false).into_owned(),
-        None => "(none)".to_owned(),
-    };
-    let safe = |v: &str| output::terminal_safe(v, false).into_owned();
-    outln!("site_id:          {}", safe(&site.site_id))?;
-    outln!("domain:           {}", site.domain)?;
-    outln!("language:         {}", site.language)?;
-    outln!("brand_name:       {}", show(&site.brand_name))?;
-    outln!("ai_script_id:     {}", show(&site.ai_script_id))?;
-    outln!("hubspot_pipeline: {}", show(&site.hubspot_pipeline))?;
-    outln!("hubspot_stage:    {}", show(&site.hubspot_stage))?;
-    outln!("created_at:       {}", site.created_at.to_rfc3339())?;
-    outln!(
-        "version:          {} (cabinet-db sites history {} lists them)",
-        site.version,
-        safe(&site.site_id)
-    )?;
-    let Some(text) = &site.ai_prompt else {
-        outln!("ai_prompt:        (none)")?;
-        return Ok(());
-    };
-    let chars = text.chars().count();
-    if prompt == Prompt::Start && chars > PROMPT_ECHO_CHARS {
-        let start: String = text.chars().take(PROMPT_ECHO_CHARS).collect();
-        outln!("ai_prompt ({chars} characters; the first {PROMPT_ECHO_CHARS}, `sites get` shows all):")?;
-        outln!("{}…", output::terminal_safe(&start, true))?;
-    } else {
-        outln!("ai_prompt:")?;
-        outln!("{}", output::terminal_safe(text, true))?;
-    }
-    Ok(())
-}
-
-/// The optional fields `add` and `set` share.
-#[derive(Debug, Args)]
-pub(crate) struct OptionalFields {
-    /// The brand shown to visitors.
-    #[arg(long)]
-    pub(crate) brand_name: Option<String>,
-    /// Which AI script or version serves the site.
-    #[arg(long)]
-    pub(crate) ai_script_id: Option<String>,
-    /// The system prompt.
-    #[arg(long, conflicts_with = "ai_prompt_file")]
-    pub(crate) ai_prompt: Option<String>,
-    /// Read the system prompt from a file (for long prompts).
-    #[arg(long)]
-    pub(crate) ai_prompt_file: Option<std::path::PathBuf>,
-    /// Target HubSpot pipeline id.
-    #[arg(long)]
-    pub(crate) hubspot_pipeline: Option<String>,
-    /// Target HubSpot stage id; the site needs a pipeline.
-    #[arg(long)]
-    pub(crate) hubspot_stage: Option<String>,
-}
-
-impl OptionalFields {
-    /// `--ai-prompt TEXT`, or the contents of `--ai-prompt-file FILE`.
-    fn prompt(&self) -> anyhow::Result<Option<String>> {
-        match (&self.ai_prompt, &self.ai_prompt_file) {
-            (Some(text), _) => Ok(Some(text.clone())),
-            (None, Some(path)) => Ok(Some(
-                std::fs::read_to_string(path)
-                    .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?,
-            )),
-            (None, None) => Ok(None),
-        }
     }
 }

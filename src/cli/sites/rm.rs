@@ -1,7 +1,7 @@
-use crate::cli::output::outln;
 use anyhow::bail;
 use clap::Args as ClapArgs;
 
+use crate::cli::output::outln;
 use crate::{
     cli::{args::ConnectionArgs, outcome::Outcome, output, transfer::confirm},
     models::SiteId,

@@ -1,7 +1,7 @@
 use anyhow::bail;
 use clap::{Args as ClapArgs, ValueEnum};
 
-use super::OptionalFields;
+use super::fields::OptionalFields;
 use crate::{
     cli::{args::ConnectionArgs, outcome::Outcome},
     models::{Domain, LanguageTag, SiteId},
@@ -75,7 +75,7 @@ pub(crate) async fn run(args: Args, json: bool) -> anyhow::Result<Outcome> {
     let site_id = SiteId::parse(&args.site_id)?;
     let mut conn = args.connection.connect("cabinet-db sites").await?;
     match sites::update(&mut conn, None, &site_id, &patch, args.expect_version).await? {
-        Some(site) => super::print_site(&site, json, super::Prompt::Start)?,
+        Some(site) => super::print::print_site(&site, json, super::print::Prompt::Start)?,
         None => {
             bail!("no site with site_id {:?}; cabinet-db sites list shows the existing ones", args.site_id)
         }

@@ -1,7 +1,7 @@
-use crate::cli::output::outln;
 use clap::Args as ClapArgs;
 
 use super::SocketArgs;
+use crate::cli::output::outln;
 use crate::{
     cli::{outcome::Outcome, output},
     tailnet::localapi::LocalApi,

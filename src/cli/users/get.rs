@@ -23,7 +23,7 @@ pub(crate) async fn run(args: Args, json: bool) -> anyhow::Result<Outcome> {
     if json {
         output::print_json(&user)?;
     } else {
-        output::print_table(&super::USER_HEADERS, &[super::user_row(&user)])?;
+        output::print_table(&super::table::USER_HEADERS, &[super::table::user_row(&user)])?;
     }
     Ok(Outcome::Success)
 }

@@ -1,6 +1,6 @@
-use crate::cli::output::outln;
 use clap::Args as ClapArgs;
 
+use crate::cli::output::outln;
 use crate::{
     cli::{
         args::{ConnectionArgs, parse_time},
@@ -40,8 +40,8 @@ pub(crate) async fn run(args: Args, json: bool) -> anyhow::Result<Outcome> {
         output::print_json(&page)?;
         return Ok(Outcome::Success);
     }
-    let rows: Vec<Vec<String>> = page.items.iter().map(super::user_row).collect();
-    output::print_table(&super::USER_HEADERS, &rows)?;
+    let rows: Vec<Vec<String>> = page.items.iter().map(super::table::user_row).collect();
+    output::print_table(&super::table::USER_HEADERS, &rows)?;
     if let Some(next) = page.next {
         outln!("more: --after {next:?}")?;
     }

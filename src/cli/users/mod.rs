@@ -6,6 +6,8 @@ mod history;
 mod list;
 mod rm;
 mod seen;
+/// Users as a table.
+mod table;
 
 use clap::{Args, Subcommand};
 
@@ -63,14 +65,3 @@ pub(crate) async fn run(args: UsersArgs, json: bool) -> anyhow::Result<Outcome> 
         UsersCommand::Export(a) => transfer::run_export(Table::Users, a).await,
     }
 }
-
-fn user_row(user: &crate::models::User) -> Vec<String> {
-    vec![
-        user.user_id.clone(),
-        user.email.clone().unwrap_or_default(),
-        user.first_seen.to_rfc3339(),
-        user.last_seen.to_rfc3339(),
-    ]
-}
-
-const USER_HEADERS: [&str; 4] = ["user_id", "email", "first_seen", "last_seen"];

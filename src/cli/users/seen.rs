@@ -1,7 +1,7 @@
-use crate::cli::output::outln;
 use clap::Args as ClapArgs;
 
 use crate::cli::args::parse_time;
+use crate::cli::output::outln;
 use crate::{
     cli::{
         args::{ConnectionArgs, DurationArg},
