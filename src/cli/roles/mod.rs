@@ -1,14 +1,12 @@
 //! `cabinet-db roles`: least-privilege roles as code.
 
 mod apply;
+mod options;
 mod rotate;
-
-use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 
-use super::{args::ConnectionArgs, outcome::Outcome};
-use crate::roles::{DEFAULT_ROLE_PREFIX, Roles, password::PasswordSources};
+use super::outcome::Outcome;
 
 #[derive(Debug, Args)]
 pub(crate) struct RolesArgs {
@@ -23,44 +21,6 @@ pub(crate) enum RolesCommand {
     Apply(apply::Args),
     /// Give a login role a new password.
     Rotate(rotate::Args),
-}
-
-/// Options shared by the roles subcommands.
-#[derive(Debug, Clone, Args)]
-pub(crate) struct RoleOptions {
-    #[command(flatten)]
-    pub(crate) connection: ConnectionArgs,
-    /// Prefix of the role names (owner, admin, n8n, app are appended).
-    #[arg(long, env = "CABINET_ROLE_PREFIX", default_value = DEFAULT_ROLE_PREFIX, value_parser = Roles::parse)]
-    pub(crate) role_prefix: Roles,
-    /// Take a login role's password from a file: ROLE=PATH (repeatable). Otherwise
-    /// CABINET_ADMIN_PASSWORD / CABINET_N8N_PASSWORD / CABINET_APP_PASSWORD, otherwise one is
-    /// generated (only for a role that does not exist yet: an existing role keeps its
-    /// password, and nothing is written for it).
-    #[arg(long, value_name = "ROLE=PATH", value_parser = parse_password_file)]
-    pub(crate) password_file: Vec<(String, PathBuf)>,
-    /// Where generated passwords are written, one ROLE.password file each (0600).
-    #[arg(long, env = "CABINET_SECRETS_DIR")]
-    pub(crate) secrets_dir: Option<PathBuf>,
-}
-
-impl RoleOptions {
-    pub(crate) fn roles(&self) -> Roles {
-        self.role_prefix.clone()
-    }
-
-    pub(crate) fn sources(&self) -> PasswordSources {
-        PasswordSources { files: self.password_file.clone(), secrets_dir: self.secrets_dir.clone() }
-    }
-}
-
-fn parse_password_file(text: &str) -> Result<(String, PathBuf), String> {
-    match text.split_once('=') {
-        Some((role, path)) if !role.is_empty() && !path.is_empty() => {
-            Ok((role.to_owned(), PathBuf::from(path)))
-        }
-        _ => Err(format!("{text:?} should be ROLE=PATH, e.g. cabinet_n8n=/etc/cabinet-db/n8n.password")),
-    }
 }
 
 pub(crate) async fn run(args: RolesArgs, json: bool) -> anyhow::Result<Outcome> {

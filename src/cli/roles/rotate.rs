@@ -1,6 +1,6 @@
 use clap::Args as ClapArgs;
 
-use super::RoleOptions;
+use super::options::RoleOptions;
 use crate::cli::output::outln;
 use crate::{
     cli::{outcome::Outcome, output},

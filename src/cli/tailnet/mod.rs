@@ -2,14 +2,12 @@
 //! that exposes PostgreSQL to the tailnet only.
 
 mod render;
+mod socket;
 mod status;
-
-use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 
 use super::outcome::Outcome;
-use crate::tailnet::localapi::DEFAULT_SOCKET;
 
 #[derive(Debug, Args)]
 pub(crate) struct TailnetArgs {
@@ -23,14 +21,6 @@ pub(crate) enum TailnetCommand {
     Status(status::Args),
     /// Write postgresql.conf/pg_hba.conf/nftables/systemd/policy/n8n files for this node.
     Render(render::Args),
-}
-
-/// tailscaled's LocalAPI socket.
-#[derive(Debug, Clone, Args)]
-pub(crate) struct SocketArgs {
-    /// tailscaled's LocalAPI socket.
-    #[arg(long, env = "TAILSCALE_SOCKET", default_value = DEFAULT_SOCKET)]
-    pub(crate) socket: PathBuf,
 }
 
 pub(crate) async fn run(args: TailnetArgs, json: bool) -> anyhow::Result<Outcome> {

@@ -1,6 +1,6 @@
 use clap::Args as ClapArgs;
 
-use super::SocketArgs;
+use super::socket::SocketArgs;
 use crate::cli::output::outln;
 use crate::{
     cli::{outcome::Outcome, output},
