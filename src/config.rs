@@ -9,7 +9,7 @@
 //! reported with the file's line and column.
 //!
 //! Environment variables read here: `CABINET_CONFIG` (the file). Each setting's own variable
-//! is listed in [`SETTINGS`](crate::config::SETTINGS).
+//! is listed in `SETTINGS`.
 
 use std::{
     ffi::OsStr,
@@ -214,7 +214,7 @@ impl ConfigFile {
         Ok(file)
     }
 
-    /// Parses the file's text: TOML with only the keys of [`SETTINGS`].
+    /// Parses the file's text: TOML with only the keys of `SETTINGS`.
     pub(crate) fn parse(path: &Path, text: &str) -> Result<Self, ConfigError> {
         let document: Document = toml::from_str(text).map_err(|e| {
             let at = e.span().map_or(0, |s| s.start);
@@ -445,7 +445,7 @@ struct Cluster {
 }
 
 impl Document {
-    /// Every field with its key, in [`SETTINGS`]' order.
+    /// Every field with its key, in `SETTINGS`' order.
     fn entries(&self) -> Vec<(&'static str, Option<&Spanned<Value>>)> {
         let (p, b, c, h) = (&self.panel, &self.backup, &self.cluster, &self.host);
         vec![
@@ -481,7 +481,7 @@ impl Document {
     }
 }
 
-/// Reads the file the arguments and environment name (see [`locate`]); none is no error.
+/// Reads the file the arguments and environment name (see `locate`); none is no error.
 pub fn load_for(args: &[std::ffi::OsString]) -> Result<ConfigFile, ConfigError> {
     match locate(args, std::env::var_os(PATH_ENV)) {
         None => Ok(ConfigFile::default()),

@@ -158,7 +158,7 @@ pub enum Liveness {
 }
 
 /// A pool for services using the library (and the benchmarks). The server version is checked
-/// once, on a first connection. A connection is waited for up to [`CONNECT_TIMEOUT_SECS`].
+/// once, on a first connection. A connection is waited for up to `CONNECT_TIMEOUT_SECS`.
 pub async fn pool(
     url: &DatabaseUrl,
     application_name: &str,

@@ -48,7 +48,7 @@ pub struct SetupOptions {
     pub offsite: Option<Offsite>,
     /// Let this run drop an offsite repository the existing configuration has.
     pub remove_offsite: bool,
-    /// `archive-push-queue-max`; the default is [`super::config::DEFAULT_ARCHIVE_QUEUE_MAX`].
+    /// `archive-push-queue-max`; the default is `super::config::DEFAULT_ARCHIVE_QUEUE_MAX`.
     pub archive_queue_max: Option<String>,
     /// `io-timeout` in seconds (pgBackRest's default when unset).
     pub io_timeout: Option<u32>,

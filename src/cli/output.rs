@@ -1,10 +1,10 @@
 //! Human tables and JSON on stdout. Logs go to stderr, never here.
 //!
 //! Every write to stdout is fallible: when the reader of a pipe goes away (`cabinet-db sites
-//! list | head -1`), the write fails with [`StdoutClosed`](crate::cli::output::StdoutClosed) and the command ends quietly with
+//! list | head -1`), the write fails with `StdoutClosed` and the command ends quietly with
 //! exit 0, like other Unix tools, instead of panicking as `println!` does.
 //!
-//! Values from the database are shown through [`terminal_safe`](crate::cli::output::terminal_safe): a `brand_name` holding ESC
+//! Values from the database are shown through `terminal_safe`: a `brand_name` holding ESC
 //! or a bidi override must not repaint or reorder the operator's terminal.
 
 use std::{
@@ -22,7 +22,7 @@ pub(crate) use crate::models::characters::escape_invisible as terminal_safe;
 #[error("standard output was closed")]
 pub(crate) struct StdoutClosed;
 
-/// Stdout, with a closed pipe reported as [`StdoutClosed`] (distinct from a database
+/// Stdout, with a closed pipe reported as `StdoutClosed` (distinct from a database
 /// socket's broken pipe, which is a real error).
 pub(crate) struct Stdout(io::Stdout);
 
@@ -53,7 +53,7 @@ macro_rules! outln {
 }
 pub(crate) use outln;
 
-/// Whether an error (anywhere in its chain) is [`StdoutClosed`].
+/// Whether an error (anywhere in its chain) is `StdoutClosed`.
 pub fn is_stdout_closed(error: &anyhow::Error) -> bool {
     error.chain().any(|cause| {
         cause.is::<StdoutClosed>()
@@ -71,7 +71,7 @@ pub fn print_json<T: Serialize + ?Sized>(value: &T) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A plain aligned table; every cell goes through [`terminal_safe`] (one line per row).
+/// A plain aligned table; every cell goes through `terminal_safe` (one line per row).
 pub(crate) fn print_table(headers: &[&str], rows: &[Vec<String>]) -> io::Result<()> {
     let rows: Vec<Vec<Cow<'_, str>>> =
         rows.iter().map(|row| row.iter().map(|cell| terminal_safe(cell, false)).collect()).collect();

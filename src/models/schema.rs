@@ -2,7 +2,7 @@
 //!
 //! Integrity lives in PostgreSQL itself because n8n and the admin panel write SQL directly;
 //! our own code is only one of the clients. Every constraint is named so that a violation,
-//! whoever caused it, maps back to the human sentence in [`ConstraintDef::meaning`].
+//! whoever caused it, maps back to the human sentence in `ConstraintDef::meaning`.
 //!
 //! Expressions here are written as we would write them in a migration. They are compared
 //! with a live database by letting PostgreSQL itself deparse both sides (see

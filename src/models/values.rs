@@ -48,7 +48,7 @@ pub(crate) fn check_text(field: &'static str, value: &str) -> Result<(), FieldEr
 }
 
 /// The rule of the `sites_*_one_line` constraints: no line break, tab or other control
-/// character (a NUL is refused by [`check_text`] first, as PostgreSQL cannot store it).
+/// character (a NUL is refused by `check_text` first, as PostgreSQL cannot store it).
 pub fn check_one_line(field: &'static str, value: &str) -> Result<(), FieldError> {
     check_text(field, value)?;
     match value.chars().enumerate().find(|(_, c)| characters::is_line_break_or_control(*c)) {

@@ -29,7 +29,7 @@ pub(super) enum Prompt {
 }
 
 /// One site, every field, for people (or as JSON). Values pass through
-/// [`output::terminal_safe`]; JSON carries them exactly.
+/// `output::terminal_safe`; JSON carries them exactly.
 pub(super) fn print_site(site: &Site, json: bool, prompt: Prompt) -> anyhow::Result<()> {
     if json {
         return output::print_json(site);
