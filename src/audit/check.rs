@@ -106,7 +106,7 @@ pub struct AuditOptions {
 }
 
 /// The worst verdict: fail if any check failed.
-pub fn overall(checks: &[Check]) -> Verdict {
+pub(crate) fn overall(checks: &[Check]) -> Verdict {
     checks.iter().map(|c| c.verdict).max().unwrap_or(Verdict::Pass)
 }
 

@@ -39,7 +39,8 @@ mod server;
 use sqlx::Connection;
 
 use check::or_needs_superuser;
-pub use check::{AuditOptions, Check, Verdict, overall};
+pub use check::{AuditOptions, Verdict};
+pub(crate) use check::{Check, overall};
 
 use crate::{
     db::{self, DatabaseUrl, DbError},

@@ -21,7 +21,7 @@ use std::{
 };
 
 pub use binaries::PgBinaries;
-pub use error::ClusterError;
+pub(crate) use error::ClusterError;
 pub use run_as::RunAs;
 
 use crate::db::DatabaseUrl;

@@ -22,7 +22,7 @@ pub(crate) mod session;
 /// Reading migrations: the embedded set or a directory, one parser for both.
 pub(crate) mod source;
 
-pub use error::{BaselineError, MigrateError};
-pub use plan::{Assessment, Problem};
+pub use error::MigrateError;
+pub use plan::Problem;
 pub use runner::RunnerOptions;
-pub use source::{Migration, MigrationSet, Script, SourceError};
+pub use source::MigrationSet;

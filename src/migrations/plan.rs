@@ -37,7 +37,7 @@ impl std::fmt::Display for Problem {
 
 /// The database's position relative to the known migrations.
 #[derive(Debug, Clone, Serialize)]
-pub struct Assessment {
+pub(crate) struct Assessment {
     /// The newest applied version, or `None` for a fresh database.
     pub(crate) current: Option<i64>,
     pub(crate) head: i64,

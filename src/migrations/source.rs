@@ -50,7 +50,7 @@ pub enum SourceError {
 
 /// One direction of a migration.
 #[derive(Clone)]
-pub struct Script {
+pub(crate) struct Script {
     /// The file name, e.g. `0001_create_sites_and_users.up.sql`.
     pub(crate) file: String,
     pub(crate) sql: String,

@@ -33,4 +33,5 @@ pub mod values;
 
 pub use site::Site;
 pub use user::User;
-pub use values::{Domain, Email, FieldError, LanguageTag, SiteId, UserId};
+pub(crate) use values::FieldError;
+pub use values::{Domain, Email, LanguageTag, SiteId, UserId};

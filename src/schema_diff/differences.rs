@@ -364,14 +364,14 @@ fn describe(index: &IndexSnapshot) -> String {
 ///
 /// `assume_timezone` says what zone `timestamp without time zone` values were written in when
 /// they become `timestamptz`.
-pub fn to_sql(differences: &[Difference], assume_timezone: &str) -> String {
+pub(crate) fn to_sql(differences: &[Difference], assume_timezone: &str) -> String {
     to_steps(differences, assume_timezone).concat()
 }
 
 /// The same, as steps to run one after the other: each is one statement, or a table with
 /// its indexes and triggers (a function's body holds `;` of its own, so the text cannot be
 /// split on them).
-pub fn to_steps(differences: &[Difference], assume_timezone: &str) -> Vec<String> {
+pub(crate) fn to_steps(differences: &[Difference], assume_timezone: &str) -> Vec<String> {
     use Difference::*;
     let mut phases: [Vec<String>; 9] = [(); 9].map(|_| Vec::new());
     let (functions, create, drop_old, add_columns, convert, defaults, nullability, add_new, destructive) =

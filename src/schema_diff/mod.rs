@@ -14,8 +14,10 @@ pub(crate) mod snapshot;
 
 use sqlx::PgConnection;
 
-pub use differences::{Difference, compare, to_sql, to_steps};
-pub use snapshot::{Snapshot, live_snapshot, model_snapshot};
+pub use differences::{Difference, compare};
+pub(crate) use differences::{to_sql, to_steps};
+pub use snapshot::live_snapshot;
+pub(crate) use snapshot::model_snapshot;
 
 /// What separates the live database (schema `public`) from the models.
 pub async fn drift(conn: &mut PgConnection) -> Result<Vec<Difference>, sqlx::Error> {

@@ -62,7 +62,7 @@ impl TableSnapshot {
 }
 
 /// The models, deparsed by this server: created as temporary tables and rolled back.
-pub async fn model_snapshot(conn: &mut PgConnection) -> Result<Snapshot, sqlx::Error> {
+pub(crate) async fn model_snapshot(conn: &mut PgConnection) -> Result<Snapshot, sqlx::Error> {
     let mut tx = conn.begin().await?;
     for function in FUNCTIONS {
         sqlx::raw_sql(AssertSqlSafe(function.create_sql("pg_temp."))).execute(&mut *tx).await?;

@@ -36,7 +36,7 @@ pub(super) async fn stopping(stop: &mut watch::Receiver<bool>) {
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How long a client may take to finish its TLS handshake; the same reasoning.
-pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// After a failed `accept` (out of file descriptors, most likely), how long to wait before the
 /// next: retrying at once would spin.

@@ -19,7 +19,7 @@ pub const MAX_CONNECTIONS_PER_PEER: usize = 64;
 /// database pool, tailscaled's socket and the files the pages read. Eight flooding peers fill it
 /// (then everyone waits for the header-read timeout to free slots); that is a tailnet with
 /// bigger problems than the panel.
-pub const MAX_CONNECTIONS: usize = 512;
+pub(crate) const MAX_CONNECTIONS: usize = 512;
 
 /// A refusal is logged at most this often per peer (and for the total), with the number refused
 /// since: a flood must not become a flood of log lines.

@@ -16,9 +16,11 @@ use std::{collections::HashMap, io, net::SocketAddr, sync::Arc};
 use tokio::{net::TcpListener, sync::Notify};
 
 use super::{router::router, state::PanelState};
-pub use accept::{HANDSHAKE_TIMEOUT, HEADER_READ_TIMEOUT};
-pub use limits::{MAX_CONNECTIONS, MAX_CONNECTIONS_PER_PEER};
-pub use tls::{CERT_POLL_INTERVAL, TlsPaths};
+pub use accept::HEADER_READ_TIMEOUT;
+pub(crate) use limits::MAX_CONNECTIONS;
+pub use limits::MAX_CONNECTIONS_PER_PEER;
+pub use tls::CERT_POLL_INTERVAL;
+pub(crate) use tls::TlsPaths;
 
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum ServeError {

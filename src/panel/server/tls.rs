@@ -30,7 +30,7 @@ use super::accept::stopping;
 
 /// The certificate chain and key for TLS (e.g. from `tailscale cert db.tail1234.ts.net`).
 #[derive(Debug, Clone)]
-pub struct TlsPaths {
+pub(crate) struct TlsPaths {
     pub(crate) cert: PathBuf,
     pub(crate) key: PathBuf,
 }
