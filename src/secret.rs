@@ -17,7 +17,7 @@ pub(crate) enum NotPrivate {
     #[error("not a regular file")]
     NotAFile,
     #[error(
-        "the file is readable by others (mode {mode:03o}); a secret there may already have leaked. Run chmod 600 {}",
+        "the file is readable by its group or others (mode {mode:03o}); a secret there may already have leaked. Run chmod 600 {}",
         .path.display()
     )]
     Readable { mode: u32, path: PathBuf },
@@ -25,9 +25,23 @@ pub(crate) enum NotPrivate {
     ForeignOwner { uid: u32 },
 }
 
-/// Whether `path` is private to its owner, and that owner is the caller or root.
-pub(crate) fn private_file(path: &Path) -> Result<(), NotPrivate> {
-    let meta = std::fs::metadata(path).map_err(NotPrivate::Unreadable)?;
+/// The longest secret file read: keys and passphrases are a few kilobytes at most.
+const MAX_SECRET_BYTES: u64 = 1024 * 1024;
+
+/// The text of a file that holds a secret, read only when it is private to its owner and that
+/// owner is the caller or root. The checks and the read are made on one open file, so a file
+/// swapped in between is never read.
+pub(crate) fn read_private(path: &Path) -> Result<String, NotPrivate> {
+    use std::io::Read;
+    let file = std::fs::File::open(path).map_err(NotPrivate::Unreadable)?;
+    let meta = file.metadata().map_err(NotPrivate::Unreadable)?;
+    check_private(&meta, path)?;
+    let mut text = String::new();
+    file.take(MAX_SECRET_BYTES).read_to_string(&mut text).map_err(NotPrivate::Unreadable)?;
+    Ok(text)
+}
+
+fn check_private(meta: &std::fs::Metadata, path: &Path) -> Result<(), NotPrivate> {
     if !meta.is_file() {
         return Err(NotPrivate::NotAFile);
     }
@@ -76,16 +90,16 @@ mod tests {
         std::fs::write(&path, "s").unwrap();
         for (mode, private) in [(0o600, true), (0o400, true), (0o640, false), (0o604, false)] {
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
-            assert_eq!(private_file(&path).is_ok(), private, "mode {mode:o}");
+            assert_eq!(read_private(&path).is_ok(), private, "mode {mode:o}");
         }
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
-        let readable = private_file(&path).unwrap_err().to_string();
+        let readable = read_private(&path).unwrap_err().to_string();
         assert!(
             readable.contains("readable by others (mode 640)") && readable.contains("chmod 600"),
             "{readable}"
         );
-        assert!(matches!(private_file(dir.path()), Err(NotPrivate::NotAFile)));
-        assert!(matches!(private_file(&dir.path().join("absent")), Err(NotPrivate::Unreadable(_))));
+        assert!(matches!(read_private(dir.path()), Err(NotPrivate::NotAFile)));
+        assert!(matches!(read_private(&dir.path().join("absent")), Err(NotPrivate::Unreadable(_))));
     }
 
     #[test]

@@ -153,12 +153,8 @@ pub(crate) fn write(config_path: &Path, secrets: &[RepoSecrets], owner: &RunAs) 
 /// The content of a file that must be private to its owner.
 pub(super) fn read_private_file(path: &Path, option: &str) -> Result<String, BackupError> {
     let origin = path.display().to_string();
-    crate::secret::private_file(path)
-        .map_err(|e| BackupError::BadSecret { origin: origin.clone(), why: format!("{option}: {e}") })?;
-    std::fs::read_to_string(path).map_err(|e| BackupError::BadSecret {
-        origin,
-        why: format!("{option}: cannot read it as text ({e})"),
-    })
+    crate::secret::read_private(path)
+        .map_err(|e| BackupError::BadSecret { origin, why: format!("{option}: {e}") })
 }
 
 #[cfg(test)]

@@ -67,7 +67,7 @@ pub(crate) struct Args {
     pub(crate) backup_config: PathBuf,
     /// Database connections the panel keeps at most. A page waits 2 s for one, then says
     /// whether the database is unreachable or every connection busy (so does /readyz).
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub(crate) pool_size: u32,
 }
 

@@ -26,7 +26,9 @@ pub(crate) async fn health(members: &[String]) -> Vec<EtcdMember> {
         let answer = crate::http_client::tcp_request(address, request, String::new(), REQUEST_TIMEOUT).await;
         let (healthy, reason) = match answer {
             Ok((200, body)) if healthy_body(&body) => (true, String::new()),
-            Ok((status, body)) => (false, format!("answered {status}: {}", body.trim())),
+            Ok((status, body)) => {
+                (false, format!("answered {status}: {}", crate::models::characters::peer_excerpt(&body)))
+            }
             Err(why) => (false, why),
         };
         EtcdMember { address: address.clone(), healthy, reason }

@@ -174,7 +174,10 @@ impl PatroniApi {
     pub(crate) async fn cluster(&self) -> Result<ClusterView, ClusterError> {
         let (status, body) = self.request("GET", "/cluster", None, REQUEST_TIMEOUT).await?;
         if status != 200 {
-            return Err(self.error(format!("GET /cluster answered {status}: {}", body.trim())));
+            return Err(self.error(format!(
+                "GET /cluster answered {status}: {}",
+                crate::models::characters::peer_excerpt(&body)
+            )));
         }
         serde_json::from_str(&body)
             .map_err(|e| self.error(format!("GET /cluster is not Patroni's JSON: {e}")))
@@ -190,7 +193,10 @@ impl PatroniApi {
         let body = serde_json::json!({ "leader": leader, "candidate": candidate }).to_string();
         let (status, answer) = self.request("POST", "/switchover", Some(&body), SWITCHOVER_TIMEOUT).await?;
         if status != 200 {
-            return Err(self.error(format!("the switchover was refused ({status}): {}", answer.trim())));
+            return Err(self.error(format!(
+                "the switchover was refused ({status}): {}",
+                crate::models::characters::peer_excerpt(&answer)
+            )));
         }
         Ok(answer.trim().to_owned())
     }

@@ -106,6 +106,20 @@ pub(crate) fn is_white_space(c: char) -> bool {
     in_ranges(WHITE_SPACE, c)
 }
 
+/// What a peer (tailscaled, Patroni, etcd) answered, as an error may quote it: trimmed, made
+/// safe to show (see [`escape_invisible`]) and cut to its first 300 characters, so a hostile or
+/// broken peer can neither drive the terminal nor flood the log.
+pub(crate) fn peer_excerpt(text: &str) -> String {
+    const MAX_CHARS: usize = 300;
+    let text = text.trim();
+    let shown: String = text.chars().take(MAX_CHARS).collect();
+    let mut out = escape_invisible(&shown, false).into_owned();
+    if shown.len() < text.len() {
+        out.push_str(&format!("… ({} bytes in all)", text.len()));
+    }
+    out
+}
+
 /// Text made safe to show on a terminal: control characters (ESC, DEL, C1),
 /// Unicode format characters (bidi overrides, zero-width) and line separators are shown as
 /// escapes (`\e`, `\u{202e}`); with `keep_newlines`, `\n` and `\t` pass (multi-line prompts).

@@ -17,9 +17,10 @@ pub(crate) enum PanelError {
     NotFound(String),
     #[error("{0}")]
     BadRequest(String),
-    /// tailscaled could not be asked who the caller is: nobody is let in meanwhile.
-    #[error("tailscaled could not be asked who you are ({0}); nobody is let in until it answers")]
-    IdentityUnavailable(String),
+    /// tailscaled could not be asked who the caller is: nobody is let in meanwhile. Why goes
+    /// to the log, not to a peer nobody has identified.
+    #[error("tailscaled could not be asked who you are; nobody is let in until it answers")]
+    IdentityUnavailable,
     /// The database did not serve the request (see `readiness`). A pool timeout is settled
     /// into unreachable or busy by the router's `database_verdict` layer before the page goes
     /// out.
@@ -104,7 +105,7 @@ impl PanelError {
             PanelError::Data(DataError::Conflict(_)) => StatusCode::CONFLICT,
             PanelError::Revert(RevertError::Data(_)) => StatusCode::INTERNAL_SERVER_ERROR,
             PanelError::Revert(_) => StatusCode::CONFLICT,
-            PanelError::IdentityUnavailable(_) | PanelError::Database(_) => StatusCode::SERVICE_UNAVAILABLE,
+            PanelError::IdentityUnavailable | PanelError::Database(_) => StatusCode::SERVICE_UNAVAILABLE,
             PanelError::Data(_) | PanelError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

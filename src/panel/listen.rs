@@ -32,6 +32,11 @@ pub(crate) enum ListenError {
     )]
     PortZero(SocketAddr),
     #[error(
+        "--listen {addr}: not one of this node's Tailscale addresses ({}); another node's address would be bound here only if it were configured on this host, which tailscaled does not do (`tailscale ip` lists the node's own)",
+        .own.join(", ")
+    )]
+    NotThisNode { addr: SocketAddr, own: Vec<String> },
+    #[error(
         "tailscaled reports no Tailscale address for this node (is it logged in? `tailscale up`); or pass --listen"
     )]
     NoTailnetAddress,
@@ -65,6 +70,19 @@ pub(crate) fn check_listen(addrs: &[SocketAddr], development: bool) -> Result<()
             (false, true) => return Err(ListenError::LoopbackWithoutDevIdentity(addr)),
             (false, false) if !tailnet::is_tailnet_address(ip) => return Err(ListenError::NotTailnet(addr)),
             (false, false) => {}
+        }
+    }
+    Ok(())
+}
+
+/// Refuses a tailnet address that is not this node's own (tailscaled's status lists them): a
+/// 100.64.0.0/10 address on another interface is not the tailnet.
+pub(crate) fn check_own(addrs: &[SocketAddr], status: &Status) -> Result<(), ListenError> {
+    let own = status.ips();
+    for &addr in addrs {
+        let ip = addr.ip().to_canonical();
+        if !own.iter().any(|o| o.parse::<IpAddr>().is_ok_and(|o| o == ip)) {
+            return Err(ListenError::NotThisNode { addr, own });
         }
     }
     Ok(())
@@ -143,6 +161,22 @@ mod tests {
         assert_eq!(addr("100.101.102.103").port(), DEFAULT_PORT);
         assert!(matches!(check_listen(&[addr("100.101.102.103:0")], false), Err(ListenError::PortZero(_))));
         assert!(parse_listen("db.example.com:80").is_err());
+    }
+
+    #[test]
+    fn only_this_nodes_own_tailnet_addresses() {
+        let status: Status = serde_json::from_str(
+            r#"{"Self":{"TailscaleIPs":["100.101.102.103","fd7a:115c:a1e0::a01:2b03"]}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            check_own(&[addr("100.101.102.103:8432"), addr("[fd7a:115c:a1e0::a01:2b03]:80")], &status),
+            Ok(())
+        );
+        assert!(matches!(
+            check_own(&[addr("100.101.102.103:8432"), addr("100.64.77.1:8432")], &status),
+            Err(ListenError::NotThisNode { .. })
+        ));
     }
 
     #[test]

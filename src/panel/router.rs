@@ -125,7 +125,10 @@ async fn sign_in(State(panel): State<Arc<PanelState>>, mut request: Request, nex
             return (StatusCode::FORBIDDEN, error_page(StatusCode::FORBIDDEN, &refusal.to_string()))
                 .into_response();
         }
-        Err(Err(e)) => return PanelError::IdentityUnavailable(e.to_string()).into_response(),
+        Err(Err(e)) => {
+            tracing::warn!(error = %e, "tailscaled could not be asked who {peer} is");
+            return PanelError::IdentityUnavailable.into_response();
+        }
     };
     let login = identity.login.clone();
     request.extensions_mut().insert(identity);

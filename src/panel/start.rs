@@ -82,6 +82,7 @@ pub(crate) async fn serve(
             let addrs = if options.listen.is_empty() {
                 listen::tailnet_listen_addresses(&status, options.port)?
             } else {
+                listen::check_own(&options.listen, &status)?;
                 options.listen.clone()
             };
             let mut names = Vec::new();

@@ -54,9 +54,10 @@ impl PasswordSources {
     /// A password given for this role: its `--password-file`, else its environment variable.
     pub(crate) fn given(&self, kind: RoleKind, role: &str) -> Result<Option<Password>, RolesError> {
         if let Some((_, path)) = self.files.iter().find(|(r, _)| r == role) {
-            let text = std::fs::read_to_string(path)
-                .map_err(|source| RolesError::PasswordFile { path: path.clone(), source })?;
-            return Password::parse(&text, &format!("--password-file {}", path.display())).map(Some);
+            let origin = format!("--password-file {}", path.display());
+            let text = crate::secret::read_private(path)
+                .map_err(|e| RolesError::BadPassword { origin: origin.clone(), reason: e.to_string() })?;
+            return Password::parse(&text, &origin).map(Some);
         }
         match std::env::var(kind.password_env()) {
             Ok(text) => Password::parse(&text, kind.password_env()).map(Some),

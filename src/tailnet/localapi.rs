@@ -219,7 +219,7 @@ impl LocalApi {
             return Err(LocalApiError::Status {
                 endpoint: endpoint.to_owned(),
                 status,
-                body: body.trim().to_owned(),
+                body: crate::models::characters::peer_excerpt(&body),
             });
         }
         Ok(body)

@@ -18,7 +18,8 @@ pub(crate) struct RoleOptions {
     /// Prefix of the role names (owner, admin, n8n, app are appended).
     #[arg(long, env = "CABINET_ROLE_PREFIX", default_value = DEFAULT_ROLE_PREFIX, value_parser = Roles::parse)]
     pub(crate) role_prefix: Roles,
-    /// Take a login role's password from a file: ROLE=PATH (repeatable). Otherwise
+    /// Take a login role's password from a file: ROLE=PATH (repeatable; mode 0600, owned by you
+    /// or root — a file others may read is refused). Otherwise
     /// CABINET_ADMIN_PASSWORD / CABINET_N8N_PASSWORD / CABINET_APP_PASSWORD, otherwise one is
     /// generated (only for a role that does not exist yet: an existing role keeps its
     /// password, and nothing is written for it).

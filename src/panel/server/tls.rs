@@ -205,11 +205,11 @@ impl ResolvesServerCert for Certificates {
     }
 }
 
-/// The certificate chain and key as one checked pair: the key private (`secret::private_file`), both PEM,
+/// The certificate chain and key as one checked pair: the key private (`secret::read_private`), both PEM,
 /// the key the one the certificate names.
 fn read_pair(paths: &TlsPaths, provider: &CryptoProvider) -> Result<(Arc<CertifiedKey>, About), TlsError> {
     let fail = |path: &Path, reason: String| TlsError { path: path.to_owned(), reason };
-    crate::secret::private_file(&paths.key).map_err(|e| fail(&paths.key, e.to_string()))?;
+    let key_text = crate::secret::read_private(&paths.key).map_err(|e| fail(&paths.key, e.to_string()))?;
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&paths.cert)
         .and_then(|certs| certs.collect())
         .map_err(|e| fail(&paths.cert, format!("not a PEM certificate chain ({e})")))?;
@@ -217,7 +217,7 @@ fn read_pair(paths: &TlsPaths, provider: &CryptoProvider) -> Result<(Arc<Certifi
         return Err(fail(&paths.cert, "holds no certificate".to_owned()));
     };
     let about = About::of(leaf).map_err(|reason| fail(&paths.cert, reason))?;
-    let key = PrivateKeyDer::from_pem_file(&paths.key)
+    let key = PrivateKeyDer::from_pem_slice(key_text.as_bytes())
         .map_err(|e| fail(&paths.key, format!("not a PEM private key ({e})")))?;
     let key = CertifiedKey::from_der(certs, key, provider).map_err(|e| {
         fail(

@@ -225,8 +225,19 @@ async fn a_password_file_sets_the_password_and_rotate_replaces_it() {
     let admin = roles.name(RoleKind::Admin);
     let given = secrets.path().join("given");
     std::fs::write(&given, "given-admin-password-42\n").unwrap();
-    let sources =
-        PasswordSources { files: vec![(admin.clone(), given)], secrets_dir: Some(secrets.path().to_owned()) };
+    let sources = PasswordSources {
+        files: vec![(admin.clone(), given.clone())],
+        secrets_dir: Some(secrets.path().to_owned()),
+    };
+    // A password file others may read is refused (its secret may have leaked), naming the fix.
+    std::fs::set_permissions(&given, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let refused = apply(&db.url, &roles, &sources).await.unwrap_err().to_string();
+    assert!(
+        refused.contains("readable by its group or others") && refused.contains("chmod 600"),
+        "{refused}"
+    );
+    assert!(!refused.contains("given-admin-password-42"), "{refused}");
+    std::fs::set_permissions(&given, std::fs::Permissions::from_mode(0o600)).unwrap();
     apply(&db.url, &roles, &sources).await.unwrap();
     assert!(db.conn_as(&admin, "given-admin-password-42").await.is_ok());
 
