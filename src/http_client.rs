@@ -93,7 +93,17 @@ pub(crate) async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
 }
 
 fn failure(e: hyper::Error) -> Failure {
-    if e.is_parse() { Failure::NotHttp(chain(&e)) } else { Failure::Connection(std::io::Error::other(e)) }
+    // A body that breaks HTTP's framing (a bad chunk size) comes as an I/O error of kind
+    // InvalidInput or InvalidData: it is the answer that is wrong, not the connection.
+    let bad_framing =
+        std::error::Error::source(&e).and_then(|s| s.downcast_ref::<std::io::Error>()).is_some_and(|io| {
+            matches!(io.kind(), std::io::ErrorKind::InvalidInput | std::io::ErrorKind::InvalidData)
+        });
+    if e.is_parse() || bad_framing {
+        Failure::NotHttp(chain(&e))
+    } else {
+        Failure::Connection(std::io::Error::other(e))
+    }
 }
 
 /// An error and its causes, `outer: inner`.
@@ -142,6 +152,14 @@ mod tests {
             Duration::from_secs(5),
         )
         .await
+    }
+
+    #[tokio::test]
+    async fn a_broken_chunk_is_a_bad_answer_not_a_bad_connection() {
+        let answer =
+            get(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n").await;
+        let error = answer.unwrap_err();
+        assert!(error.starts_with("not an HTTP answer"), "{error}");
     }
 
     #[tokio::test]

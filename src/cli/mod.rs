@@ -140,4 +140,10 @@ mod tests {
     fn the_command_line_definition_is_consistent() {
         Cli::command().debug_assert();
     }
+
+    #[test]
+    fn a_panel_pool_of_no_connections_is_refused() {
+        assert!(Cli::try_parse_from(["cabinet-db", "serve", "--pool-size", "0"]).is_err());
+        assert!(Cli::try_parse_from(["cabinet-db", "serve", "--pool-size", "1"]).is_ok());
+    }
 }

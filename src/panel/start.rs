@@ -127,10 +127,6 @@ pub(crate) async fn serve(
         roles: crate::roles::Roles::default(),
         panel_port: addrs[0].port(),
     });
-    let scheme = if tls { "https" } else { "http" };
-    for addr in &addrs {
-        eprintln!("cabinet-db serve: listening on {scheme}://{addr}/");
-    }
     if let Some(given) = development {
         eprintln!("cabinet-db serve: DEVELOPMENT identity {given:?}: every request is trusted as it");
     }

@@ -57,6 +57,11 @@ pub(crate) async fn serve(
         let listener = TcpListener::bind(addr).await.map_err(|source| ServeError::Bind { addr, source })?;
         listeners.push((addr, listener));
     }
+    // Said once every address is bound and the certificate checked: not before.
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    for (addr, _) in &listeners {
+        eprintln!("cabinet-db serve: listening on {scheme}://{addr}/");
+    }
     // Every accept loop and connection holds a receiver; once `stop` says true, each finishes
     // (a connection after its request in flight) and drops it, and `closed` tells when all have.
     let (stop, stopped) = tokio::sync::watch::channel(false);
