@@ -1,8 +1,18 @@
-//! The layer map in docs/ARCHITECTURE.md, held against the code: every `crate::…` path (and the
-//! binary's `cabinet_db::…`) in `src/` names a module of a lower layer, or of its own module.
-//! A module that reaches up or sideways fails here with the file, the line and the rule.
+//! The layer map in docs/ARCHITECTURE.md, held against the code. Every path in `src/` that
+//! names a module of the crate — `crate::…`, `super::…`, `self::super::…`, in `use` groups,
+//! expressions and macro bodies alike (read as Rust tokens, so spacing, comments and strings
+//! cannot hide one) — must name a module of a lower layer or of its own; and the files import
+//! each other without a loop (a `mod.rs` that uses a child is not used by it: what several
+//! files share sits in a file of its own). `#[path]`, a glob of the crate root and `extern
+//! crate self` would let a path escape this reading, so they are refused outright.
 
-use std::{collections::BTreeMap, path::Path};
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+    str::FromStr,
+};
+
+use proc_macro2::{Delimiter, Spacing, TokenStream, TokenTree};
 
 /// The layer map: module → layer number (1 is the top), read from the table that follows the
 /// `## Layers` heading (`| 1 | entry | `main` | … |`).
@@ -26,60 +36,214 @@ fn layer_map(architecture: &str) -> BTreeMap<String, usize> {
     layers
 }
 
-/// The top-level module a source file belongs to: `src/backup/run.rs` → `backup`.
-fn module_of(relative: &Path) -> String {
-    let first = relative.components().next().unwrap().as_os_str().to_str().unwrap();
-    first.trim_end_matches(".rs").to_owned()
+/// A path the code names, from the crate root, with the line it is on.
+#[derive(Debug, PartialEq)]
+struct Named {
+    line: usize,
+    /// Segments from the crate root: `["panel", "state", "PanelState"]`; empty for the root.
+    segments: Vec<String>,
+    /// `…::*`
+    glob: bool,
+    /// Written from the current module without `crate`, `super` or `self` (`server::version`):
+    /// a path into a child module when its first segment is one, else another crate's or a
+    /// type's (`std::fs`, `Verdict::Pass`).
+    relative: bool,
 }
 
-/// Every top-level module the code names through `crate::` (or `cabinet_db::` in the binary),
-/// with the byte offset where it is named; groups count, over several lines too: `use
-/// crate::{db::X, models::{Y}}` names `db` and `models`.
-fn named_modules(code: &str, root: &str) -> Vec<(usize, String)> {
-    let mut found = Vec::new();
-    let mut offset = 0;
-    while let Some(at) = code[offset..].find(root) {
-        let start = offset + at;
-        offset = start + root.len();
-        let preceded_by_identifier =
-            code[..start].chars().next_back().is_some_and(|c| c.is_alphanumeric() || c == '_');
-        if preceded_by_identifier {
+/// What a file's code names, and the constructs that would hide a path from this reading.
+#[derive(Debug, Default)]
+struct Reading {
+    named: Vec<Named>,
+    refused: Vec<(usize, String)>,
+}
+
+fn is_ident(tree: Option<&TokenTree>, name: &str) -> bool {
+    matches!(tree, Some(TokenTree::Ident(i)) if i == name)
+}
+
+fn is_path_separator(trees: &[TokenTree], at: usize) -> bool {
+    matches!(
+        (trees.get(at), trees.get(at + 1)),
+        (Some(TokenTree::Punct(a)), Some(TokenTree::Punct(b)))
+            if a.as_char() == ':' && a.spacing() == Spacing::Joint && b.as_char() == ':'
+    )
+}
+
+/// The group's content if `tree` is a `#[…]`'s bracket.
+fn attribute(trees: &[TokenTree], at: usize) -> Option<Vec<TokenTree>> {
+    match (trees.get(at), trees.get(at + 1)) {
+        (Some(TokenTree::Punct(p)), Some(TokenTree::Group(g)))
+            if p.as_char() == '#' && g.delimiter() == Delimiter::Bracket =>
+        {
+            Some(g.stream().into_iter().collect())
+        }
+        _ => None,
+    }
+}
+
+fn is_cfg_test(attribute: &[TokenTree]) -> bool {
+    is_ident(attribute.first(), "cfg")
+        && matches!(attribute.get(1), Some(TokenTree::Group(g))
+            if g.stream().into_iter().any(|t| matches!(&t, TokenTree::Ident(i) if i == "test")))
+}
+
+/// Reads `trees` (the items of module `module`, a path from the crate root) into `reading`.
+fn read(trees: &[TokenTree], module: &[String], reading: &mut Reading) {
+    let mut skip_next_item = false;
+    let mut at = 0;
+    while at < trees.len() {
+        if let Some(content) = attribute(trees, at) {
+            let line = trees[at].span().start().line;
+            if is_ident(content.first(), "path") {
+                reading.refused.push((line, "a #[path] attribute (a module file outside its folder)".into()));
+            }
+            if is_cfg_test(&content) {
+                skip_next_item = true;
+            }
+            // `#![…]`: the `!` sits between; handled as an ordinary punct below.
+            at += 2;
             continue;
         }
-        let rest = &code[offset..];
-        if let Some(group) = rest.strip_prefix('{') {
-            // A group: each top-level entry's first segment.
-            let mut depth = 0usize;
-            let mut entry_start = true;
-            let mut word = String::new();
-            for c in group.chars() {
-                match c {
-                    '{' => depth += 1,
-                    '}' if depth == 0 => break,
-                    '}' => depth -= 1,
-                    ',' if depth == 0 => entry_start = true,
-                    c if entry_start && (c.is_alphanumeric() || c == '_') => word.push(c),
-                    _ if entry_start && !word.is_empty() => {
-                        found.push((start, std::mem::take(&mut word)));
-                        entry_start = false;
+        match &trees[at] {
+            TokenTree::Punct(p) if p.as_char() == ';' => skip_next_item = false,
+            TokenTree::Group(g) if g.delimiter() == Delimiter::Brace && skip_next_item => {
+                // The body of an item compiled for unit tests only: they may reach anywhere.
+                skip_next_item = false;
+            }
+            TokenTree::Ident(i) if i == "mod" => {
+                if let (Some(TokenTree::Ident(name)), Some(TokenTree::Group(body))) =
+                    (trees.get(at + 1), trees.get(at + 2))
+                    && body.delimiter() == Delimiter::Brace
+                {
+                    if !skip_next_item {
+                        let mut inner = module.to_vec();
+                        inner.push(name.to_string());
+                        read(&body.stream().into_iter().collect::<Vec<_>>(), &inner, reading);
                     }
-                    _ => {}
+                    skip_next_item = false;
+                    at += 3;
+                    continue;
                 }
             }
-            if !word.is_empty() {
-                found.push((start, word));
+            TokenTree::Ident(i)
+                if i == "extern"
+                    && is_ident(trees.get(at + 1), "crate")
+                    && is_ident(trees.get(at + 2), "self") =>
+            {
+                reading.refused.push((
+                    i.span().start().line,
+                    "`extern crate self` (a second name for the crate)".into(),
+                ));
             }
-        } else {
-            let word: String = rest.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
-            if !word.is_empty() {
-                found.push((start, word));
+            TokenTree::Ident(i)
+                if (i == "crate" || i == "super" || i == "self") && is_path_separator(trees, at + 1) =>
+            {
+                let preceded_by_separator = at >= 2 && is_path_separator(trees, at - 2);
+                if !preceded_by_separator {
+                    at = read_path(trees, at, module, reading);
+                    continue;
+                }
+            }
+            TokenTree::Ident(_)
+                if is_path_separator(trees, at + 1) && !(at >= 2 && is_path_separator(trees, at - 2)) =>
+            {
+                let line = trees[at].span().start().line;
+                let mut relative = Reading::default();
+                at = read_rest(trees, at, module.to_vec(), line, &mut relative);
+                reading.named.extend(relative.named.into_iter().map(|n| Named { relative: true, ..n }));
+                continue;
+            }
+            TokenTree::Group(g) => read(&g.stream().into_iter().collect::<Vec<_>>(), module, reading),
+            _ => {}
+        }
+        at += 1;
+    }
+}
+
+/// Reads the path that starts at `trees[at]` (`crate`, `super` or `self`); returns the index
+/// after it.
+fn read_path(trees: &[TokenTree], mut at: usize, module: &[String], reading: &mut Reading) -> usize {
+    let line = trees[at].span().start().line;
+    let mut base: Vec<String> = module.to_vec();
+    // The leading `crate`, `self` and `super`s.
+    loop {
+        match &trees[at] {
+            TokenTree::Ident(i) if i == "crate" => base.clear(),
+            TokenTree::Ident(i) if i == "self" => {}
+            TokenTree::Ident(i) if i == "super" => {
+                base.pop();
+            }
+            _ => break,
+        }
+        if !is_path_separator(trees, at + 1) {
+            reading.named.push(Named { line, segments: base, glob: false, relative: false });
+            return at + 1;
+        }
+        at += 3;
+        if !matches!(&trees.get(at), Some(TokenTree::Ident(i)) if *i == "super" || *i == "self" || *i == "crate")
+        {
+            break;
+        }
+    }
+    read_rest(trees, at, base, line, reading)
+}
+
+/// The segments after a path's root, into every branch of a `{…}` group.
+fn read_rest(
+    trees: &[TokenTree],
+    mut at: usize,
+    mut segments: Vec<String>,
+    line: usize,
+    reading: &mut Reading,
+) -> usize {
+    loop {
+        match trees.get(at) {
+            Some(TokenTree::Ident(i)) => {
+                segments.push(i.to_string());
+                if is_path_separator(trees, at + 1) {
+                    at += 3;
+                    continue;
+                }
+                reading.named.push(Named { line, segments, glob: false, relative: false });
+                return at + 1;
+            }
+            Some(TokenTree::Punct(p)) if p.as_char() == '*' => {
+                reading.named.push(Named { line, segments, glob: true, relative: false });
+                return at + 1;
+            }
+            Some(TokenTree::Group(g)) if g.delimiter() == Delimiter::Brace => {
+                let inner: Vec<TokenTree> = g.stream().into_iter().collect();
+                let mut start = 0;
+                while start < inner.len() {
+                    let end = (start..inner.len())
+                        .find(|&k| matches!(&inner[k], TokenTree::Punct(p) if p.as_char() == ','))
+                        .unwrap_or(inner.len());
+                    let entry = &inner[start..end];
+                    match entry.first() {
+                        Some(TokenTree::Ident(i)) if i == "self" => reading.named.push(Named {
+                            line,
+                            segments: segments.clone(),
+                            glob: false,
+                            relative: false,
+                        }),
+                        Some(_) => {
+                            read_rest(entry, 0, segments.clone(), line, reading);
+                        }
+                        None => {}
+                    }
+                    start = end + 1;
+                }
+                return at + 1;
+            }
+            _ => {
+                reading.named.push(Named { line, segments, glob: false, relative: false });
+                return at;
             }
         }
     }
-    found
 }
 
-fn source_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+fn source_files(dir: &Path, out: &mut Vec<PathBuf>) {
     for entry in std::fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();
         if path.is_dir() {
@@ -90,89 +254,220 @@ fn source_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
     }
 }
 
-/// The code of a file without comments and string literals, up to its unit tests (`#[cfg(test)]
-/// mod …`, which may reach anywhere in the crate); lines keep their numbers.
-fn code_of(text: &str) -> String {
-    let mut kept = String::new();
-    let mut lines = text.lines().peekable();
-    while let Some(line) = lines.next() {
-        let trimmed = line.trim_start();
-        if trimmed.starts_with("#[cfg(test)]")
-            && lines.peek().is_some_and(|next| next.trim_start().starts_with("mod "))
-        {
-            break;
-        }
-        let code = trimmed.split("//").next().unwrap_or("");
-        // Drop string literals: a message may quote a path.
-        let mut in_string = false;
-        let mut previous = ' ';
-        for c in code.chars() {
-            if c == '"' && previous != '\\' {
-                in_string = !in_string;
-            } else if !in_string {
-                kept.push(c);
-            }
-            previous = c;
-        }
-        kept.push('\n');
+/// The module a file is: `backup/run.rs` → `["backup", "run"]`, `backup/mod.rs` → `["backup"]`.
+fn module_of(relative: &Path) -> Vec<String> {
+    let mut parts: Vec<String> = relative
+        .components()
+        .map(|c| c.as_os_str().to_str().unwrap().trim_end_matches(".rs").to_owned())
+        .collect();
+    if parts.last().is_some_and(|p| p == "mod" || p == "lib") {
+        parts.pop();
     }
-    kept
+    parts
+}
+
+/// How far `segments` name modules that are files or folders under `src`: the module part.
+fn module_part(src: &Path, segments: &[String]) -> usize {
+    let mut dir = src.to_path_buf();
+    for (depth, segment) in segments.iter().enumerate() {
+        let as_file = dir.join(format!("{segment}.rs"));
+        let as_dir = dir.join(segment);
+        if as_file.is_file() || as_dir.join("mod.rs").is_file() {
+            dir = as_dir;
+        } else {
+            return depth;
+        }
+    }
+    segments.len()
+}
+
+/// The file that holds module `modules` (a path from the crate root).
+fn file_of(src: &Path, modules: &[String]) -> PathBuf {
+    if modules.is_empty() {
+        return src.join("lib.rs");
+    }
+    let as_file = src.join(format!("{}.rs", modules.join("/")));
+    if as_file.is_file() { as_file } else { src.join(modules.join("/")).join("mod.rs") }
+}
+
+/// Every problem of `src`'s code against the layer map.
+fn problems(src: &Path, layers: &BTreeMap<String, usize>) -> Vec<String> {
+    let mut files = Vec::new();
+    source_files(src, &mut files);
+    files.sort();
+    let mut problems = Vec::new();
+    // file → (file it imports → the first line that does)
+    let mut imports: BTreeMap<PathBuf, BTreeMap<PathBuf, usize>> = BTreeMap::new();
+    for file in &files {
+        let relative = file.strip_prefix(src).unwrap();
+        let shown = format!("src/{}", relative.display());
+        let text = std::fs::read_to_string(file).unwrap();
+        let binary = relative == Path::new("main.rs");
+        // The binary names the library `cabinet_db::`; read it as the crate root.
+        let text = if binary { text.replace("cabinet_db::", "crate::") } else { text };
+        let tokens = TokenStream::from_str(&text).unwrap_or_else(|e| panic!("{shown} does not lex: {e}"));
+        let module = if binary { vec!["main".to_owned()] } else { module_of(relative) };
+        let mut reading = Reading::default();
+        read(&tokens.into_iter().collect::<Vec<_>>(), &module, &mut reading);
+        for (line, what) in reading.refused {
+            problems
+                .push(format!("{shown}:{line}: {what} would hide imports from the layer check; remove it"));
+        }
+        let Some(own_top) = module.first() else { continue };
+        let Some(&own) = layers.get(own_top) else {
+            problems.push(format!("{shown}: module `{own_top}` is in no layer of the map"));
+            continue;
+        };
+        for named in reading.named {
+            let line = named.line;
+            if named.relative && module_part(src, &named.segments) <= module.len() {
+                continue;
+            }
+            let Some(top) = named.segments.first() else {
+                if named.glob {
+                    problems.push(format!(
+                        "{shown}:{line}: a glob of the crate root names every module unseen; name them"
+                    ));
+                }
+                continue;
+            };
+            if top != own_top {
+                match layers.get(top) {
+                    None => problems.push(format!("{shown}:{line}: `{top}` is in no layer of the map")),
+                    Some(&theirs) if theirs <= own => problems.push(format!(
+                        "{shown}:{line}: `{own_top}` (layer {own}) imports `{top}` (layer {theirs}): a module may import \
+                         only from layers below its own; move the shared name down, or the map is wrong"
+                    )),
+                    Some(_) => {}
+                }
+                continue;
+            }
+            if binary {
+                continue;
+            }
+            let target = file_of(src, &named.segments[..module_part(src, &named.segments)]);
+            if &target != file && target.is_file() {
+                imports.entry(file.clone()).or_default().entry(target).or_insert(line);
+            }
+        }
+    }
+    for cycle in cycles(&imports) {
+        let steps: Vec<String> = cycle
+            .windows(2)
+            .map(|w| {
+                let line = imports[&w[0]][&w[1]];
+                format!("{}:{line}", w[0].strip_prefix(src).unwrap().display())
+            })
+            .collect();
+        problems.push(format!(
+            "files import each other in a loop: {} (each named with the line that imports the next); move what \
+             they share into a file of its own",
+            steps.join(" → ")
+        ));
+    }
+    problems
+}
+
+/// Each loop of the import graph once, as files from the first back to it.
+fn cycles(imports: &BTreeMap<PathBuf, BTreeMap<PathBuf, usize>>) -> Vec<Vec<PathBuf>> {
+    fn visit(
+        at: &PathBuf,
+        imports: &BTreeMap<PathBuf, BTreeMap<PathBuf, usize>>,
+        path: &mut Vec<PathBuf>,
+        done: &mut std::collections::BTreeSet<PathBuf>,
+        found: &mut Vec<Vec<PathBuf>>,
+    ) {
+        if let Some(start) = path.iter().position(|p| p == at) {
+            let mut cycle = path[start..].to_vec();
+            cycle.push(at.clone());
+            found.push(cycle);
+            return;
+        }
+        if done.contains(at) {
+            return;
+        }
+        path.push(at.clone());
+        for next in imports.get(at).into_iter().flat_map(|m| m.keys()) {
+            visit(next, imports, path, done, found);
+        }
+        path.pop();
+        done.insert(at.clone());
+    }
+    let mut found = Vec::new();
+    let mut done = std::collections::BTreeSet::new();
+    for start in imports.keys() {
+        visit(start, imports, &mut Vec::new(), &mut done, &mut found);
+    }
+    found
+}
+
+fn map() -> BTreeMap<String, usize> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    layer_map(&std::fs::read_to_string(root.join("docs/ARCHITECTURE.md")).unwrap())
 }
 
 #[test]
 fn no_module_imports_from_its_own_layer_or_one_above() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let layers = layer_map(&std::fs::read_to_string(root.join("docs/ARCHITECTURE.md")).unwrap());
-    let mut files = Vec::new();
-    source_files(&root.join("src"), &mut files);
-    let mut problems = Vec::new();
-    for file in &files {
-        let relative = file.strip_prefix(root.join("src")).unwrap();
-        if relative == Path::new("lib.rs") {
-            continue;
-        }
-        let module = module_of(relative);
-        let Some(&own) = layers.get(&module) else {
-            problems.push(format!("src/{}: module `{module}` is in no layer of the map", relative.display()));
-            continue;
-        };
-        let prefix = if module == "main" { "cabinet_db::" } else { "crate::" };
-        let code = code_of(&std::fs::read_to_string(file).unwrap());
-        for (at, named) in named_modules(&code, prefix) {
-            let number = code[..at].matches('\n').count() + 1;
-            {
-                if named == module {
-                    continue;
-                }
-                match layers.get(&named) {
-                    None => problems.push(format!(
-                        "src/{}:{number}: `{named}` is in no layer of the map",
-                        relative.display()
-                    )),
-                    Some(&theirs) if theirs <= own => problems.push(format!(
-                        "src/{}:{number}: `{module}` (layer {own}) imports `{named}` (layer {theirs}): a module may \
-                         import only from layers below its own; move the shared name down, or the map is wrong",
-                        relative.display()
-                    )),
-                    Some(_) => {}
-                }
-            }
-        }
-    }
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let problems = problems(&src, &map());
     assert!(problems.is_empty(), "the layer map is broken:\n{}", problems.join("\n"));
 }
 
+/// A copy of `src` with `code` added to `file` (outside any test module), judged.
+fn judged_with(file: &str, code: &str) -> Vec<String> {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let copy = tempfile::tempdir().unwrap();
+    let status = std::process::Command::new("cp").arg("-r").arg(&src).arg(copy.path()).status().unwrap();
+    assert!(status.success());
+    let copied = copy.path().join("src");
+    let target = copied.join(file);
+    let text = std::fs::read_to_string(&target).unwrap();
+    std::fs::write(&target, format!("{code}\n{text}")).unwrap();
+    problems(&copied, &map())
+}
+
 #[test]
-fn the_layer_check_reads_groups_paths_and_not_strings() {
-    let names = |code: &str| named_modules(code, "crate::").into_iter().map(|(_, n)| n).collect::<Vec<_>>();
-    assert_eq!(names("use crate::{db::X, models::{Y, Z}, sites};"), ["db", "models", "sites"]);
-    assert_eq!(names("use crate::{\n    db::X,\n    models::{Y, Z},\n};"), ["db", "models"]);
-    assert_eq!(names("let x = crate::history::Actor::new(a);"), ["history"]);
-    assert_eq!(names("my_crate::foo()"), Vec::<String>::new());
-    let code = code_of(
-        "let a = \"crate::panel\"; // crate::cli\nuse crate::db;\n#[cfg(test)]\nmod tests {\nuse crate::cli;\n}",
+fn upward_imports_are_found_however_they_are_written() {
+    let sneaky = [
+        "use crate::panel as _;",
+        "use crate::{\n    db::quote_ident as _,\n    panel::start as _,\n};",
+        "use crate :: panel as _;",
+        "use crate::\n    panel as _;",
+        "use super::super::panel as _;",
+        "use self::super::super::panel as _;",
+        "const U: &str = \"http://x\"; use crate::panel as _;",
+        "const Q: char = '\"'; use crate::panel as _;",
+        "const R: &str = r#\"a\"b\"#; use crate::panel as _;",
+        "#[cfg(test)]\nmod t {}\nuse crate::panel as _;",
+        "macro_rules! m { () => { crate::panel::start::serve }; }",
+        "fn f() { let _ = crate::panel::html::urlencode(\"x\"); }",
+    ];
+    for code in sneaky {
+        let found = judged_with("models/values.rs", code);
+        assert!(found.iter().any(|p| p.contains("imports `panel`")), "not caught: {code:?}\n{found:?}");
+    }
+    for refused in
+        ["use crate::*;", "#[path = \"../panel/html.rs\"]\nmod sneaky;", "extern crate self as me;"]
+    {
+        let found = judged_with("models/values.rs", refused);
+        assert!(!found.is_empty(), "not refused: {refused:?}");
+    }
+    // Two files of one module that import each other: audit/mod.rs runs the server checks.
+    let found = judged_with("audit/server.rs", "use super::audit as _;");
+    assert!(found.iter().any(|p| p.contains("in a loop") && p.contains("audit/server.rs")), "{found:?}");
+    // What is allowed stays allowed: a lower layer, a sibling file, unit tests anywhere.
+    assert_eq!(
+        judged_with("panel/start.rs", "use crate::models::Site as _;\nuse super::html::urlencode as _;"),
+        Vec::<String>::new()
     );
-    assert_eq!(names(&code), ["db"]);
+    assert_eq!(
+        judged_with("models/values.rs", "#[cfg(test)]\nmod t { use crate::panel as _; }"),
+        Vec::<String>::new()
+    );
+}
+
+#[test]
+fn the_layer_map_is_read_from_its_table_only() {
     let map = layer_map(
         "# A\n\n## Layers\n\n| layer | name | modules |\n|---|---|---|\n| 1 | top | `main` |\n| 2 | low | `db`, `models` |\n\n## Next\n| 9 | x | `y` |",
     );
