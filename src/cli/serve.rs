@@ -52,10 +52,10 @@ pub(crate) struct Args {
     /// TLS certificate chain (PEM), e.g. from `tailscale cert`. A renewed pair is taken
     /// without a restart (the files are looked at every few seconds, and on SIGHUP) once it
     /// checks out; until then the previous one serves.
-    #[arg(long, env = "CABINET_PANEL_TLS_CERT", requires = "tls_key")]
+    #[arg(long, env = "CABINET_PANEL_TLS_CERT")]
     pub(crate) tls_cert: Option<PathBuf>,
     /// Its private key (PEM, mode 0600).
-    #[arg(long, env = "CABINET_PANEL_TLS_KEY", requires = "tls_cert")]
+    #[arg(long, env = "CABINET_PANEL_TLS_KEY")]
     pub(crate) tls_key: Option<PathBuf>,
     /// DEVELOPMENT ONLY: trust every request as LOGIN with ROLE (viewer, editor, admin), e.g.
     /// dev@example.com=admin. The panel then listens on loopback only (127.0.0.1:8432 unless
@@ -86,8 +86,8 @@ pub(crate) async fn run(args: Args, json: bool) -> anyhow::Result<Outcome> {
     let tls = match (&args.tls_cert, &args.tls_key) {
         (Some(cert), Some(key)) => Some(TlsPaths { cert: cert.clone(), key: key.clone() }),
         (None, None) => None,
-        // clap checks the pair on the command line; from the file or environment it comes here.
-        // Serving plain HTTP because one half is missing would be a silent downgrade.
+        // Whichever way each half came (flag, environment, the configuration file), one alone is
+        // refused: serving plain HTTP because the other is missing would be a silent downgrade.
         _ => anyhow::bail!(
             "a TLS certificate needs its key and a key its certificate: give both --tls-cert and --tls-key \
              (or panel.tls_cert and panel.tls_key in the configuration file), or neither"

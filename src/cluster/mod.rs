@@ -28,6 +28,9 @@ pub enum ClusterError {
     Write { path: PathBuf, reason: String },
     #[error("Patroni's REST API at {address}: {reason}")]
     Api { address: String, reason: String },
+    /// No member answered: each one's reason, already naming its address.
+    #[error("no member's REST API answered: {}", .0.join("; "))]
+    NoMemberAnswered(Vec<String>),
 }
 
 fn invalid(what: &str, value: impl ToString, why: impl Into<String>) -> ClusterError {

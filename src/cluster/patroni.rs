@@ -293,7 +293,7 @@ impl Survey {
         let newest = views.iter().rev().max_by_key(|(_, v)| v.recency()).cloned();
         let Some((asked, view)) = newest else {
             let reasons: Vec<String> = unreachable.into_iter().map(|(_, why)| why).collect();
-            return Err(ClusterError::Api { address: "every member".into(), reason: reasons.join("; ") });
+            return Err(ClusterError::NoMemberAnswered(reasons));
         };
         let disagreeing = views
             .iter()

@@ -158,3 +158,36 @@ fn a_named_file_that_does_not_exist_is_an_error() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("cannot read the configuration file /nonexistent/cabinet-db.toml"));
 }
+
+#[test]
+fn the_panels_tls_pair_may_come_half_from_the_file_and_half_from_the_environment_never_half_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let with_key = write_config(dir.path(), "[panel]\ntls_key = \"/nonexistent/panel.key\"\n", 0o600);
+    // A database that is not there: start-up stops there, after the pair was judged.
+    let nowhere = "postgres://nobody@127.0.0.1:1/none";
+    let serve = |config: &Path, cert: Option<&str>| {
+        let mut command = binary();
+        command.env("CABINET_CONFIG", config).env("DATABASE_URL", nowhere).args([
+            "serve",
+            "--dev-identity",
+            "dev@example.com=admin",
+        ]);
+        if let Some(cert) = cert {
+            command.env("CABINET_PANEL_TLS_CERT", cert);
+        }
+        command.output().unwrap()
+    };
+    // The key from the file, the certificate from the environment: a pair.
+    let paired = serve(&with_key, Some("/nonexistent/panel.crt"));
+    assert_eq!(paired.status.code(), Some(2));
+    assert!(!stderr(&paired).contains("needs its key"), "{}", stderr(&paired));
+    assert!(!stderr(&paired).contains("not provided"), "{}", stderr(&paired));
+    // Either half alone is refused, whichever way it came.
+    let other = tempfile::tempdir().unwrap();
+    let no_config = write_config(other.path(), "", 0o600);
+    for (config, cert) in [(&with_key, None), (&no_config, Some("/nonexistent/panel.crt"))] {
+        let alone = serve(config, cert);
+        assert_eq!(alone.status.code(), Some(2));
+        assert!(stderr(&alone).contains("needs its key and a key its certificate"), "{}", stderr(&alone));
+    }
+}
