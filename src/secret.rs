@@ -95,7 +95,7 @@ mod tests {
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
         let readable = read_private(&path).unwrap_err().to_string();
         assert!(
-            readable.contains("readable by others (mode 640)") && readable.contains("chmod 600"),
+            readable.contains("readable by its group or others (mode 640)") && readable.contains("chmod 600"),
             "{readable}"
         );
         assert!(matches!(read_private(dir.path()), Err(NotPrivate::NotAFile)));

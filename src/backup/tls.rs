@@ -307,6 +307,6 @@ mod tests {
         TlsFiles { ca: first.ca.clone(), cert: first.cert.clone(), key: first.key.clone() }.check().unwrap();
         std::fs::set_permissions(&first.key, std::fs::Permissions::from_mode(0o644)).unwrap();
         let leaked = TlsFiles { ca: first.ca, cert: first.cert, key: first.key }.check().unwrap_err();
-        assert!(leaked.to_string().contains("readable by others"), "{leaked}");
+        assert!(leaked.to_string().contains("readable by its group or others"), "{leaked}");
     }
 }

@@ -389,6 +389,6 @@ mod tests {
         let paths = write(dir.path(), &issue(&["a.example"], (-1, 89)));
         std::fs::set_permissions(&paths.key, std::fs::Permissions::from_mode(0o640)).unwrap();
         let problem = Certificates::load(&paths).unwrap_err().to_string();
-        assert!(problem.contains("readable by others (mode 640)"), "{problem}");
+        assert!(problem.contains("readable by its group or others (mode 640)"), "{problem}");
     }
 }

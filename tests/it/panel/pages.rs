@@ -426,7 +426,7 @@ async fn tls_serves_with_the_given_certificate_and_refuses_a_key_others_can_read
     let refused = refused.output().unwrap();
     assert_eq!(refused.status.code(), Some(2));
     assert!(
-        crate::harness::stderr(&refused).contains("readable by others"),
+        crate::harness::stderr(&refused).contains("readable by its group or others"),
         "{}",
         crate::harness::stderr(&refused)
     );
