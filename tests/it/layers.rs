@@ -44,6 +44,8 @@ struct Named {
     segments: Vec<String>,
     /// `…::*`
     glob: bool,
+    /// `… as name`: a second name, through which later paths are not followed.
+    aliased: bool,
     /// Written from the current module without `crate`, `super` or `self` (`server::version`):
     /// a path into a child module when its first segment is one, else another crate's or a
     /// type's (`std::fs`, `Verdict::Pass`).
@@ -87,6 +89,13 @@ fn is_cfg_test(attribute: &[TokenTree]) -> bool {
             if g.stream().into_iter().any(|t| matches!(&t, TokenTree::Ident(i) if i == "test")))
 }
 
+/// Whether an attribute says `path = …` anywhere (`#[path]`, or inside `#[cfg_attr(…)]`).
+fn names_a_path(trees: &[TokenTree]) -> bool {
+    trees.windows(2).any(|w| {
+        matches!((&w[0], &w[1]), (TokenTree::Ident(i), TokenTree::Punct(p)) if i == "path" && p.as_char() == '=')
+    }) || trees.iter().any(|t| matches!(t, TokenTree::Group(g) if names_a_path(&g.stream().into_iter().collect::<Vec<_>>())))
+}
+
 /// Reads `trees` (the items of module `module`, a path from the crate root) into `reading`.
 fn read(trees: &[TokenTree], module: &[String], reading: &mut Reading) {
     let mut skip_next_item = false;
@@ -94,33 +103,57 @@ fn read(trees: &[TokenTree], module: &[String], reading: &mut Reading) {
     while at < trees.len() {
         if let Some(content) = attribute(trees, at) {
             let line = trees[at].span().start().line;
-            if is_ident(content.first(), "path") {
-                reading.refused.push((line, "a #[path] attribute (a module file outside its folder)".into()));
+            let names_a_path = names_a_path(&content);
+            if names_a_path {
+                reading
+                    .refused
+                    .push((line, "a `path =` attribute (a module file outside its folder)".into()));
             }
             if is_cfg_test(&content) {
                 skip_next_item = true;
+            } else {
+                // An attribute's arguments are code too (`#[error("{}", crate::x::f(.0))]`),
+                // and a string in one may name a path (`#[serde(with = "crate::x")]`).
+                read(&content, module, reading);
+                read_path_strings(&content, module, reading);
             }
             // `#![…]`: the `!` sits between; handled as an ordinary punct below.
             at += 2;
             continue;
         }
+        if skip_next_item {
+            // An item compiled for unit tests only (they may reach anywhere): its tokens up to
+            // its end — a `;` or `,`, or its body.
+            match &trees[at] {
+                TokenTree::Punct(p) if p.as_char() == ';' || p.as_char() == ',' => skip_next_item = false,
+                TokenTree::Group(g) if g.delimiter() == Delimiter::Brace => skip_next_item = false,
+                _ => {}
+            }
+            at += 1;
+            continue;
+        }
         match &trees[at] {
-            TokenTree::Punct(p) if p.as_char() == ';' => skip_next_item = false,
-            TokenTree::Group(g) if g.delimiter() == Delimiter::Brace && skip_next_item => {
-                // The body of an item compiled for unit tests only: they may reach anywhere.
-                skip_next_item = false;
+            TokenTree::Ident(i)
+                if i == "include"
+                    && matches!(trees.get(at + 1), Some(TokenTree::Punct(p)) if p.as_char() == '!')
+                    && !matches!(trees.get(at + 2), Some(TokenTree::Group(g)) if g.to_string().contains("\"OUT_DIR\"")) =>
+            {
+                // build.rs's output (the embedded migrations' list) is generated, not source.
+                reading.refused.push((i.span().start().line, "`include!` (code from another file)".into()));
+            }
+            TokenTree::Ident(i) if (i == "crate" || i == "super") && is_ident(trees.get(at + 1), "as") => {
+                reading
+                    .refused
+                    .push((i.span().start().line, format!("an alias of `{i}` (a second name for a module)")));
             }
             TokenTree::Ident(i) if i == "mod" => {
                 if let (Some(TokenTree::Ident(name)), Some(TokenTree::Group(body))) =
                     (trees.get(at + 1), trees.get(at + 2))
                     && body.delimiter() == Delimiter::Brace
                 {
-                    if !skip_next_item {
-                        let mut inner = module.to_vec();
-                        inner.push(name.to_string());
-                        read(&body.stream().into_iter().collect::<Vec<_>>(), &inner, reading);
-                    }
-                    skip_next_item = false;
+                    let mut inner = module.to_vec();
+                    inner.push(name.to_string());
+                    read(&body.stream().into_iter().collect::<Vec<_>>(), &inner, reading);
                     at += 3;
                     continue;
                 }
@@ -160,6 +193,31 @@ fn read(trees: &[TokenTree], module: &[String], reading: &mut Reading) {
     }
 }
 
+/// Paths written as strings inside an attribute (`with = "crate::x"`), read as code.
+fn read_path_strings(trees: &[TokenTree], module: &[String], reading: &mut Reading) {
+    for tree in trees {
+        match tree {
+            TokenTree::Literal(literal) => {
+                let text = literal.to_string();
+                let inner = text.trim_matches('"');
+                if ["crate::", "super::", "self::"].iter().any(|root| inner.starts_with(root))
+                    && let Ok(tokens) = TokenStream::from_str(inner)
+                {
+                    let line = literal.span().start().line;
+                    let mut found = Reading::default();
+                    read(&tokens.into_iter().collect::<Vec<_>>(), module, &mut found);
+                    reading.named.extend(found.named.into_iter().map(|n| Named { line, ..n }));
+                    reading.refused.extend(found.refused);
+                }
+            }
+            TokenTree::Group(g) => {
+                read_path_strings(&g.stream().into_iter().collect::<Vec<_>>(), module, reading)
+            }
+            _ => {}
+        }
+    }
+}
+
 /// Reads the path that starts at `trees[at]` (`crate`, `super` or `self`); returns the index
 /// after it.
 fn read_path(trees: &[TokenTree], mut at: usize, module: &[String], reading: &mut Reading) -> usize {
@@ -176,7 +234,7 @@ fn read_path(trees: &[TokenTree], mut at: usize, module: &[String], reading: &mu
             _ => break,
         }
         if !is_path_separator(trees, at + 1) {
-            reading.named.push(Named { line, segments: base, glob: false, relative: false });
+            reading.named.push(Named { line, segments: base, glob: false, relative: false, aliased: false });
             return at + 1;
         }
         at += 3;
@@ -204,11 +262,12 @@ fn read_rest(
                     at += 3;
                     continue;
                 }
-                reading.named.push(Named { line, segments, glob: false, relative: false });
+                let aliased = is_ident(trees.get(at + 1), "as");
+                reading.named.push(Named { line, segments, glob: false, relative: false, aliased });
                 return at + 1;
             }
             Some(TokenTree::Punct(p)) if p.as_char() == '*' => {
-                reading.named.push(Named { line, segments, glob: true, relative: false });
+                reading.named.push(Named { line, segments, glob: true, relative: false, aliased: false });
                 return at + 1;
             }
             Some(TokenTree::Group(g)) if g.delimiter() == Delimiter::Brace => {
@@ -225,6 +284,7 @@ fn read_rest(
                             segments: segments.clone(),
                             glob: false,
                             relative: false,
+                            aliased: is_ident(entry.get(1), "as"),
                         }),
                         Some(_) => {
                             read_rest(entry, 0, segments.clone(), line, reading);
@@ -236,7 +296,7 @@ fn read_rest(
                 return at + 1;
             }
             _ => {
-                reading.named.push(Named { line, segments, glob: false, relative: false });
+                reading.named.push(Named { line, segments, glob: false, relative: false, aliased: false });
                 return at;
             }
         }
@@ -281,6 +341,44 @@ fn module_part(src: &Path, segments: &[String]) -> usize {
     segments.len()
 }
 
+/// The first line of the crate root's code that is not an attribute or a `mod NAME;`.
+fn not_only_declarations(text: &str) -> Option<usize> {
+    let trees: Vec<TokenTree> = TokenStream::from_str(text).ok()?.into_iter().collect();
+    let mut at = 0;
+    while at < trees.len() {
+        if let (Some(TokenTree::Punct(p)), Some(TokenTree::Group(_))) = (trees.get(at), trees.get(at + 1))
+            && p.as_char() == '#'
+        {
+            at += 2;
+            continue;
+        }
+        if let (Some(TokenTree::Punct(p)), Some(TokenTree::Punct(bang)), Some(TokenTree::Group(_))) =
+            (trees.get(at), trees.get(at + 1), trees.get(at + 2))
+            && p.as_char() == '#'
+            && bang.as_char() == '!'
+        {
+            at += 3;
+            continue;
+        }
+        let mut item = at;
+        if is_ident(trees.get(item), "pub") {
+            item += 1;
+            if matches!(trees.get(item), Some(TokenTree::Group(g)) if g.delimiter() == Delimiter::Parenthesis)
+            {
+                item += 1;
+            }
+        }
+        let declaration = is_ident(trees.get(item), "mod")
+            && matches!(trees.get(item + 1), Some(TokenTree::Ident(_)))
+            && matches!(trees.get(item + 2), Some(TokenTree::Punct(p)) if p.as_char() == ';');
+        if !declaration {
+            return Some(trees[at].span().start().line);
+        }
+        at = item + 3;
+    }
+    None
+}
+
 /// The file that holds module `modules` (a path from the crate root).
 fn file_of(src: &Path, modules: &[String]) -> PathBuf {
     if modules.is_empty() {
@@ -313,7 +411,14 @@ fn problems(src: &Path, layers: &BTreeMap<String, usize>) -> Vec<String> {
             problems
                 .push(format!("{shown}:{line}: {what} would hide imports from the layer check; remove it"));
         }
-        let Some(own_top) = module.first() else { continue };
+        let Some(own_top) = module.first() else {
+            // lib.rs: module declarations only (a macro or an item there would reach every
+            // module unseen).
+            if let Some(line) = not_only_declarations(&text) {
+                problems.push(format!("{shown}:{line}: the crate root holds module declarations only"));
+            }
+            continue;
+        };
         let Some(&own) = layers.get(own_top) else {
             problems.push(format!("{shown}: module `{own_top}` is in no layer of the map"));
             continue;
@@ -324,13 +429,19 @@ fn problems(src: &Path, layers: &BTreeMap<String, usize>) -> Vec<String> {
                 continue;
             }
             let Some(top) = named.segments.first() else {
-                if named.glob {
-                    problems.push(format!(
-                        "{shown}:{line}: a glob of the crate root names every module unseen; name them"
-                    ));
-                }
+                let what =
+                    if named.glob { "a glob of the crate root" } else { "a second name for the crate root" };
+                problems.push(format!(
+                    "{shown}:{line}: {what} would hide the paths through it; name them in full"
+                ));
                 continue;
             };
+            if named.aliased && !named.relative && module_part(src, &named.segments) == named.segments.len() {
+                problems.push(format!(
+                    "{shown}:{line}: an alias of module `{}` would hide the paths through it; name them in full",
+                    named.segments.join("::")
+                ));
+            }
             if top != own_top {
                 match layers.get(top) {
                     None => problems.push(format!("{shown}:{line}: `{top}` is in no layer of the map")),
@@ -440,15 +551,27 @@ fn upward_imports_are_found_however_they_are_written() {
         "const R: &str = r#\"a\"b\"#; use crate::panel as _;",
         "#[cfg(test)]\nmod t {}\nuse crate::panel as _;",
         "macro_rules! m { () => { crate::panel::start::serve }; }",
+        "fn f(x: u8) -> u8 { match x { #[cfg(test)] 0 => 1, _ => { let _ = crate::panel::html::urlencode; 2 } } }",
+        "enum E { #[cfg(test)] A, B { p: crate::panel::state::PanelState } }",
+        "#[derive(Debug, thiserror::Error)]\n#[error(\"{}\", crate::panel::html::urlencode(.0))]\nstruct X(String);",
+        "#[derive(serde::Serialize)]\nstruct Y { #[serde(serialize_with = \"crate::panel::html::urlencode\")] y: String }",
         "fn f() { let _ = crate::panel::html::urlencode(\"x\"); }",
     ];
     for code in sneaky {
         let found = judged_with("models/values.rs", code);
         assert!(found.iter().any(|p| p.contains("imports `panel`")), "not caught: {code:?}\n{found:?}");
     }
-    for refused in
-        ["use crate::*;", "#[path = \"../panel/html.rs\"]\nmod sneaky;", "extern crate self as me;"]
-    {
+    for refused in [
+        "use crate::*;",
+        "#[path = \"../panel/html.rs\"]\nmod sneaky;",
+        "#[cfg_attr(all(), path = \"../panel/html.rs\")]\nmod sneaky;",
+        "extern crate self as me;",
+        "use crate as c;",
+        "use crate::{self as c};",
+        "use super::super as root;",
+        "use crate::panel as p;",
+        "include!(\"../panel/html.rs\");",
+    ] {
         let found = judged_with("models/values.rs", refused);
         assert!(!found.is_empty(), "not refused: {refused:?}");
     }
@@ -464,6 +587,10 @@ fn upward_imports_are_found_however_they_are_written() {
         judged_with("models/values.rs", "#[cfg(test)]\nmod t { use crate::panel as _; }"),
         Vec::<String>::new()
     );
+    assert_eq!(judged_with("models/values.rs", "#[cfg(test)]\nuse crate::panel as _;"), Vec::<String>::new());
+    // The crate root declares modules and nothing else.
+    let found = judged_with("lib.rs", "macro_rules! up { () => { crate::panel::html::urlencode(\"x\") }; }");
+    assert!(found.iter().any(|p| p.contains("module declarations only")), "{found:?}");
 }
 
 #[test]
