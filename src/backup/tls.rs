@@ -39,6 +39,9 @@ pub struct TlsFiles {
     pub key: PathBuf,
 }
 
+/// The longest certificate file read: one is a few kilobytes.
+const MAX_PEM_BYTES: u64 = 1024 * 1024;
+
 impl TlsFiles {
     /// Where `backup setup` keeps this host's copies: next to the secrets, owned by the server's
     /// user (pgBackRest reads only `*.conf` from that directory as configuration).
@@ -47,18 +50,20 @@ impl TlsFiles {
         TlsFiles { ca: dir.join("tls-ca.crt"), cert: dir.join("tls-host.crt"), key: dir.join("tls-host.key") }
     }
 
-    /// Checks the given files before anything is written: paths that fit the configuration
+    /// Checks the given files before anything is written (each read at most once, bounded):
+    /// paths that fit the configuration
     /// file, PEM certificates, a private key only its owner can read.
     pub(crate) fn check(&self) -> Result<(), BackupError> {
         for (option, path) in [("--tls-ca", &self.ca), ("--tls-cert", &self.cert), ("--tls-key", &self.key)] {
             super::repository::check_config_path(option, path)?;
         }
         for (option, path) in [("--tls-ca", &self.ca), ("--tls-cert", &self.cert)] {
-            let text = std::fs::read_to_string(path).map_err(|e| BackupError::BadSetting {
-                option: option.to_owned(),
-                value: path.display().to_string(),
-                why: format!("cannot read it ({e})"),
-            })?;
+            let text =
+                crate::secret::read_regular(path, MAX_PEM_BYTES).map_err(|e| BackupError::BadSetting {
+                    option: option.to_owned(),
+                    value: path.display().to_string(),
+                    why: e.to_string(),
+                })?;
             if !text.contains("-----BEGIN CERTIFICATE-----") {
                 return Err(BackupError::BadSetting {
                     option: option.to_owned(),

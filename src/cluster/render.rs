@@ -494,8 +494,8 @@ fn install_notes(spec: &ClusterSpec) -> String {
 
 /// The REST API's user and password from a `patroni.env` written by `write`.
 pub(crate) fn read_restapi_auth(path: &Path) -> Result<(String, String), ClusterError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| ClusterError::Write { path: path.to_owned(), reason: format!("cannot read it: {e}") })?;
+    let text = crate::secret::read_private(path)
+        .map_err(|e| ClusterError::Write { path: path.to_owned(), reason: e.to_string() })?;
     let value = |key: &str| {
         text.lines().find_map(|l| l.strip_prefix(key)).map(str::to_owned).ok_or_else(|| {
             ClusterError::Invalid {

@@ -162,7 +162,7 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 pub(crate) fn identity_of(whois: &WhoIs, capability: &str) -> Result<Identity, Refusal> {
     let tags = whois.node.as_ref().and_then(|n| n.tags.clone()).unwrap_or_default();
     if !tags.is_empty() {
-        return Err(Refusal::Tagged(tags.join(", ")));
+        return Err(Refusal::Tagged(crate::models::characters::peer_excerpt(&tags.join(", "))));
     }
     let profile = whois.user_profile.clone().unwrap_or_default();
     let login = profile.login_name.unwrap_or_default();

@@ -82,6 +82,7 @@ pub(crate) fn check_own(addrs: &[SocketAddr], status: &Status) -> Result<(), Lis
     for &addr in addrs {
         let ip = addr.ip().to_canonical();
         if !own.iter().any(|o| o.parse::<IpAddr>().is_ok_and(|o| o == ip)) {
+            let own = own.iter().map(|o| crate::models::characters::peer_excerpt(o)).collect();
             return Err(ListenError::NotThisNode { addr, own });
         }
     }

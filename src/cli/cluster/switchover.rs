@@ -36,22 +36,32 @@ pub(crate) async fn run(args: Args, json: bool) -> anyhow::Result<Outcome> {
     let apis: Vec<PatroniApi> =
         args.members.iter().map(|m| PatroniApi { address: m.clone(), auth: Some(auth.clone()) }).collect();
     let survey = survey(&apis).await?;
+    // Names and answers are the members': shown as text, never as terminal control.
+    let safe = |text: &str| crate::models::characters::peer_excerpt(text);
     if let Some((address, says)) = survey.disagreeing.first() {
         bail!(
-            "the members disagree ({address} says {says}): a member cut off from etcd shows its last view; \
-             restore the network and check `cabinet-db cluster status` first"
+            "the members disagree ({address} says {}): a member cut off from etcd shows its last view; \
+             restore the network and check `cabinet-db cluster status` first",
+            safe(says)
         );
     }
     let view = &survey.view;
     let Some(leader) = view.leader() else { bail!("the cluster has no leader to switch over from") };
     if leader.name == args.to {
-        bail!("{} is the leader already", args.to);
+        bail!("{} is the leader already", safe(&args.to));
     }
     if !view.streaming_sync_standbys().iter().any(|m| m.name == args.to) {
         bail!(
             "{} is not a streaming synchronous standby, so it may lack acknowledged commits; candidates: {}",
-            args.to,
-            view.streaming_sync_standbys().iter().map(|m| m.name.as_str()).collect::<Vec<_>>().join(", ")
+            safe(&args.to),
+            safe(
+                &view
+                    .streaming_sync_standbys()
+                    .iter()
+                    .map(|m| m.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
         );
     }
     // The leader's own API, when it was given: it carries the switchover out.
@@ -61,7 +71,7 @@ pub(crate) async fn run(args: Args, json: bool) -> anyhow::Result<Outcome> {
     if json {
         output::print_json(&serde_json::json!({ "from": leader.name, "to": args.to, "patroni": answer }))?;
     } else {
-        outln!("switched over from {} to {}: {answer}", leader.name, args.to)?;
+        outln!("switched over from {} to {}: {}", safe(&leader.name), safe(&args.to), safe(&answer))?;
     }
     Ok(Outcome::Success)
 }

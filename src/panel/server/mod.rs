@@ -24,7 +24,7 @@ pub(crate) use tls::TlsPaths;
 
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum ServeError {
-    #[error("cannot listen on {addr} (is this address up on this host? `tailscale ip` lists the node's own)")]
+    #[error("cannot listen on {addr} ({})", bind_hint(source))]
     Bind {
         addr: SocketAddr,
         #[source]
@@ -38,6 +38,16 @@ pub(crate) enum ServeError {
         #[source]
         source: io::Error,
     },
+}
+
+/// What to look at when an address cannot be bound.
+fn bind_hint(error: &io::Error) -> &'static str {
+    match error.kind() {
+        io::ErrorKind::AddrInUse => {
+            "another process listens there — pgBackRest's TLS server takes 8432 by default too; `ss -ltnp` names it; choose another --port"
+        }
+        _ => "is this address up on this host? `tailscale ip` lists the node's own",
+    }
 }
 
 /// Serves the panel on every address until `shutdown` completes, then lets requests in flight

@@ -35,6 +35,9 @@ pub(crate) struct TlsPaths {
     pub(crate) key: PathBuf,
 }
 
+/// The longest certificate chain read: a chain is a few kilobytes.
+const MAX_CHAIN_BYTES: u64 = 1024 * 1024;
+
 /// A certificate or key that cannot serve: which file, and why.
 #[derive(Debug, thiserror::Error)]
 #[error("TLS file {}: {reason}", .path.display())]
@@ -210,8 +213,10 @@ impl ResolvesServerCert for Certificates {
 fn read_pair(paths: &TlsPaths, provider: &CryptoProvider) -> Result<(Arc<CertifiedKey>, About), TlsError> {
     let fail = |path: &Path, reason: String| TlsError { path: path.to_owned(), reason };
     let key_text = crate::secret::read_private(&paths.key).map_err(|e| fail(&paths.key, e.to_string()))?;
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&paths.cert)
-        .and_then(|certs| certs.collect())
+    let cert_text = crate::secret::read_regular(&paths.cert, MAX_CHAIN_BYTES)
+        .map_err(|e| fail(&paths.cert, e.to_string()))?;
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cert_text.as_bytes())
+        .collect::<Result<_, _>>()
         .map_err(|e| fail(&paths.cert, format!("not a PEM certificate chain ({e})")))?;
     let Some(leaf) = certs.first() else {
         return Err(fail(&paths.cert, "holds no certificate".to_owned()));
