@@ -33,6 +33,8 @@ pub(crate) mod http_client;
 /// Private PostgreSQL clusters (`initdb`, `pg_ctl`): the development database, restored
 /// copies and the test harness run on them.
 pub mod local_cluster;
+/// Metrics of what only cabinet-db knows, in Prometheus' text format.
+pub(crate) mod metrics;
 /// Versioned migrations and the runner.
 pub mod migrations;
 /// `Site`, `User` and the declarative schema: the source of truth.

@@ -23,6 +23,8 @@ pub(crate) mod history;
 pub(crate) mod host;
 /// `cabinet-db manpages` (hidden): the man pages, for packaging.
 pub(crate) mod manpages;
+/// `cabinet-db metrics`.
+pub(crate) mod metrics;
 /// `cabinet-db migrate …`: the migration runner.
 pub(crate) mod migrate;
 /// `cabinet-db models …`: the schema model for other languages.
@@ -102,6 +104,8 @@ pub(crate) enum Command {
     Cluster(cluster::ClusterArgs),
     /// Show the configuration in effect: each setting, its value and where it came from.
     Config(config::ConfigArgs),
+    /// Print the metrics only cabinet-db knows, in Prometheus' text format.
+    Metrics(metrics::Args),
     /// Print tab completion for bash, zsh or fish.
     Completions(completions::Args),
     /// Write the man pages into a directory (for packaging).
@@ -125,6 +129,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Completions(args) => completions::run(args, Cli::command()),
         Command::Config(args) => config::run(args, &Cli::command(), &cli.config_file, cli.json),
         Command::Manpages(args) => manpages::run(args, Cli::command()),
+        Command::Metrics(args) => metrics::run(args).await,
         Command::Backup(args) => backup::run(args, cli.json).await,
         Command::Sites(args) => sites::run(args, cli.json).await,
         Command::Users(args) => users::run(args, cli.json).await,

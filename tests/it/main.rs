@@ -79,6 +79,9 @@ mod layers;
 /// The version matrix's marker: every module outside `every_server` says why it runs once.
 /// Once: it reads this binary's own source.
 mod matrix;
+/// `cabinet-db metrics`: the database's side, in Prometheus' text format.
+/// Once: pg_stat_activity, pg_roles and pg_class read the same on every supported server.
+mod metrics;
 /// Tailnet-only exposure proven in network namespaces (root).
 /// Once: the firewall and the addresses decide; what the server's pg_hba admits is judged on every server by the audit.
 mod netns;

@@ -1,0 +1,49 @@
+//! `cabinet-db metrics`: what cabinet-db knows, in Prometheus' text format.
+
+use std::path::PathBuf;
+
+use clap::Args as ClapArgs;
+
+use crate::{
+    cli::{args::ConnectionArgs, outcome::Outcome, output::outln},
+    roles::{DEFAULT_ROLE_PREFIX, Roles},
+};
+
+/// Print the metrics only cabinet-db knows, in Prometheus' text format.
+///
+/// Connections per role of ours against each role's limit, migrations applied against this
+/// binary's, the history's size and newest prune. With --out the text replaces FILE whole
+/// (for node_exporter's textfile collector, e.g.
+/// /var/lib/prometheus/node-exporter/cabinet-db.prom). When the database does not answer,
+/// `cabinet_database_up 0` says so and the command still succeeds: a scrape that reports the
+/// outage is worth more than one that fails.
+///
+/// Examples:
+///   cabinet-db metrics
+///   cabinet-db metrics --out /var/lib/prometheus/node-exporter/cabinet-db.prom
+#[derive(Debug, ClapArgs)]
+#[command(verbatim_doc_comment)]
+pub(crate) struct Args {
+    #[command(flatten)]
+    pub(crate) connection: ConnectionArgs,
+    /// The prefix of our role names.
+    #[arg(long, env = "CABINET_ROLE_PREFIX", default_value = DEFAULT_ROLE_PREFIX, value_parser = Roles::parse)]
+    pub(crate) role_prefix: Roles,
+    /// Write the text to this file (replaced whole, 0644) instead of standard output.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) out: Option<PathBuf>,
+}
+
+pub(crate) async fn run(args: Args) -> anyhow::Result<Outcome> {
+    let text = crate::metrics::scrape(args.connection.url()?, &args.role_prefix).await;
+    match &args.out {
+        Some(path) => {
+            use std::io::Write;
+            let mut file = crate::atomic_file::AtomicFile::create(path, crate::atomic_file::PUBLIC_MODE)?;
+            file.write_all(text.as_bytes())?;
+            file.commit()?;
+        }
+        None => outln!("{}", text.trim_end())?,
+    }
+    Ok(Outcome::Success)
+}

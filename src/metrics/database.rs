@@ -1,0 +1,145 @@
+//! What the database itself says, read as whichever role connects (`serve`'s `cabinet_admin`,
+//! or an operator's): connections per role of ours against each role's limit (n8n's pool leak
+//! shows before it locks n8n out), migrations applied against the binary's, the history's size
+//! and newest prune. Nothing per site or per user: a label per record would grow without bound,
+//! and an erased user must not live on in Prometheus.
+
+use sqlx::PgConnection;
+
+use super::exposition::{Family, Kind};
+use crate::{
+    db::{self, DatabaseUrl},
+    migrations::{MigrationSet, runner},
+    roles::Roles,
+};
+
+/// The families, or — when the database does not answer — `cabinet_database_up 0` alone (a
+/// scrape that fails says less than one that says why).
+pub(crate) async fn families(url: &DatabaseUrl, roles: &Roles) -> Vec<Family> {
+    let up = |value| {
+        Family::single(
+            "cabinet_database_up",
+            "1 when the database answered this scrape's queries, else 0.",
+            Kind::Gauge,
+            value,
+        )
+    };
+    let read = async {
+        let mut conn = db::connect(url, "cabinet-db metrics").await.map_err(|e| e.to_string())?;
+        let mut families = connections(&mut conn, roles).await.map_err(|e| e.to_string())?;
+        families.extend(history(&mut conn).await.map_err(|e| e.to_string())?);
+        let _ = sqlx::Connection::close(conn).await;
+        families.extend(migrations(url).await);
+        Ok::<_, String>(families)
+    };
+    match read.await {
+        Ok(mut families) => {
+            families.insert(0, up(1.0));
+            families
+        }
+        Err(reason) => {
+            tracing::warn!(%reason, "the database did not answer the metrics' queries");
+            vec![up(0.0)]
+        }
+    }
+}
+
+async fn connections(conn: &mut PgConnection, roles: &Roles) -> Result<Vec<Family>, sqlx::Error> {
+    let names = roles.all_names();
+    let rows: Vec<(String, i64, i32)> = sqlx::query_as(
+        "SELECT r.rolname::text, count(a.pid), r.rolconnlimit
+           FROM pg_roles r LEFT JOIN pg_stat_activity a ON a.usename = r.rolname
+          WHERE r.rolname = ANY($1)
+          GROUP BY r.rolname, r.rolconnlimit
+          ORDER BY r.rolname",
+    )
+    .bind(&names)
+    .fetch_all(conn)
+    .await?;
+    let mut open = Family::new(
+        "cabinet_role_connections",
+        "Sessions open per role of ours (pg_stat_activity), all databases.",
+        Kind::Gauge,
+    );
+    let mut limit = Family::new(
+        "cabinet_role_connection_limit",
+        "Each role's connection limit (rolconnlimit); roles without one have no sample.",
+        Kind::Gauge,
+    );
+    for (role, count, connlimit) in rows {
+        open.push(&[("role", &role)], count as f64);
+        if connlimit >= 0 {
+            limit.push(&[("role", &role)], f64::from(connlimit));
+        }
+    }
+    Ok(vec![open, limit])
+}
+
+async fn history(conn: &mut PgConnection) -> Result<Vec<Family>, sqlx::Error> {
+    // The planner's estimate: exact counts of a million rows would make every scrape a scan.
+    let rows: Vec<(String, f64)> = sqlx::query_as(
+        "SELECT c.relname::text, greatest(c.reltuples, 0)::float8
+           FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+          WHERE n.nspname = 'public' AND c.relname IN ('sites_history', 'users_history')
+          ORDER BY 1",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut size = Family::new(
+        "cabinet_history_rows",
+        "Rows of each history table, as the planner estimates them (pg_class.reltuples).",
+        Kind::Gauge,
+    );
+    for (table, rows) in rows {
+        size.push(&[("table", &table)], rows);
+    }
+    let newest_prune: Option<f64> = sqlx::query_scalar(
+        "SELECT extract(epoch FROM max(pruned_at))::float8 FROM history_prunes WHERE pruned_at < 'infinity'",
+    )
+    .fetch_one(&mut *conn)
+    .await?;
+    let mut families = vec![size];
+    if let Some(at) = newest_prune {
+        families.push(Family::single(
+            "cabinet_history_newest_prune_timestamp_seconds",
+            "When the history was last pruned (Unix time); no sample when it never was.",
+            Kind::Gauge,
+            at,
+        ));
+    }
+    Ok(families)
+}
+
+async fn migrations(url: &DatabaseUrl) -> Vec<Family> {
+    let Ok(set) = MigrationSet::embedded() else { return Vec::new() };
+    let known = Family::single(
+        "cabinet_migrations_known_version",
+        "The newest migration this binary carries.",
+        Kind::Gauge,
+        set.head() as f64,
+    );
+    match runner::status(url, &set).await {
+        Ok(assessment) => vec![
+            known,
+            Family::single(
+                "cabinet_migrations_applied_version",
+                "The newest migration the database has applied (0: none).",
+                Kind::Gauge,
+                assessment.current.unwrap_or(0) as f64,
+            ),
+            Family::single(
+                "cabinet_migrations_pending",
+                "Migrations this binary carries that the database has not applied.",
+                Kind::Gauge,
+                assessment.pending.len() as f64,
+            ),
+            Family::single(
+                "cabinet_migrations_problems",
+                "Problems with the applied migrations (changed checksums, unknown or out-of-order versions).",
+                Kind::Gauge,
+                assessment.problems.len() as f64,
+            ),
+        ],
+        Err(_) => vec![known],
+    }
+}

@@ -1,0 +1,65 @@
+//! `cabinet-db metrics`: what the database says, in Prometheus' text format, read as the roles
+//! that will scrape it.
+
+use cabinet_db::roles::RoleKind;
+
+use crate::harness::{WithRoles, binary, stderr, stdout};
+
+/// The value of the one sample named `name` with these labels (`name{labels}` as written).
+fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines().find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+#[tokio::test]
+async fn connections_per_role_against_their_limits_migrations_and_an_outage_are_exported() {
+    // Arrange: n8n holds two sessions, as its pool would.
+    let with = WithRoles::new().await;
+    let n8n = with.roles.name(RoleKind::N8n);
+    let _first = with.conn(RoleKind::N8n).await;
+    let _second = with.conn(RoleKind::N8n).await;
+
+    // Act: a scrape as the admin panel's role, the one `serve` connects as.
+    let out = binary()
+        .env("DATABASE_URL", with.url_as(RoleKind::Admin).expose())
+        .args(["metrics", "--role-prefix", &with.db.role_prefix()])
+        .output()
+        .unwrap();
+
+    // Assert
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert_eq!(sample(&text, "cabinet_database_up"), Some(1.0), "{text}");
+    assert_eq!(sample(&text, &format!("cabinet_role_connections{{role=\"{n8n}\"}}")), Some(2.0), "{text}");
+    assert_eq!(
+        sample(&text, &format!("cabinet_role_connection_limit{{role=\"{n8n}\"}}")),
+        Some(f64::from(RoleKind::N8n.connection_limit())),
+        "{text}"
+    );
+    let known = sample(&text, "cabinet_migrations_known_version").unwrap();
+    assert_eq!(sample(&text, "cabinet_migrations_applied_version"), Some(known), "{text}");
+    assert_eq!(sample(&text, "cabinet_migrations_pending"), Some(0.0), "{text}");
+    assert!(sample(&text, "cabinet_history_rows{table=\"sites_history\"}").is_some(), "{text}");
+    // Every family has HELP and TYPE, and no secret reaches the text.
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        let name = line.split(['{', ' ']).next().unwrap();
+        assert!(
+            text.contains(&format!("# HELP {name} ")) && text.contains(&format!("# TYPE {name} ")),
+            "{name}"
+        );
+    }
+    assert!(!text.contains(&with.password(RoleKind::Admin)) && !text.contains(&with.password(RoleKind::N8n)));
+
+    // The database gone: the scrape says so, and still succeeds; --out replaces the file whole.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("cabinet-db.prom");
+    std::fs::write(&file, "stale\n").unwrap();
+    let down = binary()
+        .env("DATABASE_URL", "postgres://nobody@127.0.0.1:1/none")
+        .args(["metrics", "--out", file.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(down.status.success(), "{}", stderr(&down));
+    let written = std::fs::read_to_string(&file).unwrap();
+    assert_eq!(sample(&written, "cabinet_database_up"), Some(0.0), "{written}");
+    assert!(!written.contains("stale"));
+}
