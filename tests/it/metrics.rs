@@ -48,6 +48,17 @@ async fn connections_per_role_against_their_limits_migrations_and_an_outage_are_
         );
     }
     assert!(!text.contains(&with.password(RoleKind::Admin)) && !text.contains(&with.password(RoleKind::N8n)));
+    // Prometheus' own linter accepts the scrape (names, units, HELP).
+    let mut lint = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool (scripts/setup tests installs prometheus)");
+    std::io::Write::write_all(&mut lint.stdin.take().unwrap(), text.as_bytes()).unwrap();
+    let lint = lint.wait_with_output().unwrap();
+    assert!(lint.status.success(), "promtool check metrics: {}{}", stdout(&lint), stderr(&lint));
 
     // The database gone: the scrape says so, and still succeeds; --out replaces the file whole.
     let dir = tempfile::tempdir().unwrap();
