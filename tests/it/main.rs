@@ -52,6 +52,9 @@ mod every_server {
     pub mod users;
 }
 
+/// The packaged alert rules, proven by promtool in simulated time.
+/// Once: Prometheus' rules and tools; no server is involved.
+mod alerts;
 /// Backups with the real pgBackRest: the offsite repository, a repository host, the schedules.
 /// Once: the S3 and TLS transports and the units are pgBackRest's and systemd's; restores run on every server.
 mod backup;
