@@ -12,7 +12,8 @@ use crate::{
 /// Print the metrics only cabinet-db knows, in Prometheus' text format.
 ///
 /// Connections per role of ours against each role's limit, migrations applied against this
-/// binary's, the history's size and newest prune. With --out the text replaces FILE whole
+/// binary's, the history's size and newest prune; the newest drill, whether it passed, and when
+/// one last did (from pgBackRest's state directory, on the database host). With --out the text replaces FILE whole
 /// (for node_exporter's textfile collector, e.g.
 /// /var/lib/prometheus/node-exporter/cabinet-db.prom). When the database does not answer,
 /// `cabinet_database_up 0` says so and the command still succeeds: a scrape that reports the
@@ -29,13 +30,17 @@ pub(crate) struct Args {
     /// The prefix of our role names.
     #[arg(long, env = "CABINET_ROLE_PREFIX", default_value = DEFAULT_ROLE_PREFIX, value_parser = Roles::parse)]
     pub(crate) role_prefix: Roles,
+    /// pgBackRest's configuration (`backup setup --config`): its state directory holds the
+    /// drills' record.
+    #[arg(long, env = "CABINET_BACKUP_CONFIG", default_value = crate::backup::config::DEFAULT_CONFIG)]
+    pub(crate) backup_config: PathBuf,
     /// Write the text to this file (replaced whole, 0644) instead of standard output.
     #[arg(long, value_name = "FILE")]
     pub(crate) out: Option<PathBuf>,
 }
 
 pub(crate) async fn run(args: Args) -> anyhow::Result<Outcome> {
-    let text = crate::metrics::scrape(args.connection.url()?, &args.role_prefix).await;
+    let text = crate::metrics::scrape(args.connection.url()?, &args.role_prefix, &args.backup_config).await;
     match &args.out {
         Some(path) => {
             use std::io::Write;
