@@ -43,6 +43,8 @@ pub mod models;
 pub mod panel;
 /// Paths as they really are (symlinks resolved), for every guard that keeps data apart.
 pub(crate) mod paths;
+/// What scheduled commands record of their runs (the audit's verdicts), for the metrics.
+pub(crate) mod records;
 /// Least-privilege roles: the model, `roles apply`, `roles rotate`, SCRAM verifiers.
 pub mod roles;
 /// Live database vs models: drift and the SQL that removes it.

@@ -134,7 +134,7 @@ WantedBy=multi-user.target
                 "audit (exposure, privileges, contents, backups; exit 1 fails the unit)",
                 None,
                 &drill_env,
-                &format!("{binary} audit"),
+                &format!("{binary} audit --record"),
             ),
         ),
         file("cabinet-db-audit.timer", timer(header, "daily audit", "*-*-* 06:00:00", Some("15min"), None)),

@@ -50,6 +50,10 @@ pub(crate) struct AuditArgs {
         value_delimiter = ','
     )]
     pub(crate) cluster_members: Vec<String>,
+    /// Record the verdicts in pgBackRest's state directory (audit.json beside the drills'
+    /// record) for `cabinet-db metrics` to report; the daily audit unit does.
+    #[arg(long)]
+    pub(crate) record: bool,
     #[command(flatten)]
     pub(crate) source: MigrationsDirArgs,
 }
@@ -67,8 +71,29 @@ pub(crate) async fn run(args: AuditArgs, json: bool) -> anyhow::Result<Outcome> 
         cluster_members: args.cluster_members,
     };
     let url = args.connection.url()?;
+    // Where the record goes is known before the audit runs: a record that cannot be kept is
+    // said at once, not after minutes of checks.
+    let record_to = if args.record {
+        let config = crate::backup::config::BackupConfig::read(&options.backup_config)?;
+        Some(config.state_dir.join(crate::records::AUDIT_FILE))
+    } else {
+        None
+    };
     let checks = audit::audit(url, &set, &options).await?;
     let overall = audit::overall(&checks);
+    if let Some(path) = &record_to {
+        let verdict = |v: Verdict| match v {
+            Verdict::Pass => "pass",
+            Verdict::Warn => "warn",
+            Verdict::Fail => "fail",
+        };
+        crate::records::AuditRecord {
+            at: chrono::Utc::now(),
+            checks: checks.iter().map(|c| (c.id.to_owned(), verdict(c.verdict).to_owned())).collect(),
+        }
+        .write(path)
+        .map_err(|e| anyhow::anyhow!("cannot record the audit in {}: {e}", path.display()))?;
+    }
     let skipped: Vec<&str> = checks.iter().filter(|c| c.needs_superuser).map(|c| c.id).collect();
     if json {
         output::print_json(&serde_json::json!({

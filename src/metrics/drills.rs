@@ -1,18 +1,23 @@
-//! The drills' record (`backup drill` appends one line per drill to the state directory's
-//! drills.jsonl): when a restore was last tried, whether it passed, when one last passed. Read
-//! on the database host, by a user who may read pgBackRest's state directory.
+//! What pgBackRest's state directory holds: the drills' record (`backup drill` appends one
+//! line per drill to drills.jsonl: when a restore was last tried, whether it passed, when one
+//! last passed) and the newest recorded audit. Read on the database host, by a user who may
+//! read that directory.
 
 use std::path::Path;
 
 use super::exposition::{Family, Kind};
-use crate::backup::{
-    config::{BackupConfig, DRILLS_FILE},
-    drill::{self, DrillRecord},
+use crate::{
+    backup::{
+        config::{BackupConfig, DRILLS_FILE},
+        drill::{self, DrillRecord},
+    },
+    records::{AUDIT_FILE, AuditRecord},
 };
 
 /// The families for the configuration at `config` (none but `cabinet_backup_configured 0`
 /// when there is none).
 pub(crate) fn families(config: &Path) -> Vec<Family> {
+    // The audit's record lives in the same state directory.
     let configured = |value| {
         Family::single(
             "cabinet_backup_configured",
@@ -25,6 +30,8 @@ pub(crate) fn families(config: &Path) -> Vec<Family> {
         Ok(config) => {
             let mut families = vec![configured(1.0)];
             families.extend(of(&drill::recorded(&config.state_dir.join(DRILLS_FILE))));
+            let audit = AuditRecord::read(&config.state_dir.join(AUDIT_FILE));
+            families.extend(super::audit::families(audit.as_ref()));
             families
         }
         Err(_) => vec![configured(0.0)],

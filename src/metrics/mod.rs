@@ -2,6 +2,8 @@
 //! prints them (for node_exporter's textfile collector and for people). What postgres_exporter
 //! and Patroni's own `/metrics` export is left to them.
 
+/// The newest recorded audit: when, checks by verdict, each failing check.
+mod audit;
 /// What the database says: connections per role against their limits, migrations, history.
 mod database;
 /// The drills' record: the newest drill, whether it passed, the newest that did.

@@ -6,7 +6,7 @@ use cabinet_db::backup::{
 };
 
 use crate::backup::{Production, exec, walkdir};
-use crate::harness::{stderr, stdout};
+use crate::harness::{binary, stderr, stdout};
 
 #[tokio::test]
 async fn a_drill_passes_on_a_healthy_setup_and_fails_on_a_damaged_repository() {
@@ -78,6 +78,38 @@ async fn a_drill_passes_on_a_healthy_setup_and_fails_on_a_damaged_repository() {
         "{:?}",
         backup_failures()
     );
+
+    // The metrics say it too: the newest drill failed, the newest success is the first one's;
+    // and a recorded audit names the failing check.
+    let scrape = || {
+        let out = binary()
+            .env("DATABASE_URL", production.url.expose())
+            .args(["metrics", "--backup-config", production.config.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        stdout(&out)
+    };
+    let text = scrape();
+    let sample = |text: &str, series: &str| -> Option<f64> {
+        text.lines().find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+    };
+    assert_eq!(sample(&text, "cabinet_drill_last_passed"), Some(0.0), "{text}");
+    assert_eq!(
+        sample(&text, "cabinet_drill_last_success_timestamp_seconds"),
+        Some(chrono::DateTime::parse_from_rfc3339(record["at"].as_str().unwrap()).unwrap().timestamp() as f64),
+        "{text}"
+    );
+    assert_eq!(sample(&text, "cabinet_audit_last_timestamp_seconds"), Some(0.0), "none recorded yet: {text}");
+    let audited = binary()
+        .env("DATABASE_URL", production.url.expose())
+        .args(["audit", "--record", "--backup-config", production.config.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(audited.status.code(), Some(1), "{}", stderr(&audited));
+    let text = scrape();
+    assert!(sample(&text, "cabinet_audit_last_timestamp_seconds").unwrap() > 0.0, "{text}");
+    assert_eq!(sample(&text, "cabinet_audit_check_failing{check=\"backup.drill\"}"), Some(1.0), "{text}");
 
     // Archiving that is not ours, then archiving that fails: the audit says each.
     exec(production.url.expose(), "ALTER SYSTEM SET archive_command = '/bin/true'").await;
