@@ -489,3 +489,9 @@ pub fn pgbackrest_needed_for(server_major: u32) -> Option<String> {
     let (installed, _) = pgbackrest::version_of(&program).expect("pgbackrest prints its version");
     cabinet_db::compat::pgbackrest_supports(installed, server_major).err()
 }
+
+/// In a scrape (`cabinet-db metrics`), the value of the one sample written `series`
+/// (`name{labels}` as the text has it).
+pub fn metric_sample(text: &str, series: &str) -> Option<f64> {
+    text.lines().find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}

@@ -3,12 +3,7 @@
 
 use cabinet_db::roles::RoleKind;
 
-use crate::harness::{WithRoles, binary, stderr, stdout};
-
-/// The value of the one sample named `name` with these labels (`name{labels}` as written).
-fn sample(text: &str, series: &str) -> Option<f64> {
-    text.lines().find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
-}
+use crate::harness::{WithRoles, binary, metric_sample as sample, stderr, stdout};
 
 #[tokio::test]
 async fn connections_per_role_against_their_limits_migrations_and_an_outage_are_exported() {

@@ -6,7 +6,7 @@ use cabinet_db::backup::{
 };
 
 use crate::backup::{Production, exec, walkdir};
-use crate::harness::{binary, stderr, stdout};
+use crate::harness::{binary, metric_sample as sample, stderr, stdout};
 
 #[tokio::test]
 async fn a_drill_passes_on_a_healthy_setup_and_fails_on_a_damaged_repository() {
@@ -91,9 +91,6 @@ async fn a_drill_passes_on_a_healthy_setup_and_fails_on_a_damaged_repository() {
         stdout(&out)
     };
     let text = scrape();
-    let sample = |text: &str, series: &str| -> Option<f64> {
-        text.lines().find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
-    };
     assert_eq!(sample(&text, "cabinet_drill_last_passed"), Some(0.0), "{text}");
     assert_eq!(
         sample(&text, "cabinet_drill_last_success_timestamp_seconds"),
