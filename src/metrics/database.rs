@@ -1,7 +1,7 @@
 //! What the database itself says, read as whichever role connects (`serve`'s `cabinet_admin`,
 //! or an operator's): connections per role of ours against each role's limit (n8n's pool leak
 //! shows before it locks n8n out), migrations applied against the binary's, the history's size
-//! and newest prune. Nothing per site or per user: a label per record would grow without bound,
+//! and newest prune, WAL archiving as the server counts it. Nothing per site or per user: a label per record would grow without bound,
 //! and an erased user must not live on in Prometheus.
 
 use sqlx::PgConnection;
@@ -28,6 +28,7 @@ pub(crate) async fn families(url: &DatabaseUrl, roles: &Roles) -> Vec<Family> {
         let mut conn = db::connect(url, "cabinet-db metrics").await.map_err(|e| e.to_string())?;
         let mut families = connections(&mut conn, roles).await.map_err(|e| e.to_string())?;
         families.extend(history(&mut conn).await.map_err(|e| e.to_string())?);
+        families.extend(archiver(&mut conn).await.map_err(|e| e.to_string())?);
         let _ = sqlx::Connection::close(conn).await;
         families.extend(migrations(url).await);
         Ok::<_, String>(families)
@@ -103,6 +104,51 @@ async fn history(conn: &mut PgConnection) -> Result<Vec<Family>, sqlx::Error> {
         families.push(Family::single(
             "cabinet_history_newest_prune_timestamp_seconds",
             "When the history was last pruned (Unix time); no sample when it never was.",
+            Kind::Gauge,
+            at,
+        ));
+    }
+    Ok(families)
+}
+
+/// WAL archiving as the server counts it (pg_stat_archiver, readable by every role): a rising
+/// failure count while the newest archived segment grows old is the classic silent failure
+/// (pgBackRest's `[082] … was not archived before the timeout`).
+async fn archiver(conn: &mut PgConnection) -> Result<Vec<Family>, sqlx::Error> {
+    let (archived, failed, last_archived, last_failed): (i64, i64, Option<f64>, Option<f64>) =
+        sqlx::query_as(
+            "SELECT archived_count, failed_count,
+                extract(epoch FROM last_archived_time)::float8, extract(epoch FROM last_failed_time)::float8
+           FROM pg_stat_archiver",
+        )
+        .fetch_one(conn)
+        .await?;
+    let mut families = vec![
+        Family::single(
+            "cabinet_wal_archived_total",
+            "WAL segments the server archived since its statistics were reset (pg_stat_archiver).",
+            Kind::Counter,
+            archived as f64,
+        ),
+        Family::single(
+            "cabinet_wal_archive_failures_total",
+            "Failed attempts to archive a WAL segment (pg_stat_archiver.failed_count).",
+            Kind::Counter,
+            failed as f64,
+        ),
+    ];
+    if let Some(at) = last_archived {
+        families.push(Family::single(
+            "cabinet_wal_last_archived_timestamp_seconds",
+            "When the newest WAL segment was archived (Unix time); no sample before the first.",
+            Kind::Gauge,
+            at,
+        ));
+    }
+    if let Some(at) = last_failed {
+        families.push(Family::single(
+            "cabinet_wal_last_archive_failure_timestamp_seconds",
+            "When archiving last failed (Unix time); no sample when it never did.",
             Kind::Gauge,
             at,
         ));

@@ -40,6 +40,9 @@ async fn connections_per_role_against_their_limits_migrations_and_an_outage_are_
     assert_eq!(sample(&text, "cabinet_migrations_applied_version"), Some(known), "{text}");
     assert_eq!(sample(&text, "cabinet_migrations_pending"), Some(0.0), "{text}");
     assert!(sample(&text, "cabinet_history_rows{table=\"sites_history\"}").is_some(), "{text}");
+    // The test cluster does not archive: the counters are there, at zero.
+    assert_eq!(sample(&text, "cabinet_wal_archive_failures_total"), Some(0.0), "{text}");
+    assert!(sample(&text, "cabinet_wal_archived_total").is_some(), "{text}");
     // No pgBackRest here: said, not guessed (the drills' metrics need its state directory).
     assert_eq!(sample(&text, "cabinet_backup_configured"), Some(0.0), "{text}");
     // Every family has HELP and TYPE, and no secret reaches the text.
