@@ -44,9 +44,17 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<Outcome> {
     match &args.out {
         Some(path) => {
             use std::io::Write;
-            let mut file = crate::atomic_file::AtomicFile::create(path, crate::atomic_file::PUBLIC_MODE)?;
-            file.write_all(text.as_bytes())?;
-            file.commit()?;
+            let write = || -> std::io::Result<()> {
+                let mut file = crate::atomic_file::AtomicFile::create(path, crate::atomic_file::PUBLIC_MODE)?;
+                file.write_all(text.as_bytes())?;
+                file.commit()
+            };
+            write().map_err(|e| {
+                anyhow::anyhow!(
+                    "cannot write {}: {e} (its directory must exist; nothing was written)",
+                    path.display()
+                )
+            })?;
         }
         None => outln!("{}", text.trim_end())?,
     }

@@ -34,7 +34,13 @@ pub(crate) fn families(config: &Path) -> Vec<Family> {
             families.extend(super::audit::families(audit.as_ref()));
             families
         }
-        Err(_) => vec![configured(0.0)],
+        Err(crate::backup::BackupError::NotConfigured(_)) => vec![configured(0.0)],
+        Err(e) => {
+            // There but unreadable (permissions, a broken file): said in the log, and reported
+            // as not configured, so the drill and audit alerts do not read a stale view.
+            tracing::warn!(error = %e, "pgBackRest's configuration could not be read for the metrics");
+            vec![configured(0.0)]
+        }
     }
 }
 

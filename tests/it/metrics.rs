@@ -79,4 +79,18 @@ async fn connections_per_role_against_their_limits_migrations_and_an_outage_are_
     let written = std::fs::read_to_string(&file).unwrap();
     assert_eq!(sample(&written, "cabinet_database_up"), Some(0.0), "{written}");
     assert!(!written.contains("stale"));
+    // A file that cannot be written is named, with what to do.
+    let missing = dir.path().join("no-such-dir/cabinet-db.prom");
+    let refused = binary()
+        .env("DATABASE_URL", "postgres://nobody@127.0.0.1:1/none")
+        .args(["metrics", "--out", missing.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(
+        stderr(&refused).contains(missing.to_str().unwrap())
+            && stderr(&refused).contains("nothing was written"),
+        "{}",
+        stderr(&refused)
+    );
 }
