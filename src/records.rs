@@ -1,12 +1,18 @@
 //! What a scheduled command records of its run, for `cabinet-db metrics` to report: the
-//! audit's verdicts (`audit --record`), kept in pgBackRest's state directory beside the drills'
-//! record (the units run as the server's user, who owns it). A record replaces the previous one
-//! whole; a missing or unreadable one is reported as missing, never guessed.
+//! audit's verdicts (`audit --record`) and each backup run's outcome (`backup run`), kept in
+//! pgBackRest's state directory beside the drills' record (the units run as the server's user,
+//! who owns it, or as root). A record replaces the previous one whole; a missing or unreadable
+//! one is reported as missing, never guessed.
 
 use std::path::Path;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+
+/// Where the metrics unit stores a scrape each minute (`metrics --out`), for `serve`'s
+/// `/metrics` to pass on: the costly part of a scrape (pgBackRest's listing, the cluster
+/// survey) is done there, as root, and a scrape of `serve` costs a file read.
+pub(crate) const STORED_SCRAPE: &str = "/var/lib/cabinet-db/metrics/cabinet-db.prom";
 
 /// The audit record's file name in the state directory.
 pub(crate) const AUDIT_FILE: &str = "audit.json";
@@ -22,18 +28,51 @@ pub(crate) struct AuditRecord {
 impl AuditRecord {
     /// Replaces the record at `path` whole (readable by all: it names checks, no secret).
     pub(crate) fn write(&self, path: &Path) -> std::io::Result<()> {
-        use std::io::Write;
-        let text = serde_json::to_string(self).map_err(std::io::Error::other)?;
-        let mut file = crate::atomic_file::AtomicFile::create(path, 0o644)?;
-        file.write_all(text.as_bytes())?;
-        file.commit()
+        write_json(self, path)
     }
 
     /// The record at `path`, if there is a readable one.
     pub(crate) fn read(path: &Path) -> Option<AuditRecord> {
-        let text = crate::secret::read_regular(path, 1024 * 1024).ok()?;
-        serde_json::from_str(&text).ok()
+        read_json(path)
     }
+}
+
+/// One run of a scheduled job: when it started and ended, and whether it succeeded.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct RunRecord {
+    pub(crate) started: DateTime<Utc>,
+    pub(crate) finished: DateTime<Utc>,
+    pub(crate) succeeded: bool,
+}
+
+/// The file a backup run of `kind` (`full`, `diff`, `incr`) records itself in.
+pub(crate) fn backup_run_file(kind: &str) -> String {
+    format!("run-backup-{kind}.json")
+}
+
+impl RunRecord {
+    pub(crate) fn write(&self, path: &Path) -> std::io::Result<()> {
+        write_json(self, path)
+    }
+
+    pub(crate) fn read(path: &Path) -> Option<RunRecord> {
+        read_json(path)
+    }
+}
+
+/// Replaces the record at `path` whole (readable by all: records hold no secret).
+fn write_json(value: &impl Serialize, path: &Path) -> std::io::Result<()> {
+    use std::io::Write;
+    let text = serde_json::to_string(value).map_err(std::io::Error::other)?;
+    let mut file = crate::atomic_file::AtomicFile::create(path, 0o644)?;
+    file.write_all(text.as_bytes())?;
+    file.commit()
+}
+
+/// The record at `path`, if there is a readable one.
+fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Option<T> {
+    let text = crate::secret::read_regular(path, 1024 * 1024).ok()?;
+    serde_json::from_str(&text).ok()
 }
 
 #[cfg(test)]

@@ -30,7 +30,8 @@ pub enum Kind {
 }
 
 impl Kind {
-    fn as_pgbackrest(self) -> &'static str {
+    /// `full`, `diff` or `incr`: pgBackRest's name, and the record's.
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Kind::Full => "full",
             Kind::Diff => "diff",
@@ -78,7 +79,7 @@ pub fn run(config_path: &Path, kind: Kind, only: Option<u32>) -> Result<Ran, Bac
     let mut done = Vec::new();
     let mut from_standby = (config.pg_hosts.len() > 1).then_some(true);
     for repo in repos {
-        let args = [format!("--repo={repo}"), format!("--type={}", kind.as_pgbackrest())];
+        let args = [format!("--repo={repo}"), format!("--type={}", kind.as_str())];
         let mut result = backup(&pgbackrest, &args, from_standby == Some(true));
         // pgBackRest 2.45 has no backup-standby=prefer: with no standby streaming, the leader.
         if from_standby == Some(true) && result.as_ref().is_err_and(no_standby) {

@@ -139,6 +139,18 @@ WantedBy=multi-user.target
         ),
         file("cabinet-db-audit.timer", timer(header, "daily audit", "*-*-* 06:00:00", Some("15min"), None)),
         file(
+            "cabinet-db-metrics.service",
+            oneshot(
+                header,
+                "store a scrape of the metrics (pgBackRest's listing, the records, the cluster) for serve's /metrics",
+                None,
+                &drill_env,
+                &format!("{binary} metrics --out {}", crate::records::STORED_SCRAPE),
+            )
+            .replace("[Service]\n", "[Service]\nStateDirectory=cabinet-db/metrics\nStateDirectoryMode=0755\n"),
+        ),
+        file("cabinet-db-metrics.timer", timer(header, "a scrape of the metrics each minute", "*-*-* *:*:00", None, None)),
+        file(
             "cabinet-db-failed@.service",
             format!(
                 "{header}[Unit]

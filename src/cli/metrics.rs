@@ -34,13 +34,23 @@ pub(crate) struct Args {
     /// drills' record.
     #[arg(long, env = "CABINET_BACKUP_CONFIG", default_value = crate::backup::config::DEFAULT_CONFIG)]
     pub(crate) backup_config: PathBuf,
+    /// A Patroni member's REST API, HOST:PORT; repeatable (as `cluster status --member`):
+    /// the cluster's leader, synchronous standbys, members by state and lag.
+    #[arg(long = "member", value_name = "HOST:PORT", env = "CABINET_CLUSTER_MEMBERS", value_delimiter = ',')]
+    pub(crate) members: Vec<String>,
     /// Write the text to this file (replaced whole, 0644) instead of standard output.
     #[arg(long, value_name = "FILE")]
     pub(crate) out: Option<PathBuf>,
 }
 
 pub(crate) async fn run(args: Args) -> anyhow::Result<Outcome> {
-    let text = crate::metrics::scrape(args.connection.url()?, &args.role_prefix, &args.backup_config).await;
+    let text = crate::metrics::scrape(crate::metrics::Sources {
+        database: args.connection.url()?,
+        roles: &args.role_prefix,
+        backup_config: &args.backup_config,
+        cluster_members: &args.members,
+    })
+    .await;
     match &args.out {
         Some(path) => {
             use std::io::Write;

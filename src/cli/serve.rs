@@ -65,6 +65,10 @@ pub(crate) struct Args {
     /// pgBackRest's configuration, for the dashboard's backup status.
     #[arg(long, env = "CABINET_BACKUP_CONFIG", default_value = crate::backup::config::DEFAULT_CONFIG)]
     pub(crate) backup_config: PathBuf,
+    /// The host's stored scrape (`cabinet-db metrics --out`, written each minute by the
+    /// package's cabinet-db-metrics.timer), passed on at /metrics with the panel's own counters.
+    #[arg(long, value_name = "FILE", default_value = crate::records::STORED_SCRAPE)]
+    pub(crate) metrics_file: PathBuf,
     /// Database connections the panel keeps at most. A page waits 2 s for one, then says
     /// whether the database is unreachable or every connection busy (so does /readyz).
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=1000))]
@@ -105,6 +109,7 @@ pub(crate) async fn run(args: Args, json: bool) -> anyhow::Result<Outcome> {
         tls,
         dev_identity,
         backup_config: args.backup_config,
+        metrics_file: args.metrics_file,
         pool_size: args.pool_size,
         json_logs: json,
     };

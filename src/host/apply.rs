@@ -31,13 +31,14 @@ pub(crate) const STEPS: [&str; 8] =
     ["cluster", "files", "database", "migrate", "roles", "backup", "units", "audit"];
 
 /// The package's units that `host apply` enables: the panel and the timers.
-pub(crate) const UNITS: [&str; 6] = [
+pub(crate) const UNITS: [&str; 7] = [
     "cabinet-db-firewall.service",
     "cabinet-db-serve.service",
     "cabinet-db-backup-full.timer",
     "cabinet-db-backup-incr.timer",
     "cabinet-db-drill.timer",
     "cabinet-db-audit.timer",
+    "cabinet-db-metrics.timer",
 ];
 
 /// Where systemd keeps the package's units.

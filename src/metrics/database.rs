@@ -13,9 +13,16 @@ use crate::{
     roles::Roles,
 };
 
+/// What the database said: its families and, when this role may read it, the data directory
+/// (whose filesystem's free space the scrape measures).
+pub(super) struct DatabaseFacts {
+    pub(super) families: Vec<Family>,
+    pub(super) data_directory: Option<std::path::PathBuf>,
+}
+
 /// The families, or — when the database does not answer — `cabinet_database_up 0` alone (a
 /// scrape that fails says less than one that says why).
-pub(crate) async fn families(url: &DatabaseUrl, roles: &Roles) -> Vec<Family> {
+pub(super) async fn families(url: &DatabaseUrl, roles: &Roles) -> DatabaseFacts {
     let up = |value| {
         Family::single(
             "cabinet_database_up",
@@ -29,20 +36,90 @@ pub(crate) async fn families(url: &DatabaseUrl, roles: &Roles) -> Vec<Family> {
         let mut families = connections(&mut conn, roles).await.map_err(|e| e.to_string())?;
         families.extend(history(&mut conn).await.map_err(|e| e.to_string())?);
         families.extend(archiver(&mut conn).await.map_err(|e| e.to_string())?);
+        families.extend(waiting_wal(&mut conn).await);
+        families.extend(replication(&mut conn).await);
+        // Superusers and pg_read_all_settings only: others measure no data directory.
+        let data_directory: Option<String> =
+            sqlx::query_scalar("SELECT current_setting('data_directory')").fetch_one(&mut conn).await.ok();
         let _ = sqlx::Connection::close(conn).await;
         families.extend(migrations(url).await);
-        Ok::<_, String>(families)
+        Ok::<_, String>((families, data_directory.map(Into::into)))
     };
     match read.await {
-        Ok(mut families) => {
+        Ok((mut families, data_directory)) => {
             families.insert(0, up(1.0));
-            families
+            DatabaseFacts { families, data_directory }
         }
         Err(reason) => {
             tracing::warn!(%reason, "the database did not answer the metrics' queries");
-            vec![up(0.0)]
+            DatabaseFacts { families: vec![up(0.0)], data_directory: None }
         }
     }
+}
+
+/// WAL segments the server has finished and not yet archived (`.ready` in
+/// pg_wal/archive_status), and since when the oldest waits: archiving that falls behind fills
+/// the data directory. Superusers and pg_monitor only; others see no sample.
+async fn waiting_wal(conn: &mut PgConnection) -> Vec<Family> {
+    let waiting: Result<(i64, Option<f64>), _> = sqlx::query_as(
+        "SELECT count(*), extract(epoch FROM min(modification))::float8
+           FROM pg_ls_archive_statusdir() WHERE name LIKE '%.ready'",
+    )
+    .fetch_one(conn)
+    .await;
+    let Ok((count, oldest)) = waiting else { return Vec::new() };
+    let mut families = vec![Family::single(
+        "cabinet_wal_ready_segments",
+        "Finished WAL segments waiting to be archived (pg_wal/archive_status/*.ready).",
+        Kind::Gauge,
+        count as f64,
+    )];
+    if let Some(at) = oldest {
+        families.push(Family::single(
+            "cabinet_wal_oldest_ready_timestamp_seconds",
+            "Since when the oldest segment not yet archived has waited (Unix time); no sample when none waits.",
+            Kind::Gauge,
+            at,
+        ));
+    }
+    families
+}
+
+/// On a primary, each standby's replay lag in time and bytes (pg_stat_replication, by its
+/// application name — Patroni's member name). Rows whose columns this role may not read (they
+/// need pg_read_all_stats) have no sample.
+async fn replication(conn: &mut PgConnection) -> Vec<Family> {
+    let standby: Result<bool, _> =
+        sqlx::query_scalar("SELECT pg_is_in_recovery()").fetch_one(&mut *conn).await;
+    if standby.unwrap_or(true) {
+        return Vec::new();
+    }
+    let rows: Vec<(String, Option<f64>, Option<f64>)> = sqlx::query_as(
+        "SELECT application_name, extract(epoch FROM replay_lag)::float8,
+                pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn)::float8
+           FROM pg_stat_replication ORDER BY 1",
+    )
+    .fetch_all(conn)
+    .await
+    .unwrap_or_default();
+    let mut seconds = Family::new(
+        "cabinet_replication_lag_seconds",
+        "How long ago each standby last replayed what the primary had written (pg_stat_replication.replay_lag).",
+        Kind::Gauge,
+    );
+    let mut bytes = Family::new(
+        "cabinet_replication_lag_bytes",
+        "WAL the primary has written that each standby has not replayed.",
+        Kind::Gauge,
+    );
+    for (standby, lag, behind) in rows {
+        // No replay_lag while nothing is written: the standby has replayed everything.
+        if let Some(behind) = behind {
+            seconds.push(&[("standby", &standby)], lag.unwrap_or(0.0));
+            bytes.push(&[("standby", &standby)], behind);
+        }
+    }
+    vec![seconds, bytes]
 }
 
 async fn connections(conn: &mut PgConnection, roles: &Roles) -> Result<Vec<Family>, sqlx::Error> {

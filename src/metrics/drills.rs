@@ -1,52 +1,13 @@
-//! What pgBackRest's state directory holds: the drills' record (`backup drill` appends one
-//! line per drill to drills.jsonl: when a restore was last tried, whether it passed, when one
-//! last passed) and the newest recorded audit. Read on the database host, by a user who may
-//! read that directory.
-
-use std::path::Path;
+//! The drills' record (`backup drill` appends one line per drill to drills.jsonl in
+//! pgBackRest's state directory): when a restore was last tried, whether it passed, when one
+//! last passed.
 
 use super::exposition::{Family, Kind};
-use crate::{
-    backup::{
-        config::{BackupConfig, DRILLS_FILE},
-        drill::{self, DrillRecord},
-    },
-    records::{AUDIT_FILE, AuditRecord},
-};
-
-/// The families for the configuration at `config` (none but `cabinet_backup_configured 0`
-/// when there is none).
-pub(crate) fn families(config: &Path) -> Vec<Family> {
-    // The audit's record lives in the same state directory.
-    let configured = |value| {
-        Family::single(
-            "cabinet_backup_configured",
-            "1 when pgBackRest's configuration (backup setup) is there to read, else 0.",
-            Kind::Gauge,
-            value,
-        )
-    };
-    match BackupConfig::read(config) {
-        Ok(config) => {
-            let mut families = vec![configured(1.0)];
-            families.extend(of(&drill::recorded(&config.state_dir.join(DRILLS_FILE))));
-            let audit = AuditRecord::read(&config.state_dir.join(AUDIT_FILE));
-            families.extend(super::audit::families(audit.as_ref()));
-            families
-        }
-        Err(crate::backup::BackupError::NotConfigured(_)) => vec![configured(0.0)],
-        Err(e) => {
-            // There but unreadable (permissions, a broken file): said in the log, and reported
-            // as not configured, so the drill and audit alerts do not read a stale view.
-            tracing::warn!(error = %e, "pgBackRest's configuration could not be read for the metrics");
-            vec![configured(0.0)]
-        }
-    }
-}
+use crate::backup::drill::DrillRecord;
 
 /// The drill families of these records. With none, the newest success is 0 (the Unix epoch):
 /// never is older than any threshold.
-fn of(drills: &[DrillRecord]) -> Vec<Family> {
+pub(super) fn of(drills: &[DrillRecord]) -> Vec<Family> {
     let newest = drills.iter().max_by_key(|d| d.at);
     let newest_pass = drills.iter().filter(|d| d.passed).map(|d| d.at).max();
     let mut families = vec![Family::single(

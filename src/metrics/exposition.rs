@@ -11,6 +11,8 @@ use std::fmt::Write;
 pub(crate) enum Kind {
     Gauge,
     Counter,
+    /// Samples `_bucket{le=…}` (cumulative), `_sum` and `_count`.
+    Histogram,
 }
 
 /// One metric family: its name, help, kind and samples.
@@ -19,8 +21,12 @@ pub(crate) struct Family {
     name: &'static str,
     help: &'static str,
     kind: Kind,
-    samples: Vec<(Vec<(&'static str, String)>, f64)>,
+    /// (suffix of the name — `""`, or `_bucket`/`_sum`/`_count` for a histogram —, labels, value)
+    samples: Vec<Sample>,
 }
+
+/// One sample: its name's suffix, its labels, its value.
+type Sample = (&'static str, Vec<(&'static str, String)>, f64);
 
 /// Whether `name` is a metric or label name: `[a-zA-Z_][a-zA-Z0-9_]*` (colons are for
 /// recording rules, not exporters).
@@ -49,10 +55,20 @@ impl Family {
     }
 
     pub(crate) fn push(&mut self, labels: &[(&'static str, &str)], value: f64) {
+        self.push_part("", labels, value);
+    }
+
+    /// Adds a histogram's sample: `suffix` is `_bucket`, `_sum` or `_count`.
+    pub(crate) fn push_part(&mut self, suffix: &'static str, labels: &[(&'static str, &str)], value: f64) {
+        assert!(
+            (self.kind == Kind::Histogram) == ["_bucket", "_sum", "_count"].contains(&suffix),
+            "{}: suffix {suffix:?}",
+            self.name
+        );
         for (label, _) in labels {
             assert!(is_name(label) && !label.starts_with("__"), "label name {label:?}");
         }
-        self.samples.push((labels.iter().map(|(k, v)| (*k, (*v).to_owned())).collect(), value));
+        self.samples.push((suffix, labels.iter().map(|(k, v)| (*k, (*v).to_owned())).collect(), value));
     }
 }
 
@@ -101,10 +117,12 @@ pub(crate) fn render(families: &[Family]) -> String {
         let kind = match family.kind {
             Kind::Gauge => "gauge",
             Kind::Counter => "counter",
+            Kind::Histogram => "histogram",
         };
         let _ = writeln!(out, "# TYPE {} {kind}", family.name);
-        for (labels, value) in &family.samples {
+        for (suffix, labels, value) in &family.samples {
             out.push_str(family.name);
+            out.push_str(suffix);
             if !labels.is_empty() {
                 out.push('{');
                 for (i, (label, value)) in labels.iter().enumerate() {

@@ -95,7 +95,14 @@ pub(crate) enum Refusal {
     NoGrant { login: String, capability: String },
     #[error("the tailnet login {0:?} cannot be recorded as an actor (control or invisible characters)")]
     BadLogin(String),
+    #[error(
+        "this device may not read the metrics: ask a tailnet admin to grant {capability} with {{\"role\": \"metrics\"}} to the scraper (e.g. tag:monitoring)"
+    )]
+    NoMetricsGrant { capability: String },
 }
+
+/// The grant that admits a scraper to `/metrics` (and nothing else: no page accepts it).
+pub(crate) const METRICS_GRANT: &str = "metrics";
 
 /// Where identities come from.
 pub(crate) enum IdentitySource {
@@ -106,7 +113,14 @@ pub(crate) enum IdentitySource {
     Development(Identity),
 }
 
-type Cached = (Instant, Result<Identity, Refusal>);
+/// What one whois answer settles: the person (or why not), and whether the peer may scrape.
+#[derive(Debug, Clone)]
+pub(crate) struct Answer {
+    person: Result<Identity, Refusal>,
+    scraper: Result<(), Refusal>,
+}
+
+type Cached = (Instant, Answer);
 
 impl fmt::Debug for IdentitySource {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -129,19 +143,54 @@ impl IdentitySource {
     /// The identity behind a connection from `peer`; `Err(Ok(refusal))` when it may not enter,
     /// `Err(Err(e))` when tailscaled could not be asked.
     pub(crate) async fn resolve(&self, peer: SocketAddr) -> Result<Identity, Result<Refusal, LocalApiError>> {
-        let (api, capability, cache) = match self {
-            IdentitySource::Development(identity) => return Ok(identity.clone()),
-            IdentitySource::Tailnet { api, capability, cache } => (api, capability, cache),
-        };
+        match self {
+            IdentitySource::Development(identity) => Ok(identity.clone()),
+            IdentitySource::Tailnet { api, capability, cache } => {
+                answer(api, capability, cache, peer).await.map_err(Err)?.person.map_err(Ok)
+            }
+        }
+    }
+
+    /// Whether the peer at `peer` may read `/metrics`: the tailnet policy grants it the
+    /// `metrics` role (tagged devices may hold it); with a development identity, loopback is
+    /// all there is.
+    pub(crate) async fn resolve_scraper(
+        &self,
+        peer: SocketAddr,
+    ) -> Result<(), Result<Refusal, LocalApiError>> {
+        match self {
+            IdentitySource::Development(_) => Ok(()),
+            IdentitySource::Tailnet { api, capability, cache } => {
+                answer(api, capability, cache, peer).await.map_err(Err)?.scraper.map_err(Ok)
+            }
+        }
+    }
+}
+
+/// What whois says of `peer`, asked at most once per `WHOIS_CACHE_TTL`.
+async fn answer(
+    api: &LocalApi,
+    capability: &str,
+    cache: &Mutex<HashMap<IpAddr, Cached>>,
+    peer: SocketAddr,
+) -> Result<Answer, LocalApiError> {
+    {
         let ip = peer.ip().to_canonical();
         if let Some((at, answer)) = lock(cache).get(&ip)
             && at.elapsed() < WHOIS_CACHE_TTL
         {
-            return answer.clone().map_err(Ok);
+            return Ok(answer.clone());
         }
-        let answer = match api.whois(peer).await.map_err(Err)? {
-            None => Err(Refusal::UnknownPeer(ip)),
-            Some(whois) => identity_of(&whois, capability),
+        let answer = match api.whois(peer).await? {
+            None => Answer { person: Err(Refusal::UnknownPeer(ip)), scraper: Err(Refusal::UnknownPeer(ip)) },
+            Some(whois) => Answer {
+                person: identity_of(&whois, capability),
+                scraper: if granted(&whois, capability).any(|role| role == METRICS_GRANT) {
+                    Ok(())
+                } else {
+                    Err(Refusal::NoMetricsGrant { capability: capability.to_owned() })
+                },
+            },
         };
         let mut cache = lock(cache);
         // Entries of departed peers are dropped as the map grows, not kept forever.
@@ -149,8 +198,19 @@ impl IdentitySource {
             cache.retain(|_, (at, _)| at.elapsed() < WHOIS_CACHE_TTL);
         }
         cache.insert(ip, (Instant::now(), answer.clone()));
-        answer.map_err(Ok)
+        Ok(answer)
     }
+}
+
+/// The role names the policy's grants of `capability` carry (`{"role": "…"}` each).
+fn granted<'a>(whois: &'a WhoIs, capability: &str) -> impl Iterator<Item = &'a str> {
+    whois
+        .cap_map
+        .as_ref()
+        .and_then(|caps| caps.get(capability))
+        .into_iter()
+        .flatten()
+        .filter_map(|grant| grant.get("role")?.as_str())
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -173,14 +233,7 @@ pub(crate) fn identity_of(whois: &WhoIs, capability: &str) -> Result<Identity, R
     if Actor::new(&login).is_err() {
         return Err(Refusal::BadLogin(login));
     }
-    let role = whois
-        .cap_map
-        .as_ref()
-        .and_then(|caps| caps.get(capability))
-        .into_iter()
-        .flatten()
-        .filter_map(|grant| grant.get("role")?.as_str().and_then(Role::parse))
-        .max();
+    let role = granted(whois, capability).filter_map(Role::parse).max();
     let Some(role) = role else {
         return Err(Refusal::NoGrant { login, capability: capability.to_owned() });
     };

@@ -8,7 +8,7 @@ use std::{sync::Arc, time::Instant};
 
 use axum::{
     Router,
-    extract::{ConnectInfo, DefaultBodyLimit, Request, State},
+    extract::{ConnectInfo, DefaultBodyLimit, MatchedPath, Request, State},
     http::{HeaderValue, StatusCode, header},
     middleware::{self, Next},
     response::{IntoResponse, Response},
@@ -24,7 +24,7 @@ use super::{
     readiness::Trouble,
     state::PanelState,
 };
-use crate::models::characters::escape_invisible;
+use crate::{metrics::panel, models::characters::escape_invisible};
 
 /// The address a connection comes from, kept with every request (whois asks about it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,8 +68,11 @@ pub(crate) fn router(state: Arc<PanelState>) -> Router {
         .route("/healthz", get(|| async { "ok\n" }))
         // Needs no identity either: whether the database answers, and if not, why.
         .route("/readyz", get(readyz))
+        // A scraper's, not a person's: admitted by the policy's `metrics` grant alone.
+        .route("/metrics", get(metrics))
         .route("/assets/{name}", get(assets::asset))
         .merge(signed_in)
+        .route_layer(middleware::from_fn(stamp_route))
         .layer(DefaultBodyLimit::max(MAX_FORM_BYTES))
         .layer(middleware::from_fn_with_state(state.clone(), database_verdict))
         .layer(middleware::from_fn_with_state(state.clone(), guard_request))
@@ -127,6 +130,7 @@ async fn sign_in(State(panel): State<Arc<PanelState>>, mut request: Request, nex
         }
         Err(Err(e)) => {
             tracing::warn!(error = %e, "tailscaled could not be asked who {peer} is");
+            panel.counters.whois_failed();
             return PanelError::IdentityUnavailable.into_response();
         }
     };
@@ -146,7 +150,10 @@ async fn log_request(State(panel): State<Arc<PanelState>>, request: Request, nex
     let response = next.run(request).await;
     let login = response.extensions().get::<SignedIn>().map(|s| s.0.clone());
     let status = response.status().as_u16();
-    let ms = started.elapsed().as_secs_f64() * 1000.0;
+    let took = started.elapsed();
+    let route = response.extensions().get::<MatchedPath>().map_or(panel::UNMATCHED, |m| m.as_str());
+    panel.counters.request(route, status, took);
+    let ms = took.as_secs_f64() * 1000.0;
     let line = if panel.json_logs {
         serde_json::json!({
             "at": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
@@ -165,6 +172,38 @@ async fn log_request(State(panel): State<Arc<PanelState>>, request: Request, nex
     };
     eprintln!("{line}");
     response
+}
+
+/// Keeps the route's pattern with the response, for the request counters (the middleware that
+/// counts runs before routing, so it reads the pattern from the response).
+async fn stamp_route(request: Request, next: Next) -> Response {
+    let route = request.extensions().get::<MatchedPath>().cloned();
+    let mut response = next.run(request).await;
+    if let Some(route) = route {
+        response.extensions_mut().insert(route);
+    }
+    response
+}
+
+/// `/metrics`: the host's stored scrape and the panel's counters, for a peer the tailnet
+/// policy grants the `metrics` role (403 for anyone else; 503 when tailscaled cannot say who
+/// asks).
+async fn metrics(
+    State(panel): State<Arc<PanelState>>,
+    ConnectInfo(Peer(peer)): ConnectInfo<Peer>,
+) -> Response {
+    match panel.identities.resolve_scraper(peer).await {
+        Ok(()) => {}
+        Err(Ok(refusal)) => return (StatusCode::FORBIDDEN, format!("{refusal}\n")).into_response(),
+        Err(Err(e)) => {
+            tracing::warn!(error = %e, "tailscaled could not be asked who {peer} is");
+            panel.counters.whois_failed();
+            return PanelError::IdentityUnavailable.into_response();
+        }
+    }
+    let ready = panel.readiness.check(&panel.pool).await.is_ok();
+    let text = crate::metrics::panel_scrape(&panel.metrics_file, &panel.counters, ready);
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text).into_response()
 }
 
 /// `/readyz`: 200 "ready" when the database answers, 503 saying why when it does not. Like

@@ -39,6 +39,8 @@ pub(crate) struct Options {
     pub(crate) dev_identity: Option<Identity>,
     /// pgBackRest's configuration, for the dashboard's backup status.
     pub(crate) backup_config: PathBuf,
+    /// The host's stored scrape, passed on at /metrics.
+    pub(crate) metrics_file: PathBuf,
     pub(crate) pool_size: u32,
     /// One JSON object per request on stderr, else a line of text.
     pub(crate) json_logs: bool,
@@ -124,6 +126,8 @@ pub(crate) async fn serve(
         json_logs: options.json_logs,
         tailscaled_socket: options.socket,
         backup_config: options.backup_config,
+        metrics_file: options.metrics_file,
+        counters: crate::metrics::panel::PanelCounters::default(),
         roles: crate::roles::Roles::default(),
         panel_port: addrs[0].port(),
     });

@@ -29,6 +29,10 @@ pub(crate) struct PanelState {
     /// What the dashboard's audit and backup status read.
     pub(crate) tailscaled_socket: std::path::PathBuf,
     pub(crate) backup_config: std::path::PathBuf,
+    /// The host's stored scrape, passed on at /metrics.
+    pub(crate) metrics_file: std::path::PathBuf,
+    /// Requests, latency, whois failures: what /metrics adds of the panel's own.
+    pub(crate) counters: crate::metrics::panel::PanelCounters,
     pub(crate) roles: crate::roles::Roles,
     /// The port the panel serves on (the audit checks what listens there).
     pub(crate) panel_port: u16,

@@ -5,6 +5,9 @@
 /// The panel's port when `--listen` gives none (PostgreSQL's 5432, one row up).
 pub(crate) const DEFAULT_PORT: u16 = 8432;
 
+/// postgres_exporter's port (its default), which the policy opens to the monitoring node.
+pub(crate) const EXPORTER_PORT: u16 = 9187;
+
 /// The capability the tailnet policy grants (`"app": {"<this>": [{"role": "editor"}]}`).
 /// `.internal` is reserved for private use, so no one else's capability can share the name.
 pub(crate) const DEFAULT_CAPABILITY: &str = "ai-cabinet.internal/cap/cabinet-db";

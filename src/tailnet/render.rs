@@ -302,12 +302,14 @@ fn policy(input: &RenderInput) -> String {
 // Merge into the tailnet policy file (admin console > Access controls). Deny by default:
 // only n8n (tag:n8n), the main application (tag:app) and the admins (group:admins, the admin
 // panel's operators) may open TCP {port} on the database node (tag:cabinet-db), and nothing else on it; the admin panel
-// (TCP {panel_port}) is for people only, each with the role its grant names.
+// (TCP {panel_port}) is for people only, each with the role its grant names, but for its
+// /metrics, which the monitoring node (tag:monitoring, Prometheus) reads with the metrics role.
 {{
   \"tagOwners\": {{
     \"tag:cabinet-db\": [\"autogroup:admin\"],
     \"tag:n8n\": [\"autogroup:admin\"],
     \"tag:app\": [\"autogroup:admin\"],
+    \"tag:monitoring\": [\"autogroup:admin\"],
   }},
   \"grants\": [
     {{
@@ -326,6 +328,13 @@ fn policy(input: &RenderInput) -> String {
     // More people, e.g.:
     // {{\"src\": [\"group:support\"], \"dst\": [\"tag:cabinet-db\"], \"ip\": [\"tcp:{panel_port}\"],
     //  \"app\": {{\"{capability}\": [{{\"role\": \"editor\"}}]}}}},
+    // Prometheus: the panel's /metrics (the metrics role admits no page) and postgres_exporter.
+    {{
+      \"src\": [\"tag:monitoring\"],
+      \"dst\": [\"tag:cabinet-db\"],
+      \"ip\": [\"tcp:{panel_port}\", \"tcp:{exporter_port}\"],
+      \"app\": {{\"{capability}\": [{{\"role\": \"metrics\"}}]}},
+    }},
   ],
   // Checked by Tailscale whenever the policy is saved.
   \"tests\": [
@@ -339,12 +348,18 @@ fn policy(input: &RenderInput) -> String {
       \"accept\": [\"tag:cabinet-db:{port}\"],
       \"deny\": [\"tag:cabinet-db:22\", \"tag:cabinet-db:{panel_port}\"],
     }},
+    {{
+      \"src\": \"tag:monitoring\",
+      \"accept\": [\"tag:cabinet-db:{panel_port}\", \"tag:cabinet-db:{exporter_port}\"],
+      \"deny\": [\"tag:cabinet-db:22\", \"tag:cabinet-db:{port}\"],
+    }},
   ],
 }}
 ",
         port = input.port,
         panel_port = input.panel.port,
         capability = input.panel.capability,
+        exporter_port = crate::tailnet::panel::EXPORTER_PORT,
     )
 }
 

@@ -85,6 +85,9 @@ mod matrix;
 /// `cabinet-db metrics`: the database's side, in Prometheus' text format.
 /// Once: pg_stat_activity, pg_roles and pg_class read the same on every supported server.
 mod metrics;
+/// Paged through the real Prometheus and Alertmanager from a database host's faults (root).
+/// Once: what the faults change (pg_stat_archiver, the drill, the audit) reads the same on every server.
+mod monitoring;
 /// Tailnet-only exposure proven in network namespaces (root).
 /// Once: the firewall and the addresses decide; what the server's pg_hba admits is judged on every server by the audit.
 mod netns;

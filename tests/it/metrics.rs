@@ -69,7 +69,7 @@ async fn connections_per_role_against_their_limits_migrations_and_an_outage_are_
     // The database gone: the scrape says so, and still succeeds; --out replaces the file whole.
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("cabinet-db.prom");
-    std::fs::write(&file, "stale\n").unwrap();
+    std::fs::write(&file, "previous-scrape-marker\n").unwrap();
     let down = binary()
         .env("DATABASE_URL", "postgres://nobody@127.0.0.1:1/none")
         .args(["metrics", "--out", file.to_str().unwrap()])
@@ -78,7 +78,7 @@ async fn connections_per_role_against_their_limits_migrations_and_an_outage_are_
     assert!(down.status.success(), "{}", stderr(&down));
     let written = std::fs::read_to_string(&file).unwrap();
     assert_eq!(sample(&written, "cabinet_database_up"), Some(0.0), "{written}");
-    assert!(!written.contains("stale"));
+    assert!(!written.contains("previous-scrape-marker"));
     // A file that cannot be written is named, with what to do.
     let missing = dir.path().join("no-such-dir/cabinet-db.prom");
     let refused = binary()

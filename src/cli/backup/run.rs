@@ -18,7 +18,10 @@ pub(crate) struct Args {
 }
 
 pub(crate) async fn run(args: Args, config: &Path, json: bool) -> anyhow::Result<Outcome> {
-    let ran = run::run(config, args.kind, args.repo)?;
+    let started = chrono::Utc::now();
+    let ran = run::run(config, args.kind, args.repo);
+    record(config, args.kind, started, ran.is_ok());
+    let ran = ran?;
     if json {
         output::print_json(&ran)?;
     } else {
@@ -40,4 +43,16 @@ pub(crate) async fn run(args: Args, config: &Path, json: bool) -> anyhow::Result
         }
     }
     Ok(Outcome::Success)
+}
+
+/// Records the run's outcome beside the drills' record, for `cabinet-db metrics` (the
+/// schedule's last run and result). A record that cannot be written is logged: the backup
+/// itself is what matters.
+fn record(config: &Path, kind: Kind, started: chrono::DateTime<chrono::Utc>, succeeded: bool) {
+    let Ok(backup) = crate::backup::config::BackupConfig::read(config) else { return };
+    let path = backup.state_dir.join(crate::records::backup_run_file(kind.as_str()));
+    let record = crate::records::RunRecord { started, finished: chrono::Utc::now(), succeeded };
+    if let Err(e) = record.write(&path) {
+        tracing::warn!(path = %path.display(), error = %e, "the backup run's outcome could not be recorded");
+    }
 }

@@ -51,7 +51,7 @@ pub(crate) async fn run(args: Args, config: &Path, json: bool) -> anyhow::Result
             outln!("wrote {}", args.out.join(&file.path).display())?;
         }
         outln!(
-            "install: cp {}/* /etc/systemd/system/ && systemctl daemon-reload && systemctl enable --now cabinet-db-backup-full.timer cabinet-db-backup-incr.timer cabinet-db-drill.timer cabinet-db-audit.timer",
+            "install: cp {}/* /etc/systemd/system/ && systemctl daemon-reload && systemctl enable --now cabinet-db-backup-full.timer cabinet-db-backup-incr.timer cabinet-db-drill.timer cabinet-db-audit.timer cabinet-db-metrics.timer",
             args.out.display()
         )?;
     }

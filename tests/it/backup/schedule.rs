@@ -16,7 +16,7 @@ fn the_schedule_units_match_their_golden_copies() {
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     let written: Vec<PathBuf> = serde_json::from_str(&stdout(&out)).unwrap();
-    assert_eq!(written.len(), 9);
+    assert_eq!(written.len(), 11);
     let units: Vec<RenderedFile> = written
         .iter()
         .map(|path| RenderedFile {
@@ -50,6 +50,8 @@ fn the_schedule_units_match_their_golden_copies() {
                 "cabinet-db-backup-server.service",
                 "cabinet-db-audit.timer",
                 "cabinet-db-audit.service",
+                "cabinet-db-metrics.timer",
+                "cabinet-db-metrics.service",
             ]
             .map(|u| units.path().join(u)),
         )

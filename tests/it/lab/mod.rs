@@ -8,6 +8,8 @@
 pub mod cluster;
 /// A writer and a reader through HAProxy, counting what was acknowledged.
 pub mod load;
+/// A monitoring host: the real Prometheus and Alertmanager, and a webhook receiver.
+pub mod monitoring;
 
 use std::{
     path::{Path, PathBuf},

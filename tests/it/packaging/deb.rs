@@ -15,7 +15,7 @@ use super::{
 use crate::harness::{binary, stderr, stdout};
 
 /// The units the package installs, each as `systemd-analyze verify` takes it.
-const UNITS: [&str; 11] = [
+const UNITS: [&str; 13] = [
     "cabinet-db-serve.service",
     "cabinet-db-firewall.service",
     "cabinet-db-backup@full.service",
@@ -25,6 +25,8 @@ const UNITS: [&str; 11] = [
     "cabinet-db-drill.timer",
     "cabinet-db-audit.service",
     "cabinet-db-audit.timer",
+    "cabinet-db-metrics.service",
+    "cabinet-db-metrics.timer",
     "cabinet-db-backup-server.service",
     "cabinet-db-failed@cabinet-db-audit.service.service",
 ];
