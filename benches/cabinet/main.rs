@@ -33,6 +33,8 @@ mod lab;
 mod lookups;
 /// Client tasks against a deadline, pgbench, a command's wall time and peak memory.
 mod measure;
+/// A scrape of serve's /metrics against collecting one (`cabinet-db metrics`).
+mod metrics;
 /// `migrate status` against `alembic current`.
 mod migrate_status;
 /// The admin panel's sites list and users search pages against the library calls they wrap.
@@ -77,7 +79,7 @@ struct Args {
     /// Events per record_seen batch.
     #[arg(long, default_value_t = 1000)]
     batch: usize,
-    /// Run only these scenarios (lookups, activity, history, import, panel, migrate,
+    /// Run only these scenarios (lookups, activity, history, import, panel, migrate, metrics,
     /// cold-start, backup, cluster); all by default.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
@@ -183,6 +185,10 @@ async fn run(mut args: Args) {
     if wanted("migrate") {
         eprintln!("== migrate status vs alembic current");
         rows.extend(migrate_status::migrate_status(&bench).await);
+    }
+    if wanted("metrics") {
+        eprintln!("== a metrics scrape, cached and cold");
+        rows.extend(metrics::scrape(&bench).await);
     }
     if wanted("cold-start") {
         eprintln!("== cold start");

@@ -23,7 +23,7 @@ use crate::{
 };
 
 /// `cabinet-db serve` as the benchmark's own process (release build), killed when dropped.
-struct Panel(Child);
+pub struct Panel(pub Child);
 
 /// The lab's database host: its tailnet address, the panel's port there, and the name a
 /// browser on the laptop asks for (tailscaled's MagicDNS name in the fixture).
@@ -315,7 +315,7 @@ where
 
 /// One GET on a fresh connection (as a browser's first request), read to the end; the status
 /// must be 200.
-async fn get(addr: &str, path: &str) {
+pub async fn get(addr: &str, path: &str) {
     get_as(addr, addr, path).await
 }
 
@@ -333,7 +333,7 @@ async fn get_as(addr: &str, host: &str, path: &str) {
     reader.read_to_end(&mut rest).await.unwrap();
 }
 
-async fn wait_until_serving(addr: &str) {
+pub async fn wait_until_serving(addr: &str) {
     assert!(wait_until(addr).await, "cabinet-db serve did not start");
 }
 

@@ -144,6 +144,56 @@ pub(crate) fn render(families: &[Family]) -> String {
     out
 }
 
+/// A family as a scrape's text has it: for reading back what `render` wrote (the dashboard
+/// shows the scrape Prometheus reads).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Parsed {
+    pub(crate) name: String,
+    pub(crate) help: String,
+    /// (the sample's name, its labels as written between the braces, its value)
+    pub(crate) samples: Vec<(String, String, f64)>,
+}
+
+/// Reads a scrape's text back into families: `# HELP` opens one, samples join the family
+/// whose name they start with; anything else is skipped.
+pub(crate) fn parse(text: &str) -> Vec<Parsed> {
+    let mut families: Vec<Parsed> = Vec::new();
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# HELP ") {
+            let (name, help) = rest.split_once(' ').unwrap_or((rest, ""));
+            families.push(Parsed {
+                name: name.to_owned(),
+                help: help.replace("\\n", "\n").replace("\\\\", "\\"),
+                samples: Vec::new(),
+            });
+            continue;
+        }
+        if line.starts_with('#') {
+            continue;
+        }
+        let (series, value) = match line.rsplit_once(' ') {
+            Some((series, value)) => (series, value),
+            None => continue,
+        };
+        let value = match value {
+            "+Inf" => f64::INFINITY,
+            "-Inf" => f64::NEG_INFINITY,
+            v => match v.parse() {
+                Ok(v) => v,
+                Err(_) => continue,
+            },
+        };
+        let (name, labels) = match series.split_once('{') {
+            Some((name, labels)) => (name, labels.strip_suffix('}').unwrap_or(labels)),
+            None => (series, ""),
+        };
+        if let Some(family) = families.last_mut().filter(|f| name.starts_with(f.name.as_str())) {
+            family.samples.push((name.to_owned(), labels.to_owned(), value));
+        }
+    }
+    families
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -169,6 +219,27 @@ mod tests {
         assert!(text.lines().all(|l| l.starts_with('#')
             || l.starts_with("cabinet_role_connections")
             || l.starts_with("cabinet_up")));
+    }
+
+    #[test]
+    fn a_rendered_scrape_reads_back() {
+        let mut histogram = Family::new("cabinet_took_seconds", "How long.", Kind::Histogram);
+        histogram.push_part("_bucket", &[("le", "+Inf")], 2.0);
+        histogram.push_part("_count", &[], 2.0);
+        let families = [
+            Family::new("cabinet_role_connections", "Per role.\nTwo lines.", Kind::Gauge)
+                .with(&[("role", "a \"b\" c")], 3.0),
+            histogram,
+        ];
+        let parsed = parse(&render(&families));
+        assert_eq!(parsed.len(), 2);
+        assert_eq!(parsed[0].help, "Per role.\nTwo lines.");
+        assert_eq!(
+            parsed[0].samples,
+            vec![("cabinet_role_connections".into(), "role=\"a \\\"b\\\" c\"".into(), 3.0)]
+        );
+        assert_eq!(parsed[1].samples[0], ("cabinet_took_seconds_bucket".into(), "le=\"+Inf\"".into(), 2.0));
+        assert_eq!(parsed[1].samples[1], ("cabinet_took_seconds_count".into(), String::new(), 2.0));
     }
 
     #[test]

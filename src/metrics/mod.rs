@@ -107,3 +107,45 @@ pub(crate) fn panel_scrape(stored: &Path, counters: &panel::PanelCounters, ready
     out.push_str(&exposition::render(&families));
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stored_scrape_is_passed_on_only_when_it_reads_as_ours() {
+        let dir = tempfile::tempdir().unwrap();
+        let stored = dir.path().join("cabinet-db.prom");
+        let counters = panel::PanelCounters::default();
+        std::fs::write(
+            &stored,
+            "# HELP cabinet_database_up x\n# TYPE cabinet_database_up gauge\ncabinet_database_up 1",
+        )
+        .unwrap();
+        let text = panel_scrape(&stored, &counters, true);
+        assert!(
+            text.starts_with("# HELP cabinet_database_up x\n")
+                && text.contains("cabinet_database_up 1\n# HELP"),
+            "{text}"
+        );
+        assert!(text.contains("cabinet_panel_stored_scrape_read 1\n"), "{text}");
+        // Someone else's text (another exporter's families, a forged sample after a blank line)
+        // is not passed on: said by the gauge, not served.
+        for hostile in ["cabinet_database_up 1\nnode_forged 1\n", "cabinet_database_up 1\n\nup 0\n"] {
+            std::fs::write(&stored, hostile).unwrap();
+            let text = panel_scrape(&stored, &counters, true);
+            assert!(
+                !text.contains("forged") && !text.contains("\nup 0") && !text.contains("cabinet_database_up"),
+                "{text}"
+            );
+            assert!(text.contains("cabinet_panel_stored_scrape_read 0\n"), "{text}");
+        }
+        // None, a directory, a FIFO: 0, at once.
+        for absent in [dir.path().join("missing.prom"), dir.path().to_owned()] {
+            assert!(panel_scrape(&absent, &counters, false).contains("cabinet_panel_stored_scrape_read 0\n"));
+        }
+        let fifo = dir.path().join("fifo.prom");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+        assert!(panel_scrape(&fifo, &counters, false).contains("cabinet_panel_stored_scrape_read 0\n"));
+    }
+}

@@ -42,6 +42,7 @@ pub(crate) fn router(state: Arc<PanelState>) -> Router {
         .route("/", get(dashboard::show))
         .route("/dashboard/audit", get(dashboard::audit))
         .route("/dashboard/backups", get(dashboard::backups))
+        .route("/dashboard/metrics", get(dashboard::metrics))
         .route("/sites", get(sites::list).post(sites::create))
         .route("/sites/new", get(sites::new_form))
         .route("/sites/check", post(sites::check))

@@ -78,3 +78,33 @@ fn the_rules_pass_promtool_and_every_alert_is_tested_firing_and_not() {
         }
     }
 }
+
+#[test]
+fn the_deployment_guides_prometheus_and_alertmanager_configurations_are_valid() {
+    let guide =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/deploy.md")).unwrap();
+    // Each ```yaml block whose first line names its file.
+    let block = |file: &str| -> String {
+        let start = guide
+            .find(&format!("```yaml\n# {file}"))
+            .unwrap_or_else(|| panic!("docs/deploy.md has no {file}"));
+        let body = &guide[start + "```yaml\n".len()..];
+        body[..body.find("```").unwrap()].to_owned()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("cabinet-db-alerts.yml");
+    std::fs::copy(rules_dir().join("alerts.yml"), &rules).unwrap();
+    let prometheus = dir.path().join("prometheus.yml");
+    std::fs::write(
+        &prometheus,
+        block("/etc/prometheus/prometheus.yml")
+            .replace("/etc/prometheus/cabinet-db-alerts.yml", rules.to_str().unwrap()),
+    )
+    .unwrap();
+    let checked = Command::new("promtool").args(["check", "config"]).arg(&prometheus).output().unwrap();
+    assert!(checked.status.success(), "{}{}", stdout(&checked), stderr(&checked));
+    let alertmanager = dir.path().join("alertmanager.yml");
+    std::fs::write(&alertmanager, block("/etc/prometheus/alertmanager.yml")).unwrap();
+    let checked = Command::new("amtool").arg("check-config").arg(&alertmanager).output().unwrap();
+    assert!(checked.status.success(), "{}{}", stdout(&checked), stderr(&checked));
+}

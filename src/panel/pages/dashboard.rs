@@ -67,6 +67,10 @@ pub(crate) async fn show(
         div hx-get="/dashboard/backups" hx-trigger="load" hx-swap="outerHTML" {
             p.muted { "Reading the backup repositories… " a href="/dashboard/backups" { "open it" } }
         }
+        h2 { "Monitoring" }
+        div hx-get="/dashboard/metrics" hx-trigger="load" hx-swap="outerHTML" {
+            p.muted { "Reading the metrics… " a href="/dashboard/metrics" { "open it" } }
+        }
     };
     Ok(page(&me, Section::Dashboard, "Dashboard", body).into_response())
 }
@@ -187,4 +191,94 @@ pub(crate) async fn backups(
         }
     };
     Ok(fragment_or_page(&me, &headers, "Backups", body))
+}
+
+/// What Prometheus reads at /metrics, as a person reads it: the same scrape (the host's stored
+/// one and the panel's counters), each family's help and samples, times as ages.
+pub(crate) async fn metrics(
+    State(panel): State<Arc<PanelState>>,
+    Extension(me): Extension<Identity>,
+    headers: HeaderMap,
+) -> Result<Response, PanelError> {
+    let ready = panel.readiness.check(&panel.pool).await.is_ok();
+    let scrape = crate::metrics::panel_scrape(&panel.metrics_file, &panel.counters, ready);
+    let families = crate::metrics::exposition::parse(&scrape);
+    let now = chrono::Utc::now();
+    let body = html! {
+        p.muted {
+            "The scrape Prometheus reads at " span.mono { "/metrics" } " (the alert rules judge it; "
+            span.mono { "cabinet-db metrics" } " on the database host prints it)."
+        }
+        div.table-wrap { table {
+            thead { tr { th { "metric" } th { "labels" } th { "value" } } }
+            tbody {
+                @for family in &families {
+                    @for (name, labels, value) in family.samples.iter().filter(|(n, _, _)| !n.ends_with("_bucket")) {
+                        tr {
+                            td { span.mono { (name) } br; span.muted { (family.help) } }
+                            td.mono { (labels) }
+                            td { (shown(name, *value, now)) }
+                        }
+                    }
+                }
+            }
+        } }
+    };
+    Ok(fragment_or_page(&me, &headers, "Monitoring", body))
+}
+
+/// A sample's value in a person's units: times as when and how long ago, bytes in binary units.
+fn shown(name: &str, value: f64, now: chrono::DateTime<chrono::Utc>) -> String {
+    if name.ends_with("_timestamp_seconds") {
+        return match chrono::DateTime::from_timestamp(value as i64, 0) {
+            Some(_) if value <= 0.0 => "never".to_owned(),
+            Some(at) => {
+                let minutes = (now - at).num_minutes();
+                format!(
+                    "{} ({})",
+                    time(at),
+                    if minutes < 1 { "just now".to_owned() } else { format!("{minutes} min ago") }
+                )
+            }
+            None => number(value),
+        };
+    }
+    if name.ends_with("_bytes") && value.is_finite() {
+        let mut size = value;
+        for unit in ["B", "KiB", "MiB", "GiB", "TiB"] {
+            if size.abs() < 1024.0 || unit == "TiB" {
+                return if unit == "B" { format!("{size} {unit}") } else { format!("{size:.1} {unit}") };
+            }
+            size /= 1024.0;
+        }
+    }
+    number(value)
+}
+
+/// A number as a person writes it: whole numbers plainly, huge or tiny ones with an exponent.
+fn number(value: f64) -> String {
+    if value.is_finite() && value != 0.0 && !(1e-4..1e15).contains(&value.abs()) {
+        format!("{value:e}")
+    } else {
+        value.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_are_shown_in_a_persons_units() {
+        let now: chrono::DateTime<chrono::Utc> = "2026-12-03T12:00:00Z".parse().unwrap();
+        assert_eq!(shown("cabinet_drill_last_success_timestamp_seconds", 0.0, now), "never");
+        assert_eq!(
+            shown("cabinet_audit_last_timestamp_seconds", (now.timestamp() - 600) as f64, now),
+            "2026-12-03 11:50:00 UTC (10 min ago)"
+        );
+        assert_eq!(shown("cabinet_filesystem_avail_bytes", 3.5 * 1024.0 * 1024.0 * 1024.0, now), "3.5 GiB");
+        assert_eq!(shown("cabinet_filesystem_avail_bytes", 512.0, now), "512 B");
+        assert_eq!(shown("cabinet_role_connections", 3.0, now), "3");
+        assert_eq!(shown("cabinet_wal_oldest_ready_timestamp_seconds", 1e300, now), "1e300");
+    }
 }

@@ -99,6 +99,17 @@ impl Production {
             .unwrap()
     }
 
+    /// A scrape of `cabinet-db metrics` against this production (as the metrics unit runs it).
+    pub fn metrics(&self) -> String {
+        let out = binary()
+            .env("DATABASE_URL", self.url.expose())
+            .args(["metrics", "--backup-config", self.config.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        String::from_utf8(out.stdout).unwrap()
+    }
+
     /// The `backup.*` checks of the audit that failed: (id, detail).
     pub fn backup_failures(&self) -> Vec<(String, String)> {
         let (_, failed) = audit(&self.url, &["--backup-config", self.config.to_str().unwrap()]);

@@ -12,7 +12,7 @@ use crate::lab::{
     load::{LEADER_PORT, Load, assert_nothing_acknowledged_lost, options},
 };
 use crate::{
-    harness::{stderr, stdout},
+    harness::{metric_sample, stderr, stdout},
     lab::{in_netns, processes_naming},
     panel::{PanelProcess, get},
 };
@@ -86,6 +86,22 @@ async fn a_switchover_a_killed_leader_and_a_cut_link_lose_no_acknowledged_commit
     let checks = cluster_checks(&live, &passwords);
     assert_eq!(checks.len(), 7, "{checks:?}");
     assert!(checks.iter().all(|(_, v)| v == "pass"), "a healthy cluster fails the audit: {checks:?}");
+    // The metrics say the same, from the leader's host as its metrics unit reads them: a
+    // leader, a streaming synchronous standby, every member answering, the standby's lag.
+    let mut metrics_args = vec!["metrics".to_owned(), "--backup-config".into(), "/nonexistent".into()];
+    metrics_args.extend(Live::member_args());
+    let metrics_args: Vec<&str> = metrics_args.iter().map(String::as_str).collect();
+    let scraped = live.cabinet(first, &metrics_args, &[("DATABASE_URL", &live.superuser_url("cabinet"))]);
+    assert!(scraped.status.success(), "{}", stderr(&scraped));
+    let text = stdout(&scraped);
+    assert_eq!(metric_sample(&text, "cabinet_cluster_leader"), Some(1.0), "{text}");
+    assert_eq!(metric_sample(&text, "cabinet_cluster_sync_standbys_streaming"), Some(1.0), "{text}");
+    assert_eq!(metric_sample(&text, "cabinet_cluster_members_answering"), Some(2.0), "{text}");
+    let standby = Live::other_node(first);
+    let standby_lag = format!("cabinet_replication_lag_bytes{{standby=\"{standby}\"}}");
+    assert!(metric_sample(&text, &standby_lag).is_some_and(|bytes| bytes >= 0.0), "{text}");
+    let member_lag = format!("cabinet_cluster_member_lag_bytes{{member=\"{standby}\"}}");
+    assert!(metric_sample(&text, &member_lag).is_some(), "{text}");
 
     // Writers refuse a standby, naming the leader it follows; nothing is changed there.
     let standby = Live::other_node(first);

@@ -390,6 +390,21 @@ async fn the_dashboard_shows_counts_schema_audit_and_backup_status() {
         "{}",
         backups.body
     );
+    // The monitoring section reads the same scrape as /metrics: the panel's counters (the
+    // requests above among them, by route pattern) and whether the host's stored scrape was read.
+    assert!(dashboard.body.contains("hx-get=\"/dashboard/metrics\""));
+    let metrics = send(&panel, Request::get("/dashboard/metrics").header("HX-Request", "true")).await;
+    assert_eq!(metrics.status, 200);
+    assert!(
+        metrics.body.contains("cabinet_panel_requests_total")
+            && metrics.body.contains("route=&quot;/dashboard/audit&quot;,status=&quot;200&quot;")
+            && metrics.body.contains("cabinet_panel_stored_scrape_read"),
+        "{}",
+        metrics.body
+    );
+    let scrape = send(&panel, Request::get("/metrics")).await;
+    assert_eq!(scrape.status, 200, "a development identity on loopback may scrape");
+    assert!(scrape.body.contains("cabinet_panel_ready 1\n"), "{}", scrape.body);
 }
 
 #[tokio::test]

@@ -40,6 +40,39 @@ async fn a_drill_passes_on_a_healthy_setup_and_fails_on_a_damaged_repository() {
     );
     let backup_failures = || production.backup_failures();
     assert_eq!(backup_failures(), vec![], "archiving, a fresh full backup and a passed drill");
+    // The metrics of a healthy setup: the newest backup per repository and type (an
+    // incremental one through the CLI, which records its run), a readable repository without
+    // holes, room on both filesystems, nothing waiting to be archived for long.
+    let incremental = backup(&["run", "--type", "incr"]);
+    assert_eq!(incremental.status.code(), Some(0), "{}", stderr(&incremental));
+    let text = production.metrics();
+    let now = chrono::Utc::now().timestamp() as f64;
+    for newest in [
+        "cabinet_backup_last_end_timestamp_seconds{repo=\"1\",type=\"full\"}",
+        "cabinet_backup_last_end_timestamp_seconds{repo=\"1\",type=\"incr\"}",
+        "cabinet_schedule_last_run_timestamp_seconds{task=\"backup-incr\"}",
+        "cabinet_schedule_last_run_timestamp_seconds{task=\"drill\"}",
+    ] {
+        let at = sample(&text, newest).unwrap_or_else(|| panic!("no {newest}: {text}"));
+        assert!((now - 600.0..=now + 5.0).contains(&at), "{newest} {at}: {text}");
+    }
+    assert!(
+        sample(&text, "cabinet_backup_last_size_bytes{repo=\"1\",type=\"full\"}").unwrap() > 1e6,
+        "{text}"
+    );
+    assert!(
+        sample(&text, "cabinet_backup_last_repository_size_bytes{repo=\"1\",type=\"full\"}").unwrap() > 0.0
+    );
+    assert_eq!(sample(&text, "cabinet_schedule_last_run_success{task=\"backup-incr\"}"), Some(1.0), "{text}");
+    assert_eq!(sample(&text, "cabinet_backup_listing_ok"), Some(1.0), "{text}");
+    assert_eq!(sample(&text, "cabinet_backup_repository_ok{repo=\"1\"}"), Some(1.0), "{text}");
+    assert_eq!(sample(&text, "cabinet_wal_holes{repo=\"1\"}"), Some(0.0), "{text}");
+    assert!(sample(&text, "cabinet_wal_ready_segments").is_some(), "the superuser sees pg_wal: {text}");
+    for filesystem in ["data", "repo1"] {
+        let avail = sample(&text, &format!("cabinet_filesystem_avail_bytes{{filesystem=\"{filesystem}\"}}"));
+        let size = sample(&text, &format!("cabinet_filesystem_size_bytes{{filesystem=\"{filesystem}\"}}"));
+        assert!(avail.zip(size).is_some_and(|(a, s)| 0.0 < a && a <= s), "{filesystem}: {text}");
+    }
 
     // Damage the backup's biggest stored file (a bundle of small files, or a big one of its
     // own): verify names the damaged file (pgBackRest itself exits 0), the drill fails.

@@ -7,7 +7,7 @@ use cabinet_db::backup::run::{self, Kind};
 use sqlx::{Connection, PgConnection};
 
 use crate::backup::{Production, exec, walkdir};
-use crate::harness::{stderr, stdout};
+use crate::harness::{metric_sample, stderr, stdout};
 
 /// One commit per WAL segment after the backup: `hole-0` … `hole-4`, each in a segment of its
 /// own, all archived. Returns the segments' names, in order.
@@ -232,6 +232,10 @@ async fn a_hole_breaks_the_listed_window_fails_the_audit_and_the_drill_until_a_n
     let continuity = judged.iter().find(|(id, _, _)| id == "backup.wal_continuity").unwrap();
     assert_eq!(continuity.1, "fail", "{continuity:?}");
     assert!(continuity.2.contains(&segments[1]), "{continuity:?}");
+    // The metrics count it, so an alert pages (CabinetDbWalHole).
+    let text = production.metrics();
+    assert_eq!(metric_sample(&text, "cabinet_wal_holes{repo=\"1\"}"), Some(1.0), "{text}");
+    assert_eq!(metric_sample(&text, "cabinet_backup_repository_ok{repo=\"1\"}"), Some(1.0), "{text}");
 
     let drilled = production.backup(&["drill"]);
     assert_eq!(drilled.status.code(), Some(1), "{}{}", stdout(&drilled), stderr(&drilled));
