@@ -36,6 +36,7 @@ pub(super) async fn families(url: &DatabaseUrl, roles: &Roles) -> DatabaseFacts 
         let mut families = connections(&mut conn, roles).await.map_err(|e| e.to_string())?;
         families.extend(history(&mut conn).await.map_err(|e| e.to_string())?);
         families.extend(archiver(&mut conn).await.map_err(|e| e.to_string())?);
+        families.extend(drift(&mut conn).await);
         families.extend(waiting_wal(&mut conn).await);
         families.extend(replication(&mut conn).await);
         // Superusers and pg_read_all_settings only: others measure no data directory.
@@ -53,6 +54,24 @@ pub(super) async fn families(url: &DatabaseUrl, roles: &Roles) -> DatabaseFacts 
         Err(reason) => {
             tracing::warn!(%reason, "the database did not answer the metrics' queries");
             DatabaseFacts { families: vec![up(0.0)], data_directory: None }
+        }
+    }
+}
+
+/// How the live schema differs from this binary's models (`migrate check`): tables, columns,
+/// constraints, indexes, triggers, functions someone changed by hand. No sample when the
+/// catalogs could not be read.
+async fn drift(conn: &mut PgConnection) -> Vec<Family> {
+    match crate::schema_diff::drift(conn).await {
+        Ok(differences) => vec![Family::single(
+            "cabinet_schema_differences",
+            "Ways the live schema differs from this binary's models (cabinet-db migrate check); 0: no drift.",
+            Kind::Gauge,
+            differences.len() as f64,
+        )],
+        Err(e) => {
+            tracing::warn!(error = %e, "the schema could not be compared with the models for the metrics");
+            Vec::new()
         }
     }
 }

@@ -39,6 +39,7 @@ async fn connections_per_role_against_their_limits_migrations_and_an_outage_are_
     let known = sample(&text, "cabinet_migrations_known_version").unwrap();
     assert_eq!(sample(&text, "cabinet_migrations_applied_version"), Some(known), "{text}");
     assert_eq!(sample(&text, "cabinet_migrations_pending"), Some(0.0), "{text}");
+    assert_eq!(sample(&text, "cabinet_schema_differences"), Some(0.0), "no drift: {text}");
     assert!(sample(&text, "cabinet_history_rows{table=\"sites_history\"}").is_some(), "{text}");
     // The test cluster does not archive: the counters are there, at zero.
     assert_eq!(sample(&text, "cabinet_wal_archive_failures_total"), Some(0.0), "{text}");
@@ -65,6 +66,19 @@ async fn connections_per_role_against_their_limits_migrations_and_an_outage_are_
     std::io::Write::write_all(&mut lint.stdin.take().unwrap(), text.as_bytes()).unwrap();
     let lint = lint.wait_with_output().unwrap();
     assert!(lint.status.success(), "promtool check metrics: {}{}", stdout(&lint), stderr(&lint));
+
+    // A hand-made index is drift: counted (as the panel's role sees the catalogs).
+    with.db.exec("CREATE INDEX by_hand ON sites (brand_name)").await;
+    let drifted = binary()
+        .env("DATABASE_URL", with.url_as(RoleKind::Admin).expose())
+        .args(["metrics", "--role-prefix", &with.db.role_prefix(), "--backup-config", "/nonexistent"])
+        .output()
+        .unwrap();
+    assert!(
+        sample(&stdout(&drifted), "cabinet_schema_differences").is_some_and(|n| n >= 1.0),
+        "{}",
+        stdout(&drifted)
+    );
 
     // The database gone: the scrape says so, and still succeeds; --out replaces the file whole.
     let dir = tempfile::tempdir().unwrap();
