@@ -147,7 +147,12 @@ WantedBy=multi-user.target
                 &drill_env,
                 &format!("{binary} metrics --out {}", crate::records::STORED_SCRAPE),
             )
-            .replace("[Service]\n", "[Service]\nStateDirectory=cabinet-db/metrics\nStateDirectoryMode=0755\n"),
+            // A scrape that hangs (a database that accepts and never answers) is stopped before
+            // the next one is due: the stored scrape then grows old, and CabinetDbMetricsStale says so.
+            .replace(
+                "[Service]\n",
+                "[Service]\nStateDirectory=cabinet-db/metrics\nStateDirectoryMode=0755\nTimeoutStartSec=50s\n",
+            ),
         ),
         file("cabinet-db-metrics.timer", timer(header, "a scrape of the metrics each minute", "*-*-* *:*:00", None, None)),
         file(
