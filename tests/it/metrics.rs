@@ -108,3 +108,38 @@ async fn connections_per_role_against_their_limits_migrations_and_an_outage_are_
         stderr(&refused)
     );
 }
+
+/// Every family the source makes is in docs/metrics.md's table (with who produces it), and the
+/// table names no family the source does not make.
+#[test]
+fn docs_metrics_lists_every_family_and_nothing_else() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut made = std::collections::BTreeSet::new();
+    for entry in std::fs::read_dir(root.join("src/metrics")).unwrap() {
+        let path = entry.unwrap().path();
+        // The format itself, which makes families for its callers.
+        if path.ends_with("exposition.rs") {
+            continue;
+        }
+        let text = std::fs::read_to_string(path).unwrap();
+        // The unit tests' own families are not the product's.
+        let product = text.split("#[cfg(test)]").next().unwrap();
+        for start in ["Family::new(", "Family::single("] {
+            for piece in product.split(start).skip(1) {
+                let name = piece.trim_start().strip_prefix('"').and_then(|p| p.split('"').next());
+                made.insert(
+                    name.unwrap_or_else(|| panic!("a family whose name is not a literal: {piece:.80}"))
+                        .to_owned(),
+                );
+            }
+        }
+    }
+    let table = std::fs::read_to_string(root.join("docs/metrics.md")).unwrap();
+    let documented: std::collections::BTreeSet<String> = table
+        .lines()
+        .filter_map(|l| l.strip_prefix("| `cabinet_"))
+        .map(|l| format!("cabinet_{}", l.split('`').next().unwrap()))
+        .collect();
+    assert!(made.len() > 40, "{made:?}");
+    assert_eq!(made, documented, "docs/metrics.md and src/metrics disagree");
+}

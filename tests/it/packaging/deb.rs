@@ -100,6 +100,7 @@ fn the_package_holds_the_binary_pages_completions_units_and_one_conffile_and_lin
     // The alert rules Prometheus loads, and the runbook their links point at.
     assert_eq!(mode_of("/usr/share/cabinet-db/prometheus/alerts.yml"), "-rw-r--r--");
     assert_eq!(mode_of("/usr/share/doc/cabinet-db/alerts.md"), "-rw-r--r--");
+    assert_eq!(mode_of("/usr/share/doc/cabinet-db/metrics.md"), "-rw-r--r--");
     mode_of("/usr/share/doc/cabinet-db/copyright");
     mode_of("/usr/share/doc/cabinet-db/changelog.Debian.gz");
 
